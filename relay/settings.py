@@ -1,0 +1,175 @@
+"""The shape of Relay's configuration (SPEC 5): every key, its type and default.
+
+This module only declares; `relay/config.py` loads a TOML file and the `RELAY_`
+environment into these models, resolves secrets from files and reports every
+mistake. Media-plane code receives these plain, frozen models and never touches
+files or the environment itself.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+Seconds = Annotated[float, Field(ge=0)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(Section):
+    rtmp: str | None = "0.0.0.0:1935"  # host:port of the built-in RTMP ingest; None = off
+    srt: str | None = None  # default host:port for SRT inputs that name no `listen`
+    rtmp_app: str = "live"  # encoders publish to rtmp://<pc>:<port>/<app>/<key>
+    handshake_timeout_s: PositiveSeconds = 5.0  # a connection must publish within this
+    idle_timeout_s: PositiveSeconds = 10.0  # a connection with no bytes for this long is closed
+    max_connections: Annotated[int, Field(ge=1)] = 64
+
+
+class InputSettings(Section):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+    kind: Literal["rtmp", "srt", "pull"]
+    priority: Annotated[int, Field(ge=1)] = 1
+    # rtmp
+    key: SecretStr | None = None
+    key_file: str | None = None
+    # srt (listener, one per input)
+    listen: str | None = None  # host:port; defaults to [server] srt
+    streamid: str | None = None
+    passphrase: SecretStr | None = None
+    passphrase_file: str | None = None
+    latency_ms: Annotated[int, Field(ge=20, le=8000)] = 120
+    # pull
+    url: SecretStr | None = None
+    loop: bool = False  # loop a local file
+    open_timeout_s: PositiveSeconds = 5.0
+    read_timeout_s: PositiveSeconds = 3.0
+
+
+class SlateSettings(Section):
+    image: str | None = None  # PNG/JPEG; None = a plain dark slate with Relay's text
+    audio: str = "silence"  # "silence" or an audio file path
+
+
+class OutputSettings(Section):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+    urls: Annotated[list[SecretStr], Field(min_length=1)]  # rtmp://, rtmps://, srt://
+    urls_file: str | None = None  # one URL per line, instead of `urls`
+    enabled: bool = True
+    queue_ms: Annotated[int, Field(ge=200, le=30000)] = 3000  # bounded queue, in media time
+    connect_timeout_s: PositiveSeconds = 5.0
+    reconnect_backoff_s: PositiveSeconds = 0.5  # first retry; doubles, with jitter
+    reconnect_backoff_max_s: PositiveSeconds = 10.0
+    failback: Literal["auto", "manual"] = "auto"
+    probe_interval_s: PositiveSeconds = 30.0  # how often to probe the preferred URL
+
+
+class FailoverSettings(Section):
+    mode: Literal["auto", "manual"] = "auto"
+    failback: Literal["auto", "manual"] = "auto"
+    healthy_for_s: Seconds = 3.0
+    failback_after_s: Seconds = 10.0
+    min_dwell_s: Seconds = 5.0
+    escalate_after_s: Seconds = 15.0
+    switch_at: Literal["buffered", "next"] = "buffered"
+    max_added_delay_ms: Annotated[int, Field(ge=0)] = 1000
+    verify_within_s: PositiveSeconds = 2.0
+
+
+class ThresholdSettings(Section):
+    """Every row of SPEC 3. A fault clears after its condition is absent for `clear_after_s`."""
+
+    clear_after_s: Seconds = 1.0
+    # disconnected / stalled
+    input_stall_ms: Annotated[int, Field(ge=50)] = 700
+    # cadence
+    cadence_gap_ms: Annotated[int, Field(ge=1)] = 150  # tier 3: single gap from this up to the stall
+    cadence_fps_ratio: Annotated[float, Field(gt=0, le=1)] = 0.8  # tier 2: fps below this x nominal
+    cadence_jitter_frames: Annotated[float, Field(gt=0)] = 3.0  # tier 2: p95 jitter in frame intervals
+    cadence_hold_s: Seconds = 3.0
+    # black (like blackdetect)
+    black_luma: Annotated[float, Field(gt=0, lt=1)] = 0.10  # pixel is dark below this share of range
+    black_pixels: Annotated[float, Field(gt=0, le=1)] = 0.98  # picture is black above this dark share
+    black_s: Seconds = 2.0
+    # frozen (like freezedetect)
+    frozen_db: float = -60.0
+    frozen_warn_s: Seconds = 3.0
+    frozen_fail_s: Seconds = 10.0
+    # silence
+    silence_dbfs: float = -60.0
+    silence_warn_s: Seconds = 3.0
+    silence_fail_s: Seconds = 10.0
+    # audio_missing
+    audio_missing_s: Seconds = 2.0
+    # drift: audio minus video timeline vs its baseline; positive = audio stamped late (lags)
+    drift_hold_s: Seconds = 2.0
+    drift_baseline_s: PositiveSeconds = 3.0
+    drift_minor_lead_ms: Annotated[int, Field(ge=0)] = 45
+    drift_minor_lag_ms: Annotated[int, Field(ge=0)] = 125
+    drift_warn_lead_ms: Annotated[int, Field(ge=0)] = 90
+    drift_warn_lag_ms: Annotated[int, Field(ge=0)] = 185
+    drift_fail_ms: Annotated[int, Field(ge=0)] = 500
+    # bitrate
+    bitrate_drop_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    bitrate_median_window_s: PositiveSeconds = 60.0
+    bitrate_drop_s: Seconds = 5.0
+    bitrate_floor_kbps: Annotated[float, Field(ge=0)] = 0.0  # 0 = no floor
+    bitrate_fail_kbps: Annotated[float, Field(ge=0)] = 50.0
+    bitrate_fail_s: Seconds = 2.0
+    # srt_link
+    srt_rtt_ms: Annotated[float, Field(gt=0)] = 300.0
+    srt_loss_pct: Annotated[float, Field(ge=0)] = 5.0
+    srt_hold_s: Seconds = 5.0
+    # push
+    push_stall_s: PositiveSeconds = 3.0
+    push_failed_reconnects: Annotated[int, Field(ge=1)] = 2
+    # host
+    host_cpu_pct: Annotated[float, Field(gt=0, le=100)] = 90.0
+    host_cpu_s: Seconds = 10.0
+    host_mem_free_pct: Annotated[float, Field(ge=0, le=100)] = 5.0
+    host_disk_free_gb: Annotated[float, Field(ge=0)] = 1.0
+    host_disk_path: str = "/"
+
+
+class MqttSettings(Section):
+    enabled: bool = True
+    host: str = "localhost"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    topic_prefix: str = "relay"
+    protocol: Literal["5", "3.1.1", "auto"] = "auto"
+    health_interval_s: PositiveSeconds = 2.0
+    thumbnail_interval_s: Seconds = 0.0
+    discovery: bool = False
+    event_buffer: Annotated[int, Field(ge=10)] = 1000
+    max_request_bytes: Annotated[int, Field(ge=64)] = 4096
+
+
+class JournalSettings(Section):
+    path: str = "/var/lib/relay/journal.sqlite3"
+    retention_days: Annotated[float, Field(gt=0)] = 30.0
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class RelaySettings(Section):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "relay"
+    server: ServerSettings = ServerSettings()
+    inputs: Annotated[list[InputSettings], Field(min_length=1)]
+    slate: SlateSettings = SlateSettings()
+    outputs: list[OutputSettings] = []
+    failover: FailoverSettings = FailoverSettings()
+    thresholds: ThresholdSettings = ThresholdSettings()
+    mqtt: MqttSettings = MqttSettings()
+    journal: JournalSettings = JournalSettings()
+    log: LogSettings = LogSettings()
