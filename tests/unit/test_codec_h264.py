@@ -1,0 +1,135 @@
+"""H.264 helpers against real libx264 output produced by PyAV (in memory, no files)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import av
+import numpy as np
+import pytest
+
+from relay.codec import h264
+
+
+@dataclass
+class Encoded:
+    avcc_extradata: bytes  # the avcC record as the MP4 muxer stored it
+    mp4_packets: list[tuple[bytes, bool]]  # AVCC access units, demuxer's keyframe flag
+    ts_packets: list[tuple[bytes, bool]]  # the same pictures as MPEG-TS carries them (Annex B)
+
+
+def _encode(width: int, height: int, pix_fmt: str = "yuv420p", options: dict[str, str] | None = None,
+            frames: int = 4) -> Encoded:
+    out: dict[str, io.BytesIO] = {}
+    for fmt in ("mp4", "mpegts"):
+        buf = io.BytesIO()
+        container = av.open(buf, "w", format=fmt)
+        stream = container.add_stream("libx264", rate=30, options={"g": "2", **(options or {})})
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        rng = np.random.default_rng(1)
+        for _ in range(frames):
+            picture = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=pix_fmt)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+        container.close()
+        buf.seek(0)
+        out[fmt] = buf
+    with av.open(out["mp4"], "r") as mp4:
+        extradata = bytes(mp4.streams.video[0].codec_context.extradata or b"")
+        mp4_packets = [(bytes(p), p.is_keyframe) for p in mp4.demux(video=0) if p.size]
+    with av.open(out["mpegts"], "r") as ts:
+        ts_packets = [(bytes(p), p.is_keyframe) for p in ts.demux(video=0) if p.size]
+    return Encoded(extradata, mp4_packets, ts_packets)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "pix_fmt", "options"),
+    [
+        (640, 360, "yuv420p", None),
+        (1280, 720, "yuv420p", None),
+        (1920, 1080, "yuv420p", None),  # 1088 coded lines, cropped by 8
+        (854, 480, "yuv420p", None),  # width cropped too (864 coded)
+        (640, 360, "yuv420p", {"profile": "baseline"}),  # no chroma/bit-depth fields
+        (1280, 720, "yuv420p", {"x264-params": "cqm=jvt"}),  # scaling matrices in the SPS
+        (320, 180, "yuv444p", None),  # High 4:4:4, chroma_format 3: crop unit 1
+        (1920, 1080, "yuv420p", {"x264-params": "interlaced=1"}),  # frame_mbs_only = 0
+    ],
+)
+def test_parse_avcc_config_reads_the_picture_size(
+    width: int, height: int, pix_fmt: str, options: dict[str, str] | None
+) -> None:
+    enc = _encode(width, height, pix_fmt, options, frames=2)
+    info = h264.parse_avcc_config(enc.avcc_extradata)
+    assert (info.width, info.height) == (width, height)
+    assert info.nal_length_size == 4
+    assert len(info.sps) == 1 and len(info.pps) == 1
+    assert info.profile == info.sps[0][1]
+    if options == {"profile": "baseline"}:
+        assert info.profile == 66
+    if pix_fmt == "yuv444p":
+        assert h264.parse_sps(info.sps[0]).chroma_format == 3
+    # Rebuilding from the parameter sets gives FFmpeg's record byte for byte.
+    assert h264.build_avcc_config(info.sps, info.pps) == enc.avcc_extradata
+
+
+def test_annexb_from_mpegts_converts_to_the_same_avcc_as_mp4() -> None:
+    enc = _encode(1920, 1080, frames=5)
+    mp4_info = h264.parse_avcc_config(enc.avcc_extradata)
+    assert len(enc.ts_packets) == len(enc.mp4_packets) == 5
+    for (ts_data, ts_key), (mp4_data, mp4_key) in zip(enc.ts_packets, enc.mp4_packets, strict=True):
+        frame = h264.annexb_to_avcc(ts_data)
+        assert frame.idr == ts_key == mp4_key == h264.is_keyframe_avcc(frame.data)
+        if frame.idr:
+            # MPEG-TS repeats the parameter sets in band before every IDR.
+            assert frame.sps == mp4_info.sps and frame.pps == mp4_info.pps
+            assert h264.build_avcc_config(frame.sps, frame.pps) == enc.avcc_extradata
+        else:
+            assert frame.sps == [] and frame.pps == []
+        # Same slices and SEI; the AUD (type 9) and parameter sets are gone.
+        assert [h264.nal_type(n) for n in h264.split_avcc(frame.data)] == [
+            h264.nal_type(n) for n in h264.split_avcc(mp4_data)
+        ]
+        assert frame.data == mp4_data
+
+
+def test_avcc_to_annexb_round_trip() -> None:
+    enc = _encode(640, 360, frames=3)
+    for data, _ in enc.mp4_packets:
+        annexb = h264.avcc_to_annexb(data)
+        assert annexb.startswith(b"\x00\x00\x00\x01")
+        assert h264.annexb_to_avcc(annexb).data == data
+
+
+def test_avcc_to_annexb_with_two_byte_lengths() -> None:
+    sps_like = bytes([0x65, 0x88, 0x84, 0x00])
+    data = len(sps_like).to_bytes(2, "big") + sps_like
+    assert h264.avcc_to_annexb(data, nal_length_size=2) == b"\x00\x00\x00\x01" + sps_like
+    assert h264.is_keyframe_avcc(data, nal_length_size=2)
+
+
+def test_split_annexb_handles_three_and_four_byte_start_codes() -> None:
+    stream = b"\x00\x00\x00\x01\x09\xf0" + b"\x00\x00\x01\x41\x9a\x02" + b"\x00\x00\x01\x41\x9b\x00\x00"
+    assert h264.split_annexb(stream) == [b"\x09\xf0", b"\x41\x9a\x02", b"\x41\x9b"]
+
+
+def test_exp_golomb_and_emulation_prevention() -> None:
+    assert h264.unescape_rbsp(b"\x00\x00\x03\x01\x00\x00\x03\x00") == b"\x00\x00\x01\x00\x00\x00"
+    # bits: 1 | 010 | 011 | 00100 | 00101 -> ue 0, 1, 2, 3, 4; se of 4 is -2
+    r = h264._BitReader(bytes([0b10100110, 0b01000010, 0b10000000]))
+    assert [r.ue(), r.ue(), r.ue(), r.ue()] == [0, 1, 2, 3]
+    assert r.se() == -2
+
+
+def test_malformed_input_raises_h264error() -> None:
+    with pytest.raises(h264.H264Error):
+        h264.parse_avcc_config(b"\x00\x64\x00\x1f")
+    with pytest.raises(h264.H264Error):
+        h264.parse_avcc_config(bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0x00, 0x40, 0x67]))  # SPS cut short
+    with pytest.raises(h264.H264Error):
+        h264.split_avcc(b"\x00\x00\x00\x09\x65")
+    with pytest.raises(h264.H264Error):
+        h264.parse_sps(b"\x67\x64")
+    with pytest.raises(h264.H264Error):
+        h264.build_avcc_config([], [b"\x68\xee"])
