@@ -1,0 +1,661 @@
+"""The failover policy: which input is on air, and why (SPEC 3 and 4).
+
+`FailoverPolicy` is a plain state machine. It reads no clock and touches no media:
+the daemon feeds it the time (monotonic seconds) and the watchers' view of every
+input (`InputStatus`), plus staff commands, and it answers with `Decision`s. The
+switcher performs a decision on a keyframe and reports back through
+`switch_result`. The policy records ``active = decision.to`` as soon as it returns
+a decision.
+
+    policy = FailoverPolicy(settings.failover, {"main": 1, "backup": 2})
+    decision = policy.evaluate(now, statuses)            # call on every watcher tick
+    result = policy.command(now, "failover", {"to": "backup"}, statuses)
+    policy.switch_result(now, "backup", verified=True)   # from the switcher
+    for event in policy.take_events(): bus.emit(event)   # escalations, drills, failed switches
+
+Words used below:
+
+- *failing*: disconnected, a tier-1 fault, no status from its watcher, or a switch to it
+  that failed verification less than `failed_switch_hold_s` ago.
+- *healthy for N s*: connected, no tier-1 or tier-2 fault, for at least N s (counted from
+  `InputStatus.healthy_since`, and never from before a failed switch's hold ended).
+- *nothing to show*: disconnected, `stalled`/`disconnected` fault, or a failed switch.
+  The slate counts as nothing to show too (it is the absence of a programme).
+
+Rules in `auto` mode (evaluated in this order):
+
+1. A drill in progress owns the air: it ends after its seconds (back to the input that
+   was active, reason ``drill``) or at once when the drill target is failing (back to the
+   input that was active, or the best healthy one, or the slate; reason ``fault``). A
+   drill runs to its end in `manual` mode too: it is a command's consequence.
+2. On the slate, the best input healthy for `healthy_for_s` goes on air, reason
+   ``recovered`` (detail ``startup: ...`` the first time). The policy starts on the slate.
+3. The active input is failing, or a tier-2 fault of it has lasted `escalate_after_s`
+   while another input is healthy for `healthy_for_s` (*escalation*): switch to the best
+   input healthy for `healthy_for_s`, else to the slate; reason ``fault``, the detail
+   names the cause (``main: escalated: frozen tier 2 for 15 s; backup healthy for 40 s``).
+4. Failback `auto`: a more preferred input healthy for `failback_after_s` goes back on
+   air, reason ``failback``. Failback `manual`: only the ``failback`` command does it.
+
+No flapping: an automatic switch less than `min_dwell_s` after the previous automatic
+switch waits (snapshot ``held`` says why), unless the active input has nothing to show.
+
+`manual` mode: no automatic decision; the one `auto` would take is kept in the snapshot
+as ``suggested``, and escalations are still reported as tier-1 faults (the alarm).
+
+Commands (`command(now, name, args, statuses)`, args as they come from MQTT; an extra
+``transaction`` key is accepted everywhere). Every error names what is wrong:
+
+- ``failover`` {``to``?}: to `to`, or to the best input healthy for `healthy_for_s`
+  other than the active one, else the slate. Repeating a ``failover`` without ``to``
+  while its earlier choice is still on air is a no-op (QoS 1 may deliver twice; a
+  duplicate must not bounce the air back).
+- ``failback`` {}: to the most preferred input healthy for `healthy_for_s`.
+- ``switch`` {``to``, ``force``?}: to that input. A failing target is refused unless
+  ``force`` is true, which is only accepted in `manual` mode (in `auto` the fault rule
+  would switch away again at once).
+- ``mode`` {``mode`` or ``value``}: ``auto``/``manual``.
+- ``failback_policy`` {``policy`` or ``value``}: ``auto``/``manual``.
+- ``drill`` {``to``?, ``seconds``}: `to` (default: the best healthy other input) for
+  that many seconds (0 < s <= 3600), then back.
+
+A command that names what is already true is ``ok`` and changes nothing. A
+``transaction`` seen before for the same command replays the first answer without its
+decision (``data["duplicate"] = True``). A command switch *pins* the choice: automatic
+failback (and leaving a commanded slate) waits until a ``failback`` command, a
+fault-driven switch, or a change to `auto` mode. Commands are never held by
+`min_dwell_s`. A switching command during a drill ends the drill (not passed).
+
+Events: `take_events()` drains what the policy itself has to say, as `relay.events`
+objects: ``fault_raised``/``fault_cleared`` tier 1 for escalations (detail
+``escalated: <signal> tier 2 for N s``), ``switch_failed``, ``drill_started`` and
+``drill_finished``. The ``switched`` event is the switcher's (it measures the gap).
+
+All times in `snapshot()` are on the caller's (monotonic) clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from relay.events import DrillFinished, DrillStarted, Event, FaultCleared, FaultRaised, SwitchFailed
+from relay.settings import FailoverSettings
+from relay.watch.status import InputStatus, OpenFault
+
+Reason = Literal["fault", "command", "drill", "failback", "recovered"]
+Statuses = Mapping[str, InputStatus]  # input id -> what its watchers say now
+
+COMMANDS: tuple[str, ...] = ("failover", "failback", "switch", "mode", "failback_policy", "drill")
+_ARGS: dict[str, frozenset[str]] = {
+    "failover": frozenset({"to"}),
+    "failback": frozenset(),
+    "switch": frozenset({"to", "force"}),
+    "mode": frozenset({"mode", "value"}),
+    "failback_policy": frozenset({"policy", "value"}),
+    "drill": frozenset({"to", "seconds"}),
+}
+# Signals after which the active input shows nothing at all: waiting out min_dwell_s
+# would only prolong the gap (SPEC 4, "faults aside that leave nothing to show").
+_NOTHING_TO_SHOW = frozenset({"disconnected", "stalled"})
+MAX_DRILL_S = 3600.0
+_REMEMBERED_TRANSACTIONS = 64
+_EVENT_BACKLOG = 256  # bounded: nobody draining must not grow memory
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Put `to` on air. `from_` is what was on air when the decision was taken."""
+
+    to: str
+    reason: Reason
+    detail: str
+    from_: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The answer to a command: `ok` with `data` (and maybe a decision), or an `error`."""
+
+    ok: bool
+    error: str | None = None
+    decision: Decision | None = None
+    data: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Drill:
+    to: str
+    return_to: str
+    seconds: float
+    started: float
+    until: float
+    verified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Want:
+    """A switch the automatic rules would make."""
+
+    to: str
+    reason: Reason
+    detail: str
+    urgent: bool  # the active input has nothing to show: min_dwell_s does not apply
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out; its message goes back to the sender."""
+
+
+def _secs(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0")
+
+
+class FailoverPolicy:
+    """Decides which input is on air. See the module docstring for the rules."""
+
+    def __init__(
+        self,
+        settings: FailoverSettings,
+        priorities: Mapping[str, int],
+        slate_id: str = "slate",
+        failed_switch_hold_s: float | None = None,
+    ) -> None:
+        if slate_id in priorities:
+            raise ValueError(f"input id {slate_id!r} is reserved for the slate")
+        self.settings = settings
+        self.slate_id = slate_id
+        self.priorities: dict[str, int] = dict(priorities)
+        # Preference order; ties broken by id so that decisions never depend on dict order.
+        self._ranked: list[str] = sorted(self.priorities, key=lambda i: (self.priorities[i], i))
+        # How long an input whose switch was not verified counts as failing.
+        self.failed_switch_hold_s = (
+            settings.failback_after_s if failed_switch_hold_s is None else failed_switch_hold_s
+        )
+        self.active: str = slate_id
+        self.mode: str = settings.mode
+        self.failback: str = settings.failback
+        self._since: float | None = None  # when `active` went on air; None: the start-up slate
+        self._last_auto: float | None = None  # time of the last automatic switch (min_dwell_s)
+        self._last: tuple[float, Decision] | None = None
+        self._pinned = False
+        self._failover_choice: str | None = None
+        self._pending: str | None = None  # decided, not yet verified by the switcher
+        self._failed_at: dict[str, float] = {}
+        self._drill: _Drill | None = None
+        self._escalated: dict[tuple[str, str, float], tuple[OpenFault, float]] = {}
+        self._held: str | None = None
+        self._suggested: Decision | None = None
+        self._events: deque[Event] = deque(maxlen=_EVENT_BACKLOG)
+        self._transactions: OrderedDict[tuple[str, str], CommandResult] = OrderedDict()
+        self._now: float | None = None  # the latest time seen, for the snapshot
+
+    # ------------------------------------------------------------------ automatic rules
+
+    def evaluate(self, now: float, inputs: Statuses) -> Decision | None:
+        """Apply the rules at `now`; return the switch to make, if any."""
+        self._now = now
+        self._track_escalations(now, inputs)
+        if self._drill is not None:
+            self._held = None
+            self._suggested = None
+            return self._evaluate_drill(now, self._drill, inputs)
+        want = self._automatic_choice(now, inputs)
+        if want is None:
+            self._held = None
+            self._suggested = None
+            return None
+        if self.mode == "manual":
+            self._held = None
+            self._suggested = Decision(want.to, want.reason, want.detail, self.active)
+            return None
+        self._suggested = None
+        if not want.urgent and self._last_auto is not None:
+            waited = now - self._last_auto
+            if waited < self.settings.min_dwell_s:
+                left = self.settings.min_dwell_s - waited
+                self._held = f"min_dwell: {want.to} ({want.reason}) in {_secs(left)} s"
+                return None
+        if want.reason == "fault":
+            self._pinned = False
+        return self._go(now, want.to, want.reason, want.detail, automatic=True)
+
+    def _automatic_choice(self, now: float, inputs: Statuses) -> _Want | None:
+        active = self.active
+        healthy_for_s = self.settings.healthy_for_s
+        if active == self.slate_id:
+            if self._pinned:
+                return None
+            best = self._best_healthy(now, inputs, healthy_for_s)
+            if best is None:
+                return None
+            how = f"{best} healthy for {self._healthy_text(now, best, inputs)} s"
+            detail = f"startup: {how}" if self._since is None else f"{how}; leaving the slate"
+            return _Want(best, "recovered", detail, urgent=True)
+        trouble = self._trouble(now, active, inputs)
+        if trouble is not None:
+            why, urgent = trouble
+            best = self._best_healthy(now, inputs, healthy_for_s, exclude=active)
+            if best is None:
+                return _Want(self.slate_id, "fault", f"{active}: {why}; no healthy input, slate", urgent)
+            how = f"{best} healthy for {self._healthy_text(now, best, inputs)} s"
+            return _Want(best, "fault", f"{active}: {why}; {how}", urgent)
+        if self.failback == "auto" and not self._pinned:
+            better = self._best_healthy(now, inputs, self.settings.failback_after_s, better_than=active)
+            if better is not None:
+                how = f"{better} healthy for {self._healthy_text(now, better, inputs)} s"
+                return _Want(better, "failback", how, urgent=False)
+        return None
+
+    def _evaluate_drill(self, now: float, drill: _Drill, inputs: Statuses) -> Decision | None:
+        trouble = self._trouble(now, drill.to, inputs)
+        if trouble is not None:
+            why = trouble[0]
+            back = drill.return_to
+            if self._failing(now, back, inputs) is not None:
+                best = self._best_healthy(now, inputs, self.settings.healthy_for_s, exclude=drill.to)
+                back = self.slate_id if best is None else best
+            self._finish_drill(now, passed=False, figures={"aborted": why, "returned_to": back})
+            # A real fault wins over the rehearsal, in either mode: get off the failing target now.
+            return self._go(
+                now, back, "fault", f"drill to {drill.to} aborted: {drill.to}: {why}; back to {back}",
+                automatic=True,
+            )
+        if now < drill.until:
+            return None
+        back_failing = self._failing(now, drill.return_to, inputs)
+        if back_failing is not None:
+            # Nowhere good to return to: stay on the drill target; the normal rules take over.
+            self._finish_drill(now, passed=drill.verified, figures={
+                "returned_to": None, "not_returned": f"{drill.return_to}: {back_failing[0]}"})
+            return None
+        self._finish_drill(now, passed=drill.verified, figures={"returned_to": drill.return_to})
+        return self._go(
+            now, drill.return_to, "drill",
+            f"drill to {drill.to} finished after {_secs(drill.seconds)} s; back to {drill.return_to}",
+            automatic=False,
+        )
+
+    # ------------------------------------------------------------------ input conditions
+
+    def _failing(self, now: float, input_id: str, inputs: Statuses) -> tuple[str, bool] | None:
+        """Why `input_id` must not be on air, and whether it has nothing to show; None if fine."""
+        if input_id == self.slate_id:
+            return None
+        failed_at = self._failed_at.get(input_id)
+        if failed_at is not None and now < failed_at + self.failed_switch_hold_s:
+            return "switch not verified", True
+        status = inputs.get(input_id)
+        if status is None:
+            return "no status from its watcher", True
+        if not status.connected:
+            return "disconnected", True
+        tier1 = sorted((f for f in status.faults if f.tier == 1), key=lambda f: (f.since, f.signal))
+        for fault in tier1:
+            if fault.signal in _NOTHING_TO_SHOW:
+                return f"{fault.signal} (tier 1)", True
+        if tier1:
+            return f"{tier1[0].signal} (tier 1)", False
+        return None
+
+    def _trouble(self, now: float, input_id: str, inputs: Statuses) -> tuple[str, bool] | None:
+        """Why the on-air input `input_id` should be left: failing, or an escalated tier 2."""
+        failing = self._failing(now, input_id, inputs)
+        if failing is not None:
+            return failing
+        escalated = self._escalation(now, input_id, inputs)
+        if escalated is not None:
+            return self._escalation_text(now, escalated), False
+        return None
+
+    def _escalation(self, now: float, input_id: str, inputs: Statuses) -> OpenFault | None:
+        """The oldest tier-2 fault held for escalate_after_s, if a healthy backup exists (SPEC 3)."""
+        status = inputs.get(input_id)
+        if input_id == self.slate_id or status is None:
+            return None
+        old = [f for f in status.faults if f.tier == 2 and now - f.since >= self.settings.escalate_after_s]
+        if not old:
+            return None
+        if self._best_healthy(now, inputs, self.settings.healthy_for_s, exclude=input_id) is None:
+            return None
+        return min(old, key=lambda f: (f.since, f.signal))
+
+    @staticmethod
+    def _escalation_text(now: float, fault: OpenFault) -> str:
+        return f"escalated: {fault.signal} tier 2 for {_secs(now - fault.since)} s"
+
+    def _healthy_for(self, now: float, input_id: str, inputs: Statuses) -> float | None:
+        """How long `input_id` has been healthy; None while it is not."""
+        status = inputs.get(input_id)
+        if status is None or not status.connected or status.healthy_since is None:
+            return None
+        if any(f.tier <= 2 for f in status.faults):
+            return None
+        since = status.healthy_since
+        failed_at = self._failed_at.get(input_id)
+        if failed_at is not None:
+            # Health observed during a failed switch's hold does not count.
+            since = max(since, failed_at + self.failed_switch_hold_s)
+        return None if now < since else now - since
+
+    def _healthy_text(self, now: float, input_id: str, inputs: Statuses) -> str:
+        return _secs(self._healthy_for(now, input_id, inputs) or 0.0)
+
+    def _best_healthy(
+        self,
+        now: float,
+        inputs: Statuses,
+        for_s: float,
+        exclude: str | None = None,
+        better_than: str | None = None,
+    ) -> str | None:
+        """The most preferred input healthy for `for_s` (optionally more preferred than one)."""
+        for input_id in self._ranked:
+            if input_id == better_than:
+                return None
+            if input_id == exclude:
+                continue
+            healthy = self._healthy_for(now, input_id, inputs)
+            if healthy is not None and healthy >= for_s:
+                return input_id
+        return None
+
+    def _track_escalations(self, now: float, inputs: Statuses) -> None:
+        """Raise a tier-1 fault once per escalated tier-2 fault; clear it once when it clears."""
+        fault = self._escalation(now, self.active, inputs)
+        if fault is not None:
+            key = (self.active, fault.signal, fault.since)
+            if key not in self._escalated:
+                self._escalated[key] = (fault, now)
+                self._events.append(FaultRaised(
+                    signal=fault.signal, tier=1, value=fault.value, threshold=fault.threshold,
+                    input=self.active, detail=self._escalation_text(now, fault),
+                ))
+        for key, (old, raised_at) in list(self._escalated.items()):
+            status = inputs.get(key[0])
+            still_open = status is not None and any(
+                f.signal == old.signal and f.since == old.since for f in status.faults
+            )
+            if not still_open:
+                del self._escalated[key]
+                self._events.append(FaultCleared(
+                    signal=old.signal, tier=1, value=old.value, threshold=old.threshold,
+                    input=key[0], duration_s=now - raised_at,
+                ))
+
+    # ------------------------------------------------------------------ switching
+
+    def _go(self, now: float, to: str, reason: Reason, detail: str, *, automatic: bool) -> Decision:
+        decision = Decision(to=to, reason=reason, detail=detail, from_=self.active)
+        self.active = to
+        self._since = now
+        self._pending = to
+        self._last = (now, decision)
+        if automatic:
+            self._last_auto = now
+        self._failover_choice = None
+        self._held = None
+        self._suggested = None
+        return decision
+
+    def switch_result(self, now: float, to: str, verified: bool) -> None:
+        """The switcher's report: did media flow on the path to `to` within verify_within_s?"""
+        self._now = now
+        if self._pending == to:
+            self._pending = None
+        if verified:
+            self._failed_at.pop(to, None)
+            if self._drill is not None and self._drill.to == to and self.active == to:
+                self._drill.verified = True
+            return
+        within = _secs(self.settings.verify_within_s)
+        self._events.append(SwitchFailed(to=to, reason=f"no media within {within} s", input=to))
+        if to == self.slate_id:
+            return  # the last resort: there is nowhere else to go
+        # A failed switch is itself a tier-1 fault (SPEC 4): the next evaluate moves on.
+        self._failed_at[to] = now
+
+    def _finish_drill(self, now: float, *, passed: bool, figures: dict[str, object]) -> None:
+        drill = self._drill
+        if drill is None:
+            return
+        self._drill = None
+        self._events.append(DrillFinished(to=drill.to, passed=passed, figures={
+            "seconds": drill.seconds, "on_air_s": now - drill.started, "verified": drill.verified, **figures,
+        }))
+
+    # ------------------------------------------------------------------ commands
+
+    def command(
+        self, now: float, name: str, args: Mapping[str, object], inputs: Statuses
+    ) -> CommandResult:
+        """Carry out a staff command; see the module docstring for each one."""
+        self._now = now
+        transaction = args.get("transaction")
+        key = None if transaction is None else (name, str(transaction))
+        if key is not None and key in self._transactions:
+            first = self._transactions[key]
+            return replace(first, decision=None, data={**first.data, "duplicate": True})
+        try:
+            result = self._command(now, name, args, inputs)
+        except CommandError as error:
+            result = CommandResult(ok=False, error=str(error), data={"active": self.active})
+        if key is not None:
+            self._transactions[key] = result
+            while len(self._transactions) > _REMEMBERED_TRANSACTIONS:
+                self._transactions.popitem(last=False)
+        return result
+
+    def _command(
+        self, now: float, name: str, args: Mapping[str, object], inputs: Statuses
+    ) -> CommandResult:
+        allowed = _ARGS.get(name)
+        if allowed is None:
+            raise CommandError(f"unknown command {name!r}; the failover commands are {', '.join(COMMANDS)}")
+        extra = sorted(set(args) - allowed - {"transaction"})
+        if extra:
+            accepted = ", ".join(sorted(allowed)) or "none"
+            raise CommandError(f"{name}: unexpected argument {extra[0]!r} (accepted: {accepted})")
+        if name == "failover":
+            return self._failover(now, self._input_arg(args, "to", required=False), inputs)
+        if name == "failback":
+            return self._failback_now(now, inputs)
+        if name == "switch":
+            to = self._input_arg(args, "to", required=True)
+            assert to is not None
+            force = args.get("force", False)
+            if not isinstance(force, bool):
+                raise CommandError(f"switch: 'force' must be true or false, got {force!r}")
+            return self._switch(now, to, force, inputs)
+        if name == "mode":
+            return self._set_mode(self._choice_arg(args, name, "mode"))
+        if name == "failback_policy":
+            return self._set_failback(self._choice_arg(args, name, "policy"))
+        return self._start_drill(now, args, inputs)
+
+    def _input_arg(self, args: Mapping[str, object], key: str, *, required: bool) -> str | None:
+        value = args.get(key)
+        if value is None:
+            if required:
+                raise CommandError(f"missing {key!r}: name an input ({self._known_list()})")
+            return None
+        if not isinstance(value, str):
+            raise CommandError(f"{key!r} must be an input id (a string), got {value!r}")
+        if value != self.slate_id and value not in self.priorities:
+            raise CommandError(f"unknown input {value!r}; inputs are {self._known_list()}")
+        return value
+
+    def _known_list(self) -> str:
+        return ", ".join([*self._ranked, self.slate_id])
+
+    @staticmethod
+    def _choice_arg(args: Mapping[str, object], name: str, key: str) -> str:
+        value = args.get(key, args.get("value"))
+        if value not in ("auto", "manual"):
+            raise CommandError(f"{name}: {key!r} must be 'auto' or 'manual', got {value!r}")
+        assert isinstance(value, str)
+        return value
+
+    def _ok(self, decision: Decision | None, **data: object) -> CommandResult:
+        body: dict[str, object] = {"active": self.active, "changed": decision is not None}
+        body.update(data)
+        return CommandResult(ok=True, decision=decision, data=body)
+
+    def _refuse_failing(self, now: float, verb: str, to: str, inputs: Statuses) -> None:
+        failing = self._failing(now, to, inputs)
+        if failing is not None:
+            raise CommandError(f"{verb}: {to!r} is failing ({failing[0]}); refusing to put it on air")
+
+    def _failover(self, now: float, to: str | None, inputs: Statuses) -> CommandResult:
+        if to is None:
+            if self._failover_choice == self.active:
+                return self._ok(None, note=f"already failed over to {self.active!r}; name 'to' to move on")
+            best = self._best_healthy(now, inputs, self.settings.healthy_for_s, exclude=self.active)
+            if best is None:
+                if self.active == self.slate_id:
+                    raise CommandError("failover: no input is healthy and the slate is already on air")
+                best = self.slate_id
+            to = best
+        elif to == self.active:
+            self._pinned = True
+            return self._ok(None, note=f"{to!r} is already on air")
+        else:
+            self._refuse_failing(now, "failover", to, inputs)
+        self._cancel_drill(now, "failover command")
+        decision = self._go(now, to, "command", f"failover command: {self.active} -> {to}", automatic=False)
+        self._failover_choice = to
+        self._pinned = True
+        return self._ok(decision)
+
+    def _failback_now(self, now: float, inputs: Statuses) -> CommandResult:
+        best = self._best_healthy(now, inputs, self.settings.healthy_for_s)
+        if best is None:
+            raise CommandError(
+                f"failback: no input has been healthy for {_secs(self.settings.healthy_for_s)} s; "
+                f"staying on {self.active!r}"
+            )
+        self._pinned = False
+        if best == self.active and self._drill is None:
+            return self._ok(None, note=f"{best!r} is already on air")
+        self._cancel_drill(now, "failback command")
+        if best == self.active:
+            return self._ok(None, note=f"{best!r} is already on air; drill ended")
+        return self._ok(self._go(now, best, "command", f"failback command: {self.active} -> {best}",
+                                 automatic=False))
+
+    def _switch(self, now: float, to: str, force: bool, inputs: Statuses) -> CommandResult:
+        if to == self.active:
+            self._pinned = True
+            self._cancel_drill(now, "switch command")  # "keep this on air": no return
+            return self._ok(None, note=f"{to!r} is already on air")
+        failing = self._failing(now, to, inputs)
+        if failing is not None and not force:
+            raise CommandError(
+                f"switch: {to!r} is failing ({failing[0]}); send force: true in manual mode to switch anyway"
+            )
+        if failing is not None and self.mode != "manual":
+            raise CommandError(
+                "switch: force is only accepted in manual mode (in auto mode the fault rule would "
+                f"switch away from {to!r} at once)"
+            )
+        self._cancel_drill(now, "switch command")
+        detail = f"switch command: {self.active} -> {to}"
+        if failing is not None:
+            detail += f" (forced: {failing[0]})"
+        decision = self._go(now, to, "command", detail, automatic=False)
+        self._pinned = True
+        return self._ok(decision)
+
+    def _set_mode(self, mode: str) -> CommandResult:
+        if mode == self.mode:
+            return self._ok(None, mode=mode)
+        self.mode = mode
+        if mode == "auto":
+            self._pinned = False  # back to auto: the automatic rules, failback included, apply again
+        self._suggested = None
+        return self._ok(None, mode=mode)
+
+    def _set_failback(self, policy: str) -> CommandResult:
+        self.failback = policy
+        return self._ok(None, failback=policy)
+
+    def _start_drill(self, now: float, args: Mapping[str, object], inputs: Statuses) -> CommandResult:
+        to = self._input_arg(args, "to", required=False)
+        seconds = args.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise CommandError(f"drill: 'seconds' must be a number of seconds, got {seconds!r}")
+        seconds = float(seconds)
+        if not (0 < seconds <= MAX_DRILL_S) or math.isnan(seconds):
+            raise CommandError(
+                f"drill: 'seconds' must be above 0 and at most {_secs(MAX_DRILL_S)}, got {seconds!r}"
+            )
+        drill = self._drill
+        if drill is not None:
+            if to in (None, drill.to) and seconds == drill.seconds:
+                return self._ok(None, drill=self._drill_state(drill))
+            raise CommandError(
+                f"drill: a drill to {drill.to!r} is already running ({_secs(drill.until - now)} s left)"
+            )
+        if to is None:
+            to = self._best_healthy(now, inputs, self.settings.healthy_for_s, exclude=self.active)
+            if to is None:
+                raise CommandError(f"drill: no input other than {self.active!r} is healthy to drill to")
+        if to == self.active:
+            raise CommandError(f"drill: {to!r} is already on air; a drill needs another input")
+        self._refuse_failing(now, "drill", to, inputs)
+        drill = _Drill(to=to, return_to=self.active, seconds=seconds, started=now, until=now + seconds)
+        self._events.append(DrillStarted(to=to, seconds=seconds))
+        detail = f"drill: {to} for {_secs(seconds)} s, then back to {self.active}"
+        decision = self._go(now, to, "drill", detail, automatic=False)
+        self._drill = drill
+        return self._ok(decision, drill=self._drill_state(drill))
+
+    def _cancel_drill(self, now: float, why: str) -> None:
+        if self._drill is not None:
+            self._finish_drill(now, passed=False, figures={"aborted": why, "returned_to": None})
+
+    # ------------------------------------------------------------------ reporting
+
+    def take_events(self) -> list[Event]:
+        """Drain the events the policy produced since the last call (oldest first)."""
+        events = list(self._events)
+        self._events.clear()
+        return events
+
+    @staticmethod
+    def _drill_state(drill: _Drill) -> dict[str, object]:
+        return {
+            "to": drill.to, "return_to": drill.return_to, "seconds": drill.seconds,
+            "started": drill.started, "until": drill.until, "verified": drill.verified,
+        }
+
+    def snapshot(self) -> dict[str, object]:
+        """Plain data for the MQTT state: what is on air, since when, and why."""
+        last: dict[str, object] | None = None
+        if self._last is not None:
+            at, decision = self._last
+            last = {"to": decision.to, "from": decision.from_, "reason": decision.reason,
+                    "detail": decision.detail, "at": at}
+        suggested = self._suggested
+        hold = self.failed_switch_hold_s
+        return {
+            "active": self.active,
+            "mode": self.mode,
+            "failback": self.failback,
+            "since": self._since,
+            "pinned": self._pinned,
+            "pending_verification": self._pending,
+            "held": self._held,
+            "suggested": None if suggested is None else {
+                "to": suggested.to, "reason": suggested.reason, "detail": suggested.detail},
+            "last_decision": last,
+            "drill": None if self._drill is None else self._drill_state(self._drill),
+            # input -> until when it counts as failing after a switch to it was not verified
+            "failed_switches": {
+                i: t + hold for i, t in sorted(self._failed_at.items())
+                if self._now is None or self._now < t + hold
+            },
+        }
