@@ -1,0 +1,428 @@
+"""The switcher: every input's packets in, one continuous output timeline out (SPEC 4).
+
+The switcher is a plain object: no sockets, threads or clock reads; the daemon
+feeds it every packet of every input with the time it has, and sends whatever it
+returns to the outputs. The policy decides *which* input; the switcher performs
+the switch on a keyframe and keeps the output's timestamps continuous.
+
+Output timeline
+    The active input's packets go out as they arrive with ``out = in + offset``.
+    At every switch (and every re-anchoring) the offset is chosen so that the
+    new input's keyframe lands one frame interval after the last output video
+    packet. Video and audio of one input share the offset, so the input's own
+    A/V relation reaches the output unchanged. Output timestamps rise strictly
+    per track: a video packet that would not is moved up by the missing
+    milliseconds (pts with it, keeping its composition offset; a video frame
+    cannot be dropped without breaking the frames that reference it); an audio
+    packet that would not is dropped, as is audio stamped before the keyframe
+    the output (re)started from.
+
+Switching (``FailoverSettings.switch_at``)
+    ``buffered``: the switch happens at once from the target's buffered group of
+    pictures (gop.py): its keyframe and everything after it go out in one burst.
+    Nothing freezes, but the output timeline is now ahead of the wall clock by
+    the keyframe's age: the viewer's player holds that much more in its buffer,
+    and the stream's delay has grown by it (``added_delay_ms``). If the old input
+    had already stopped sending, the pause first drained the viewer's buffer, so
+    the delay added is the age minus that pause (never below zero).
+    ``next``: the old input keeps going out until the target's next keyframe
+    arrives, then the output cuts over at it, stamped one frame interval or the
+    wall-clock time since the last output video packet after it, whichever is
+    longer: a pause shows as the real gap (``freeze_ms``), and no delay is added.
+    A buffered switch to an input with no usable buffer (no keyframe yet, its
+    group grew past its bounds, or nothing arrived in the last second) waits for
+    the next keyframe the same way.
+
+Dropping added delay
+    The added delay lives downstream, in the viewer's buffer; the only way to
+    take it back is to send less media than wall-clock time passes. Once it
+    exceeds ``max_added_delay_ms``, the switcher stops forwarding the active
+    input shortly before the keyframe it expects next (its own keyframe
+    interval predicts it), so that the content skipped is about the added delay
+    (a whole group when the delay exceeds one), and resumes at that keyframe,
+    stamped one frame interval after the last output frame. The timestamps stay
+    continuous; the content jumps forward by the skipped span and the viewer's
+    buffer shrinks by it. A keyframe later than predicted skips more than the
+    delay (the player then waits that much); an earlier one skips less and
+    another round follows.
+
+Jumps of the active input's own timeline
+    Each track is watched on its own (timeline.py). A track that jumps (back, or
+    forward beyond its arrival time) is re-anchored so that it continues one
+    frame after its last output packet. When the other track jumps soon after
+    (within ``JUMP_PAIR_S``: the same encoder restart seen on both tracks), both
+    take the larger of the two new offsets, which restores the input's A/V
+    relation on its new timeline while keeping both tracks rising. A jump in one
+    track only is the input's own desync (the drift signal watches that): the
+    switcher keeps the output continuous and does not try to repair it.
+
+Audio the new input does not have
+    While the active input sends no audio (none within ``AUDIO_GONE_S``), the
+    output audio track is filled with encoded AAC silence in the last audio
+    configuration the output carried (AAC-LC 48 kHz stereo if it never carried
+    any), one 1024-sample frame after another up to the output video timestamp,
+    timed in samples (timeline.SilenceClock).
+
+Codec parameters
+    Packets keep pointing at their own input's VideoConfig/AudioConfig; a switch
+    always starts with the new input's keyframe, so an output sees the new
+    configuration on that keyframe and signals new sequence headers there.
+
+Verification and reports
+    A switch is verified once the target's keyframe went out and then at least
+    ``VERIFY_PACKETS`` further video packets of the target followed; if that has
+    not happened ``verify_within_s`` after the request, the switch failed (a
+    switch still waiting for its keyframe is then abandoned and the old input
+    stays on air). Either way one event is emitted (``Switched`` with
+    ``verified=True``, or ``SwitchFailed``) and ``(to, verified)`` is queued for
+    the policy (``pop_results``). A switch superseded by a newer request reports
+    nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from relay.events import EventSink, Switched, SwitchFailed
+from relay.media import AudioConfig, MediaPacket, Track
+from relay.settings import FailoverSettings
+from relay.switch.gop import GopBuffer
+from relay.switch.timeline import DEFAULT_AUDIO, InputTimeline, SilenceClock, audio_frame_ms
+
+AUDIO_GONE_S = 0.5  # an active input with no audio packet for this long gets silence instead
+JUMP_PAIR_S = 2.0  # a jump of the other track within this is the same discontinuity
+STALE_BUFFER_S = 1.0  # a buffered group whose newest packet is older than this is not started from
+VERIFY_PACKETS = 3  # video packets of the target after its first, to call media "flowing"
+MAX_SILENCE_BACKFILL_MS = 1000  # silence never reaches further back than this behind the video
+
+
+@dataclass(slots=True)
+class _Switch:
+    to: str
+    from_: str | None
+    reason: str
+    requested_at: float
+    cut_at: float | None = None  # when the target's keyframe went out
+    freeze_ms: float = 0.0
+    added_delay_ms: float = 0.0
+    gap_ms: float = 0.0
+    flowing: int = 0  # target video packets out since the cut
+
+
+@dataclass(slots=True)
+class _Input:
+    timeline: InputTimeline = field(default_factory=InputTimeline)
+    gop: GopBuffer = field(default_factory=GopBuffer)
+
+
+class Switcher:
+    def __init__(
+        self,
+        settings: FailoverSettings,
+        emit: EventSink,
+        silence: Callable[[AudioConfig], bytes],
+    ) -> None:
+        self._settings = settings
+        self._emit = emit
+        self._silence = silence
+        self._inputs: dict[str, _Input] = {}
+        self._active: str | None = None
+        self._offset = {Track.VIDEO: 0, Track.AUDIO: 0}  # the active input's, per track
+        self._switch: _Switch | None = None
+        self._resync = False  # the active input reconnected: wait for its keyframe
+        self._results: list[tuple[str, bool]] = []
+        # The output timeline.
+        self._last_out: dict[Track, int | None] = {Track.VIDEO: None, Track.AUDIO: None}
+        self._last_video_sent: float | None = None  # `now` when the last video packet went out
+        self._frame_ms = 33  # frame interval of the input whose video went out last
+        self._out_audio: AudioConfig | None = None  # the audio configuration the output carries
+        self._audio_floor: int | None = None  # no audio before the keyframe the output restarted at
+        self._delay_ms = 0.0  # how far the output timeline runs ahead of the wall clock
+        self._skipping = False  # dropping added delay: not forwarding until the next keyframe
+        self._jump: tuple[Track, float] | None = None  # the last single-track jump, and when
+        self._silence_clock: SilenceClock | None = None
+
+    # ----------------------------------------------------------------- public
+
+    @property
+    def active(self) -> str | None:
+        return self._active
+
+    def on_packet(self, input_id: str, pkt: MediaPacket, now: float) -> list[MediaPacket]:
+        """Take one packet of any input; returns the output packets to send now."""
+        state = self._inputs.get(input_id)
+        if state is None:
+            state = self._inputs[input_id] = _Input()
+        jumped = state.timeline.observe(pkt)
+        if jumped:
+            state.gop.clear()  # a group spanning two timelines cannot be replayed
+        state.gop.add(pkt)
+
+        out: list[MediaPacket] = []
+        switch = self._switch
+        is_keyframe = pkt.track is Track.VIDEO and pkt.keyframe
+        if switch is not None and switch.cut_at is None and switch.to == input_id:
+            if is_keyframe:
+                out += self._cut_over(switch, [pkt], now, buffered=False)
+        elif input_id == self._active:
+            if self._resync:
+                if is_keyframe:
+                    self._anchor(pkt, now, buffered=False)
+                    self._resync = False
+                    out += self._send(state, pkt, now)
+            else:
+                sent = self._forward(state, pkt, now, jumped)
+                out += sent
+                if switch is not None and switch.to == input_id and sent and pkt.track is Track.VIDEO:
+                    switch.flowing += 1
+                    if switch.flowing >= VERIFY_PACKETS:
+                        self._verified(switch)
+        out += self._fill_silence(now)
+        return out
+
+    def request_switch(self, to: str, now: float, reason: str) -> list[MediaPacket]:
+        """Put ``to`` on air (reason: fault/command/drill/failback); returns packets to send now."""
+        current = self._switch
+        if to == self._active and (current is None or current.to == to):
+            return []  # already on air (or being verified)
+        if to == self._active:
+            self._switch = None  # back to the one on air: the pending switch is off
+            return []
+        switch = _Switch(to=to, from_=self._active, reason=reason, requested_at=now)
+        self._switch = switch
+        state = self._inputs.get(to)
+        if self._settings.switch_at == "buffered" and state is not None and self._usable(state, now):
+            out = self._cut_over(switch, state.gop.packets(), now, buffered=True)
+            return out + self._fill_silence(now)
+        return []
+
+    def tick(self, now: float) -> list[MediaPacket]:
+        """Time-driven work: failed verifications, silence; returns packets to send now."""
+        switch = self._switch
+        if switch is not None and now - switch.requested_at >= self._settings.verify_within_s:
+            self._failed(switch)
+        return self._fill_silence(now)
+
+    def forget(self, input_id: str) -> None:
+        """The input disconnected: its buffer and timeline are gone (a reconnect starts a new one)."""
+        self._inputs.pop(input_id, None)
+        if input_id == self._active:
+            self._resync = True
+            self._skipping = False
+            self._silence_clock = None
+
+    def pop_results(self) -> list[tuple[str, bool]]:
+        """``(to, verified)`` of every switch settled since the last call, for the policy."""
+        results, self._results = self._results, []
+        return results
+
+    def health(self) -> dict[str, object]:
+        switch = self._switch
+        pending: dict[str, object] | None = None
+        if switch is not None:
+            pending = {
+                "to": switch.to,
+                "reason": switch.reason,
+                "since": switch.requested_at,
+                "cut_over": switch.cut_at is not None,
+            }
+        return {
+            "active": self._active,
+            "pending": pending,
+            "last_video_dts": self._last_out[Track.VIDEO],
+            "last_audio_dts": self._last_out[Track.AUDIO],
+            "frame_interval_ms": self._frame_ms,
+            "added_delay_ms": round(self._delay_ms, 1),
+            "dropping_delay": self._skipping,
+            "silence": self._silence_clock is not None,
+            "buffered": {
+                input_id: {"packets": len(state.gop), "span_ms": state.gop.span_ms}
+                for input_id, state in self._inputs.items()
+            },
+        }
+
+    # ---------------------------------------------------------------- switching
+
+    def _usable(self, state: _Input, now: float) -> bool:
+        packets = state.gop.packets()
+        return bool(packets) and now - packets[-1].arrival <= STALE_BUFFER_S
+
+    def _cut_over(
+        self, switch: _Switch, burst: list[MediaPacket], now: float, *, buffered: bool
+    ) -> list[MediaPacket]:
+        keyframe = burst[0]
+        before = self._delay_ms
+        freeze_ms, gap_ms = self._anchor(keyframe, now, buffered=buffered)
+        if buffered:
+            age_ms = max(0.0, (now - keyframe.arrival) * 1000)
+            pause_ms = max(0.0, gap_ms - self._frame_ms)
+            self._delay_ms = max(0.0, before - pause_ms + age_ms)
+        switch.cut_at = now
+        switch.freeze_ms = freeze_ms
+        switch.gap_ms = gap_ms
+        switch.added_delay_ms = max(0.0, self._delay_ms - before)
+        self._active = switch.to
+        self._resync = False
+        self._silence_clock = None
+        state = self._inputs[switch.to]
+        out: list[MediaPacket] = []
+        for pkt in burst:
+            out += self._send(state, pkt, now)
+        return out
+
+    def _anchor(self, keyframe: MediaPacket, now: float, *, buffered: bool) -> tuple[float, float]:
+        """Set the offset so ``keyframe`` continues the output; returns (freeze_ms, gap_ms)."""
+        last_video = self._last_out[Track.VIDEO]
+        freeze_ms = gap_ms = 0.0
+        if last_video is None or self._last_video_sent is None:
+            last_audio = self._last_out[Track.AUDIO]
+            keyframe_out = 0 if last_audio is None else last_audio + 1
+        else:
+            gap_ms = (now - self._last_video_sent) * 1000
+            step = self._frame_ms if buffered else max(self._frame_ms, round(gap_ms))
+            keyframe_out = last_video + step
+            freeze_ms = float(step - self._frame_ms)
+        offset = keyframe_out - keyframe.dts
+        self._offset = {Track.VIDEO: offset, Track.AUDIO: offset}
+        self._audio_floor = keyframe_out
+        self._skipping = False
+        self._jump = None
+        return freeze_ms, gap_ms
+
+    def _verified(self, switch: _Switch) -> None:
+        self._switch = None
+        self._results.append((switch.to, True))
+        self._emit(
+            Switched(
+                from_=switch.from_,
+                to=switch.to,
+                reason=switch.reason,
+                freeze_ms=round(switch.freeze_ms, 1),
+                added_delay_ms=round(switch.added_delay_ms, 1),
+                gap_ms=round(switch.gap_ms, 1),
+                verified=True,
+            )
+        )
+
+    def _failed(self, switch: _Switch) -> None:
+        self._switch = None
+        self._results.append((switch.to, False))
+        within = self._settings.verify_within_s
+        if switch.cut_at is None:
+            why = f"no keyframe from {switch.to} within {within:g} s"
+        else:
+            why = f"media from {switch.to} stopped after the cut (within {within:g} s)"
+        self._emit(SwitchFailed(to=switch.to, reason=why, input=switch.to))
+
+    # --------------------------------------------------------------- forwarding
+
+    def _forward(self, state: _Input, pkt: MediaPacket, now: float, jumped: bool) -> list[MediaPacket]:
+        """One packet of the active input, on the steady path."""
+        if jumped:
+            self._reanchor_jump(state, pkt, now)
+        if pkt.track is Track.AUDIO:
+            return [] if self._skipping else self._send(state, pkt, now)
+        if self._skipping:
+            if not pkt.keyframe:
+                return []
+            self._end_skip(pkt)
+        elif self._should_skip(state, pkt):
+            self._skipping = True
+            return []
+        return self._send(state, pkt, now)
+
+    def _send(self, state: _Input, pkt: MediaPacket, now: float) -> list[MediaPacket]:
+        """Rewrite ``pkt`` onto the output timeline: a new packet, or none (audio that can't rise)."""
+        offset = self._offset[pkt.track]
+        dts = pkt.dts + offset
+        pts = pkt.pts + offset
+        last = self._last_out[pkt.track]
+        if pkt.track is Track.VIDEO:
+            if last is not None and dts <= last:
+                pts += last + 1 - dts
+                dts = last + 1
+            self._last_video_sent = now
+            self._frame_ms = state.timeline.frame_interval_ms
+        else:
+            floor = self._audio_floor
+            if (last is not None and dts <= last) or (floor is not None and dts < floor):
+                return []
+            if isinstance(pkt.config, AudioConfig):
+                self._out_audio = pkt.config
+            self._silence_clock = None
+        self._last_out[pkt.track] = dts
+        return [MediaPacket(pkt.track, dts, max(pts, dts), pkt.data, pkt.keyframe, pkt.config, pkt.arrival)]
+
+    def _reanchor_jump(self, state: _Input, pkt: MediaPacket, now: float) -> None:
+        track = pkt.track
+        other = Track.AUDIO if track is Track.VIDEO else Track.VIDEO
+        last = self._last_out[track]
+        if last is None:
+            own = self._offset[other]
+        elif track is Track.VIDEO:
+            own = last + self._frame_ms - pkt.dts
+        else:
+            own = last + math.ceil(audio_frame_ms(self._out_audio or state.timeline.audio_config)) - pkt.dts
+        if self._jump is not None and self._jump[0] is other and now - self._jump[1] <= JUMP_PAIR_S:
+            common = max(own, self._offset[other])
+            self._offset = {Track.VIDEO: common, Track.AUDIO: common}
+            self._jump = None
+        else:
+            self._offset[track] = own
+            self._jump = (track, now)
+
+    # ------------------------------------------------------------ added delay
+
+    def _should_skip(self, state: _Input, pkt: MediaPacket) -> bool:
+        """Start dropping added delay here? Only so that the skip ends on the predicted keyframe."""
+        if self._delay_ms <= self._settings.max_added_delay_ms:
+            return False
+        gop_ms = state.timeline.keyframe_interval_ms
+        last_keyframe = state.timeline.last_keyframe_dts
+        if gop_ms is None or last_keyframe is None:
+            return False
+        if pkt.keyframe:
+            return self._delay_ms >= gop_ms  # skip this whole group
+        return pkt.dts >= last_keyframe + gop_ms - self._delay_ms
+
+    def _end_skip(self, keyframe: MediaPacket) -> None:
+        last_video = self._last_out[Track.VIDEO]
+        assert last_video is not None  # skipping starts only after video went out
+        keyframe_out = last_video + self._frame_ms
+        skipped = self._offset[Track.VIDEO] - (keyframe_out - keyframe.dts)
+        self._offset[Track.VIDEO] -= skipped
+        self._offset[Track.AUDIO] -= skipped
+        self._delay_ms = max(0.0, self._delay_ms - skipped)
+        self._audio_floor = keyframe_out
+        self._skipping = False
+
+    # ----------------------------------------------------------------- silence
+
+    def _fill_silence(self, now: float) -> list[MediaPacket]:
+        last_video = self._last_out[Track.VIDEO]
+        if self._active is None or self._resync or last_video is None:
+            return []
+        state = self._inputs.get(self._active)
+        if state is not None and state.timeline.has_audio(now, AUDIO_GONE_S):
+            self._silence_clock = None
+            return []
+        clock = self._silence_clock
+        last_audio = self._last_out[Track.AUDIO]
+        if clock is None:
+            audio = self._out_audio or DEFAULT_AUDIO
+            start = last_video if self._audio_floor is None else self._audio_floor
+            if last_audio is not None:
+                start = max(last_audio + math.ceil(audio_frame_ms(audio)), start)
+            start = max(start, last_video - MAX_SILENCE_BACKFILL_MS)
+            clock = self._silence_clock = SilenceClock(start, audio)
+            self._out_audio = audio
+        out: list[MediaPacket] = []
+        while clock.next_dts <= last_video:
+            dts = clock.advance()
+            if last_audio is not None and dts <= last_audio:
+                continue
+            out.append(MediaPacket(Track.AUDIO, dts, dts, self._silence(clock.audio), True, clock.audio, now))
+            last_audio = self._last_out[Track.AUDIO] = dts
+        return out
