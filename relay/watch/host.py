@@ -1,0 +1,125 @@
+"""`host` (SPEC 3): the studio PC itself (CPU, memory, disk, network interfaces).
+
+`read_host_sample()` asks psutil (it does not block: CPU use is measured since the
+previous call); `HostWatch` judges the samples and reads no clock, so it is tested
+with made-up samples. All host troubles are one fault, `host`, as SPEC 3 has one
+row for them: tier 2 while any of CPU (held `host_cpu_s`), memory, disk or growing
+NIC error counters is wrong, tier 1 while a network interface that was up is down.
+The raise names every cause in `detail`; `value`/`threshold` describe the first.
+
+Interfaces that were never up since Relay started (an unplugged spare port, Wi-Fi
+switched off) are ignored: only losing a link we had is a fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psutil
+
+from relay.events import EventSink
+from relay.settings import ThresholdSettings
+from relay.watch.fault import Fault
+
+
+@dataclass(frozen=True, slots=True)
+class HostSample:
+    cpu_pct: float  # all cores, 0..100
+    mem_free_pct: float  # available memory, 0..100
+    disk_free_gb: float  # on host_disk_path
+    nic_errors: int  # errors in + out, all interfaces, since boot
+    nics_up: dict[str, bool] = field(default_factory=dict)  # loopback left out
+    net_sent_bytes: int = 0
+    net_recv_bytes: int = 0
+
+
+def read_host_sample(disk_path: str = "/") -> HostSample:
+    """One psutil reading. The first call's CPU figure is 0 (psutil needs a previous call)."""
+    vm = psutil.virtual_memory()
+    disk = psutil.disk_usage(disk_path)
+    io = psutil.net_io_counters()
+    nics = {name: bool(st.isup) for name, st in psutil.net_if_stats().items() if name != "lo"}
+    return HostSample(
+        cpu_pct=float(psutil.cpu_percent(interval=None)),
+        mem_free_pct=100.0 * vm.available / vm.total,
+        disk_free_gb=disk.free / 1e9,
+        nic_errors=int(io.errin + io.errout),
+        nics_up=nics,
+        net_sent_bytes=int(io.bytes_sent),
+        net_recv_bytes=int(io.bytes_recv),
+    )
+
+
+class HostWatch:
+    signal = "host"
+
+    def __init__(self, thresholds: ThresholdSettings, emit: EventSink) -> None:
+        self._t = thresholds
+        self.fault = Fault(
+            self.signal, {2: (0.0, None), 1: (0.0, None)}, thresholds.clear_after_s, emit, None
+        )
+        self._cpu_high_since: float | None = None
+        self._seen_up: set[str] = set()
+        self._previous: tuple[float, HostSample] | None = None
+        self._latest: tuple[float, HostSample] | None = None
+
+    def sample(self, now: float, s: HostSample) -> None:
+        t = self._t
+        self._previous, self._latest = self._latest, (now, s)
+        previous = self._previous[1] if self._previous is not None else None
+
+        if s.cpu_pct > t.host_cpu_pct:
+            self._cpu_high_since = now if self._cpu_high_since is None else self._cpu_high_since
+        else:
+            self._cpu_high_since = None
+        causes: list[tuple[str, str, str]] = []  # (resource, value, threshold)
+        if self._cpu_high_since is not None and now - self._cpu_high_since >= t.host_cpu_s:
+            causes.append(
+                ("cpu", f"cpu {s.cpu_pct:.1f} %", f"cpu > {t.host_cpu_pct:g} % for {t.host_cpu_s:g} s")
+            )
+        if s.mem_free_pct < t.host_mem_free_pct:
+            causes.append(
+                ("memory", f"memory free {s.mem_free_pct:.1f} %", f"memory free < {t.host_mem_free_pct:g} %")
+            )
+        if s.disk_free_gb < t.host_disk_free_gb:
+            causes.append(
+                ("disk", f"disk free {s.disk_free_gb:.2f} GB", f"disk free < {t.host_disk_free_gb:g} GB")
+            )
+        if previous is not None and s.nic_errors > previous.nic_errors:
+            causes.append(
+                ("nic_errors", f"nic errors +{s.nic_errors - previous.nic_errors}", "nic errors increasing")
+            )
+        if causes:
+            detail = "; ".join(value for _, value, _ in causes)
+            self.fault.observe(now, 2, True, causes[0][1], causes[0][2], detail=detail)
+        else:
+            self.fault.observe(now, 2, False)
+
+        self._seen_up.update(name for name, up in s.nics_up.items() if up)
+        down = sorted(name for name in self._seen_up if s.nics_up.get(name) is False)
+        if down:
+            self.fault.observe(now, 1, True, ",".join(down), "nic up", detail="nic down: " + ", ".join(down))
+        else:
+            self.fault.observe(now, 1, False)
+
+    def tick(self, now: float) -> None:
+        self.fault.tick(now)
+
+    def health(self) -> dict[str, float | int | str | None]:
+        if self._latest is None:
+            return {}
+        now, s = self._latest
+        sent_kbps = recv_kbps = None
+        if self._previous is not None:
+            then, p = self._previous
+            if now > then:
+                sent_kbps = round((s.net_sent_bytes - p.net_sent_bytes) * 8 / 1000.0 / (now - then), 1)
+                recv_kbps = round((s.net_recv_bytes - p.net_recv_bytes) * 8 / 1000.0 / (now - then), 1)
+        return {
+            "cpu_pct": round(s.cpu_pct, 1),
+            "mem_free_pct": round(s.mem_free_pct, 1),
+            "disk_free_gb": round(s.disk_free_gb, 2),
+            "nic_errors": s.nic_errors,
+            "net_sent_kbps": sent_kbps,
+            "net_recv_kbps": recv_kbps,
+        }

@@ -1,0 +1,185 @@
+"""`InputWatch`: every SPEC 3 signal of one input, and what the failover policy reads.
+
+Fed on the event loop with the input's connection changes, its packets (packet-level
+signals, no decoding), the analysis worker's frame statistics and SRT statistics;
+`tick(now)` (about every 100 ms) lets time-based conditions fire. Reads no clock.
+
+On disconnect every per-connection signal is reset (its open fault cleared at once)
+and `disconnected` is raised at once; on reconnect `disconnected` clears after
+`clear_after_s` and the signals start afresh (new drift baseline, new nominal fps).
+Frame statistics that belong to an earlier connection (the analysis worker may lag)
+are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from relay.events import EventSink
+from relay.media import MediaPacket, Track
+from relay.settings import ThresholdSettings
+from relay.watch.bitrate import BitrateSignal
+from relay.watch.cadence import CadenceSignal
+from relay.watch.connection import DisconnectedSignal, StalledSignal
+from relay.watch.drift import DriftSignal
+from relay.watch.fault import Fault
+from relay.watch.frames import AudioFrameStats, FrameStats, VideoFrameStats
+from relay.watch.picture import BlackSignal, FrozenSignal
+from relay.watch.sound import AudioMissingSignal, SilenceSignal
+from relay.watch.srt_link import SrtLinkSignal
+from relay.watch.status import InputStatus
+
+_LOUDNESS_WINDOW_S = 1.0
+
+Health = dict[str, float | int | str | None]
+
+
+class InputWatch:
+    def __init__(self, input_id: str, priority: int, thresholds: ThresholdSettings, emit: EventSink) -> None:
+        self.input_id = input_id
+        self.priority = priority
+        self.disconnected = DisconnectedSignal(input_id, thresholds, emit)
+        self.stalled = StalledSignal(input_id, thresholds, emit)
+        self.cadence = CadenceSignal(input_id, thresholds, emit)
+        self.audio_missing = AudioMissingSignal(input_id, thresholds, emit)
+        self.drift = DriftSignal(input_id, thresholds, emit)
+        self.bitrate = BitrateSignal(input_id, thresholds, emit)
+        self.black = BlackSignal(input_id, thresholds, emit)
+        self.frozen = FrozenSignal(input_id, thresholds, emit)
+        self.silence = SilenceSignal(input_id, thresholds, emit)
+        self.srt_link = SrtLinkSignal(input_id, thresholds, emit)
+        self._per_connection = (
+            self.stalled, self.cadence, self.audio_missing, self.drift, self.bitrate,
+            self.black, self.frozen, self.silence, self.srt_link,
+        )  # fmt: skip
+        self._faults: tuple[Fault, ...] = (self.disconnected.fault, *(s.fault for s in self._per_connection))
+        self._connected_at: float | None = None
+        self._healthy_since: float | None = None
+        self._last_video: VideoFrameStats | None = None
+        self._loudness: deque[tuple[float, float]] = deque()  # (now, mean square)
+
+    @property
+    def connected(self) -> bool:
+        return self.disconnected.connected
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def on_connected(self, now: float) -> None:
+        if self.connected:
+            return
+        self._connected_at = now
+        self.disconnected.on_connected(now)
+        self.stalled.on_connected(now)
+        self.bitrate.on_connected(now)
+
+    def on_disconnected(self, now: float, reason: str = "publisher gone") -> None:
+        if not self.connected and self._connected_at is None:
+            return
+        for signal in self._per_connection:
+            signal.reset(now)
+        self._connected_at = None
+        self._last_video = None
+        self._loudness.clear()
+        self.disconnected.on_disconnected(now, reason)
+        self.disconnected.tick(now)  # tier 1 at once, not at the next tick
+        self._refresh_health(now)
+
+    def on_packet(self, now: float, pkt: MediaPacket) -> None:
+        if not self.connected:
+            return
+        if pkt.track is Track.VIDEO:
+            self.stalled.on_video_packet(now)
+            self.cadence.on_video_packet(now, pkt.dts, pkt.config)
+            self.audio_missing.on_video_packet(now)
+            self.drift.on_video_packet(now, pkt.dts)
+        else:
+            self.audio_missing.on_audio_packet(now)
+            self.drift.on_audio_packet(now, pkt.dts)
+        self.bitrate.on_packet(now, len(pkt.data))
+
+    def on_video_frame(self, stats: VideoFrameStats) -> None:
+        if not self._current(stats.now):
+            return
+        self._last_video = stats
+        self.black.on_frame(stats)
+        self.frozen.on_frame(stats)
+
+    def on_audio_frame(self, stats: AudioFrameStats) -> None:
+        if not self._current(stats.now):
+            return
+        self.silence.on_frame(stats)
+        self._loudness.append((stats.now, 10.0 ** (stats.rms_dbfs / 10.0)))
+
+    def on_stats(self, stats: FrameStats) -> None:
+        """Either kind of frame statistics (what the analysis worker's callback delivers)."""
+        if isinstance(stats, VideoFrameStats):
+            self.on_video_frame(stats)
+        else:
+            self.on_audio_frame(stats)
+
+    def on_srt_stats(self, now: float, rtt_ms: float, loss_pct: float) -> None:
+        if self.connected:
+            self.srt_link.on_stats(now, rtt_ms, loss_pct)
+
+    def tick(self, now: float) -> None:
+        self.disconnected.tick(now)
+        self.stalled.tick(now)
+        self.cadence.tick(now, stalled=self.stalled.fault.open is not None)
+        self.audio_missing.tick(now)
+        self.drift.tick(now)
+        self.bitrate.tick(now)
+        self.black.tick(now)
+        self.frozen.tick(now)
+        self.silence.tick(now)
+        self.srt_link.tick(now)
+        self._refresh_health(now)
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    def status(self, now: float) -> InputStatus:
+        self._refresh_health(now)
+        faults = tuple(f.open for f in self._faults if f.open is not None)
+        return InputStatus(self.input_id, self.priority, self.connected, faults, self._healthy_since)
+
+    def health(self, now: float) -> Health:
+        video = self._last_video
+        fps = self.cadence.fps(now) if self.connected else None
+        nominal = self.cadence.nominal_interval_ms
+        return {
+            "connected": self.connected,
+            "fps": fps,
+            "nominal_fps": round(1000.0 / nominal, 2) if nominal else None,
+            "jitter_ms": _round(self.cadence.jitter_ms(now) if self.connected else None, 1),
+            "bitrate_kbps": _round(self.bitrate.kbps(now), 1),
+            "drift_ms": _round(self.drift.drift_ms, 1),
+            "luma": _round(video.luma_mean if video else None, 3),
+            "dark_fraction": _round(video.dark_fraction if video else None, 3),
+            "loudness_dbfs": _round(self._loudness_dbfs(now), 1),
+            "srt_rtt_ms": self.srt_link.rtt_ms,
+            "srt_loss_pct": self.srt_link.loss_pct,
+        }
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _current(self, sample_time: float) -> bool:
+        return self._connected_at is not None and sample_time >= self._connected_at
+
+    def _refresh_health(self, now: float) -> None:
+        unhealthy = not self.connected or any(f.open is not None and f.open.tier <= 2 for f in self._faults)
+        if unhealthy:
+            self._healthy_since = None
+        elif self._healthy_since is None:
+            self._healthy_since = now
+
+    def _loudness_dbfs(self, now: float) -> float | None:
+        while self._loudness and self._loudness[0][0] <= now - _LOUDNESS_WINDOW_S:
+            self._loudness.popleft()
+        if not self._loudness:
+            return None
+        mean_square = sum(p for _, p in self._loudness) / len(self._loudness)
+        return max(10.0 * math.log10(mean_square), -120.0) if mean_square > 0 else -120.0
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
