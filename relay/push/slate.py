@@ -187,14 +187,11 @@ def frame_rate(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-def _round_div(numerator: int, denominator: int) -> int:
-    """numerator / denominator rounded half up, in integers (exact for any size)."""
-    return (2 * numerator + denominator) // (2 * denominator)
-
-
 def video_offset_ms(index: int, rate: Fraction) -> int:
-    """Milliseconds from a track's origin to video frame ``index`` at ``rate``."""
-    return _round_div(index * 1000 * rate.denominator, rate.numerator)
+    """Milliseconds from a track's origin to video frame ``index`` at ``rate``,
+    rounded down like the audio's, so packets ordered by due time are also
+    ordered by timestamp across the two tracks. Exact integers: no drift."""
+    return index * 1000 * rate.denominator // rate.numerator
 
 
 @dataclass(frozen=True, slots=True)
