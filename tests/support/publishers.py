@@ -1,0 +1,264 @@
+"""Real RTMP publishers for tests: FFmpeg, GStreamer and PyAV, as child processes.
+
+Every helper is a context manager that starts the publisher and, on exit (also on
+failure), stops it: SIGINT first (a clean unpublish), then SIGKILL. Each yields a
+:class:`Publisher` (``.proc``, ``.alive()``, ``.wait(timeout)``, ``.stop()``,
+``.log()`` = its stderr so far, for assertion messages).
+
+    ffmpeg_publisher(url, *, video="testsrc2", audio="sine", size="640x360", fps=30, gop=30,
+                     duration=None, extra_input_args=(), extra_output_args=())
+    gstreamer_publisher(url, *, video="testsrc2", audio="sine", size="640x360", fps=30, gop=30,
+                        duration=None)
+    pyav_publisher(url, seconds, *, video="testsrc2", audio="sine", size="640x360", fps=30, gop=30)
+
+``video``: ``"testsrc2"`` (a moving test picture), ``"black"``, ``"frozen"`` (one
+picture repeated), or None (no video track; FFmpeg only). For FFmpeg any other
+string is used as a lavfi source graph as it is.
+``audio``: ``"sine"`` (a 1 kHz tone), ``"silence"``, or None (no audio track).
+FFmpeg takes any other string as a lavfi audio source graph.
+``duration``: seconds of media, then the publisher ends by itself; None runs until
+the context exits. All publishers pace themselves in real time (``-re``,
+``is-live``, wall-clock pacing) and encode H.264 (x264, zerolatency, ultrafast,
+keyframe every ``gop`` frames) and AAC, muxed as FLV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from tests.support.tools import require
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+class Publisher:
+    """A running publisher process and its captured stderr."""
+
+    def __init__(self, args: Sequence[str], *, cwd: Path | None = None) -> None:
+        self.args = list(args)
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self._stderr, cwd=cwd, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def log(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", "replace")[-4000:]
+
+    def stop(self, grace_s: float = 3.0) -> None:
+        """SIGINT (a clean unpublish), then SIGKILL after ``grace_s``; always reaps."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            self._stderr.close()
+
+
+@contextlib.contextmanager
+def _running(args: Sequence[str], *, cwd: Path | None = None) -> Iterator[Publisher]:
+    publisher = Publisher(args, cwd=cwd)
+    try:
+        yield publisher
+    finally:
+        publisher.close()
+
+
+def _ffmpeg_video(video: str, size: str, fps: int) -> str:
+    if video == "testsrc2":
+        return f"testsrc2=size={size}:rate={fps}"
+    if video == "black":
+        return f"color=c=black:size={size}:rate={fps}"
+    if video == "frozen":
+        # The first test picture, repeated forever.
+        return f"testsrc2=size={size}:rate={fps},trim=end_frame=1,loop=loop=-1:size=1:start=0"
+    return video
+
+
+def _ffmpeg_audio(audio: str) -> str:
+    if audio == "sine":
+        return "sine=frequency=1000:sample_rate=44100"
+    if audio == "silence":
+        return "anullsrc=channel_layout=mono:sample_rate=44100"
+    return audio
+
+
+def ffmpeg_args(url: str, *, video: str | None = "testsrc2", audio: str | None = "sine",
+                size: str = "640x360", fps: int = 30, gop: int = 30, duration: float | None = None,
+                extra_input_args: Sequence[str] = (), extra_output_args: Sequence[str] = ()) -> list[str]:
+    """The ffmpeg command line :func:`ffmpeg_publisher` runs."""
+    args = [require("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error"]
+    if video is not None:
+        args += ["-re", *extra_input_args, "-f", "lavfi", "-i", _ffmpeg_video(video, size, fps)]
+    if audio is not None:
+        args += ["-re", "-f", "lavfi", "-i", _ffmpeg_audio(audio)]
+    if duration is not None:
+        args += ["-t", f"{duration:g}"]
+    if video is not None:
+        args += ["-c:v", "libx264", "-tune", "zerolatency", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                 "-g", str(gop), "-keyint_min", str(gop), "-r", str(fps)]
+    if audio is not None:
+        args += ["-c:a", "aac", "-b:a", "96k"]
+    return [*args, *extra_output_args, "-f", "flv", url]
+
+
+@contextlib.contextmanager
+def ffmpeg_publisher(url: str, *, video: str | None = "testsrc2", audio: str | None = "sine",
+                     size: str = "640x360", fps: int = 30, gop: int = 30, duration: float | None = None,
+                     extra_input_args: Sequence[str] = (),
+                     extra_output_args: Sequence[str] = ()) -> Iterator[Publisher]:
+    """Publish lavfi test sources with the ffmpeg command."""
+    args = ffmpeg_args(url, video=video, audio=audio, size=size, fps=fps, gop=gop, duration=duration,
+                       extra_input_args=extra_input_args, extra_output_args=extra_output_args)
+    with _running(args) as publisher:
+        yield publisher
+
+
+def gstreamer_args(url: str, *, video: str = "testsrc2", audio: str | None = "sine", size: str = "640x360",
+                   fps: int = 30, gop: int = 30, duration: float | None = None) -> list[str]:
+    """The gst-launch-1.0 pipeline :func:`gstreamer_publisher` runs."""
+    width, height = size.split("x")
+    pattern = {"testsrc2": "pattern=smpte horizontal-speed=4", "black": "pattern=black",
+               "frozen": "pattern=smpte"}[video]  # smpte without speed is a still picture
+    video_buffers = f" num-buffers={round(duration * fps)}" if duration is not None else ""
+    pipeline = (
+        f"videotestsrc is-live=true {pattern}{video_buffers} "
+        f"! video/x-raw,width={width},height={height},framerate={fps}/1 "
+        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
+        f"! video/x-h264,profile=main ! h264parse ! queue ! flvmux name=mux streamable=true "
+        f"! rtmp2sink location={url} "
+    )
+    if audio is not None:
+        wave = {"sine": "wave=sine", "silence": "wave=silence"}[audio]
+        # 1024 samples per buffer at 44.1 kHz: one AAC frame each.
+        audio_buffers = f" num-buffers={round(duration * 44100 / 1024)}" if duration is not None else ""
+        pipeline += (
+            f"audiotestsrc is-live=true {wave} samplesperbuffer=1024{audio_buffers} "
+            "! audio/x-raw,rate=44100,channels=1 ! audioconvert ! audioresample "
+            "! avenc_aac ! aacparse ! queue ! mux."
+        )
+    return [require("gst-launch-1.0"), "-q", "-e", *pipeline.split()]
+
+
+@contextlib.contextmanager
+def gstreamer_publisher(url: str, *, video: str = "testsrc2", audio: str | None = "sine",
+                        size: str = "640x360", fps: int = 30, gop: int = 30,
+                        duration: float | None = None) -> Iterator[Publisher]:
+    """Publish with GStreamer: videotestsrc/audiotestsrc → x264enc/avenc_aac → flvmux → rtmp2sink."""
+    args = gstreamer_args(url, video=video, audio=audio, size=size, fps=fps, gop=gop, duration=duration)
+    with _running(args) as publisher:
+        yield publisher
+
+
+@contextlib.contextmanager
+def pyav_publisher(url: str, seconds: float, *, video: str = "testsrc2", audio: str | None = "sine",
+                   size: str = "640x360", fps: int = 30, gop: int = 30) -> Iterator[Publisher]:
+    """Publish frames encoded by PyAV (libx264 + AAC muxed to FLV over RTMP), in a child process.
+
+    A child rather than a thread: a PyAV write blocked on a dead socket cannot be
+    interrupted in a thread, but a process can always be killed.
+    """
+    args = [sys.executable, "-m", "tests.support.publishers", "pyav", url, "--seconds", f"{seconds:g}",
+            "--video", video, "--audio", audio or "none", "--size", size, "--fps", str(fps),
+            "--gop", str(gop)]
+    with _running(args, cwd=_REPO) as publisher:
+        yield publisher
+
+
+def _pyav_publish(url: str, seconds: float, video: str, audio: str | None, size: str, fps: int,
+                  gop: int) -> None:
+    """Encode and publish in real time; runs in the child process of :func:`pyav_publisher`."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    width, height = (int(v) for v in size.split("x"))
+    sample_rate, frame_samples = 44100, 1024
+    container = av.open(url, "w", format="flv")
+    try:
+        vstream = container.add_stream("libx264", rate=fps)
+        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+        vstream.codec_context.gop_size = gop
+        vstream.options = {"tune": "zerolatency", "preset": "ultrafast"}
+        astream = None
+        if audio is not None:
+            astream = container.add_stream("aac", rate=sample_rate, layout="mono")
+        ramp = np.tile(np.arange(width, dtype=np.uint16), (height, 1))
+        chroma = np.full((height // 2, width), 128, dtype=np.uint8)
+        start = time.monotonic()
+        frames = round(seconds * fps)
+        samples_sent = 0
+        for index in range(frames):
+            shift = 0 if video == "frozen" else index * 4
+            luma = np.zeros((height, width), np.uint8) if video == "black" else (
+                ((ramp + shift) % 220) + 16).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(np.vstack([luma, chroma]), format="yuv420p")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            for packet in vstream.encode(frame):
+                container.mux(packet)
+            while astream is not None and samples_sent * fps <= index * sample_rate:
+                t = (np.arange(frame_samples) + samples_sent) / sample_rate
+                tone = 0.3 * np.sin(2 * np.pi * 1000 * t) if audio == "sine" else np.zeros(frame_samples)
+                aframe = av.AudioFrame.from_ndarray(tone.astype(np.float32).reshape(1, -1), format="fltp",
+                                                    layout="mono")
+                aframe.sample_rate, aframe.pts = sample_rate, samples_sent
+                aframe.time_base = Fraction(1, sample_rate)
+                for packet in astream.encode(aframe):
+                    container.mux(packet)
+                samples_sent += frame_samples
+            delay = start + (index + 1) / fps - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        for packet in vstream.encode(None):
+            container.mux(packet)
+        if astream is not None:
+            for packet in astream.encode(None):
+                container.mux(packet)
+    finally:
+        container.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.support.publishers")
+    sub = parser.add_subparsers(dest="tool", required=True)
+    pyav = sub.add_parser("pyav", help="publish with PyAV")
+    pyav.add_argument("url")
+    pyav.add_argument("--seconds", type=float, required=True)
+    pyav.add_argument("--video", default="testsrc2", choices=["testsrc2", "black", "frozen"])
+    pyav.add_argument("--audio", default="sine", choices=["sine", "silence", "none"])
+    pyav.add_argument("--size", default="640x360")
+    pyav.add_argument("--fps", type=int, default=30)
+    pyav.add_argument("--gop", type=int, default=30)
+    args = parser.parse_args(argv)
+    # SIGINT ends the publish cleanly (the finally above closes the container).
+    _pyav_publish(args.url, args.seconds, args.video, None if args.audio == "none" else args.audio,
+                  args.size, args.fps, args.gop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
