@@ -45,7 +45,7 @@ class Publisher:
 
     def __init__(self, args: Sequence[str], *, cwd: Path | None = None) -> None:
         self.args = list(args)
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self._stderr, cwd=cwd, start_new_session=True)
 
