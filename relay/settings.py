@@ -8,12 +8,93 @@ files or the environment itself.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 Seconds = Annotated[float, Field(ge=0)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
+
+OUTPUT_SCHEMES = ("rtmp", "rtmps", "srt")
+PULL_SCHEMES = ("rtmp", "rtmps", "srt", "http", "https", "file")
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """``"0.0.0.0:1935"`` → ``("0.0.0.0", 1935)``; ``"[::1]:9000"`` → ``("::1", 9000)``;
+    an empty host (``":1935"``) means every interface. Port 0 asks the OS for any free port.
+    Raises ValueError with what is expected."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit() or int(port) > 65535:
+        raise ValueError("expected host:port with a port from 0 to 65535, e.g. 0.0.0.0:1935")
+    if host.startswith("["):
+        if not host.endswith("]") or len(host) < 3:
+            raise ValueError("expected [IPv6]:port, e.g. [::1]:9000")
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError("an IPv6 host needs brackets, e.g. [::1]:9000")
+    if any(c.isspace() or c in "/@?#" for c in host):
+        raise ValueError("expected host:port with a plain host name or address, e.g. 0.0.0.0:1935")
+    return (host or "0.0.0.0"), int(port)
+
+
+def _host_port(value: str) -> str:
+    split_host_port(value)
+    return value
+
+
+def _ingest_url(value: SecretStr) -> SecretStr:
+    # Messages never quote the URL itself: its path or query holds the platform's stream key.
+    try:
+        parts = urlsplit(value.get_secret_value())
+        port = parts.port
+    except ValueError as e:
+        raise ValueError(f"expected a valid rtmp://, rtmps:// or srt:// URL ({e})") from None
+    if parts.scheme not in OUTPUT_SCHEMES:
+        got = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise ValueError(f"expected a URL with scheme rtmp, rtmps or srt, got {got}")
+    if not parts.hostname:
+        raise ValueError(f"expected a host in the {parts.scheme}:// URL")
+    if parts.scheme == "srt" and port is None:
+        raise ValueError("expected srt://host:port (SRT has no default port)")
+    if parts.scheme != "srt" and len([s for s in parts.path.split("/") if s]) < 2:
+        raise ValueError(f"expected {parts.scheme}://host[:port]/app/key (application and stream key)")
+    return value
+
+
+def _pull_url(value: SecretStr) -> SecretStr:
+    text = value.get_secret_value()
+    if not text.strip():
+        raise ValueError("expected a URL or a file path, got an empty string")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as e:
+        raise ValueError(f"expected a valid URL or file path ({e})") from None
+    if "://" not in text:
+        return value  # a local file path
+    if parts.scheme not in PULL_SCHEMES:
+        got = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise ValueError(f"expected a URL with scheme {', '.join(PULL_SCHEMES)} or a file path, got {got}")
+    if parts.scheme != "file" and not parts.hostname:
+        raise ValueError(f"expected a host in the {parts.scheme}:// URL")
+    if parts.scheme == "srt" and port is None:
+        raise ValueError("expected srt://host:port (SRT has no default port)")
+    return value
+
+
+def pull_file_path(url: str) -> str | None:
+    """The local file a pull input reads, or None if its `url` is a network URL."""
+    if "://" not in url:
+        return os.path.expanduser(url)
+    parts = urlsplit(url)
+    return parts.path if parts.scheme == "file" else None
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+IngestUrl = Annotated[SecretStr, AfterValidator(_ingest_url)]
+PullUrl = Annotated[SecretStr, AfterValidator(_pull_url)]
 
 
 class Section(BaseModel):
@@ -21,8 +102,8 @@ class Section(BaseModel):
 
 
 class ServerSettings(Section):
-    rtmp: str | None = "0.0.0.0:1935"  # host:port of the built-in RTMP ingest; None = off
-    srt: str | None = None  # default host:port for SRT inputs that name no `listen`
+    rtmp: HostPort | None = "0.0.0.0:1935"  # host:port of the built-in RTMP ingest; None ("" in TOML) = off
+    srt: HostPort | None = None  # default host:port for SRT inputs that name no `listen`
     rtmp_app: str = "live"  # encoders publish to rtmp://<pc>:<port>/<app>/<key>
     handshake_timeout_s: PositiveSeconds = 5.0  # a connection must publish within this
     idle_timeout_s: PositiveSeconds = 10.0  # a connection with no bytes for this long is closed
@@ -37,13 +118,13 @@ class InputSettings(Section):
     key: SecretStr | None = None
     key_file: str | None = None
     # srt (listener, one per input)
-    listen: str | None = None  # host:port; defaults to [server] srt
+    listen: HostPort | None = None  # host:port; defaults to [server] srt
     streamid: str | None = None
     passphrase: SecretStr | None = None
     passphrase_file: str | None = None
     latency_ms: Annotated[int, Field(ge=20, le=8000)] = 120
     # pull
-    url: SecretStr | None = None
+    url: PullUrl | None = None
     loop: bool = False  # loop a local file
     open_timeout_s: PositiveSeconds = 5.0
     read_timeout_s: PositiveSeconds = 3.0
@@ -56,8 +137,9 @@ class SlateSettings(Section):
 
 class OutputSettings(Section):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
-    urls: Annotated[list[SecretStr], Field(min_length=1)]  # rtmp://, rtmps://, srt://
-    urls_file: str | None = None  # one URL per line, instead of `urls`
+    # rtmp://, rtmps://, srt://; the loader fills this from `urls_file` when that is given instead
+    urls: Annotated[list[IngestUrl], Field(min_length=1)]
+    urls_file: str | None = None  # one URL per line
     enabled: bool = True
     queue_ms: Annotated[int, Field(ge=200, le=30000)] = 3000  # bounded queue, in media time
     connect_timeout_s: PositiveSeconds = 5.0
