@@ -13,6 +13,10 @@ a decision.
     policy.switch_result(now, "backup", verified=True)   # from the switcher
     for event in policy.take_events(): bus.emit(event)   # escalations, drills, failed switches
 
+The inputs are the ids in `priorities` (1 = most preferred; ties broken by id);
+statuses for other ids are ignored. `failed_switch_hold_s` (default: the settings'
+`failback_after_s`) is how long an input whose switch was not verified counts as failing.
+
 Words used below:
 
 - *failing*: disconnected, a tier-1 fault, no status from its watcher, or a switch to it
@@ -521,6 +525,7 @@ class FailoverPolicy:
             to = best
         elif to == self.active:
             self._pinned = True
+            self._cancel_drill(now, "failover command")  # "keep this on air": no return
             return self._ok(None, note=f"{to!r} is already on air")
         else:
             self._refuse_failing(now, "failover", to, inputs)

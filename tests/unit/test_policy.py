@@ -733,15 +733,16 @@ def test_drill_defaults_to_the_best_other_input_and_repeats_are_no_ops() -> None
     assert other.error == "drill: a drill to 'backup' is already running (9 s left)"
 
 
-def test_a_switch_command_ends_a_drill_without_returning() -> None:
+@pytest.mark.parametrize("command", ["switch", "failover"])
+def test_a_command_to_keep_the_drill_target_ends_the_drill_without_returning(command: str) -> None:
     show = on_air(Show())
     show.command("drill", to="backup", seconds=10)
-    assert show.command("switch", to="backup").decision is None
+    assert show.command(command, to="backup").decision is None
     assert show.policy.snapshot()["drill"] is None
     assert show.run(20.0) == []  # pinned to the backup, no return
     _, finished = show.policy.take_events()
     assert isinstance(finished, DrillFinished) and not finished.passed
-    assert finished.figures["aborted"] == "switch command"
+    assert finished.figures["aborted"] == f"{command} command"
 
 
 # ---------------------------------------------------------------------- construction and state
@@ -771,3 +772,22 @@ def test_ties_in_priority_are_broken_by_id() -> None:
     show.studio.connect("zeta", "alpha")
     (_, decision), = show.run(3.0)
     assert decision.to == "alpha"
+
+
+def test_a_failback_command_during_a_drill_ends_it_and_switches() -> None:
+    show = on_air(Show())
+    show.command("drill", to="backup", seconds=60)
+    result = show.command("failback")
+    assert result.decision == Decision("main", "command", "failback command: backup -> main", "backup")
+    assert show.policy.snapshot()["drill"] is None
+    assert show.run(70.0) == []
+
+
+def test_undrained_events_are_bounded() -> None:
+    show = on_air(Show())
+    for n in range(1000):
+        show.policy.switch_result(show.now + n, "backup", verified=False)
+    events = show.policy.take_events()
+    assert 0 < len(events) <= 256
+    assert all(isinstance(e, SwitchFailed) for e in events)
+    assert show.policy.take_events() == []
