@@ -24,7 +24,6 @@ import av
 import numpy as np
 from av.codec.context import Flags
 
-from relay.codec.aac import AAC_LC, AacError, parse_audio_specific_config
 from relay.codec.h264 import (
     NAL_PPS,
     NAL_SPS,
@@ -338,18 +337,29 @@ def _encode_audio_file(path: str, sample_rate: int, channels: int, max_s: float)
     return coded
 
 
+# The 17 bits after a GASpecificConfig that say "no SBR" explicitly (backward-compatible
+# signalling, ISO/IEC 14496-3 1.6.5.2): syncExtensionType 0x2B7, extensionAudioObjectType
+# 5 (SBR), sbrPresentFlag 0. FFmpeg's AAC encoder writes them.
+_NO_SBR_EXTENSION = (0x2B7 << 6) | (5 << 1)
+
+
+def _is_plain_aac_lc(asc: bytes, sample_rate: int, channels: int) -> bool:
+    """Is this AudioSpecificConfig AAC-LC at this rate and channel count, without
+    SBR or PS (whose frames cover 2048 output samples)?"""
+    minimal = aac_config(sample_rate, channels).extradata
+    if not asc.startswith(minimal):
+        return False
+    rest = asc[len(minimal):]
+    return not rest or (len(rest) >= 3 and int.from_bytes(rest[:3], "big") >> 7 == _NO_SBR_EXTENSION)
+
+
 def _matching_audio_config(audio: AudioConfig | None, sample_rate: int, channels: int) -> AudioConfig:
     """The replaced stream's own AudioConfig when it describes what the slate sends
     (AAC-LC, same rate and channels): sharing the object tells the switcher
     nothing changed. Otherwise a fresh AAC-LC config."""
-    if audio is not None and audio.codec == "aac" and audio.extradata:
-        try:
-            info = parse_audio_specific_config(audio.extradata)
-        except AacError:
-            info = None
-        if info is not None and (info.object_type, info.sample_rate, info.channels) == (
-                AAC_LC, sample_rate, channels) and len(audio.extradata) == 2:
-            return audio
+    if audio is not None and audio.codec == "aac" and _is_plain_aac_lc(
+            audio.extradata, sample_rate, channels):
+        return audio
     return aac_config(sample_rate, channels)
 
 
