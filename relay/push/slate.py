@@ -381,7 +381,9 @@ def encode_slate(image_path: str | None, video: VideoConfig | None, audio: Audio
             log.warning("slate_image_unusable", path=image_path, error=str(exc))
     if picture is None:
         picture = render_card(fmt.width, fmt.height)
-    frames = max(1, round(seconds * fmt.rate))
+    # At least two frames: a one-frame loop would send the same IDR picture back to back,
+    # which H.264 forbids (consecutive IDRs must differ in idr_pic_id, 7.4.3).
+    frames = max(2, round(seconds * fmt.rate))
     video_packets, video_config = _encode_video(picture, fmt, frames)
 
     audio_config = _matching_audio_config(audio, fmt.sample_rate, fmt.channels)

@@ -122,6 +122,13 @@ def test_an_image_is_letterboxed_to_the_target(tmp_path: Path) -> None:
     assert red > 180 and green < 70 and blue < 70
 
 
+def test_a_very_short_loop_still_has_a_keyframe_and_a_following_frame() -> None:
+    clip = encode_slate(None, VideoConfig("h264", b"", 640, 360), None, 25.0, seconds=0.01)
+    assert [p.keyframe for p in clip.video] == [True, False]
+    assert len(decode_video(clip)) == 2
+    assert clip.duration_ms == 80.0
+
+
 def test_an_unreadable_image_falls_back_to_the_card(tmp_path: Path) -> None:
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png at all")
