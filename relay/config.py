@@ -25,12 +25,13 @@ import types
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from relay.redact import MASK, redact_url, register_secret, scrub, url_key
 from relay.settings import (
+    OUTPUT_SCHEMES,
     InputSettings,
     OutputSettings,
     RelaySettings,
@@ -54,7 +55,7 @@ KIND_KEYS = {
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 # SRT refuses passphrases outside this length (SRTO_PASSPHRASE, srt/docs/API/API-socket-options.md).
 SRT_PASSPHRASE_LEN = (10, 79)
-VALUE_WIDTH = 60
+VALUE_WIDTH = 200  # keeps one line readable; paths are rarely longer
 
 Loc = tuple[str | int, ...]
 
@@ -230,7 +231,7 @@ def _show(value: object, secret: bool, url: bool) -> str:
     if secret:
         text = _text(value)
         if url and text is not None and "://" in text:
-            return _clip(json.dumps(redact_url(text), ensure_ascii=False))
+            return _clip(json.dumps(_masked_url(text), ensure_ascii=False))
         if url and isinstance(value, list):
             return _clip("[" + ", ".join(_show(v, True, True) for v in value) + "]")
         return MASK
@@ -247,6 +248,19 @@ def _show(value: object, secret: bool, url: bool) -> str:
             return _clip("[" + ", ".join(_show(v, False, False) for v in value) + "]")
         return "[…]"
     return _clip(str(value))
+
+
+def _masked_url(url: str) -> str:
+    """:func:`redact_url`, and for schemes it does not know (an http-FLV pull, a mistyped
+    scheme) the whole path masked too: any part of it may be the key."""
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(shown)
+    except ValueError:
+        return MASK
+    if parts.scheme not in OUTPUT_SCHEMES and parts.path not in ("", "/"):
+        shown = urlunsplit((parts.scheme, parts.netloc, "/" + MASK, parts.query, ""))
+    return shown
 
 
 def _clip(text: str) -> str:
@@ -537,6 +551,9 @@ class _Loading:
         loc: Loc = tuple(error["loc"])
         kind = error["type"]
         if kind == "missing":
+            table = self.value_at(loc[:-1])
+            if loc[-1] == "urls" and isinstance(table, dict) and table.get("urls_file") is not None:
+                return  # the unreadable urls_file is reported already
             self.problem(loc, self.missing_message(loc))
         elif kind == "extra_forbidden":
             owner, name = _owner(loc)
@@ -740,7 +757,7 @@ def _shown_value(name: str, value: object) -> Any:
     if isinstance(value, list):
         return [_shown_value(name, v) for v in value]
     if isinstance(value, SecretStr):
-        return redact_url(value.get_secret_value()) if name in ("url", "urls") else MASK
+        return _masked_url(value.get_secret_value()) if name in ("url", "urls") else MASK
     return value
 
 

@@ -33,7 +33,7 @@ def split_host_port(value: str) -> tuple[str, int]:
             raise ValueError("expected [IPv6]:port, e.g. [::1]:9000")
         host = host[1:-1]
     elif ":" in host:
-        raise ValueError("an IPv6 host needs brackets, e.g. [::1]:9000")
+        raise ValueError("expected an IPv6 host in brackets, e.g. [::1]:9000")
     if any(c.isspace() or c in "/@?#" for c in host):
         raise ValueError("expected host:port with a plain host name or address, e.g. 0.0.0.0:1935")
     return (host or "0.0.0.0"), int(port)
