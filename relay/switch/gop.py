@@ -2,8 +2,9 @@
 
 From the input's latest video keyframe on, every video and audio packet in
 arrival order. When a new keyframe arrives the buffer starts over from it,
-keeping the audio of the old buffer stamped at or after the new keyframe (audio
-is often interleaved a little ahead of the video it belongs with).
+keeping the audio frames of the old buffer that do not end before the new
+keyframe (audio is often interleaved a little ahead of the video it belongs
+with, and the frame that overlaps the keyframe is part of its sound).
 
 The buffer is bounded in packets and in media time. An encoder that never sends
 another keyframe (or sends them minutes apart) would make a buffer that cannot
@@ -13,10 +14,17 @@ switch to that input waits for that keyframe instead of starting at once.
 
 from __future__ import annotations
 
-from relay.media import MediaPacket, Track
+from relay.media import AudioConfig, MediaPacket, Track
+from relay.switch.timeline import audio_frame_ms
 
 MAX_GOP_MS = 10_000  # keyframes further apart than this are not worth buffering
 MAX_GOP_PACKETS = 2_000  # 10 s of 60 fps video and 48 kHz AAC is about 1070 packets
+
+
+def ends_before(audio: MediaPacket, dts: int) -> bool:
+    """Does this audio frame end before ``dts``? (A frame overlapping a keyframe belongs with it.)"""
+    config = audio.config if isinstance(audio.config, AudioConfig) else None
+    return audio.dts + audio_frame_ms(config) <= dts
 
 
 class GopBuffer:
@@ -27,7 +35,7 @@ class GopBuffer:
 
     def add(self, pkt: MediaPacket) -> None:
         if pkt.track is Track.VIDEO and pkt.keyframe:
-            carried = [p for p in self._packets if p.track is Track.AUDIO and p.dts >= pkt.dts]
+            carried = [p for p in self._packets if p.track is Track.AUDIO and not ends_before(p, pkt.dts)]
             self._packets = [pkt, *carried]
             return
         if not self._packets:

@@ -14,7 +14,7 @@ Output timeline
     per track: a video packet that would not is moved up by the missing
     milliseconds (pts with it, keeping its composition offset; a video frame
     cannot be dropped without breaking the frames that reference it); an audio
-    packet that would not is dropped, as is audio stamped before the keyframe
+    packet that would not is dropped, as is audio that ends before the keyframe
     the output (re)started from.
 
 Switching (``FailoverSettings.switch_at``)
@@ -37,9 +37,10 @@ Dropping added delay
     The added delay lives downstream, in the viewer's buffer; the only way to
     take it back is to send less media than wall-clock time passes. Once it
     exceeds ``max_added_delay_ms``, the switcher stops forwarding the active
-    input shortly before the keyframe it expects next (its own keyframe
-    interval predicts it), so that the content skipped is about the added delay
-    (a whole group when the delay exceeds one), and resumes at that keyframe,
+    input at the point of a group from where the rest of the group is the added
+    delay (its keyframe interval predicts the next keyframe; a whole group when
+    the delay exceeds one; when that point has passed, in the next group), and
+    resumes at that keyframe,
     stamped one frame interval after the last output frame. The timestamps stay
     continuous; the content jumps forward by the skipped span and the viewer's
     buffer shrinks by it. A keyframe later than predicted skips more than the
@@ -88,7 +89,7 @@ from dataclasses import dataclass, field
 from relay.events import EventSink, Switched, SwitchFailed
 from relay.media import AudioConfig, MediaPacket, Track
 from relay.settings import FailoverSettings
-from relay.switch.gop import GopBuffer
+from relay.switch.gop import GopBuffer, ends_before
 from relay.switch.timeline import DEFAULT_AUDIO, InputTimeline, SilenceClock, audio_frame_ms
 
 AUDIO_GONE_S = 0.5  # an active input with no audio packet for this long gets silence instead
@@ -138,7 +139,7 @@ class Switcher:
         self._last_video_sent: float | None = None  # `now` when the last video packet went out
         self._frame_ms = 33  # frame interval of the input whose video went out last
         self._out_audio: AudioConfig | None = None  # the audio configuration the output carries
-        self._audio_floor: int | None = None  # no audio before the keyframe the output restarted at
+        self._audio_floor: int | None = None  # out dts of the keyframe the output (re)started at
         self._delay_ms = 0.0  # how far the output timeline runs ahead of the wall clock
         self._skipping = False  # dropping added delay: not forwarding until the next keyframe
         self._jump: tuple[Track, float] | None = None  # the last single-track jump, and when
@@ -164,8 +165,8 @@ class Switcher:
         switch = self._switch
         is_keyframe = pkt.track is Track.VIDEO and pkt.keyframe
         if switch is not None and switch.cut_at is None and switch.to == input_id:
-            if is_keyframe:
-                out += self._cut_over(switch, [pkt], now, buffered=False)
+            if is_keyframe:  # the group is this keyframe and the audio overlapping it
+                out += self._cut_over(switch, state.gop.packets(), now, buffered=False)
         elif input_id == self._active:
             if self._resync:
                 if is_keyframe:
@@ -347,7 +348,7 @@ class Switcher:
             self._frame_ms = state.timeline.frame_interval_ms
         else:
             floor = self._audio_floor
-            if (last is not None and dts <= last) or (floor is not None and dts < floor):
+            if (last is not None and dts <= last) or (floor is not None and ends_before(pkt, floor - offset)):
                 return []
             if isinstance(pkt.config, AudioConfig):
                 self._out_audio = pkt.config
@@ -385,7 +386,10 @@ class Switcher:
             return False
         if pkt.keyframe:
             return self._delay_ms >= gop_ms  # skip this whole group
-        return pkt.dts >= last_keyframe + gop_ms - self._delay_ms
+        # Skip from where the rest of the group is the added delay; past that point, skipping
+        # the rest would take back only part of it: the next group does it in one go.
+        start = last_keyframe + gop_ms - self._delay_ms
+        return start <= pkt.dts < start + 2 * self._frame_ms
 
     def _end_skip(self, keyframe: MediaPacket) -> None:
         last_video = self._last_out[Track.VIDEO]
