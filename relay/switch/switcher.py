@@ -74,10 +74,12 @@ Verification and reports
     ``VERIFY_PACKETS`` further video packets of the target followed; if that has
     not happened ``verify_within_s`` after the request, the switch failed (a
     switch still waiting for its keyframe is then abandoned and the old input
-    stays on air). Either way one event is emitted (``Switched`` with
-    ``verified=True``, or ``SwitchFailed``) and ``(to, verified)`` is queued for
-    the policy (``pop_results``). A switch superseded by a newer request reports
-    nothing.
+    stays on air). ``(to, verified)`` is queued for the policy
+    (``pop_results``). A verified switch is announced here with the figures
+    only the switcher has (``Switched``: freeze, added delay, gap); a failed
+    one is announced by the policy (``SwitchFailed``, it decides what follows),
+    so the switcher only keeps why it failed in ``health()["last_failure"]``.
+    A switch superseded by a newer request reports nothing.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from relay.events import EventSink, Switched, SwitchFailed
+from relay.events import EventSink, Switched
 from relay.media import AudioConfig, MediaPacket, Track
 from relay.settings import FailoverSettings
 from relay.switch.gop import GopBuffer, ends_before
@@ -134,6 +136,7 @@ class Switcher:
         self._switch: _Switch | None = None
         self._resync = False  # the active input reconnected: wait for its keyframe
         self._results: list[tuple[str, bool]] = []
+        self._last_failure: str | None = None
         # The output timeline.
         self._last_out: dict[Track, int | None] = {Track.VIDEO: None, Track.AUDIO: None}
         self._last_video_sent: float | None = None  # `now` when the last video packet went out
@@ -238,6 +241,7 @@ class Switcher:
             "added_delay_ms": round(self._delay_ms, 1),
             "dropping_delay": self._skipping,
             "silence": self._silence_clock is not None,
+            "last_failure": self._last_failure,
             "buffered": {
                 input_id: {"packets": len(state.gop), "span_ms": state.gop.span_ms}
                 for input_id, state in self._inputs.items()
@@ -312,10 +316,9 @@ class Switcher:
         self._results.append((switch.to, False))
         within = self._settings.verify_within_s
         if switch.cut_at is None:
-            why = f"no keyframe from {switch.to} within {within:g} s"
+            self._last_failure = f"no keyframe from {switch.to} within {within:g} s"
         else:
-            why = f"media from {switch.to} stopped after the cut (within {within:g} s)"
-        self._emit(SwitchFailed(to=switch.to, reason=why, input=switch.to))
+            self._last_failure = f"media from {switch.to} stopped after the cut (within {within:g} s)"
 
     # --------------------------------------------------------------- forwarding
 

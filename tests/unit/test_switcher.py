@@ -457,8 +457,8 @@ def test_a_switch_to_an_input_that_sends_nothing_fails_and_the_old_one_stays() -
     assert studio.switcher.pop_results() == [("A", True)]
     studio.run_until(4.1)
     assert studio.switcher.pop_results() == [("B", False)]
-    [failed] = [e for e in studio.events if isinstance(e, SwitchFailed)]
-    assert failed.to == "B" and "no keyframe" in failed.reason
+    assert "no keyframe from B" in str(studio.switcher.health()["last_failure"])
+    assert not [e for e in studio.events if isinstance(e, SwitchFailed)]  # the policy announces it
     assert studio.switcher.active == "A"
     assert studio.switched("B") == []
     studio.run_until(5.0)
@@ -474,8 +474,8 @@ def test_a_switch_whose_media_stops_right_after_the_cut_fails() -> None:
     assert studio.switch("B")  # the burst went out, then B stopped
     studio.run_until(4.5)
     assert studio.switcher.pop_results() == [("B", False)]
-    [failed] = [e for e in studio.events if isinstance(e, SwitchFailed)]
-    assert "stopped after the cut" in failed.reason
+    assert "stopped after the cut" in str(studio.switcher.health()["last_failure"])
+    assert studio.switched("B") == []
 
 
 def test_repeated_switches_a_b_a_slate_a() -> None:
