@@ -55,6 +55,7 @@ KIND_KEYS = {
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 # SRT refuses passphrases outside this length (SRTO_PASSPHRASE, srt/docs/API/API-socket-options.md).
 SRT_PASSPHRASE_LEN = (10, 79)
+MIN_URL_FRAGMENT = 8
 VALUE_WIDTH = 200  # keeps one line readable; paths are rarely longer
 
 Loc = tuple[str | int, ...]
@@ -123,18 +124,22 @@ def register_secrets(settings: RelaySettings) -> None:
 
 def _register_url(url: str) -> None:
     register_secret(url)
-    key = url_key(url)
-    register_secret(key)
-    if key and "?" in key:
-        register_secret(key.split("?", 1)[0])
+    fragments = [url_key(url)]
     try:
         parts = urlsplit(url)
-        register_secret(parts.password)
+        fragments.append(parts.password)
         # SRT ingest URLs carry the platform's key in `streamid` and the passphrase in the query.
-        for _, value in parse_qsl(parts.query):
-            register_secret(value)
+        fragments += [value for _, value in parse_qsl(parts.query)]
     except ValueError:
         pass
+    if fragments[0] and "?" in fragments[0]:
+        fragments.append(fragments[0].split("?", 1)[0])
+    for fragment in fragments:
+        # The scrubber replaces a secret wherever it occurs in any log text: a short path
+        # segment such as "out" or "test" would mangle words like "output_connected".
+        # Platform keys are long; a short fragment stays masked inside its full URL.
+        if fragment and len(fragment) >= MIN_URL_FRAGMENT:
+            register_secret(fragment)
 
 
 def _print_problems(path: str, problems: list[str]) -> None:

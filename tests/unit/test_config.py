@@ -658,3 +658,9 @@ def test_load_or_exit_returns_settings_and_registers_secrets(tmp_path: Path, cle
     s = load_or_exit(_secret_config(tmp_path))
     assert [i.id for i in s.inputs] == ["main", "backup", "cam"]
     assert scrub("publish main-key-1234 to DOUYIN-KEY-1 with mqtt-pw-4242") == "publish *** to *** with ***"
+
+
+def test_short_url_fragments_are_not_scrubbed_from_every_log_line(tmp_path: Path) -> None:
+    text = MINIMAL.replace("DOUYIN-KEY-1", "out")
+    load_settings(write(tmp_path, text), {})
+    assert scrub("output_connected to rtmp://push-1.example.com/live/out") == "output_connected to ***"
