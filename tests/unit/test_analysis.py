@@ -1,0 +1,214 @@
+"""InputAnalyzer on real media generated on the fly (ffmpeg lavfi -> H.264/AAC in FLV -> packets).
+
+Small pictures and short clips keep these quick; tests/integration/test_analysis.py
+measures the cost at 720p/1080p and the black-detection deadline in real time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
+from relay.watch.analysis import InputAnalyzer
+from relay.watch.frames import AudioFrameStats, FrameStats, VideoFrameStats
+from tests.support.tools import require
+
+SMALL = "320x240"
+
+
+def encode_clip(
+    path: Path,
+    video: str | None,
+    audio: str | None,
+    seconds: float,
+    video_args: tuple[str, ...] = ("-preset", "veryfast", "-g", "60", "-bf", "2", "-pix_fmt", "yuv420p"),
+) -> Path:
+    """Encode lavfi sources to an FLV file the way an encoder would publish them."""
+    cmd = [require("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y"]
+    if video:
+        cmd += ["-f", "lavfi", "-i", video]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", audio]
+    cmd += ["-t", str(seconds)]
+    if video:
+        cmd += ["-c:v", "libx264", *video_args]
+    if audio:
+        cmd += ["-c:a", "aac", "-b:a", "128k"]
+    cmd += ["-f", "flv", str(path)]
+    subprocess.run(cmd, check=True, timeout=120)
+    return path
+
+
+def read_packets(path: Path, arrival_offset: float = 0.0) -> list[MediaPacket]:
+    """FLV carries exactly Relay's packet shape: AVCC H.264, raw AAC, millisecond timestamps.
+
+    Arrival times are the timestamps (plus an offset): a publisher delivering in real time.
+    """
+    packets: list[MediaPacket] = []
+    with av.open(str(path)) as container:
+        configs: dict[int, VideoConfig | AudioConfig] = {}
+        for stream in container.streams:
+            ctx: Any = stream.codec_context
+            extradata = bytes(ctx.extradata or b"")
+            if stream.type == "video":
+                configs[stream.index] = VideoConfig("h264", extradata, ctx.width, ctx.height)
+            elif stream.type == "audio":
+                configs[stream.index] = AudioConfig("aac", extradata, ctx.sample_rate, ctx.layout.nb_channels)
+        for p in container.demux():
+            if p.size == 0 or p.dts is None or p.pts is None:
+                continue
+            track = Track.VIDEO if p.stream.type == "video" else Track.AUDIO
+            packets.append(
+                MediaPacket(
+                    track,
+                    int(p.dts),
+                    int(p.pts),
+                    bytes(p),
+                    bool(p.is_keyframe),
+                    configs[p.stream.index],
+                    arrival_offset + int(p.dts) / 1000.0,
+                )
+            )
+    return packets
+
+
+def analyse(
+    packets: list[MediaPacket], **kwargs: object
+) -> tuple[list[VideoFrameStats], list[AudioFrameStats]]:
+    seen: list[FrameStats] = []
+    analyzer = InputAnalyzer("main", seen.append, queue_packets=len(packets) + 1, **kwargs)  # type: ignore[arg-type]
+    analyzer.start()
+    try:
+        for pkt in packets:
+            analyzer.submit(pkt)
+        assert analyzer.wait_idle(60.0)
+    finally:
+        analyzer.stop()
+    assert analyzer.dropped == 0
+    return [s for s in seen if isinstance(s, VideoFrameStats)], [
+        s for s in seen if isinstance(s, AudioFrameStats)
+    ]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("clips")
+    return {
+        "black_silent": encode_clip(
+            d / "black.flv", f"color=c=black:size={SMALL}:rate=30", "anullsrc=r=48000:cl=stereo", 2
+        ),
+        "testsrc_sine": encode_clip(
+            d / "testsrc.flv",
+            f"testsrc2=size={SMALL}:rate=30",
+            "aevalsrc=sin(2*PI*1000*t):s=48000:c=stereo",
+            2,
+        ),
+        "still": encode_clip(
+            d / "still.flv", f"testsrc2=size={SMALL}:rate=30,loop=loop=-1:size=1:start=0", None, 2
+        ),
+        "other_size": encode_clip(d / "other.flv", "testsrc2=size=160x120:rate=30", None, 1),
+    }
+
+
+def test_black_picture_and_silence(clips: dict[str, Path]) -> None:
+    video, audio = analyse(read_packets(clips["black_silent"]))
+    assert len(video) >= 30  # 60 frames, the non-reference B-frames skipped
+    assert min(v.dark_fraction for v in video) >= 0.99
+    assert max(v.luma_mean for v in video) <= 0.02
+    assert len(audio) >= 80
+    assert max(a.rms_dbfs for a in audio) <= -100.0
+
+
+def test_moving_testsrc_and_a_full_sine(clips: dict[str, Path]) -> None:
+    packets = read_packets(clips["testsrc_sine"])
+    video, audio = analyse(packets)
+    assert statistics.mean(v.dark_fraction for v in video) <= 0.1
+    assert 0.2 <= statistics.mean(v.luma_mean for v in video) <= 0.8
+    diffs = [v.diff_db for v in video if v.diff_db is not None]
+    assert video[0].diff_db is None and len(diffs) == len(video) - 1
+    assert statistics.median(diffs) > -40.0  # moving
+    steady = [a.rms_dbfs for a in audio[5:]]  # past the AAC encoder's priming
+    assert min(steady) >= -9.0 and max(steady) <= -2.5
+    # stats carry the packet's arrival and pts, in presentation order despite B-frames
+    pts = [v.pts for v in video]
+    assert pts == sorted(pts)
+    arrival = {p.pts: p.arrival for p in packets if p.track is Track.VIDEO}
+    assert any(p.pts != p.dts for p in packets)
+    assert all(v.now == arrival[v.pts] for v in video)
+
+
+def test_a_still_picture_is_frozen(clips: dict[str, Path]) -> None:
+    video, _ = analyse(read_packets(clips["still"]))
+    diffs = [v.diff_db for v in video if v.diff_db is not None]
+    assert len(diffs) >= 30
+    assert statistics.median(diffs) <= -60.0
+    assert statistics.mean(v.dark_fraction for v in video) <= 0.1
+
+
+def test_a_new_video_config_restarts_the_decoder(clips: dict[str, Path]) -> None:
+    first = read_packets(clips["testsrc_sine"])
+    second = read_packets(clips["other_size"], arrival_offset=10.0)
+    video, _ = analyse([p for p in first if p.track is Track.VIDEO] + second)
+    switch = next(i for i, v in enumerate(video) if v.now >= 10.0)
+    assert switch > 10 and len(video) - switch >= 10
+    assert video[switch].diff_db is None  # a new picture size: nothing to compare with
+
+
+def test_corrupt_packets_cost_only_their_own_statistics(clips: dict[str, Path]) -> None:
+    packets = [p for p in read_packets(clips["testsrc_sine"]) if p.track is Track.VIDEO]
+    clean, _ = analyse(packets)
+    broken = list(packets)
+    for i in range(5, len(broken), 7):
+        p = broken[i]
+        broken[i] = MediaPacket(
+            p.track, p.dts, p.pts, b"\x00\x00\x00\x10" + bytes(range(16)) * 3, False, p.config, p.arrival
+        )
+    seen: list[FrameStats] = []
+    analyzer = InputAnalyzer("main", seen.append, queue_packets=len(broken) + 1)
+    analyzer.start()
+    try:
+        for p in broken:
+            analyzer.submit(p)
+        assert analyzer.wait_idle(30.0)
+        assert analyzer._thread is not None and analyzer._thread.is_alive()
+    finally:
+        analyzer.stop()
+    assert len(seen) >= len(clean) // 2
+
+
+def test_submit_never_blocks_and_resumes_video_at_a_keyframe(clips: dict[str, Path]) -> None:
+    packets = [p for p in read_packets(clips["testsrc_sine"]) if p.track is Track.VIDEO]
+    assert packets[0].keyframe and not any(p.keyframe for p in packets[1:30])
+    seen: list[FrameStats] = []
+    analyzer = InputAnalyzer("main", seen.append, queue_packets=10)
+    # The worker is not running: a decoder that has fallen hopelessly behind.
+    started = time.perf_counter()
+    for p in packets[:30]:
+        analyzer.submit(p)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 0.05  # 30 submits, none waited
+    assert analyzer.backlog == 10 and analyzer.dropped == 20
+    analyzer.start()
+    try:
+        assert analyzer.wait_idle(10.0)
+        for p in packets[30:40]:  # P/B-frames whose references were dropped: not queued
+            analyzer.submit(p)
+        assert analyzer.dropped == 30 and analyzer.backlog == 0
+        # the next GOP (the same pictures, later): its keyframe reopens the gate
+        for p in packets[:8]:
+            analyzer.submit(
+                MediaPacket(p.track, p.dts + 5000, p.pts + 5000, p.data, p.keyframe, p.config, p.arrival + 5)
+            )
+        assert analyzer.wait_idle(10.0)
+        assert analyzer.dropped == 30
+        assert any(isinstance(s, VideoFrameStats) and s.now >= 5.0 for s in seen)
+    finally:
+        analyzer.stop()
+    assert analyzer._thread is None
