@@ -450,11 +450,13 @@ class _Loading:
 
     def element_by_id(self, var: str, loc: Loc, elements: object, ident: str) -> int | None:
         what = "input" if loc[-1] == "inputs" else "output"
-        ids = [e.get("id") for e in elements if isinstance(e, dict)] if isinstance(elements, list) else []
-        for index, element_id in enumerate(ids):
+        ids: list[object] = []
+        for index, element in enumerate(elements if isinstance(elements, list) else []):
+            element_id = element.get("id") if isinstance(element, dict) else None
             if isinstance(element_id, str) and element_id.lower() == ident.lower():
                 return index
-        known = ", ".join(str(i) for i in ids) or "none"
+            ids.append(element_id)
+        known = ", ".join(i for i in ids if isinstance(i, str)) or "none"
         self.problems.append(
             f"{self.key_path(loc)}.{ident} (from {var}): no {what} with id {ident!r} in the file; "
             f"expected one of: {known} (or set the whole list as JSON in {ENV_PREFIX}{str(loc[-1]).upper()})"
