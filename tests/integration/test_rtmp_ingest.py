@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import time
@@ -112,9 +113,9 @@ def check_media(port: RecordingPort, seconds: float, size: str = SIZE) -> None:
     assert (aconfig.codec, aconfig.sample_rate, aconfig.channels) == ("aac", 44100, 1)
     for track in (video, audio):
         dts = [p.dts for p in track]
-        assert all(b > a for a, b in zip(dts, dts[1:], strict=False)), "timestamps increase"
+        assert all(b > a for a, b in itertools.pairwise(dts)), "timestamps increase"
         arrivals = [p.arrival for p in track]
-        assert all(b >= a for a, b in zip(arrivals, arrivals[1:], strict=False))
+        assert all(b >= a for a, b in itertools.pairwise(arrivals))
     span = (video[-1].dts - video[0].dts) / 1000
     assert seconds * 0.7 <= span <= seconds * 1.3
     # AVCC framing: the first 4-byte length fits inside the packet.
@@ -213,7 +214,7 @@ async def test_hostile_connections_close_alone_while_a_publisher_streams(ingest:
         elapsed = time.monotonic() - window_start
         delivered = port.video()[before:]
         fps = len(delivered) / elapsed
-        gaps = [b.arrival - a.arrival for a, b in zip(delivered, delivered[1:], strict=False)]
+        gaps = [b.arrival - a.arrival for a, b in itertools.pairwise(delivered)]
         assert fps >= 30 * 0.8, f"publisher slowed to {fps:.1f} fps"
         assert max(gaps) < 0.5, f"a {max(gaps) * 1000:.0f} ms gap in delivery"
         assert port.live and port.reasons == []
