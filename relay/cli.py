@@ -50,8 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return config_check(args.config, as_json=args.json)
     if args.command == "run":
         from relay.config import load_or_exit
+
+        settings = load_or_exit(args.config)  # before anything heavy is imported: a bad config exits 78
         from relay.daemon import run
 
-        return run(load_or_exit(args.config))
+        return run(settings)
     parser.error(f"unknown command {args.command}")
     return EX_USAGE
