@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from typing import Any
 
 import pytest
@@ -239,3 +240,31 @@ def test_media_on_another_message_stream_is_ignored() -> None:
     client.send(VIDEO, avc(1, 0, 0, AVCC_360P), stream_id=1, csid=6)
     client.send(VIDEO, avc(1, 1, 0, NALUS), stream_id=7, csid=6)
     assert port.packets == []
+
+
+def test_random_bytes_only_ever_raise_protocol_errors() -> None:
+    """Garbage at every layer closes the connection through a protocol error, never a crash."""
+    from relay.ingest.rtmp.server import _PROTOCOL_ERRORS
+
+    rng = random.Random(20240611)
+    refused = survived = 0
+    for i in range(300):
+        port = FakePort()
+        session, client, _, _ = make(port)
+        client.publish()
+        try:
+            if i % 3 == 0:  # raw garbage in the chunk stream
+                session.receive(rng.randbytes(rng.randint(1, 3000)))
+            elif i % 3 == 1:  # well-framed chunks, random FLV bodies
+                for _ in range(10):
+                    client.send(rng.choice([VIDEO, AUDIO]), rng.randbytes(rng.randint(0, 64)),
+                                stream_id=1, csid=6)
+            else:  # a real sequence header with a few bytes flipped
+                tag = bytearray(avc(1, 0, 0, AVCC_360P))
+                for _ in range(rng.randint(1, 6)):
+                    tag[rng.randrange(len(tag))] = rng.randrange(256)
+                client.send(VIDEO, bytes(tag), stream_id=1, csid=6)
+            survived += 1  # dropped tags, the connection lives on
+        except _PROTOCOL_ERRORS:
+            refused += 1
+    assert refused > 50 and survived > 50
