@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
 import os
 import random
@@ -16,8 +17,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from pydantic import SecretStr
 
+from relay import log as relay_log
 from relay.events import Event, InputRejected
-from relay.ingest.srt import PipeReader, SrtInput, listener_uri, parse_link_stats
+from relay.ingest.srt import PipeReader, SrtInput, SrtReceiver, listener_uri, parse_link_stats
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.settings import InputSettings
 from tests.support.publishers import Publisher, ffmpeg_args
@@ -162,6 +164,8 @@ async def test_srt_publisher_delivers_h264_and_aac_in_milliseconds() -> None:
 
 @pytest.mark.integration
 async def test_passphrase_right_one_works_wrong_one_delivers_nothing() -> None:
+    logs = io.StringIO()
+    relay_log.configure("debug", stream=logs, force_json=True)  # the child's stderr is logged at debug
     h = Harness(PASSPHRASE)
     await h.input.start()
     try:
@@ -177,6 +181,9 @@ async def test_passphrase_right_one_works_wrong_one_delivers_nothing() -> None:
             assert PASSPHRASE not in repr(event)
     finally:
         await h.input.stop()
+        relay_log.configure("info")
+    assert "srt caller accepted" in logs.getvalue()
+    assert PASSPHRASE not in logs.getvalue()
 
 
 @pytest.mark.integration
@@ -271,6 +278,12 @@ def test_pipe_reader_times_out_only_after_media_started() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_child_output_is_masked_before_logging() -> None:
+    receiver = SrtReceiver("srt-live-transmit", "srt://:1", ["p@ss word!12"])
+    line = "Media path: 'srt://:1?mode=listener&passphrase=p%40ss%20word%2112' and p@ss word!12"
+    assert receiver.mask(line) == "Media path: 'srt://:1?mode=listener&passphrase=***' and ***"
 
 
 def test_passphrase_length_is_checked() -> None:
