@@ -16,7 +16,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from relay.events import Event, InputRejected
-from relay.ingest.rtmp import RtmpServer
+from relay.ingest.rtmp import RtmpServer, amf0
+from relay.ingest.rtmp.chunks import COMMAND_AMF0, ChunkWriter
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from tests.support.publishers import Publisher, ffmpeg_publisher, gstreamer_publisher, pyav_publisher
 
@@ -260,3 +261,26 @@ async def test_connection_limit_and_stop(ingest: Ingest) -> None:
             writer.close()
         extra_w.close()
         await stop(publisher)
+
+
+async def test_connection_left_open_after_unpublish_closes_quietly(ingest: Ingest) -> None:
+    """A client that unpublishes but keeps its socket is not "rejected"; the idle deadline closes it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", ingest.server.port)
+    c1 = bytes(1536)
+    writer.write(b"\x03" + c1)
+    s0s1s2 = await reader.readexactly(1 + 1536 * 2)
+    chunks = ChunkWriter()
+
+    def command(name: str, transaction: int, *args: object, stream_id: int = 0) -> bytes:
+        return chunks.message(3, COMMAND_AMF0, stream_id, 0, amf0.encode(name, transaction, None, *args))
+
+    writer.write(s0s1s2[1:1 + 1536]
+                 + chunks.message(3, COMMAND_AMF0, 0, 0, amf0.encode("connect", 1, {"app": "live"}))
+                 + command("createStream", 2)
+                 + command("publish", 0, KEY, "live", stream_id=1)
+                 + command("FCUnpublish", 3, KEY))
+    await wait_for(lambda: ingest.port.reasons == ["unpublished"], 5, "publish, then unpublish")
+    closed_after = await _closed_within(reader, 5)
+    writer.close()
+    assert 0.5 < closed_after < 3.0  # the 1.5 s idle deadline
+    assert ingest.events == []

@@ -92,7 +92,7 @@ class _Connection(asyncio.Protocol):
     def _protocol_error(self, session: PublishSession, exc: Exception) -> None:
         stage = "handshake" if not session.handshake_done else "protocol"
         _log.warning("rtmp_protocol_error", peer=session.peer, stage=stage, error=str(exc))
-        if not session.publishing:
+        if session.port is None:  # a publisher that got in is not "rejected"; its input hears "error"
             session.reject(f"{stage} error")
         self.close("error")
 
@@ -114,7 +114,7 @@ class _Connection(asyncio.Protocol):
             return
         now = time.monotonic()
         server = self._server
-        if not session.publishing:
+        if session.port is None:  # has not published yet: the publish deadline applies
             left = self._accepted + server.handshake_timeout_s - now
             if left <= 0:
                 stage = "handshake" if not session.handshake_done else "publish"
