@@ -151,3 +151,63 @@ def test_pyav_and_numpy_work_without_writable_executable_memory() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     slate_frames, decoded, host_ok = result.stdout.split()
     assert int(slate_frames) >= 10 and int(decoded) == 10 and host_ok == "True"
+
+
+# -- scripts/install, staged into a temporary root (never into / in a test) --------------
+
+
+def run_install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(REPO / "scripts" / "install"), "--root", str(root), "--python", sys.executable,
+                           *args], capture_output=True, text=True, timeout=300)
+
+
+def test_install_stages_venv_units_and_configuration_idempotently(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    had_build_dir = (REPO / "build").exists()
+    first = run_install(root)
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    venv_relay = root / "opt/relay/venv/bin/relay"
+    version = subprocess.run([str(venv_relay), "--version"], capture_output=True, text=True, timeout=60)
+    assert version.stdout.strip().startswith("relay ")
+    venv_python = str(root / "opt/relay/venv/bin/python")
+    where = subprocess.run([venv_python, "-c", "import relay; print(relay.__file__)"],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert where.stdout.startswith(str(root / "opt/relay/venv")), "a real install, not a link to the checkout"
+    if not had_build_dir:
+        assert not (REPO / "build").exists(), "pip must build from a copy, not in the checkout"
+
+    for name in UNITS:
+        assert (root / "etc/systemd/system" / name).read_text() == unit_text(name)
+    config = root / "etc/relay/relay.toml"
+    text = config.read_text()
+    assert "config/example-secrets" not in text and '"/etc/relay/mqtt.pass"' in text
+    assert config.stat().st_mode & 0o777 == 0o640
+    assert (root / "etc/relay").stat().st_mode & 0o777 == 0o750
+    for secret in ("backup.pass", "mqtt.pass", "taobao.urls"):
+        assert (root / "etc/relay" / secret).stat().st_mode & 0o777 == 0o640
+    assert "systemctl enable --now relay" in first.stdout and "relay config-check" in first.stdout
+
+    # The staged configuration is valid once it sits in /etc/relay: check it with the
+    # staged relay, its absolute paths pointed into the staging root.
+    in_place = tmp_path / "in-place.toml"
+    in_place.write_text(text.replace('"/etc/relay/', f'"{root}/etc/relay/'))
+    check = subprocess.run([str(venv_relay), "config-check", "-c", str(in_place)], capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    mqtt_password = (REPO / "config/example-secrets/mqtt.pass").read_text().strip()
+    assert mqtt_password not in check.stdout + check.stderr
+
+    # Again: nothing reinstalled, the edited configuration kept as it is.
+    config.write_text(text + "\n# edited by the studio\n")
+    second = run_install(root)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "up to date" in second.stdout and "keeping the existing" in second.stdout
+    assert config.read_text().endswith("# edited by the studio\n")
+
+
+def test_install_refuses_an_unknown_option(tmp_path: Path) -> None:
+    result = run_install(tmp_path / "root", "--frobnicate")
+    assert result.returncode == 2
+    assert "unknown option --frobnicate" in result.stderr
+    assert not (tmp_path / "root" / "opt").exists()
