@@ -11,6 +11,7 @@ checkout's console script, which must verify without a single message.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -156,15 +157,24 @@ def test_pyav_and_numpy_work_without_writable_executable_memory() -> None:
 # -- scripts/install, staged into a temporary root (never into / in a test) --------------
 
 
-def run_install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(REPO / "scripts" / "install"), "--root", str(root), "--python", sys.executable,
+def checkout_copy(tmp: Path) -> Path:
+    """What the script reads from a checkout, frozen: others may edit the tree meanwhile."""
+    src = tmp / "checkout"
+    for part in ("scripts", "relay", "config", "systemd"):
+        shutil.copytree(REPO / part, src / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REPO / "pyproject.toml", src / "pyproject.toml")
+    return src
+
+
+def run_install(src: Path, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(src / "scripts" / "install"), "--root", str(root), "--python", sys.executable,
                            *args], capture_output=True, text=True, timeout=300)
 
 
 def test_install_stages_venv_units_and_configuration_idempotently(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    had_build_dir = (REPO / "build").exists()
-    first = run_install(root)
+    src = checkout_copy(tmp_path)
+    first = run_install(src, root)
     assert first.returncode == 0, first.stdout + first.stderr
 
     venv_relay = root / "opt/relay/venv/bin/relay"
@@ -174,8 +184,7 @@ def test_install_stages_venv_units_and_configuration_idempotently(tmp_path: Path
     where = subprocess.run([venv_python, "-c", "import relay; print(relay.__file__)"],
                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert where.stdout.startswith(str(root / "opt/relay/venv")), "a real install, not a link to the checkout"
-    if not had_build_dir:
-        assert not (REPO / "build").exists(), "pip must build from a copy, not in the checkout"
+    assert not (src / "build").exists(), "pip must build from a copy, not in the checkout"
 
     for name in UNITS:
         assert (root / "etc/systemd/system" / name).read_text() == unit_text(name)
@@ -200,14 +209,14 @@ def test_install_stages_venv_units_and_configuration_idempotently(tmp_path: Path
 
     # Again: nothing reinstalled, the edited configuration kept as it is.
     config.write_text(text + "\n# edited by the studio\n")
-    second = run_install(root)
+    second = run_install(src, root)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "up to date" in second.stdout and "keeping the existing" in second.stdout
     assert config.read_text().endswith("# edited by the studio\n")
 
 
 def test_install_refuses_an_unknown_option(tmp_path: Path) -> None:
-    result = run_install(tmp_path / "root", "--frobnicate")
+    result = run_install(REPO, tmp_path / "root", "--frobnicate")
     assert result.returncode == 2
     assert "unknown option --frobnicate" in result.stderr
     assert not (tmp_path / "root" / "opt").exists()
