@@ -1,0 +1,280 @@
+"""One platform destination: a worker thread pushing the output timeline to the
+current ingest URL, failing over between the destination's URLs (SPEC 4).
+
+    loop thread                         worker thread (one per output)
+    send(pkt) ──▶ PushQueue ──────────▶ sink.write(pkt) ──▶ RTMP(S) / SRT
+    _supervise(): stall watch,          connect, reconnect with backoff,
+      failback probes, bitrate          next URL, as PushPolicy says
+
+`send` never blocks and a dead output only ever fills (and trims) its own queue, so
+a failing output cannot stall the inputs or the other outputs. The worker reports
+progress (`sink.progress_at`); the loop side declares a write stalled after
+`push_stall_s` without progress and aborts the connection, which unblocks the
+worker even inside a blocking write. Events are posted to the loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+
+from relay.events import Event, EventSink, OutputConnected, OutputFailed
+from relay.log import get_logger
+from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
+from relay.push.policy import PushPolicy
+from relay.push.queue import PushQueue
+from relay.push.rtmp_publish import PushError, RtmpPublisher
+from relay.push.sinks import Sink, make_sink
+from relay.redact import redact_url, register_secret, url_key
+from relay.settings import OutputSettings, ThresholdSettings
+
+_SERVICE_EVERY_S = 0.1  # how often the worker reads what the server sent
+_FLUSH_ON_STOP_S = 0.5
+
+
+class Output:
+    def __init__(self, settings: OutputSettings, thresholds: ThresholdSettings, emit: EventSink) -> None:
+        self.settings = settings
+        self.output_id = settings.id
+        self._urls = [u.get_secret_value() for u in settings.urls]
+        for url in self._urls:
+            register_secret(url_key(url))
+        self._stall_s = thresholds.push_stall_s
+        self._emit_on_loop = emit
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()  # guards the policy (worker and loop both use it)
+        self.policy = PushPolicy(
+            self.output_id, [redact_url(u) for u in self._urls],
+            failed_reconnects=thresholds.push_failed_reconnects, stall_s=thresholds.push_stall_s,
+            backoff_s=settings.reconnect_backoff_s, backoff_max_s=settings.reconnect_backoff_max_s,
+            failback=settings.failback, probe_interval_s=settings.probe_interval_s, emit=self._emit,
+        )
+        self._queue = PushQueue(settings.queue_ms)
+        self._stopping = threading.Event()
+        self._retarget = threading.Event()  # the URL changed under a live connection
+        self._thread: threading.Thread | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._sink: Sink | None = None
+        self._writing_since: float | None = None  # a write is in progress since (monotonic)
+        self._stall_flagged = False
+        self._probing = False
+        self._last_video: VideoConfig | None = None
+        self._last_audio: AudioConfig | None = None
+        self._bytes_total = 0
+        self._rate_mark = (time.monotonic(), 0)
+        self._bitrate_kbps = 0.0
+        self._log = get_logger("relay.push").bind(output=self.output_id)
+
+    # -- public API (loop thread) -------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name=f"output-{self.output_id}", daemon=True)
+        self._thread.start()
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"output-{self.output_id}-watch")
+
+    async def stop(self) -> None:
+        """Flush briefly, end the publish cleanly and join the worker (within ~2 s)."""
+        self._stopping.set()
+        self._queue.wake()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        thread = self._thread
+        if thread is None:
+            return
+        await asyncio.to_thread(thread.join, 1.5)
+        if thread.is_alive():
+            sink = self._sink
+            if sink is not None:
+                sink.abort()
+            await asyncio.to_thread(thread.join, 0.5)
+
+    def send(self, pkt: MediaPacket) -> None:
+        self._queue.put(pkt)
+
+    def select_url(self, index: int) -> None:
+        with self._lock:
+            changed = self.policy.select(time.monotonic(), index)
+        if changed:
+            self._retarget.set()
+            self._queue.wake()
+
+    @property
+    def status(self) -> str:
+        return self.policy.status
+
+    @property
+    def url_index(self) -> int:
+        return self.policy.current
+
+    def health(self) -> dict[str, float | int | str]:
+        return {
+            "bitrate_kbps": round(self._bitrate_kbps, 1),
+            "url_index": self.policy.current,
+            "reconnects": self.policy.reconnects,
+            "dropped": self._queue.dropped,
+            "queue_ms": self._queue.span_ms,
+            "status": self.policy.status,
+        }
+
+    # -- loop side: stall watch, failback probes, bitrate --------------------------
+
+    async def _supervise(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            sink, since = self._sink, self._writing_since
+            if sink is not None and since is not None and not self._stall_flagged:
+                if now - max(since, sink.progress_at) > self._stall_s:
+                    # The worker is stuck in a write: abort the connection under it.
+                    self._stall_flagged = True
+                    sink.abort()
+            with self._lock:
+                due = self.policy.probe_due(now) and not self._probing
+            if due:
+                self._probing = True
+                asyncio.create_task(self._probe_preferred())
+            t0, b0 = self._rate_mark
+            if now - t0 >= 1.0:
+                total = self._bytes_total + (sink.bytes_sent if sink is not None else 0)
+                self._bitrate_kbps = max(0, total - b0) * 8 / 1000 / (now - t0)
+                self._rate_mark = (now, total)
+
+    async def _probe_preferred(self) -> None:
+        try:
+            url = self._urls[self.policy.preferred]
+            ok = await asyncio.to_thread(_probe, url, self.settings.connect_timeout_s, self._stall_s)
+            with self._lock:
+                back = self.policy.on_probe(time.monotonic(), ok)
+            if back:
+                self._retarget.set()
+                self._queue.wake()
+        finally:
+            self._probing = False
+
+    def _emit(self, event: Event) -> None:
+        """Events go out on the loop thread, whichever thread produced them."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._emit_on_loop(event)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is shutting down
+                loop.call_soon_threadsafe(self._emit_on_loop, event)
+
+    # -- worker thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = 0.0
+        while not self._stopping.is_set():
+            if delay and self._wait(delay):
+                break
+            with self._lock:
+                index = self.policy.current
+            self._retarget.clear()
+            url = self._urls[index]
+            try:
+                sink = make_sink(url, self.settings.connect_timeout_s, self._stall_s)
+                self._sink = sink
+                self._stall_flagged = False
+                self._writing_since = time.monotonic()  # connecting counts: no progress = stall
+                sink.open(self._last_video, self._last_audio)
+            except PushError as exc:
+                self._end_sink()
+                delay = self._failed(index, exc)
+                continue
+            self._writing_since = None
+            with self._lock:
+                self.policy.on_connected(time.monotonic())
+            self._log.info("output pushing", url=redact_url(url))
+            self._emit(OutputConnected(output=self.output_id, url_index=index, url=redact_url(url)))
+            self._queue.restart_at_keyframe()
+            try:
+                self._pump(sink)
+                sink.close()
+                self._end_sink()
+                delay = 0.0
+            except PushError as exc:
+                self._end_sink()
+                delay = self._failed(index, exc)
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep between attempts; True if stopping. A URL change cuts the wait short."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self._stopping.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+                return True
+            if self._retarget.is_set():
+                return False
+        return False
+
+    def _failed(self, index: int, exc: PushError) -> float:
+        kind = "stalled" if self._stall_flagged else exc.kind
+        reason = "no write progress" if self._stall_flagged else str(exc)
+        self._writing_since = None
+        if self._stopping.is_set():
+            return 0.0
+        self._log.warning("output failed", kind=kind, reason=reason, url_index=index)
+        self._emit(OutputFailed(output=self.output_id, url_index=index, reason=f"{kind}: {reason}"))
+        with self._lock:
+            if self.policy.current != index:  # a command moved it meanwhile: go there now
+                self.policy.connected = False
+                return 0.0
+            return self.policy.on_failure(time.monotonic(), kind, reason).delay_s
+
+    def _end_sink(self) -> None:
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            self._bytes_total += sink.bytes_sent
+            sink.abort()
+
+    def _pump(self, sink: Sink) -> None:
+        """Send queued media until stopping or the URL changes; PushError on failure."""
+        serviced = time.monotonic()
+        flush_until: float | None = None
+        while True:
+            if self._stopping.is_set():
+                flush_until = flush_until or time.monotonic() + _FLUSH_ON_STOP_S
+                if not len(self._queue) or time.monotonic() > flush_until:
+                    return
+            if self._retarget.is_set():
+                return
+            if self._stall_flagged:
+                raise PushError("stalled", "no write progress")
+            pkt = self._queue.get(0.05)
+            if pkt is not None:
+                if pkt.track is Track.VIDEO and isinstance(pkt.config, VideoConfig):
+                    self._last_video = pkt.config
+                elif isinstance(pkt.config, AudioConfig):
+                    self._last_audio = pkt.config
+                self._writing_since = time.monotonic()
+                try:
+                    sink.write(pkt)
+                except OSError as exc:  # an abort from the loop side lands here
+                    raise PushError("closed", str(exc)) from None
+                finally:
+                    self._writing_since = None
+            now = time.monotonic()
+            if now - serviced >= _SERVICE_EVERY_S:
+                serviced = now
+                sink.service()
+
+
+def _probe(url: str, connect_timeout: float, stall_timeout: float) -> bool:
+    """Is this ingest URL alive? RTMP: TCP + handshake + connect; SRT: not probed."""
+    if not url.startswith(("rtmp://", "rtmps://")):
+        return False
+    try:
+        RtmpPublisher(url, connect_timeout, stall_timeout).handshake_only()
+    except PushError:
+        return False
+    return True
