@@ -1,0 +1,417 @@
+"""MqttControl against a real Mosquitto on a free port, with a fake daemon behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import SecretStr
+from structlog.testing import capture_logs
+
+from relay.control.backoff import ReconnectBackoff
+from relay.control.mqtt import MqttControl
+from relay.events import FaultRaised, InputDisconnected
+from relay.settings import MqttSettings
+from tests.support.fake_daemon import FakeDaemon, relay_settings
+from tests.support.mosquitto import Mosquitto, Watcher
+
+pytestmark = pytest.mark.integration
+BASE = "relay/studio-a"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    with Mosquitto(tmp_path) as b:
+        yield b
+
+
+def make_daemon(broker: Mosquitto, **mqtt: Any) -> FakeDaemon:
+    settings = MqttSettings(host=broker.host, port=broker.port, health_interval_s=0.5, **mqtt)
+    return FakeDaemon(relay_settings(settings))
+
+
+@pytest.fixture
+async def relay(broker: Mosquitto) -> AsyncIterator[tuple[FakeDaemon, MqttControl]]:
+    daemon = make_daemon(broker)
+    control = MqttControl(daemon, backoff=ReconnectBackoff(0.2, 1.0))
+    await control.start()
+    try:
+        await until(lambda: control.connected)
+        yield daemon, control
+    finally:
+        await control.stop()
+
+
+async def until(condition: Any, timeout_s: float = 8.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def request(broker: Mosquitto, command: str, payload: bytes | str, *, retain: bool = False,
+                  timeout_s: float = 5.0) -> dict[str, Any]:
+    """Send one request (3.1.1 style) and wait for the reply on response/<command>."""
+    async with Watcher(broker, f"{BASE}/response/{command}") as w:
+        await w.client.publish(f"{BASE}/request/{command}", payload, qos=1, retain=retain)
+        reply = await w.wait_for(lambda m: True, timeout_s)
+        body: dict[str, Any] = json.loads(reply.payload)
+        return body
+
+
+async def test_retained_topics_reach_a_late_subscriber(relay: tuple[FakeDaemon, MqttControl],
+                                                       broker: Mosquitto) -> None:
+    async with Watcher(broker, f"{BASE}/#") as w:
+        await w.wait_for(lambda m: m.topic.value == f"{BASE}/availability")
+        await asyncio.sleep(0.3)  # every retained message arrives right after SUBACK
+        retained = {m.topic.value: bytes(m.payload) for m in w.messages if m.retain}
+    assert retained[f"{BASE}/availability"] == b"online"
+    assert retained[f"{BASE}/active_input"] == b"main"
+    assert retained[f"{BASE}/input/main/status"] == b"active"
+    assert retained[f"{BASE}/input/backup/status"] == b"standby"
+    assert retained[f"{BASE}/output/douyin/status"] == b"pushing"
+    state = json.loads(retained[f"{BASE}/state"])
+    assert state["active_input"] == "main" and state["seq"] == 1 and state["worst_tier"] is None
+    assert "SECRETKEY123" not in retained[f"{BASE}/state"].decode()
+
+
+async def test_online_follows_the_state_on_connect(broker: Mosquitto) -> None:
+    daemon = make_daemon(broker)
+    async with Watcher(broker, f"{BASE}/#") as w:
+        control = MqttControl(daemon, backoff=ReconnectBackoff(0.2, 1.0))
+        await control.start()
+        try:
+            await w.wait_for(lambda m: m.topic.value == f"{BASE}/availability" and m.payload == b"online")
+            order = [m.topic.value for m in w.messages]
+            assert order.index(f"{BASE}/state") < order.index(f"{BASE}/availability")
+            assert order.index(f"{BASE}/active_input") < order.index(f"{BASE}/availability")
+            # health arrives on its own timer, QoS 0, not retained, with the MQTT figures
+            health = await w.wait_for(lambda m: m.topic.value == f"{BASE}/health")
+            assert not health.retain
+            assert json.loads(health.payload)["mqtt"]["connected"] is True
+            # a state change goes out as a new retained state with the next seq
+            daemon.put_on_air("backup", reason="fault")
+            m = await w.wait_for(lambda m: m.topic.value == f"{BASE}/active_input" and m.payload == b"backup")
+            assert m is not None
+            state = await w.wait_for(lambda m: m.topic.value == f"{BASE}/state"
+                                     and json.loads(m.payload)["active_input"] == "backup")
+            assert json.loads(state.payload)["seq"] == 2
+            event = await w.wait_for(lambda m: m.topic.value == f"{BASE}/event")
+            body = json.loads(event.payload)
+            assert body["event"] == "switched" and body["to"] == "backup" and body["relay"] == "studio-a"
+        finally:
+            await control.stop()
+
+
+async def test_failover_request_replies_ok_with_the_transaction(
+        relay: tuple[FakeDaemon, MqttControl], broker: Mosquitto) -> None:
+    daemon, _ = relay
+    async with Watcher(broker, f"{BASE}/event") as events:
+        reply = await request(broker, "failover", json.dumps({"to": "backup", "transaction": "abc-1"}))
+        assert reply == {"status": "ok", "data": {"active": "backup", "changed": True}, "error": None,
+                         "transaction": "abc-1"}
+        assert daemon.calls == [("failover", {"to": "backup", "transaction": "abc-1"})]
+        command = await events.wait_for(lambda m: json.loads(m.payload)["event"] == "command")
+        body = json.loads(command.payload)
+        assert body["command"] == "failover" and body["status"] == "ok" and body["source"] == "mqtt"
+        assert body["args"] == {"to": "backup"}
+
+
+async def test_a_redelivered_request_runs_once(relay: tuple[FakeDaemon, MqttControl],
+                                               broker: Mosquitto) -> None:
+    daemon, _ = relay
+    first = await request(broker, "failover", b'{"transaction": 42}')
+    again = await request(broker, "failover", b'{"transaction": 42}')
+    assert first == again and first["transaction"] == 42
+    assert daemon.calls == [("failover", {"transaction": 42})]
+
+
+async def test_mqtt5_reply_goes_to_the_response_topic_with_correlation_data(
+        relay: tuple[FakeDaemon, MqttControl], broker: Mosquitto) -> None:
+    daemon, _ = relay
+    response_topic = f"{BASE}/response/ping/{uuid.uuid4().hex}"
+    async with Watcher(broker, f"{BASE}/response/#") as w:
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.ResponseTopic = response_topic
+        props.CorrelationData = b"\x01corr-77"
+        await w.client.publish(f"{BASE}/request/ping", b"{}", qos=1, properties=props)
+        reply = await w.wait_for(lambda m: m.topic.value == response_topic)
+        assert reply.properties.CorrelationData == b"\x01corr-77"
+        assert json.loads(reply.payload)["status"] == "ok"
+        await asyncio.sleep(0.3)
+        assert not w.on(f"{BASE}/response/ping"), "the reply goes only to the Response Topic"
+    assert daemon.calls == [("ping", {})]
+
+
+BAD_REQUESTS = [
+    ("failover", b"{not json", "malformed JSON"),
+    ("failover", b"[1, 2]", "expected a JSON object"),
+    ("explode", b"{}", "unknown command 'explode'"),
+    ("switch", b'{"to": 7}', "'to'"),
+    ("switch", b'{}', "missing 'to'"),
+    ("drill", b'{"to": "backup", "seconds": "ten"}', "'seconds'"),
+    ("mode", b'{"mode": "turbo"}', "'mode'"),
+    ("output", b'{"output": "douyin", "url_index": true}', "'url_index'"),
+    ("failover", b'{"to": "backup", "when": "now"}', "unexpected field 'when'"),
+    ("ping", b'{"transaction": "' + b"x" * 5000 + b'"}', "too large"),
+]
+
+
+@pytest.mark.parametrize(("command", "payload", "says"), BAD_REQUESTS,
+                         ids=[f"{c}-{s.split()[0]}" for c, _, s in BAD_REQUESTS])
+async def test_a_bad_request_gets_an_error_and_changes_nothing(
+        relay: tuple[FakeDaemon, MqttControl], broker: Mosquitto, command: str, payload: bytes, says: str
+) -> None:
+    daemon, _ = relay
+    reply = await request(broker, command, payload)
+    assert reply["status"] == "error"
+    assert says in reply["error"]
+    assert daemon.calls == []
+    assert daemon.state()["active_input"] == "main"
+
+
+async def test_the_transaction_is_echoed_even_on_a_refusal(
+        relay: tuple[FakeDaemon, MqttControl], broker: Mosquitto) -> None:
+    reply = await request(broker, "mode", b'{"mode": "turbo", "transaction": "t-9"}')
+    assert reply["status"] == "error" and reply["transaction"] == "t-9"
+
+
+async def test_retained_requests_are_ignored(relay: tuple[FakeDaemon, MqttControl],
+                                             broker: Mosquitto) -> None:
+    daemon, control = relay
+    with pytest.raises(AssertionError, match="no matching message"):
+        await request(broker, "failover", b'{"to": "backup"}', retain=True, timeout_s=1.5)
+    # and one left on the broker is not picked up by the next connection either
+    await control.stop()
+    control2 = MqttControl(daemon, backoff=ReconnectBackoff(0.2, 1.0))
+    await control2.start()
+    try:
+        await until(lambda: control2.connected)
+        await asyncio.sleep(0.5)
+    finally:
+        await control2.stop()
+    assert daemon.calls == []
+    # clear the retained request so it cannot leak into anything else
+    async with Watcher(broker, f"{BASE}/none") as w:
+        await w.client.publish(f"{BASE}/request/failover", b"", qos=1, retain=True)
+
+
+async def test_clean_stop_leaves_offline_retained(broker: Mosquitto) -> None:
+    daemon = make_daemon(broker)
+    control = MqttControl(daemon)
+    await control.start()
+    await until(lambda: control.connected)
+    await control.stop()
+    async with Watcher(broker, f"{BASE}/availability") as w:
+        m = await w.wait_for(lambda m: True)
+    assert m.retain and m.payload == b"offline"
+
+
+async def test_last_will_says_offline_when_the_relay_vanishes(broker: Mosquitto) -> None:
+    script = (
+        "import asyncio\n"
+        "from relay.control.mqtt import MqttControl\n"
+        "from relay.settings import MqttSettings\n"
+        "from tests.support.fake_daemon import FakeDaemon, relay_settings\n"
+        "async def main():\n"
+        f"    d = FakeDaemon(relay_settings(MqttSettings(host='{broker.host}', port={broker.port})))\n"
+        "    await MqttControl(d).start()\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    async with Watcher(broker, f"{BASE}/availability") as w:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script, cwd=str(ROOT))
+        try:
+            await w.wait_for(lambda m: m.payload == b"online", timeout_s=15)
+            proc.kill()  # no DISCONNECT: the broker publishes the Will
+            await w.wait_for(lambda m: m.payload == b"offline", timeout_s=10)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+
+
+async def test_broker_outage_buffers_events_and_recovers(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    daemon = make_daemon(broker)
+    control = MqttControl(daemon, backoff=ReconnectBackoff(1.5, 1.5))
+    loop_lag = LoopLag()
+    try:
+        await control.start()
+        await until(lambda: control.connected)
+        lag_task = asyncio.create_task(loop_lag.run())
+        with capture_logs() as logs:
+            broker.stop()
+            await until(lambda: not control.connected)
+            # Mid-outage: a fault, a switch and an input lost; emit returns at once.
+            t0 = time.perf_counter()
+            daemon.bus.emit(FaultRaised(input="main", signal="black", tier=1, value=1.0, threshold=0.98))
+            daemon.put_on_air("backup", reason="fault")
+            daemon.bus.emit(InputDisconnected(input="main", reason="eof"))
+            assert time.perf_counter() - t0 < 0.05
+            await asyncio.sleep(3.0)
+            assert control.outbox.buffered_events >= 3
+            broker.start()
+            async with Watcher(broker, f"{BASE}/#") as w:
+                await until(lambda: control.connected)
+                await w.wait_for(lambda m: m.topic.value == f"{BASE}/availability" and m.payload == b"online")
+                await w.wait_for(lambda m: m.topic.value == f"{BASE}/event"
+                                 and json.loads(m.payload)["event"] == "input_disconnected")
+                names = [json.loads(p)["event"] for p in w.on(f"{BASE}/event")]
+                assert names == ["fault_raised", "switched", "input_disconnected"]
+            async with Watcher(broker, f"{BASE}/#") as late:
+                await late.wait_for(lambda m: m.topic.value == f"{BASE}/availability")
+                await asyncio.sleep(0.3)
+                retained = {m.topic.value: bytes(m.payload) for m in late.messages if m.retain}
+        assert retained[f"{BASE}/availability"] == b"online"
+        assert retained[f"{BASE}/active_input"] == b"backup"
+        assert json.loads(retained[f"{BASE}/state"])["active_input"] == "backup"
+        kinds = [e["event"] for e in logs]
+        assert "mqtt_disconnected" in kinds and "mqtt_connected" in kinds
+        assert kinds.count("mqtt_unreachable") <= 1, "one line per outage, not one per retry"
+        lag_task.cancel()
+        assert loop_lag.worst_s < 0.25, f"event loop held up {loop_lag.worst_s:.3f} s"
+    finally:
+        await control.stop()
+        broker.stop()
+
+
+async def test_event_buffer_drops_the_oldest_and_counts(broker: Mosquitto) -> None:
+    daemon = make_daemon(broker, event_buffer=10)
+    control = MqttControl(daemon, backoff=ReconnectBackoff(1.0, 1.0))
+    await control.start()
+    try:
+        await until(lambda: control.connected)
+        broker.stop()
+        await until(lambda: not control.connected)
+        for i in range(25):
+            daemon.bus.emit(InputDisconnected(input="main", reason=f"n{i}"))
+        assert control.outbox.buffered_events == 10 and control.outbox.dropped_events == 15
+        broker.start()
+        async with Watcher(broker, f"{BASE}/event") as w:
+            await until(lambda: control.connected)
+            await w.wait_for(lambda m: json.loads(m.payload)["reason"] == "n24")
+            reasons = [json.loads(p)["reason"] for p in w.on(f"{BASE}/event")]
+        assert reasons == [f"n{i}" for i in range(15, 25)]
+        assert control.status()["dropped_events"] == 15
+    finally:
+        await control.stop()
+
+
+async def test_broker_absent_at_start_then_started(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path)
+    daemon = make_daemon(broker)
+    control = MqttControl(daemon, backoff=ReconnectBackoff(0.3, 1.0))
+    try:
+        with capture_logs() as logs:
+            await control.start()  # returns although nothing listens
+            await asyncio.sleep(1.5)
+            assert not control.connected
+            broker.start()
+            await until(lambda: control.connected)
+        assert [e["event"] for e in logs].count("mqtt_unreachable") == 1
+        async with Watcher(broker, f"{BASE}/availability") as w:
+            assert (await w.wait_for(lambda m: True)).payload == b"online"
+    finally:
+        await control.stop()
+        broker.stop()
+
+
+async def test_wrong_password_logs_one_clear_line_and_the_daemon_carries_on(tmp_path: Path) -> None:
+    with Mosquitto(tmp_path, users={"relay": "right-pass-8123"}) as broker:
+        daemon = make_daemon(broker, username="relay", password=SecretStr("wrong-pass-5521"))
+        control = MqttControl(daemon, backoff=ReconnectBackoff(0.2, 0.4))
+        lag = LoopLag()
+        lag_task = asyncio.create_task(lag.run())
+        with capture_logs() as logs:
+            await control.start()
+            await asyncio.sleep(3.0)  # several attempts
+            daemon.put_on_air("backup")  # the daemon's own work is unaffected
+            assert daemon.state()["active_input"] == "backup"
+            await control.stop()
+        lag_task.cancel()
+        refused = [e for e in logs if e["event"] == "mqtt_login_refused"]
+        assert len(refused) == 1, logs
+        assert "bad user name or password" in refused[0]["reason"]
+        assert refused[0]["log_level"] == "error"
+        assert "wrong-pass-5521" not in json.dumps(logs, default=str)
+        assert not control.connected
+        assert lag.worst_s < 0.25
+
+
+async def test_home_assistant_discovery_and_its_republication(broker: Mosquitto) -> None:
+    daemon = make_daemon(broker, discovery=True)
+    control = MqttControl(daemon)
+    await control.start()
+    try:
+        await until(lambda: control.connected)
+        async with Watcher(broker, "homeassistant/device/studio-a/config") as w:
+            first = await w.wait_for(lambda m: True)
+            assert first.retain
+            config = json.loads(first.payload)
+            platforms = sorted(c["p"] for c in config["cmps"].values())
+            assert platforms == ["button", "select", "sensor", "sensor"]
+            assert config["availability_topic"] == f"{BASE}/availability"
+            select = next(c for c in config["cmps"].values() if c["p"] == "select")
+            assert select["command_topic"] == f"{BASE}/request/mode"
+            # Home Assistant restarts: it announces itself, the relay answers with discovery
+            await w.client.publish("homeassistant/status", b"online", qos=1)
+            await until(lambda: len(w.on("homeassistant/device/studio-a/config")) >= 2, 5.0)
+            # and a select press (rendered through the command_template) sets the mode
+            command = select["command_template"].replace("{{ value }}", "manual")
+            await w.client.publish(select["command_topic"], command.encode(), qos=1)
+            await until(lambda: ("mode", {"mode": "manual"}) in daemon.calls, 5.0)
+    finally:
+        await control.stop()
+
+
+async def test_thumbnail_is_published_retained(broker: Mosquitto) -> None:
+    daemon = make_daemon(broker, thumbnail_interval_s=0.3)
+    daemon.jpeg = b"\xff\xd8\xff\xe0fake-jpeg\xff\xd9"
+    control = MqttControl(daemon)
+    await control.start()
+    try:
+        await until(lambda: control.connected)
+        await asyncio.sleep(1.0)  # a few thumbnail periods: a late subscriber gets the retained one
+        async with Watcher(broker, f"{BASE}/thumbnail") as w:
+            m = await w.wait_for(lambda m: True)
+        assert m.retain and m.payload == daemon.jpeg
+    finally:
+        await control.stop()
+
+
+class LoopLag:
+    """How late a 20 ms timer fires: the media plane's tick would be that late too."""
+
+    def __init__(self) -> None:
+        self.worst_s = 0.0
+
+    async def run(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.02)
+            self.worst_s = max(self.worst_s, time.perf_counter() - t0 - 0.02)
+
+
+async def test_protocol_311_setting(broker: Mosquitto) -> None:
+    daemon = make_daemon(broker, protocol="3.1.1")
+    control = MqttControl(daemon)
+    await control.start()
+    try:
+        await until(lambda: control.connected)
+        assert control.protocol == "3.1.1"
+        reply = await request(broker, "ping", b'{"transaction": "p"}')
+        assert reply["status"] == "ok" and reply["transaction"] == "p"
+    finally:
+        await control.stop()

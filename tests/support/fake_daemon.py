@@ -1,0 +1,87 @@
+"""A stand-in for relay.daemon.Daemon with the control plane's facade (state, health,
+execute, thumbnail, bus), so the MQTT layer is tested without media."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+from pydantic import SecretStr
+
+from relay.events import EventBus, Switched
+from relay.settings import InputSettings, MqttSettings, OutputSettings, RelaySettings
+
+
+def relay_settings(mqtt: MqttSettings, relay_id: str = "studio-a") -> RelaySettings:
+    return RelaySettings(
+        id=relay_id,
+        inputs=[InputSettings(id="main", kind="rtmp", key=SecretStr("main-key-3f9c"), priority=1),
+                InputSettings(id="backup", kind="rtmp", key=SecretStr("backup-key-77a1"), priority=2)],
+        outputs=[OutputSettings(id="douyin", urls=[SecretStr("rtmp://push.example.com/live/SECRETKEY123")])],
+        mqtt=mqtt,
+    )
+
+
+class FakeDaemon:
+    def __init__(self, settings: RelaySettings) -> None:
+        self.settings = settings
+        self.bus = EventBus()
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.jpeg: bytes | None = None
+        self.started = time.monotonic()
+        self._state: dict[str, Any] = {
+            "relay": settings.id,
+            "version": "test",
+            "active_input": "main",
+            "mode": "auto",
+            "failback": "auto",
+            "since": "2025-01-01T00:00:00.000Z",
+            "drill": None,
+            "inputs": {
+                "main": {"status": "active", "priority": 1, "kind": "rtmp", "connected": True, "faults": []},
+                "backup": {"status": "standby", "priority": 2, "kind": "rtmp", "connected": True,
+                           "faults": []},
+            },
+            "outputs": {"douyin": {"status": "pushing", "url_index": 0,
+                                   "url": "rtmp://push.example.com/live/***"}},
+            "host_fault": None,
+            "last_stop": None,
+        }
+
+    def state(self) -> dict[str, Any]:
+        return copy.deepcopy(self._state)
+
+    def health(self) -> dict[str, Any]:
+        return {"uptime_s": round(time.monotonic() - self.started, 1), "version": "test",
+                "active_input": self._state["active_input"], "inputs": {}, "outputs": {}, "switch": {},
+                "host": {"cpu_pct": 1.0}}
+
+    def thumbnail(self) -> bytes | None:
+        return self.jpeg
+
+    def put_on_air(self, to: str, reason: str = "command") -> None:
+        before = self._state["active_input"]
+        if before == to:
+            return
+        self._state["active_input"] = to
+        for input_id, inp in self._state["inputs"].items():
+            inp["status"] = "active" if input_id == to else "standby"
+        self._state["since"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        self.bus.emit(Switched(from_=before, to=to, reason=reason, freeze_ms=0.0, added_delay_ms=0.0))
+
+    async def execute(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append((name, args))
+        if name == "ping":
+            return {"status": "ok", "data": {"pong": True}}
+        if name == "failover":
+            to = args.get("to", "backup")
+            if to not in self._state["inputs"]:
+                return {"status": "error", "error": f"unknown input {to!r}", "data": {}}
+            changed = to != self._state["active_input"]
+            self.put_on_air(to)
+            return {"status": "ok", "data": {"active": to, "changed": changed}}
+        if name == "mode":
+            self._state["mode"] = args["mode"]
+            return {"status": "ok", "data": {"mode": args["mode"]}}
+        return {"status": "error", "error": f"{name}: not in this fake", "data": {}}
