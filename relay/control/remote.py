@@ -1,0 +1,254 @@
+"""`relay status`, `relay failover` and the other commands to a running relay (SPEC 6).
+
+They talk to it over MQTT (SPEC 7) through the broker named in the configuration:
+`status` reads the retained ``state`` and ``availability``; a command is sent on
+``request/<command>`` with a unique transaction and, over MQTT 5, a Response Topic
+and Correlation Data of its own (a relay connected with 3.1.1 answers on
+``response/<command>`` instead, matched by the transaction).
+
+Exit status: 0 ok, 1 the relay answered with an error, 2 bad usage (argparse),
+3 no answer (broker unreachable or refused the login, no relay state, relay offline
+or silent within ``--timeout``), 78 a bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from relay.control.mqtt import reason_code
+from relay.control.topics import Topics
+from relay.settings import MqttSettings, RelaySettings
+
+EXIT_OK = 0
+EXIT_ERROR_REPLY = 1
+EXIT_NO_ANSWER = 3
+RETAINED_WAIT_S = 2.0  # retained messages follow the SUBACK at once; this is generous
+
+# CLI spelling → MQTT command
+COMMANDS = {"failover": "failover", "failback": "failback", "switch": "switch", "mode": "mode",
+            "failback-policy": "failback_policy", "drill": "drill", "output": "output", "ping": "ping"}
+
+
+class NoAnswer(Exception):
+    """Nothing to print from the relay: the message says why."""
+
+
+def run_remote(args: argparse.Namespace) -> int:
+    from relay.config import load_or_exit
+
+    settings = load_or_exit(args.config)
+    try:
+        return asyncio.run(_remote(settings, args))
+    except NoAnswer as e:
+        print(f"relay {args.command}: {e}", file=sys.stderr)
+        return EXIT_NO_ANSWER
+
+
+def request_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The request body for a CLI command (without the transaction)."""
+    c = args.command
+    if c == "failover":
+        return {"to": args.to} if args.to else {}
+    if c == "switch":
+        return {"to": args.to, "force": True} if args.force else {"to": args.to}
+    if c == "mode":
+        return {"mode": args.mode}
+    if c == "failback-policy":
+        return {"policy": args.policy}
+    if c == "drill":
+        return {"seconds": args.seconds, **({"to": args.to} if args.to else {})}
+    if c == "output":
+        return {"output": args.output, "url_index": args.url_index}
+    return {}
+
+
+async def _remote(settings: RelaySettings, args: argparse.Namespace) -> int:
+    topics = Topics(settings.mqtt.topic_prefix, settings.id)
+    deadline = time.monotonic() + args.timeout
+    async with _connect(settings.mqtt, args.timeout) as (client, v5):
+        if args.command == "status":
+            return await _status(client, topics, settings, args, deadline)
+        return await _command(client, v5, topics, args, deadline)
+
+
+@contextlib.asynccontextmanager
+async def _connect(s: MqttSettings, timeout_s: float) -> AsyncIterator[tuple[aiomqtt.Client, bool]]:
+    broker = f"{s.host}:{s.port}"
+    versions = {"5": [aiomqtt.ProtocolVersion.V5], "3.1.1": [aiomqtt.ProtocolVersion.V311],
+                "auto": [aiomqtt.ProtocolVersion.V5, aiomqtt.ProtocolVersion.V311]}[s.protocol]
+    for version in versions:
+        client = aiomqtt.Client(
+            s.host, s.port, username=s.username,
+            password=s.password.get_secret_value() if s.password is not None else None,
+            identifier=f"relay-cli-{uuid.uuid4().hex[:12]}", protocol=version,
+            tls_params=aiomqtt.TLSParameters(ca_certs=s.ca_file) if s.tls else None,
+            timeout=max(1.0, min(timeout_s, 10.0)),
+        )
+        try:
+            await client.__aenter__()
+        except MqttConnectError as e:
+            code = reason_code(e)
+            if code in (1, 132) and version is not versions[-1]:
+                continue  # the broker refused MQTT 5: try 3.1.1
+            if code in (4, 5, 134, 135):
+                raise NoAnswer(f"the MQTT broker at {broker} refused the login ({e}); "
+                               "check [mqtt] username and password / password_file") from None
+            raise NoAnswer(f"the MQTT broker at {broker} refused the connection ({e})") from None
+        except aiomqtt.MqttError as e:
+            raise NoAnswer(f"cannot reach the MQTT broker at {broker} ({e})") from None
+        try:
+            yield client, version is aiomqtt.ProtocolVersion.V5
+        finally:
+            with contextlib.suppress(Exception):
+                await client.__aexit__(None, None, None)
+        return
+
+
+async def _next_message(client: aiomqtt.Client, deadline: float) -> aiomqtt.Message | None:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return None
+    try:
+        return await asyncio.wait_for(anext(aiter(client.messages)), left)
+    except TimeoutError:
+        return None
+
+
+async def _status(client: aiomqtt.Client, topics: Topics, settings: RelaySettings,
+                  args: argparse.Namespace, deadline: float) -> int:
+    await client.subscribe(topics.state, qos=1)
+    await client.subscribe(topics.availability, qos=1)
+    retained_by = min(deadline, time.monotonic() + RETAINED_WAIT_S)
+    state: dict[str, Any] | None = None
+    availability: str | None = None
+    while state is None or availability is None:
+        message = await _next_message(client, retained_by)
+        if message is None:
+            break
+        payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
+        if message.topic.value == topics.state:
+            with contextlib.suppress(ValueError):
+                state = json.loads(payload)
+        elif message.topic.value == topics.availability:
+            availability = payload.decode(errors="replace")
+    if state is None:
+        raise NoAnswer(f"no state for relay {settings.id!r} on the broker at "
+                       f"{settings.mqtt.host}:{settings.mqtt.port} (topic {topics.state}); is it running?")
+    if args.json:
+        print(json.dumps({"availability": availability, "state": state}, indent=2))
+    else:
+        print(format_status(state, availability))
+    return EXIT_OK if availability == "online" else EXIT_NO_ANSWER
+
+
+async def _command(client: aiomqtt.Client, v5: bool, topics: Topics, args: argparse.Namespace,
+                   deadline: float) -> int:
+    command = COMMANDS[args.command]
+    transaction = f"cli-{uuid.uuid4().hex[:16]}"
+    body = {**request_args(args), "transaction": transaction}
+    shared_reply = topics.response(command)
+    own_reply = f"{shared_reply}/{client.identifier}"
+    await client.subscribe(shared_reply, qos=1)
+    await client.subscribe(topics.availability, qos=1)
+    properties = None
+    if v5:
+        await client.subscribe(own_reply, qos=1)
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.ResponseTopic = own_reply
+        properties.CorrelationData = transaction.encode()
+    await client.publish(topics.request(command), json.dumps(body).encode(), qos=1, properties=properties)
+    availability: str | None = None
+    while True:
+        message = await _next_message(client, deadline)
+        if message is None:
+            state = {"online": "online but silent", "offline": "offline"}.get(availability or "", "not seen")
+            raise NoAnswer(f"no reply from relay {topics.relay_id!r} within {args.timeout:g} s "
+                           f"(its availability: {state})")
+        payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
+        topic = message.topic.value
+        if topic == topics.availability:
+            availability = payload.decode(errors="replace")
+            continue
+        try:
+            reply = json.loads(payload)
+        except ValueError:
+            continue
+        if not isinstance(reply, dict) or reply.get("transaction") != transaction:
+            continue  # someone else's reply on the shared topic
+        if args.json:
+            print(json.dumps(reply, indent=2))
+        else:
+            print(format_reply(command, reply))
+        return EXIT_OK if reply.get("status") == "ok" else EXIT_ERROR_REPLY
+
+
+def format_reply(command: str, reply: dict[str, Any]) -> str:
+    if reply.get("status") != "ok":
+        return f"{command}: error: {reply.get('error') or 'no reason given'}"
+    data = reply.get("data") or {}
+    lines = [f"{command}: ok"]
+    lines += [f"  {key}: {_plain(value)}" for key, value in data.items()]
+    return "\n".join(lines)
+
+
+def format_status(state: dict[str, Any], availability: str | None) -> str:
+    """The state for a person at a glance."""
+    relay = state.get("relay", "?")
+    head = f"relay {relay}: {availability or 'availability unknown'}"
+    if state.get("version"):
+        head += f" (version {state['version']})"
+    lines = [head]
+    if availability != "online":
+        lines.append("  (this is the last state it published; it is not online now)")
+    since = f" since {state['since']}" if state.get("since") else ""
+    lines.append(f"on air:    {state.get('active_input') or 'nothing'}{since}")
+    lines.append(f"mode:      {state.get('mode', '?')}, failback {state.get('failback', '?')}")
+    if state.get("drill"):
+        lines.append(f"drill:     {_plain(state['drill'])}")
+    inputs: dict[str, Any] = state.get("inputs") or {}
+    if inputs:
+        lines.append("inputs:")
+        width = max(len(i) for i in inputs)
+        for input_id, inp in inputs.items():
+            row = (f"  {input_id:<{width}}  {inp.get('status', '?'):<9} priority {inp.get('priority', '?')}"
+                   f"  {inp.get('kind', '')}")
+            lines.append(row.rstrip())
+            for fault in inp.get("faults") or []:
+                lines.append(f"  {'':<{width}}    tier {fault.get('tier')} {fault.get('signal')}: "
+                             f"{_plain(fault.get('value'))} (threshold {_plain(fault.get('threshold'))})"
+                             + (f" since {fault['since']}" if fault.get("since") else ""))
+    outputs: dict[str, Any] = state.get("outputs") or {}
+    if outputs:
+        lines.append("outputs:")
+        width = max(len(o) for o in outputs)
+        for output_id, out in outputs.items():
+            status = f"{out.get('status', '?'):<12}"
+            lines.append(f"  {output_id:<{width}}  {status} URL #{out.get('url_index', '?')}"
+                         f"  {out.get('url', '')}".rstrip())
+    host = state.get("host_fault")
+    lines.append("host:      ok" if not host else
+                 f"host:      tier {host.get('tier')} {host.get('signal')}: {_plain(host.get('value'))}")
+    if state.get("last_stop"):
+        lines.append(f"last stop: {state['last_stop']}")
+    return "\n".join(lines)
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "-" if value is None else str(value)

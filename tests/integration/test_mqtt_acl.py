@@ -1,0 +1,62 @@
+"""config/mosquitto-acl.example on a real Mosquitto: monitoring reads, staff commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from relay.control.mqtt import MqttControl
+from relay.settings import MqttSettings
+from tests.support.fake_daemon import FakeDaemon, relay_settings
+from tests.support.mosquitto import Mosquitto, Watcher
+
+pytestmark = pytest.mark.integration
+ACL = Path(__file__).resolve().parents[2] / "config" / "mosquitto-acl.example"
+BASE = "relay/studio-a"
+USERS = {"relay-studio-a": "relay-pass-1", "monitor": "monitor-pass-2", "staff": "staff-pass-3"}
+
+
+async def test_monitoring_reads_only_staff_commands(tmp_path: Path) -> None:
+    with Mosquitto(tmp_path, users=USERS, acl=ACL.read_text()) as broker:
+        settings = MqttSettings(host=broker.host, port=broker.port, username="relay-studio-a",
+                                password=SecretStr(USERS["relay-studio-a"]), discovery=True)
+        daemon = FakeDaemon(relay_settings(settings))
+        control = MqttControl(daemon)
+        await control.start()
+        try:
+            deadline = time.monotonic() + 8
+            while not control.connected:
+                assert time.monotonic() < deadline, broker.log()
+                await asyncio.sleep(0.05)
+            async with Watcher(broker, f"{BASE}/#", username="monitor", password=USERS["monitor"]) as monitor:
+                # monitoring sees the retained state...
+                await monitor.wait_for(lambda m: m.topic.value == f"{BASE}/state")
+                # ...but its request is dropped by the broker
+                await monitor.client.publish(f"{BASE}/request/failover", b'{"transaction": "m1"}', qos=1)
+                await asyncio.sleep(1.5)
+                assert daemon.calls == []
+                assert not [m for m in monitor.messages if m.topic.value.startswith(f"{BASE}/response/")]
+                async with Watcher(broker, f"{BASE}/response/#", username="staff",
+                                   password=USERS["staff"]) as staff:
+                    await staff.client.publish(f"{BASE}/request/failover", b'{"transaction": "s1"}', qos=1)
+                    reply = await staff.wait_for(lambda m: True)
+                assert json.loads(reply.payload)["transaction"] == "s1"
+                assert json.loads(reply.payload)["status"] == "ok"
+                assert daemon.calls == [("failover", {"transaction": "s1"})]
+                # monitoring sees the outcome too
+                await monitor.wait_for(lambda m: m.topic.value == f"{BASE}/active_input"
+                                       and m.payload == b"backup")
+            # the relay's own discovery topic is allowed
+            async with Watcher(broker, "homeassistant/#", username="staff", password=USERS["staff"]) as ha:
+                await asyncio.sleep(0.5)
+            assert ha.messages == [], "staff may not read homeassistant/#"
+            async with Watcher(broker, f"{BASE}/availability", username="monitor",
+                               password=USERS["monitor"]) as avail:
+                assert (await avail.wait_for(lambda m: True)).payload == b"online"
+        finally:
+            await control.stop()
