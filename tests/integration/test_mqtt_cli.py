@@ -1,0 +1,158 @@
+"""`relay status`, `relay failover`, … as a person runs them, against a real Mosquitto and
+a relay (the MQTT layer over a fake daemon) in this test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from relay.control.mqtt import MqttControl
+from relay.settings import MqttSettings
+from tests.support.fake_daemon import FakeDaemon, relay_settings
+from tests.support.mosquitto import Mosquitto, Watcher
+
+pytestmark = pytest.mark.integration
+
+
+def write_config(path: Path, broker: Mosquitto, protocol: str = "auto") -> Path:
+    path.write_text(f"""
+id = "studio-a"
+[[inputs]]
+id = "main"
+kind = "rtmp"
+key = "main-key-3f9c"
+[[inputs]]
+id = "backup"
+kind = "rtmp"
+key = "backup-key-77a1"
+priority = 2
+[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+protocol = "{protocol}"
+""")
+    return path
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    with Mosquitto(tmp_path) as b:
+        yield b
+
+
+@pytest.fixture
+async def daemon(broker: Mosquitto) -> AsyncIterator[FakeDaemon]:
+    fake = FakeDaemon(relay_settings(MqttSettings(host=broker.host, port=broker.port)))
+    control = MqttControl(fake)
+    await control.start()
+    deadline = time.monotonic() + 8
+    while not control.connected:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    try:
+        yield fake
+    finally:
+        await control.stop()
+
+
+async def relay_cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec("relay", *args, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_status_for_a_person_and_as_json(daemon: FakeDaemon, broker: Mosquitto, tmp_path: Path) -> None:
+    daemon._state["inputs"]["backup"]["faults"] = [  # noqa: SLF001
+        {"signal": "black", "tier": 1, "since": "2025-01-01T10:00:00.000Z", "value": 1.0, "threshold": 0.98}]
+    daemon._state["inputs"]["backup"]["status"] = "failed"  # noqa: SLF001
+    await asyncio.sleep(0.6)  # the poller publishes the change
+    cfg = write_config(tmp_path / "relay.toml", broker)
+    code, out, err = await relay_cli("status", "-c", str(cfg))
+    assert code == 0, err
+    assert "relay studio-a: online" in out
+    assert "on air:    main" in out
+    assert "backup" in out and "failed" in out and "tier 1 black" in out
+    assert "douyin" in out and "pushing" in out and "URL #0" in out
+    assert "SECRETKEY123" not in out
+    code, out, err = await relay_cli("status", "-c", str(cfg), "--json")
+    assert code == 0, err
+    body = json.loads(out)
+    assert body["availability"] == "online" and body["state"]["active_input"] == "main"
+
+
+async def test_failover_from_the_command_line(daemon: FakeDaemon, broker: Mosquitto, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "relay.toml", broker)
+    code, out, err = await relay_cli("failover", "-c", str(cfg), "--to", "backup")
+    assert code == 0, err
+    assert out.startswith("failover: ok") and "active: backup" in out
+    name, args = daemon.calls[-1]
+    assert name == "failover" and args["to"] == "backup" and str(args["transaction"]).startswith("cli-")
+    code, out, err = await relay_cli("failover", "-c", str(cfg), "--to", "nowhere", "--json")
+    assert code == 1
+    reply = json.loads(out)
+    assert reply["status"] == "error" and "nowhere" in reply["error"]
+
+
+async def test_a_relay_on_311_still_answers_a_v5_cli(broker: Mosquitto, tmp_path: Path) -> None:
+    fake = FakeDaemon(relay_settings(MqttSettings(host=broker.host, port=broker.port, protocol="3.1.1")))
+    control = MqttControl(fake)
+    await control.start()
+    try:
+        cfg = write_config(tmp_path / "relay.toml", broker)
+        code, out, err = await relay_cli("ping", "-c", str(cfg), "--timeout", "10")
+        assert code == 0, err + out
+        assert "pong: True" in out
+    finally:
+        await control.stop()
+
+
+async def test_no_relay_exits_3(broker: Mosquitto, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "relay.toml", broker)
+    t0 = time.monotonic()
+    code, out, err = await relay_cli("failover", "-c", str(cfg), "--timeout", "1.5")
+    assert code == 3 and "no reply from relay 'studio-a' within 1.5 s" in err
+    assert time.monotonic() - t0 < 15
+    code, out, err = await relay_cli("status", "-c", str(cfg), "--timeout", "1.5")
+    assert code == 3 and "no state for relay 'studio-a'" in err
+    # a relay that stopped cleanly: its last state is shown, marked offline, exit 3
+    fake = FakeDaemon(relay_settings(MqttSettings(host=broker.host, port=broker.port)))
+    control = MqttControl(fake)
+    await control.start()
+    deadline = time.monotonic() + 8
+    while not control.connected:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await control.stop()
+    code, out, err = await relay_cli("status", "-c", str(cfg))
+    assert code == 3 and "relay studio-a: offline" in out and "not online now" in out
+
+
+async def test_broker_unreachable_exits_3(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path)  # never started
+    cfg = write_config(tmp_path / "relay.toml", broker)
+    code, out, err = await relay_cli("ping", "-c", str(cfg))
+    assert code == 3 and "cannot reach the MQTT broker" in err
+
+
+async def test_the_cli_request_carries_a_transaction_and_a_response_topic(
+        daemon: FakeDaemon, broker: Mosquitto, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "relay.toml", broker)
+    async with Watcher(broker, "relay/studio-a/request/#") as w:
+        code, _, err = await relay_cli("mode", "-c", str(cfg), "manual")
+        assert code == 0, err
+        m = await w.wait_for(lambda m: True)
+    assert json.loads(m.payload)["mode"] == "manual"
+    assert m.properties.ResponseTopic.startswith("relay/studio-a/response/mode/")
+    assert m.properties.CorrelationData.decode() == json.loads(m.payload)["transaction"]
