@@ -24,8 +24,9 @@ from relay.events import Event, EventSink, OutputConnected, OutputFailed
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push.policy import PushPolicy
+from relay.push.probe import probe_url
 from relay.push.queue import PushQueue
-from relay.push.rtmp_publish import PushError, RtmpPublisher
+from relay.push.rtmp_publish import PushError
 from relay.push.sinks import Sink, make_sink
 from relay.redact import redact_url, register_secret, url_key
 from relay.settings import OutputSettings, ThresholdSettings
@@ -60,6 +61,7 @@ class Output:
         self._writing_since: float | None = None  # a write is in progress since (monotonic)
         self._stall_flagged = False
         self._probing = False
+        self._probe_task: asyncio.Task[None] | None = None
         self._last_video: VideoConfig | None = None
         self._last_audio: AudioConfig | None = None
         self._bytes_total = 0
@@ -128,8 +130,8 @@ class Output:
             await asyncio.sleep(0.25)
             now = time.monotonic()
             sink, since = self._sink, self._writing_since
-            if sink is not None and since is not None and not self._stall_flagged:
-                if now - max(since, sink.progress_at) > self._stall_s:
+            if (sink is not None and since is not None and not self._stall_flagged
+                    and now - max(since, sink.progress_at) > self._stall_s):
                     # The worker is stuck in a write: abort the connection under it.
                     self._stall_flagged = True
                     sink.abort()
@@ -137,7 +139,7 @@ class Output:
                 due = self.policy.probe_due(now) and not self._probing
             if due:
                 self._probing = True
-                asyncio.create_task(self._probe_preferred())
+                self._probe_task = asyncio.create_task(self._probe_preferred())
             t0, b0 = self._rate_mark
             if now - t0 >= 1.0:
                 total = self._bytes_total + (sink.bytes_sent if sink is not None else 0)
@@ -147,7 +149,8 @@ class Output:
     async def _probe_preferred(self) -> None:
         try:
             url = self._urls[self.policy.preferred]
-            ok = await asyncio.to_thread(_probe, url, self.settings.connect_timeout_s, self._stall_s)
+            result = await probe_url(url, self.settings.connect_timeout_s)
+            ok = result.ok
             with self._lock:
                 back = self.policy.on_probe(time.monotonic(), ok)
             if back:
@@ -268,13 +271,3 @@ class Output:
                 serviced = now
                 sink.service()
 
-
-def _probe(url: str, connect_timeout: float, stall_timeout: float) -> bool:
-    """Is this ingest URL alive? RTMP: TCP + handshake + connect; SRT: not probed."""
-    if not url.startswith(("rtmp://", "rtmps://")):
-        return False
-    try:
-        RtmpPublisher(url, connect_timeout, stall_timeout).handshake_only()
-    except PushError:
-        return False
-    return True

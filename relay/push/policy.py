@@ -180,4 +180,4 @@ class PushPolicy:
     def _backoff(self, n: int) -> float:
         """n-th retry: base * 2^(n-1), capped, times a jitter in [0.75, 1.25)."""
         base = min(self._backoff_max_s, self._backoff_s * 2 ** max(0, n - 1))
-        return base * (0.75 + 0.5 * self._jitter())
+        return float(base * (0.75 + 0.5 * self._jitter()))

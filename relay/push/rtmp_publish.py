@@ -1,4 +1,4 @@
-"""A blocking RTMP(S) publish client for an output's worker thread, and the probe.
+"""A blocking RTMP(S) publish client for an output's worker thread.
 
 Why not FFmpeg's rtmp protocol through PyAV: PyAV opens an output's AVIOContext
 (`avio_open`, which runs the TCP connect and the RTMP handshake) while holding the
@@ -16,6 +16,7 @@ createStream, publish(name, "live").
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -98,6 +99,7 @@ class _InChunkStream:
     length: int = 0
     type_id: int = 0
     stream_id: int = 0
+    extended: bool = False  # the header used the extended timestamp field
     payload: bytearray | None = None
 
 
@@ -148,7 +150,8 @@ class ChunkReader:
             length, type_id = st.length, st.type_id
         stream_id = int.from_bytes(buf[pos + 7:pos + 11], "little") if fmt == 0 else st.stream_id
         pos += head
-        if ts_field == 0xFFFFFF:
+        extended = ts_field == 0xFFFFFF if fmt <= 2 else st.extended
+        if extended:
             if len(buf) < pos + 4:
                 return None
             ts_field = int.from_bytes(buf[pos:pos + 4], "big")
@@ -159,7 +162,7 @@ class ChunkReader:
             return None
         # The whole chunk is here: commit the header state and consume it.
         if fmt <= 2:
-            st.timestamp = ts_field
+            st.timestamp, st.extended = ts_field, extended
         st.length, st.type_id, st.stream_id = length, type_id, stream_id
         if st.payload is None:
             st.payload = bytearray()
@@ -219,7 +222,10 @@ class RtmpPublisher:
         except socket.gaierror as exc:
             raise PushError("dns", f"cannot resolve {t.host}: {exc.strerror}") from None
         try:
-            sock = socket.create_connection(infos[0][4][:2], timeout=self._connect_timeout)
+            family, _, _, _, address = infos[0]
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.settimeout(self._connect_timeout)
+            sock.connect(address)
         except ConnectionRefusedError:
             raise PushError("refused", f"connection refused by {t.host}:{t.port}") from None
         except TimeoutError:
@@ -258,33 +264,6 @@ class RtmpPublisher:
             raise PushError("closed", f"connection to {t.host} lost: {exc.strerror or exc}") from None
         assert self._sock is not None
         self._sock.settimeout(self._stall_timeout)
-
-    def handshake_only(self) -> None:
-        """The probe: TCP (+TLS), handshake and the connect command, then close."""
-        # connect() up to the _result of "connect" is the same path; publish is not needed
-        # to know the ingest point lives, and must not be done (it would take the key).
-        deadline = time.monotonic() + self._connect_timeout
-        t = self.target
-        try:
-            sock = socket.create_connection((t.host, t.port), timeout=self._connect_timeout)
-        except ConnectionRefusedError:
-            raise PushError("refused", f"connection refused by {t.host}:{t.port}") from None
-        except socket.gaierror as exc:
-            raise PushError("dns", f"cannot resolve {t.host}: {exc.strerror}") from None
-        except OSError as exc:
-            raise PushError("timeout", f"no TCP connection to {t.host}:{t.port}: {exc}") from None
-        self._sock = sock
-        try:
-            if t.scheme == "rtmps":
-                sock.settimeout(self._remaining(deadline))
-                self._sock = ssl.create_default_context().wrap_socket(sock, server_hostname=t.host)
-            self._handshake(deadline)
-            self._command(0, "connect", {"app": t.app, "type": "nonprivate", "tcUrl": t.tc_url})
-            self._await_result(self._txn, deadline)
-        except (OSError, ssl.SSLError) as exc:
-            raise PushError("error", f"probe of {t.host} failed: {exc}") from None
-        finally:
-            self.abort()
 
     def _remaining(self, deadline: float) -> float:
         left = deadline - time.monotonic()
@@ -426,9 +405,9 @@ class RtmpPublisher:
                 raise PushError("closed", "the ingest closed the connection")
             for _, _, payload in self._handle_control(self._reader.feed(data)):
                 values = self._decode(payload)
-                if values and values[0] == "onStatus" and len(values) > 3 and isinstance(values[3], dict):
-                    if values[3].get("level") == "error":
-                        raise PushError("rejected", f"the ingest stopped the stream: {values[3].get('code')}")
+                info = values[3] if len(values) > 3 and isinstance(values[3], dict) else {}
+                if values and values[0] == "onStatus" and info.get("level") == "error":
+                    raise PushError("rejected", f"the ingest stopped the stream: {info.get('code')}")
 
     def close(self) -> None:
         """End the publish politely (FCUnpublish, deleteStream), then close."""
@@ -448,14 +427,10 @@ class RtmpPublisher:
         sock, self._sock = self._sock, None
         if sock is None:
             return
-        try:
+        with contextlib.suppress(OSError):
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             sock.close()
-        except OSError:
-            pass
 
 
 def _describe(values: list[Any]) -> str:

@@ -31,8 +31,13 @@ from relay.push.rtmp_publish import PushError, RtmpPublisher
 
 
 class Sink(Protocol):
-    progress_at: float  # monotonic time the last byte moved
-    bytes_sent: int
+    @property
+    def progress_at(self) -> float:
+        """Monotonic time the last byte moved."""
+        ...
+
+    @property
+    def bytes_sent(self) -> int: ...
 
     def open(self, video: VideoConfig | None, audio: AudioConfig | None) -> None: ...
     def write(self, pkt: MediaPacket) -> None: ...
@@ -226,7 +231,8 @@ class SrtSink:
                 raise PushError("error", f"cannot read the AAC configuration: {exc}") from None
         info = self._aac_info[1]
         try:
-            return build_adts_header(info.object_type, info.sample_rate, info.channels, len(pkt.data)) + pkt.data
+            header = build_adts_header(info.object_type, info.sample_rate, info.channels, len(pkt.data))
+            return header + pkt.data
         except AacError as exc:
             raise PushError("error", str(exc)) from None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import subprocess
 import time
 from collections.abc import Iterator
@@ -134,8 +135,8 @@ def read_recording(path: Path) -> dict[str, list[tuple[int, int, int]]]:
 
 def max_gap(stamps: list[tuple[int, int, int]]) -> int:
     ts = [s[0] for s in stamps]
-    assert all(b > a for a, b in zip(ts, ts[1:], strict=False)), "timestamps not rising"
-    return max((b - a for a, b in zip(ts, ts[1:], strict=False)), default=0)
+    assert all(b > a for a, b in itertools.pairwise(ts)), "timestamps not rising"
+    return max((b - a for a, b in itertools.pairwise(ts)), default=0)
 
 
 async def wait_for(events: list[Event], kind: type[Event], timeout: float, **match: Any) -> Event:
@@ -187,7 +188,9 @@ async def test_refused_primary_moves_to_backup(tmp_path: Path, clip: list[MediaP
     assert len(rec["video"]) >= 3 * 30 and max_gap(rec["video"]) <= 100
 
 
-async def test_platform_dies_mid_stream_reconnect_then_backup(tmp_path: Path, clip: list[MediaPacket]) -> None:
+async def test_platform_dies_mid_stream_reconnect_then_backup(
+    tmp_path: Path, clip: list[MediaPacket]
+) -> None:
     events: list[Event] = []
     with NginxRtmp(tmp_path) as primary, NginxRtmp(tmp_path) as backup:
         out = Output(settings([primary.url("k"), backup.url("k")], failback="manual"),
