@@ -74,9 +74,7 @@ async def relay_cli(*args: str) -> tuple[int, str, str]:
 
 
 async def test_status_for_a_person_and_as_json(daemon: FakeDaemon, broker: Mosquitto, tmp_path: Path) -> None:
-    daemon._state["inputs"]["backup"]["faults"] = [  # noqa: SLF001
-        {"signal": "black", "tier": 1, "since": "2025-01-01T10:00:00.000Z", "value": 1.0, "threshold": 0.98}]
-    daemon._state["inputs"]["backup"]["status"] = "failed"  # noqa: SLF001
+    daemon.raise_fault("backup", "black", 1, 1.0, 0.98)
     await asyncio.sleep(0.6)  # the poller publishes the change
     cfg = write_config(tmp_path / "relay.toml", broker)
     code, out, err = await relay_cli("status", "-c", str(cfg))
@@ -142,7 +140,7 @@ async def test_no_relay_exits_3(broker: Mosquitto, tmp_path: Path) -> None:
 async def test_broker_unreachable_exits_3(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path)  # never started
     cfg = write_config(tmp_path / "relay.toml", broker)
-    code, out, err = await relay_cli("ping", "-c", str(cfg))
+    code, _, err = await relay_cli("ping", "-c", str(cfg))
     assert code == 3 and "cannot reach the MQTT broker" in err
 
 

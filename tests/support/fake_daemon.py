@@ -70,6 +70,13 @@ class FakeDaemon:
         self._state["since"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
         self.bus.emit(Switched(from_=before, to=to, reason=reason, freeze_ms=0.0, added_delay_ms=0.0))
 
+    def raise_fault(self, input_id: str, signal: str, tier: int, value: float, threshold: float) -> None:
+        inp = self._state["inputs"][input_id]
+        inp["faults"].append({"signal": signal, "tier": tier, "since": "2025-01-01T10:00:00.000Z",
+                              "value": value, "threshold": threshold})
+        if tier == 1:
+            inp["status"] = "failed"
+
     async def execute(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         self.calls.append((name, args))
         if name == "ping":
