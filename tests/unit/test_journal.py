@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from relay.events import Command, FaultRaised, OutputUrlChanged, Stopping, Switched
 from relay.journal.store import CRASH, Journal, config_summary, list_sessions, reading
@@ -114,8 +115,8 @@ def test_the_next_start_knows_why_the_previous_session_stopped(tmp_path: Path) -
 def test_config_summary_carries_no_secret(tmp_path: Path) -> None:
     settings = RelaySettings(
         id="studio-a",
-        inputs=[InputSettings(id="main", kind="rtmp", key="main-3f9c1a", priority=1)],
-        outputs=[OutputSettings(id="douyin", urls=["rtmp://push-1.example.com/live/KEY-abcdef"])],
+        inputs=[InputSettings(id="main", kind="rtmp", key=SecretStr("main-3f9c1a"), priority=1)],
+        outputs=[OutputSettings(id="douyin", urls=[SecretStr("rtmp://push-1.example.com/live/KEY-abcdef")])],
     )
     summary = config_summary(settings)
     text = json.dumps(summary)
