@@ -87,7 +87,7 @@ CREATE TABLE IF NOT EXISTS health (
     jitter_ms REAL,
     url_index INTEGER,              -- outputs
     status TEXT,                    -- outputs: pushing / reconnecting / failed
-    body TEXT NOT NULL              -- the whole sample as JSON
+    body TEXT NOT NULL              -- the rest of the sample as JSON (what has no column)
 );
 CREATE INDEX IF NOT EXISTS health_session_subject_ts ON health (session, kind, subject, ts);
 """
@@ -203,6 +203,11 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _rest(sample: Mapping[str, Any], columns: tuple[str, ...]) -> str:
+    # The columns already hold these; the body keeps the rest (SRT link, nominal fps, ...).
+    return json.dumps({k: v for k, v in sample.items() if k not in columns and v is not None}, default=str)
+
+
 def health_rows(session: str, ts: float, health: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """One row per input, output and the host from a `Daemon.health()` snapshot."""
     rows: list[tuple[Any, ...]] = []
@@ -213,7 +218,7 @@ def health_rows(session: str, ts: float, health: Mapping[str, Any]) -> list[tupl
             session, ts, "input", str(input_id),
             None if h.get("connected") is None else int(bool(h.get("connected"))),
             *(_num(h.get(c)) for c in _INPUT_COLUMNS),
-            None, None, json.dumps(h, default=str),
+            None, None, _rest(h, (*_INPUT_COLUMNS, "connected")),
         ))
     for output_id, h in (health.get("outputs") or {}).items():
         if not isinstance(h, Mapping):
@@ -225,7 +230,7 @@ def health_rows(session: str, ts: float, health: Mapping[str, Any]) -> list[tupl
             None if status is None else int(status == "pushing"),
             None, _num(h.get("bitrate_kbps")), None, None, None, None,
             index if isinstance(index, int) and not isinstance(index, bool) else None,
-            status, json.dumps(h, default=str),
+            status, _rest(h, ("status", "url_index", "bitrate_kbps")),
         ))
     host = dict(health.get("host") or {})
     # The host row also carries what was on air, so the report can draw it second by second.

@@ -30,7 +30,7 @@ def _health(fps: float = 30.0) -> dict[str, Any]:
         "active_input": "main",
         "inputs": {
             "main": {"connected": True, "fps": fps, "bitrate_kbps": 6000.0, "drift_ms": 12.5, "luma": 0.41,
-                     "loudness_dbfs": -18.0, "jitter_ms": 2.0, "srt_rtt_ms": None},
+                     "loudness_dbfs": -18.0, "jitter_ms": 2.0, "srt_rtt_ms": None, "nominal_fps": 30.0},
             "backup": {"connected": False, "fps": None, "bitrate_kbps": 0.0, "drift_ms": None, "luma": None,
                        "loudness_dbfs": None, "jitter_ms": None},
         },
@@ -91,6 +91,7 @@ def test_a_session_records_events_commands_and_health(tmp_path: Path) -> None:
     main = health[2]
     assert (main["connected"], main["fps"], main["bitrate_kbps"], main["drift_ms"], main["loudness_dbfs"],
             main["jitter_ms"], main["luma"]) == (1, 30.0, 6000.0, 12.5, -18.0, 2.0, 0.41)
+    assert json.loads(main["body"]) == {"nominal_fps": 30.0}  # what has no column of its own
     assert health[6]["fps"] == 29.0
     assert health[1]["connected"] == 0 and health[1]["fps"] is None
     out = health[3]
