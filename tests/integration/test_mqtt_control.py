@@ -415,3 +415,70 @@ async def test_protocol_311_setting(broker: Mosquitto) -> None:
         assert reply["status"] == "ok" and reply["transaction"] == "p"
     finally:
         await control.stop()
+
+
+class Broker311Only:
+    """A TCP front to Mosquitto that behaves like a broker knowing only MQTT 3.1.1: an
+    MQTT 5 CONNECT gets CONNACK "unacceptable protocol version" (MQTT 3.1.1 §3.2.2.3,
+    return code 1); anything else is piped through."""
+
+    def __init__(self, upstream: Mosquitto) -> None:
+        self.upstream = upstream
+        self.refused_v5 = 0
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> Broker311Only:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self._writers:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readexactly(2)
+            while head[-1] & 0x80:  # remaining length is a varint
+                head += await reader.readexactly(1)
+            variable = await reader.readexactly(7)  # 00 04 'MQTT' <level>
+            if variable[6] == 5:
+                self.refused_v5 += 1
+                writer.write(b"\x20\x02\x00\x01")
+                await writer.drain()
+                writer.close()
+                return
+            up_reader, up_writer = await asyncio.open_connection(self.upstream.host, self.upstream.port)
+            self._writers += [writer, up_writer]
+            up_writer.write(head + variable)
+
+            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+                dst.close()
+
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            writer.close()
+
+
+async def test_auto_falls_back_to_311_when_the_broker_refuses_5(broker: Mosquitto) -> None:
+    async with Broker311Only(broker) as front:
+        settings = MqttSettings(host="127.0.0.1", port=front.port, protocol="auto")
+        daemon = FakeDaemon(relay_settings(settings))
+        control = MqttControl(daemon, backoff=ReconnectBackoff(0.2, 1.0))
+        with capture_logs() as logs:
+            await control.start()
+            try:
+                await until(lambda: control.connected)
+                assert control.protocol == "3.1.1" and front.refused_v5 == 1
+                reply = await request(broker, "ping", b'{"transaction": 5}')
+                assert reply["status"] == "ok" and reply["transaction"] == 5
+            finally:
+                await control.stop()
+        assert "mqtt_protocol_fallback" in [e["event"] for e in logs]
