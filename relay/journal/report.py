@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -393,6 +394,9 @@ def run_report(args: argparse.Namespace) -> int:
         html = render_report(path, None if args.last else args.session, progress)
     except (JournalError, SessionNotFound) as e:
         print(f"relay report: {e}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as e:  # unreadable: permissions on the WAL files, a damaged file
+        print(f"relay report: cannot read the journal {path}: {e}", file=sys.stderr)
         return 1
     output = os.path.abspath(args.output)
     progress(f"writing {output}")

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,16 @@ def test_relay_report_writes_the_file_and_lists_sessions(
     assert "relay report --list" in capsys.readouterr().err
     # Without --journal the configuration is needed: a missing one is a configuration error.
     assert run_report(args(journal=None, output=str(out))) == 78
+    (tmp_path / "damaged.sqlite3").write_bytes(b"not a database")
+    assert run_report(args(journal=str(tmp_path / "damaged.sqlite3"), output=str(out))) == 1
+    assert "cannot read the journal" in capsys.readouterr().err
+
+    # The command line itself, as staff type it.
+    via_cli = tmp_path / "cli.html"
+    done = subprocess.run([sys.executable, "-m", "relay", "report", "--journal", str(db), "--last", "-o",
+                           str(via_cli)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert via_cli.read_text(encoding="utf-8").count('class="input-chart"') == 2
 
 
 def _screenshot(html_path: Path, png: Path, profile: Path) -> None:
