@@ -166,6 +166,8 @@ async def _open_tcp(clock: _Clock, infos: list[Any], host: str,
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return reader, writer, round((time.monotonic() - started) * 1000.0, 1)
+    if len(errors) == 1:
+        raise ProbeFailed("tcp", f"{errors[0].split(': ', 1)[1]} ({host} port {port})")
     raise ProbeFailed("tcp", f"cannot connect to {host} port {port} ({'; '.join(errors)})")
 
 

@@ -1,0 +1,633 @@
+"""The pre-show check (SPEC 9): the whole chain, in under a minute, as a checklist.
+
+    ✔ input main          30.0 fps, 2480 kbit/s, drift +3 ms, -18.2 dBFS
+    ⚠ compatible backup   720x1280 vs 1080x1920 on main: the switch will not be seamless
+    ✖ output douyin 2/2   rtmp://push-2.example.com/live/***: tcp failed: Connection refused
+
+What is checked, each line pass (✔), warn (⚠) or fail (✖):
+
+- every input, watched over a sample window: connected throughout and no fault at all
+  (a tier-3 or tier-2 fault warns, a tier-1 fault or a disconnection fails);
+- every backup input against the primary (the most preferred): video codec,
+  resolution, frame rate, audio codec, sample rate and channels; a mismatch warns
+  (the switch will work but not seamlessly: the platform sees new parameters);
+- every URL of every enabled output: resolve, TCP (TLS), RTMP handshake and
+  ``connect``, never publishing (:mod:`relay.push.probe`); SRT: the caller handshake;
+- MQTT: the broker is reachable and accepts our login (a pass if MQTT is off);
+- the host: CPU over the window, memory and disk against the SPEC 3 thresholds;
+- the clock: synchronised per systemd-timesyncd/timedatectl, chrony or ntpd.
+
+Exit status 0 all pass, 1 warnings only, 2 a failure.
+
+`run_preflight` runs inside a running daemon (the MQTT ``check`` command, the lead
+wires it) or inside the temporary one `relay check` starts when no relay runs with
+this configuration; with a relay running, `relay check` asks it over MQTT instead.
+The judging functions (``judge_*``) are pure and unit-tested with made-up samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import json
+import shutil
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import psutil
+
+from relay.push.probe import ProbeResult, probe_url
+from relay.settings import MqttSettings, RelaySettings, ThresholdSettings, split_host_port
+from relay.watch.host import HostSample, read_host_sample
+from relay.watch.status import OpenFault
+
+if TYPE_CHECKING:
+    from relay.daemon import Daemon
+
+Result = Literal["pass", "warn", "fail"]
+_RANK: dict[Result, int] = {"pass": 0, "warn": 1, "fail": 2}
+_MARK: dict[Result, str] = {"pass": "✔", "warn": "⚠", "fail": "✖"}
+
+SAMPLE_EVERY_S = 0.5
+SETTLE_S = 1.5  # after an input connects: the `disconnected` fault clears, fps and levels settle
+PROBE_TIMEOUT_S = 5.0
+MQTT_TIMEOUT_S = 5.0
+CONNECT_GRACE_S = 10.0  # a temporary relay: encoders retrying every few seconds find it by then
+FPS_TOLERANCE = 0.02  # 29.97 and 30 are "the same" to a person, not to a seamless switch
+
+# SPEC 3 signals in the studio's words
+SIGNAL_WORDS = {
+    "disconnected": "disconnected", "stalled": "stalled (no video)", "cadence": "uneven frame rate",
+    "black": "black picture", "frozen": "frozen picture", "silence": "silence", "audio_missing": "no audio",
+    "drift": "audio/video drift", "bitrate": "low bitrate", "srt_link": "poor SRT link",
+}
+
+
+@dataclass
+class CheckItem:
+    name: str
+    result: Result
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "result": self.result, "detail": self.detail}
+
+
+@dataclass
+class PreflightResult:
+    items: list[CheckItem]
+    sample_s: float = 0.0
+    elapsed_s: float = 0.0
+
+    @property
+    def result(self) -> Result:
+        worst = max((_RANK[i.result] for i in self.items), default=0)
+        return next(r for r, rank in _RANK.items() if rank == worst)
+
+    @property
+    def exit_code(self) -> int:
+        return _RANK[self.result]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The retained MQTT ``preflight`` payload and the ``check`` reply's data."""
+        return {"result": self.result, "exit_code": self.exit_code, "sample_s": self.sample_s,
+                "elapsed_s": round(self.elapsed_s, 1), "checks": [i.to_dict() for i in self.items]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreflightResult:
+        """Back from :meth:`to_dict` (a reply from a running relay). Unknown results fail."""
+        items = []
+        for c in data.get("checks") or []:
+            result = c.get("result")
+            items.append(CheckItem(str(c.get("name", "?")), result if result in _RANK else "fail",
+                                   str(c.get("detail", ""))))
+        return cls(items, float(data.get("sample_s") or 0.0), float(data.get("elapsed_s") or 0.0))
+
+    def render_text(self, relay_id: str | None = None) -> str:
+        width = max((len(i.name) for i in self.items), default=0)
+        head = "Pre-show check" + (f" of relay {relay_id}" if relay_id else "")
+        if self.sample_s:
+            head += f" (inputs watched for {self.sample_s:g} s)"
+        lines = [head]
+        lines += [f"{_MARK[i.result]} {i.name:<{width}}  {i.detail}" for i in self.items]
+        fails = sum(i.result == "fail" for i in self.items)
+        warns = sum(i.result == "warn" for i in self.items)
+        verdict = {"pass": "ALL PASS", "warn": "WARNINGS", "fail": "FAILED"}[self.result]
+        counts = ", ".join(p for p in (_plural(fails, "failure"), _plural(warns, "warning")) if p)
+        lines.append(f"{verdict}" + (f": {counts}" if counts else f": {len(self.items)} checks"))
+        return "\n".join(lines)
+
+
+def _plural(n: int, word: str) -> str:
+    return "" if n == 0 else f"{n} {word}" + ("s" if n != 1 else "")
+
+
+# -- inputs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputSample:
+    """One look at one input during the window."""
+
+    connected: bool
+    faults: tuple[OpenFault, ...] = ()
+    health: dict[str, Any] = field(default_factory=dict)
+
+
+def judge_input(input_id: str, samples: Sequence[InputSample]) -> CheckItem:
+    name = f"input {input_id}"
+    if not any(s.connected for s in samples):
+        return CheckItem(name, "fail", "no media: the encoder is not connected")
+    if not all(s.connected for s in samples):
+        return CheckItem(name, "fail", "disconnected during the check")
+    worst: dict[str, OpenFault] = {}
+    for s in samples:
+        for f in s.faults:
+            if f.signal == "disconnected":
+                continue  # connected throughout: this is the fault still clearing after the connect
+            if f.signal not in worst or f.tier < worst[f.signal].tier:
+                worst[f.signal] = f
+    figures = _figures(samples[-1].health)
+    if not worst:
+        return CheckItem(name, "pass", figures or "healthy")
+    faults = sorted(worst.values(), key=lambda f: f.tier)
+    words = "; ".join(f"{SIGNAL_WORDS.get(f.signal, f.signal)} (tier {f.tier}"
+                      + (f", {_value(f.value)}" if f.value is not None else "") + ")" for f in faults)
+    result: Result = "fail" if faults[0].tier == 1 else "warn"
+    return CheckItem(name, result, words + (f"; {figures}" if figures else ""))
+
+
+def _value(v: float | str) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _figures(h: dict[str, Any]) -> str:
+    parts = []
+    if h.get("fps") is not None:
+        parts.append(f"{h['fps']:.1f} fps")
+    if h.get("bitrate_kbps") is not None:
+        parts.append(f"{h['bitrate_kbps']:.0f} kbit/s")
+    if h.get("drift_ms") is not None:
+        parts.append(f"drift {h['drift_ms']:+.0f} ms")
+    if h.get("loudness_dbfs") is not None:
+        parts.append(f"{h['loudness_dbfs']:.1f} dBFS")
+    return ", ".join(parts)
+
+
+# -- primary/backup compatibility -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamFormat:
+    """What a seamless switch needs to be equal between two inputs (None: unknown/absent)."""
+
+    video_codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    audio_codec: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.video_codec is not None
+
+
+def judge_compatibility(primary_id: str, primary: StreamFormat, backup_id: str,
+                        backup: StreamFormat) -> CheckItem:
+    name = f"compatible {backup_id}"
+    if not primary.known or not backup.known:
+        missing = primary_id if not primary.known else backup_id
+        return CheckItem(name, "warn", f"not compared: no video from {missing}")
+    differences = []
+    if backup.video_codec != primary.video_codec:
+        differences.append(f"video {backup.video_codec} vs {primary.video_codec}")
+    if (backup.width, backup.height) != (primary.width, primary.height):
+        differences.append(f"{backup.width}x{backup.height} vs {primary.width}x{primary.height}")
+    if backup.fps and primary.fps and abs(backup.fps - primary.fps) > FPS_TOLERANCE * max(backup.fps,
+                                                                                           primary.fps):
+        differences.append(f"{_fps(backup.fps)} fps vs {_fps(primary.fps)}")
+    if (backup.audio_codec is None) != (primary.audio_codec is None):
+        has, lacks = (primary_id, backup_id) if backup.audio_codec is None else (backup_id, primary_id)
+        differences.append(f"audio on {has} only, {lacks} has none")
+    elif backup.audio_codec is not None:
+        if backup.audio_codec != primary.audio_codec:
+            differences.append(f"audio {backup.audio_codec} vs {primary.audio_codec}")
+        if backup.sample_rate != primary.sample_rate:
+            differences.append(f"{backup.sample_rate} Hz vs {primary.sample_rate} Hz")
+        if backup.channels != primary.channels:
+            differences.append(f"{backup.channels} vs {primary.channels} audio channels")
+    if differences:
+        return CheckItem(name, "warn", f"{', '.join(differences)} on {primary_id}: "
+                                       "the switch will not be seamless")
+    return CheckItem(name, "pass", f"same as {primary_id}: {_describe(primary)}")
+
+
+def _fps(fps: float) -> str:
+    return f"{fps:.2f}".rstrip("0").rstrip(".")
+
+
+def _describe(f: StreamFormat) -> str:
+    video = f"{f.video_codec} {f.width}x{f.height}" + (f" {_fps(f.fps)} fps" if f.fps else "")
+    audio = f", {f.audio_codec} {f.sample_rate} Hz {f.channels} ch" if f.audio_codec else ", no audio"
+    return video + audio
+
+
+# -- outputs ----------------------------------------------------------------------------------
+
+
+def judge_probe(output_id: str, index: int, count: int, probe: ProbeResult) -> CheckItem:
+    name = f"output {output_id} {index + 1}/{count}"
+    if probe.ok:
+        what = "SRT handshake" if probe.url.startswith("srt:") else "handshake and connect"
+        took = f" ({probe.rtt_ms:g} ms)" if probe.rtt_ms is not None else ""
+        return CheckItem(name, "pass", f"{probe.url}: {what} OK{took}")
+    return CheckItem(name, "fail", f"{probe.url}: {probe.stage} failed: {probe.error}")
+
+
+# -- host and clock ---------------------------------------------------------------------------------
+
+
+def cpu_busy_pct(before: Any, after: Any) -> float:
+    """CPU use of all cores between two ``psutil.cpu_times()``. (``psutil.cpu_percent`` keeps
+    its previous reading per thread since psutil 7, so from a thread pool it often says 0.)"""
+    idle = (after.idle + getattr(after, "iowait", 0.0)) - (before.idle + getattr(before, "iowait", 0.0))
+    def all_time(times: Any) -> float:  # Linux counts guest time inside user time already
+        return float(sum(times)) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+
+    total = all_time(after) - all_time(before)
+    return 0.0 if total <= 0 else max(0.0, min(100.0, 100.0 * (1.0 - idle / total)))
+
+
+def judge_host(sample: HostSample, thresholds: ThresholdSettings) -> CheckItem:
+    """``sample`` taken at the end of the window: its CPU figure covers the window."""
+    t = thresholds
+    problems: list[tuple[Result, str]] = []
+    if sample.cpu_pct > t.host_cpu_pct:
+        problems.append(("warn", f"CPU {sample.cpu_pct:.0f} % (over {t.host_cpu_pct:g} %)"))
+    if sample.mem_free_pct < t.host_mem_free_pct:
+        problems.append(("warn", f"memory free {sample.mem_free_pct:.1f} % "
+                                 f"(under {t.host_mem_free_pct:g} %)"))
+    if sample.disk_free_gb < t.host_disk_free_gb:
+        problems.append(("warn", f"disk free {sample.disk_free_gb:.2f} GB on {t.host_disk_path} "
+                                 f"(under {t.host_disk_free_gb:g} GB)"))
+    if sample.nics_up and not any(sample.nics_up.values()):
+        problems.append(("fail", "no network interface is up"))
+    figures = (f"CPU {sample.cpu_pct:.0f} %, memory free {sample.mem_free_pct:.0f} %, "
+               f"disk free {sample.disk_free_gb:.1f} GB")
+    if not problems:
+        return CheckItem("host", "pass", figures)
+    result: Result = "fail" if any(r == "fail" for r, _ in problems) else "warn"
+    return CheckItem("host", result, "; ".join(text for _, text in problems))
+
+
+# A command's (exit status, output), or None when the program is not installed.
+CommandRunner = Callable[[Sequence[str]], Awaitable[tuple[int, str] | None]]
+
+
+async def run_command(argv: Sequence[str], timeout_s: float = 3.0) -> tuple[int, str] | None:
+    binary = shutil.which(argv[0])
+    if binary is None:
+        return None
+    try:
+        proc = await asyncio.create_subprocess_exec(binary, *argv[1:], stdin=asyncio.subprocess.DEVNULL,
+                                                    stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.STDOUT)
+    except OSError:
+        return None
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return None
+    return proc.returncode or 0, out.decode("utf-8", "replace")
+
+
+async def check_clock(run: CommandRunner = run_command) -> CheckItem:
+    """Asks systemd (timedatectl), then chrony, then ntpd; the first that answers decides."""
+    name = "clock"
+    answer = await run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"])
+    if answer is not None and answer[0] == 0 and answer[1].strip() in ("yes", "no"):
+        if answer[1].strip() == "yes":
+            return CheckItem(name, "pass", "synchronised (timedatectl)")
+        return CheckItem(name, "warn", "not synchronised (timedatectl): event times may be off")
+    answer = await run(["chronyc", "-n", "tracking"])
+    if answer is not None and answer[0] == 0 and "Leap status" in answer[1]:
+        leap = next(line for line in answer[1].splitlines() if "Leap status" in line).split(":", 1)[1].strip()
+        if leap == "Normal":
+            return CheckItem(name, "pass", "synchronised (chrony)")
+        return CheckItem(name, "warn", f"not synchronised (chrony: {leap})")
+    answer = await run(["ntpq", "-c", "rv 0 leap,sync"])
+    if answer is not None and answer[0] == 0 and "leap=" in answer[1]:
+        if "leap=11" in answer[1] or "unsync" in answer[1]:
+            return CheckItem(name, "warn", "not synchronised (ntpd)")
+        return CheckItem(name, "pass", "synchronised (ntpd)")
+    return CheckItem(name, "warn", "clock sync unknown: no timedatectl, chrony or ntpd answered")
+
+
+# -- MQTT ------------------------------------------------------------------------------------------
+
+
+async def check_mqtt(s: MqttSettings, timeout_s: float = MQTT_TIMEOUT_S) -> CheckItem:
+    """A short connection with the configured credentials: reachable, and the login accepted."""
+    name = "mqtt"
+    if not s.enabled:
+        return CheckItem(name, "pass", "MQTT disabled")
+    import aiomqtt
+
+    from relay.control.mqtt import reason_code
+
+    broker = f"{s.host}:{s.port}"
+    versions = {"5": [aiomqtt.ProtocolVersion.V5], "3.1.1": [aiomqtt.ProtocolVersion.V311],
+                "auto": [aiomqtt.ProtocolVersion.V5, aiomqtt.ProtocolVersion.V311]}[s.protocol]
+    for version in versions:
+        client = aiomqtt.Client(
+            s.host, s.port, username=s.username,
+            password=s.password.get_secret_value() if s.password is not None else None,
+            identifier=f"relay-check-{uuid.uuid4().hex[:12]}", protocol=version,
+            tls_params=aiomqtt.TLSParameters(ca_certs=s.ca_file) if s.tls else None,
+            timeout=timeout_s,
+        )
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with client:
+                    pass
+        except TimeoutError:
+            return CheckItem(name, "fail", f"broker {broker} did not answer within {timeout_s:g} s")
+        except aiomqtt.MqttError as e:
+            code = reason_code(e)
+            if code in (1, 132) and version is not versions[-1]:
+                continue  # the broker refused MQTT 5: try 3.1.1
+            if code in (4, 5, 134, 135):
+                return CheckItem(name, "fail", f"broker {broker} refused the login "
+                                               "(check [mqtt] username and password / password_file)")
+            return CheckItem(name, "fail", f"cannot reach broker {broker} ({e})")
+        login = f" as {s.username}" if s.username else " (anonymous)"
+        return CheckItem(name, "pass", f"broker {broker} reachable, login accepted{login}")
+    return CheckItem(name, "fail", f"broker {broker}: no protocol version accepted")
+
+
+# -- the check ----------------------------------------------------------------------------------------
+
+
+def _format_of(channel: Any) -> StreamFormat:
+    video, audio = channel.video_config, channel.audio_config
+    # The smoothed rate of the timestamps: the cadence watcher's nominal rate is whole
+    # milliseconds per frame (33 ms → 30.3 fps), too coarse to compare.
+    fps = channel.fps or channel.watch.health(time.monotonic()).get("nominal_fps") or None
+    return StreamFormat(
+        video_codec=video.codec if video else None, width=video.width if video else None,
+        height=video.height if video else None, fps=round(float(fps), 2) if fps else None,
+        audio_codec=audio.codec if audio else None, sample_rate=audio.sample_rate if audio else None,
+        channels=audio.channels if audio else None,
+    )
+
+
+async def _probe_outputs(settings: RelaySettings, timeout_s: float) -> list[CheckItem]:
+    jobs: list[tuple[str, int, int, Awaitable[ProbeResult]]] = []
+    for out in settings.outputs:
+        if not out.enabled:
+            continue
+        urls = [u.get_secret_value() for u in out.urls]
+        for i, url in enumerate(urls):
+            jobs.append((out.id, i, len(urls), probe_url(url, min(timeout_s, out.connect_timeout_s))))
+    if not jobs:
+        return [CheckItem("outputs", "warn", "no enabled output: nothing would reach a platform")]
+    probes = await asyncio.gather(*(job for *_, job in jobs))
+    return [judge_probe(o, i, n, p) for (o, i, n, _), p in zip(jobs, probes, strict=True)]
+
+
+async def _wait_for_inputs(daemon: Daemon, grace_s: float, progress: Callable[[str], None]) -> None:
+    """Until every input is connected and settled, or ``grace_s`` has passed."""
+    if grace_s <= 0:
+        return
+    deadline = time.monotonic() + grace_s
+    told = False
+    while time.monotonic() < deadline:
+        channels = list(daemon.channels.values())
+        if channels and all(ch.watch.connected for ch in channels):
+            await asyncio.sleep(SETTLE_S)
+            return
+        if not told:
+            waiting = ", ".join(i for i, ch in daemon.channels.items() if not ch.watch.connected)
+            progress(f"waiting up to {grace_s:g} s for inputs to connect: {waiting}")
+            told = True
+        await asyncio.sleep(0.2)
+
+
+async def run_preflight(daemon: Daemon, sample_s: float = 10.0, *, connect_grace_s: float = 0.0,
+                        probe_timeout_s: float = PROBE_TIMEOUT_S,
+                        progress: Callable[[str], None] | None = None,
+                        clock_runner: CommandRunner = run_command) -> PreflightResult:
+    """The pre-show check, inside a running daemon: watches its inputs for ``sample_s``
+    while the outputs, MQTT and the clock are checked at the same time."""
+    say = progress or (lambda _: None)
+    started = time.monotonic()
+    settings = daemon.settings
+    cpu_before = psutil.cpu_times()
+    side = asyncio.gather(
+        _probe_outputs(settings, probe_timeout_s), check_mqtt(settings.mqtt), check_clock(clock_runner),
+    )
+    try:
+        await _wait_for_inputs(daemon, connect_grace_s, say)
+        say(f"watching {len(daemon.channels)} inputs for {sample_s:g} s")
+        samples: dict[str, list[InputSample]] = {i: [] for i in daemon.channels}
+        end = time.monotonic() + sample_s
+        while True:
+            now = time.monotonic()
+            for input_id, ch in daemon.channels.items():
+                st = ch.watch.status(now)
+                samples[input_id].append(InputSample(st.connected, st.faults, ch.watch.health(now)))
+            if now >= end:
+                break
+            await asyncio.sleep(min(SAMPLE_EVERY_S, max(end - now, 0.0)))
+        host = await asyncio.to_thread(read_host_sample, settings.thresholds.host_disk_path)
+        host = dataclasses.replace(host, cpu_pct=cpu_busy_pct(cpu_before, psutil.cpu_times()))
+        outputs, mqtt, clock = await side
+    except BaseException:
+        side.cancel()
+        with contextlib.suppress(BaseException):
+            await side
+        raise
+
+    items = [judge_input(i, s) for i, s in samples.items()]
+    by_priority = sorted(daemon.channels.values(), key=lambda ch: ch.settings.priority)
+    if len(by_priority) > 1:
+        primary = by_priority[0]
+        primary_format = _format_of(primary)
+        items += [judge_compatibility(primary.input_id, primary_format, ch.input_id, _format_of(ch))
+                  for ch in by_priority[1:]]
+    items += outputs
+    items += [mqtt, judge_host(host, settings.thresholds), clock]
+    return PreflightResult(items, sample_s, time.monotonic() - started)
+
+
+# -- `relay check` ----------------------------------------------------------------------------------
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """`relay check [-c FILE] [--json] [--sample-s N]`: exit 0 all pass, 1 warnings, 2 a failure."""
+    from relay.config import load_or_exit
+
+    settings = load_or_exit(args.config)
+    sample_s = float(args.sample_s)
+    if not 0 < sample_s <= 45:
+        print("relay check: --sample-s must be more than 0 and at most 45 (the check takes under a minute)",
+              file=sys.stderr)
+        return 2
+    from relay.log import configure
+
+    # The temporary relay's own event lines (inputs "never connected" before the encoders
+    # find it, "publisher gone" when it stops) would bury the checklist, which says what matters.
+    configure("critical", force_json=False if sys.stderr.isatty() else None)
+    progress = _progress_printer(args.json)
+    try:
+        running = asyncio.run(_running_elsewhere(settings))
+        if running is not None:
+            progress(f"a relay is already running with this configuration ({running}): asking it")
+            result = asyncio.run(_check_remote(settings, sample_s))
+        else:
+            result = asyncio.run(_check_here(settings, sample_s, progress))
+    except CheckUnavailable as e:
+        print(f"relay check: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(result.render_text(settings.id))
+    return result.exit_code
+
+
+class CheckUnavailable(Exception):
+    """The check could not run at all; the message says why."""
+
+
+def _progress_printer(quiet: bool) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        if not quiet:
+            print(f"… {text}", file=sys.stderr, flush=True)
+    return say
+
+
+def rtmp_port_taken(settings: RelaySettings) -> bool:
+    """True if something already listens on the configured RTMP ingest address."""
+    if not settings.server.rtmp:
+        return False
+    host, port = split_host_port(settings.server.rtmp)
+    if port == 0:
+        return False
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are not a relay
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            return e.errno == errno.EADDRINUSE
+    return False
+
+
+async def _running_elsewhere(settings: RelaySettings) -> str | None:
+    """Why we think a relay already runs with this configuration, or None."""
+    if rtmp_port_taken(settings):
+        return f"RTMP port {settings.server.rtmp} in use"
+    if settings.mqtt.enabled and await _availability(settings) == "online":
+        return f"relay {settings.id} is online on MQTT"
+    return None
+
+
+async def _availability(settings: RelaySettings) -> str | None:
+    from relay.control.remote import NoAnswer, _connect
+    from relay.control.topics import Topics
+
+    topics = Topics(settings.mqtt.topic_prefix, settings.id)
+    try:
+        connecting = _connect(settings.mqtt, MQTT_TIMEOUT_S)
+        async with asyncio.timeout(MQTT_TIMEOUT_S + 1), connecting as (client, _):
+            await client.subscribe(topics.availability, qos=1)
+            async with asyncio.timeout(1.5):  # a retained message follows the SUBACK at once
+                async for message in client.messages:
+                    payload = message.payload
+                    return bytes(payload).decode(errors="replace") if isinstance(payload, bytes) else None
+    except (NoAnswer, TimeoutError):
+        return None
+    return None
+
+
+async def _check_remote(settings: RelaySettings, sample_s: float) -> PreflightResult:
+    """Ask the running relay (MQTT ``request/check``) and wait for its answer."""
+    if not settings.mqtt.enabled:
+        raise CheckUnavailable("a relay already runs with this configuration and [mqtt] is disabled, "
+                               "so it cannot be asked to check; stop it, or enable MQTT")
+    from relay.control.remote import NoAnswer, _connect
+    from relay.control.topics import Topics
+
+    topics = Topics(settings.mqtt.topic_prefix, settings.id)
+    transaction = f"check-{uuid.uuid4().hex[:16]}"
+    wait_s = sample_s + CONNECT_GRACE_S + 30.0
+    try:
+        async with _connect(settings.mqtt, MQTT_TIMEOUT_S) as (client, _):
+            # The shared reply topic, matched by transaction, works over MQTT 5 and 3.1.1 alike.
+            await client.subscribe(f"{topics.base}/response/check", qos=1)
+            body = {"sample_s": sample_s, "transaction": transaction}
+            await client.publish(topics.request("check"), json.dumps(body).encode(), qos=1)
+            async with asyncio.timeout(wait_s):
+                async for message in client.messages:
+                    payload = message.payload
+                    try:
+                        reply = json.loads(payload if isinstance(payload, bytes | bytearray) else b"")
+                    except ValueError:
+                        continue
+                    if not isinstance(reply, dict) or reply.get("transaction") != transaction:
+                        continue
+                    if reply.get("status") != "ok" or not isinstance(reply.get("data"), dict):
+                        raise CheckUnavailable(f"the running relay could not check: {reply.get('error')}")
+                    return PreflightResult.from_dict(reply["data"])
+    except NoAnswer as e:
+        raise CheckUnavailable(str(e)) from None
+    except TimeoutError:
+        raise CheckUnavailable(f"the running relay did not answer the check within {wait_s:g} s") from None
+    raise CheckUnavailable("the MQTT connection ended before the relay answered")
+
+
+async def _check_here(settings: RelaySettings, sample_s: float,
+                      progress: Callable[[str], None]) -> PreflightResult:
+    """A temporary relay: the configured ingest servers receive and watch the inputs for the
+    window; nothing is pushed (its outputs are never started: the probes stand in for them)."""
+    from relay.daemon import Daemon
+
+    daemon = Daemon(settings)
+    ticking = asyncio.create_task(_tick_watchers(daemon))
+    try:
+        try:
+            await daemon._start_inputs()
+        except OSError as e:
+            raise CheckUnavailable(f"cannot receive the inputs: {e.strerror or e}") from None
+        return await run_preflight(daemon, sample_s, connect_grace_s=CONNECT_GRACE_S, progress=progress)
+    finally:
+        ticking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticking
+        await daemon.shutdown()
+
+
+async def _tick_watchers(daemon: Daemon) -> None:
+    """What the daemon's watch loop does for the watchers (the failover policy is not run)."""
+    while True:
+        now = time.monotonic()
+        for ch in list(daemon.channels.values()):
+            ch.watch.tick(now)
+        await asyncio.sleep(0.1)
+
+
+__all__ = ["CheckItem", "InputSample", "PreflightResult", "StreamFormat", "check_clock", "check_mqtt",
+           "judge_compatibility", "judge_host", "judge_input", "judge_probe", "run_check", "run_preflight"]

@@ -1,0 +1,155 @@
+"""`relay check` end to end: a temporary relay receives real FFmpeg publishers, probes a
+real nginx-rtmp standing in for the platform, and prints the checklist."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.nginx import NginxRtmp, refused_url
+from tests.support.publishers import ffmpeg_publisher
+from tests.support.tools import free_port
+
+pytestmark = pytest.mark.integration
+
+MAIN_KEY = "main-5b1e77"
+BACKUP_KEY = "backup-c02a19"
+PLATFORM_KEY = "platform-key-9d4f3b"
+SAMPLE_S = 3.0
+
+
+def config(port: int, output_urls: list[str], tmp: Path) -> str:
+    urls = ", ".join(json.dumps(u) for u in output_urls)
+    return f"""
+id = "check-test"
+[server]
+rtmp = "127.0.0.1:{port}"
+[[inputs]]
+id = "main"
+kind = "rtmp"
+key = "{MAIN_KEY}"
+priority = 1
+[[inputs]]
+id = "backup"
+kind = "rtmp"
+key = "{BACKUP_KEY}"
+priority = 2
+[[outputs]]
+id = "platform"
+urls = [{urls}]
+[mqtt]
+enabled = false
+[journal]
+path = "{tmp}/journal.sqlite3"
+"""
+
+
+@contextlib.contextmanager
+def relay_check(tmp: Path, text: str, *extra: str) -> Iterator[subprocess.Popen[str]]:
+    path = tmp / "relay.toml"
+    path.write_text(text)
+    proc = subprocess.Popen([sys.executable, "-m", "relay", "check", "-c", str(path), "--sample-s",
+                             str(SAMPLE_S), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def wait_listening(port: int, proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"relay check did not listen on {port}")
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def lines_of(out: str) -> dict[str, str]:
+    """Checklist line by item name: {"input main": "✔ input main  30.0 fps…"}."""
+    found = {}
+    for line in out.splitlines():
+        if line[:1] in "✔⚠✖" and len(line) > 2:
+            name = line[2:].split("  ")[0].strip()
+            found[name] = line
+    return found
+
+
+def test_healthy_studio_passes_with_a_checklist(tmp_path: Path) -> None:
+    port = free_port()
+    with NginxRtmp(tmp_path) as platform:
+        text = config(port, [platform.url(PLATFORM_KEY)], tmp_path)
+        started = time.monotonic()
+        with relay_check(tmp_path, text) as proc:
+            wait_listening(port, proc)
+            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}"), \
+                    ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{BACKUP_KEY}"):
+                code, out, err = finish(proc)
+        took = time.monotonic() - started
+        assert platform.recordings(PLATFORM_KEY) == [], "a check never publishes"
+    assert code in (0, 1), out + err  # 1: the clock's sync may be unknown on a build machine
+    items = lines_of(out)
+    assert items["input main"].startswith("✔") and "fps" in items["input main"], out
+    assert items["input backup"].startswith("✔"), out
+    assert items["compatible backup"].startswith("✔") and "640x360" in items["compatible backup"], out
+    assert items["output platform 1/1"].startswith("✔") and "handshake and connect OK" in out, out
+    assert items["mqtt"].startswith("✔") and "MQTT disabled" in items["mqtt"]
+    assert "host" in items and "clock" in items
+    assert not any(line.startswith("✖") for line in out.splitlines()), out
+    for secret in (MAIN_KEY, BACKUP_KEY, PLATFORM_KEY):
+        assert secret not in out + err
+    assert took < 60
+
+
+def test_missing_backup_publisher_fails(tmp_path: Path) -> None:
+    port = free_port()
+    with NginxRtmp(tmp_path) as platform:
+        text = config(port, [platform.url(PLATFORM_KEY)], tmp_path)
+        with relay_check(tmp_path, text, "--json") as proc:
+            wait_listening(port, proc)
+            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}"):
+                code, out, err = finish(proc)
+    assert code == 2, out + err
+    result = json.loads(out)
+    assert result["result"] == "fail" and result["exit_code"] == 2
+    checks = {c["name"]: c for c in result["checks"]}
+    assert checks["input main"]["result"] == "pass"
+    assert checks["input backup"]["result"] == "fail"
+    assert "not connected" in checks["input backup"]["detail"]
+    assert checks["compatible backup"]["result"] == "warn"
+
+
+def test_refused_output_url_fails(tmp_path: Path) -> None:
+    port = free_port()
+    with NginxRtmp(tmp_path) as platform:
+        text = config(port, [platform.url(PLATFORM_KEY), refused_url(PLATFORM_KEY)], tmp_path)
+        with relay_check(tmp_path, text) as proc:
+            wait_listening(port, proc)
+            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}"), \
+                    ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{BACKUP_KEY}"):
+                code, out, err = finish(proc)
+    assert code == 2, out + err
+    items = lines_of(out)
+    assert items["output platform 1/2"].startswith("✔"), out
+    assert items["output platform 2/2"].startswith("✖"), out
+    assert "tcp failed" in items["output platform 2/2"] and "refused" in items["output platform 2/2"]
+    assert PLATFORM_KEY not in out + err
+    assert out.rstrip().splitlines()[-1].startswith("FAILED")
