@@ -139,6 +139,9 @@ class MqttControl:
         }
 
     async def start(self) -> None:
+        if not self.settings.enabled:
+            log.info("mqtt_disabled", detail="[mqtt] enabled = false: no state, events or commands over MQTT")
+            return
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._daemon.bus.subscribe(self._on_event)
