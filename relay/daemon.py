@@ -1,0 +1,427 @@
+"""`relay run`: wires ingest → watch → switch → push, and the control plane beside it.
+
+Everything here runs on one asyncio loop; blocking PyAV work lives in the
+workers of the analyzers, pull/SRT demuxers and outputs. The loop's own media
+tick (every 20 ms) drives the slate, the switcher's timers and, every 100 ms,
+the watchers and the failover policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from relay import __version__
+from relay.events import (
+    Event,
+    EventBus,
+    InputConnected,
+    InputDisconnected,
+    Started,
+    Stopping,
+    iso_utc,
+)
+from relay.log import EventLogger, configure, get_logger
+from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
+from relay.push.output import Output
+from relay.push.silence import silent_aac_frame
+from relay.push.slate import SlateClip, SlateSource, encode_slate
+from relay.redact import redact_url
+from relay.settings import InputSettings, RelaySettings, split_host_port
+from relay.switch.policy import Decision, FailoverPolicy
+from relay.switch.switcher import Switcher
+from relay.watch.analysis import InputAnalyzer
+from relay.watch.frames import FrameStats
+from relay.watch.host import HostWatch, read_host_sample
+from relay.watch.input import InputWatch
+from relay.watch.status import InputStatus
+
+SLATE = "slate"
+STANDARD_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0)
+MEDIA_TICK_S = 0.02
+WATCH_TICK_S = 0.1
+HOST_SAMPLE_S = 1.0
+log = get_logger("relay.daemon")
+
+
+def snap_fps(fps: float) -> float:
+    """The standard frame rate nearest a measured one (millisecond timestamps make
+    30 fps look like 29.4-30.3), so the slate is not re-encoded for jitter."""
+    if fps <= 0:
+        return 30.0
+    best = min(STANDARD_RATES, key=lambda r: abs(r - fps))
+    return best if abs(best - fps) / best < 0.03 else round(fps, 2)
+
+
+class InputChannel:
+    """One configured input: the :class:`~relay.media.InputPort` its ingest source
+    delivers into. It feeds the watchers (always, active or not: hot standby), the
+    frame analyzer, and the media path toward the switcher."""
+
+    def __init__(
+        self,
+        settings: InputSettings,
+        daemon: Daemon,
+    ) -> None:
+        self.settings = settings
+        self._daemon = daemon
+        self.watch = InputWatch(settings.id, settings.priority, daemon.settings.thresholds, daemon.bus.emit)
+        self._loop = asyncio.get_running_loop()
+        self.analyzer = InputAnalyzer(
+            settings.id,
+            self._post_stats,
+            black_luma=daemon.settings.thresholds.black_luma,
+        )
+        self.peer: str | None = None
+        self.video_config: VideoConfig | None = None
+        self.audio_config: AudioConfig | None = None
+        self.fps: float = 0.0
+        self._last_video_dts: int | None = None
+
+    @property
+    def input_id(self) -> str:
+        return self.settings.id
+
+    def connect(self, peer: str) -> bool:
+        if self.peer is not None:
+            return False
+        self.peer = peer
+        self.watch.on_connected(time.monotonic())
+        self._daemon.bus.emit(InputConnected(input=self.input_id, peer=peer))
+        return True
+
+    def packet(self, pkt: MediaPacket) -> None:
+        now = time.monotonic()
+        if pkt.track is Track.VIDEO:
+            if isinstance(pkt.config, VideoConfig):
+                self.video_config = pkt.config
+            if self._last_video_dts is not None and 0 < pkt.dts - self._last_video_dts < 1000:
+                step = pkt.dts - self._last_video_dts
+                inst = 1000.0 / step
+                self.fps = inst if self.fps == 0 else 0.95 * self.fps + 0.05 * inst
+            self._last_video_dts = pkt.dts
+        elif isinstance(pkt.config, AudioConfig):
+            self.audio_config = pkt.config
+        self.watch.on_packet(now, pkt)
+        self.analyzer.submit(pkt)
+        self._daemon.on_media(self.input_id, pkt, now)
+
+    def disconnect(self, reason: str) -> None:
+        if self.peer is None:
+            return
+        self.peer = None
+        self._last_video_dts = None
+        self.watch.on_disconnected(time.monotonic())
+        self._daemon.bus.emit(InputDisconnected(input=self.input_id, reason=reason))
+        self._daemon.on_input_gone(self.input_id)
+
+    def _post_stats(self, stats: FrameStats) -> None:
+        """From the analysis worker thread: hand the figures to the loop."""
+        self._loop.call_soon_threadsafe(self.watch.on_stats, stats)
+
+    def on_srt_stats(self, now: float, rtt_ms: float, loss_pct: float, retrans: int) -> None:
+        self.watch.on_srt_stats(now, rtt_ms, loss_pct)
+
+
+class Daemon:
+    def __init__(self, settings: RelaySettings) -> None:
+        self.settings = settings
+        self.bus = EventBus()
+        self.bus.subscribe(EventLogger(settings.id))
+        self.channels: dict[str, InputChannel] = {}
+        self.sources: list[Any] = []  # RtmpServer / SrtInput / PullInput: start()/stop()
+        self.host = HostWatch(settings.thresholds, self.bus.emit)
+        self._stop = asyncio.Event()
+        self._stop_reason = "signal"
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started_at = time.monotonic()
+        self.last_progress = time.monotonic()
+        # switch → push
+        self.policy = FailoverPolicy(settings.failover, {i.id: i.priority for i in settings.inputs},
+                                     slate_id=SLATE)
+        self.switcher = Switcher(settings.failover, self.bus.emit, silent_aac_frame)
+        self.outputs = [Output(o, settings.thresholds, self.bus.emit) for o in settings.outputs if o.enabled]
+        self.slate: SlateSource | None = None
+        self._slate_encoding = False
+        self._slate_model: str | None = None  # the input whose format the slate matches
+        self.last_stop: str | None = None  # why the previous session ended (from the journal)
+
+    # -- media path -----------------------------------------------------------
+
+    def on_media(self, input_id: str, pkt: MediaPacket, now: float) -> None:
+        """A packet from an input (or the slate): through the switcher to every output."""
+        self.last_progress = now
+        self._send(self.switcher.on_packet(input_id, pkt, now))
+
+    def _send(self, pkts: list[MediaPacket]) -> None:
+        for pkt in pkts:
+            for out in self.outputs:
+                out.send(pkt)
+
+    def on_input_gone(self, input_id: str) -> None:
+        """An input's source went away: its buffered group of pictures is useless now."""
+        self.switcher.forget(input_id)
+
+    def _apply(self, now: float, decision: Decision | None) -> None:
+        for ev in self.policy.take_events():
+            self.bus.emit(ev)
+        if decision is None:
+            return
+        # SPEC 7 knows fault/command/drill/failback; leaving the slate for a recovered
+        # input is a return to a more preferred input, i.e. a failback.
+        reason = "failback" if decision.reason == "recovered" else decision.reason
+        log.info("switching", to=decision.to, reason=reason, detail=decision.detail)
+        self._send(self.switcher.request_switch(decision.to, now, reason))
+
+    def on_watch_tick(self, now: float, statuses: dict[str, InputStatus]) -> None:
+        """Every 100 ms: the policy looks at every input and may decide a switch."""
+        self._apply(now, self.policy.evaluate(now, statuses))
+        self._refresh_slate()
+
+    async def _media_loop(self) -> None:
+        """Every 20 ms: the slate's packets, the switcher's timers, switch verification."""
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if self.slate is not None:
+                for pkt in self.slate.next_packets(now):
+                    self._send(self.switcher.on_packet(SLATE, pkt, now))
+            self._send(self.switcher.tick(now))
+            for to, verified in self.switcher.pop_results():
+                self.policy.switch_result(now, to, verified)
+            self.last_progress = now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), MEDIA_TICK_S)
+
+    # -- slate ------------------------------------------------------------------
+
+    def _slate_target(self) -> InputChannel | None:
+        """The stream the slate must match: the active input, else the last one on air."""
+        active = self.switcher.active
+        if active is not None and active in self.channels:
+            self._slate_model = active
+        model = self._slate_model or min(self.channels.values(), key=lambda c: c.settings.priority).input_id
+        return self.channels.get(model)
+
+    def _refresh_slate(self) -> None:
+        ch = self._slate_target()
+        if self._slate_encoding or ch is None or ch.video_config is None:
+            return
+        fps = snap_fps(ch.fps)
+        if self.slate is not None and self.slate.clip.fits(ch.video_config, ch.audio_config, fps):
+            return
+        self._slate_encoding = True
+        self._tasks.append(asyncio.create_task(self._encode_slate(ch.video_config, ch.audio_config, fps)))
+
+    async def _encode_slate(self, video: VideoConfig | None, audio: AudioConfig | None, fps: float) -> None:
+        s = self.settings.slate
+        audio_file = None if s.audio == "silence" else s.audio
+        try:
+            clip: SlateClip = await asyncio.to_thread(encode_slate, s.image, video, audio, fps,
+                                                      audio_file=audio_file)
+        finally:
+            self._slate_encoding = False
+        if self.slate is None:
+            self.slate = SlateSource(clip, time.monotonic())
+        else:
+            self.slate.restart(clip)
+        log.info("slate_ready", width=clip.format.width, height=clip.format.height,
+                 fps=float(clip.format.rate))
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def _start_inputs(self) -> None:
+        s = self.settings
+        for inp in s.inputs:
+            self.channels[inp.id] = InputChannel(inp, self)
+        for ch in self.channels.values():
+            ch.analyzer.start()
+
+        rtmp_inputs = {i.key.get_secret_value(): self.channels[i.id] for i in s.inputs
+                       if i.kind == "rtmp" and i.key is not None}
+        if s.server.rtmp and rtmp_inputs:
+            from relay.ingest.rtmp.server import RtmpServer
+
+            host, port = split_host_port(s.server.rtmp)
+            server = RtmpServer(
+                host, port, app=s.server.rtmp_app, resolve=rtmp_inputs.get, emit=self.bus.emit,
+                handshake_timeout_s=s.server.handshake_timeout_s,
+                idle_timeout_s=s.server.idle_timeout_s, max_connections=s.server.max_connections,
+            )
+            await server.start()
+            self.sources.append(server)
+            log.info("rtmp_listening", host=host, port=server.port)
+        for inp in s.inputs:
+            ch = self.channels[inp.id]
+            if inp.kind == "srt":
+                from relay.ingest.srt import SrtInput
+
+                listen = inp.listen or s.server.srt
+                assert listen is not None  # the config loader guarantees it
+                srt = SrtInput(inp, listen, ch, self.bus.emit, ch.on_srt_stats)
+                await srt.start()
+                self.sources.append(srt)
+                log.info("srt_listening", input=inp.id, port=srt.listen_port)
+            elif inp.kind == "pull":
+                from relay.ingest.pull import PullInput
+
+                pull = PullInput(inp, ch, self.bus.emit)
+                await pull.start()
+                self.sources.append(pull)
+
+    async def _watch_loop(self) -> None:
+        next_host = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for ch in self.channels.values():
+                ch.watch.tick(now)
+            if now >= next_host:
+                next_host = now + HOST_SAMPLE_S
+                sample = await asyncio.to_thread(read_host_sample, self.settings.thresholds.host_disk_path)
+                self.host.sample(now, sample)
+            self.host.tick(now)
+            self.on_watch_tick(now, {i: ch.watch.status(now) for i, ch in self.channels.items()})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), WATCH_TICK_S)
+
+    def request_stop(self, reason: str) -> None:
+        self._stop_reason = reason
+        self._stop.set()
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+        self.bus.emit(Started(version=__version__))
+        try:
+            await self._start_inputs()
+            await self._encode_slate(None, None, 30.0)
+            for out in self.outputs:
+                await out.start()
+            self._tasks.append(asyncio.create_task(self._watch_loop()))
+            self._tasks.append(asyncio.create_task(self._media_loop()))
+            await self._stop.wait()
+        finally:
+            self.bus.emit(Stopping(reason=self._stop_reason))
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        for src in self.sources:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(src.stop(), 2.0)
+        await asyncio.gather(*(out.stop() for out in self.outputs), return_exceptions=True)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for ch in self.channels.values():
+            await asyncio.to_thread(ch.analyzer.stop)
+
+    # -- what the control plane reads and calls ----------------------------------
+
+    def input_status_word(self, input_id: str, status: InputStatus) -> str:
+        """SPEC 7 `input/<id>/status`: offline, failed, active, degraded or standby."""
+        if not status.connected:
+            return "offline"
+        if status.worst_tier == 1:
+            return "failed"
+        if input_id == self.switcher.active:
+            return "active"
+        if status.worst_tier == 2:
+            return "degraded"
+        return "standby"
+
+    def state(self) -> dict[str, Any]:
+        """The retained MQTT `state`, and what `relay status` prints: secrets redacted."""
+        now = time.monotonic()
+        wall = time.time()
+
+        def wall_iso(t: object) -> str | None:
+            return iso_utc(wall - (now - t)) if isinstance(t, int | float) else None
+
+        policy = self.policy.snapshot()
+        inputs: dict[str, Any] = {}
+        for i, ch in self.channels.items():
+            st = ch.watch.status(now)
+            inputs[i] = {
+                "status": self.input_status_word(i, st),
+                "priority": ch.settings.priority,
+                "kind": ch.settings.kind,
+                "connected": st.connected,
+                "faults": [{"signal": f.signal, "tier": f.tier, "since": wall_iso(f.since),
+                            "value": f.value, "threshold": f.threshold} for f in st.faults],
+            }
+        outputs = {o.settings.id: {"status": o.status, "url_index": o.url_index,
+                                   "url": redact_url(o.settings.urls[o.url_index].get_secret_value())}
+                   for o in self.outputs}
+        return {
+            "relay": self.settings.id,
+            "version": __version__,
+            "active_input": self.switcher.active,
+            "mode": self.policy.mode,
+            "failback": self.policy.failback,
+            "since": wall_iso(policy.get("since")),
+            "drill": policy.get("drill"),
+            "inputs": inputs,
+            "outputs": outputs,
+            "host_fault": (None if (hf := self.host.fault.open) is None
+                           else {"signal": hf.signal, "tier": hf.tier, "value": hf.value}),
+            "last_stop": self.last_stop,
+        }
+
+    async def execute(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Run one staff command (MQTT `request/<name>` or the CLI): a SPEC 7 reply body."""
+        now = time.monotonic()
+        if name == "ping":
+            return {"status": "ok", "data": {"pong": True, "version": __version__}}
+        if name == "output":
+            return self._output_command(args)
+        statuses = {i: ch.watch.status(now) for i, ch in self.channels.items()}
+        result = self.policy.command(now, name, args, statuses)
+        self._apply(now, result.decision)
+        if not result.ok:
+            return {"status": "error", "error": result.error, "data": dict(result.data)}
+        return {"status": "ok", "data": dict(result.data)}
+
+    def _output_command(self, args: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(args) - {"output", "url_index", "transaction"})
+        if unknown:
+            return {"status": "error", "error": f"output: unexpected argument {unknown[0]!r}"}
+        outputs = {o.settings.id: o for o in self.outputs}
+        out = outputs.get(args.get("output"))  # type: ignore[arg-type]
+        if out is None:
+            known = ", ".join(outputs) or "none configured"
+            return {"status": "error", "error": f"output: unknown output {args.get('output')!r} ({known})"}
+        index = args.get("url_index")
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(out.settings.urls):
+            return {"status": "error",
+                    "error": f"output: 'url_index' must be an integer 0..{len(out.settings.urls) - 1}"}
+        out.select_url(index)
+        return {"status": "ok", "data": {"output": out.settings.id, "url_index": index}}
+
+    def health(self) -> dict[str, Any]:
+        now = time.monotonic()
+        return {
+            "uptime_s": round(now - self.started_at, 1),
+            "version": __version__,
+            "active_input": self.switcher.active,
+            "inputs": {i: ch.watch.health(now) for i, ch in self.channels.items()},
+            "outputs": {o.settings.id: o.health() for o in self.outputs},
+            "switch": self.switcher.health(),
+            "host": self.host.health(),
+        }
+
+
+def run(settings: RelaySettings, on_ready: Callable[[Daemon], None] | None = None) -> int:
+    fmt = settings.log.format
+    configure(settings.log.level, force_json=None if fmt == "auto" else fmt == "json")
+    daemon = Daemon(settings)
+    asyncio.run(daemon.serve())
+    return 0
+
+
+__all__ = ["Daemon", "Event", "InputChannel", "run"]
