@@ -57,8 +57,8 @@ path = "{tmp}/journal.sqlite3"
 def relay_check(tmp: Path, text: str, *extra: str) -> Iterator[subprocess.Popen[str]]:
     path = tmp / "relay.toml"
     path.write_text(text)
-    proc = subprocess.Popen([sys.executable, "-m", "relay", "check", "-c", str(path), "--sample-s",
-                             str(SAMPLE_S), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    argv = [sys.executable, "-m", "relay", "check", "-c", str(path), "--sample-s", str(SAMPLE_S), *extra]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         yield proc
