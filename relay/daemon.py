@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay import __version__
 from relay.events import (
@@ -21,12 +20,14 @@ from relay.events import (
     EventBus,
     InputConnected,
     InputDisconnected,
+    Preflight,
     Started,
     Stopping,
     iso_utc,
 )
 from relay.log import EventLogger, configure, get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
+from relay.notify import Notifier
 from relay.push.output import Output
 from relay.push.silence import silent_aac_frame
 from relay.push.slate import SlateClip, SlateSource, encode_slate
@@ -39,10 +40,15 @@ from relay.watch.frames import FrameStats
 from relay.watch.host import HostWatch, read_host_sample
 from relay.watch.input import InputWatch
 from relay.watch.status import InputStatus
+from relay.watch.thumbnail import keyframe_jpeg
 
 SLATE = "slate"
+EX_UNAVAILABLE = 69  # sysexits: a port Relay must listen on is taken
 STANDARD_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0)
 MEDIA_TICK_S = 0.02
+if TYPE_CHECKING:
+    from relay.control.mqtt import MqttControl
+    from relay.journal.store import Journal
 WATCH_TICK_S = 0.1
 HOST_SAMPLE_S = 1.0
 log = get_logger("relay.daemon")
@@ -80,6 +86,7 @@ class InputChannel:
         self.video_config: VideoConfig | None = None
         self.audio_config: AudioConfig | None = None
         self.fps: float = 0.0
+        self.last_keyframe: MediaPacket | None = None  # for thumbnails
         self._last_video_dts: int | None = None
 
     @property
@@ -99,6 +106,8 @@ class InputChannel:
         if pkt.track is Track.VIDEO:
             if isinstance(pkt.config, VideoConfig):
                 self.video_config = pkt.config
+            if pkt.keyframe:
+                self.last_keyframe = pkt
             if self._last_video_dts is not None and 0 < pkt.dts - self._last_video_dts < 1000:
                 step = pkt.dts - self._last_video_dts
                 inst = 1000.0 / step
@@ -149,6 +158,11 @@ class Daemon:
         self._slate_encoding = False
         self._slate_model: str | None = None  # the input whose format the slate matches
         self.last_stop: str | None = None  # why the previous session ended (from the journal)
+        self.journal: Journal | None = None
+        self.control: MqttControl | None = None
+        self.notifier = Notifier()
+        self.exit_code = 0
+        self._last_watchdog = 0.0
 
     # -- media path -----------------------------------------------------------
 
@@ -193,8 +207,17 @@ class Daemon:
             for to, verified in self.switcher.pop_results():
                 self.policy.switch_result(now, to, verified)
             self.last_progress = now
+            self._watchdog(now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), MEDIA_TICK_S)
+
+    def _watchdog(self, now: float) -> None:
+        """systemd's watchdog is fed from the media loop only: if the loop stops
+        turning (blocked or dead), the pings stop and systemd restarts Relay."""
+        interval = self.notifier.watchdog_interval()
+        if interval is not None and now - self._last_watchdog >= interval / 2:
+            self._last_watchdog = now
+            self.notifier.watchdog()
 
     # -- slate ------------------------------------------------------------------
 
@@ -233,7 +256,8 @@ class Daemon:
 
     # -- lifecycle ------------------------------------------------------------
 
-    async def _start_inputs(self) -> None:
+    async def start_inputs(self) -> None:
+        """Create the input channels and start every ingest source (RTMP server, SRT, pull)."""
         s = self.settings
         for inp in s.inputs:
             self.channels[inp.id] = InputChannel(inp, self)
@@ -280,8 +304,9 @@ class Daemon:
                 ch.watch.tick(now)
             if now >= next_host:
                 next_host = now + HOST_SAMPLE_S
-                sample = await asyncio.to_thread(read_host_sample, self.settings.thresholds.host_disk_path)
-                self.host.sample(now, sample)
+                # on the loop thread itself: psutil keeps cpu_percent's previous reading per
+                # thread, so a pool thread would read 0 % (the calls are fast /proc reads)
+                self.host.sample(now, read_host_sample(self.settings.thresholds.host_disk_path))
             self.host.tick(now)
             self.on_watch_tick(now, {i: ch.watch.status(now) for i, ch in self.channels.items()})
             with contextlib.suppress(TimeoutError):
@@ -291,22 +316,62 @@ class Daemon:
         self._stop_reason = reason
         self._stop.set()
 
+    def _open_journal(self) -> str | None:
+        """The session journal; Relay runs on without one if the file cannot be opened."""
+        from relay.journal.store import Journal, JournalError, config_summary
+
+        try:
+            self.journal = Journal(self.settings.journal, relay_id=self.settings.id)
+        except JournalError as e:
+            log.error("journal_unavailable", error=str(e))
+            return None
+        self.last_stop = self.journal.last_stop()
+        session = self.journal.open_session(version=__version__, config_summary=config_summary(self.settings))
+        self.bus.subscribe(self.journal.record_event)
+        return session
+
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
-        self.bus.emit(Started(version=__version__))
+        session = self._open_journal()
+        if self.settings.mqtt.enabled:
+            from relay.control.mqtt import MqttControl
+
+            self.control = MqttControl(self)
+            await self.control.start()  # returns at once; never waits for the broker
+        self.bus.emit(Started(version=__version__, session=session))
         try:
-            await self._start_inputs()
+            try:
+                await self.start_inputs()
+            except OSError as e:  # a port taken: say so plainly, let systemd retry
+                log.error("cannot_listen", error=e.strerror or str(e))
+                self._stop_reason = f"error: cannot listen ({e.strerror or e})"
+                self.exit_code = EX_UNAVAILABLE
+                return
             await self._encode_slate(None, None, 30.0)
             for out in self.outputs:
                 await out.start()
             self._tasks.append(asyncio.create_task(self._watch_loop()))
             self._tasks.append(asyncio.create_task(self._media_loop()))
+            self._tasks.append(asyncio.create_task(self._journal_loop()))
+            self.notifier.ready(status="relaying")
             await self._stop.wait()
         finally:
+            self.notifier.stopping()
             self.bus.emit(Stopping(reason=self._stop_reason))
             await self.shutdown()
+            if self.control is not None:
+                await self.control.stop()
+            if self.journal is not None:
+                await asyncio.to_thread(self.journal.close_session, self._stop_reason)
+
+    async def _journal_loop(self) -> None:
+        """One health sample per input and output per second into the journal."""
+        while self.journal is not None and not self._stop.is_set():
+            self.journal.record_health(time.time(), self.health())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 1.0)
 
     async def shutdown(self) -> None:
         for src in self.sources:
@@ -380,12 +445,32 @@ class Daemon:
             return {"status": "ok", "data": {"pong": True, "version": __version__}}
         if name == "output":
             return self._output_command(args)
+        if name == "check":
+            return await self._check(args)
         statuses = {i: ch.watch.status(now) for i, ch in self.channels.items()}
         result = self.policy.command(now, name, args, statuses)
         self._apply(now, result.decision)
         if not result.ok:
             return {"status": "error", "error": result.error, "data": dict(result.data)}
         return {"status": "ok", "data": dict(result.data)}
+
+    def thumbnail(self) -> bytes | None:
+        """A JPEG of the input on air (blocking: call it in a worker thread)."""
+        ch = self.channels.get(self.switcher.active or "")
+        key = ch.last_keyframe if ch is not None else None
+        return None if key is None else keyframe_jpeg(key)
+
+    async def _check(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The pre-show check inside the running relay (MQTT `check`)."""
+        from relay.preflight import run_preflight
+
+        sample_s = args.get("sample_s", 10.0)
+        if not isinstance(sample_s, int | float) or isinstance(sample_s, bool) or not 0 < sample_s <= 120:
+            return {"status": "error", "error": "check: 'sample_s' must be a number of seconds in (0, 120]"}
+        result = await run_preflight(self, float(sample_s))
+        report = result.to_dict()
+        self.bus.emit(Preflight(result=result.result, checks=report["checks"]))
+        return {"status": "ok", "data": report}
 
     def _output_command(self, args: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(args) - {"output", "url_index", "transaction"})
@@ -416,12 +501,12 @@ class Daemon:
         }
 
 
-def run(settings: RelaySettings, on_ready: Callable[[Daemon], None] | None = None) -> int:
+def run(settings: RelaySettings) -> int:
     fmt = settings.log.format
     configure(settings.log.level, force_json=None if fmt == "auto" else fmt == "json")
     daemon = Daemon(settings)
     asyncio.run(daemon.serve())
-    return 0
+    return daemon.exit_code
 
 
 __all__ = ["Daemon", "Event", "InputChannel", "run"]

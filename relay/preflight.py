@@ -609,7 +609,7 @@ async def _check_here(settings: RelaySettings, sample_s: float,
     ticking = asyncio.create_task(_tick_watchers(daemon))
     try:
         try:
-            await daemon._start_inputs()
+            await daemon.start_inputs()
         except OSError as e:
             raise CheckUnavailable(f"cannot receive the inputs: {e.strerror or e}") from None
         return await run_preflight(daemon, sample_s, connect_grace_s=CONNECT_GRACE_S, progress=progress)
