@@ -343,38 +343,18 @@ async def check_mqtt(s: MqttSettings, timeout_s: float = MQTT_TIMEOUT_S) -> Chec
     name = "mqtt"
     if not s.enabled:
         return CheckItem(name, "pass", "MQTT disabled")
-    import aiomqtt
-
-    from relay.control.mqtt import reason_code
+    from relay.control.remote import NoAnswer, connect_broker
 
     broker = f"{s.host}:{s.port}"
-    versions = {"5": [aiomqtt.ProtocolVersion.V5], "3.1.1": [aiomqtt.ProtocolVersion.V311],
-                "auto": [aiomqtt.ProtocolVersion.V5, aiomqtt.ProtocolVersion.V311]}[s.protocol]
-    for version in versions:
-        client = aiomqtt.Client(
-            s.host, s.port, username=s.username,
-            password=s.password.get_secret_value() if s.password is not None else None,
-            identifier=f"relay-check-{uuid.uuid4().hex[:12]}", protocol=version,
-            tls_params=aiomqtt.TLSParameters(ca_certs=s.ca_file) if s.tls else None,
-            timeout=timeout_s,
-        )
-        try:
-            async with asyncio.timeout(timeout_s):
-                async with client:
-                    pass
-        except TimeoutError:
-            return CheckItem(name, "fail", f"broker {broker} did not answer within {timeout_s:g} s")
-        except aiomqtt.MqttError as e:
-            code = reason_code(e)
-            if code in (1, 132) and version is not versions[-1]:
-                continue  # the broker refused MQTT 5: try 3.1.1
-            if code in (4, 5, 134, 135):
-                return CheckItem(name, "fail", f"broker {broker} refused the login "
-                                               "(check [mqtt] username and password / password_file)")
-            return CheckItem(name, "fail", f"cannot reach broker {broker} ({e})")
-        login = f" as {s.username}" if s.username else " (anonymous)"
-        return CheckItem(name, "pass", f"broker {broker} reachable, login accepted{login}")
-    return CheckItem(name, "fail", f"broker {broker}: no protocol version accepted")
+    try:
+        async with asyncio.timeout(timeout_s), connect_broker(s, timeout_s, name="relay-check"):
+            pass
+    except TimeoutError:
+        return CheckItem(name, "fail", f"broker {broker} did not answer within {timeout_s:g} s")
+    except NoAnswer as e:
+        return CheckItem(name, "fail", str(e))
+    login = f" as {s.username}" if s.username else " (anonymous)"
+    return CheckItem(name, "pass", f"broker {broker} reachable, login accepted{login}")
 
 
 # -- the check ----------------------------------------------------------------------------------------
@@ -546,12 +526,12 @@ async def _running_elsewhere(settings: RelaySettings) -> str | None:
 
 
 async def _availability(settings: RelaySettings) -> str | None:
-    from relay.control.remote import NoAnswer, _connect
+    from relay.control.remote import NoAnswer, connect_broker
     from relay.control.topics import Topics
 
     topics = Topics(settings.mqtt.topic_prefix, settings.id)
     try:
-        connecting = _connect(settings.mqtt, MQTT_TIMEOUT_S)
+        connecting = connect_broker(settings.mqtt, MQTT_TIMEOUT_S)
         async with asyncio.timeout(MQTT_TIMEOUT_S + 1), connecting as (client, _):
             await client.subscribe(topics.availability, qos=1)
             async with asyncio.timeout(1.5):  # a retained message follows the SUBACK at once
@@ -568,14 +548,14 @@ async def _check_remote(settings: RelaySettings, sample_s: float) -> PreflightRe
     if not settings.mqtt.enabled:
         raise CheckUnavailable("a relay already runs with this configuration and [mqtt] is disabled, "
                                "so it cannot be asked to check; stop it, or enable MQTT")
-    from relay.control.remote import NoAnswer, _connect
+    from relay.control.remote import NoAnswer, connect_broker
     from relay.control.topics import Topics
 
     topics = Topics(settings.mqtt.topic_prefix, settings.id)
     transaction = f"check-{uuid.uuid4().hex[:16]}"
     wait_s = sample_s + CONNECT_GRACE_S + 30.0
     try:
-        async with _connect(settings.mqtt, MQTT_TIMEOUT_S) as (client, _):
+        async with connect_broker(settings.mqtt, MQTT_TIMEOUT_S) as (client, _):
             # The shared reply topic, matched by transaction, works over MQTT 5 and 3.1.1 alike.
             await client.subscribe(f"{topics.base}/response/check", qos=1)
             body = {"sample_s": sample_s, "transaction": transaction}

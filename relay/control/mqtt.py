@@ -43,6 +43,7 @@ from relay.control.topics import HA_STATUS, Topics, valid_response_topic
 from relay.events import Command, Event, Preflight, iso_utc
 from relay.log import get_logger
 from relay.redact import scrub
+from relay.settings import MqttSettings
 
 STATE_POLL_S = 0.25
 KEEPALIVE_S = 15
@@ -80,6 +81,28 @@ def reason_code(error: aiomqtt.MqttError) -> int | None:
     if isinstance(rc, ReasonCode):
         return int(rc.value)
     return rc if isinstance(rc, int) else None
+
+
+def protocol_versions(s: MqttSettings) -> list[aiomqtt.ProtocolVersion]:
+    """The MQTT versions to try, in order, for `[mqtt] protocol`."""
+    return {"5": [aiomqtt.ProtocolVersion.V5], "3.1.1": [aiomqtt.ProtocolVersion.V311],
+            "auto": [aiomqtt.ProtocolVersion.V5, aiomqtt.ProtocolVersion.V311]}[s.protocol]
+
+
+def make_client(s: MqttSettings, identifier: str, version: aiomqtt.ProtocolVersion, *, timeout_s: float,
+                will: aiomqtt.Will | None = None, keepalive: int = 60) -> aiomqtt.Client:
+    """The one place a client is built from the settings (credentials, TLS)."""
+    return aiomqtt.Client(
+        s.host, s.port,
+        username=s.username,
+        password=s.password.get_secret_value() if s.password is not None else None,
+        identifier=identifier,
+        protocol=version,
+        will=will,
+        tls_params=aiomqtt.TLSParameters(ca_certs=s.ca_file) if s.tls else None,
+        keepalive=keepalive,
+        timeout=timeout_s,
+    )
 
 
 class MqttControl:
@@ -266,19 +289,9 @@ class MqttControl:
         return f"{self.settings.host}:{self.settings.port}"
 
     def _client(self) -> aiomqtt.Client:
-        s = self.settings
-        tls = aiomqtt.TLSParameters(ca_certs=s.ca_file) if s.tls else None
-        return aiomqtt.Client(
-            s.host, s.port,
-            username=s.username,
-            password=s.password.get_secret_value() if s.password is not None else None,
-            identifier=self._identifier,
-            protocol=self._protocol,
-            will=aiomqtt.Will(self.topics.availability, b"offline", qos=1, retain=True),
-            tls_params=tls,
-            keepalive=KEEPALIVE_S,
-            timeout=OPERATION_TIMEOUT_S,
-        )
+        return make_client(self.settings, self._identifier, self._protocol, timeout_s=OPERATION_TIMEOUT_S,
+                           will=aiomqtt.Will(self.topics.availability, b"offline", qos=1, retain=True),
+                           keepalive=KEEPALIVE_S)
 
     async def _connection_loop(self) -> None:
         while not self._stopping.is_set():

@@ -28,7 +28,7 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from relay.control.mqtt import reason_code
+from relay.control.mqtt import make_client, protocol_versions, reason_code
 from relay.control.topics import Topics
 from relay.settings import MqttSettings, RelaySettings
 
@@ -78,25 +78,23 @@ def request_args(args: argparse.Namespace) -> dict[str, Any]:
 async def _remote(settings: RelaySettings, args: argparse.Namespace) -> int:
     topics = Topics(settings.mqtt.topic_prefix, settings.id)
     deadline = time.monotonic() + args.timeout
-    async with _connect(settings.mqtt, args.timeout) as (client, v5):
+    async with connect_broker(settings.mqtt, args.timeout) as (client, v5):
         if args.command == "status":
             return await _status(client, topics, settings, args, deadline)
         return await _command(client, v5, topics, args, deadline)
 
 
 @contextlib.asynccontextmanager
-async def _connect(s: MqttSettings, timeout_s: float) -> AsyncIterator[tuple[aiomqtt.Client, bool]]:
+async def connect_broker(s: MqttSettings, timeout_s: float, *, name: str = "relay-cli"
+                         ) -> AsyncIterator[tuple[aiomqtt.Client, bool]]:
+    """A short-lived client session with the configured broker and credentials (MQTT 5,
+    or 3.1.1 when the broker refuses 5 and the protocol is "auto"); yields (client, is_v5).
+    Raises :class:`NoAnswer` with a sentence for a person when it cannot connect."""
     broker = f"{s.host}:{s.port}"
-    versions = {"5": [aiomqtt.ProtocolVersion.V5], "3.1.1": [aiomqtt.ProtocolVersion.V311],
-                "auto": [aiomqtt.ProtocolVersion.V5, aiomqtt.ProtocolVersion.V311]}[s.protocol]
+    versions = protocol_versions(s)
     for version in versions:
-        client = aiomqtt.Client(
-            s.host, s.port, username=s.username,
-            password=s.password.get_secret_value() if s.password is not None else None,
-            identifier=f"relay-cli-{uuid.uuid4().hex[:12]}", protocol=version,
-            tls_params=aiomqtt.TLSParameters(ca_certs=s.ca_file) if s.tls else None,
-            timeout=max(1.0, min(timeout_s, 10.0)),
-        )
+        client = make_client(s, f"{name}-{uuid.uuid4().hex[:12]}", version,
+                             timeout_s=max(1.0, min(timeout_s, 10.0)))
         try:
             await client.__aenter__()
         except MqttConnectError as e:
