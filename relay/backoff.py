@@ -1,5 +1,6 @@
-"""Reconnect pacing: exponential backoff with jitter, so a fleet of relays that lost
-the same broker does not knock on it in lockstep when it returns."""
+"""Reconnect pacing: exponential backoff with jitter, so a fleet of relays (or encoders
+and pulls) that lost the same server do not knock on it in lockstep when it returns.
+Used by the MQTT client, the SRT listener supervisor and pulled inputs."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from relay import __version__
-from relay.control.backoff import ReconnectBackoff
+from relay.backoff import ReconnectBackoff
 from relay.control.discovery import discovery_payload
 from relay.control.facade import DaemonFacade
 from relay.control.outbox import Kind, Outbox, Outgoing

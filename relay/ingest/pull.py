@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from relay.backoff import ReconnectBackoff
 from relay.events import EventSink
 from relay.ingest.demux import Demuxer, DemuxSource
 from relay.ingest.srt import LinkStatsCallback, SrtSession
@@ -116,7 +116,7 @@ class PullInput:
                            open_timeout_s=s.open_timeout_s, read_timeout_s=s.read_timeout_s)
 
     async def _supervise(self) -> None:
-        backoff = 0.0
+        backoff = ReconnectBackoff(_BACKOFF_FIRST_S, _BACKOFF_MAX_S)
         while not self._stopping.is_set():
             result = await self._demuxer.run(self._source())
             if self._stopping.is_set():
@@ -125,9 +125,8 @@ class PullInput:
                 _log.info("pulled file ended", input=self._settings.id)
                 return
             if result.connected:
-                backoff = 0.0
-            backoff = min(max(backoff * 2, _BACKOFF_FIRST_S), _BACKOFF_MAX_S)
-            delay = backoff * random.uniform(0.8, 1.2)  # jitter: studios pulling one server
+                backoff.reset()
+            delay = backoff.next()
             _log.info("pull ended; reconnecting", input=self._settings.id, reason=result.reason,
                       retry_in_s=round(delay, 2))
             with contextlib.suppress(TimeoutError):

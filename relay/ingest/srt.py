@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from relay.backoff import ReconnectBackoff
 from relay.events import EventSink, InputRejected
 from relay.ingest.demux import Demuxer, DemuxResult, DemuxSource
 from relay.log import get_logger
@@ -251,7 +252,7 @@ class SrtSession:
             self._task = None
 
     async def _supervise(self) -> None:
-        backoff = 0.0
+        backoff = ReconnectBackoff(_BACKOFF_FIRST_S, _BACKOFF_MAX_S)
         failing = False
         while not self._stopping:
             began = time.monotonic()
@@ -263,14 +264,15 @@ class SrtSession:
                 break
             quick_failure = (result is None or not result.connected) and time.monotonic() - began < 2.0
             if quick_failure:
-                backoff = min(max(backoff * 2, _BACKOFF_FIRST_S), _BACKOFF_MAX_S)
+                delay = backoff.next()
                 if not failing:
                     _log.warning("srt receiver failed; restarting with backoff", input=self._input_id,
-                                 exit_code=code, stderr=" | ".join(tail[-3:]), backoff_s=backoff)
+                                 exit_code=code, stderr=" | ".join(tail[-3:]), backoff_s=round(delay, 2))
                 failing = True
-                await asyncio.sleep(backoff)
+                await asyncio.sleep(delay)
             else:
-                backoff, failing = 0.0, False
+                failing = False
+                backoff.reset()
                 _log.info("srt session ended", input=self._input_id, exit_code=code,
                           reason=result.reason if result else None)
 

@@ -17,7 +17,7 @@ from paho.mqtt.properties import Properties
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from relay.control.backoff import ReconnectBackoff
+from relay.backoff import ReconnectBackoff
 from relay.control.mqtt import MqttControl
 from relay.events import FaultRaised, InputDisconnected
 from relay.settings import MqttSettings

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from relay.control.backoff import ReconnectBackoff
+from relay.backoff import ReconnectBackoff
 from relay.control.discovery import discovery_payload
 from relay.control.outbox import Kind, Outbox, Outgoing
 from relay.control.topics import Topics, valid_response_topic
