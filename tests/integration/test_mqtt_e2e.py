@@ -1,0 +1,431 @@
+"""End to end over MQTT: a real Mosquitto, real ffmpeg publishers, `relay run` with
+`[mqtt] enabled = true`, and nginx-rtmp standing in for the platform.
+
+What the platform received is checked two ways: a live viewer (ffmpeg playing the
+platform's stream, reporting the marker colour of every frame as it arrives, for
+"on air within 2 s") and the platform's recording read back afterwards (one file:
+the push never reconnected; timestamps strictly rising without gaps). Main marks
+its picture red, backup blue (tests/support/recording.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import av
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from tests.support.mosquitto import Mosquitto, Watcher
+from tests.support.nginx import NginxRtmp
+from tests.support.publishers import Publisher, ffmpeg_publisher
+from tests.support.recording import Recording, marker_filter, read_recording
+from tests.support.relay_proc import RelayProcess, studio_config
+from tests.support.tools import free_port, require
+
+pytestmark = pytest.mark.integration
+
+MAIN_KEY, BACKUP_KEY, PLATFORM_KEY = "main-key-1234", "backup-key-5678", "platform-key-42"
+RELAY_ID = "test-studio"  # studio_config's id
+BASE = f"relay/{RELAY_ID}"
+FAST_FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 4.0, "min_dwell_s": 2.0}
+
+
+# -- the platform, as a viewer sees it live --------------------------------------------
+
+
+def corner_label(r: int, g: int, b: int) -> str:
+    if r > 150 and g < 80 and b < 80:
+        return "main"
+    if b > 150 and r < 80 and g < 80:
+        return "backup"
+    return "other"
+
+
+class PlatformViewer:
+    """ffmpeg plays the platform's live stream; every decoded frame is reduced to the mean
+    colour of the marker corner (one rgb24 pixel) and labelled with its arrival time."""
+
+    def __init__(self, url: str) -> None:
+        args = [require("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error",
+                "-fflags", "nobuffer", "-flags", "low_delay", "-probesize", "65536", "-analyzeduration", "0",
+                "-i", url, "-map", "0:v:0", "-vf", "crop=32:32:8:8,scale=1:1:flags=area",
+                "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+        self.frames: list[tuple[float, str]] = []  # (time.monotonic() at arrival, label)
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL, start_new_session=True)
+        self._thread = threading.Thread(target=self._read, name="platform-viewer", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        while len(pixel := self._proc.stdout.read(3)) == 3:
+            self.frames.append((time.monotonic(), corner_label(*pixel)))
+
+    def first(self, label: str, after: float) -> float | None:
+        """Arrival time of the first frame labelled ``label`` at or after ``after``."""
+        return next((t for t, lab in list(self.frames) if t >= after and lab == label), None)
+
+    def last(self) -> str | None:
+        """The label of the latest frame."""
+        return self.frames[-1][1] if self.frames else None
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        self._proc.wait(5)
+        self._thread.join(5)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+
+# -- a studio with MQTT on --------------------------------------------------------------
+
+
+class MqttStudio:
+    """nginx (the platform), `relay run` talking to ``broker``, publishers on demand."""
+
+    def __init__(self, tmp: Path, stack: ExitStack, broker: Mosquitto, *,
+                 mqtt: dict[str, Any] | None = None, failover: dict[str, Any] | None = None,
+                 extra: str = "") -> None:
+        self.tmp, self.stack, self.broker = tmp, stack, broker
+        self.platform = stack.enter_context(NginxRtmp(tmp))
+        self.port = free_port()
+        self.journal = tmp / "journal.sqlite3"
+        mqtt_table = {"host": broker.host, "port": broker.port, "health_interval_s": 1.0, **(mqtt or {})}
+        self.config = studio_config(tmp, self.port, outputs=[{"id": "platform",
+                                                               "urls": [self.platform.url(PLATFORM_KEY)]}],
+                                    failover=failover or FAST_FAILOVER, mqtt=mqtt_table, extra=extra)
+        self.relay = RelayProcess(tmp, self.config).start()
+        stack.callback(self.relay.stop, False)
+        self.publishers: dict[str, Publisher] = {}
+
+    def url(self, key: str) -> str:
+        return f"rtmp://127.0.0.1:{self.port}/live/{key}"
+
+    def publish(self, name: str) -> Publisher:
+        key, color = (MAIN_KEY, "red") if name == "main" else (BACKUP_KEY, "blue")
+        pub = self.stack.enter_context(ffmpeg_publisher(self.url(key),
+                                                        extra_output_args=["-vf", marker_filter(color)]))
+        self.publishers[name] = pub
+        return pub
+
+    def viewer(self) -> PlatformViewer:
+        viewer = PlatformViewer(self.platform.url(PLATFORM_KEY))
+        self.stack.callback(viewer.close)
+        return viewer
+
+    async def wait_log(self, name: str, timeout: float = 15.0, after: int = 0,
+                       **match: Any) -> dict[str, Any]:
+        """The relay's log event number ``after`` (0 = first) matching, without blocking the loop."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.relay.events(name, **match)
+            if len(found) > after:
+                return found[after]
+            assert self.relay.alive(), self.relay.tail()
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no {name} {match} within {timeout} s\n{self.relay.tail()}")
+
+    async def running(self) -> None:
+        """Both encoders publishing and main on air."""
+        await self.wait_log("started", timeout=20)
+        self.publish("backup")
+        self.publish("main")
+        await self.wait_log("switched", to="main", timeout=20)
+
+    def finish(self) -> Recording:
+        """Stop the relay (exit 0), then the publishers, and read the platform's one recording.
+
+        The relay goes first so that the encoders leaving does not end the show with a failover."""
+        assert self.relay.stop() == 0
+        for pub in self.publishers.values():
+            pub.stop()
+        files = self.platform.recordings(PLATFORM_KEY)
+        assert len(files) == 1, f"the push reconnected: {files}\n{self.relay.tail()}"
+        return read_recording(files[0])
+
+
+@contextlib.asynccontextmanager
+async def mqtt_studio(tmp: Path, broker: Mosquitto, **kw: Any) -> AsyncIterator[MqttStudio]:
+    with ExitStack() as stack:
+        studio = MqttStudio(tmp, stack, broker, **kw)
+        await studio.running()
+        yield studio
+
+
+def assert_viewer_ok(rec: Recording, max_gap_ms: int = 1000) -> None:
+    assert rec.strictly_rising(), "timestamps went backwards at the platform"
+    assert rec.max_video_gap_ms() <= max_gap_ms, rec.max_video_gap_ms()
+    assert rec.max_audio_gap_ms() <= max_gap_ms, rec.max_audio_gap_ms()
+
+
+# -- MQTT helpers ----------------------------------------------------------------------------
+
+
+def payload(message: aiomqtt.Message) -> bytes:
+    return bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
+
+
+def on(topic: str, *, retained: bool | None = None) -> Callable[[aiomqtt.Message], bool]:
+    return lambda m: m.topic.value == topic and (retained is None or m.retain == retained)
+
+
+def json_on(topic: str, test: Callable[[dict[str, Any]], bool]) -> Callable[[aiomqtt.Message], bool]:
+    def match(m: aiomqtt.Message) -> bool:
+        if m.topic.value != topic:
+            return False
+        try:
+            body = json.loads(payload(m))
+        except ValueError:
+            return False
+        return isinstance(body, dict) and test(body)
+    return match
+
+
+async def request(watcher: Watcher, command: str, body: dict[str, Any] | bytes, *,
+                  retain: bool = False, properties: Properties | None = None) -> float:
+    """Publish a request; returns time.monotonic() just before it went out."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    sent = time.monotonic()
+    await watcher.client.publish(f"{BASE}/request/{command}", raw, qos=1, retain=retain,
+                                 properties=properties)
+    return sent
+
+
+def event_names(watcher: Watcher) -> list[str]:
+    return [json.loads(p)["event"] for p in watcher.on(f"{BASE}/event")]
+
+
+# -- tests -----------------------------------------------------------------------------------
+
+
+async def test_late_subscriber_sees_every_retained_topic_and_health_flows(tmp_path: Path) -> None:
+    with Mosquitto(tmp_path) as broker:
+        async with mqtt_studio(tmp_path, broker, mqtt={"thumbnail_interval_s": 1.0}) as studio:
+            await asyncio.sleep(3.0)  # the relay runs a while: state settles, a thumbnail is taken
+            async with Watcher(broker, f"{BASE}/#") as late:
+                await late.wait_for(on(f"{BASE}/availability", retained=True))
+                await late.wait_for(on(f"{BASE}/thumbnail", retained=True), timeout_s=5)
+                health = await late.wait_for(on(f"{BASE}/health"), timeout_s=5)
+                t_first = time.monotonic()
+                await late.wait_for(lambda m: m is not health and on(f"{BASE}/health")(m), timeout_s=5)
+                t_second = time.monotonic()
+                retained = {m.topic.value: payload(m) for m in late.messages if m.retain}
+            studio.finish()
+
+    assert retained[f"{BASE}/availability"] == b"online"
+    state = json.loads(retained[f"{BASE}/state"])
+    assert state["relay"] == RELAY_ID and state["active_input"] == "main"
+    assert state["mode"] == "auto" and state["failback"] == "auto"
+    assert state["inputs"]["main"]["status"] == "active" and state["inputs"]["main"]["connected"] is True
+    assert state["inputs"]["backup"]["status"] == "standby" and state["inputs"]["backup"]["faults"] == []
+    assert state["outputs"]["platform"]["status"] == "pushing"
+    assert PLATFORM_KEY not in retained[f"{BASE}/state"].decode()  # the stream key is redacted
+    assert isinstance(state["seq"], int) and state["since"]
+    assert retained[f"{BASE}/active_input"] == b"main"
+    assert retained[f"{BASE}/input/main/status"] == b"active"
+    assert retained[f"{BASE}/input/backup/status"] == b"standby"
+    assert retained[f"{BASE}/output/platform/status"] == b"pushing"
+
+    assert not health.retain
+    body = json.loads(payload(health))
+    assert body["active_input"] == "main"
+    assert 25 <= body["inputs"]["main"]["fps"] <= 35 and 25 <= body["inputs"]["backup"]["fps"] <= 35
+    assert body["outputs"]["platform"]["bitrate_kbps"] > 50
+    assert "cpu_pct" in body["host"] and body["mqtt"]["connected"] is True
+    assert t_second - t_first < 3.0  # health_interval_s = 1, generous on a busy machine
+
+    thumbnail = retained[f"{BASE}/thumbnail"]
+    decoder: Any = av.CodecContext.create("mjpeg", "r")
+    frames = decoder.decode(av.Packet(thumbnail)) + decoder.decode(None)
+    assert frames and frames[0].width == 320 and frames[0].height == 180
+    corner = frames[0].to_ndarray(format="rgb24")[4:20, 4:20].reshape(-1, 3).mean(axis=0)
+    assert corner_label(*(int(c) for c in corner)) == "main"  # it is the active input's picture
+
+
+async def test_failover_request_puts_the_backup_on_air_within_2_s(tmp_path: Path) -> None:
+    with Mosquitto(tmp_path) as broker:
+        async with mqtt_studio(tmp_path, broker) as studio, Watcher(broker, f"{BASE}/#") as w:
+            viewer = studio.viewer()
+            await until(lambda: viewer.last() == "main", 15, "the viewer sees main")
+            await asyncio.sleep(1.0)
+            wall_sent = time.time()
+            sent = await request(w, "failover", {"to": "backup", "transaction": "tx-failover-1"})
+            reply = await w.wait_for(on(f"{BASE}/response/failover"), timeout_s=5)
+            await until(lambda: viewer.first("backup", sent) is not None, 5, "the viewer sees the backup")
+            on_backup = viewer.first("backup", sent)
+            switched = await w.wait_for(json_on(f"{BASE}/event", lambda e: e["event"] == "switched"
+                                                and e["to"] == "backup"), timeout_s=5)
+            await asyncio.sleep(2.0)
+
+            # MQTT 5: the reply goes to the Response Topic, with the Correlation Data
+            own = f"test/replies/{uuid.uuid4().hex[:8]}"
+            await w.client.subscribe(own, qos=1)
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.ResponseTopic = own
+            props.CorrelationData = b"corr-7f3a"
+            back_sent = await request(w, "failback", {"transaction": "tx-failback-2"}, properties=props)
+            direct = await w.wait_for(on(own), timeout_s=5)
+            await until(lambda: viewer.first("main", back_sent) is not None, 5, "the viewer sees main again")
+            await asyncio.sleep(1.0)
+            shared_failback = w.on(f"{BASE}/response/failback")
+            rec = studio.finish()
+
+    body = json.loads(payload(reply))
+    assert body["status"] == "ok" and body["transaction"] == "tx-failover-1", body
+    assert body["data"]["active"] == "backup" and body["data"]["changed"] is True
+    assert on_backup is not None
+    assert on_backup - sent <= 2.0, f"backup on air {on_backup - sent:.2f} s after the request"
+    event = json.loads(payload(switched))
+    assert event["reason"] == "command" and event["from"] == "main" and event["relay"] == RELAY_ID
+    assert _epoch(event["ts"]) - wall_sent <= 2.0
+
+    assert direct.properties is not None and direct.properties.CorrelationData == b"corr-7f3a"
+    answer = json.loads(payload(direct))
+    assert answer["status"] == "ok" and answer["transaction"] == "tx-failback-2"
+    assert answer["data"]["active"] == "main"
+    assert shared_failback == []  # the reply went to the Response Topic only
+
+    assert [label for label, _, _ in rec.runs()][-3:] == ["main", "backup", "main"], rec.runs()
+    assert_viewer_ok(rec)
+
+
+BAD_REQUESTS: list[tuple[str, bytes, str]] = [
+    ("failover", b'{"to": "backup", ', "malformed JSON"),
+    ("explode", b'{"transaction": "t-unknown"}', "unknown command 'explode'"),
+    ("drill", b'{"to": "backup", "seconds": "4", "transaction": "t-types"}', "'seconds'"),
+    ("mode", b'{"mode": 1}', "'mode'"),
+    ("failover", b'{"to": "nosuch", "transaction": "t-id"}', "unknown input 'nosuch'"),
+    ("switch", b'{"to": "backup", "colour": "red"}', "unexpected field 'colour'"),
+    ("output", b'{"output": "nosuch", "url_index": 0}', "unknown output 'nosuch'"),
+    ("failover", json.dumps({"to": "backup", "pad": "x" * 5000}).encode(), "too large"),
+    ("failover", b"[1, 2]", "expected a JSON object"),
+]
+
+
+async def test_bad_commands_are_answered_with_errors_and_the_stream_is_undisturbed(tmp_path: Path) -> None:
+    with Mosquitto(tmp_path) as broker:
+        async with mqtt_studio(tmp_path, broker) as studio, Watcher(broker, f"{BASE}/#") as w:
+            await asyncio.sleep(1.0)
+            for command, raw, _ in BAD_REQUESTS:
+                await request(w, command, raw)
+            # A retained request is never acted on (it would run again on every reconnect).
+            await request(w, "failover", {"to": "backup", "transaction": "t-retained"}, retain=True)
+            await until(lambda: len(_replies(w)) >= len(BAD_REQUESTS), 10, "every bad request answered")
+            await asyncio.sleep(2.0)  # time for a wrong reply or a switch to show up
+            await w.client.publish(f"{BASE}/request/failover", b"", qos=1, retain=True)  # clear it
+            replies = _replies(w)
+            states = [json.loads(p) for p in w.on(f"{BASE}/state")]
+            rec = studio.finish()
+
+    assert len(replies) == len(BAD_REQUESTS), replies
+    for (command, _, expected), (topic, body) in zip(BAD_REQUESTS, replies, strict=True):
+        assert topic == f"{BASE}/response/{command}", (topic, body)
+        assert body["status"] == "error" and expected in body["error"], (command, body)
+    by_tx = {body.get("transaction"): body for _, body in replies}
+    assert {"t-unknown", "t-types", "t-id"} <= set(by_tx)  # echoed even on a refusal
+    assert "t-retained" not in by_tx
+    assert states[-1]["active_input"] == "main"
+    assert all(s["active_input"] != "backup" for s in states)
+    assert len(studio.relay.events("switched")) == 1  # only the start-up switch to main
+    assert studio.relay.events("mqtt_request_ignored", command="failover")
+    labels = [label for label, _, _ in rec.runs()]
+    assert labels[-1] == "main" and "backup" not in labels, rec.runs()
+    assert_viewer_ok(rec, max_gap_ms=200)
+
+
+def _replies(w: Watcher) -> list[tuple[str, dict[str, Any]]]:
+    return [(m.topic.value, json.loads(payload(m))) for m in w.messages
+            if m.topic.value.startswith(f"{BASE}/response/")]
+
+
+async def test_broker_outage_mid_show(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    try:
+        async with mqtt_studio(tmp_path, broker) as studio:
+            async with Watcher(broker, f"{BASE}/#") as before:
+                await before.wait_for(on(f"{BASE}/availability"))
+            await asyncio.sleep(1.0)
+            broker.stop()
+            await studio.wait_log("mqtt_disconnected", timeout=10)
+            await asyncio.sleep(3.0)
+            # A fault during the outage: the backup's encoder dies.
+            os.killpg(studio.publishers["backup"].proc.pid, signal.SIGKILL)
+            await studio.wait_log("fault_raised", input="backup", timeout=10)
+            await asyncio.sleep(20.0 - 3.0 - 1.0)
+            broker.start()
+            async with Watcher(broker, f"{BASE}/#") as after:
+                connected = await studio.wait_log("mqtt_connected", after=1, timeout=25)
+                fault = await after.wait_for(json_on(f"{BASE}/event", lambda e: e["event"] == "fault_raised"
+                                                     and e.get("input") == "backup"), timeout_s=5)
+                await after.wait_for(on(f"{BASE}/availability"), timeout_s=5)
+                await asyncio.sleep(1.0)
+                state = json.loads(after.on(f"{BASE}/state")[-1])
+                availability = after.on(f"{BASE}/availability")[-1]
+                backup_status = after.on(f"{BASE}/input/backup/status")[-1]
+                outage_events = event_names(after)
+            await asyncio.sleep(1.0)
+            rec = studio.finish()
+    finally:
+        broker.stop()
+
+    assert connected["buffered_events"] >= 2, connected  # input_disconnected + fault_raised at least
+    body = json.loads(payload(fault))
+    assert body["tier"] == 1 and body["signal"] in ("disconnected", "stalled")
+    assert "input_disconnected" in outage_events
+    assert availability == b"online"
+    assert state["active_input"] == "main" and state["inputs"]["backup"]["status"] == "offline"
+    assert backup_status == b"offline"
+    # The media plane never noticed: one recording, main throughout, no gap.
+    assert [label for label, _, _ in rec.runs()][-1:] == ["main"]
+    assert "backup" not in rec.labels()
+    assert_viewer_ok(rec, max_gap_ms=200)
+    assert rec.video[-1][0] - rec.video[0][0] > 20_000
+
+
+async def test_wrong_password_is_one_clear_log_line_and_media_flows(tmp_path: Path) -> None:
+    with Mosquitto(tmp_path, users={"relay-studio": "right-pass-81c2"}) as broker:
+        async with mqtt_studio(tmp_path, broker,
+                               mqtt={"username": "relay-studio", "password": "wrong-pass-55d0"}) as studio:
+            refused = await studio.wait_log("mqtt_login_refused", timeout=10)
+            await asyncio.sleep(4.0)
+            rec = studio.finish()
+
+    assert refused["level"] == "error" and "password" in refused["reason"], refused
+    assert refused["broker"] == f"127.0.0.1:{broker.port}" and refused["user"] == "relay-studio"
+    assert len(studio.relay.events("mqtt_login_refused")) == 1  # once, not once per retry
+    assert "wrong-pass-55d0" not in studio.relay.text()
+    assert [label for label, _, _ in rec.runs()][-1] == "main"
+    assert_viewer_ok(rec, max_gap_ms=200)
+
+
+# -- small helpers ---------------------------------------------------------------------------
+
+
+async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s: {what}"
+        await asyncio.sleep(0.05)
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
