@@ -31,7 +31,6 @@ Statistics, per decoded picture:
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import queue
 import threading
@@ -43,10 +42,11 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.watch.frames import AudioFrameStats, FrameStats, VideoFrameStats
 
-log = logging.getLogger("relay.watch.analysis")
+log = get_logger("relay.watch.analysis")
 
 FLOOR_DB = -120.0
 _STEP = 8  # read every 8th pixel of every 8th row
@@ -148,13 +148,12 @@ class InputAnalyzer:
                     # A corrupt packet costs its own statistics, nothing more.
                     self.decode_errors += 1
                     if self.decode_errors in (1, 10, 100) or self.decode_errors % 1000 == 0:
-                        log.warning(
-                            "analysis of %s: decode error %d: %s", self.input_id, self.decode_errors, exc
-                        )
+                        log.warning("analysis_decode_error", input=self.input_id,
+                                    count=self.decode_errors, error=str(exc))
                 self._processed += 1
                 self.cpu_s = time.thread_time() - cpu_start
         except Exception:  # the analysis must never take the daemon down; say so loudly
-            log.exception("analysis worker of %s failed", self.input_id)
+            log.exception("analysis_worker_failed", input=self.input_id)
         finally:
             self.cpu_s = time.thread_time() - cpu_start
 
