@@ -44,6 +44,7 @@ from relay.watch.thumbnail import keyframe_jpeg
 
 SLATE = "slate"
 EX_UNAVAILABLE = 69  # sysexits: a port Relay must listen on is taken
+SLATE_FPS_TOLERANCE = 0.05  # a frame-rate change the slate follows: 5 %, not measurement noise
 STANDARD_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0)
 MEDIA_TICK_S = 0.02
 if TYPE_CHECKING:
@@ -234,8 +235,14 @@ class Daemon:
         if self._slate_encoding or ch is None or ch.video_config is None:
             return
         fps = snap_fps(ch.fps)
-        if self.slate is not None and self.slate.clip.fits(ch.video_config, ch.audio_config, fps):
-            return
+        if self.slate is not None:
+            # The measured rate wobbles (dropped or damaged frames, arrival jitter): keep
+            # the slate's rate unless it really changed, or every tick would re-encode it.
+            current = float(self.slate.clip.format.rate)
+            if abs(fps - current) <= SLATE_FPS_TOLERANCE * current:
+                fps = current
+            if self.slate.clip.fits(ch.video_config, ch.audio_config, fps):
+                return
         self._slate_encoding = True
         self._tasks.append(asyncio.create_task(self._encode_slate(ch.video_config, ch.audio_config, fps)))
 
