@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from relay import __version__
 from relay.events import (
+    DrillFinished,
+    DrillStarted,
     Event,
     EventBus,
     InputConnected,
@@ -23,6 +25,7 @@ from relay.events import (
     Preflight,
     Started,
     Stopping,
+    Switched,
     iso_utc,
 )
 from relay.log import EventLogger, configure, get_logger
@@ -52,6 +55,9 @@ if TYPE_CHECKING:
     from relay.journal.store import Journal
 WATCH_TICK_S = 0.1
 HOST_SAMPLE_S = 1.0
+# An output's bitrate is measured over 1 s windows: the first window after a drill's cut
+# still holds the previous input's bytes, so a drill's output samples start after it.
+DRILL_SETTLE_S = 1.2
 log = get_logger("relay.daemon")
 
 
@@ -137,6 +143,64 @@ class InputChannel:
         self.watch.on_srt_stats(now, rtt_ms, loss_pct)
 
 
+class DrillCheck:
+    """SPEC 9: a drill verifies media on the backup path *and at the outputs*.
+
+    The policy passes a drill when the switcher verified the cut to the target (its
+    packets went to the outputs). This adds what the platform side saw: every output
+    kept pushing, with bytes moving (its measured bitrate), while the target was on air;
+    and the cut's figures (gap, freeze, added delay) from its ``switched`` event."""
+
+    def __init__(self) -> None:
+        self.to: str | None = None
+        self._on_air_at: float | None = None
+        self._kbps: dict[str, list[float]] = {}
+        self._not_pushing: dict[str, str] = {}
+        self._cut: Switched | None = None
+
+    def start(self, to: str) -> None:
+        self.to, self._on_air_at, self._cut = to, None, None
+        self._kbps, self._not_pushing = {}, {}
+
+    def on_event(self, event: Event) -> None:
+        """A bus sink: keeps the drill's own cut."""
+        if isinstance(event, Switched) and event.reason == "drill" and event.to == self.to:
+            self._cut = event
+
+    def sample(self, now: float, active: str | None, outputs: list[Output]) -> None:
+        """Every watch tick: the outputs while the drill target is on air."""
+        if self.to is None or active != self.to:
+            return
+        if self._on_air_at is None:
+            self._on_air_at = now
+        if now - self._on_air_at < DRILL_SETTLE_S:
+            return
+        for out in outputs:
+            self._kbps.setdefault(out.output_id, []).append(float(out.health()["bitrate_kbps"]))
+            if out.status != "pushing":
+                self._not_pushing.setdefault(out.output_id, out.status)
+
+    def finish(self, event: DrillFinished, outputs: list[Output]) -> DrillFinished:
+        """The policy's verdict with the outputs' added: passed only if every output carried it."""
+        on_air = self._on_air_at is not None
+        verdicts: dict[str, dict[str, object]] = {}
+        for out in outputs:
+            # A drill shorter than the settle time: the latest window is all there is.
+            latest = float(out.health()["bitrate_kbps"]) if on_air else 0.0
+            kbps = self._kbps.get(out.output_id) or [latest]
+            status = self._not_pushing.get(out.output_id, out.status if on_air else "not on air")
+            verdicts[out.output_id] = {"ok": on_air and status == "pushing" and min(kbps) > 0,
+                                       "min_kbps": round(min(kbps), 1), "status": status}
+        cut = self._cut
+        figures = {**event.figures, "outputs": verdicts,
+                   "gap_ms": None if cut is None else cut.gap_ms,
+                   "freeze_ms": None if cut is None else cut.freeze_ms,
+                   "added_delay_ms": None if cut is None else cut.added_delay_ms}
+        self.to = None
+        passed = event.passed and all(v["ok"] for v in verdicts.values())
+        return DrillFinished(to=event.to, passed=passed, figures=figures, ts=event.ts)
+
+
 class Daemon:
     def __init__(self, settings: RelaySettings) -> None:
         self.settings = settings
@@ -155,6 +219,8 @@ class Daemon:
                                      slate_id=SLATE)
         self.switcher = Switcher(settings.failover, self.bus.emit, silent_aac_frame)
         self.outputs = [Output(o, settings.thresholds, self.bus.emit) for o in settings.outputs if o.enabled]
+        self.drill_check = DrillCheck()
+        self.bus.subscribe(self.drill_check.on_event)
         self.slate: SlateSource | None = None
         self._slate_encoding = False
         self._slate_model: str | None = None  # the input whose format the slate matches
@@ -183,6 +249,10 @@ class Daemon:
 
     def _apply(self, now: float, decision: Decision | None) -> None:
         for ev in self.policy.take_events():
+            if isinstance(ev, DrillStarted):
+                self.drill_check.start(ev.to)
+            elif isinstance(ev, DrillFinished):
+                ev = self.drill_check.finish(ev, self.outputs)
             self.bus.emit(ev)
         if decision is None:
             return
@@ -194,6 +264,7 @@ class Daemon:
 
     def on_watch_tick(self, now: float, statuses: dict[str, InputStatus]) -> None:
         """Every 100 ms: the policy looks at every input and may decide a switch."""
+        self.drill_check.sample(now, self.switcher.active, self.outputs)
         self._apply(now, self.policy.evaluate(now, statuses))
         self._refresh_slate()
 
