@@ -70,6 +70,16 @@ def snap_fps(fps: float) -> float:
     return best if abs(best - fps) / best < 0.03 else round(fps, 2)
 
 
+def wall_clock_drill(drill: object) -> object:
+    """The policy's drill state with its monotonic ``started``/``until`` as UTC ISO times,
+    for people and MQTT consumers (a monotonic reading means nothing outside the process)."""
+    if not isinstance(drill, dict):
+        return drill
+    offset = time.time() - time.monotonic()
+    return {**drill, **{k: iso_utc(offset + v) for k in ("started", "until")
+                        if isinstance(v := drill.get(k), int | float)}}
+
+
 class InputChannel:
     """One configured input: the :class:`~relay.media.InputPort` its ingest source
     delivers into. It feeds the watchers (always, active or not: hot standby), the
@@ -498,6 +508,7 @@ class Daemon:
                 "faults": [{"signal": f.signal, "tier": f.tier, "since": wall_iso(f.since),
                             "value": f.value, "threshold": f.threshold} for f in st.faults],
             }
+        drill = wall_clock_drill(policy.get("drill"))
         outputs = {o.settings.id: {"status": o.status, "url_index": o.url_index,
                                    "url": redact_url(o.settings.urls[o.url_index].get_secret_value())}
                    for o in self.outputs}
@@ -508,7 +519,7 @@ class Daemon:
             "mode": self.policy.mode,
             "failback": self.policy.failback,
             "since": wall_iso(policy.get("since")),
-            "drill": policy.get("drill"),
+            "drill": drill,
             "inputs": inputs,
             "outputs": outputs,
             "host_fault": (None if (hf := self.host.fault.open) is None
@@ -528,14 +539,23 @@ class Daemon:
         statuses = {i: ch.watch.status(now) for i, ch in self.channels.items()}
         result = self.policy.command(now, name, args, statuses)
         self._apply(now, result.decision)
+        data = dict(result.data)
+        if "drill" in data:
+            data["drill"] = wall_clock_drill(data["drill"])
         if not result.ok:
-            return {"status": "error", "error": result.error, "data": dict(result.data)}
-        return {"status": "ok", "data": dict(result.data)}
+            return {"status": "error", "error": result.error, "data": data}
+        return {"status": "ok", "data": data}
 
     def thumbnail(self) -> bytes | None:
-        """A JPEG of the input on air (blocking: call it in a worker thread)."""
-        ch = self.channels.get(self.switcher.active or "")
-        key = ch.last_keyframe if ch is not None else None
+        """A JPEG of what is on air (blocking: call it in a worker thread). On the slate it
+        is the slate's picture: the last frame of a failed input would be a stale lie."""
+        active = self.switcher.active
+        slate = self.slate
+        if active == SLATE:
+            key = slate.clip.video[0] if slate is not None and slate.clip.video else None
+        else:
+            ch = self.channels.get(active or "")
+            key = ch.last_keyframe if ch is not None else None
         return None if key is None else keyframe_jpeg(key)
 
     async def _check(self, args: dict[str, Any]) -> dict[str, Any]:
