@@ -22,6 +22,7 @@ import pytest
 from tests.integration.test_mqtt_e2e import (
     BASE,
     assert_viewer_ok,
+    epoch,
     json_on,
     mqtt_studio,
     on,
@@ -58,6 +59,7 @@ async def test_drill_over_mqtt_rehearses_the_backup_and_is_journalled_and_report
             viewer = studio.viewer()
             await until(lambda: viewer.last() == "main", 15, "the viewer sees main")
             await asyncio.sleep(1.0)
+            wall_sent = time.time()
             sent = await request(w, "drill", {"to": "backup", "seconds": 4, "transaction": "drill-1"})
             reply = await w.wait_for(on(f"{BASE}/response/drill"), timeout_s=5)
             started = await w.wait_for(drill_event("drill_started"), timeout_s=5)
@@ -70,11 +72,18 @@ async def test_drill_over_mqtt_rehearses_the_backup_and_is_journalled_and_report
             assert back_on_main is not None
             await asyncio.sleep(1.5)
             switches = [json.loads(p) for p in w.on(f"{BASE}/event")]
+            states = [json.loads(p) for p in w.on(f"{BASE}/state")]
             rec = studio.finish()
 
     answer = json.loads(payload(reply))
     assert answer["status"] == "ok" and answer["transaction"] == "drill-1", answer
     assert answer["data"]["active"] == "backup" and answer["data"]["drill"]["return_to"] == "main"
+    assert epoch(answer["data"]["drill"]["until"]) - epoch(answer["data"]["drill"]["started"]) == \
+        pytest.approx(4.0, abs=0.01)  # wall-clock times, not the relay's monotonic clock
+    assert abs(epoch(answer["data"]["drill"]["started"]) - wall_sent) < 2.0
+    during = [s for s in states if s["drill"] is not None]
+    assert during and during[0]["drill"]["to"] == "backup" and during[0]["active_input"] in ("main", "backup")
+    assert states[-1]["drill"] is None and states[-1]["active_input"] == "main"
     assert json.loads(payload(started))["to"] == "backup" and json.loads(payload(started))["seconds"] == 4
 
     # At the platform: the backup within 2 s of the request, for about the drill's 4 s, then main.

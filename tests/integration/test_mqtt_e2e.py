@@ -251,11 +251,34 @@ async def test_late_subscriber_sees_every_retained_topic_and_health_flows(tmp_pa
     assert t_second - t_first < 3.0  # health_interval_s = 1, generous on a busy machine
 
     thumbnail = retained[f"{BASE}/thumbnail"]
+    assert thumbnail_label(thumbnail) == "main"  # a JPEG of the active input's picture
+
+
+def thumbnail_label(jpeg: bytes) -> str:
+    """Decode a thumbnail (it must be a 320x180 JPEG) and label its marker corner."""
     decoder: Any = av.CodecContext.create("mjpeg", "r")
-    frames = decoder.decode(av.Packet(thumbnail)) + decoder.decode(None)
-    assert frames and frames[0].width == 320 and frames[0].height == 180
+    frames = decoder.decode(av.Packet(jpeg)) + decoder.decode(None)
+    assert len(frames) == 1 and (frames[0].width, frames[0].height) == (320, 180)
     corner = frames[0].to_ndarray(format="rgb24")[4:20, 4:20].reshape(-1, 3).mean(axis=0)
-    assert corner_label(*(int(c) for c in corner)) == "main"  # it is the active input's picture
+    return corner_label(*(int(c) for c in corner))
+
+
+async def test_the_thumbnail_follows_what_is_on_air(tmp_path: Path) -> None:
+    def showing(label: str) -> Callable[[aiomqtt.Message], bool]:
+        return lambda m: m.topic.value == f"{BASE}/thumbnail" and thumbnail_label(payload(m)) == label
+
+    with Mosquitto(tmp_path) as broker:
+        async with mqtt_studio(tmp_path, broker, mqtt={"thumbnail_interval_s": 0.5}) as studio, \
+                Watcher(broker, f"{BASE}/#") as w:
+            await w.wait_for(showing("main"))
+            await request(w, "failover", {"to": "backup"})
+            await w.wait_for(showing("backup"))
+            for pub in studio.publishers.values():  # both encoders die: the slate goes on air
+                os.killpg(pub.proc.pid, signal.SIGKILL)
+            await studio.wait_log("switched", to="slate", timeout=10)
+            # the slate's own picture, not the last frame of a dead encoder
+            await w.wait_for(showing("other"), timeout_s=5)
+            assert studio.relay.stop() == 0
 
 
 async def test_failover_request_puts_the_backup_on_air_within_2_s(tmp_path: Path) -> None:
@@ -293,7 +316,7 @@ async def test_failover_request_puts_the_backup_on_air_within_2_s(tmp_path: Path
     assert on_backup - sent <= 2.0, f"backup on air {on_backup - sent:.2f} s after the request"
     event = json.loads(payload(switched))
     assert event["reason"] == "command" and event["from"] == "main" and event["relay"] == RELAY_ID
-    assert _epoch(event["ts"]) - wall_sent <= 2.0
+    assert epoch(event["ts"]) - wall_sent <= 2.0
 
     assert direct.properties is not None and direct.properties.CorrelationData == b"corr-7f3a"
     answer = json.loads(payload(direct))
@@ -425,7 +448,7 @@ async def until(condition: Callable[[], bool], timeout: float, what: str) -> Non
         await asyncio.sleep(0.05)
 
 
-def _epoch(iso: str) -> float:
+def epoch(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
