@@ -1,0 +1,172 @@
+"""SPEC 11, publisher side: what an encoder can do to Relay on air, and what the
+platform must still receive (tests/faults/show.py: "nothing lost").
+
+Killed, stalled, black, frozen, silent, desynchronised publishers and timestamps
+jumping back and forward are covered in tests/integration (test_failover_e2e.py,
+test_run_watch.py); here: a reconnect loop, a resolution change, the 32-bit
+timestamp wrap and corrupt packets, each through the whole chain to nginx.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from tests.faults.show import (
+    PLATFORM_KEY,
+    Clip,
+    Show,
+    assert_nothing_lost,
+    before,
+    event_time,
+    faults,
+    read_timeline,
+)
+from tests.support.raw_rtmp import AUDIO, VIDEO, FlvTag
+from tests.support.recording import read_recording
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+# The issue asks for "a minute" of reconnects; 30 s keeps the suite short and still
+# makes six reconnects through several failovers and failbacks.
+RECONNECT_LOOP_S = 30.0
+RECONNECT_ON_S, RECONNECT_OFF_S = 4.5, 0.5
+
+
+def test_publisher_reconnecting_in_a_loop(tmp_path: Path, main_clip: Clip, backup_clip: Clip) -> None:
+    """The host's encoder drops and reconnects every few seconds (a flaky cable) while
+    the backup is live: Relay follows it on and off air, the platform sees one stream."""
+    with ExitStack() as stack:
+        show = Show(tmp_path, stack, failover={"healthy_for_s": 1.0, "failback_after_s": 2.5,
+                                                "min_dwell_s": 1.0})
+        show.feed("backup", backup_clip)
+        show.on_air("backup")
+        backup_since = event_time(show.relay.wait_for("input_connected", input="backup"))
+        cycles = 0
+        end = time.monotonic() + RECONNECT_LOOP_S
+        while time.monotonic() < end:
+            main = show.feed("main", main_clip)
+            cycles += 1
+            show.relay.wait_new("input_connected", cycles - 1, input="main", timeout=5)
+            time.sleep(RECONNECT_ON_S)
+            assert main.playing, main.error
+            main.stop()
+            show.relay.wait_new("input_disconnected", cycles - 1, input="main", timeout=5)
+            time.sleep(RECONNECT_OFF_S)
+        time.sleep(1.0)  # the backup carries the show after the last drop
+        relay = show.relay
+        rec = read_recording(show.finish()[PLATFORM_KEY])
+
+    # every reconnect was accepted (none refused as "a second publisher on a live key")
+    assert len(relay.events("input_connected", input="main")) == cycles
+    assert not relay.events("input_rejected", input="main")
+    # Relay put main back on air after reconnects and took it off at each drop...
+    to_main = [s for s in relay.events("switched") if s["to"] == "main"]
+    assert len(to_main) >= 2, relay.events("switched")
+    assert all(s["reason"] == "failback" for s in to_main)
+    # ...while the backup never faltered
+    assert not faults(relay, worse_than=3, input="backup", since=backup_since, until=show.finished_at)
+    assert not before(relay, "input_disconnected", show.finished_at, input="backup")
+    labels = rec.labels()
+    assert labels.count("main") >= 2 and labels[-1] == "backup", rec.runs()
+    assert_nothing_lost(rec, min_media_ms=round(RECONNECT_LOOP_S * 1000))
+
+
+def test_resolution_change_mid_stream(tmp_path: Path, main_clip: Clip, main_hd_clip: Clip) -> None:
+    """The host's encoder goes from 640x360 to 1280x720 on the same connection (a new
+    sequence header, then the new pictures): the platform is told, and decodes both."""
+    with ExitStack() as stack:
+        show = Show(tmp_path, stack)
+        show.feed("main", main_clip, seconds=5.0, then=((main_hd_clip, 3600.0),))
+        show.on_air("main")
+        connected = event_time(show.relay.wait_for("input_connected", input="main"))
+        time.sleep(9.5)
+        relay = show.relay
+        rec = read_recording(show.finish()[PLATFORM_KEY])
+
+    on_air = {"since": connected, "until": show.finished_at}
+    assert not faults(relay, worse_than=2, input="main", **on_air), "a resolution change is no fault"
+    assert rec.sizes.index((640, 360)) < rec.sizes.index((1280, 720)), rec.sizes
+    main_frames = [(dts, label) for dts, label in rec.video if label == "main"]
+    assert len(main_frames) >= 200, rec.runs()  # ~9 s at 30 fps, both sizes recognised as main
+    assert_nothing_lost(rec)
+
+
+def test_32_bit_timestamp_wrap(tmp_path: Path, main_clip: Clip, backup_clip: Clip) -> None:
+    """RTMP timestamps are 32-bit milliseconds: an encoder up for 49.7 days wraps to 0
+    (Adobe RTMP 1.0, 5.3.1.3). Relay must read it as time going on, not a jump back."""
+    wrap_at_ms = 5000
+    start = 0x1_0000_0000 - wrap_at_ms
+
+    def near_wrap(ts: int, wall: float, kind: int) -> int:
+        return (start + ts) & 0xFFFF_FFFF
+
+    with ExitStack() as stack:
+        show = Show(tmp_path, stack)
+        show.feed("backup", backup_clip)
+        show.feed("main", main_clip, timestamp=near_wrap)
+        show.on_air("main")
+        connected = event_time(show.relay.wait_for("input_connected", input="main"))
+        time.sleep(wrap_at_ms / 1000 + 5.0)  # on air across the wrap, and 5 s beyond
+        relay = show.relay
+        rec = read_recording(show.finish()[PLATFORM_KEY])
+
+    assert not faults(relay, worse_than=3, input="main", since=connected, until=show.finished_at)
+    assert [s["to"] for s in relay.events("switched")][-1] == "main", "nothing made Relay leave main"
+    assert rec.labels()[-1] == "main"
+    main_run = rec.runs()[-1]
+    assert main_run[0] == "main" and main_run[2] - main_run[1] >= 8000, rec.runs()
+    assert_nothing_lost(rec)
+
+
+def test_corrupt_packets(tmp_path: Path, main_clip: Clip, backup_clip: Clip) -> None:
+    """Once main is on air, its encoder (or a broken network box) sends video with
+    flipped bytes, truncated video and audio, and tags of pure garbage."""
+    rng = random.Random(1971)
+    counts = {"flipped": 0, "truncated": 0, "garbage": 0}
+    n = 0
+
+    def damage(tag: FlvTag, wall: float) -> bytes | None:
+        nonlocal n
+        if wall < 3.0:
+            return tag.body
+        n += 1
+        body = bytearray(tag.body)
+        if n % 23 == 0:
+            counts["garbage"] += 1
+            return rng.randbytes(rng.randrange(0, 300))
+        if tag.kind == VIDEO and n % 7 == 0 and len(body) > 8:
+            counts["flipped"] += 1
+            for _ in range(8):  # inside the NAL units, past the 5-byte AVC tag header
+                body[rng.randrange(5, len(body))] ^= 0xFF
+            return bytes(body)
+        if n % 11 == 0:
+            counts["truncated"] += 1
+            return bytes(body[:rng.randrange(0, len(body))])
+        if tag.kind == AUDIO and n % 13 == 0:
+            body[rng.randrange(2, len(body))] ^= 0x5A
+            return bytes(body)
+        return tag.body
+
+    with ExitStack() as stack:
+        show = Show(tmp_path, stack)
+        show.feed("backup", backup_clip)
+        main = show.feed("main", main_clip, body=damage)
+        show.on_air("main")
+        time.sleep(10.0)
+        assert main.error is None, main.error
+        relay = show.relay
+        rec, refused, decoded = read_timeline(show.finish()[PLATFORM_KEY])
+
+    assert min(counts.values()) >= 5, counts
+    # damaged frames make the measured frame rate wobble: the slate must not be
+    # re-encoded for every wobble (it once was, ten times a second)
+    assert len(relay.events("slate_ready")) <= 6, [e["fps"] for e in relay.events("slate_ready")]
+    assert not before(relay, "input_disconnected", show.finished_at, input="backup")
+    assert_nothing_lost(rec)
+    # the damage reaches the viewer as damaged pictures, not as a broken stream
+    assert decoded >= 0.8 * len(rec.video_dts), (decoded, refused, len(rec.video_dts))
