@@ -355,7 +355,7 @@ SEAMLESS_MS = 100  # a cut shorter than about three frames: nobody sees it
 @dataclass
 class InputView:
     connected: bool = False
-    ever_connected: bool = False
+    waiting: bool = False  # its `disconnected` fault is the wait for a first encoder
     faults: dict[str, int] = field(default_factory=dict)  # open faults: signal → tier
 
 
@@ -393,6 +393,7 @@ class Board:
         self.last = "starting"
         self.last_at = time.monotonic()
         self.events: list[dict[str, Any]] = []
+        self.stopping = False
 
     def count(self, name: str, **match: Any) -> int:
         return len(self.find(name, **match))
@@ -414,13 +415,14 @@ class Board:
         name, inp, out = d.get("event"), d.get("input"), d.get("output")
         view = self.inputs.get(inp) if isinstance(inp, str) else None
         if name == "input_connected" and view is not None:
-            view.connected = view.ever_connected = True
+            view.connected = True
             return Line("info", f"{inp}: encoder connected", f"{inp} connected")
         if name == "input_disconnected" and view is not None:
             view.connected = False
-            return Line("dim", f"{inp}: connection {d.get('reason', 'closed')}")
+            return None if self.stopping else Line("dim", f"{inp}: connection {d.get('reason', 'closed')}")
         if name in ("fault_raised", "fault_cleared"):
-            return self._fault(d, view)
+            line = self._fault(d, view)
+            return None if self.stopping else line  # Relay's own shutdown closes the inputs
         if name == "switching":
             return Line("info", f"Relay switches to {d.get('to')}: {d.get('detail')}")
         if name == "switched":
@@ -450,6 +452,7 @@ class Board:
         if name == "mqtt_connected":
             return Line("dim", f"MQTT: connected to {d.get('broker')} (MQTT {d.get('protocol')})")
         if name == "stopping":
+            self.stopping = True
             return Line("info", f"Relay stops ({d.get('reason')})", "stopping")
         if d.get("level") in ("warning", "error", "critical"):  # anything else Relay worries about
             rest = ", ".join(f"{k} {v}" for k, v in d.items() if k not in ("event", "level", "ts"))
@@ -465,14 +468,18 @@ class Board:
                 view.faults.pop(signal_, None)
             lasted = d.get("duration_s")
             lasted_text = f" after {lasted:.1f} s" if isinstance(lasted, int | float) else ""
+            if signal_ == "disconnected" and view is not None and view.waiting:
+                view.waiting = False
+                return Line("dim", f"{subject}: encoder ready")
             if signal_ == "disconnected":
-                return Line("ok" if view is None or view.ever_connected else "dim",
-                            f"clear  {subject}: encoder back and sending{lasted_text}", f"{subject} back")
+                return Line("ok", f"clear  {subject}: encoder back and sending{lasted_text}",
+                            f"{subject} back")
             return Line("ok" if tier < 3 else "dim", f"clear  {subject}: {what} is over{lasted_text}",
                         f"{subject} {signal_} over" if tier < 3 else None)
         if view is not None:
             view.faults[signal_] = tier
-            if signal_ == "disconnected" and not view.ever_connected:
+            if signal_ == "disconnected" and not self.count("input_connected", input=subject):
+                view.waiting = True
                 return Line("dim", f"{subject}: waiting for its encoder")
         detail = f" [{d['detail']}]" if d.get("detail") else ""
         style = "fault" if tier == 1 else "warn" if tier == 2 else "dim"
@@ -488,10 +495,10 @@ class Board:
         # What a viewer saw: the gap is how long the platform got no new picture (the player
         # holds the last one); freeze_ms is the part spent waiting for a keyframe.
         still = max(float(freeze), float(gap))
-        seen = "a seamless cut" if still < SEAMLESS_MS else f"the picture stood still {_ms(still)}"
-        lag = f", stream delay +{_ms(delay)}" if delay else ""
+        seen = "a seamless cut" if still < SEAMLESS_MS else f"the picture stand still for {_ms(still)}"
+        lag = f"; stream delay +{_ms(delay)}" if delay else ""
         why = "failover" if reason == "fault" else reason
-        return Line("air", f"ON AIR {to}  ({why} from {was}): viewers saw {seen}{lag}", f"{why} to {to}")
+        return Line("air", f"ON AIR {to}  ({why} from {was}) - viewers saw {seen}{lag}", f"{why} to {to}")
 
     def _drill(self, d: dict[str, Any]) -> Line:
         figures = d.get("figures") if isinstance(d.get("figures"), dict) else {}
@@ -884,8 +891,9 @@ def _scene_slate(st: Studio) -> None:
     st.expect_on_air(name, "slate", "fault", p.failover_timeout_s, "slate on air when nothing else was left")
     st.pause(p.fault_s)
     st.say("Power is back: both encoders restart.", "scene")
-    st.start_encoder("backup")
     st.start_encoder("main")
+    st.pause(1.0)  # main first, as at the start: it is the one that should leave the slate
+    st.start_encoder("backup")
     st.expect_on_air(name, "main", "failback", p.failback_timeout_s, "main back on air after the slate")
 
 
@@ -931,27 +939,34 @@ def write_report(st: Studio) -> Path | None:
 
 
 def summary(st: Studio) -> list[str]:
+    """One paragraph for a person: switches, faults by tier, what viewers saw at the cuts."""
     b = st.board
     switches = b.find("switched")
-    reasons = Counter(str(s.get("reason")) for s in switches)
-    tiers = Counter(int(f.get("tier", 3)) for f in b.find("fault_raised"))
-    gaps = [(float(s["gap_ms"]), s) for s in switches if isinstance(s.get("gap_ms"), int | float)]
-    longest = max(gaps, key=lambda g: g[0], default=None)
-    freezes = [float(s.get("freeze_ms") or 0) for s in switches]
-    delays = [float(s.get("added_delay_ms") or 0) for s in switches]
+    reasons = Counter("failover" if s.get("reason") == "fault" else str(s.get("reason")) for s in switches)
     text = (f"Relay switched {len(switches)} times ("
-            + ", ".join(f"{n} {r}" for r, n in reasons.most_common()) + "). "
-            f"Faults raised: {tiers[1]} tier 1 (critical), {tiers[2]} tier 2 (important), "
-            f"{tiers[3]} tier 3 (minor). ")
+            + ", ".join(f"{n} {r}" for r, n in reasons.most_common()) + "). Faults raised: ")
+    by_tier: dict[int, Counter[str]] = {}
+    for f in b.find("fault_raised"):
+        by_tier.setdefault(int(f.get("tier", 3)), Counter())[str(f.get("signal"))] += 1
+    text += "; ".join(
+        f"tier {tier}: {sum(c.values())} (" + ", ".join(f"{SIGNAL_WORDS.get(sig, sig)} {n}"
+                                                       for sig, n in c.most_common()) + ")"
+        for tier, c in sorted(by_tier.items())) or "none"
+    text += ". "
+    stills = [(max(float(s.get("gap_ms") or 0), float(s.get("freeze_ms") or 0)), s) for s in switches]
+    longest = max(stills, key=lambda x: x[0], default=None)
     if longest is not None:
-        s = longest[1]
-        text += (f"The longest cut at a switch was {_ms(longest[0])} ({s.get('from')} → {s.get('to')}); "
-                 f"the longest freeze viewers saw was {_ms(max(freezes, default=0))}, "
-                 f"and a switch added at most {_ms(max(delays, default=0))} of stream delay. ")
+        seamless = sum(1 for still, _ in stills if still < SEAMLESS_MS)
+        worst = longest[1]
+        text += (f"{seamless} of the {len(switches)} cuts were seamless; the longest time the platform "
+                 f"got no new picture was {_ms(longest[0])} ({worst.get('from')} to {worst.get('to')}, "
+                 f"{worst.get('reason')}). ")
+        delay = max(float(s.get("added_delay_ms") or 0) for s in switches)
+        text += f"A switch added at most {_ms(delay)} of stream delay (Relay drops it at a later keyframe). "
     out = b.count("output_failed")
     text += ("The platform connection never dropped." if out == 0
              else f"The push to the platform failed {out} times.")
-    return _wrap(text, 92)
+    return _wrap(text, 88)
 
 
 def _wrap(text: str, width: int) -> list[str]:
