@@ -1,0 +1,144 @@
+"""The benchmark's media: pre-encoded FLV clips, so publishers only copy (`-c copy`).
+
+Each clip is encoded once with libx264 + AAC, like a studio encoder would send it
+(CBR-ish at the target bitrate, keyframe every second, two B-frames, High profile),
+and cached under a directory keyed by the encoding parameters. Main carries a red
+corner square and backup a blue one (as tests/support/recording.py labels them);
+the black clip is the main picture for its first part, then black.
+
+Relay copies video payloads byte for byte (it rewrites only timestamps), and so does
+nginx-rtmp, so a viewer can tell which clip, and which part of it, every frame it
+receives came from by hashing the payload: :class:`FrameIndex` maps those hashes to
+labels without decoding a single frame (decoding 1080p in the viewer would compete
+with Relay for the shared cores).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+MAIN, BACKUP, BLACK = "main", "backup", "black"
+
+
+@dataclass(frozen=True)
+class ClipFormat:
+    size: str = "1920x1080"
+    fps: int = 30
+    video_kbps: int = 6000
+    audio_kbps: int = 128
+    seconds: int = 20  # the main and backup loops
+    black_clip_normal_s: int = 9  # the black clip: picture for this long...
+    black_clip_black_s: int = 5  # ...then black for this long, looped
+
+    @property
+    def key(self) -> str:
+        return (f"{self.size}-{self.fps}fps-{self.video_kbps}k-{self.seconds}s-"
+                f"b{self.black_clip_normal_s}+{self.black_clip_black_s}")
+
+
+@dataclass(frozen=True)
+class Clips:
+    main: Path
+    backup: Path
+    black: Path  # main's picture, then black: one black fault per loop
+    index: FrameIndex
+
+
+def payload_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+class FrameIndex:
+    """Video payload hash → label (`main`, `backup`, `black`); unknown → `other` (the slate)."""
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.labels = labels
+
+    def label(self, digest: str) -> str:
+        return self.labels.get(digest, "other")
+
+    @classmethod
+    def build(cls, clips: list[tuple[Path, str, float | None]]) -> FrameIndex:
+        """`clips`: (file, label, seconds after which its frames are labelled black, or None)."""
+        labels: dict[str, str] = {}
+        seen_twice: set[str] = set()
+        for path, label, black_from in clips:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                for packet in container.demux(stream):
+                    if packet.size == 0 or packet.pts is None or stream.time_base is None:
+                        continue
+                    t = float(packet.pts * stream.time_base)
+                    this = BLACK if black_from is not None and t >= black_from - 1e-3 else label
+                    digest = payload_hash(bytes(packet))
+                    if labels.get(digest, this) != this:
+                        seen_twice.add(digest)  # the same bytes in two clips: says nothing
+                    labels[digest] = this
+        for digest in seen_twice:
+            labels.pop(digest, None)
+        return cls(labels)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.labels))
+
+    @classmethod
+    def load(cls, path: Path) -> FrameIndex:
+        return cls(json.loads(path.read_text()))
+
+
+def _encode(out: Path, fmt: ClipFormat, seconds: int, color: str, black_from: int | None) -> None:
+    vf = f"drawbox=x=0:y=0:w=64:h=64:color={color}:t=fill"
+    if black_from is not None:
+        vf += f",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='gte(t,{black_from})'"
+    # backup's test picture moves differently, so no frame of it equals one of main's
+    pattern = "testsrc2" if color == "red" else "testsrc"
+    kbps = fmt.video_kbps
+    tmp = out.with_suffix(".part.flv")
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+         "-f", "lavfi", "-i", f"{pattern}=size={fmt.size}:rate={fmt.fps}",
+         "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+         "-t", str(seconds), "-vf", vf,
+         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p",
+         "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps}k",
+         "-g", str(fmt.fps), "-keyint_min", str(fmt.fps), "-sc_threshold", "0", "-bf", "2",
+         "-c:a", "aac", "-b:a", f"{fmt.audio_kbps}k", "-ar", "48000", "-ac", "2",
+         "-f", "flv", str(tmp)],
+        check=True,
+    )
+    tmp.rename(out)
+
+
+def prepare(cache: Path, fmt: ClipFormat, progress: bool = True) -> Clips:
+    """The clips for `fmt`, encoding the missing ones (tens of seconds each at 1080p)."""
+    where = cache / fmt.key
+    where.mkdir(parents=True, exist_ok=True)
+    black_total = fmt.black_clip_normal_s + fmt.black_clip_black_s
+    wanted = {
+        MAIN: (where / "main.flv", fmt.seconds, "red", None),
+        BACKUP: (where / "backup.flv", fmt.seconds, "blue", None),
+        BLACK: (where / "main-then-black.flv", black_total, "red", fmt.black_clip_normal_s),
+    }
+    for name, (path, seconds, color, black_from) in wanted.items():
+        if not path.exists():
+            if progress:
+                print(f"bench: encoding the {name} clip ({fmt.size}, {seconds} s) into {path}", flush=True)
+            _encode(path, fmt, seconds, color, black_from)
+    index_path = where / "frames.json"
+    if index_path.exists():
+        index = FrameIndex.load(index_path)
+    else:
+        index = FrameIndex.build([
+            (wanted[MAIN][0], MAIN, None),
+            (wanted[BACKUP][0], BACKUP, None),
+            # its first part is main's picture (often the very same bytes as main.flv's)
+            (wanted[BLACK][0], MAIN, float(fmt.black_clip_normal_s)),
+        ])
+        index.save(index_path)
+    return Clips(main=wanted[MAIN][0], backup=wanted[BACKUP][0], black=wanted[BLACK][0], index=index)

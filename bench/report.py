@@ -1,0 +1,287 @@
+"""docs/BENCHMARKS.md, written from the figures of one bench run (never by hand).
+
+:class:`Results` is everything a run measured; :func:`render` turns it into the
+page: when and where it ran, with which versions, how, and one table per SPEC 11
+bar with the measured figure, the bar and MET / MISSED.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from bench.figures import FailoverGap, Summary, change_pct
+
+KILLED, STALLED, BLACK = "killed", "stalled", "black"
+MB = 1024 * 1024
+
+
+@dataclass
+class Machine:
+    cpu: str
+    cores: int
+    ram_gb: float
+    os: str
+    kernel: str
+
+    @classmethod
+    def this(cls) -> Machine:
+        cpu = platform.processor() or "unknown"
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        try:
+            pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            pages = 0
+        os_name = platform.platform(terse=True)
+        try:
+            for line in Path("/etc/os-release").read_text().splitlines():
+                if line.startswith("PRETTY_NAME="):
+                    os_name = line.split("=", 1)[1].strip('"')
+        except OSError:
+            pass
+        return cls(cpu, os.cpu_count() or 0, pages / 1e9, os_name, platform.release())
+
+
+def _first_line(args: list[str]) -> str:
+    if shutil.which(args[0]) is None:
+        return "not installed"
+    out = subprocess.run(args, capture_output=True, text=True, check=False)
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else "unknown"
+
+
+def _ffmpeg_version() -> str:
+    words = _first_line(["ffmpeg", "-version"]).split()  # "ffmpeg version 5.1.6-0+deb12u1 Copyright ..."
+    return words[2] if len(words) > 2 and words[1] == "version" else " ".join(words)
+
+
+def _deb_version(package: str) -> str:
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True,
+                         check=False)
+    return out.stdout.strip() or "unknown"
+
+
+def versions() -> dict[str, str]:
+    import av
+
+    from bench.nginx import nginx_version
+    from relay import __version__
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            check=False, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    lavc = av.library_versions.get("libavcodec", ())
+    return {
+        "Relay": f"{__version__} (commit {commit or 'unknown'})",
+        "Python": sys.version.split()[0],
+        "PyAV": f"{av.__version__} (bundled libavcodec {'.'.join(str(v) for v in lavc)})",
+        "FFmpeg (publishers, baseline)": _ffmpeg_version(),
+        "nginx": nginx_version(),
+        "nginx RTMP module": f"libnginx-mod-rtmp {_deb_version('libnginx-mod-rtmp')}",
+    }
+
+
+@dataclass
+class Results:
+    started: datetime
+    command: str
+    runs: int
+    soak_minutes: float
+    measure_s: float
+    clip: str  # e.g. "1920x1080 30 fps, H.264 High 6000 kbit/s, AAC 128 kbit/s"
+    failover: dict[str, float]
+    thresholds: dict[str, float]
+    load_start: tuple[float, float, float]
+    load_end: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+    duration_s: float = math.nan
+    gaps: dict[str, list[FailoverGap]] = field(default_factory=dict)
+    failed_runs: dict[str, int] = field(default_factory=dict)
+    latency_ms: list[float] = field(default_factory=list)
+    relay_cpu_pct: float = math.nan
+    relay_rss: int = 0
+    ffmpeg_cpu_pct: float = math.nan
+    ffmpeg_rss: int = 0
+    soak_rss: list[tuple[float, int]] = field(default_factory=list)  # (seconds into soak, bytes)
+    soak_warmup_s: float = 0.0
+    soak_viewer_gap_ms: float = math.nan
+    soak_frames: int = 0
+    reconnects_soak: int = 0
+    reconnects_total: int = 0
+    notes: str = ""
+    profile: str = ""
+
+
+def _verdict(ok: bool) -> str:
+    return "MET" if ok else "**MISSED**"
+
+
+def _ms(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.0f} ms"
+
+
+def _ms1(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.1f} ms"
+
+
+def soak_figures(r: Results) -> tuple[int, int, int]:
+    """RSS at the end of the warm-up, at the end, and the highest, in bytes."""
+    after = [rss for t, rss in r.soak_rss if t >= r.soak_warmup_s] or [rss for _, rss in r.soak_rss] or [0]
+    highest = max((rss for _, rss in r.soak_rss), default=0)
+    return after[0], after[-1], highest
+
+
+def bars(r: Results) -> list[tuple[str, str, str, bool]]:
+    """(what, measured, bar, met) for every SPEC 11 performance bar."""
+    out: list[tuple[str, str, str, bool]] = []
+    stall_bar = r.thresholds["input_stall_ms"] + 300
+    black_bar = r.thresholds["black_s"] * 1000 + 300
+    for kind, bar, metric in ((KILLED, 300.0, "freeze"), (STALLED, stall_bar, "freeze"),
+                              (BLACK, black_bar, "black on air")):
+        gaps = r.gaps.get(kind, [])
+        values = [g.freeze_ms if metric == "freeze" else g.on_air_ms for g in gaps]
+        s = Summary.of(values)
+        failed = r.failed_runs.get(kind, 0)
+        ok = bool(values) and failed == 0 and s.p95 <= bar
+        extra = f" ({failed} of {len(values) + failed} runs never showed the backup)" if failed else ""
+        out.append((f"failover, {kind} main: {metric}, p95 of {len(values)} runs", _ms(s.p95) + extra,
+                    f"≤ {bar:.0f} ms", ok))
+    lat = Summary.of(r.latency_ms)
+    out.append(("latency added by Relay, median", _ms1(lat.median), "≤ 20 ms", lat.median <= 20))
+    out.append(("latency added by Relay, p99", _ms1(lat.p99), "≤ 50 ms", lat.p99 <= 50))
+    out.append(("CPU, one channel, two live inputs", f"{r.relay_cpu_pct:.1f} % of one core", "≤ 25 %",
+                r.relay_cpu_pct <= 25))
+    ratio = r.relay_cpu_pct / r.ffmpeg_cpu_pct if r.ffmpeg_cpu_pct > 0 else math.nan
+    out.append(("CPU, Relay / ffmpeg doing the nearest thing", f"{ratio:.2f}", "< 1", ratio < 1))
+    start, end, highest = soak_figures(r)
+    out.append(("memory: highest RSS", f"{highest / MB:.0f} MB", "≤ 250 MB", 0 < highest <= 250 * MB))
+    change = change_pct(start, end)
+    out.append((f"memory: RSS change over the {r.soak_minutes:g}-minute soak", f"{change:+.1f} %",
+                "within ±5 %", abs(change) <= 5))
+    out.append(("output reconnects over the whole run", str(r.reconnects_total), "0",
+                r.reconnects_total == 0))
+    return out
+
+
+def _gap_table(r: Results) -> str:
+    lines = ["| main input | runs | freeze median | freeze p95 | freeze max "
+             "| fault → backup median | fault → backup p95 | fault → backup max |",
+             "|---|---|---|---|---|---|---|---|"]
+    for kind in (KILLED, STALLED, BLACK):
+        gaps = r.gaps.get(kind, [])
+        f = Summary.of([g.freeze_ms for g in gaps])
+        a = Summary.of([g.on_air_ms for g in gaps])
+        runs = f"{len(gaps)}" + (f" (+{r.failed_runs[kind]} failed)" if r.failed_runs.get(kind) else "")
+        lines.append(f"| {kind} | {runs} | {_ms(f.median)} | {_ms(f.p95)} | {_ms(f.max)} "
+                     f"| {_ms(a.median)} | {_ms(a.p95)} | {_ms(a.max)} |")
+    return "\n".join(lines)
+
+
+def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
+    lat = Summary.of(r.latency_ms)
+    start, end, highest = soak_figures(r)
+    table = bars(r)
+    missed = [what for what, _, _, ok in table if not ok]
+    fo = ", ".join(f"`{k} = {v:g}`" for k, v in r.failover.items())
+    th = ", ".join(f"`{k} = {v:g}`" for k, v in r.thresholds.items())
+    parts = [
+        "# Benchmarks",
+        "",
+        f"Written by `scripts/bench` on {r.started.strftime('%Y-%m-%d %H:%M %Z').strip()} "
+        f"(command: `{r.command}`; it took {r.duration_s / 60:.1f} min). Do not edit by hand: run it again.",
+        "",
+        "## Summary",
+        "",
+        "| bar (SPEC 11) | measured | bar | verdict |",
+        "|---|---|---|---|",
+        *[f"| {what} | {got} | {bar} | {_verdict(ok)} |" for what, got, bar, ok in table],
+        "",
+        ("All bars met." if not missed else "Missed: " + "; ".join(missed) + ". See the notes below."),
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {machine.cpu}, {machine.cores} cores; RAM {machine.ram_gb:.0f} GB",
+        f"- OS: {machine.os}, kernel {machine.kernel}",
+        f"- load average at start {r.load_start[0]:.2f} / {r.load_start[1]:.2f} / {r.load_start[2]:.2f}, "
+        f"at the end {r.load_end[0]:.2f} / {r.load_end[1]:.2f} / {r.load_end[2]:.2f} (1/5/15 min); "
+        "the machine is shared with other engineers' test runs, so figures carry their noise",
+        "",
+        "## Versions",
+        "",
+        *[f"- {k}: {v}" for k, v in vers.items()],
+        "",
+        "## Method",
+        "",
+        f"- Media: pre-encoded clips, {r.clip}, keyframe every second, two B-frames; "
+        "main has a red corner square, backup a blue one; the black clip is main's picture, then black. "
+        "Publishers are `ffmpeg -re -stream_loop -1 -i clip.flv -c copy -f flv`, so they cost little CPU.",
+        "- Chain: publishers → `relay run` (two RTMP inputs, one output) → nginx-rtmp (`live on`, the "
+        "platform) → a viewer process playing the platform URL with PyAV that timestamps every video "
+        "frame on arrival and tells by a hash of its payload which clip (and which part) it came from; "
+        "Relay copies payloads byte for byte, so no frame is decoded by the viewer.",
+        "- Failover gap: the bench kills (SIGKILL) or stops (SIGSTOP) the main publisher, or the main "
+        "clip turns black; one Relay and one nginx serve every run: after each failover main is "
+        "restarted and Relay fails back before the next run. *freeze* = the longest interval between "
+        "consecutive frames arriving at the viewer from 1 s before the fault to 0.5 s after the first "
+        "backup frame; *fault → backup* = from the fault (the signal, or the first black frame "
+        "arriving) to the first backup frame arriving. Killed and stalled are judged on the freeze, black "
+        "on the time black was on air.",
+        f"- Failover settings (shortened so runs are quick; they only govern when Relay fails *back*): "
+        f"{fo}. Thresholds: {th} (the defaults).",
+        f"- Latency: for {r.measure_s:g} s one ffmpeg (tee muxer) publishes main to Relay and, in the "
+        "same write, straight to nginx under another key; a second viewer plays that key. Each frame's "
+        "arrival through Relay minus its arrival on the direct path (matched by payload hash) is the "
+        "latency Relay adds.",
+        f"- CPU and RSS: Relay's process (psutil, user + system) over the same {r.measure_s:g} s, both "
+        "inputs live and watched, main on air. Then, with Relay stopped, the nearest thing a user "
+        "could run instead, one ffmpeg per input: `ffmpeg -listen 1 -i rtmp://… -c copy -f flv "
+        "rtmp://nginx/… -vf blackdetect -af silencedetect -f null -` (it must decode video for "
+        f"blackdetect), both measured over {r.measure_s:g} s with the same clips.",
+        f"- Soak: {r.soak_minutes:g} minutes with both inputs live and main on air; RSS sampled every "
+        f"5 s; the starting figure is taken after a {r.soak_warmup_s:.0f} s warm-up. Output reconnects "
+        "are `output_connected` events after the first one, over the whole run.",
+        "",
+        "## Failover gap at the viewer",
+        "",
+        _gap_table(r),
+        "",
+        "## Latency added by Relay (copy mode)",
+        "",
+        "| frames matched | median | p95 | p99 | max |",
+        "|---|---|---|---|---|",
+        f"| {lat.n} | {_ms1(lat.median)} | {_ms1(lat.p95)} | {_ms1(lat.p99)} | {_ms1(lat.max)} |",
+        "",
+        f"## CPU and memory, one channel with two live {r.clip.split()[0]} inputs",
+        "",
+        "| process | CPU (% of one core) | RSS |",
+        "|---|---|---|",
+        f"| relay run | {r.relay_cpu_pct:.1f} % | {r.relay_rss / MB:.0f} MB |",
+        f"| 2 x ffmpeg (copy + blackdetect + silencedetect) | {r.ffmpeg_cpu_pct:.1f} % | "
+        f"{r.ffmpeg_rss / MB:.0f} MB |",
+        "",
+        "## Soak",
+        "",
+        "| minutes | RSS after warm-up | RSS at end | highest RSS | change | output reconnects (soak / "
+        "whole run) | frames at the viewer | longest pause at the viewer |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {r.soak_minutes:g} | {start / MB:.1f} MB | {end / MB:.1f} MB | {highest / MB:.1f} MB | "
+        f"{change_pct(start, end):+.1f} % | {r.reconnects_soak} / {r.reconnects_total} | {r.soak_frames} | "
+        f"{_ms(r.soak_viewer_gap_ms)} |",
+        "",
+    ]
+    if r.profile:
+        parts += ["## Profile", "", r.profile.strip(), ""]
+    if r.notes.strip():
+        parts += ["## Notes", "", r.notes.strip(), ""]
+    return "\n".join(parts)

@@ -1,0 +1,386 @@
+"""`scripts/bench`: run the phases in order on one chain and write the page.
+
+    scripts/bench [--runs 20] [--soak-minutes 60] [--measure-seconds 30] [--out docs/BENCHMARKS.md]
+
+Phases (one nginx and one Relay serve all of them):
+1. latency and Relay's CPU/RSS, both inputs live, main on air;
+2. failover runs: N killed, N stalled and N black mains;
+3. soak, both inputs live;
+4. Relay stopped; the ffmpeg baseline's CPU/RSS with the same clips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+
+from bench.chain import (
+    Child,
+    ClipPublisher,
+    FfmpegWatcher,
+    RelayUnderTest,
+    ViewerProcess,
+    group_cpu_seconds,
+    relay_config,
+)
+from bench.clips import ClipFormat, Clips, prepare
+from bench.figures import added_latency, black_gap, cpu_percent, failover_gap, longest_gap
+from bench.nginx import Platform, free_port
+from bench.report import BLACK, KILLED, STALLED, Machine, Results, render, versions
+
+MAIN_KEY, BACKUP_KEY = "bench-main-7c1e", "bench-backup-42d9"
+PLATFORM_KEY, DIRECT_KEY = "platform", "direct"
+# Short failback timings so each run is quick; a failover itself does not wait on them.
+FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 2.0, "min_dwell_s": 1.0}
+THRESHOLDS = {"input_stall_ms": 700.0, "black_s": 2.0}  # SPEC defaults, written out for the page
+
+
+def say(msg: str) -> None:
+    print(f"bench: {msg}", flush=True)
+
+
+class Bench:
+    """One chain and the state of its runs."""
+
+    def __init__(self, opts: argparse.Namespace, clips: Clips, workdir: Path, stack: ExitStack) -> None:
+        self.opts, self.clips, self.dir, self.stack = opts, clips, workdir, stack
+        self.platform = Platform(workdir)
+        self.platform.start()
+        stack.callback(self.platform.stop)
+        self.port = free_port()
+        cfg = relay_config(workdir, self.port, self.platform.url(PLATFORM_KEY), main_key=MAIN_KEY,
+                           backup_key=BACKUP_KEY, failover=FAILOVER, thresholds=THRESHOLDS)
+        self.relay = RelayUnderTest(cfg, workdir / "relay.log")
+        stack.callback(self.relay.stop, signal.SIGTERM, 10.0)
+        self.relay.wait_for("started", timeout=30)
+        self.main: Child | None = None
+        self.backup: Child | None = None
+        self.viewer: ViewerProcess | None = None
+        self._spawned = 0
+
+    def _log(self, name: str) -> Path:
+        self._spawned += 1
+        return self.dir / f"{self._spawned:03d}-{name}.log"
+
+    def own(self, child: Child) -> Child:
+        self.stack.callback(child.stop)
+        return child
+
+    def relay_url(self, key: str) -> str:
+        return f"rtmp://127.0.0.1:{self.port}/live/{key}"
+
+    def switches(self, to: str) -> int:
+        return len(self.relay.matching("switched", to=to))
+
+    def start_main(self, clip: Path | None = None, *, direct: bool = False, wait: bool = True) -> None:
+        """(Re)start the main publisher and wait until Relay has main on air again."""
+        seen = self.switches("main")
+        urls = [self.relay_url(MAIN_KEY)] + ([self.platform.url(DIRECT_KEY)] if direct else [])
+        self.main = self.own(ClipPublisher(clip or self.clips.main, urls, self._log("main")))
+        if wait and self.active() != "main":
+            self.relay.wait_for("switched", to="main", after=seen, timeout=30)
+
+    def active(self) -> str | None:
+        """The input Relay last put on air."""
+        switched = self.relay.matching("switched")
+        return str(switched[-1]["to"]) if switched else None
+
+    def replace_main(self, clip: Path) -> None:
+        """Main's encoder changes clip: it unpublishes (Relay fails over), then publishes again."""
+        seen = self.switches("backup")
+        self.stop_main()
+        self.relay.wait_for("switched", to="backup", after=seen, timeout=10)
+        self.start_main(clip)
+
+    def stop_main(self, sig: int = signal.SIGINT) -> None:
+        if self.main is not None:
+            self.main.stop(sig)
+            self.main = None
+
+    # -- phase 1 -----------------------------------------------------------------
+
+    def start_chain(self) -> ViewerProcess:
+        """Main (also straight to nginx for the latency reference), backup, two viewers."""
+        self.start_main(direct=True)
+        self.backup = self.own(ClipPublisher(self.clips.backup, [self.relay_url(BACKUP_KEY)],
+                                             self._log("backup")))
+        self.relay.wait_for("input_connected", input="backup", timeout=15)
+        self.relay.wait_for("output_connected", timeout=15)
+        self.viewer = ViewerProcess(self.platform.url(PLATFORM_KEY), self.dir / "viewer-platform.tsv",
+                                    self._log("viewer-platform"))
+        self.own(self.viewer)
+        direct = ViewerProcess(self.platform.url(DIRECT_KEY), self.dir / "viewer-direct.tsv",
+                               self._log("viewer-direct"))
+        self.own(direct)
+        return direct
+
+    def measure_relay(self, results: Results, direct: ViewerProcess) -> None:
+        assert self.viewer is not None
+        time.sleep(self.opts.warmup_seconds)
+        say(f"latency and Relay's CPU over {self.opts.measure_seconds:g} s")
+        profile = self._start_profile()
+        cpu0, t0 = self.relay.cpu_seconds(), time.monotonic()
+        rss = sample_for(self.opts.measure_seconds, self.relay.rss_bytes)
+        cpu1, t1 = self.relay.cpu_seconds(), time.monotonic()
+        results.relay_cpu_pct = cpu_percent(cpu1 - cpu0, t1 - t0)
+        results.relay_rss = max(rss)
+        within = [(t, h) for t, h in self.viewer.raw() if t0 <= t <= t1]
+        results.latency_ms = added_latency(direct.raw(), within)
+        direct.stop(signal.SIGTERM)
+        if profile is not None:
+            results.profile = self._finish_profile(profile)
+        say(f"relay CPU {results.relay_cpu_pct:.1f} %, RSS {results.relay_rss / 2**20:.0f} MB; "
+            f"{len(results.latency_ms)} frames matched for latency")
+
+    def _start_profile(self) -> subprocess.Popen[bytes] | None:
+        if not self.opts.profile:
+            return None
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+        if py_spy is None:
+            raise SystemExit("bench: --profile needs py-spy (scripts/bench installs it into .venv)")
+        out = Path(self.opts.profile).resolve()
+        return subprocess.Popen([py_spy, "record", "--pid", str(self.relay.pid), "--duration",
+                                 str(int(self.opts.measure_seconds)), "--threads", "--nonblocking",
+                                 "--format", "raw", "--output", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=open(self._log("py-spy"), "wb"))
+
+    def _finish_profile(self, proc: subprocess.Popen[bytes]) -> str:
+        proc.wait(60)
+        out = Path(self.opts.profile)
+        return summarize_profile(out) if out.exists() else "py-spy wrote no profile"
+
+    # -- phase 2 -----------------------------------------------------------------
+
+    def fault_runs(self, kind: str, results: Results) -> None:
+        """Kill or stop main, see backup on air, restart main, see the failback; N times."""
+        assert self.viewer is not None
+        gaps = results.gaps.setdefault(kind, [])
+        for i in range(self.opts.runs):
+            assert self.main is not None
+            seen = self.switches("backup")
+            fault_at = time.monotonic()
+            self.main.send(signal.SIGKILL if kind == KILLED else signal.SIGSTOP)
+            try:
+                self.relay.wait_for("switched", to="backup", after=seen, timeout=10)
+                time.sleep(1.0)  # the viewer watches the backup for a while
+            except TimeoutError:
+                say(f"{kind} main, run {i + 1}: Relay did not switch to backup within 10 s")
+            self.stop_main(signal.SIGKILL)
+            gap = failover_gap(self.viewer.arrivals(self.clips.index), fault_at)
+            if gap is not None:
+                gaps.append(gap)
+            say(f"{kind} main, run {i + 1}/{self.opts.runs}: "
+                + (f"freeze {gap.freeze_ms:.0f} ms, backup on air after {gap.on_air_ms:.0f} ms"
+                   if gap else "the backup never reached the viewer"))
+            self.start_main()
+            time.sleep(1.0)
+        results.failed_runs[kind] = self.opts.runs - len(gaps)
+
+    def black_runs(self, results: Results) -> None:
+        """Main publishes the black clip in a loop: each loop is one run (picture, then black:
+        Relay fails over; the picture returns at the next loop: Relay fails back)."""
+        assert self.viewer is not None
+        self.replace_main(self.clips.black)
+        gaps = results.gaps.setdefault(BLACK, [])
+        loop_s = self.clips_format.black_clip_normal_s + self.clips_format.black_clip_black_s
+        for i in range(self.opts.runs):
+            since = time.monotonic()
+            seen_back, seen_main = self.switches("backup"), self.switches("main")
+            try:
+                self.relay.wait_for("switched", to="backup", after=seen_back, timeout=loop_s + 10)
+                self.relay.wait_for("switched", to="main", after=seen_main, timeout=loop_s + 10)
+            except TimeoutError:
+                say(f"black main, run {i + 1}: no failover and failback within a loop; restarting main")
+                self.stop_main(signal.SIGKILL)
+                self.start_main(self.clips.black)
+                continue
+            found = black_gap(self.viewer.arrivals(self.clips.index), since)
+            if found is not None:
+                gaps.append(found[1])
+            say(f"black main, run {i + 1}/{self.opts.runs}: "
+                + (f"black on air {found[1].on_air_ms:.0f} ms, freeze {found[1].freeze_ms:.0f} ms"
+                   if found else "no black frame, or no backup after it, reached the viewer"))
+        results.failed_runs[BLACK] = self.opts.runs - len(gaps)
+        self.replace_main(self.clips.main)
+
+    @property
+    def clips_format(self) -> ClipFormat:
+        fmt: ClipFormat = self.opts.clip_format
+        return fmt
+
+    # -- phase 3 -----------------------------------------------------------------
+
+    def soak(self, results: Results) -> None:
+        assert self.viewer is not None
+        seconds = self.opts.soak_minutes * 60
+        results.soak_warmup_s = min(60.0, seconds * 0.1)
+        say(f"soak for {self.opts.soak_minutes:g} min")
+        connected = len(self.relay.matching("output_connected"))
+        t0 = time.monotonic()
+        next_note = t0 + 60
+        while (now := time.monotonic()) < t0 + seconds:
+            if not self.relay.alive():
+                raise RuntimeError(f"relay died during the soak\n{self.relay.tail()}")
+            results.soak_rss.append((now - t0, self.relay.rss_bytes()))
+            if now >= next_note:
+                next_note += 60
+                say(f"soak {(now - t0) / 60:.0f}/{self.opts.soak_minutes:g} min, "
+                    f"RSS {results.soak_rss[-1][1] / 2**20:.1f} MB")
+            time.sleep(min(5.0, max(0.0, t0 + seconds - now)))
+        results.soak_rss.append((time.monotonic() - t0, self.relay.rss_bytes()))
+        results.reconnects_soak = len(self.relay.matching("output_connected")) - connected
+        arrivals = [a for a in self.viewer.arrivals(self.clips.index) if a[0] >= t0]
+        results.soak_frames = len(arrivals)
+        results.soak_viewer_gap_ms = longest_gap(arrivals, t0, t0 + seconds) * 1000
+
+    def finish_relay(self, results: Results) -> None:
+        results.reconnects_total = max(0, len(self.relay.matching("output_connected")) - 1)
+        for child in (self.main, self.backup, self.viewer):
+            if child is not None:
+                child.stop(signal.SIGTERM)
+        code = self.relay.stop(signal.SIGTERM, 10.0)
+        if code != 0:
+            say(f"relay exited {code} after SIGTERM (expected 0)")
+
+
+def sample_for(seconds: float, read: Callable[[], int], every: float = 1.0) -> list[int]:
+    end = time.monotonic() + seconds
+    out = [read()]
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(every, left))
+        out.append(read())
+    return out
+
+
+def summarize_profile(path: Path, top: int = 12) -> str:
+    """py-spy's raw (collapsed stacks) output → the functions with the most samples, self time."""
+    totals: dict[str, int] = {}
+    grand = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        leaf = stack.split(";")[-1]
+        totals[leaf] = totals.get(leaf, 0) + int(count)
+        grand += int(count)
+    rows = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+    lines = [f"py-spy, {grand} samples of Relay's threads during the CPU measurement (self time):", "",
+             "| share | function |", "|---|---|"]
+    lines += [f"| {100 * n / grand:.1f} % | `{name}` |" for name, n in rows] if grand else []
+    return "\n".join(lines)
+
+
+def ffmpeg_baseline(opts: argparse.Namespace, clips: Clips, workdir: Path, results: Results) -> None:
+    """The nearest thing a user could run instead: one ffmpeg per input (copy + detectors)."""
+    with Platform(workdir / "baseline") as nginx, ExitStack() as stack:  # nginx stops last
+        watchers: list[Child] = []
+        for name, clip in (("main", clips.main), ("backup", clips.backup)):
+            listen = f"rtmp://127.0.0.1:{free_port()}/live/{name}"
+            watcher = FfmpegWatcher(listen, nginx.url(f"ff-{name}"), workdir / f"baseline-ffmpeg-{name}.log",
+                                    black_s=THRESHOLDS["black_s"], black_luma=0.10, silence_dbfs=-60,
+                                    silence_s=3)
+            stack.callback(watcher.stop)
+            watchers.append(watcher)
+            time.sleep(1.0)  # ffmpeg's listen socket opens after its start-up; probing it would consume it
+            pub = ClipPublisher(clip, [listen], workdir / f"baseline-publisher-{name}.log")
+            stack.callback(pub.stop)
+        time.sleep(opts.warmup_seconds)
+        for w in watchers:
+            if not w.alive():
+                raise RuntimeError(f"the ffmpeg baseline died:\n{w.tail()}")
+        procs = [psutil.Process(w.pid) for w in watchers]
+        say(f"ffmpeg baseline's CPU over {opts.measure_seconds:g} s")
+        cpu0, t0 = group_cpu_seconds(procs), time.monotonic()
+        rss = sample_for(opts.measure_seconds, lambda: sum(int(p.memory_info().rss) for p in procs))
+        cpu1, t1 = group_cpu_seconds(procs), time.monotonic()
+        results.ffmpeg_cpu_pct = cpu_percent(cpu1 - cpu0, t1 - t0)
+        results.ffmpeg_rss = max(rss)
+        say(f"2 x ffmpeg: CPU {results.ffmpeg_cpu_pct:.1f} %, RSS {results.ffmpeg_rss / 2**20:.0f} MB")
+
+
+@contextmanager
+def work_directory(keep: str | None) -> Iterator[Path]:
+    if keep:
+        path = Path(keep).resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
+        yield Path(tmp)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="scripts/bench", description="Measure SPEC 11's performance bars "
+                                "on a real publisher → Relay → nginx-rtmp → viewer chain.")
+    p.add_argument("--runs", type=int, default=20, help="failover runs per fault kind (default 20)")
+    p.add_argument("--soak-minutes", type=float, default=60.0, help="soak length (default 60)")
+    p.add_argument("--measure-seconds", type=float, default=30.0,
+                   help="latency and CPU measurement window (default 30)")
+    p.add_argument("--warmup-seconds", type=float, default=5.0, help="settle time before measuring")
+    p.add_argument("--out", default="docs/BENCHMARKS.md",
+                   help="the page to write (default docs/BENCHMARKS.md)")
+    cache = os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "relay-bench")
+    p.add_argument("--cache", default=cache,
+                   help="where encoded clips are kept (default ~/.cache/relay-bench)")
+    p.add_argument("--size", default="1920x1080", help="clip picture size (default 1920x1080)")
+    p.add_argument("--video-kbps", type=int, default=6000, help="clip video bitrate (default 6000)")
+    p.add_argument("--workdir", help="keep logs and viewer timelines here (default: a temporary directory)")
+    p.add_argument("--profile", help="record Relay with py-spy during the CPU window into this file")
+    p.add_argument("--notes", help="a Markdown file whose text goes into the page's Notes section")
+    opts = p.parse_args(argv)
+    if opts.runs < 1 or opts.soak_minutes <= 0 or opts.measure_seconds <= 0:
+        p.error("--runs, --soak-minutes and --measure-seconds must be positive")
+    opts.clip_format = ClipFormat(size=opts.size, video_kbps=opts.video_kbps)
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    for tool in ("ffmpeg", "nginx"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(f"bench: {tool} is missing: run ./scripts/setup")
+    started = time.monotonic()
+    fmt: ClipFormat = opts.clip_format
+    clips = prepare(Path(opts.cache).expanduser(), fmt)
+    args = sys.argv[1:] if argv is None else argv
+    results = Results(
+        started=datetime.now().astimezone(), command=shlex.join(["scripts/bench", *args]), runs=opts.runs,
+        soak_minutes=opts.soak_minutes, measure_s=opts.measure_seconds,
+        clip=f"{fmt.size} {fmt.fps} fps, H.264 High {fmt.video_kbps} kbit/s CBR, AAC {fmt.audio_kbps} kbit/s",
+        failover=FAILOVER, thresholds=THRESHOLDS, load_start=os.getloadavg(),
+    )
+    notes = Path(opts.notes).read_text() if opts.notes else ""
+    with work_directory(opts.workdir) as workdir:
+        say(f"working in {workdir}; load average {results.load_start[0]:.2f}")
+        with ExitStack() as stack:
+            bench = Bench(opts, clips, workdir, stack)
+            direct = bench.start_chain()
+            bench.measure_relay(results, direct)
+            for kind in (KILLED, STALLED):
+                bench.fault_runs(kind, results)
+            bench.black_runs(results)
+            bench.soak(results)
+            bench.finish_relay(results)
+        ffmpeg_baseline(opts, clips, workdir, results)
+    results.load_end = os.getloadavg()
+    results.duration_s = time.monotonic() - started
+    results.notes = notes
+    out = Path(opts.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(results, Machine.this(), versions()))
+    say(f"wrote {out}")
+    return 0
+

@@ -1,0 +1,58 @@
+"""A viewer on the platform side: plays an RTMP URL and logs every video frame's arrival.
+
+    python -m bench.viewer rtmp://127.0.0.1:PORT/live/KEY frames.tsv
+
+One line per video packet, flushed at once: ``<monotonic seconds>\t<payload hash>``.
+`time.monotonic()` is CLOCK_MONOTONIC, the same clock in every process of the
+machine, so the bench compares these times with the moments it killed or stopped a
+publisher. Nothing is decoded (the hash says which clip a frame came from, see
+bench/clips.py). A separate process, not a thread: the bench's own work never
+delays a timestamp through the GIL, and a viewer blocked in a read can be killed.
+The viewer reconnects when the stream ends (e.g. before the publisher has started).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import av
+
+from bench.clips import payload_hash
+
+
+def watch(url: str, out_path: str) -> None:
+    with open(out_path, "a", buffering=1) as out:
+        while True:
+            try:
+                # small probe: the stream's parameters come in its sequence headers at once,
+                # and every probed packet would be handed over late, in one burst
+                container = av.open(url, options={"fflags": "nobuffer", "probesize": "32768",
+                                                  "analyzeduration": "0", "rtmp_live": "live"},
+                                    timeout=(10.0, 10.0))
+            except (av.FFmpegError, OSError):
+                time.sleep(0.2)
+                continue
+            try:
+                for packet in container.demux():
+                    if packet.stream.type != "video" or packet.size == 0:
+                        continue
+                    now = time.monotonic()
+                    out.write(f"{now:.6f}\t{payload_hash(bytes(packet))}\n")
+            except (av.FFmpegError, OSError):
+                pass
+            finally:
+                container.close()
+            time.sleep(0.1)
+
+
+def main() -> int:
+    if len(sys.argv) != 3:
+        print("usage: python -m bench.viewer URL OUT", file=sys.stderr)
+        return 2
+    watch(sys.argv[1], sys.argv[2])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
