@@ -224,6 +224,13 @@ def assert_nothing_lost(rec: Recording, max_gap_ms: int = MAX_GAP_MS, min_media_
     assert v[-1] - v[0] >= min_media_ms, f"only {v[-1] - v[0]} ms of video"
 
 
+def longest_run_ms(rec: Recording, label: str) -> int:
+    """How long the longest unbroken run of `label` pictures lasted at the platform.
+    (The very end of a recording may show another input: ending the show stops the
+    encoders first, and Relay rightly switches away from them.)"""
+    return max((last - first for lab, first, last in rec.runs() if lab == label), default=0)
+
+
 def assert_no_crash(relay: RelayProcess) -> None:
     """No unhandled exception anywhere in the daemon (a worker thread or loop callback
     dying prints a traceback even when the process survives it)."""
@@ -250,6 +257,6 @@ def faults(relay: RelayProcess, *, worse_than: int = 4, since: float = 0.0, unti
 
 __all__ = [
     "BACKUP_KEY", "FAST_FAILOVER", "MAIN_KEY", "MAX_GAP_MS", "PLATFORM_KEY", "Clip", "ClipFeed", "Show",
-    "assert_no_crash", "assert_nothing_lost", "before", "event_time", "faults", "make_marked_clip",
-    "read_timeline",
+    "assert_no_crash", "assert_nothing_lost", "before", "event_time", "faults", "longest_run_ms",
+    "make_marked_clip", "read_timeline",
 ]

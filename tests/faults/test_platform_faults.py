@@ -26,6 +26,7 @@ from tests.faults.show import (
     before,
     event_time,
     faults,
+    longest_run_ms,
 )
 from tests.support.nginx import NginxRtmp
 from tests.support.recording import read_recording
@@ -138,7 +139,7 @@ def test_platform_dns_failure_moves_to_the_backup_url(tmp_path: Path, main_clip:
     assert not faults(relay, worse_than=3, since=inputs_since, until=show.finished_at, input="main")
     assert not faults(relay, worse_than=3, since=inputs_since, until=show.finished_at, input="backup")
     assert secret not in relay.text()
-    assert rec.labels()[-1] == "main"
+    assert longest_run_ms(rec, "main") >= 4500, rec.runs()
     assert_nothing_lost(rec)
 
 
@@ -178,10 +179,10 @@ def test_platform_stops_reading_mid_stream(tmp_path: Path, main_clip: Clip, back
     assert not faults(relay, worse_than=3, since=inputs_since, until=show.finished_at, input="main")
     other = read_recording(files["other-key"])
     assert_nothing_lost(other, min_media_ms=8000)
-    assert other.labels()[-1] == "main"
+    assert longest_run_ms(other, "main") >= 8000, other.runs()
     # what the platform got: the primary until it hung (nginx records each publish from
     # 0 ms, so the two are not compared in time), then the show on the backup URL
     primary, backup = read_recording(files["primary-key"]), read_recording(files["backup-key"])
     assert_nothing_lost(primary)
     assert_nothing_lost(backup)
-    assert backup.labels()[-1] == "main"
+    assert longest_run_ms(backup, "main") >= 3000, backup.runs()
