@@ -15,6 +15,8 @@ import contextlib
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -377,23 +379,88 @@ def _replies(w: Watcher) -> list[tuple[str, dict[str, Any]]]:
             if m.topic.value.startswith(f"{BASE}/response/")]
 
 
+class BrokerGate:
+    """A TCP pass-through between Relay and the broker that the test can shut.
+
+    Shut, it drops every new connection at once, just as a broker that is down refuses
+    it. The outage test shuts it while the broker restarts, so that its own subscriber
+    is in place before Relay can reconnect: events Relay delivers on reconnecting are
+    not retained, and a subscriber that came second would miss them by chance."""
+
+    def __init__(self, broker: Mosquitto) -> None:
+        self.broker = broker
+        self.is_open = True
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> BrokerGate:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.is_open:
+            self._refuse(writer)
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.broker.host, self.broker.port)
+        except OSError:
+            self._refuse(writer)
+            return
+        for task in (asyncio.create_task(self._pipe(reader, up_writer)),
+                     asyncio.create_task(self._pipe(up_reader, writer))):
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def _refuse(writer: asyncio.StreamWriter) -> None:
+        """Close with a reset (SO_LINGER 0), as near to "connection refused" as an accepted
+        connection gets: the client fails at once instead of waiting for a CONNACK."""
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+
 async def test_broker_outage_mid_show(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path)
     broker.start()
     try:
-        async with mqtt_studio(tmp_path, broker) as studio:
+        async with BrokerGate(broker) as gate, \
+                mqtt_studio(tmp_path, broker, mqtt={"port": gate.port}) as studio:
             async with Watcher(broker, f"{BASE}/#") as before:
                 await before.wait_for(on(f"{BASE}/availability"))
             await asyncio.sleep(1.0)
             broker.stop()
+            outage_began = time.monotonic()
             await studio.wait_log("mqtt_disconnected", timeout=10)
             await asyncio.sleep(3.0)
             # A fault during the outage: the backup's encoder dies.
             os.killpg(studio.publishers["backup"].proc.pid, signal.SIGKILL)
             await studio.wait_log("fault_raised", input="backup", timeout=10)
-            await asyncio.sleep(20.0 - 3.0 - 1.0)
+            await asyncio.sleep(outage_began + 20.0 - time.monotonic())
+            gate.is_open = False
             broker.start()
             async with Watcher(broker, f"{BASE}/#") as after:
+                gate.is_open = True
                 connected = await studio.wait_log("mqtt_connected", after=1, timeout=25)
                 fault = await after.wait_for(json_on(f"{BASE}/event", lambda e: e["event"] == "fault_raised"
                                                      and e.get("input") == "backup"), timeout_s=5)
@@ -404,7 +471,7 @@ async def test_broker_outage_mid_show(tmp_path: Path) -> None:
                 backup_status = after.on(f"{BASE}/input/backup/status")[-1]
                 outage_events = event_names(after)
             await asyncio.sleep(1.0)
-            rec = studio.finish()
+            rec = await asyncio.to_thread(studio.finish)  # its MQTT goodbye passes through the gate
     finally:
         broker.stop()
 
