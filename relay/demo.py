@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -38,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -48,6 +49,7 @@ EXIT_OK, EXIT_MISSED, EXIT_INTERRUPTED = 0, 1, 130
 RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 PLATFORM_KEY = "demo-show"
 SBIN = "/usr/sbin:/sbin:/usr/local/sbin"  # nginx and mosquitto live here on Debian
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # the demo stops and cleans up
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,40 @@ def mqtt_broker_answers(host: str, port: int, timeout_s: float = 1.0) -> bool:
 # -- child processes -------------------------------------------------------------------------------
 
 
+class Interrupted(Exception):
+    """Ctrl-C, SIGTERM or SIGHUP: stop the show and clean up."""
+
+
+class StopSignals:
+    """Turns the stop signals into :class:`Interrupted`, except inside `held()`, where the
+    signal waits for the end of the block."""
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._pending: str | None = None
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self._depth:
+            self._pending = name
+            return
+        raise Interrupted(name)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if not self._depth and self._pending is not None:
+            name, self._pending = self._pending, None
+            raise Interrupted(name)
+
+
+STOP = StopSignals()
+
+
 class Child:
     """A process the demo started, in its own session: Ctrl-C in the terminal reaches the
     demo only, which then stops every child itself, in order."""
@@ -125,7 +161,10 @@ class Child:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Child:
-        with open(self.log_path, "ab") as log:
+        # Ctrl-C must not land between the fork and `self.proc` being set: the child would
+        # run on, unknown to the cleanup. (Blocking the signals instead would not do: a
+        # child inherits the blocked mask, and Relay would never see its SIGTERM.)
+        with STOP.held(), open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                          cwd=self.cwd, start_new_session=True)
         return self
@@ -237,9 +276,13 @@ class Broker:
     mosquitto), else a mosquitto of our own on a free port, else none (MQTT off)."""
 
     def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
         self.port: int | None = None
         self.child: Child | None = None
         self.note = ""
+
+    def start(self) -> None:
+        workdir = self.workdir
         if mqtt_broker_answers("127.0.0.1", 1883):
             self.port, self.note = 1883, "the broker on 127.0.0.1:1883"
             return
@@ -249,17 +292,20 @@ class Broker:
             return
         port = free_port()
         conf = workdir / "mosquitto.conf"
-        user = ["user " + os.environ.get("USER", "root")] if os.getuid() == 0 else []
+        # as root mosquitto would switch to its own user, who cannot read a private work dir
+        user = [f"user {pwd.getpwuid(os.getuid()).pw_name}"] if os.getuid() == 0 else []
         conf.write_text("\n".join([f"listener {port} 127.0.0.1", "allow_anonymous true",
                                    "persistence false", *user]) + "\n")
-        child = Child("broker", [mosquitto, "-c", str(conf)], workdir / "logs" / "mosquitto.log").start()
+        self.child = child = Child("broker", [mosquitto, "-c", str(conf)], workdir / "logs" / "mosquitto.log")
+        child.start()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and child.alive():
             if mqtt_broker_answers("127.0.0.1", port):
-                self.port, self.child, self.note = port, child, f"a mosquitto of our own on port {port}"
+                self.port, self.note = port, f"a mosquitto of our own on port {port}"
                 return
             time.sleep(0.1)
         child.stop()
+        self.child = None
         self.note = "none (our mosquitto did not start): MQTT off, no drill"
 
     def stop(self) -> None:
@@ -609,10 +655,6 @@ class DemoError(Exception):
     """The demo cannot go on (a tool failed to start); the message says what happened."""
 
 
-class Interrupted(Exception):
-    """Ctrl-C, SIGTERM or SIGHUP: stop the show and clean up."""
-
-
 @dataclass
 class Expectation:
     scene: str
@@ -696,11 +738,13 @@ format = "json"
         self.platform.start()
         self.say(f"platform stand-in: {self.platform.kind} on 127.0.0.1:{self.platform.port}, recording")
         self.broker = Broker(self.workdir)
+        self.broker.start()
         self.say(f"MQTT broker: {self.broker.note}")
         self.write_config()
         (self.workdir / "relay.log").write_bytes(b"")
         self.relay = Child("relay", [sys.executable, "-m", "relay", "run", "-c", str(self.config)],
-                           self.workdir / "relay.log").start()
+                           self.workdir / "relay.log")
+        self.relay.start()
         self.say(f"relay run -c {self.config}  (its log: {self.workdir / 'relay.log'})")
         if not self.wait(lambda: self.board.count("started") > 0 and listening(self.rtmp_port), 30):
             raise DemoError(f"relay did not start:\n{self.relay.log_tail()}")
@@ -708,8 +752,9 @@ format = "json"
     def start_encoder(self, name: str, *, black_at_s: float | None = None) -> None:
         url = f"rtmp://127.0.0.1:{self.rtmp_port}/live/{self.keys[name]}"
         look = LOOKS[name]
-        enc = Child(f"{name} encoder", encoder_args(url, look, black_at_s), self.logs / f"{name}-encoder.log")
-        self.encoders[name] = enc.start()
+        self.encoders[name] = enc = Child(f"{name} encoder", encoder_args(url, look, black_at_s),
+                                          self.logs / f"{name}-encoder.log")
+        enc.start()
 
     # -- watching --------------------------------------------------------------------------
 
@@ -988,10 +1033,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if find_tool("ffmpeg") is None:
         screen.line("ffmpeg not found: the encoders are PyAV processes instead")
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, STOP.handler) for sig in STOP_SIGNALS}
     screen.line(f"Relay demo: a live-commerce studio on this PC, in {workdir}", "scene")
     problem: str | None = None
     interrupted = False
@@ -1135,8 +1177,8 @@ def _listen(url: str, file: str) -> None:
                 continue  # flush packets
             packet.stream = streams[packet.stream.index]
             sink.mux(packet)
-    except av.error.EOFError:
-        pass
+    except (av.error.EOFError, OSError):
+        pass  # the publisher went away (FFmpeg says EIO when the peer closes): the show is over
     finally:
         sink.close()
         source.close()
