@@ -13,7 +13,8 @@ from a studio's emergency plan, one after another:
 5. both encoders die → the slate goes on air; they come back → main returns
 
 While it runs it follows Relay's JSON log and prints every notable event in plain
-words, plus a status line every second. At the end it stops everything, writes
+words, plus a status line every second (off a terminal: when it changes, and every
+5 s). At the end it stops everything, writes
 the post-show report and says where it and the platform's recording are.
 Exit status: 0 when every expected failover and failback was seen, 1 otherwise,
 130 when interrupted. Every child process is stopped in every case.
@@ -1005,7 +1006,7 @@ def summary(st: Studio) -> list[str]:
         worst = longest[1]
         text += (f"{seamless} of the {len(switches)} cuts were seamless; the longest time the platform "
                  f"got no new picture was {_ms(longest[0])} ({worst.get('from')} to {worst.get('to')}, "
-                 f"{worst.get('reason')}). ")
+                 f"{'failover' if worst.get('reason') == 'fault' else worst.get('reason')}). ")
         delay = max(float(s.get("added_delay_ms") or 0) for s in switches)
         text += f"A switch added at most {_ms(delay)} of stream delay (Relay drops it at a later keyframe). "
     out = b.count("output_failed")
