@@ -37,7 +37,15 @@ from bench.chain import (
     relay_config,
 )
 from bench.clips import ClipFormat, Clips, prepare
-from bench.figures import added_latency, black_gap, cpu_percent, failover_gap, longest_gap
+from bench.figures import (
+    Arrival,
+    added_latency,
+    black_gap,
+    cpu_percent,
+    failover_gap,
+    first_after,
+    longest_gap,
+)
 from bench.nginx import Platform, free_port
 from bench.report import BLACK, KILLED, STALLED, Machine, Results, render, versions
 
@@ -45,6 +53,7 @@ MAIN_KEY, BACKUP_KEY = "bench-main-7c1e", "bench-backup-42d9"
 PLATFORM_KEY, DIRECT_KEY = "platform", "direct"
 # Short failback timings so each run is quick; a failover itself does not wait on them.
 FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 2.0, "min_dwell_s": 1.0}
+BACKUP_WATCH_S = 2.5  # after a failover: long enough to see Relay drop the delay it added
 THRESHOLDS = {"input_stall_ms": 700.0, "black_s": 2.0}  # SPEC defaults, written out for the page
 
 
@@ -174,20 +183,32 @@ class Bench:
             fault_at = time.monotonic()
             self.main.send(signal.SIGKILL if kind == KILLED else signal.SIGSTOP)
             try:
-                self.relay.wait_for("switched", to="backup", after=seen, timeout=10)
-                time.sleep(1.0)  # the viewer watches the backup for a while
+                switched = self.relay.wait_for("switched", to="backup", after=seen, timeout=10)
+                results.added_delay_ms.setdefault(kind, []).append(float(switched["added_delay_ms"]))
+                time.sleep(BACKUP_WATCH_S)
             except TimeoutError:
                 say(f"{kind} main, run {i + 1}: Relay did not switch to backup within 10 s")
             self.stop_main(signal.SIGKILL)
-            gap = failover_gap(self.viewer.arrivals(self.clips.index), fault_at)
+            arrivals = self.viewer.arrivals(self.clips.index)
+            gap = failover_gap(arrivals, fault_at)
             if gap is not None:
                 gaps.append(gap)
+                self._later_pause(results, kind, arrivals, fault_at + gap.on_air_ms / 1000, time.monotonic())
             say(f"{kind} main, run {i + 1}/{self.opts.runs}: "
                 + (f"freeze {gap.freeze_ms:.0f} ms, backup on air after {gap.on_air_ms:.0f} ms"
                    if gap else "the backup never reached the viewer"))
             self.start_main()
-            time.sleep(1.0)
+            time.sleep(self.opts.settle_seconds)
         results.failed_runs[kind] = self.opts.runs - len(gaps)
+
+    @staticmethod
+    def _later_pause(results: Results, kind: str, arrivals: list[Arrival], backup_at: float,
+                     until: float) -> None:
+        """The longest pause while backup stayed on air after the switch (0.5 s after its first
+        frame on): Relay dropping the delay the buffered switch added, if it did."""
+        pause = longest_gap(arrivals, backup_at + 0.5, until)
+        if pause == pause:  # not NaN: there were frames
+            results.later_pause_ms.setdefault(kind, []).append(pause * 1000)
 
     def black_runs(self, results: Results) -> None:
         """Main publishes the black clip in a loop: each loop is one run (picture, then black:
@@ -200,16 +221,21 @@ class Bench:
             since = time.monotonic()
             seen_back, seen_main = self.switches("backup"), self.switches("main")
             try:
-                self.relay.wait_for("switched", to="backup", after=seen_back, timeout=loop_s + 10)
+                switched = self.relay.wait_for("switched", to="backup", after=seen_back, timeout=loop_s + 10)
                 self.relay.wait_for("switched", to="main", after=seen_main, timeout=loop_s + 10)
+                results.added_delay_ms.setdefault(BLACK, []).append(float(switched["added_delay_ms"]))
             except TimeoutError:
                 say(f"black main, run {i + 1}: no failover and failback within a loop; restarting main")
                 self.stop_main(signal.SIGKILL)
                 self.start_main(self.clips.black)
                 continue
-            found = black_gap(self.viewer.arrivals(self.clips.index), since)
+            arrivals = self.viewer.arrivals(self.clips.index)
+            found = black_gap(arrivals, since)
             if found is not None:
                 gaps.append(found[1])
+                backup_at = found[0] + found[1].on_air_ms / 1000
+                back_on_main = first_after(arrivals, backup_at, "main") or time.monotonic()
+                self._later_pause(results, BLACK, arrivals, backup_at, back_on_main)
             say(f"black main, run {i + 1}/{self.opts.runs}: "
                 + (f"black on air {found[1].on_air_ms:.0f} ms, freeze {found[1].freeze_ms:.0f} ms"
                    if found else "no black frame, or no backup after it, reached the viewer"))
@@ -265,20 +291,30 @@ def sample_for(seconds: float, read: Callable[[], int], every: float = 1.0) -> l
     return out
 
 
+# Leaves where a thread waits rather than works (py-spy --nonblocking cannot always tell).
+IDLE_LEAVES = ("select (selectors.py", "Condition.wait (threading.py", "Event.wait (threading.py",
+               "_wait_for_tstate_lock (threading.py")
+
+
 def summarize_profile(path: Path, top: int = 12) -> str:
-    """py-spy's raw (collapsed stacks) output → the functions with the most samples, self time."""
+    """py-spy's raw (collapsed stacks) output → the functions with the most busy samples, self time."""
     totals: dict[str, int] = {}
-    grand = 0
+    grand = idle = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         leaf = stack.split(";")[-1]
+        if any(marker in leaf for marker in IDLE_LEAVES):
+            idle += int(count)
+            continue
         totals[leaf] = totals.get(leaf, 0) + int(count)
         grand += int(count)
     rows = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
-    lines = [f"py-spy, {grand} samples of Relay's threads during the CPU measurement (self time):", "",
-             "| share | function |", "|---|---|"]
+    lines = [f"py-spy (`--profile`), {grand} busy samples of Relay's threads during the CPU measurement "
+             f"({idle} waiting samples left out); self time, a C extension's time counted in the Python "
+             "line that called it:", "",
+             "| share of busy samples | function |", "|---|---|"]
     lines += [f"| {100 * n / grand:.1f} % | `{name}` |" for name, n in rows] if grand else []
     return "\n".join(lines)
 
@@ -329,6 +365,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--soak-minutes", type=float, default=60.0, help="soak length (default 60)")
     p.add_argument("--measure-seconds", type=float, default=30.0,
                    help="latency and CPU measurement window (default 30)")
+    p.add_argument("--settle-seconds", type=float, default=3.0,
+                   help="main stays on air this long after a failback before the next fault (default 3)")
     p.add_argument("--warmup-seconds", type=float, default=5.0, help="settle time before measuring")
     p.add_argument("--out", default="docs/BENCHMARKS.md",
                    help="the page to write (default docs/BENCHMARKS.md)")
@@ -347,8 +385,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return opts
 
 
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds the ExitStacks: every child is stopped
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
+    # SIGTERM, and SIGINT even where a non-interactive shell started us with it ignored
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)
     for tool in ("ffmpeg", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise SystemExit(f"bench: {tool} is missing: run ./scripts/setup")
@@ -360,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         started=datetime.now().astimezone(), command=shlex.join(["scripts/bench", *args]), runs=opts.runs,
         soak_minutes=opts.soak_minutes, measure_s=opts.measure_seconds,
         clip=f"{fmt.size} {fmt.fps} fps, H.264 High {fmt.video_kbps} kbit/s CBR, AAC {fmt.audio_kbps} kbit/s",
-        failover=FAILOVER, thresholds=THRESHOLDS, load_start=os.getloadavg(),
+        failover=FAILOVER, thresholds=THRESHOLDS, load_start=os.getloadavg(), settle_s=opts.settle_seconds,
     )
     notes = Path(opts.notes).read_text() if opts.notes else ""
     with work_directory(opts.workdir) as workdir:
