@@ -121,8 +121,8 @@ def test_platform_dns_failure_moves_to_the_backup_url(tmp_path: Path, main_clip:
                                                platform.url("platform-backup-key")]}]
         show = Show(tmp_path, stack, platform=platform, outputs=outputs)
         started = event_time(show.relay.wait_for("started"))
-        show.feed("backup", backup_clip)
         show.feed("main", main_clip)
+        show.feed("backup", backup_clip)
         moved = show.relay.wait_for("output_url_changed", output="platform", timeout=15)
         show.relay.wait_for("output_connected", output="platform", url_index=1, timeout=10)
         show.on_air("main")
@@ -156,8 +156,8 @@ def test_platform_stops_reading_mid_stream(tmp_path: Path, main_clip: Clip, back
         ]
         show = Show(tmp_path, stack, platform=platform, outputs=outputs,
                     thresholds={"push_stall_s": PUSH_STALL_S})
-        show.feed("backup", backup_clip)
         show.feed("main", main_clip)
+        show.feed("backup", backup_clip)
         show.on_air("main")
         inputs_since = max(event_time(e) for e in show.relay.events("input_connected"))
         moved = show.relay.wait_for("output_url_changed", output="platform", timeout=20)

@@ -107,18 +107,18 @@ def test_32_bit_timestamp_wrap(tmp_path: Path, main_clip: Clip, backup_clip: Cli
 
     with ExitStack() as stack:
         show = Show(tmp_path, stack)
-        show.feed("backup", backup_clip)
         show.feed("main", main_clip, timestamp=near_wrap)
+        show.feed("backup", backup_clip)
         show.on_air("main")
         connected = event_time(show.relay.wait_for("input_connected", input="main"))
-        time.sleep(wrap_at_ms / 1000 + 5.0)  # on air across the wrap, and 5 s beyond
+        time.sleep(wrap_at_ms / 1000 + 3.0)  # on air across the wrap, and beyond
         relay = show.relay
         rec = read_recording(show.finish()[PLATFORM_KEY])
 
     assert not faults(relay, worse_than=3, input="main", since=connected, until=show.finished_at)
     switches = before(relay, "switched", show.finished_at)
     assert switches[-1]["to"] == "main", "nothing made Relay leave main"
-    assert longest_run_ms(rec, "main") >= 8000, rec.runs()
+    assert longest_run_ms(rec, "main") >= 7000, rec.runs()
     assert_nothing_lost(rec)
 
 
@@ -153,10 +153,10 @@ def test_corrupt_packets(tmp_path: Path, main_clip: Clip, backup_clip: Clip) -> 
 
     with ExitStack() as stack:
         show = Show(tmp_path, stack)
-        show.feed("backup", backup_clip)
         main = show.feed("main", main_clip, body=damage)
+        show.feed("backup", backup_clip)
         show.on_air("main")
-        time.sleep(10.0)
+        time.sleep(8.0)
         assert main.error is None, main.error
         relay = show.relay
         rec, refused, decoded = read_timeline(show.finish()[PLATFORM_KEY])
