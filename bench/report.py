@@ -7,13 +7,14 @@ bar with the measured figure, the bar and MET / MISSED.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -124,6 +125,23 @@ class Results:
     reconnects_total: int = 0
     notes: str = ""
     profile: str = ""
+
+
+def save(r: Results, path: Path) -> None:
+    """Every figure of a run, so the page can be written again (e.g. with notes) without re-measuring."""
+    data = asdict(r)
+    data["started"] = r.started.isoformat()
+    path.write_text(json.dumps(data, indent=1))
+
+
+def load(path: Path) -> Results:
+    data = json.loads(path.read_text())
+    data["started"] = datetime.fromisoformat(data["started"])
+    data["gaps"] = {k: [FailoverGap(**g) for g in v] for k, v in data["gaps"].items()}
+    data["soak_rss"] = [tuple(x) for x in data["soak_rss"]]
+    for key in ("load_start", "load_end"):
+        data[key] = tuple(data[key])
+    return Results(**data)
 
 
 def _verdict(ok: bool) -> str:

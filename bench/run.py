@@ -47,7 +47,7 @@ from bench.figures import (
     longest_gap,
 )
 from bench.nginx import Platform, free_port
-from bench.report import BLACK, KILLED, STALLED, Machine, Results, render, versions
+from bench.report import BLACK, KILLED, STALLED, Machine, Results, load, render, save, versions
 
 MAIN_KEY, BACKUP_KEY = "bench-main-7c1e", "bench-backup-42d9"
 PLATFORM_KEY, DIRECT_KEY = "platform", "direct"
@@ -378,6 +378,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workdir", help="keep logs and viewer timelines here (default: a temporary directory)")
     p.add_argument("--profile", help="record Relay with py-spy during the CPU window into this file")
     p.add_argument("--notes", help="a Markdown file whose text goes into the page's Notes section")
+    p.add_argument("--render", metavar="RESULTS_JSON",
+                   help="measure nothing: write the page again from a run's results.json (with --notes)")
     opts = p.parse_args(argv)
     if opts.runs < 1 or opts.soak_minutes <= 0 or opts.measure_seconds <= 0:
         p.error("--runs, --soak-minutes and --measure-seconds must be positive")
@@ -397,6 +399,15 @@ def main(argv: list[str] | None = None) -> int:
     for tool in ("ffmpeg", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise SystemExit(f"bench: {tool} is missing: run ./scripts/setup")
+    notes = Path(opts.notes).read_text() if opts.notes else ""
+    out = Path(opts.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if opts.render:
+        results = load(Path(opts.render))
+        results.notes = notes or results.notes
+        out.write_text(render(results, Machine.this(), versions()))
+        say(f"wrote {out} from {opts.render}")
+        return 0
     started = time.monotonic()
     fmt: ClipFormat = opts.clip_format
     clips = prepare(Path(opts.cache).expanduser(), fmt)
@@ -407,7 +418,6 @@ def main(argv: list[str] | None = None) -> int:
         clip=f"{fmt.size} {fmt.fps} fps, H.264 High {fmt.video_kbps} kbit/s CBR, AAC {fmt.audio_kbps} kbit/s",
         failover=FAILOVER, thresholds=THRESHOLDS, load_start=os.getloadavg(), settle_s=opts.settle_seconds,
     )
-    notes = Path(opts.notes).read_text() if opts.notes else ""
     with work_directory(opts.workdir) as workdir:
         say(f"working in {workdir}; load average {results.load_start[0]:.2f}")
         with ExitStack() as stack:
@@ -420,11 +430,12 @@ def main(argv: list[str] | None = None) -> int:
             bench.soak(results)
             bench.finish_relay(results)
         ffmpeg_baseline(opts, clips, workdir, results)
-    results.load_end = os.getloadavg()
-    results.duration_s = time.monotonic() - started
-    results.notes = notes
-    out = Path(opts.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+        results.load_end = os.getloadavg()
+        results.duration_s = time.monotonic() - started
+        results.notes = notes
+        save(results, workdir / "results.json")
+        if opts.workdir:
+            say(f"figures saved in {workdir / 'results.json'} (--render rewrites the page from them)")
     out.write_text(render(results, Machine.this(), versions()))
     say(f"wrote {out}")
     return 0
