@@ -1,0 +1,68 @@
+"""The benchmark page (bench/report.py): verdicts per bar, and figures saved and loaded again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.figures import FailoverGap
+from bench.report import BLACK, KILLED, STALLED, Machine, Results, bars, load, render, save
+
+MB = 1024 * 1024
+
+
+def results(**over: object) -> Results:
+    r = Results(
+        started=datetime(2026, 1, 2, 3, 4, tzinfo=UTC), command="scripts/bench", runs=3, soak_minutes=5,
+        measure_s=30, clip="1920x1080 30 fps", failover={"healthy_for_s": 1.0},
+        thresholds={"input_stall_ms": 700.0, "black_s": 2.0}, load_start=(1.0, 1.0, 1.0),
+        load_end=(1.5, 1.2, 1.1), duration_s=900,
+        gaps={KILLED: [FailoverGap(80, 30)] * 3, STALLED: [FailoverGap(750, 740)] * 3,
+              BLACK: [FailoverGap(80, 2200)] * 3},
+        failed_runs={KILLED: 0, STALLED: 0, BLACK: 0},
+        latency_ms=[1.0] * 99 + [40.0], relay_cpu_pct=20.0, relay_rss=150 * MB, ffmpeg_cpu_pct=40.0,
+        ffmpeg_rss=120 * MB, soak_viewer_gap_ms=90.0, soak_frames=9000,
+        soak_rss=[(0.0, 140 * MB), (30.0, 150 * MB), (300.0, 151 * MB)], soak_warmup_s=30,
+    )
+    for k, v in over.items():
+        setattr(r, k, v)
+    return r
+
+
+def test_every_bar_met_on_good_figures() -> None:
+    table = bars(results())
+    assert len(table) == 10
+    assert all(ok for *_, ok in table), table
+
+
+def test_each_bar_is_missed_by_its_own_figure() -> None:
+    slow_kill = results(gaps={KILLED: [FailoverGap(400, 30)] * 3, STALLED: [FailoverGap(750, 740)] * 3,
+                              BLACK: [FailoverGap(80, 2400)] * 3})
+    missed = [what for what, _, _, ok in bars(slow_kill) if not ok]
+    assert [m.split(":")[0] for m in missed] == ["failover, killed main", "failover, black main"]
+    heavy = results(relay_cpu_pct=50.0)  # above 25 % and above ffmpeg's 40 %
+    assert [what for what, _, _, ok in bars(heavy) if not ok] == [
+        "CPU, one channel, two live inputs", "CPU, Relay / ffmpeg doing the nearest thing"]
+    growing = results(soak_rss=[(0.0, 100 * MB), (30.0, 100 * MB), (300.0, 110 * MB)])
+    assert [what for what, _, _, ok in bars(growing) if not ok] == [
+        "memory: RSS change over the 5-minute soak"]
+    reconnected = results(reconnects_total=1)
+    assert [what for what, _, _, ok in bars(reconnected) if not ok] == [
+        "output reconnects over the whole run"]
+
+
+def test_a_failed_run_misses_the_bar_even_with_good_figures() -> None:
+    r = results(failed_runs={KILLED: 1, STALLED: 0, BLACK: 0})
+    killed = next(row for row in bars(r) if row[0].startswith("failover, killed"))
+    assert not killed[3] and "1 of 4 runs never showed the backup" in killed[1]
+
+
+def test_figures_round_trip_and_render(tmp_path: Path) -> None:
+    r = results(notes="The CPU bar is close.")
+    save(r, tmp_path / "results.json")
+    again = load(tmp_path / "results.json")
+    assert again == r
+    page = render(again, Machine("Test CPU", 2, 8.0, "Debian", "6.1"), {"Relay": "0.1.0"})
+    assert "All bars met." in page and "## Notes\n\nThe CPU bar is close." in page
+    assert "| killed | 3 | 80 ms | 80 ms | 80 ms | 30 ms" in page
+    assert "load average at start 1.00" in page
