@@ -161,6 +161,9 @@ async def _command(client: aiomqtt.Client, v5: bool, topics: Topics, args: argpa
     own_reply = f"{shared_reply}/{client.identifier}"
     await client.subscribe(shared_reply, qos=1)
     await client.subscribe(topics.availability, qos=1)
+    drill = command == "drill"
+    if drill:  # the verdict comes later, as a drill_finished event
+        await client.subscribe(topics.event, qos=1)
     properties = None
     if v5:
         await client.subscribe(own_reply, qos=1)
@@ -169,6 +172,7 @@ async def _command(client: aiomqtt.Client, v5: bool, topics: Topics, args: argpa
         properties.CorrelationData = transaction.encode()
     await client.publish(topics.request(command), json.dumps(body).encode(), qos=1, properties=properties)
     availability: str | None = None
+    accepted = False  # the drill was accepted: its drill_finished is the answer
     while True:
         message = await _next_message(client, deadline)
         if message is None:
@@ -184,13 +188,37 @@ async def _command(client: aiomqtt.Client, v5: bool, topics: Topics, args: argpa
             reply = json.loads(payload)
         except ValueError:
             continue
-        if not isinstance(reply, dict) or reply.get("transaction") != transaction:
+        if not isinstance(reply, dict):
+            continue
+        if topic == topics.event:
+            if reply.get("event") == "drill_finished" and accepted:
+                return _print_drill_verdict(reply, args)
+            continue
+        if reply.get("transaction") != transaction:
             continue  # someone else's reply on the shared topic
         if args.json:
             print(json.dumps(reply, indent=2))
         else:
             print(format_reply(command, reply))
-        return EXIT_OK if reply.get("status") == "ok" else EXIT_ERROR_REPLY
+        ok = reply.get("status") == "ok"
+        if not (drill and ok):
+            return EXIT_OK if ok else EXIT_ERROR_REPLY
+        # The drill runs now: wait for its verdict (its seconds, plus time to verify and return).
+        accepted = True
+        deadline = time.monotonic() + float(args.seconds) + args.timeout
+        if not args.json:
+            print(f"drill running for {args.seconds:g} s; waiting for the verdict...", flush=True)
+
+
+def _print_drill_verdict(event: dict[str, Any], args: argparse.Namespace) -> int:
+    passed = bool(event.get("passed"))
+    if args.json:
+        print(json.dumps(event, indent=2))
+    else:
+        print(f"drill to {event.get('to')}: {'PASSED' if passed else 'FAILED'}")
+        for key, value in (event.get("figures") or {}).items():
+            print(f"  {key}: {_plain(value)}")
+    return EXIT_OK if passed else EXIT_ERROR_REPLY
 
 
 def format_reply(command: str, reply: dict[str, Any]) -> str:
