@@ -182,7 +182,7 @@ class _Session:
             except Exception as exc:
                 reason = describe_error(exc)
                 if reason.startswith("error: ") and not self.stop.is_set():
-                    _log.warning("source failed", source=self.source.peer, reason=reason)
+                    _log.warning("source_failed", source=self.source.peer, reason=reason)
             if self.stop.is_set():
                 return "stopped"
             if not (self.source.loop and reason == "ended" and self.packets):
@@ -225,7 +225,7 @@ class _Session:
                 try:
                     media = tracks[index].convert(bytes(pkt), dts, pts, bool(pkt.is_keyframe), duration)
                 except (h264.H264Error, aac.AacError) as exc:
-                    _log.warning("bad packet dropped", source=src.peer, error=str(exc))
+                    _log.warning("bad_packet_dropped", source=src.peer, error=str(exc))
                     continue
                 for m in media:
                     m.arrival = arrival

@@ -122,12 +122,12 @@ class PullInput:
             if self._stopping.is_set():
                 return
             if self.is_local_file and result.reason == "ended":
-                _log.info("pulled file ended", input=self._settings.id)
+                _log.info("pulled_file_ended", input=self._settings.id)
                 return
             if result.connected:
                 backoff.reset()
             delay = backoff.next()
-            _log.info("pull ended; reconnecting", input=self._settings.id, reason=result.reason,
+            _log.info("pull_reconnecting", input=self._settings.id, reason=result.reason,
                       retry_in_s=round(delay, 2))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)

@@ -266,14 +266,14 @@ class SrtSession:
             if quick_failure:
                 delay = backoff.next()
                 if not failing:
-                    _log.warning("srt receiver failed; restarting with backoff", input=self._input_id,
+                    _log.warning("srt_receiver_restarting", input=self._input_id,
                                  exit_code=code, stderr=" | ".join(tail[-3:]), backoff_s=round(delay, 2))
                 failing = True
                 await asyncio.sleep(delay)
             else:
                 failing = False
                 backoff.reset()
-                _log.info("srt session ended", input=self._input_id, exit_code=code,
+                _log.info("srt_session_ended", input=self._input_id, exit_code=code,
                           reason=result.reason if result else None)
 
     async def _run_child(self) -> tuple[DemuxResult | None, int | None, list[str]]:
@@ -320,7 +320,7 @@ class SrtSession:
             if "rsp(REJECT)" in line:
                 self._rejected(line.rsplit(" - ", 1)[-1] if " - " in line else "handshake rejected")
             elif "Accepted SRT" in line:
-                _log.info("srt caller accepted", input=self._input_id)
+                _log.info("srt_caller_accepted", input=self._input_id)
             else:
                 _log.debug("srt-live-transmit", input=self._input_id, line=line)
 

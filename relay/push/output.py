@@ -198,7 +198,7 @@ class Output:
             self._writing_since = None
             with self._lock:
                 self.policy.on_connected(time.monotonic())
-            self._log.info("output pushing", url=redact_url(url))
+            self._log.info("output_pushing", url=redact_url(url))
             self._emit(OutputConnected(output=self.output_id, url_index=index, url=redact_url(url)))
             self._queue.restart_at_keyframe()
             try:
@@ -226,7 +226,7 @@ class Output:
         self._writing_since = None
         if self._stopping.is_set():
             return 0.0
-        self._log.warning("output failed", kind=kind, reason=reason, url_index=index)
+        self._log.warning("output_push_failed", kind=kind, reason=reason, url_index=index)
         self._emit(OutputFailed(output=self.output_id, url_index=index, reason=f"{kind}: {reason}"))
         with self._lock:
             if self.policy.current != index:  # a command moved it meanwhile: go there now

@@ -182,7 +182,7 @@ async def test_passphrase_right_one_works_wrong_one_delivers_nothing() -> None:
     finally:
         await h.input.stop()
         relay_log.configure("info")
-    assert "srt caller accepted" in logs.getvalue()
+    assert "srt_caller_accepted" in logs.getvalue()
     assert PASSPHRASE not in logs.getvalue()
 
 
