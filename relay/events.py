@@ -78,6 +78,7 @@ class InputRejected(Event):
     peer: str
     reason: str
     input: str | None = None
+    suppressed: int | None = None  # rejections held back before this one (flood limiting)
 
 
 @dataclass(kw_only=True)

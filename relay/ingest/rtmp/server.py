@@ -19,7 +19,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from relay.events import EventSink
+from relay.events import Event, EventSink, InputRejected
 from relay.ingest.rtmp.amf0 import AmfError
 from relay.ingest.rtmp.chunks import ChunkError
 from relay.ingest.rtmp.flv import FlvError
@@ -156,6 +156,36 @@ class _Connection(asyncio.Protocol):
         self.close("closed")
 
 
+class RejectionLimiter:
+    """Passes every event on, but at most `per_second` `input_rejected` a second: a
+    flood of hostile connections must not flood the logs, MQTT and the journal.
+    The next rejection that passes says how many were held back (`suppressed`)."""
+
+    def __init__(self, emit: EventSink, per_second: int = 5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._emit = emit
+        self._per_second = per_second
+        self._clock = clock
+        self._window = -1.0
+        self._passed = 0
+        self.suppressed = 0  # held back since the last one that passed
+
+    def __call__(self, event: Event) -> None:
+        if not isinstance(event, InputRejected):
+            self._emit(event)
+            return
+        now = self._clock()
+        if now - self._window >= 1.0:
+            self._window, self._passed = now, 0
+        if self._passed >= self._per_second:
+            self.suppressed += 1
+            return
+        self._passed += 1
+        if self.suppressed:
+            event.suppressed, self.suppressed = self.suppressed, 0
+        self._emit(event)
+
+
 class RtmpServer:
     """The built-in RTMP ingest: encoders publish to ``rtmp://<pc>:<port>/<app>/<key>``."""
 
@@ -166,7 +196,7 @@ class RtmpServer:
         self._port = port
         self.app = app
         self.resolve = resolve
-        self.emit = emit
+        self.emit: EventSink = RejectionLimiter(emit)
         self.handshake_timeout_s = handshake_timeout_s
         self.idle_timeout_s = idle_timeout_s
         self.max_connections = max_connections
