@@ -56,6 +56,16 @@ class Studio:
         self.publishers[name] = pub
         return pub
 
+    def start_show(self, **main_kw: Any) -> Publisher:
+        """Main on air first (so the recording starts with it), then the backup
+        publishing and healthy long enough to be a failover candidate."""
+        main = self.publish("main", **main_kw)
+        self.on_air("main")
+        self.publish("backup")
+        self.relay.wait_for("input_connected", input="backup", timeout=15)
+        time.sleep(2.5)  # healthy_for_s = 1 s, with margin for a loaded machine
+        return main
+
     def on_air(self, to: str, timeout: float = 15.0) -> dict[str, Any]:
         """Wait for the next switch to `to` after the ones already waited for."""
         deadline = time.monotonic() + timeout
@@ -93,10 +103,7 @@ def assert_viewer_ok(rec: Recording, max_gap_ms: int) -> None:
 
 def test_killed_main_goes_to_backup_and_back(tmp_path: Path) -> None:
     with studio(tmp_path) as s:
-        s.publish("backup")
-        main = s.publish("main")
-        s.on_air("main")
-        time.sleep(3.0)
+        main = s.start_show()
         os.killpg(main.proc.pid, signal.SIGKILL)
         switched = s.on_air("backup", timeout=5)
         assert switched["reason"] == "fault"
@@ -114,10 +121,7 @@ def test_killed_main_goes_to_backup_and_back(tmp_path: Path) -> None:
 
 def test_stalled_main_goes_to_backup(tmp_path: Path) -> None:
     with studio(tmp_path) as s:
-        s.publish("backup")
-        main = s.publish("main")
-        s.on_air("main")
-        time.sleep(3.0)
+        main = s.start_show()
         os.killpg(main.proc.pid, signal.SIGSTOP)
         try:
             switched = s.on_air("backup", timeout=5)
@@ -132,10 +136,8 @@ def test_stalled_main_goes_to_backup(tmp_path: Path) -> None:
 
 def test_black_main_goes_to_backup(tmp_path: Path) -> None:
     with studio(tmp_path) as s:
-        s.publish("backup")
-        s.publish("main", vf=marker_filter("red") + ",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:"
-                  "enable='gte(t,6)'")
-        s.on_air("main")
+        s.start_show(vf=marker_filter("red") + ",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:"
+                     "enable='gte(t,10)'")
         switched = s.on_air("backup", timeout=15)
         assert switched["reason"] == "fault"
         fault = s.relay.events("fault_raised", signal="black", input="main")
@@ -153,10 +155,8 @@ def test_black_main_goes_to_backup(tmp_path: Path) -> None:
 
 def test_both_inputs_dead_puts_slate_on_air_then_main_replaces_it(tmp_path: Path) -> None:
     with studio(tmp_path) as s:
-        backup = s.publish("backup")
-        main = s.publish("main")
-        s.on_air("main")
-        time.sleep(2.0)
+        main = s.start_show()
+        backup = s.publishers["backup"]
         os.killpg(backup.proc.pid, signal.SIGKILL)
         time.sleep(1.0)
         os.killpg(main.proc.pid, signal.SIGKILL)
