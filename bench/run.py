@@ -50,7 +50,9 @@ from bench.nginx import Platform, free_port
 from bench.report import BLACK, KILLED, STALLED, Machine, Results, load, render, save, versions
 
 MAIN_KEY, BACKUP_KEY = "bench-main-7c1e", "bench-backup-42d9"
-PLATFORM_KEY, DIRECT_KEY = "platform", "direct"
+# direct-b is a second path without Relay: direct-b minus direct is the method's own noise
+PLATFORM_KEY, DIRECT_KEY, DIRECT_B_KEY = "platform", "direct", "direct-b"
+SOAK_SETTLE_S = 5.0  # a delay drop still due after the last failback comes within two keyframes
 # Short failback timings so each run is quick; a failover itself does not wait on them.
 FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 2.0, "min_dwell_s": 1.0}
 BACKUP_WATCH_S = 2.5  # after a failover: long enough to see Relay drop the delay it added
@@ -97,7 +99,9 @@ class Bench:
     def start_main(self, clip: Path | None = None, *, direct: bool = False, wait: bool = True) -> None:
         """(Re)start the main publisher and wait until Relay has main on air again."""
         seen = self.switches("main")
-        urls = [self.relay_url(MAIN_KEY)] + ([self.platform.url(DIRECT_KEY)] if direct else [])
+        urls = [self.relay_url(MAIN_KEY)]
+        if direct:
+            urls += [self.platform.url(DIRECT_KEY), self.platform.url(DIRECT_B_KEY)]
         self.main = self.own(ClipPublisher(clip or self.clips.main, urls, self._log("main")))
         if wait and self.active() != "main":
             self.relay.wait_for("switched", to="main", after=seen, timeout=30)
@@ -121,8 +125,8 @@ class Bench:
 
     # -- phase 1 -----------------------------------------------------------------
 
-    def start_chain(self) -> ViewerProcess:
-        """Main (also straight to nginx for the latency reference), backup, two viewers."""
+    def start_chain(self) -> tuple[ViewerProcess, ViewerProcess]:
+        """Main (also straight to nginx twice for the latency reference), backup, three viewers."""
         self.start_main(direct=True)
         self.backup = self.own(ClipPublisher(self.clips.backup, [self.relay_url(BACKUP_KEY)],
                                              self._log("backup")))
@@ -134,9 +138,12 @@ class Bench:
         direct = ViewerProcess(self.platform.url(DIRECT_KEY), self.dir / "viewer-direct.tsv",
                                self._log("viewer-direct"))
         self.own(direct)
-        return direct
+        direct_b = ViewerProcess(self.platform.url(DIRECT_B_KEY), self.dir / "viewer-direct-b.tsv",
+                                 self._log("viewer-direct-b"))
+        self.own(direct_b)
+        return direct, direct_b
 
-    def measure_relay(self, results: Results, direct: ViewerProcess) -> None:
+    def measure_relay(self, results: Results, direct: ViewerProcess, direct_b: ViewerProcess) -> None:
         assert self.viewer is not None
         time.sleep(self.opts.warmup_seconds)
         say(f"latency and Relay's CPU over {self.opts.measure_seconds:g} s")
@@ -148,7 +155,10 @@ class Bench:
         results.relay_rss = max(rss)
         within = [(t, h) for t, h in self.viewer.raw() if t0 <= t <= t1]
         results.latency_ms = added_latency(direct.raw(), within)
+        results.latency_noise_ms = added_latency(direct.raw(), [(t, h) for t, h in direct_b.raw()
+                                                                if t0 <= t <= t1])
         direct.stop(signal.SIGTERM)
+        direct_b.stop(signal.SIGTERM)
         if profile is not None:
             results.profile = self._finish_profile(profile)
         say(f"relay CPU {results.relay_cpu_pct:.1f} %, RSS {results.relay_rss / 2**20:.0f} MB; "
@@ -253,6 +263,7 @@ class Bench:
         assert self.viewer is not None
         seconds = self.opts.soak_minutes * 60
         results.soak_warmup_s = min(60.0, seconds * 0.1)
+        time.sleep(SOAK_SETTLE_S)
         say(f"soak for {self.opts.soak_minutes:g} min")
         connected = len(self.relay.matching("output_connected"))
         t0 = time.monotonic()
@@ -422,8 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"working in {workdir}; load average {results.load_start[0]:.2f}")
         with ExitStack() as stack:
             bench = Bench(opts, clips, workdir, stack)
-            direct = bench.start_chain()
-            bench.measure_relay(results, direct)
+            direct, direct_b = bench.start_chain()
+            bench.measure_relay(results, direct, direct_b)
             for kind in (KILLED, STALLED):
                 bench.fault_runs(kind, results)
             bench.black_runs(results)
