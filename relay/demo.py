@@ -217,20 +217,33 @@ master_process off;
 pid {dir}/nginx.pid;
 lock_file {dir}/nginx.lock;
 error_log {dir}/error.log info;
-events {{ worker_connections 64; }}
+events {{ worker_connections {connections}; }}
 rtmp {{
     server {{
         listen 127.0.0.1:{port};
         chunk_size 4096;
         application live {{
-            live on;
-            record all;
-            record_path {dir}/recordings;
-            record_unique on;
+            live on;{record}
         }}
     }}
 }}
 """
+_NGINX_RECORD = """
+            record all;
+            record_path {dir}/recordings;
+            record_unique on;"""
+
+
+def nginx_rtmp_config(directory: Path, port: int, *, record: bool = True,
+                      worker_connections: int = 64) -> str:
+    """An nginx.conf for a platform stand-in: nginx-rtmp in the foreground as one process
+    (`daemon off`, `master_process off`), everything under `directory`, application
+    `live` serving players at the URL publishers push to, and, with `record`, each
+    publish recorded to its own FLV file in `directory/recordings`. The demo, the
+    tests and the benchmark all use this one configuration."""
+    record_block = _NGINX_RECORD.format(dir=directory) if record else ""
+    return _NGINX_CONF.format(module=RTMP_MODULE, dir=directory, port=port, connections=worker_connections,
+                              record=record_block)
 
 
 class Platform:
@@ -245,7 +258,7 @@ class Platform:
         nginx = find_tool("nginx")
         if nginx is not None and Path(RTMP_MODULE).exists():
             conf = self.dir / "nginx.conf"
-            conf.write_text(_NGINX_CONF.format(module=RTMP_MODULE, dir=self.dir, port=self.port))
+            conf.write_text(nginx_rtmp_config(self.dir, self.port))
             self.kind = "nginx-rtmp"
             self.child = Child("platform", [nginx, "-p", str(self.dir), "-c", str(conf),
                                             "-e", str(self.dir / "error.log")], self.dir / "stderr.log")

@@ -30,31 +30,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from relay.demo import RTMP_MODULE, nginx_rtmp_config
 from tests.support.tools import free_port, require
-
-RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
-
-_CONFIG = """\
-load_module {module};
-daemon off;
-master_process off;
-pid {dir}/nginx.pid;
-lock_file {dir}/nginx.lock;
-error_log {dir}/error.log info;
-events {{ worker_connections 64; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{port};
-        chunk_size 4096;
-        application live {{
-            live on;
-            record all;
-            record_path {dir}/recordings;
-            record_unique on;
-        }}
-    }}
-}}
-"""
 
 
 class NginxRtmp:
@@ -68,7 +45,7 @@ class NginxRtmp:
         self.conf = self.dir / "nginx.conf"
         if not Path(RTMP_MODULE).exists():
             raise RuntimeError(f"{RTMP_MODULE} missing: install libnginx-mod-rtmp (./scripts/setup)")
-        self.conf.write_text(_CONFIG.format(module=RTMP_MODULE, dir=self.dir, port=self.port))
+        self.conf.write_text(nginx_rtmp_config(self.dir, self.port))
         self._proc: subprocess.Popen[bytes] | None = None
 
     def url(self, key: str = "stream") -> str:
