@@ -126,6 +126,7 @@ class Results:
     reconnects_total: int = 0
     notes: str = ""
     profile: str = ""
+    versions: dict[str, str] = field(default_factory=dict)  # read when the run started
 
 
 def save(r: Results, path: Path) -> None:
@@ -216,6 +217,8 @@ def _gap_table(r: Results) -> str:
 
 
 def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
+    """The page; the versions saved with the run win over `vers` (read now, e.g. on --render)."""
+    vers = r.versions or vers
     lat = Summary.of(r.latency_ms)
     noise = Summary.of(r.latency_noise_ms)
     start, end, highest = soak_figures(r)

@@ -428,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         soak_minutes=opts.soak_minutes, measure_s=opts.measure_seconds,
         clip=f"{fmt.size} {fmt.fps} fps, H.264 High {fmt.video_kbps} kbit/s CBR, AAC {fmt.audio_kbps} kbit/s",
         failover=FAILOVER, thresholds=THRESHOLDS, load_start=os.getloadavg(), settle_s=opts.settle_seconds,
+        versions=versions(),
     )
     with work_directory(opts.workdir) as workdir:
         say(f"working in {workdir}; load average {results.load_start[0]:.2f}")
