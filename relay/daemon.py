@@ -20,6 +20,7 @@ from relay.events import (
     DrillStarted,
     Event,
     EventBus,
+    FaultRaised,
     InputConnected,
     InputDisconnected,
     Preflight,
@@ -39,7 +40,7 @@ from relay.settings import InputSettings, RelaySettings, split_host_port
 from relay.switch.policy import Decision, FailoverPolicy
 from relay.switch.switcher import Switcher
 from relay.watch.analysis import InputAnalyzer
-from relay.watch.frames import FrameStats
+from relay.watch.frames import FrameStats, VideoFrameStats
 from relay.watch.host import HostWatch, read_host_sample
 from relay.watch.input import InputWatch
 from relay.watch.status import InputStatus
@@ -147,7 +148,13 @@ class InputChannel:
 
     def _post_stats(self, stats: FrameStats) -> None:
         """From the analysis worker thread: hand the figures to the loop."""
-        self._loop.call_soon_threadsafe(self.watch.on_stats, stats)
+        self._loop.call_soon_threadsafe(self._on_stats, stats)
+
+    def _on_stats(self, stats: FrameStats) -> None:
+        self.watch.on_stats(stats)
+        if isinstance(stats, VideoFrameStats):
+            # judge the picture as soon as it is known (black's deadline), not at the next tick
+            self.watch.tick(time.monotonic())
 
     def on_srt_stats(self, now: float, rtt_ms: float, loss_pct: float, retrans: int) -> None:
         self.watch.on_srt_stats(now, rtt_ms, loss_pct)
@@ -216,6 +223,7 @@ class Daemon:
         self.settings = settings
         self.bus = EventBus()
         self.bus.subscribe(EventLogger(settings.id))
+        self.bus.subscribe(self._react)
         self.channels: dict[str, InputChannel] = {}
         self.sources: list[Any] = []  # RtmpServer / SrtInput / PullInput: start()/stop()
         self.host = HostWatch(settings.thresholds, self.bus.emit)
@@ -239,6 +247,8 @@ class Daemon:
         self.control: MqttControl | None = None
         self.notifier = Notifier()
         self.exit_code = 0
+        self._evaluate_soon = False
+        self._shutting_down = False
         self._last_watchdog = 0.0
 
     # -- media path -----------------------------------------------------------
@@ -264,13 +274,30 @@ class Daemon:
             elif isinstance(ev, DrillFinished):
                 ev = self.drill_check.finish(ev, self.outputs)
             self.bus.emit(ev)
-        if decision is None:
-            return
+        if decision is None or self._shutting_down:
+            return  # while stopping, inputs going away is not a fault to act on
         # SPEC 7 knows fault/command/drill/failback; leaving the slate for a recovered
         # input is a return to a more preferred input, i.e. a failback.
         reason = "failback" if decision.reason == "recovered" else decision.reason
         log.info("switching", to=decision.to, reason=reason, detail=decision.detail)
         self._send(self.switcher.request_switch(decision.to, now, reason))
+
+    def _react(self, event: Event) -> None:
+        """A tier-1 fault on the input on air is acted on at once, not at the next 100 ms
+        watch tick (deferred to the next loop turn: never re-entered from inside a watcher)."""
+        if (isinstance(event, FaultRaised) and event.tier == 1 and event.input is not None
+                and event.input == self.switcher.active and not self._evaluate_soon):
+            self._evaluate_soon = True
+            asyncio.get_running_loop().call_soon(self._evaluate_now)
+
+    def _evaluate_now(self) -> None:
+        self._evaluate_soon = False
+        now = time.monotonic()
+        self._apply(now, self.policy.evaluate(now, self.statuses(now)))
+
+    def statuses(self, now: float) -> dict[str, InputStatus]:
+        """Every input's status, as the failover policy reads it."""
+        return {i: ch.watch.status(now) for i, ch in self.channels.items()}
 
     def on_watch_tick(self, now: float, statuses: dict[str, InputStatus]) -> None:
         """Every 100 ms: the policy looks at every input and may decide a switch."""
@@ -396,7 +423,7 @@ class Daemon:
                 # thread, so a pool thread would read 0 % (the calls are fast /proc reads)
                 self.host.sample(now, read_host_sample(self.settings.thresholds.host_disk_path))
             self.host.tick(now)
-            self.on_watch_tick(now, {i: ch.watch.status(now) for i, ch in self.channels.items()})
+            self.on_watch_tick(now, self.statuses(now))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), WATCH_TICK_S)
 
@@ -462,10 +489,13 @@ class Daemon:
                 await asyncio.wait_for(self._stop.wait(), 1.0)
 
     async def shutdown(self) -> None:
+        """Outputs first (the platform gets a clean end of what was on air, not a slate
+        because the inputs are being closed), then the ingest sources."""
+        self._shutting_down = True
+        await asyncio.gather(*(out.stop() for out in self.outputs), return_exceptions=True)
         for src in self.sources:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(src.stop(), 2.0)
-        await asyncio.gather(*(out.stop() for out in self.outputs), return_exceptions=True)
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -536,8 +566,7 @@ class Daemon:
             return self._output_command(args)
         if name == "check":
             return await self._check(args)
-        statuses = {i: ch.watch.status(now) for i, ch in self.channels.items()}
-        result = self.policy.command(now, name, args, statuses)
+        result = self.policy.command(now, name, args, self.statuses(now))
         self._apply(now, result.decision)
         data = dict(result.data)
         if "drill" in data:

@@ -49,6 +49,7 @@ from relay.watch.frames import AudioFrameStats, FrameStats, VideoFrameStats
 log = get_logger("relay.watch.analysis")
 
 FLOOR_DB = -120.0
+AUDIO_WINDOW_MS = 100  # audio levels are handed to the loop once per this much sound
 _STEP = 8  # read every 8th pixel of every 8th row
 _PENDING_MAX = 64  # pts -> arrival entries kept for frames the decoder still holds (reordering)
 _JPEG_RANGE = 2  # AVCOL_RANGE_JPEG
@@ -83,6 +84,7 @@ class InputAnalyzer:
         self._processed = 0
         self._video: _VideoDecoder | None = None
         self._audio: _AudioDecoder | None = None
+        self._window: tuple[int, list[float]] | None = None  # (first pts, mean squares) of audio
 
     # -- loop side -----------------------------------------------------------------------
 
@@ -171,9 +173,26 @@ class InputAnalyzer:
                 return
             if self._audio is None or self._audio.config is not pkt.config:
                 self._audio = _AudioDecoder(pkt.config)
-            for sound in self._audio.decode(pkt):
+                self._window = None
+            for mean_square in self._audio.decode(pkt):
                 self.audio_frames += 1
-                self._on_stats(sound)
+                self._add_sound(pkt, mean_square)
+
+    def _add_sound(self, pkt: MediaPacket, mean_square: float) -> None:
+        """Audio levels go to the loop once per AUDIO_WINDOW_MS of sound, not per AAC frame
+        (~47 a second): silence is judged over seconds, and every hand-over wakes the loop."""
+        if self._window is None or pkt.pts < self._window[0]:
+            self._window = (pkt.pts, [])
+        start, squares = self._window
+        squares.append(mean_square)
+        config = pkt.config
+        rate = config.sample_rate if isinstance(config, AudioConfig) and config.sample_rate else 48000
+        frame_ms = 1024 * 1000 / rate  # an AAC frame's length
+        if pkt.pts + frame_ms - start >= AUDIO_WINDOW_MS:
+            mean = sum(squares) / len(squares)
+            rms_dbfs = max(10.0 * math.log10(mean), FLOOR_DB) if mean > 0 else FLOOR_DB
+            self._on_stats(AudioFrameStats(now=pkt.arrival, pts=start, rms_dbfs=rms_dbfs))
+            self._window = None
 
 
 class _VideoDecoder:
@@ -247,7 +266,8 @@ class _AudioDecoder:
         ctx.extradata = config.extradata
         self._ctx = ctx
 
-    def decode(self, pkt: MediaPacket) -> list[AudioFrameStats]:
+    def decode(self, pkt: MediaPacket) -> list[float]:
+        """The mean square (full scale = 1.0) of each decoded frame."""
         packet = av.Packet(pkt.data)
         packet.pts = pkt.pts
         packet.dts = pkt.dts
@@ -256,7 +276,5 @@ class _AudioDecoder:
             samples = frame.to_ndarray()
             if samples.dtype.kind in "iu":  # integer sample formats: scale to full scale = 1.0
                 samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
-            mean_square = float(np.mean(np.square(samples, dtype=np.float64))) if samples.size else 0.0
-            rms_dbfs = max(10.0 * math.log10(mean_square), FLOOR_DB) if mean_square > 0 else FLOOR_DB
-            out.append(AudioFrameStats(now=pkt.arrival, pts=pkt.pts, rms_dbfs=rms_dbfs))
+            out.append(float(np.mean(np.square(samples, dtype=np.float64))) if samples.size else 0.0)
         return out

@@ -80,10 +80,11 @@ class Studio:
         raise AssertionError(f"{to} not put on air within {timeout}s\n{self.relay.tail()}")
 
     def finish(self) -> Recording:
-        """Stop relay (closing the push cleanly) and read the one recording."""
+        """Stop relay (closing the push cleanly) while the encoders still publish (else the
+        slate would rightly go on air at the end), then read the one recording."""
+        assert self.relay.stop() == 0
         for pub in self.publishers.values():
             pub.stop()
-        assert self.relay.stop() == 0
         files = self.platform.recordings(PLATFORM_KEY)
         assert len(files) == 1, f"the push reconnected: {files}\n{self.relay.tail()}"
         return read_recording(files[0])
