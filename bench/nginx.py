@@ -16,26 +16,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
-
-_CONFIG = """\
-load_module {module};
-daemon off;
-master_process off;
-pid {dir}/nginx.pid;
-lock_file {dir}/nginx.lock;
-error_log {dir}/error.log warn;
-events {{ worker_connections 256; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{port};
-        chunk_size 4096;
-        application live {{
-            live on;
-        }}
-    }}
-}}
-"""
+from relay.demo import RTMP_MODULE, nginx_rtmp_config
 
 
 def free_port() -> int:
@@ -61,7 +42,8 @@ class Platform:
         if not Path(RTMP_MODULE).exists():
             raise RuntimeError(f"{RTMP_MODULE} missing: install libnginx-mod-rtmp (./scripts/setup)")
         self.conf = self.dir / "nginx.conf"
-        self.conf.write_text(_CONFIG.format(module=RTMP_MODULE, dir=self.dir, port=self.port))
+        # nothing recorded: an hour of two 6 Mbit/s streams would cost disk and CPU
+        self.conf.write_text(nginx_rtmp_config(self.dir, self.port, record=False, worker_connections=256))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, key: str) -> str:
