@@ -455,7 +455,6 @@ class Daemon:
 
             self.control = MqttControl(self)
             await self.control.start()  # returns at once; never waits for the broker
-        self.bus.emit(Started(version=__version__, session=session))
         try:
             try:
                 await self.start_inputs()
@@ -470,6 +469,7 @@ class Daemon:
             self._tasks.append(asyncio.create_task(self._watch_loop()))
             self._tasks.append(asyncio.create_task(self._media_loop()))
             self._tasks.append(asyncio.create_task(self._journal_loop()))
+            self.bus.emit(Started(version=__version__, session=session))  # the servers listen now
             self.notifier.ready(status="relaying")
             await self._stop.wait()
         finally:
