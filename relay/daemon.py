@@ -231,7 +231,6 @@ class Daemon:
         self._stop_reason = "signal"
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = time.monotonic()
-        self.last_progress = time.monotonic()
         # switch → push
         self.policy = FailoverPolicy(settings.failover, {i.id: i.priority for i in settings.inputs},
                                      slate_id=SLATE)
@@ -255,7 +254,6 @@ class Daemon:
 
     def on_media(self, input_id: str, pkt: MediaPacket, now: float) -> None:
         """A packet from an input (or the slate): through the switcher to every output."""
-        self.last_progress = now
         self._send(self.switcher.on_packet(input_id, pkt, now))
 
     def _send(self, pkts: list[MediaPacket]) -> None:
@@ -315,7 +313,6 @@ class Daemon:
             self._send(self.switcher.tick(now))
             for to, verified in self.switcher.pop_results():
                 self.policy.switch_result(now, to, verified)
-            self.last_progress = now
             self._watchdog(now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), MEDIA_TICK_S)
