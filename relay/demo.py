@@ -1106,6 +1106,19 @@ def run_demo(args: argparse.Namespace) -> int:
 _YUV = {"red": (81, 90, 240), "blue": (41, 240, 110)}
 
 
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM, so a stand-in finishes its stream or file cleanly instead of dying."""
+
+    def __init__(self) -> None:
+        self.set = False
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.set = True
+
+
 def _encode(url: str, color: str, tone_hz: int, black_at_s: float | None) -> None:
     """What the ffmpeg encoder does, with PyAV: a moving ramp with a coloured corner square
     and a tone, encoded in real time to FLV over RTMP. Runs until killed."""
@@ -1116,14 +1129,7 @@ def _encode(url: str, color: str, tone_hz: int, black_at_s: float | None) -> Non
 
     width, height, fps, rate, samples = 640, 360, 30, 44100, 1024
     container = av.open(url, "w", format="flv")
-    stop = False
-
-    def finish(signum: int, frame: FrameType | None) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGINT, finish)
-    signal.signal(signal.SIGTERM, finish)
+    stop = _StopFlag()
     try:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
@@ -1134,7 +1140,7 @@ def _encode(url: str, color: str, tone_hz: int, black_at_s: float | None) -> Non
         y_mark, u_mark, v_mark = _YUV[color]
         start = time.monotonic()
         index = sent = 0
-        while not stop:
+        while not stop.set:
             t = index / fps
             if black_at_s is not None and t >= black_at_s:
                 luma = np.full((height, width), 16, np.uint8)
@@ -1173,19 +1179,12 @@ def _listen(url: str, file: str) -> None:
 
     source = av.open(url, options={"listen": "1"}, format="flv", timeout=None)
     sink = av.open(file, "w", format="flv")
-    stop = False
-
-    def finish(signum: int, frame: FrameType | None) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGINT, finish)
-    signal.signal(signal.SIGTERM, finish)
+    stop = _StopFlag()
     try:
         streams = {s.index: sink.add_stream_from_template(s)
                    for s in source.streams if s.type in ("video", "audio")}
         for packet in source.demux():
-            if stop:
+            if stop.set:
                 break
             if packet.dts is None or packet.stream.index not in streams:
                 continue  # flush packets
