@@ -133,7 +133,6 @@ class Show:
         self.relay = self.start_relay(relay_dir or tmp)
         self.feeds: list[ClipFeed] = []
         self.finished_at = float("inf")  # when finish() began ending the show (epoch s)
-        self._consumed = 0  # `switched` events already matched by on_air
 
     def start_relay(self, directory: Path) -> RelayProcess:
         """Start `relay run` with this show's configuration, its log in `directory`."""
@@ -141,7 +140,6 @@ class Show:
         relay = RelayProcess(directory, self.config, extra_env=self.extra_env).start()
         self.stack.callback(relay.stop, False)
         relay.wait_for("started", timeout=20)
-        self._consumed = 0
         return relay
 
     def url(self, key: str) -> str:
@@ -156,16 +154,7 @@ class Show:
 
     def on_air(self, to: str, timeout: float = 15.0) -> dict[str, Any]:
         """Wait for the next switch to `to` after the ones already waited for."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            switches = self.relay.events("switched")
-            for i in range(self._consumed, len(switches)):
-                if switches[i]["to"] == to:
-                    self._consumed = i + 1
-                    return switches[i]
-            assert self.relay.alive(), self.relay.tail()
-            time.sleep(0.05)
-        raise AssertionError(f"{to} not put on air within {timeout}s\n{self.relay.tail()}")
+        return self.relay.next_switch(to, timeout)
 
     def finish(self, keys: tuple[str, ...] = (PLATFORM_KEY,)) -> dict[str, Path]:
         """Stop the feeds, check the relay ran throughout and stops cleanly (SIGTERM → 0),

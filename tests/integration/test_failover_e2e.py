@@ -43,7 +43,6 @@ class Studio:
         stack.callback(self.relay.stop, False)
         self.relay.wait_for("started", timeout=20)
         self.publishers: dict[str, Publisher] = {}
-        self._consumed = 0  # `switched` events already matched by on_air
 
 
     def url(self, key: str) -> str:
@@ -68,16 +67,7 @@ class Studio:
 
     def on_air(self, to: str, timeout: float = 15.0) -> dict[str, Any]:
         """Wait for the next switch to `to` after the ones already waited for."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            switches = self.relay.events("switched")
-            for i in range(self._consumed, len(switches)):
-                if switches[i]["to"] == to:
-                    self._consumed = i + 1
-                    return switches[i]
-            assert self.relay.alive(), self.relay.tail()
-            time.sleep(0.05)
-        raise AssertionError(f"{to} not put on air within {timeout}s\n{self.relay.tail()}")
+        return self.relay.next_switch(to, timeout)
 
     def finish(self) -> Recording:
         """Stop relay (closing the push cleanly) while the encoders still publish (else the

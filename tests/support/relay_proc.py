@@ -33,6 +33,7 @@ class RelayProcess:
         self.exit_code: int | None = None
         self._log_file: Any = None
         self._started_at = 0.0
+        self._switches_seen = 0  # `switched` events already returned by next_switch
 
     def start(self) -> RelayProcess:
         self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
@@ -109,6 +110,20 @@ class RelayProcess:
                 raise AssertionError(f"relay died waiting for {name} {match}\n{self.tail()}")
             time.sleep(0.05)
         raise AssertionError(f"timed out after {timeout}s waiting for {name} {match}\n{self.tail()}")
+
+    def next_switch(self, to: str, timeout: float = 15.0) -> dict[str, Any]:
+        """Wait for the next `switched` event to `to` after the ones already returned."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            switches = self.events("switched")
+            for i in range(self._switches_seen, len(switches)):
+                if switches[i]["to"] == to:
+                    self._switches_seen = i + 1
+                    return switches[i]
+            if not self.alive():
+                raise AssertionError(f"relay died waiting for {to} to go on air\n{self.tail()}")
+            time.sleep(0.05)
+        raise AssertionError(f"{to} not put on air within {timeout}s\n{self.tail()}")
 
     def wait_new(self, name: str, after: int, timeout: float = 10.0, **match: Any) -> dict[str, Any]:
         """Like wait_for, but only events after the first `after` matching ones."""
