@@ -24,7 +24,6 @@ Words used below:
 - *healthy for N s*: connected, no tier-1 or tier-2 fault, for at least N s (counted from
   `InputStatus.healthy_since`, and never from before a failed switch's hold ended).
 - *nothing to show*: disconnected, `stalled`/`disconnected` fault, or a failed switch.
-  The slate counts as nothing to show too (it is the absence of a programme).
 
 Rules in `auto` mode (evaluated in this order):
 
@@ -41,8 +40,11 @@ Rules in `auto` mode (evaluated in this order):
 4. Failback `auto`: a more preferred input healthy for `failback_after_s` goes back on
    air, reason ``failback``. Failback `manual`: only the ``failback`` command does it.
 
-No flapping: an automatic switch less than `min_dwell_s` after the previous automatic
-switch waits (snapshot ``held`` says why), unless the active input has nothing to show.
+No flapping: an automatic failback or escalation less than `min_dwell_s` after the
+previous automatic switch waits (snapshot ``held`` says why). A tier-1 fault of the
+input on air (rule 3 without escalation) and leaving the slate never wait: holding a
+black or frozen picture on air to keep the count would be the flapping rule hurting
+the show; `failback_after_s` is what keeps a flapping input from coming back soon.
 
 `manual` mode: no automatic decision; the one `auto` would take is kept in the snapshot
 as ``suggested``, and escalations are still reported as tier-1 faults (the alarm).
@@ -102,8 +104,7 @@ _ARGS: dict[str, frozenset[str]] = {
     "failback_policy": frozenset({"policy", "value"}),
     "drill": frozenset({"to", "seconds"}),
 }
-# Signals after which the active input shows nothing at all: waiting out min_dwell_s
-# would only prolong the gap (SPEC 4, "faults aside that leave nothing to show").
+# Signals after which an input shows nothing at all: named first when an input has several.
 _NOTHING_TO_SHOW = frozenset({"disconnected", "stalled"})
 MAX_DRILL_S = 3600.0
 _REMEMBERED_TRANSACTIONS = 64
@@ -147,7 +148,7 @@ class _Want:
     to: str
     reason: Reason
     detail: str
-    urgent: bool  # the active input has nothing to show: min_dwell_s does not apply
+    urgent: bool  # a tier-1 fault on air, or leaving the slate: min_dwell_s does not apply
 
 
 class CommandError(Exception):
@@ -306,10 +307,11 @@ class FailoverPolicy:
         return None
 
     def _trouble(self, now: float, input_id: str, inputs: Statuses) -> tuple[str, bool] | None:
-        """Why the on-air input `input_id` should be left: failing, or an escalated tier 2."""
+        """Why the on-air input `input_id` should be left, and whether that is urgent (failing:
+        yes; an escalated tier 2: no, it waits for min_dwell_s)."""
         failing = self._failing(now, input_id, inputs)
         if failing is not None:
-            return failing
+            return failing[0], True
         escalated = self._escalation(now, input_id, inputs)
         if escalated is not None:
             return self._escalation_text(now, escalated), False
