@@ -44,6 +44,9 @@ class Panel:
     floor_zero: bool = False  # the y axis starts at 0 (fps, bitrate)
     centre_zero: bool = False  # the y axis is symmetric around 0 (drift)
     step: bool = False  # draw as steps (an index, a state)
+    # An index (0, 1, … levels-1), e.g. which ingest URL: the axis shows exactly those
+    # levels as "#0", "#1"…, never a fractional or negative range around a constant line.
+    levels: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,9 @@ def reduce_points(points: Sequence[tuple[float, float | None]], t0: float, t1: f
 
 def _y_range(panel: Panel, segments: list[list[tuple[float, float]]]) -> tuple[float, float]:
     values = [v for seg in segments for _, v in seg]
+    if panel.levels is not None:
+        top = _top_level(panel, segments)
+        return (-0.12 * top, 1.12 * top)
     if not values:
         return (0.0, 1.0)
     lo, hi = min(values), max(values)
@@ -131,6 +137,11 @@ def _y_range(panel: Panel, segments: list[list[tuple[float, float]]]) -> tuple[f
         lo, hi = lo - 1.0, hi + 1.0
     pad = (hi - lo) * 0.08
     return (lo if panel.floor_zero and lo == 0 else lo - pad, hi + pad)
+
+
+def _top_level(panel: Panel, segments: list[list[tuple[float, float]]]) -> int:
+    """The highest level an index panel shows: every configured level, at least #1."""
+    return max([(panel.levels or 0) - 1, 1, *(round(v) for seg in segments for _, v in seg)])
 
 
 def _ticks(t0: float, t1: float, width: float) -> list[float]:
@@ -213,10 +224,16 @@ def timeline_svg(
                    'stroke="#d0d5dc"/>')
         label = f"{panel.title} ({panel.unit})" if panel.unit else panel.title
         out.append(f'<text class="panel-title" x="{LEFT + 4}" y="{top - 4}">{escape(label)}</text>')
-        for value in (lo, hi):
+        if panel.levels is not None:
+            top_level = _top_level(panel, segments)
+            step = max(1, math.ceil((top_level + 1) / 5))
+            y_labels = [(float(n), f"#{n}") for n in range(0, top_level + 1, step)]
+        else:
+            y_labels = [(lo, _fmt(lo)), (hi, _fmt(hi))]
+        for value, text in y_labels:
             out.append(f'<text class="y-label" x="{LEFT - 6}" y="{y(value) + 4:.1f}" '
-                       f'text-anchor="end">{_fmt(value)}</text>')
-        if lo < 0 < hi:
+                       f'text-anchor="end">{text}</text>')
+        if lo < 0 < hi and panel.levels is None:
             out.append(f'<line class="zero" x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(0):.1f}" y2="{y(0):.1f}" '
                        'stroke="#9aa3ad" stroke-dasharray="2 3"/>')
         if not segments:

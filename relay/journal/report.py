@@ -20,7 +20,15 @@ from typing import Any
 
 from relay import __version__
 from relay.journal.charts import DASH, TIER_COLOURS, Band, Marker, Panel, clock_text, timeline_svg
-from relay.journal.review import TIMES, EventRow, FaultBand, Review, SessionNotFound, review_session
+from relay.journal.review import (
+    TIMES,
+    EventRow,
+    FaultBand,
+    Review,
+    SessionNotFound,
+    drill_figures,
+    review_session,
+)
 from relay.journal.store import JournalError, list_sessions, reading
 
 EX_USAGE = 2
@@ -41,6 +49,7 @@ h2 { font-size: 18px; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 2
            color: var(--muted); }
 .card .big { font-size: 22px; font-weight: 600; }
 .card .small { color: var(--muted); font-size: 13px; }
+.card ul.figures { margin: 2px 0 6px; padding-left: 18px; }
 .chip { display: inline-block; min-width: 64px; margin: 2px 6px 2px 0; padding: 2px 8px; border-radius: 10px;
         color: #fff; font-weight: 600; text-align: center; }
 .chip.tier-1 { background: var(--t1); } .chip.tier-2 { background: var(--t2); }
@@ -127,7 +136,7 @@ def event_details(event: EventRow) -> str:
     if event.name == "drill_finished":
         figures = b.get("figures") if isinstance(b.get("figures"), dict) else {}
         verdict = "PASSED" if b.get("passed") else "FAILED"
-        return " · ".join([verdict] + [f"{k} {_value_text(v)}" for k, v in (figures or {}).items()])
+        return " · ".join([verdict, *drill_figures(figures or {})])
     if event.name == "command":
         args = b.get("args") or {}
         text = f"{b.get('command')} {_value_text(args)} → {b.get('status')}" if args else \
@@ -206,10 +215,10 @@ def _summary(r: Review) -> str:
     for d in r.drills:
         verdict = ('<span class="pass">passed</span>' if d.passed else
                    '<span class="fail">failed</span>' if d.passed is False else "unfinished")
-        figures = ", ".join(f"{escape(str(k))} {escape(_value_text(v))}" for k, v in d.figures.items())
+        figures = "".join(f"<li>{escape(phrase)}</li>" for phrase in drill_figures(d.figures))
         drills.append(f'<div class="drill" data-to="{escape(d.to)}" data-passed="{d.passed}">'
                       f"{clock_text(d.ts)} → <b>{escape(d.to)}</b> {verdict}"
-                      f'<div class="small">{figures}</div></div>')
+                      f'<ul class="small figures">{figures}</ul></div>')
     passed = sum(1 for d in r.drills if d.passed)
     cards.append(_card("summary-drills", "Drills",
                        "".join(drills)
@@ -275,8 +284,8 @@ def _charts(r: Review, progress: Callable[[str], None]) -> str:
                 chart_id=f"output-{out.id}", title=f"output {out.id}", t0=r.start, t1=r.end,
                 panels=[
                     Panel("bitrate", "bitrate", "kbit/s", series.get("bitrate_kbps", []), floor_zero=True),
-                    Panel("url-index", "ingest URL #", "", series.get("url_index", []),
-                          floor_zero=True, step=True),
+                    Panel("url-index", "ingest URL", "", series.get("url_index", []),
+                          step=True, levels=max(len(out.urls), 1)),
                 ],
                 bands=_bands([b for b in r.bands if b.kind == "output" and b.subject == out.id]),
                 markers=url_markers,

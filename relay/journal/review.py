@@ -198,8 +198,7 @@ def review_session(conn: sqlite3.Connection, session_id: str | None = None) -> R
     input_series: dict[str, dict[str, Series]] = {i: {m: [] for m in INPUT_METRICS} for i in inputs}
     output_series: dict[str, dict[str, Series]] = {}
     host_series: dict[str, Series] = {"cpu_pct": [], "mem_free_pct": []}
-    pushing: Counter[str] = Counter()
-    output_samples: Counter[str] = Counter()
+    output_status: list[tuple[float, str, bool]] = []  # (ts, output, pushing)
     offline: Counter[str] = Counter()
     input_samples: Counter[str] = Counter()
     active_by_second: list[tuple[float, str | None]] = []
@@ -215,9 +214,7 @@ def review_session(conn: sqlite3.Connection, session_id: str | None = None) -> R
             out = output_series.setdefault(s["subject"], {"bitrate_kbps": [], "url_index": []})
             out["bitrate_kbps"].append((s["ts"], s["bitrate_kbps"]))
             out["url_index"].append((s["ts"], s["url_index"]))
-            output_samples[s["subject"]] += 1
-            if s["status"] == "pushing":
-                pushing[s["subject"]] += 1
+            output_status.append((s["ts"], s["subject"], s["status"] == "pushing"))
         elif s["kind"] == "host":
             body = _json(s["body"])
             for m in host_series:
@@ -236,7 +233,16 @@ def review_session(conn: sqlite3.Connection, session_id: str | None = None) -> R
     ]
     on_air = _on_air(active_by_second, switches, session.started, end)
     drills = _drills(events)
-    outputs = _outputs(session, events, output_series, pushing, output_samples, session.started, end)
+    # An output has nothing to push until the first input goes on air: the seconds before
+    # (encoders still starting) are not downtime of the platform connection.
+    first_on_air = min((a for a, _, _ in on_air), default=None)
+    pushing: Counter[str] = Counter()
+    output_samples: Counter[str] = Counter()
+    for ts, output_id, is_pushing in output_status:
+        if first_on_air is not None and ts >= first_on_air:
+            output_samples[output_id] += 1
+            pushing[output_id] += is_pushing
+    outputs = _outputs(session, events, output_series, pushing, output_samples, first_on_air, end)
 
     gaps = [o for out in outputs for o in out.outages]
     for sw in switches:
@@ -366,9 +372,11 @@ def _outputs(
     series: dict[str, dict[str, Series]],
     pushing: Counter[str],
     samples: Counter[str],
-    start: float,
+    start: float | None,
     end: float,
 ) -> list[OutputReview]:
+    """Each output's review; uptime is counted from `start`, when the first input went on
+    air (None: nothing ever went on air, so there is no uptime to speak of)."""
     configured = {
         str(o["id"]): o for o in session.config.get("outputs", []) if isinstance(o, dict) and "id" in o
     }
@@ -376,19 +384,19 @@ def _outputs(
     ids += [i for i in series if i not in ids]
     ids += [e.output for e in events if e.output and e.output not in ids and e.name.startswith("output_")]
     reviews: list[OutputReview] = []
-    duration = max(end - start, 1e-9)
+    duration = max(end - start, 1e-9) if start is not None else 0.0
     for oid in dict.fromkeys(ids):
         mine = [e for e in events if e.output == oid]
         # Outages: from a failure to the next connection (or the end of the session).
         outages: list[Gap] = []
         down_since: float | None = None
-        up_time = 0.0
+        up_spans: list[tuple[float, float]] = []
         up_since: float | None = None
         for e in mine:
             if e.name == "output_failed" and down_since is None:
                 down_since = e.ts
                 if up_since is not None:
-                    up_time += e.ts - up_since
+                    up_spans.append((up_since, e.ts))
                     up_since = None
             elif e.name == "output_connected":
                 if down_since is not None:
@@ -399,10 +407,11 @@ def _outputs(
         if down_since is not None:
             outages.append(Gap(down_since, (end - down_since) * 1000.0, f"output {oid} not pushing"))
         if up_since is not None:
-            up_time += end - up_since
+            up_spans.append((up_since, end))
         if samples[oid]:
             share: float | None = pushing[oid] / samples[oid]
-        elif any(e.name == "output_connected" for e in mine):
+        elif start is not None and up_spans:
+            up_time = sum(max(0.0, min(b, end) - max(a, start)) for a, b in up_spans)
             share = min(1.0, up_time / duration)
         else:
             share = None
@@ -419,6 +428,50 @@ def _outputs(
 
 
 TIMES = "\u00d7"  # the multiplication sign, as in "black x2", but typeset
+
+
+def _ms(value: Any) -> str | None:
+    ms = _float(value)
+    if ms is None:
+        return None
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def drill_figures(figures: dict[str, Any]) -> list[str]:
+    """A drill's figures as a person reads them, one phrase each (never a raw dictionary):
+    how long the backup was on air, the cut, where it returned, and what each output did."""
+    phrases: list[str] = []
+    planned, on_air = _float(figures.get("seconds")), _float(figures.get("on_air_s"))
+    if on_air is not None:
+        phrases.append(f"on air {on_air:.1f} s" + (f" of {planned:g} s" if planned is not None else ""))
+    elif planned is not None:
+        phrases.append(f"{planned:g} s planned")
+    if figures.get("verified") is not None:
+        phrases.append("media verified" if figures.get("verified") else "media NOT verified")
+    cut = [f"{label} {text}" for key, label in (("gap_ms", "gap"), ("freeze_ms", "freeze"),
+                                                ("added_delay_ms", "added delay"))
+           if (text := _ms(figures.get(key))) is not None]
+    if cut:
+        phrases.append("cut: " + ", ".join(cut))
+    if figures.get("aborted"):
+        phrases.append(f"aborted: {figures['aborted']}")
+    if figures.get("returned_to"):
+        phrases.append(f"back to {figures['returned_to']}")
+    elif figures.get("not_returned"):
+        phrases.append(f"did not return ({figures['not_returned']})")
+    outputs = figures.get("outputs")
+    if isinstance(outputs, dict):
+        for output_id, verdict in outputs.items():
+            if not isinstance(verdict, dict):
+                continue
+            status = str(verdict.get("status") or "?")
+            kbps = _float(verdict.get("min_kbps"))
+            rate = f", at least {kbps:,.0f} kbit/s" if kbps is not None else ""
+            phrases.append(f"output {output_id} {'OK' if verdict.get('ok') else 'FAILED'} ({status}{rate})")
+    known = {"seconds", "on_air_s", "verified", "gap_ms", "freeze_ms", "added_delay_ms", "aborted",
+             "returned_to", "not_returned", "outputs"}
+    phrases += [f"{k} {v}" for k, v in figures.items() if k not in known and isinstance(v, str | int | float)]
+    return phrases
 
 
 def _count_text(counter: Counter[str]) -> str:
@@ -475,7 +528,7 @@ def advise(review: Review, offline_share: dict[str, float]) -> list[Advice]:
             add(2, backup, f"Backup {backup} was never drilled this session: rehearse it before the next "
                            f"show (relay drill --to {backup}).")
         elif failed:
-            figures = ", ".join(f"{k} {v}" for k, v in failed[0].figures.items())
+            figures = ", ".join(drill_figures(failed[0].figures))
             add(1, backup, f"The drill of backup {backup} failed ({figures}): fix the backup path and "
                            "rehearse it again.")
 

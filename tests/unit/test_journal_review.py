@@ -79,7 +79,8 @@ def test_backups_never_drilled_or_failing_their_drill_are_called_out(tmp_path: P
     assert [(d.to, d.passed) for d in review.drills] == [("spare", False)]
     assert any("Backup backup was never drilled" in t and "relay drill --to backup" in t
                for t in _texts(review, 2))
-    assert any("drill of backup spare failed (verified False, gap_ms 2500)" in t for t in _texts(review, 1))
+    assert any("drill of backup spare failed (media NOT verified, cut: gap 2.5 s)" in t
+               for t in _texts(review, 1))
 
 
 def test_a_clean_drilled_show_needs_no_advice(tmp_path: Path) -> None:
@@ -156,6 +157,79 @@ def test_without_samples_uptime_and_on_air_come_from_events(tmp_path: Path) -> N
     assert [(a - T0, b - T0, who) for a, b, who in review.on_air] == [
         (0, 20, "main"), (20, 40, "backup"), (40, 100, "main")]
     assert any("Output yt was pushing only 90.0%" in t for t in _texts(review, 1))
+
+
+def test_output_uptime_counts_from_the_first_input_on_air(tmp_path: Path) -> None:
+    """The platform connection cannot push before anything is on air: the encoders' start-up
+    is no downtime (a show whose push never dropped is 100 %, not 98 %)."""
+    def health(t: float) -> dict[str, Any]:
+        before = t < 20
+        return {"active_input": None if before else "main",
+                "inputs": {"main": {"connected": not before}},
+                "outputs": {"yt": {"status": "reconnecting" if before else "pushing", "url_index": 0}},
+                "host": {"cpu_pct": 10.0}}
+
+    review = _session(tmp_path / "j.sqlite3", [], health=health)
+    assert review.outputs[0].uptime_share == 1.0
+    assert not any("was pushing only" in t for t in _texts(review))
+
+
+def test_output_uptime_still_counts_a_drop_after_going_on_air(tmp_path: Path) -> None:
+    def health(t: float) -> dict[str, Any]:
+        status = "reconnecting" if t < 20 or 50 <= t < 58 else "pushing"
+        return {"active_input": None if t < 20 else "main", "inputs": {"main": {"connected": t >= 20}},
+                "outputs": {"yt": {"status": status, "url_index": 0}}, "host": {"cpu_pct": 10.0}}
+
+    review = _session(tmp_path / "j.sqlite3", [], health=health)
+    share = review.outputs[0].uptime_share
+    assert share is not None and abs(share - 73 / 81) < 1e-6  # 8 of the 81 samples since going on air
+    assert any("Output yt was pushing only 90.1%" in t for t in _texts(review, 1))
+
+
+def test_a_show_that_never_went_on_air_has_no_uptime_figure(tmp_path: Path) -> None:
+    def health(t: float) -> dict[str, Any]:
+        return {"active_input": None, "inputs": {"main": {"connected": False}},
+                "outputs": {"yt": {"status": "reconnecting", "url_index": 0}}, "host": {"cpu_pct": 1.0}}
+
+    db = tmp_path / "j.sqlite3"
+    review = _session(db, [], seconds=30, health=health)
+    assert review.outputs[0].uptime_share is None
+    assert 'data-uptime=""' in render_report(str(db), None)
+
+
+def test_the_drill_card_reads_as_sentences_not_a_dictionary(tmp_path: Path) -> None:
+    db = tmp_path / "j.sqlite3"
+    figures = {"seconds": 10, "on_air_s": 10.04, "verified": True, "returned_to": "main",
+               "outputs": {"yt": {"ok": True, "min_kbps": 2412.5, "status": "pushing"}},
+               "gap_ms": 33.0, "freeze_ms": 0.0, "added_delay_ms": 120.0}
+    _session(db, [DrillStarted(ts=T0 + 10, to="backup", seconds=10),
+                  DrillFinished(ts=T0 + 21, to="backup", passed=True, figures=figures)])
+    html = render_report(str(db), None)
+    card = re.search(r'<div class="card" id="summary-drills".*?</div></div>', html, re.S)
+    assert card is not None
+    text = re.sub(r"<[^>]+>", " ", card.group(0))
+    for phrase in ("on air 10.0 s of 10 s", "media verified", "back to main",
+                   "cut: gap 33 ms, freeze 0 ms, added delay 120 ms",
+                   "output yt OK (pushing, at least 2,412 kbit/s)"):
+        assert phrase in text, text
+    assert "{" not in text and "&quot;" not in card.group(0)
+    # The event table reads the same way.
+    row = re.search(r'<tr class="ev-drill_finished">.*?</tr>', html, re.S)
+    assert row is not None and "PASSED · on air 10.0 s" in row.group(0) and "{" not in row.group(0)
+
+
+def test_the_ingest_url_chart_shows_url_numbers_not_a_fractional_axis(tmp_path: Path) -> None:
+    db = tmp_path / "j.sqlite3"
+    _session(db, [])  # URL #0 all show long, one URL configured
+    html = render_report(str(db), None)
+    panel = re.search(r'<g class="panel panel-url-index">.*?</g>', html, re.S)
+    assert panel is not None
+    labels = re.findall(r'class="y-label"[^>]*>([^<]*)<', panel.group(0))
+    assert labels == ["#0", "#1"], labels
+    svg = timeline_svg(chart_id="o", title="o", t0=0, t1=10,
+                       panels=[Panel("url-index", "ingest URL", "", [(t, float(t > 5)) for t in range(11)],
+                                     step=True, levels=3)])
+    assert re.findall(r'class="y-label"[^>]*>([^<]*)<', svg) == ["#0", "#1", "#2"]
 
 
 # -- charts ---------------------------------------------------------------------------------
