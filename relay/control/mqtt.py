@@ -50,6 +50,10 @@ KEEPALIVE_S = 15
 OPERATION_TIMEOUT_S = 5.0  # connect, subscribe and each QoS 1 publish
 REMEMBERED_REQUESTS = 64  # (command, transaction) pairs answered again, not rerun, on QoS 1 redelivery
 ONLINE_REASSERT_S = 5.0
+# A requester flooding `check` (each probes every ingest URL) or anything else must not
+# pile up work: a few requests run at once, the rest are refused at once as busy.
+MAX_REQUESTS_IN_PROGRESS = 8
+ONE_AT_A_TIME = frozenset({"check", "drill"})
 
 # CONNACK codes. MQTT 3.1.1 §3.2.2.3 (1 = protocol, 4 = credentials, 5 = not authorised);
 # MQTT 5 §3.2.2.2 (132 = unsupported protocol version, 134 bad user name or password,
@@ -131,6 +135,8 @@ class MqttControl:
         self._tasks: list[asyncio.Task[None]] = []
         self._requests: set[asyncio.Task[None]] = set()
         self._answers: OrderedDict[tuple[str, str | int], asyncio.Future[dict[str, Any]]] = OrderedDict()
+        self._in_progress = 0
+        self._running: set[str] = set()  # the ONE_AT_A_TIME commands now running
         self._connected = False
         self._problem: str | None = None  # the failure last logged, so a retry series logs it once
         self._reassert_online = False
@@ -462,12 +468,37 @@ class MqttControl:
             log.warning("mqtt_request_refused", command=command, error=e.message)
             self._announce(command, {}, "error", e.message)
             return {"status": "error", "data": {}, "error": e.message, "transaction": e.transaction}
-        if parsed.transaction is None:
-            return await self._run(parsed)
-        key = (command, parsed.transaction)
-        earlier = self._answers.get(key)
+        key = (command, parsed.transaction) if parsed.transaction is not None else None
+        earlier = self._answers.get(key) if key is not None else None
         if earlier is not None:  # QoS 1 redelivery or a resend: the same answer, run once
             return await asyncio.shield(earlier)
+        busy = self._busy(command)
+        if busy is not None:  # not remembered: the same request may be sent again later
+            log.warning("mqtt_request_refused", command=command, error=busy)
+            self._announce(command, {}, "error", busy)
+            return {"status": "error", "data": {}, "error": busy, "transaction": parsed.transaction}
+        self._in_progress += 1
+        exclusive = command in ONE_AT_A_TIME
+        if exclusive:
+            self._running.add(command)
+        try:
+            if key is None:
+                return await self._run(parsed)
+            return await self._run_once(key, parsed)
+        finally:
+            self._in_progress -= 1
+            if exclusive:
+                self._running.discard(command)
+
+    def _busy(self, command: str) -> str | None:
+        if command in self._running:
+            return f"{command}: busy, a {command} is already running; try again when it has finished"
+        if self._in_progress >= MAX_REQUESTS_IN_PROGRESS:
+            return (f"{command}: busy, {self._in_progress} requests in progress "
+                    f"(limit {MAX_REQUESTS_IN_PROGRESS}); try again shortly")
+        return None
+
+    async def _run_once(self, key: tuple[str, str | int], parsed: ParsedRequest) -> dict[str, Any]:
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._answers[key] = answer
         while len(self._answers) > REMEMBERED_REQUESTS:
@@ -502,8 +533,12 @@ class MqttControl:
                      correlation: bytes | None) -> None:
         properties = None
         topic = self.topics.response(command)
-        if valid_response_topic(response_topic) and self._protocol is aiomqtt.ProtocolVersion.V5:
-            assert response_topic is not None
+        usable = valid_response_topic(response_topic, self.topics)
+        if response_topic is not None and not usable:
+            log.warning("mqtt_response_topic_refused", command=command,
+                        detail=f"a Response Topic must be under {self.topics.base}/response/; "
+                               "replying on the command's response topic")
+        if usable and response_topic is not None and self._protocol is aiomqtt.ProtocolVersion.V5:
             topic = response_topic
             if correlation is not None:
                 properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
+MAX_NESTING = 16  # no request needs more than one level; Python's own parser recurses
+
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Transaction = Annotated[str, Field(max_length=128)] | StrictInt
 
@@ -108,6 +110,8 @@ def parse_request(command: str, payload: bytes, max_bytes: int) -> ParsedRequest
     if len(payload) > max_bytes:
         raise RequestError(f"request too large: {len(payload)} bytes (limit {max_bytes})")
     model = REQUESTS.get(command)
+    if _nesting(payload) > MAX_NESTING:
+        raise RequestError(f"{command}: JSON nested too deeply (more than {MAX_NESTING} levels)")
     try:
         body: object = json.loads(payload) if payload.strip() else {}
     except (ValueError, UnicodeDecodeError) as e:
@@ -127,6 +131,29 @@ def parse_request(command: str, payload: bytes, max_bytes: int) -> ParsedRequest
             field = str(err["loc"][0]) if err["loc"] else ""
             problems.setdefault(field, _describe(field, err, model))
         raise RequestError(f"{command}: " + "; ".join(problems.values()), transaction) from None
+
+
+def _nesting(payload: bytes) -> int:
+    """How deep ``[``/``{`` nest outside strings: checked before parsing, because
+    ``json.loads`` recurses once per level and a few KiB of ``[`` raise RecursionError."""
+    deepest = depth = 0
+    in_string = escaped = False
+    for byte in payload:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 def _unknown(command: str) -> str:

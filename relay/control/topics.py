@@ -75,6 +75,15 @@ class Topics:
         return f"homeassistant/device/{self.relay_id}/config"
 
 
-def valid_response_topic(topic: str | None) -> bool:
-    """A Response Topic we may publish to: non-empty, no wildcards (MQTT 5 §3.3.2.3.5)."""
-    return topic is not None and topic != "" and not any(c in topic for c in "+#\x00")
+MAX_RESPONSE_TOPIC = 256
+
+
+def valid_response_topic(topic: str | None, topics: Topics) -> bool:
+    """A Response Topic we may publish to (MQTT 5 §3.3.2.3.5): under this relay's own
+    ``response/`` space with at least one level of the requester's own (``relay
+    failover`` uses ``response/<command>/<client id>``), no wildcards. Anywhere else a
+    requester could make Relay publish on its state, its request topics or another
+    system's topics."""
+    head = f"{topics.base}/response/"
+    return (topic is not None and len(topic) <= MAX_RESPONSE_TOPIC and topic.startswith(head)
+            and len(topic) > len(head) and not any(c in topic for c in "+#\x00"))

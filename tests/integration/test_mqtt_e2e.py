@@ -310,7 +310,7 @@ async def test_failover_request_puts_the_backup_on_air_within_2_s(tmp_path: Path
             await asyncio.sleep(2.0)
 
             # MQTT 5: the reply goes to the Response Topic, with the Correlation Data
-            own = f"test/replies/{uuid.uuid4().hex[:8]}"
+            own = f"{BASE}/response/failback/test-{uuid.uuid4().hex[:8]}"
             await w.client.subscribe(own, qos=1)
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.ResponseTopic = own

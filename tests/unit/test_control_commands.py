@@ -144,11 +144,11 @@ async def test_a_preflight_event_is_also_the_retained_preflight() -> None:
 
 async def test_replies_go_to_the_v5_response_topic_with_correlation_data() -> None:
     _, c, _ = control()
-    c._queue_reply("ping", {"status": "ok"}, "app/replies/1", b"corr")
-    c._queue_reply("ping", {"status": "ok"}, "bad/+/topic", b"corr")
+    c._queue_reply("ping", {"status": "ok"}, "relay/studio-a/response/ping/app-1", b"corr")
+    c._queue_reply("ping", {"status": "ok"}, "relay/studio-a/response/+/topic", b"corr")
     c._queue_reply("ping", {"status": "ok"}, None, None)
     first, second, third = drained(c)
-    assert first.topic == "app/replies/1" and first.properties is not None
+    assert first.topic == "relay/studio-a/response/ping/app-1" and first.properties is not None
     assert getattr(first.properties, "CorrelationData", None) == b"corr"
     assert second.topic == third.topic == "relay/studio-a/response/ping"
     assert second.properties is None
@@ -156,7 +156,7 @@ async def test_replies_go_to_the_v5_response_topic_with_correlation_data() -> No
 
 async def test_a_311_connection_always_replies_on_the_command_topic() -> None:
     _, c, _ = control(protocol="3.1.1")
-    c._queue_reply("ping", {"status": "ok"}, "app/replies/1", b"corr")
+    c._queue_reply("ping", {"status": "ok"}, "relay/studio-a/response/ping/app-1", b"corr")
     [item] = drained(c)
     assert item.topic == "relay/studio-a/response/ping"
 
@@ -165,3 +165,57 @@ def test_worst_tier_covers_inputs_and_host() -> None:
     assert worst_tier({"inputs": {"a": {"faults": []}}, "host_fault": None}) is None
     assert worst_tier({"inputs": {"a": {"faults": [{"tier": 3}]}, "b": {"faults": [{"tier": 2}]}}}) == 2
     assert worst_tier({"inputs": {}, "host_fault": {"tier": 1}}) == 1
+
+
+# -- hostile requesters (issue 12, item 9) -----------------------------------------------
+
+
+async def test_deeply_nested_json_gets_an_error_reply() -> None:
+    daemon, c, _ = control()
+    for payload in (b"[" * 3000, b'{"a":' * 650 + b"1" + b"}" * 650):
+        reply = await c._answer("ping", payload)
+        assert reply["status"] == "error" and "nested" in reply["error"], reply
+    assert daemon.calls == []
+
+
+async def test_concurrent_checks_run_one_at_a_time_and_extra_requests_are_refused() -> None:
+    daemon, c, _ = control()
+    gate = asyncio.Event()
+    running = peak = 0
+
+    async def slow(name: str, args: dict[str, Any]) -> dict[str, Any]:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await gate.wait()
+        running -= 1
+        return {"status": "ok", "data": {}}
+
+    daemon.execute = slow  # type: ignore[method-assign]
+    checks = [asyncio.create_task(c._answer("check", f'{{"transaction": "c{i}"}}'.encode()))
+              for i in range(10)]
+    await asyncio.sleep(0.05)
+    assert peak == 1, "a second pre-show check must not start while one runs"
+    flood = [asyncio.create_task(c._answer("ping", f'{{"transaction": "p{i}"}}'.encode()))
+             for i in range(50)]
+    await asyncio.sleep(0.05)
+    assert peak <= 8, peak  # requests in progress are bounded
+    gate.set()
+    replies = await asyncio.gather(*checks, *flood)
+    busy = [r for r in replies if r["status"] == "error"]
+    assert len([r for r in replies[:10] if r["status"] == "ok"]) == 1
+    assert busy and all("busy" in r["error"] or "already running" in r["error"] for r in busy), busy
+    assert all(r["transaction"] is not None for r in replies)
+
+
+async def test_a_response_topic_outside_the_relays_response_space_is_not_used() -> None:
+    _, c, _ = control()
+    for hostile in ("relay/studio-a/state", "relay/studio-a/request/failover",
+                    "homeassistant/device/x/config", "relay/other-relay/response/ping/x",
+                    "relay/studio-a/response/", "app/replies/1"):
+        c._queue_reply("ping", {"status": "ok"}, hostile, b"corr")
+        [item] = drained(c)
+        assert item.topic == "relay/studio-a/response/ping", hostile
+    c._queue_reply("ping", {"status": "ok"}, "relay/studio-a/response/ping/cli-1234", b"corr")
+    [item] = drained(c)
+    assert item.topic == "relay/studio-a/response/ping/cli-1234"

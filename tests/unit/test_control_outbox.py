@@ -140,9 +140,13 @@ def test_topics_follow_spec_7() -> None:
     assert t.command_of("relay/studio-b/request/failover") is None
     assert t.command_of("relay/studio-a/response/failover") is None
     assert t.discovery == "homeassistant/device/studio-a/config"
-    assert valid_response_topic("relay/studio-a/response/x/1")
-    assert not valid_response_topic("relay/+/response") and not valid_response_topic("")
-    assert not valid_response_topic(None)
+    topics = Topics("relay", "studio-a")
+    assert valid_response_topic("relay/studio-a/response/x/1", topics)
+    assert not valid_response_topic("relay/+/response", topics) and not valid_response_topic("", topics)
+    assert not valid_response_topic(None, topics)
+    assert not valid_response_topic("relay/studio-a/response/x/+", topics)
+    assert not valid_response_topic("relay/studio-a/state", topics)
+    assert not valid_response_topic("relay/studio-a/response/" + "x" * 300, topics)
 
 
 def test_discovery_declares_the_four_entities() -> None:
