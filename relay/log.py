@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import structlog
 
 from relay.events import Event, FaultCleared, FaultRaised, InputRejected, OutputFailed, iso_utc
-from relay.redact import scrub
+from relay.redact import scrub, scrub_value
 
 _PRIORITY = {"critical": 2, "error": 3, "warning": 4, "info": 6, "debug": 7}
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
@@ -30,8 +30,10 @@ def _scrub_values(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Muta
     for k, v in event_dict.items():
         if isinstance(v, str):
             event_dict[k] = scrub(v)
-        elif isinstance(v, dict | list):
-            event_dict[k] = json.loads(scrub(json.dumps(v, default=str)))
+        elif isinstance(v, dict | list | tuple):
+            event_dict[k] = scrub_value(v)
+        elif v is not None and not isinstance(v, int | float | bool):
+            event_dict[k] = scrub(str(v))  # what the renderer would print
     return event_dict
 
 
@@ -48,13 +50,15 @@ def _journald_json(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> str
 def configure(level: str = "info", stream: TextIO | None = None, force_json: bool | None = None) -> None:
     stream = stream or sys.stderr
     as_json = force_json if force_json is not None else not stream.isatty()
+    # Tracebacks are text before the scrubber runs: an exception's message may hold a URL.
     processors: list[Any] = [
         structlog.processors.add_log_level,
         _stamp,
+        structlog.processors.format_exc_info,
         _scrub_values,
     ]
     if as_json:
-        processors += [structlog.processors.format_exc_info, _journald_json]
+        processors += [_journald_json]
     else:
         processors += [structlog.dev.ConsoleRenderer(colors=False)]
     structlog.configure(

@@ -8,20 +8,52 @@ string as a last line of defence.
 
 from __future__ import annotations
 
+import json
 import threading
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 MASK = "***"
+MIN_URL_FRAGMENT = 8  # shorter pieces of a URL are masked only inside the whole URL
 _lock = threading.Lock()
-_secrets: frozenset[str] = frozenset()
+# Every form a secret can take in text, longest first (a longer secret that contains
+# a shorter one is masked whole).
+_secrets: tuple[str, ...] = ()
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret so :func:`scrub` removes it from any text (min 3 chars)."""
+    """Remember a secret so :func:`scrub` removes it from any text (min 3 chars).
+
+    Its JSON-escaped forms are remembered too: a secret holding ``"``, ``\\`` or a
+    control character looks different once a payload or log line is JSON."""
     global _secrets
-    if value and len(value) >= 3:
-        with _lock:
-            _secrets = _secrets | {value}
+    if not value or len(value) < 3:
+        return
+    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    with _lock:
+        _secrets = tuple(sorted(set(_secrets) | forms, key=len, reverse=True))
+
+
+def register_url(url: str) -> None:
+    """Remember an ingest URL and its secret parts: the stream key (with and without
+    its query), a password, the query's values (SRT ``streamid``/``passphrase``).
+
+    A part shorter than :data:`MIN_URL_FRAGMENT` is masked only inside the whole URL:
+    masked on its own everywhere, a key such as ``out`` would turn ``outputs`` into
+    ``***puts`` in every log line and MQTT payload."""
+    register_secret(url)
+    fragments = [url_key(url)]
+    try:
+        parts = urlsplit(url)
+        fragments.append(parts.password)
+        fragments += [value for _, value in parse_qsl(parts.query)]
+    except ValueError:
+        pass
+    if fragments[0] and "?" in fragments[0]:
+        fragments.append(fragments[0].split("?", 1)[0])
+    for fragment in fragments:
+        if fragment and len(fragment) >= MIN_URL_FRAGMENT:
+            register_secret(fragment)
 
 
 def scrub(text: str) -> str:
@@ -30,6 +62,21 @@ def scrub(text: str) -> str:
         if s in text:
             text = text.replace(s, MASK)
     return text
+
+
+def scrub_value(value: Any) -> Any:
+    """``value`` ready for JSON with every string in it (dict keys included) scrubbed:
+    numbers stay numbers, so a numeric secret can never make JSON invalid; strings are
+    scrubbed before they are escaped; any other object becomes its scrubbed ``str``."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub_value(k): scrub_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_value(v) for v in value]
+    if value is None or isinstance(value, int | float):
+        return value
+    return scrub(str(value))  # what json.dumps(default=str) would write
 
 
 def url_key(url: str) -> str | None:

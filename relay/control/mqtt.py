@@ -42,7 +42,7 @@ from relay.control.requests import ParsedRequest, RequestError, parse_request
 from relay.control.topics import HA_STATUS, Topics, valid_response_topic
 from relay.events import Command, Event, Preflight, iso_utc
 from relay.log import get_logger
-from relay.redact import scrub
+from relay.redact import scrub_value
 from relay.settings import MqttSettings
 
 STATE_POLL_S = 0.25
@@ -66,7 +66,9 @@ log = get_logger("relay.mqtt")
 
 def encode_json(body: Any) -> bytes:
     """Compact JSON with every registered secret scrubbed (a last line of defence)."""
-    return scrub(json.dumps(body, default=str, separators=(",", ":"), ensure_ascii=False)).encode()
+    # Strings are scrubbed before they are escaped, and numbers never (a numeric key must
+    # not make the payload invalid JSON).
+    return json.dumps(scrub_value(body), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def worst_tier(state: dict[str, Any]) -> int | None:

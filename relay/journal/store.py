@@ -32,7 +32,7 @@ from typing import Any
 
 from relay.events import Event
 from relay.log import get_logger
-from relay.redact import redact_url, scrub
+from relay.redact import redact_url, scrub_value
 from relay.settings import JournalSettings, RelaySettings
 
 log = get_logger("relay.journal")
@@ -339,7 +339,7 @@ class Journal:
             raise RuntimeError("a journal session is already open")
         now = self._clock()
         session = new_session_id(now)
-        summary = scrub(json.dumps(dict(config_summary or {}), default=str))
+        summary = json.dumps(scrub_value(dict(config_summary or {})))
         try:
             with contextlib.closing(connect(self.path)) as conn:
                 conn.execute(
@@ -475,7 +475,7 @@ class Journal:
             return
         events = [
             (i.session, i.ts, i.name, i.input, i.output, i.signal, i.tier,
-             scrub(json.dumps(i.body, default=str, ensure_ascii=False)))
+             json.dumps(scrub_value(i.body), ensure_ascii=False))
             for i in items if isinstance(i, _EventRow)
         ]
         samples = [row for i in items if isinstance(i, _HealthRows) for row in i.rows]

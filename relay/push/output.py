@@ -28,7 +28,7 @@ from relay.push.probe import probe_url
 from relay.push.queue import PushQueue
 from relay.push.rtmp_publish import PushError
 from relay.push.sinks import Sink, make_sink
-from relay.redact import redact_url, register_secret, url_key
+from relay.redact import redact_url, register_url
 from relay.settings import OutputSettings, ThresholdSettings
 
 _SERVICE_EVERY_S = 0.1  # how often the worker reads what the server sent
@@ -41,7 +41,7 @@ class Output:
         self.output_id = settings.id
         self._urls = [u.get_secret_value() for u in settings.urls]
         for url in self._urls:
-            register_secret(url_key(url))
+            register_url(url)
         self._stall_s = thresholds.push_stall_s
         self._emit_on_loop = emit
         self._loop: asyncio.AbstractEventLoop | None = None
