@@ -32,6 +32,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from relay.redact import MASK, redact_url, register_secret, scrub, url_key
 from relay.settings import (
     OUTPUT_SCHEMES,
+    AlertSettings,
     InputSettings,
     OutputSettings,
     RelaySettings,
@@ -45,13 +46,16 @@ ENV_PREFIX = "RELAY_"
 NOT_KEYS = frozenset({"CONFIG"})
 LIST_SECTIONS: dict[str, type[BaseModel]] = {"inputs": InputSettings, "outputs": OutputSettings}
 # `<secret>_file` key → the key it fills.
-SECRET_FILES = {"key_file": "key", "passphrase_file": "passphrase", "password_file": "password"}
+SECRET_FILES = {"key_file": "key", "passphrase_file": "passphrase", "password_file": "password",
+                "token_file": "token", "url_file": "url"}
 # Keys an input uses only for one kind; set on another kind they would be ignored silently.
 KIND_KEYS = {
     "rtmp": frozenset({"key", "key_file"}),
     "srt": frozenset({"listen", "streamid", "passphrase", "passphrase_file", "latency_ms"}),
     "pull": frozenset({"url", "loop", "open_timeout_s", "read_timeout_s"}),
 }
+# apprise's plain webhooks: the host is a server of the studio's, not a token.
+WEBHOOK_SCHEMES = ("json", "jsons", "xml", "xmls", "form", "forms")
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 # SRT refuses passphrases outside this length (SRTO_PASSPHRASE, srt/docs/API/API-socket-options.md).
 SRT_PASSPHRASE_LEN = (10, 79)
@@ -117,6 +121,11 @@ def register_secrets(settings: RelaySettings) -> None:
             _register_url(inp.url.get_secret_value())
     if settings.mqtt.password is not None:
         register_secret(settings.mqtt.password.get_secret_value())
+    for user in settings.http.users:
+        for secret in (user.password, user.token):
+            register_secret(secret.get_secret_value() if secret else None)
+    for alert in settings.alerts:
+        _register_alert_url(alert.url.get_secret_value())
     for out in settings.outputs:
         for url in out.urls:
             _register_url(url.get_secret_value())
@@ -139,6 +148,22 @@ def _register_url(url: str) -> None:
         # segment such as "out" or "test" would mangle words like "output_connected".
         # Platform keys are long; a short fragment stays masked inside its full URL.
         if fragment and len(fragment) >= MIN_URL_FRAGMENT:
+            register_secret(fragment)
+
+
+def _register_alert_url(url: str) -> None:
+    """An apprise URL carries its token anywhere: host (dingtalk://TOKEN), path, user, query."""
+    register_secret(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return
+    fragments = [parts.netloc, parts.username, parts.password, parts.hostname,
+                 *parts.path.split("/"), *(value for _, value in parse_qsl(parts.query))]
+    # A plain webhook's host is a server of the studio's, no secret; its path may be one.
+    public = (parts.netloc, parts.hostname) if parts.scheme in WEBHOOK_SCHEMES else ()
+    for fragment in fragments:
+        if fragment and len(fragment) >= MIN_URL_FRAGMENT and fragment not in public:
             register_secret(fragment)
 
 
@@ -337,7 +362,8 @@ class _Loading:
         if value is not ...:
             if secret is None:
                 secret = _is_secret(owner, name)
-            line += " = " + _show(value, secret, url=name in ("url", "urls"))
+            # An alert service's URL (dingtalk://TOKEN/) holds its token anywhere: fully masked.
+            line += " = " + _show(value, secret, url=name in ("url", "urls") and owner is not AlertSettings)
         origin = self.origin(loc)
         if origin:
             line += f" (from {origin})"
@@ -487,19 +513,25 @@ class _Loading:
     # normalising and secret files
 
     def tables(self) -> Iterator[tuple[Loc, type[BaseModel], dict[str, Any]]]:
-        """Every table of the configuration with its location and model."""
-        yield (), RelaySettings, self.raw
-        for name in RelaySettings.model_fields:
-            shape, sub = _shape(RelaySettings, name)
-            value = self.raw.get(name)
-            if sub is None:
-                continue
-            if shape == "section" and isinstance(value, dict):
-                yield (name,), sub, value
-            elif shape == "list-section" and isinstance(value, list):
-                for index, element in enumerate(value):
-                    if isinstance(element, dict):
-                        yield (name, index), sub, element
+        """Every table of the configuration with its location and model, nested ones
+        included (`[http] users = [{...}]`)."""
+
+        def walk(loc: Loc, model: type[BaseModel], table: dict[str, Any]
+                 ) -> Iterator[tuple[Loc, type[BaseModel], dict[str, Any]]]:
+            yield loc, model, table
+            for name in model.model_fields:
+                shape, sub = _shape(model, name)
+                value = table.get(name)
+                if sub is None:
+                    continue
+                if shape == "section" and isinstance(value, dict):
+                    yield from walk((*loc, name), sub, value)
+                elif shape == "list-section" and isinstance(value, list):
+                    for index, element in enumerate(value):
+                        if isinstance(element, dict):
+                            yield from walk((*loc, name, index), sub, element)
+
+        yield from walk((), RelaySettings, self.raw)
 
     def blanks_to_none(self) -> None:
         # TOML has no null: an empty string switches an optional key off (`rtmp = ""`).
@@ -586,6 +618,7 @@ class _Loading:
     def check_rules(self) -> None:
         self.check_inputs()
         self.check_outputs()
+        self.check_http()
         self.check_order()
         self.check_files()
 
@@ -709,6 +742,28 @@ class _Loading:
                 self.problem(("outputs", index, "reconnect_backoff_s"),
                              f"expected at most reconnect_backoff_max_s ({high})", low)
 
+    def check_http(self) -> None:
+        """The dashboard serves nothing without a login, so it needs accounts to log in with."""
+        http = self.raw.get("http")
+        if not isinstance(http, dict):
+            return
+        users = http.get("users")
+        users = [u for u in users if isinstance(u, dict)] if isinstance(users, list) else []
+        if _text(http.get("listen")) and not users:
+            self.problem(("http", "users"), "missing; [http] listen is set, so at least one account is "
+                         'needed, e.g. users = [{ name = "alice", role = "operator", '
+                         'password_file = "..." }]')
+        seen: set[str] = set()
+        for index, user in enumerate(users):
+            name = user.get("name")
+            if isinstance(name, str) and name in seen:
+                self.problem(("http", "users", index, "name"), "another user has this name; expected "
+                             "a unique name", name)
+            seen.add(name if isinstance(name, str) else "")
+            if all(user.get(k) is None for k in ("password", "password_file", "token", "token_file")):
+                self.problem(("http", "users", index), "no way to log in; expected password, "
+                             "password_file, token or token_file")
+
     def check_order(self) -> None:
         """Thresholds that only make sense in order (a warning before the failure it precedes)."""
         pairs = [
@@ -755,6 +810,9 @@ def _shown(model: BaseModel) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in type(model).model_fields:
         out[name] = _shown_value(name, getattr(model, name))
+    if isinstance(model, AlertSettings):
+        # An alert service's URL holds its token anywhere (dingtalk://TOKEN/): the scheme only.
+        out["url"] = model.url.get_secret_value().split("://", 1)[0] + "://" + MASK
     return out
 
 
@@ -778,6 +836,10 @@ def _toml_value(value: object) -> str:
     return repr(value)
 
 
+def _inline_table(data: dict[str, Any]) -> str:
+    return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in data.items() if v is not None) + " }"
+
+
 def _as_toml(settings: RelaySettings, origins: Mapping[Loc, str], path: str) -> str:
     """The effective configuration as readable TOML; unset keys are left out and keys set
     by the environment or read from files say where they came from."""
@@ -789,9 +851,11 @@ def _as_toml(settings: RelaySettings, origins: Mapping[Loc, str], path: str) -> 
             if loc[:1] == ("inputs",) and any(key in used and data["kind"] != kind
                                               for kind, used in KIND_KEYS.items()):
                 continue  # another kind's key, at its default: noise
-            if value is None or isinstance(value, dict) or (
-                isinstance(value, list) and value and isinstance(value[0], dict)
-            ):
+            if value is None or isinstance(value, dict):
+                continue
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                if loc:  # a list of tables inside a section (`[http] users`): inline tables
+                    lines.extend([f"{key} = [", *(f"    {_inline_table(e)}," for e in value), "]"])
                 continue
             origin = origins.get((*loc, key))
             note = f"  # from {origin}" if origin else ""
@@ -803,7 +867,7 @@ def _as_toml(settings: RelaySettings, origins: Mapping[Loc, str], path: str) -> 
         if isinstance(value, dict):
             lines += ["", f"[{name}]"]
             table((name,), value)
-        elif isinstance(value, list) and name in LIST_SECTIONS:
+        elif isinstance(value, list) and _shape(RelaySettings, name)[0] == "list-section":
             for index, element in enumerate(value):
                 lines += ["", f"[[{name}]]"]
                 table((name, index), element)

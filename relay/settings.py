@@ -244,6 +244,72 @@ class LogSettings(Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+# What an `[[alerts]]` entry may name in `events`: every event of SPEC 7, plus the
+# shorthands people think in ("tier1": a tier-1 fault raised; "drill_failed").
+EVENT_NAMES = (
+    "started", "stopping", "input_connected", "input_disconnected", "input_rejected", "fault_raised",
+    "fault_cleared", "switched", "switch_failed", "output_connected", "output_failed", "output_url_changed",
+    "drill_started", "drill_finished", "command", "preflight",
+)
+ALERT_SHORTHANDS = ("tier1", "tier2", "tier3", "drill_failed", "drill_passed")
+DEFAULT_ALERT_EVENTS = ("tier1", "switched", "switch_failed", "output_url_changed", "drill_failed")
+
+
+def _alert_events(names: list[str]) -> list[str]:
+    known = (*ALERT_SHORTHANDS, *EVENT_NAMES)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown event {unknown[0]!r}; expected some of: {', '.join(known)}")
+    return names
+
+
+def _alert_url(value: SecretStr) -> SecretStr:
+    # Never quoted back: the URL holds the service's token.
+    scheme, sep, rest = value.get_secret_value().strip().partition("://")
+    if not sep or not scheme or not rest:
+        raise ValueError("expected an apprise URL such as dingtalk://TOKEN/, wecombot://KEY or "
+                         "json://host/path")
+    return value
+
+
+class HttpUser(Section):
+    """One account of the dashboard and HTTP API (SPEC 7a)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+    role: Literal["viewer", "operator"] = "viewer"  # viewer reads; operator also sends commands
+    # plain text or a hash from `relay hash-password`; only a hash is kept in memory
+    password: SecretStr | None = None
+    password_file: str | None = None
+    token: SecretStr | None = None  # API token for scripts: `Authorization: Bearer <token>`
+    token_file: str | None = None
+
+
+class HttpSettings(Section):
+    listen: HostPort | None = None  # host:port of the dashboard, API and /metrics; None ("") = off
+    users: list[HttpUser] = []
+    public_url: str | None = None  # how people reach this dashboard (fleet links); default from listen
+    session_hours: Annotated[float, Field(gt=0, le=168)] = 12.0  # a login lasts this long
+    secure_cookie: bool = False  # set behind an HTTPS proxy: the cookie then only travels over TLS
+    login_attempts: Annotated[int, Field(ge=1)] = 5  # failed logins per client and user per window
+    login_window_s: PositiveSeconds = 300.0
+    thumbnail_interval_s: Annotated[float, Field(ge=0.2)] = 1.0  # each input's picture on the page
+    fleet: bool = True  # list every relay on the MQTT broker (relay/+/state) on /fleet
+
+
+class AlertSettings(Section):
+    """One destination of alerts to people's phones, as an apprise URL (a secret)."""
+
+    # e.g. dingtalk://TOKEN/, lark://…, wecombot://KEY, slack://…, tgram://…, mailtos://…, json://host/path;
+    # the loader fills this from `url_file` when that is given instead
+    url: Annotated[SecretStr, AfterValidator(_alert_url)]
+    url_file: str | None = None
+    events: Annotated[list[str], AfterValidator(_alert_events)] = list(DEFAULT_ALERT_EVENTS)
+    max_per_minute: Annotated[int, Field(ge=1)] = 6  # more than this are held back and summed up
+    dedup_s: Seconds = 300.0  # the same alert (event, subject, signal) again within this is dropped
+    retries: Annotated[int, Field(ge=0, le=10)] = 3  # after a failed send, with backoff
+    timeout_s: PositiveSeconds = 10.0
+
+
 class RelaySettings(Section):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "relay"
     server: ServerSettings = ServerSettings()
@@ -255,3 +321,5 @@ class RelaySettings(Section):
     mqtt: MqttSettings = MqttSettings()
     journal: JournalSettings = JournalSettings()
     log: LogSettings = LogSettings()
+    http: HttpSettings = HttpSettings()
+    alerts: list[AlertSettings] = []

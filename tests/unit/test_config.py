@@ -114,6 +114,8 @@ SECTION_MODELS: dict[str, type[BaseModel]] = {
     "mqtt": models.MqttSettings,
     "journal": models.JournalSettings,
     "log": models.LogSettings,
+    "http": models.HttpSettings,
+    "alerts": models.AlertSettings,
 }
 
 
@@ -414,7 +416,7 @@ level = "debug"
     expected = [
         "id = \"studio a\": expected 1 to 64 letters, digits, '-' or '_'",
         "colour: unknown key; expected one of: id, server, inputs, slate, outputs, failover, thresholds, "
-        "mqtt, journal, log",
+        "mqtt, journal, log, http, alerts",
         'server.rtmp = "0.0.0.0:70000": expected host:port with a port from 0 to 65535, e.g. 0.0.0.0:1935',
         "inputs.main: ",  # see below: the duplicated id makes both elements positional
         "inputs[0].priority = 0: expected a number >= 1",
@@ -664,3 +666,79 @@ def test_short_url_fragments_are_not_scrubbed_from_every_log_line(tmp_path: Path
     text = MINIMAL.replace("DOUYIN-KEY-1", "out")
     load_settings(write(tmp_path, text), {})
     assert scrub("output_connected to rtmp://push-1.example.com/live/out") == "output_connected to ***"
+
+
+# -- [http] and [[alerts]] -----------------------------------------------------------------
+
+
+def test_dashboard_accounts_and_alerts_read_their_secrets_from_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "alice.pass").write_text("alice-Pa55word-9\n")
+    (tmp_path / "ci.token").write_text("ci-token-7f3a9c2e5b\n")
+    (tmp_path / "ding.url").write_text("dingtalk://DINGTOKEN0123456789/\n")
+    text = MINIMAL + f"""
+[http]
+listen = "127.0.0.1:8080"
+users = [
+    {{ name = "alice", role = "operator", password_file = "{tmp_path}/alice.pass" }},
+    {{ name = "ci", token_file = "{tmp_path}/ci.token" }},
+]
+
+[[alerts]]
+url_file = "{tmp_path}/ding.url"
+events = ["tier1", "input_disconnected"]
+"""
+    path = write(tmp_path, text)
+    s = load_settings(path, {"RELAY_HTTP__SESSION_HOURS": "2"})
+    alice, ci = s.http.users
+    assert (alice.role, ci.role) == ("operator", "viewer")  # viewer unless said otherwise
+    assert alice.password is not None and alice.password.get_secret_value() == "alice-Pa55word-9"
+    assert ci.token is not None and ci.token.get_secret_value() == "ci-token-7f3a9c2e5b"
+    assert s.http.session_hours == 2.0
+    assert s.alerts[0].url.get_secret_value() == "dingtalk://DINGTOKEN0123456789/"
+    assert s.alerts[0].events == ["tier1", "input_disconnected"] and s.alerts[0].max_per_minute == 6
+    # every one of them is scrubbed from logs, and never printed
+    assert scrub("alice-Pa55word-9 ci-token-7f3a9c2e5b DINGTOKEN0123456789") == "*** *** ***"
+    assert config_check(str(path), as_json=False) == 0
+    out = capsys.readouterr().out
+    assert 'url = "dingtalk://***"' in out and '{ name = "ci", role = "viewer", token = "***"' in out
+    assert "Pa55word" not in out and "DINGTOKEN" not in out and "ci-token" not in out
+
+
+def test_dashboard_and_alert_mistakes_are_named(tmp_path: Path) -> None:
+    text = MINIMAL + """
+[http]
+listen = "127.0.0.1:8080"
+users = [{ name = "alice", rol = "operator", password = "x" }, { name = "bob" },
+         { name = "alice", password = "y", role = "admin" }]
+
+[[alerts]]
+url = "DINGTOKEN0123456789"
+events = ["tier1", "swiched"]
+"""
+    found = problems(write(tmp_path, text))
+    assert "http.users[0].rol: unknown key; did you mean role?" in found
+    assert "http.users[1]: no way to log in; expected password, password_file, token or token_file" in found
+    assert "http.users[2].role = \"admin\": expected 'viewer' or 'operator'" in found
+    assert 'http.users[2].name = "alice": another user has this name; expected a unique name' in found
+    assert ("alerts[0].url = ***: expected an apprise URL such as dingtalk://TOKEN/, wecombot://KEY or "
+            "json://host/path") in found
+    assert any(p.startswith("alerts[0].events = [\"tier1\", \"swiched\"]: unknown event 'swiched'")
+               for p in found)
+    assert not any("DINGTOKEN" in p for p in found)
+
+
+def test_a_dashboard_that_listens_needs_an_account(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, MINIMAL + '\n[http]\nlisten = "0.0.0.0:8080"\n'))
+    assert len(found) == 1 and found[0].startswith("http.users: missing; [http] listen is set")
+    # off (the default, or "") needs none
+    assert load_settings(write(tmp_path, MINIMAL + '\n[http]\nlisten = ""\n'), {}).http.listen is None
+
+
+def test_alerts_know_every_event_of_the_vocabulary() -> None:
+    from relay import events
+
+    names = {c.name for c in vars(events).values()
+             if isinstance(c, type) and issubclass(c, events.Event) and c is not events.Event}
+    assert names == set(models.EVENT_NAMES)
