@@ -52,6 +52,7 @@ SLATE_FPS_TOLERANCE = 0.05  # a frame-rate change the slate follows: 5 %, not me
 STANDARD_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0)
 MEDIA_TICK_S = 0.02
 if TYPE_CHECKING:
+    from relay.control.alerts import AlertChannel
     from relay.control.mqtt import MqttControl
     from relay.journal.store import Journal
 WATCH_TICK_S = 0.1
@@ -244,6 +245,7 @@ class Daemon:
         self.last_stop: str | None = None  # why the previous session ended (from the journal)
         self.journal: Journal | None = None
         self.control: MqttControl | None = None
+        self.alerts: list[AlertChannel] = []
         self.notifier = Notifier()
         self.exit_code = 0
         self._evaluate_soon = False
@@ -447,6 +449,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
         session = self._open_journal()
+        self._start_alerts()
         if self.settings.mqtt.enabled:
             from relay.control.mqtt import MqttControl
 
@@ -477,6 +480,17 @@ class Daemon:
                 await self.control.stop()
             if self.journal is not None:
                 await asyncio.to_thread(self.journal.close_session, self._stop_reason)
+            for channel in self.alerts:
+                await asyncio.to_thread(channel.stop)
+
+    def _start_alerts(self) -> None:
+        """One worker thread per [[alerts]] destination, fed by the bus (never blocking it)."""
+        from relay.control.alerts import alert_channels
+
+        self.alerts = alert_channels(self.settings.alerts, self.settings.id)
+        for channel in self.alerts:
+            channel.start()
+            self.bus.subscribe(channel)
 
     async def _journal_loop(self) -> None:
         """One health sample per input and output per second into the journal."""

@@ -305,7 +305,7 @@ class AlertSettings(Section):
     url_file: str | None = None
     events: Annotated[list[str], AfterValidator(_alert_events)] = list(DEFAULT_ALERT_EVENTS)
     max_per_minute: Annotated[int, Field(ge=1)] = 6  # more than this are held back and summed up
-    dedup_s: Seconds = 300.0  # the same alert (event, subject, signal) again within this is dropped
+    dedup_s: Seconds = 300.0  # the same alert (event, subject, signal, kind) again within this is dropped
     retries: Annotated[int, Field(ge=0, le=10)] = 3  # after a failed send, with backoff
     timeout_s: PositiveSeconds = 10.0
 
