@@ -6,8 +6,11 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from relay import __version__
+from relay.control.commands import COMMANDS, CliDefault, Request
 
 DEFAULT_CONFIG = "/etc/relay/relay.toml"
 EX_USAGE = 2
@@ -44,31 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     # Commands to a running relay, over MQTT (SPEC 7); they print the reply.
     p = sub.add_parser("status", help="print the running relay's state (retained on MQTT)")
     _remote_args(p)
-    p = sub.add_parser("failover", help="switch away from the active input")
-    _remote_args(p)
-    p.add_argument("--to", help="input to switch to (default: best healthy backup)")
-    p = sub.add_parser("failback", help="return to the most preferred healthy input")
-    _remote_args(p)
-    p = sub.add_parser("switch", help="put an input on air")
-    _remote_args(p)
-    p.add_argument("to", help="input id (or 'slate')")
-    p.add_argument("--force", action="store_true", help="even if it is failing (manual mode only)")
-    p = sub.add_parser("mode", help="set the failover mode")
-    _remote_args(p)
-    p.add_argument("mode", choices=["auto", "manual"])
-    p = sub.add_parser("failback-policy", help="set the failback policy")
-    _remote_args(p)
-    p.add_argument("policy", choices=["auto", "manual"])
-    p = sub.add_parser("drill", help="rehearse the backup: switch for N seconds, verify, return")
-    _remote_args(p)
-    p.add_argument("--to", help="input to drill (default: best healthy backup)")
-    p.add_argument("--seconds", type=float, default=10.0)
-    p = sub.add_parser("output", help="move an output to one of its ingest URLs")
-    _remote_args(p)
-    p.add_argument("output", help="output id")
-    p.add_argument("url_index", type=int, help="index into the output's urls (0 = primary)")
-    p = sub.add_parser("ping", help="check that the relay answers commands")
-    _remote_args(p)
+    for spec in COMMANDS.values():
+        if spec.cli:
+            p = sub.add_parser(spec.cli_name, help=spec.summary)
+            _remote_args(p)
+            for flags, options in command_arguments(spec.request):
+                p.add_argument(*flags, **options)
 
     p = sub.add_parser("report", help="write the post-show review of a session as one HTML file")
     _config_arg(p)
@@ -85,8 +69,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-REMOTE_COMMANDS = {"status", "failover", "failback", "switch", "mode", "failback-policy", "drill",
-                   "output", "ping"}
+def remote_commands() -> set[str]:
+    """`relay status` and every command of the registry the command line sends."""
+    return {"status"} | {spec.cli_name for spec in COMMANDS.values() if spec.cli}
+
+
+def command_arguments(model: type[Request]) -> list[tuple[list[str], dict[str, Any]]]:
+    """A command's fields as argparse arguments: required ones positional, the others
+    ``--options``, a flag for a boolean; choices, types and help from the model. What
+    the model then refuses (a limit) is bad usage too: see relay.control.remote."""
+    arguments: list[tuple[list[str], dict[str, Any]]] = []
+    for name, info in model.model_fields.items():
+        if name == "transaction":
+            continue
+        kind = _plain_type(info.annotation)
+        options: dict[str, Any] = {"help": info.description}
+        cli_default = next((m.value for m in info.metadata if isinstance(m, CliDefault)), None)
+        if kind is bool:
+            arguments.append(([f"--{name.replace('_', '-')}"], {**options, "action": "store_true",
+                                                                "dest": name}))
+            continue
+        if get_origin(kind) is Literal:
+            options["choices"] = list(get_args(kind))
+        else:
+            options["type"] = kind
+        if info.is_required() and cli_default is None:
+            arguments.append(([name], options))
+        else:
+            default = cli_default if cli_default is not None else info.default
+            arguments.append(([f"--{name.replace('_', '-')}"], {**options, "default": default, "dest": name}))
+    return arguments
+
+
+def _plain_type(annotation: Any) -> Any:
+    """``X | None`` and ``Annotated[X, ...]`` → ``X``."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+        elif get_origin(annotation) in (Union, UnionType):
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        else:
+            return annotation
 
 
 def _remote_args(p: argparse.ArgumentParser) -> None:
@@ -112,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from relay.daemon import run
 
         return run(settings)
-    if args.command in REMOTE_COMMANDS:
+    if args.command in remote_commands():
         from relay.control.remote import run_remote
 
         return run_remote(args)

@@ -15,6 +15,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from relay import __version__
+from relay.control.commands import Outcome, PolicyAct, Request
+from relay.control.commands import execute as run_command
 from relay.events import (
     DrillFinished,
     DrillStarted,
@@ -23,7 +25,6 @@ from relay.events import (
     FaultRaised,
     InputConnected,
     InputDisconnected,
-    Preflight,
     Started,
     Stopping,
     Switched,
@@ -568,23 +569,34 @@ class Daemon:
             "last_stop": self.last_stop,
         }
 
-    async def execute(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Run one staff command (MQTT `request/<name>` or the CLI): a SPEC 7 reply body."""
+    async def execute(self, request: Request) -> Outcome:
+        """Run one staff command (validated by the registry, relay/control/commands.py)."""
+        return await run_command(request, self)
+
+    # what the command handlers act on (relay.control.commands.CommandTarget)
+
+    async def decide(self, act: PolicyAct) -> Outcome:
         now = time.monotonic()
-        if name == "ping":
-            return {"status": "ok", "data": {"pong": True, "version": __version__}}
-        if name == "output":
-            return self._output_command(args)
-        if name == "check":
-            return await self._check(args)
-        result = self.policy.command(now, name, args, self.statuses(now))
+        result = act(self.policy, now, self.statuses(now))
         self._apply(now, result.decision)
         data = dict(result.data)
         if "drill" in data:
             data["drill"] = wall_clock_drill(data["drill"])
-        if not result.ok:
-            return {"status": "error", "error": result.error, "data": data}
-        return {"status": "ok", "data": data}
+        return Outcome(result.ok, data, result.error)
+
+    def output_urls(self) -> dict[str, int]:
+        return {o.settings.id: len(o.settings.urls) for o in self.outputs}
+
+    def select_output_url(self, output_id: str, url_index: int) -> None:
+        next(o for o in self.outputs if o.settings.id == output_id).select_url(url_index)
+
+    async def preflight(self, sample_s: float) -> dict[str, Any]:
+        from relay.preflight import run_preflight
+
+        return (await run_preflight(self, sample_s)).to_dict()
+
+    def emit(self, event: Event) -> None:
+        self.bus.emit(event)
 
     def thumbnail(self) -> bytes | None:
         """A JPEG of what is on air (blocking: call it in a worker thread). On the slate it
@@ -597,34 +609,6 @@ class Daemon:
             ch = self.channels.get(active or "")
             key = ch.last_keyframe if ch is not None else None
         return None if key is None else keyframe_jpeg(key)
-
-    async def _check(self, args: dict[str, Any]) -> dict[str, Any]:
-        """The pre-show check inside the running relay (MQTT `check`)."""
-        from relay.preflight import run_preflight
-
-        sample_s = args.get("sample_s", 10.0)
-        if not isinstance(sample_s, int | float) or isinstance(sample_s, bool) or not 0 < sample_s <= 120:
-            return {"status": "error", "error": "check: 'sample_s' must be a number of seconds in (0, 120]"}
-        result = await run_preflight(self, float(sample_s))
-        report = result.to_dict()
-        self.bus.emit(Preflight(result=result.result, checks=report["checks"]))
-        return {"status": "ok", "data": report}
-
-    def _output_command(self, args: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(args) - {"output", "url_index", "transaction"})
-        if unknown:
-            return {"status": "error", "error": f"output: unexpected argument {unknown[0]!r}"}
-        outputs = {o.settings.id: o for o in self.outputs}
-        out = outputs.get(args.get("output"))  # type: ignore[arg-type]
-        if out is None:
-            known = ", ".join(outputs) or "none configured"
-            return {"status": "error", "error": f"output: unknown output {args.get('output')!r} ({known})"}
-        index = args.get("url_index")
-        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(out.settings.urls):
-            return {"status": "error",
-                    "error": f"output: 'url_index' must be an integer 0..{len(out.settings.urls) - 1}"}
-        out.select_url(index)
-        return {"status": "ok", "data": {"output": out.settings.id, "url_index": index}}
 
     def health(self) -> dict[str, Any]:
         now = time.monotonic()

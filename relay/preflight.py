@@ -37,7 +37,6 @@ import shutil
 import socket
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -548,35 +547,19 @@ async def _check_remote(settings: RelaySettings, sample_s: float) -> PreflightRe
     if not settings.mqtt.enabled:
         raise CheckUnavailable("a relay already runs with this configuration and [mqtt] is disabled, "
                                "so it cannot be asked to check; stop it, or enable MQTT")
-    from relay.control.remote import NoAnswer, connect_broker
+    from relay.control.remote import NoAnswer, RelayLink, connect_broker
     from relay.control.topics import Topics
 
     topics = Topics(settings.mqtt.topic_prefix, settings.id)
-    transaction = f"check-{uuid.uuid4().hex[:16]}"
     wait_s = sample_s + CONNECT_GRACE_S + 30.0
     try:
-        async with connect_broker(settings.mqtt, MQTT_TIMEOUT_S) as (client, _):
-            # The shared reply topic, matched by transaction, works over MQTT 5 and 3.1.1 alike.
-            await client.subscribe(f"{topics.base}/response/check", qos=1)
-            body = {"sample_s": sample_s, "transaction": transaction}
-            await client.publish(topics.request("check"), json.dumps(body).encode(), qos=1)
-            async with asyncio.timeout(wait_s):
-                async for message in client.messages:
-                    payload = message.payload
-                    try:
-                        reply = json.loads(payload if isinstance(payload, bytes | bytearray) else b"")
-                    except ValueError:
-                        continue
-                    if not isinstance(reply, dict) or reply.get("transaction") != transaction:
-                        continue
-                    if reply.get("status") != "ok" or not isinstance(reply.get("data"), dict):
-                        raise CheckUnavailable(f"the running relay could not check: {reply.get('error')}")
-                    return PreflightResult.from_dict(reply["data"])
+        async with connect_broker(settings.mqtt, MQTT_TIMEOUT_S) as (client, v5):
+            reply = await RelayLink(client, v5, topics).request("check", {"sample_s": sample_s}, wait_s)
     except NoAnswer as e:
         raise CheckUnavailable(str(e)) from None
-    except TimeoutError:
-        raise CheckUnavailable(f"the running relay did not answer the check within {wait_s:g} s") from None
-    raise CheckUnavailable("the MQTT connection ended before the relay answered")
+    if reply.get("status") != "ok" or not isinstance(reply.get("data"), dict):
+        raise CheckUnavailable(f"the running relay could not check: {reply.get('error')}")
+    return PreflightResult.from_dict(reply["data"])
 
 
 async def _check_here(settings: RelaySettings, sample_s: float,

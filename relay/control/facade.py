@@ -1,13 +1,15 @@
 """What the control plane needs from the daemon, and nothing more.
 
-The daemon satisfies this structurally; tests use a fake. The control plane only
-reads snapshots and calls :meth:`execute`, so the media plane never waits on it.
+The relay's control API satisfies this structurally; tests use a fake. The control plane
+only reads snapshots and runs commands through :meth:`execute` (by way of the one
+command dispatcher, relay/control/commands.py), so the media plane never waits on it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+from relay.control.commands import Outcome, Request
 from relay.events import EventBus
 from relay.settings import RelaySettings
 
@@ -24,8 +26,8 @@ class DaemonFacade(Protocol):
         """The ``health`` metrics: inputs, outputs, switch, host, uptime, version."""
         ...
 
-    async def execute(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Run a validated command: ``{"status": "ok"|"error", "data": {...}, "error": "..."}``."""
+    async def execute(self, request: Request) -> Outcome:
+        """Run one validated command (its handler in the registry)."""
         ...
 
     def thumbnail(self) -> bytes | None:

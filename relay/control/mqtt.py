@@ -8,7 +8,8 @@ is published into a dead connection. Everything else only fills the outbox:
 - the event-bus sink (never blocks; from any thread),
 - a poller that compares ``daemon.state()`` every 250 ms and queues the retained
   topics that changed, plus ``health`` and ``thumbnail`` on their timers,
-- one task per request, which validates it, runs ``daemon.execute`` and queues the reply.
+- one task per request, which hands it to the command dispatcher (relay/control/commands.py:
+  validation, dedup, the ``command`` event) and queues the reply.
 
 When the broker is away the media plane notices nothing: the poller keeps the
 latest retained payloads, events wait in a bounded buffer (oldest dropped, counted),
@@ -23,7 +24,6 @@ import json
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 import aiomqtt
@@ -35,12 +35,12 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from relay import __version__
 from relay.backoff import ReconnectBackoff
+from relay.control.commands import Dispatcher
 from relay.control.discovery import discovery_payload
 from relay.control.facade import DaemonFacade
 from relay.control.outbox import Kind, Outbox, Outgoing
-from relay.control.requests import ParsedRequest, RequestError, parse_request
 from relay.control.topics import HA_STATUS, Topics, valid_response_topic
-from relay.events import Command, Event, Preflight, iso_utc
+from relay.events import Event, Preflight, iso_utc
 from relay.log import get_logger
 from relay.redact import scrub_value
 from relay.settings import MqttSettings
@@ -48,12 +48,8 @@ from relay.settings import MqttSettings
 STATE_POLL_S = 0.25
 KEEPALIVE_S = 15
 OPERATION_TIMEOUT_S = 5.0  # connect, subscribe and each QoS 1 publish
-REMEMBERED_REQUESTS = 64  # (command, transaction) pairs answered again, not rerun, on QoS 1 redelivery
+SOURCE_PROPERTY = "relay-source"  # an MQTT 5 user property: who sent the request (the CLI says "cli")
 ONLINE_REASSERT_S = 5.0
-# A requester flooding `check` (each probes every ingest URL) or anything else must not
-# pile up work: a few requests run at once, the rest are refused at once as busy.
-MAX_REQUESTS_IN_PROGRESS = 8
-ONE_AT_A_TIME = frozenset({"check", "drill"})
 
 # CONNACK codes. MQTT 3.1.1 §3.2.2.3 (1 = protocol, 4 = credentials, 5 = not authorised);
 # MQTT 5 §3.2.2.2 (132 = unsupported protocol version, 134 bad user name or password,
@@ -80,6 +76,14 @@ def worst_tier(state: dict[str, Any]) -> int | None:
     if isinstance(host, dict) and isinstance(host.get("tier"), int):
         tiers.append(host["tier"])
     return min(tiers) if tiers else None
+
+
+def _source(props: Properties | None) -> str:
+    """``cli`` for a request from `relay <command>` (it says so in a user property), else ``mqtt``."""
+    for key, value in getattr(props, "UserProperty", None) or []:
+        if key == SOURCE_PROPERTY and value == "cli":
+            return "cli"
+    return "mqtt"
 
 
 def reason_code(error: aiomqtt.MqttError) -> int | None:
@@ -136,9 +140,7 @@ class MqttControl:
         self._identifier = f"relay-{self.relay_id}-{uuid.uuid4().hex[:8]}"
         self._tasks: list[asyncio.Task[None]] = []
         self._requests: set[asyncio.Task[None]] = set()
-        self._answers: OrderedDict[tuple[str, str | int], asyncio.Future[dict[str, Any]]] = OrderedDict()
-        self._in_progress = 0
-        self._running: set[str] = set()  # the ONE_AT_A_TIME commands now running
+        self.commands = Dispatcher(daemon, daemon.bus.emit)
         self._connected = False
         self._problem: str | None = None  # the failure last logged, so a retry series logs it once
         self._reassert_online = False
@@ -460,76 +462,12 @@ class MqttControl:
         payload = message.payload
         raw = payload if isinstance(payload, bytes) else bytes(payload) if isinstance(payload, bytearray) \
             else b"" if payload is None else str(payload).encode()
-        reply = await self._answer(command, raw)
+        reply = await self._answer(command, raw, _source(props))
         self._queue_reply(command, reply, response_topic, correlation)
 
-    async def _answer(self, command: str, payload: bytes) -> dict[str, Any]:
-        try:
-            parsed = parse_request(command, payload, self.settings.max_request_bytes)
-        except RequestError as e:
-            log.warning("mqtt_request_refused", command=command, error=e.message)
-            self._announce(command, {}, "error", e.message)
-            return {"status": "error", "data": {}, "error": e.message, "transaction": e.transaction}
-        key = (command, parsed.transaction) if parsed.transaction is not None else None
-        earlier = self._answers.get(key) if key is not None else None
-        if earlier is not None:  # QoS 1 redelivery or a resend: the same answer, run once
-            return await asyncio.shield(earlier)
-        busy = self._busy(command)
-        if busy is not None:  # not remembered: the same request may be sent again later
-            log.warning("mqtt_request_refused", command=command, error=busy)
-            self._announce(command, {}, "error", busy)
-            return {"status": "error", "data": {}, "error": busy, "transaction": parsed.transaction}
-        self._in_progress += 1
-        exclusive = command in ONE_AT_A_TIME
-        if exclusive:
-            self._running.add(command)
-        try:
-            if key is None:
-                return await self._run(parsed)
-            return await self._run_once(key, parsed)
-        finally:
-            self._in_progress -= 1
-            if exclusive:
-                self._running.discard(command)
-
-    def _busy(self, command: str) -> str | None:
-        if command in self._running:
-            return f"{command}: busy, a {command} is already running; try again when it has finished"
-        if self._in_progress >= MAX_REQUESTS_IN_PROGRESS:
-            return (f"{command}: busy, {self._in_progress} requests in progress "
-                    f"(limit {MAX_REQUESTS_IN_PROGRESS}); try again shortly")
-        return None
-
-    async def _run_once(self, key: tuple[str, str | int], parsed: ParsedRequest) -> dict[str, Any]:
-        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._answers[key] = answer
-        while len(self._answers) > REMEMBERED_REQUESTS:
-            self._answers.popitem(last=False)
-        try:
-            reply = await self._run(parsed)
-        except BaseException as e:
-            self._answers.pop(key, None)
-            answer.cancel()
-            raise e
-        answer.set_result(reply)
-        return reply
-
-    async def _run(self, parsed: ParsedRequest) -> dict[str, Any]:
-        args = parsed.args()
-        try:
-            result = await self._daemon.execute(parsed.command, args)
-        except Exception as e:
-            log.exception("mqtt_command_crashed", command=parsed.command)
-            result = {"status": "error", "error": f"{parsed.command} failed inside the relay: {e}"}
-        ok = result.get("status") == "ok"
-        error = None if ok else str(result.get("error") or f"{parsed.command} failed")
-        shown = {k: v for k, v in args.items() if k != "transaction"}
-        self._announce(parsed.command, shown, "ok" if ok else "error", error)
-        return {"status": "ok" if ok else "error", "data": result.get("data") or {}, "error": error,
-                "transaction": parsed.transaction}
-
-    def _announce(self, command: str, args: dict[str, Any], status: str, error: str | None) -> None:
-        self._daemon.bus.emit(Command(command=command, args=args, status=status, error=error, source="mqtt"))
+    async def _answer(self, command: str, payload: bytes, source: str = "mqtt") -> dict[str, Any]:
+        return await self.commands.run(command, payload, source=source,
+                                       max_bytes=self.settings.max_request_bytes)
 
     def _queue_reply(self, command: str, reply: dict[str, Any], response_topic: str | None,
                      correlation: bytes | None) -> None:

@@ -28,6 +28,7 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from relay.control.commands import COMMANDS, RequestError, validate_request
 from relay.control.mqtt import make_client, protocol_versions, reason_code
 from relay.control.topics import Topics
 from relay.settings import MqttSettings, RelaySettings
@@ -37,9 +38,14 @@ EXIT_ERROR_REPLY = 1
 EXIT_NO_ANSWER = 3
 RETAINED_WAIT_S = 2.0  # retained messages follow the SUBACK at once; this is generous
 
-# CLI spelling → MQTT command
-COMMANDS = {"failover": "failover", "failback": "failback", "switch": "switch", "mode": "mode",
-            "failback-policy": "failback_policy", "drill": "drill", "output": "output", "ping": "ping"}
+EXIT_USAGE = 2
+CLI_SOURCE = ("relay-source", "cli")  # an MQTT 5 user property: the relay records the sender as `cli`
+
+
+
+def command_name(cli_name: str) -> str:
+    """CLI spelling → MQTT command (the registry's, relay/control/commands.py)."""
+    return next(spec.name for spec in COMMANDS.values() if spec.cli and spec.cli_name == cli_name)
 
 
 class NoAnswer(Exception):
@@ -50,6 +56,12 @@ def run_remote(args: argparse.Namespace) -> int:
     from relay.config import load_or_exit
 
     settings = load_or_exit(args.config)
+    if args.command != "status":
+        try:
+            validate_request(command_name(args.command), request_args(args))
+        except RequestError as e:  # the relay would refuse it: bad usage, said before sending
+            print(f"relay {args.command}: {e.message}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         return asyncio.run(_remote(settings, args))
     except NoAnswer as e:
@@ -58,21 +70,16 @@ def run_remote(args: argparse.Namespace) -> int:
 
 
 def request_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The request body for a CLI command (without the transaction)."""
-    c = args.command
-    if c == "failover":
-        return {"to": args.to} if args.to else {}
-    if c == "switch":
-        return {"to": args.to, "force": True} if args.force else {"to": args.to}
-    if c == "mode":
-        return {"mode": args.mode}
-    if c == "failback-policy":
-        return {"policy": args.policy}
-    if c == "drill":
-        return {"seconds": args.seconds, **({"to": args.to} if args.to else {})}
-    if c == "output":
-        return {"output": args.output, "url_index": args.url_index}
-    return {}
+    """The request body for a CLI command (without the transaction): the model's fields
+    the person gave, leaving out what is unset or the field's own default."""
+    model = COMMANDS[command_name(args.command)].request
+    body: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        value = getattr(args, name, None)
+        if name == "transaction" or value is None or (not info.is_required() and value == info.default):
+            continue
+        body[name] = value
+    return body
 
 
 async def _remote(settings: RelaySettings, args: argparse.Namespace) -> int:
@@ -81,7 +88,7 @@ async def _remote(settings: RelaySettings, args: argparse.Namespace) -> int:
     async with connect_broker(settings.mqtt, args.timeout) as (client, v5):
         if args.command == "status":
             return await _status(client, topics, settings, args, deadline)
-        return await _command(client, v5, topics, args, deadline)
+        return await _command(RelayLink(client, v5, topics), args)
 
 
 @contextlib.asynccontextmanager
@@ -152,62 +159,103 @@ async def _status(client: aiomqtt.Client, topics: Topics, settings: RelaySetting
     return EXIT_OK if availability == "online" else EXIT_NO_ANSWER
 
 
-async def _command(client: aiomqtt.Client, v5: bool, topics: Topics, args: argparse.Namespace,
-                   deadline: float) -> int:
-    command = COMMANDS[args.command]
-    transaction = f"cli-{uuid.uuid4().hex[:16]}"
-    body = {**request_args(args), "transaction": transaction}
-    shared_reply = topics.response(command)
-    own_reply = f"{shared_reply}/{client.identifier}"
-    await client.subscribe(shared_reply, qos=1)
-    await client.subscribe(topics.availability, qos=1)
+class RelayLink:
+    """Requests to one relay over a short-lived client session (the CLI's, and the
+    pre-show check's when a relay already runs): a unique transaction, and over MQTT 5
+    a Response Topic and Correlation Data of its own; the reply is matched by the
+    transaction, so a relay on 3.1.1 answering on ``response/<command>`` is heard too."""
+
+    def __init__(self, client: aiomqtt.Client, v5: bool, topics: Topics) -> None:
+        self.client = client
+        self.v5 = v5
+        self.topics = topics
+        self.availability: str | None = None
+        self._events: list[dict[str, Any]] = []
+        self._watching_events = False
+
+    async def watch_events(self) -> None:
+        """Keep the relay's events from now on (before a request whose outcome is an event)."""
+        if not self._watching_events:
+            await self.client.subscribe(self.topics.event, qos=1)
+            self._watching_events = True
+
+    async def request(self, command: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send one command and return its SPEC 7 reply; raises :class:`NoAnswer`."""
+        deadline = time.monotonic() + timeout_s
+        transaction = f"cli-{uuid.uuid4().hex[:16]}"
+        shared_reply = self.topics.response(command)
+        own_reply = f"{shared_reply}/{self.client.identifier}"
+        await self.client.subscribe(shared_reply, qos=1)
+        await self.client.subscribe(self.topics.availability, qos=1)
+        properties = None
+        if self.v5:
+            await self.client.subscribe(own_reply, qos=1)
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.ResponseTopic = own_reply
+            properties.CorrelationData = transaction.encode()
+            properties.UserProperty = [CLI_SOURCE]
+        payload = json.dumps({**body, "transaction": transaction}).encode()
+        await self.client.publish(self.topics.request(command), payload, qos=1, properties=properties)
+        while True:
+            topic, reply = await self._next(deadline, timeout_s)
+            if topic == self.topics.event:
+                self._events.append(reply)
+            elif reply.get("transaction") == transaction:
+                return reply
+            # else: someone else's reply on the shared topic
+
+    async def event(self, name: str, timeout_s: float) -> dict[str, Any]:
+        """The next event of that name (kept since :meth:`watch_events`); raises :class:`NoAnswer`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            while self._events:
+                event = self._events.pop(0)
+                if event.get("event") == name:
+                    return event
+            topic, body = await self._next(deadline, timeout_s)
+            if topic == self.topics.event:
+                self._events.append(body)
+
+    async def _next(self, deadline: float, timeout_s: float) -> tuple[str, dict[str, Any]]:
+        """The next JSON object from the relay (availability is noted on the way)."""
+        while True:
+            message = await _next_message(self.client, deadline)
+            if message is None:
+                state = {"online": "online but silent", "offline": "offline"}.get(self.availability or "",
+                                                                                   "not seen")
+                raise NoAnswer(f"no reply from relay {self.topics.relay_id!r} within {timeout_s:g} s "
+                               f"(its availability: {state})")
+            payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
+            topic = message.topic.value
+            if topic == self.topics.availability:
+                self.availability = payload.decode(errors="replace")
+                continue
+            try:
+                body = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(body, dict):
+                return topic, body
+
+
+async def _command(link: RelayLink, args: argparse.Namespace) -> int:
+    command = command_name(args.command)
     drill = command == "drill"
     if drill:  # the verdict comes later, as a drill_finished event
-        await client.subscribe(topics.event, qos=1)
-    properties = None
-    if v5:
-        await client.subscribe(own_reply, qos=1)
-        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        properties.ResponseTopic = own_reply
-        properties.CorrelationData = transaction.encode()
-    await client.publish(topics.request(command), json.dumps(body).encode(), qos=1, properties=properties)
-    availability: str | None = None
-    accepted = False  # the drill was accepted: its drill_finished is the answer
-    while True:
-        message = await _next_message(client, deadline)
-        if message is None:
-            state = {"online": "online but silent", "offline": "offline"}.get(availability or "", "not seen")
-            raise NoAnswer(f"no reply from relay {topics.relay_id!r} within {args.timeout:g} s "
-                           f"(its availability: {state})")
-        payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
-        topic = message.topic.value
-        if topic == topics.availability:
-            availability = payload.decode(errors="replace")
-            continue
-        try:
-            reply = json.loads(payload)
-        except ValueError:
-            continue
-        if not isinstance(reply, dict):
-            continue
-        if topic == topics.event:
-            if reply.get("event") == "drill_finished" and accepted:
-                return _print_drill_verdict(reply, args)
-            continue
-        if reply.get("transaction") != transaction:
-            continue  # someone else's reply on the shared topic
-        if args.json:
-            print(json.dumps(reply, indent=2))
-        else:
-            print(format_reply(command, reply))
-        ok = reply.get("status") == "ok"
-        if not (drill and ok):
-            return EXIT_OK if ok else EXIT_ERROR_REPLY
-        # The drill runs now: wait for its verdict (its seconds, plus time to verify and return).
-        accepted = True
-        deadline = time.monotonic() + float(args.seconds) + args.timeout
-        if not args.json:
-            print(f"drill running for {args.seconds:g} s; waiting for the verdict...", flush=True)
+        await link.watch_events()
+    reply = await link.request(command, request_args(args), args.timeout)
+    if args.json:
+        print(json.dumps(reply, indent=2))
+    else:
+        print(format_reply(command, reply))
+    ok = reply.get("status") == "ok"
+    if not (drill and ok):
+        return EXIT_OK if ok else EXIT_ERROR_REPLY
+    # The drill runs now: wait for its verdict (its seconds, plus time to verify and return).
+    if not args.json:
+        print(f"drill running for {args.seconds:g} s; waiting for the verdict...", flush=True)
+    verdict = await link.event("drill_finished", float(args.seconds) + args.timeout)
+    return _print_drill_verdict(verdict, args)
 
 
 def _print_drill_verdict(event: dict[str, Any], args: argparse.Namespace) -> int:

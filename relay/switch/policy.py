@@ -4,12 +4,13 @@
 the daemon feeds it the time (monotonic seconds) and the watchers' view of every
 input (`InputStatus`), plus staff commands, and it answers with `Decision`s. The
 switcher performs a decision on a keyframe and reports back through
-`switch_result`. The policy records ``active = decision.to`` as soon as it returns
-a decision.
+`switch_result`. The policy's ``active`` is its own choice, recorded as soon as it
+returns a decision; what is really on air (the cut may wait for a keyframe) is the
+switcher's to say, and only the switcher's is shown to people (relay/graph.py).
 
     policy = FailoverPolicy(settings.failover, {"main": 1, "backup": 2})
     decision = policy.evaluate(now, statuses)            # call on every watcher tick
-    result = policy.command(now, "failover", {"to": "backup"}, statuses)
+    result = policy.failover(now, statuses, to="backup")  # a staff command
     policy.switch_result(now, "backup", verified=True)   # from the switcher
     for event in policy.take_events(): bus.emit(event)   # escalations, drills, failed switches
 
@@ -49,28 +50,27 @@ the show; `failback_after_s` is what keeps a flapping input from coming back soo
 `manual` mode: no automatic decision; the one `auto` would take is kept in the snapshot
 as ``suggested``, and escalations are still reported as tier-1 faults (the alarm).
 
-Commands (`command(now, name, args, statuses)`, args as they come from MQTT; an extra
-``transaction`` key is accepted everywhere). Every error names what is wrong:
+Commands (methods named after them; relay/control/commands.py validates their arguments
+before they get here). Every error names what is wrong:
 
 - ``failover`` {``to``?}: to `to`, or to the best input healthy for `healthy_for_s`
   other than the active one, else the slate. Repeating a ``failover`` without ``to``
   while its earlier choice is still on air is a no-op (QoS 1 may deliver twice; a
   duplicate must not bounce the air back).
-- ``failback`` {}: to the most preferred input healthy for `healthy_for_s`.
+- ``failback_now`` (the ``failback`` command): to the most preferred input healthy for
+  `healthy_for_s`.
 - ``switch`` {``to``, ``force``?}: to that input. A failing target is refused unless
   ``force`` is true, which is only accepted in `manual` mode (in `auto` the fault rule
   would switch away again at once).
-- ``mode`` {``mode`` or ``value``}: ``auto``/``manual``.
-- ``failback_policy`` {``policy`` or ``value``}: ``auto``/``manual``.
+- ``set_mode``, ``set_failback``: ``auto``/``manual``.
 - ``drill`` {``to``?, ``seconds``}: `to` (default: the best healthy other input) for
-  that many seconds (0 < s <= 3600), then back.
+  that many seconds, then back.
 
-A command that names what is already true is ``ok`` and changes nothing. A
-``transaction`` seen before for the same command replays the first answer without its
-decision (``data["duplicate"] = True``). A command switch *pins* the choice: automatic
-failback (and leaving a commanded slate) waits until a ``failback`` command, a
-fault-driven switch, or a change to `auto` mode. Commands are never held by
-`min_dwell_s`. A switching command during a drill ends the drill (not passed).
+A command that names what is already true is ``ok`` and changes nothing (a repeated
+``transaction`` is answered by the command dispatcher without reaching here). A
+command switch *pins* the choice: automatic failback (and leaving a commanded slate)
+waits until a ``failback`` command, a fault-driven switch, or a change to `auto` mode.
+Commands are never held by `min_dwell_s`. A switching command during a drill ends the drill (not passed).
 
 Events: `take_events()` drains what the policy itself has to say, as `relay.events`
 objects: ``fault_raised``/``fault_cleared`` tier 1 for escalations (detail
@@ -82,10 +82,9 @@ All times in `snapshot()` are on the caller's (monotonic) clock.
 
 from __future__ import annotations
 
-import math
-from collections import OrderedDict, deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from relay.events import DrillFinished, DrillStarted, Event, FaultCleared, FaultRaised, SwitchFailed
@@ -93,21 +92,11 @@ from relay.settings import FailoverSettings
 from relay.watch.status import InputStatus, OpenFault
 
 Reason = Literal["fault", "command", "drill", "failback", "recovered"]
+Mode = Literal["auto", "manual"]
 Statuses = Mapping[str, InputStatus]  # input id -> what its watchers say now
 
-COMMANDS: tuple[str, ...] = ("failover", "failback", "switch", "mode", "failback_policy", "drill")
-_ARGS: dict[str, frozenset[str]] = {
-    "failover": frozenset({"to"}),
-    "failback": frozenset(),
-    "switch": frozenset({"to", "force"}),
-    "mode": frozenset({"mode", "value"}),
-    "failback_policy": frozenset({"policy", "value"}),
-    "drill": frozenset({"to", "seconds"}),
-}
 # Signals after which an input shows nothing at all: named first when an input has several.
 _NOTHING_TO_SHOW = frozenset({"disconnected", "stalled"})
-MAX_DRILL_S = 3600.0
-_REMEMBERED_TRANSACTIONS = 64
 _EVENT_BACKLOG = 256  # bounded: nobody draining must not grow memory
 
 
@@ -195,7 +184,6 @@ class FailoverPolicy:
         self._held: str | None = None
         self._suggested: Decision | None = None
         self._events: deque[Event] = deque(maxlen=_EVENT_BACKLOG)
-        self._transactions: OrderedDict[tuple[str, str], CommandResult] = OrderedDict()
         self._now: float | None = None  # the latest time seen, for the snapshot
 
     # ------------------------------------------------------------------ automatic rules
@@ -435,75 +423,46 @@ class FailoverPolicy:
 
     # ------------------------------------------------------------------ commands
 
-    def command(
-        self, now: float, name: str, args: Mapping[str, object], inputs: Statuses
-    ) -> CommandResult:
-        """Carry out a staff command; see the module docstring for each one."""
+    # The staff commands (relay/control/commands.py validates their arguments: types,
+    # limits, unknown fields). Each answers with a CommandResult; what cannot be done
+    # (an unknown input, a failing target) is an error naming why, and changes nothing.
+
+    def failover(self, now: float, inputs: Statuses, to: str | None = None) -> CommandResult:
+        return self._command(now, lambda: self._failover(now, self._input_arg(to, "to"), inputs))
+
+    def failback_now(self, now: float, inputs: Statuses) -> CommandResult:
+        return self._command(now, lambda: self._failback_now(now, inputs))
+
+    def switch(self, now: float, inputs: Statuses, to: str, force: bool = False) -> CommandResult:
+        def act() -> CommandResult:
+            target = self._input_arg(to, "to")
+            assert target is not None
+            return self._switch(now, target, force, inputs)
+        return self._command(now, act)
+
+    def set_mode(self, mode: Mode) -> CommandResult:
+        return self._command(self._now, lambda: self._set_mode(mode))
+
+    def set_failback(self, policy: Mode) -> CommandResult:
+        return self._command(self._now, lambda: self._set_failback(policy))
+
+    def drill(self, now: float, inputs: Statuses, seconds: float, to: str | None = None) -> CommandResult:
+        return self._command(now, lambda: self._start_drill(now, self._input_arg(to, "to"), seconds, inputs))
+
+    def _command(self, now: float | None, act: Callable[[], CommandResult]) -> CommandResult:
         self._now = now
-        transaction = args.get("transaction")
-        key = None if transaction is None else (name, str(transaction))
-        if key is not None and key in self._transactions:
-            first = self._transactions[key]
-            return replace(first, decision=None, data={**first.data, "duplicate": True})
         try:
-            result = self._command(now, name, args, inputs)
+            return act()
         except CommandError as error:
-            result = CommandResult(ok=False, error=str(error), data={"active": self.active})
-        if key is not None:
-            self._transactions[key] = result
-            while len(self._transactions) > _REMEMBERED_TRANSACTIONS:
-                self._transactions.popitem(last=False)
-        return result
+            return CommandResult(ok=False, error=str(error), data={"active": self.active})
 
-    def _command(
-        self, now: float, name: str, args: Mapping[str, object], inputs: Statuses
-    ) -> CommandResult:
-        allowed = _ARGS.get(name)
-        if allowed is None:
-            raise CommandError(f"unknown command {name!r}; the failover commands are {', '.join(COMMANDS)}")
-        extra = sorted(set(args) - allowed - {"transaction"})
-        if extra:
-            accepted = ", ".join(sorted(allowed)) or "none"
-            raise CommandError(f"{name}: unexpected argument {extra[0]!r} (accepted: {accepted})")
-        if name == "failover":
-            return self._failover(now, self._input_arg(args, "to", required=False), inputs)
-        if name == "failback":
-            return self._failback_now(now, inputs)
-        if name == "switch":
-            to = self._input_arg(args, "to", required=True)
-            assert to is not None
-            force = args.get("force", False)
-            if not isinstance(force, bool):
-                raise CommandError(f"switch: 'force' must be true or false, got {force!r}")
-            return self._switch(now, to, force, inputs)
-        if name == "mode":
-            return self._set_mode(self._choice_arg(args, name, "mode"))
-        if name == "failback_policy":
-            return self._set_failback(self._choice_arg(args, name, "policy"))
-        return self._start_drill(now, args, inputs)
-
-    def _input_arg(self, args: Mapping[str, object], key: str, *, required: bool) -> str | None:
-        value = args.get(key)
-        if value is None:
-            if required:
-                raise CommandError(f"missing {key!r}: name an input ({self._known_list()})")
-            return None
-        if not isinstance(value, str):
-            raise CommandError(f"{key!r} must be an input id (a string), got {value!r}")
-        if value != self.slate_id and value not in self.priorities:
+    def _input_arg(self, value: str | None, key: str) -> str | None:
+        if value is not None and value != self.slate_id and value not in self.priorities:
             raise CommandError(f"unknown input {value!r}; inputs are {self._known_list()}")
         return value
 
     def _known_list(self) -> str:
         return ", ".join([*self._ranked, self.slate_id])
-
-    @staticmethod
-    def _choice_arg(args: Mapping[str, object], name: str, key: str) -> str:
-        value = args.get(key, args.get("value"))
-        if value not in ("auto", "manual"):
-            raise CommandError(f"{name}: {key!r} must be 'auto' or 'manual', got {value!r}")
-        assert isinstance(value, str)
-        return value
 
     def _ok(self, decision: Decision | None, **data: object) -> CommandResult:
         body: dict[str, object] = {"active": self.active, "changed": decision is not None}
@@ -576,7 +535,7 @@ class FailoverPolicy:
         self._pinned = True
         return self._ok(decision)
 
-    def _set_mode(self, mode: str) -> CommandResult:
+    def _set_mode(self, mode: Mode) -> CommandResult:
         if mode == self.mode:
             return self._ok(None, mode=mode)
         self.mode = mode
@@ -585,20 +544,11 @@ class FailoverPolicy:
         self._suggested = None
         return self._ok(None, mode=mode)
 
-    def _set_failback(self, policy: str) -> CommandResult:
+    def _set_failback(self, policy: Mode) -> CommandResult:
         self.failback = policy
         return self._ok(None, failback=policy)
 
-    def _start_drill(self, now: float, args: Mapping[str, object], inputs: Statuses) -> CommandResult:
-        to = self._input_arg(args, "to", required=False)
-        seconds = args.get("seconds")
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-            raise CommandError(f"drill: 'seconds' must be a number of seconds, got {seconds!r}")
-        seconds = float(seconds)
-        if not (0 < seconds <= MAX_DRILL_S) or math.isnan(seconds):
-            raise CommandError(
-                f"drill: 'seconds' must be above 0 and at most {_secs(MAX_DRILL_S)}, got {seconds!r}"
-            )
+    def _start_drill(self, now: float, to: str | None, seconds: float, inputs: Statuses) -> CommandResult:
         drill = self._drill
         if drill is not None:
             if to in (None, drill.to) and seconds == drill.seconds:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from relay.control.mqtt import MqttControl
+from relay.events import Command
 from relay.settings import MqttSettings
 from tests.support.fake_daemon import FakeDaemon, relay_settings
 from tests.support.mosquitto import Mosquitto, Watcher
@@ -92,11 +93,14 @@ async def test_status_for_a_person_and_as_json(daemon: FakeDaemon, broker: Mosqu
 
 async def test_failover_from_the_command_line(daemon: FakeDaemon, broker: Mosquitto, tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "relay.toml", broker)
+    commands: list[Command] = []
+    daemon.bus.subscribe(lambda e: commands.append(e) if isinstance(e, Command) else None)
     code, out, err = await relay_cli("failover", "-c", str(cfg), "--to", "backup")
     assert code == 0, err
     assert out.startswith("failover: ok") and "active: backup" in out
     name, args = daemon.calls[-1]
     assert name == "failover" and args["to"] == "backup" and str(args["transaction"]).startswith("cli-")
+    assert [(c.command, c.args, c.source) for c in commands] == [("failover", {"to": "backup"}, "cli")]
     code, out, err = await relay_cli("failover", "-c", str(cfg), "--to", "nowhere", "--json")
     assert code == 1
     reply = json.loads(out)
@@ -135,6 +139,18 @@ async def test_no_relay_exits_3(broker: Mosquitto, tmp_path: Path) -> None:
     await control.stop()
     code, out, err = await relay_cli("status", "-c", str(cfg))
     assert code == 3 and "relay studio-a: offline" in out and "not online now" in out
+
+
+async def test_a_request_the_relay_would_refuse_is_bad_usage_before_anything_is_sent(
+        broker: Mosquitto, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "relay.toml", broker)
+    async with Watcher(broker, "relay/studio-a/request/#") as w:
+        code, out, err = await relay_cli("drill", "-c", str(cfg), "--seconds", "7200")
+        await asyncio.sleep(0.3)
+        sent = list(w.messages)
+    assert code == 2 and out == ""
+    assert "relay drill: drill: 'seconds': Input should be less than or equal to 3600" in err
+    assert sent == []
 
 
 async def test_broker_unreachable_exits_3(tmp_path: Path) -> None:

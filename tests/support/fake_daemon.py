@@ -1,5 +1,5 @@
-"""A stand-in for relay.daemon.Daemon with the control plane's facade (state, health,
-execute, thumbnail, bus), so the MQTT layer is tested without media."""
+"""A stand-in for the relay with the control plane's facade (state, health, execute,
+thumbnail, bus), so the MQTT layer is tested without media."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from relay.control.commands import Outcome, Request
 from relay.events import EventBus, Switched
 from relay.settings import InputSettings, MqttSettings, OutputSettings, RelaySettings
 
@@ -77,18 +78,19 @@ class FakeDaemon:
         if tier == 1:
             inp["status"] = "failed"
 
-    async def execute(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append((name, args))
+    async def execute(self, request: Request) -> Outcome:
+        name, args = request.command, request.args()
+        self.calls.append((name, request.model_dump(exclude_none=True)))
         if name == "ping":
-            return {"status": "ok", "data": {"pong": True}}
+            return Outcome(True, {"pong": True})
         if name == "failover":
             to = args.get("to", "backup")
             if to not in self._state["inputs"]:
-                return {"status": "error", "error": f"unknown input {to!r}", "data": {}}
+                return Outcome(False, error=f"unknown input {to!r}")
             changed = to != self._state["active_input"]
             self.put_on_air(to)
-            return {"status": "ok", "data": {"active": to, "changed": changed}}
+            return Outcome(True, {"active": to, "changed": changed})
         if name == "mode":
             self._state["mode"] = args["mode"]
-            return {"status": "ok", "data": {"mode": args["mode"]}}
-        return {"status": "error", "error": f"{name}: not in this fake", "data": {}}
+            return Outcome(True, {"mode": args["mode"]})
+        return Outcome(False, error=f"{name}: not in this fake")

@@ -8,6 +8,7 @@ import json
 import threading
 from typing import Any
 
+from relay.control.commands import Outcome, Request
 from relay.control.mqtt import MqttControl, worst_tier
 from relay.control.outbox import Outgoing
 from relay.events import Command, Event, InputConnected, Preflight
@@ -59,7 +60,7 @@ async def test_an_error_from_the_daemon_is_an_error_reply() -> None:
 async def test_a_crash_in_the_daemon_becomes_an_error_reply() -> None:
     daemon, c, _ = control()
 
-    async def explode(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    async def explode(request: Request) -> Outcome:
         raise RuntimeError("boom")
 
     daemon.execute = explode  # type: ignore[method-assign]
@@ -72,11 +73,11 @@ async def test_the_same_transaction_runs_once_even_when_concurrent() -> None:
     gate = asyncio.Event()
     calls = 0
 
-    async def slow(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    async def slow(request: Request) -> Outcome:
         nonlocal calls
         calls += 1
         await gate.wait()
-        return {"status": "ok", "data": {"n": calls}}
+        return Outcome(True, {"n": calls})
 
     daemon.execute = slow  # type: ignore[method-assign]
     first = asyncio.create_task(c._answer("check", b'{"transaction": "x"}'))
@@ -183,13 +184,13 @@ async def test_concurrent_checks_run_one_at_a_time_and_extra_requests_are_refuse
     gate = asyncio.Event()
     running = peak = 0
 
-    async def slow(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    async def slow(request: Request) -> Outcome:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
         await gate.wait()
         running -= 1
-        return {"status": "ok", "data": {}}
+        return Outcome(True, {})
 
     daemon.execute = slow  # type: ignore[method-assign]
     checks = [asyncio.create_task(c._answer("check", f'{{"transaction": "c{i}"}}'.encode()))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from relay.control.requests import REQUESTS, RequestError, parse_request
+from relay.control.commands import COMMANDS, RequestError, parse_request
 
 
 def ok(command: str, payload: bytes) -> dict[str, object]:
-    return parse_request(command, payload, 4096).args()
+    return parse_request(command, payload, 4096).model_dump(exclude_none=True)
 
 
 def refused(command: str, payload: bytes, limit: int = 4096) -> RequestError:
@@ -18,7 +18,7 @@ def refused(command: str, payload: bytes, limit: int = 4096) -> RequestError:
 
 
 def test_every_spec_command_is_known() -> None:
-    assert set(REQUESTS) == {"failover", "failback", "switch", "mode", "failback_policy", "drill", "output",
+    assert set(COMMANDS) == {"failover", "failback", "switch", "mode", "failback_policy", "drill", "output",
                              "check", "ping"}
 
 
@@ -46,6 +46,12 @@ def test_valid_requests_become_daemon_arguments() -> None:
     ("drill", b'{"seconds": 0}', "'seconds'"),
     ("drill", b'{"seconds": 7200}', "'seconds'"),
     ("drill", b'{"seconds": true}', "'seconds'"),
+    ("drill", b'{"seconds": -5}', "'seconds': Input should be greater than 0"),
+    ("drill", b'{"seconds": NaN}', "'seconds'"),
+    ("drill", b'{"to": "backup"}', "missing 'seconds'"),
+    ("failback", b'{"to": "main"}', "unexpected field 'to' (accepted: transaction)"),
+    ("switch", b"{}", "missing 'to'"),
+    ("check", b'{"sample_s": 121}', "'sample_s': Input should be less than or equal to 120"),
     ("output", b'{"output": "douyin", "url_index": -1}', "'url_index'"),
     ("output", b'{"output": "douyin", "url_index": 1.5}', "'url_index'"),
     ("ping", b'{"transaction": true}', "'transaction' must be a string"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -102,8 +103,18 @@ class Show:
             self._switched(decision)
         return decision
 
-    def command(self, name: str, **args: object) -> CommandResult:
-        result = self.policy.command(self.now, name, args, self.studio.statuses())
+    def command(self, name: str, **args: Any) -> CommandResult:
+        """A staff command by its SPEC 7 name, with arguments already validated (the
+        request models in relay/control/commands.py check their shape)."""
+        now, inputs, policy = self.now, self.studio.statuses(), self.policy
+        result = {
+            "failover": lambda: policy.failover(now, inputs, **args),
+            "failback": lambda: policy.failback_now(now, inputs, **args),
+            "switch": lambda: policy.switch(now, inputs, **args),
+            "mode": lambda: policy.set_mode(**args),
+            "failback_policy": lambda: policy.set_failback(**args),
+            "drill": lambda: policy.drill(now, inputs, **args),
+        }[name]()
         if result.decision is not None:
             self._switched(result.decision)
         return result
@@ -292,7 +303,7 @@ def test_failback_policy_command_switches_failback_on_and_off() -> None:
     show.evaluate()
     show.studio.clear("main", "black")
     assert show.run(30.0) == []
-    assert show.command("failback_policy", value="auto").ok
+    assert show.command("failback_policy", policy="auto").ok
     (_, decision), = show.run(TICK)
     assert (decision.to, decision.reason) == ("main", "failback")
 
@@ -509,7 +520,7 @@ def test_back_to_auto_mode_applies_the_rules_at_once() -> None:
     assert show.command("mode", mode="manual").data == {"active": "main", "changed": False, "mode": "manual"}
     show.studio.disconnect("main")
     assert show.run(10.0) == []
-    assert show.command("mode", value="auto").ok
+    assert show.command("mode", mode="auto").ok
     decision = show.evaluate()
     assert decision is not None and (decision.to, decision.reason) == ("backup", "fault")
 
@@ -581,41 +592,23 @@ def test_failover_to_a_named_input() -> None:
 
 
 DRILL_BACKUP = {"to": "backup"}
-SECONDS_TYPE = "drill: 'seconds' must be a number of seconds, got"
-SECONDS_RANGE = "drill: 'seconds' must be above 0 and at most 3600, got"
 
 
 @pytest.mark.parametrize(
     ("name", "args", "error"),
     [
-        ("reboot", {}, "unknown command 'reboot'; the failover commands are failover, failback, switch, "
-                       "mode, failback_policy, drill"),
-        ("switch", {}, "missing 'to': name an input (main, backup, slate)"),
         ("switch", {"to": "studio-b"}, "unknown input 'studio-b'; inputs are main, backup, slate"),
-        ("switch", {"to": 2}, "'to' must be an input id (a string), got 2"),
-        ("switch", {"to": "backup", "force": "yes"}, "switch: 'force' must be true or false, got 'yes'"),
-        ("switch", {"too": "backup"}, "switch: unexpected argument 'too' (accepted: force, to)"),
-        ("failback", {"to": "main"}, "failback: unexpected argument 'to' (accepted: none)"),
         ("failover", {"to": "nowhere"}, "unknown input 'nowhere'; inputs are main, backup, slate"),
         ("failover", DRILL_BACKUP,
          "failover: 'backup' is failing (disconnected); refusing to put it on air"),
         ("switch", DRILL_BACKUP,
          "switch: 'backup' is failing (disconnected); send force: true in manual mode to switch anyway"),
-        ("mode", {"mode": "automatic"}, "mode: 'mode' must be 'auto' or 'manual', got 'automatic'"),
-        ("mode", {}, "mode: 'mode' must be 'auto' or 'manual', got None"),
-        ("failback_policy", {"policy": 1}, "failback_policy: 'policy' must be 'auto' or 'manual', got 1"),
         ("drill", {"to": "main", "seconds": 10},
          "drill: 'main' is already on air; a drill needs another input"),
         ("drill", {**DRILL_BACKUP, "seconds": 10},
          "drill: 'backup' is failing (disconnected); refusing to put it on air"),
         ("drill", {"seconds": 10}, "drill: no input other than 'main' is healthy to drill to"),
-        ("drill", DRILL_BACKUP, f"{SECONDS_TYPE} None"),
-        ("drill", {**DRILL_BACKUP, "seconds": "10"}, f"{SECONDS_TYPE} '10'"),
-        ("drill", {**DRILL_BACKUP, "seconds": True}, f"{SECONDS_TYPE} True"),
-        ("drill", {**DRILL_BACKUP, "seconds": 0}, f"{SECONDS_RANGE} 0.0"),
-        ("drill", {**DRILL_BACKUP, "seconds": -5}, f"{SECONDS_RANGE} -5.0"),
-        ("drill", {**DRILL_BACKUP, "seconds": 7200}, f"{SECONDS_RANGE} 7200.0"),
-        ("drill", {**DRILL_BACKUP, "seconds": float("nan")}, f"{SECONDS_RANGE} nan"),
+        ("drill", {"to": "ghost", "seconds": 10}, "unknown input 'ghost'; inputs are main, backup, slate"),
     ],
 )
 def test_command_errors_say_what_is_wrong_and_change_nothing(
@@ -662,18 +655,6 @@ def test_a_failover_without_to_delivered_twice_does_not_bounce_back() -> None:
     assert (second.ok, second.decision) == (True, None)
     assert second.data["note"] == "already failed over to 'backup'; name 'to' to move on"
     assert show.active == "backup"
-
-
-def test_a_repeated_transaction_replays_the_first_answer_without_acting_again() -> None:
-    show = on_air(Show())
-    first = show.command("switch", to="backup", transaction="abc")
-    show.command("switch", to="main")
-    replay = show.command("switch", to="backup", transaction="abc")
-    assert (replay.ok, replay.decision) == (True, None)
-    assert replay.data == {**first.data, "duplicate": True}
-    assert show.active == "main"
-    refused = show.command("switch", to="nowhere", transaction=7)
-    assert show.command("switch", to="nowhere", transaction=7).error == refused.error
 
 
 # ---------------------------------------------------------------------- drills
