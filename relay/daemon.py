@@ -33,6 +33,7 @@ from relay.events import (
 from relay.log import EventLogger, configure, get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.notify import Notifier
+from relay.push.bridge import Bridge, BridgeRequest
 from relay.push.output import Output
 from relay.push.silence import silent_aac_frame
 from relay.push.slate import SlateClip, SlateSource, encode_slate
@@ -237,6 +238,8 @@ class Daemon:
         self.policy = FailoverPolicy(settings.failover, {i.id: i.priority for i in settings.inputs},
                                      slate_id=SLATE)
         self.switcher = Switcher(settings.failover, self.bus.emit, silent_aac_frame)
+        self.bridge = Bridge(self._bridge_request)
+        self._slate_rewound = False
         self.outputs = [Output(o, settings.thresholds, self.bus.emit) for o in settings.outputs if o.enabled]
         self.drill_check = DrillCheck()
         self.bus.subscribe(self.drill_check.on_event)
@@ -265,8 +268,30 @@ class Daemon:
                 out.send(pkt)
 
     def on_input_gone(self, input_id: str) -> None:
-        """An input's source went away: its buffered group of pictures is useless now."""
-        self.switcher.forget(input_id)
+        """An input's source went away: its buffered group of pictures is useless now (and a
+        switch waiting with it on air goes at once)."""
+        self._send(self.switcher.forget(input_id, time.monotonic()))
+
+    def _bridge_request(self, input_id: str) -> BridgeRequest:
+        ch = self.channels.get(input_id)
+        if ch is None:
+            return BridgeRequest(input_id, None, None, None, 30.0, self.settings.slate.image)
+        return BridgeRequest(input_id, ch.analyzer.latest_picture, ch.video_config, ch.audio_config,
+                             snap_fps(ch.fps), self.settings.slate.image)
+
+    def _run_bridge(self, now: float) -> None:
+        """The still picture that carries a fault switch to the target's next keyframe
+        (push/bridge.py); to the slate, the slate rewound to its keyframe does it."""
+        wanted = self.switcher.bridge_wanted()
+        if wanted == SLATE:
+            if self.slate is not None and not self._slate_rewound:
+                self.slate.restart(self.slate.clip)
+                self._slate_rewound = True
+            wanted = None
+        else:
+            self._slate_rewound = False
+        for pkt in self.bridge.update(wanted, now):
+            self._send(self.switcher.on_bridge_packet(pkt, now))
 
     def _apply(self, now: float, decision: Decision | None) -> None:
         for ev in self.policy.take_events():
@@ -280,8 +305,11 @@ class Daemon:
         # SPEC 7 knows fault/command/drill/failback; leaving the slate for a recovered
         # input is a return to a more preferred input, i.e. a failback.
         reason = "failback" if decision.reason == "recovered" else decision.reason
+        on_air = self.channels.get(self.switcher.active or "")
+        failing = on_air is not None and on_air.watch.status(now).worst_tier == 1
         log.info("switching", to=decision.to, reason=reason, detail=decision.detail)
-        self._send(self.switcher.request_switch(decision.to, now, reason))
+        self._send(self.switcher.request_switch(decision.to, now, reason,
+                                                urgent=decision.reason == "fault" or failing))
 
     def _react(self, event: Event) -> None:
         """A tier-1 fault on the input on air is acted on at once, not at the next 100 ms
@@ -295,6 +323,9 @@ class Daemon:
         self._evaluate_soon = False
         now = time.monotonic()
         self._apply(now, self.policy.evaluate(now, self.statuses(now)))
+        # A switch already waiting for its target's keyframe must not wait with a failing
+        # input on air (switch_at "auto").
+        self._send(self.switcher.urge(now))
 
     def statuses(self, now: float) -> dict[str, InputStatus]:
         """Every input's status, as the failover policy reads it."""
@@ -314,6 +345,7 @@ class Daemon:
                 for pkt in self.slate.next_packets(now):
                     self._send(self.switcher.on_packet(SLATE, pkt, now))
             self._send(self.switcher.tick(now))
+            self._run_bridge(now)
             for to, verified in self.switcher.pop_results():
                 self.policy.switch_result(now, to, verified)
             self._watchdog(now)
@@ -515,6 +547,7 @@ class Daemon:
                 await t
         for ch in self.channels.values():
             await asyncio.to_thread(ch.analyzer.stop)
+        self.bridge.close()
 
     # -- what the control plane reads and calls ----------------------------------
 

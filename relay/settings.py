@@ -156,7 +156,7 @@ class FailoverSettings(Section):
     failback_after_s: Seconds = 10.0
     min_dwell_s: Seconds = 5.0
     escalate_after_s: Seconds = 15.0
-    switch_at: Literal["buffered", "next"] = "buffered"
+    switch_at: Literal["auto", "buffered", "next"] = "auto"
     max_added_delay_ms: Annotated[int, Field(ge=0)] = 1000
     verify_within_s: PositiveSeconds = 2.0
 

@@ -310,3 +310,19 @@ def is_keyframe_avcc(data: bytes, nal_length_size: int = 4) -> bool:
             return True
         pos += size
     return False
+
+
+def with_parameter_sets(data: bytes, avcc: AvcConfigInfo) -> bytes:
+    """The AVCC access unit ``data`` with the record's SPS and PPS in band, ahead of its
+    slices (after an access unit delimiter, 7.4.1.2.3), unless it already carries an SPS.
+
+    After a switch the first keyframe carries them so that an ingest chain that keeps
+    only the first FLV sequence header still decodes the new encoder's slices.
+    """
+    size = avcc.nal_length_size
+    nals = split_avcc(data, size)
+    if any(nal_type(n) == NAL_SPS for n in nals):
+        return data
+    lead = 1 if nals and nal_type(nals[0]) == NAL_AUD else 0
+    sets = [*avcc.sps, *avcc.pps]
+    return b"".join(len(n).to_bytes(size, "big") + n for n in [*nals[:lead], *sets, *nals[lead:]])

@@ -23,6 +23,7 @@ from fractions import Fraction
 import av
 import numpy as np
 from av.codec.context import Flags
+from av.video.frame import PictureType
 
 from relay.codec.h264 import (
     NAL_PPS,
@@ -246,9 +247,9 @@ class SlateClip:
         return SlateFormat.of(video, audio, fps) == self.format
 
 
-def _x264_options(fmt: SlateFormat, frames: int) -> dict[str, str]:
+def _x264_options(fmt: SlateFormat, frames: int, preset: str) -> dict[str, str]:
     options = {
-        "preset": "veryfast",
+        "preset": preset,
         "tune": "zerolatency",  # no lookahead and no B-frames: pts == dts, like a live encoder
         "profile": _X264_PROFILES.get(fmt.profile, "high"),
         "crf": "23",
@@ -261,8 +262,8 @@ def _x264_options(fmt: SlateFormat, frames: int) -> dict[str, str]:
     return options
 
 
-def _encode_video(picture: np.ndarray, fmt: SlateFormat,
-                  frames: int) -> tuple[list[MediaPacket], VideoConfig]:
+def _encode_video(source: av.VideoFrame, fmt: SlateFormat, frames: int,
+                  preset: str = "veryfast") -> tuple[list[MediaPacket], VideoConfig]:
     ctx = av.CodecContext.create("libx264", "w")
     ctx.width, ctx.height = fmt.width, fmt.height
     ctx.pix_fmt = "yuv420p"
@@ -274,9 +275,8 @@ def _encode_video(picture: np.ndarray, fmt: SlateFormat,
     # writes both in Annex B (start codes, checked here), so the avcC record and
     # the AVCC framing are built from them.
     ctx.flags |= Flags.global_header
-    ctx.options = _x264_options(fmt, frames)
+    ctx.options = _x264_options(fmt, frames, preset)
     ctx.open()
-    source = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
     coded: list[bytes] = []
     for index in range(frames):
         source.pts = index
@@ -384,8 +384,29 @@ def encode_slate(image_path: str | None, video: VideoConfig | None, audio: Audio
     # At least two frames: a one-frame loop would send the same IDR picture back to back,
     # which H.264 forbids (consecutive IDRs must differ in idr_pic_id, 7.4.3).
     frames = max(2, round(seconds * fmt.rate))
-    video_packets, video_config = _encode_video(picture, fmt, frames)
+    source = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+    video_packets, video_config = _encode_video(source, fmt, frames)
+    return _with_audio(fmt, frames, video_packets, video_config, audio, audio_file, seconds)
 
+
+def encode_still(picture: av.VideoFrame, video: VideoConfig | None, audio: AudioConfig | None,
+                 fps: float, *, seconds: float = 0.5) -> SlateClip:
+    """A loop of one decoded picture held still, with silence, encoded to match the stream
+    described by ``video``/``audio``/``fps``: the bridge of a fault switch (push/bridge.py).
+
+    Blocking: run it in a worker thread. Fast before fine (libx264 ``ultrafast``): it
+    goes on air while the platform waits, for a few seconds at most."""
+    fmt = SlateFormat.of(video, audio, fps)
+    frames = max(2, round(seconds * fmt.rate))
+    source = picture.reformat(width=fmt.width, height=fmt.height, format="yuv420p")
+    # A decoded keyframe says "I" and libx264 would obey it on every frame of the loop.
+    source.pict_type = PictureType.NONE
+    video_packets, video_config = _encode_video(source, fmt, frames, preset="ultrafast")
+    return _with_audio(fmt, frames, video_packets, video_config, audio, None, seconds)
+
+
+def _with_audio(fmt: SlateFormat, frames: int, video_packets: list[MediaPacket], video_config: VideoConfig,
+                audio: AudioConfig | None, audio_file: str | None, seconds: float) -> SlateClip:
     audio_config = _matching_audio_config(audio, fmt.sample_rate, fmt.channels)
     audio_frames: list[bytes] | None = None
     if audio_file is not None:

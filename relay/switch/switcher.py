@@ -18,6 +18,18 @@ Output timeline
     the output (re)started from.
 
 Switching (``FailoverSettings.switch_at``)
+    ``auto`` (the default) picks per switch. When the input on air is healthy
+    (failback, commands, drills, leaving the slate) it stays on air and the cut
+    happens at the target's next keyframe, exactly as ``next`` does, with no
+    freeze and no added delay. When it is not (``urgent``: a fault), the switch
+    starts at once from the target's buffered keyframe if that adds no more than
+    ``max_added_delay_ms`` in all (its age, less the pause the fault already
+    made); otherwise a *bridge* goes on air at once: a still picture encoded to
+    match the target (its latest decoded picture, made by push/bridge.py and fed
+    in with ``on_bridge_packet``), until the target's next keyframe arrives and
+    the cut happens there. The bridge freezes the picture but never stops the
+    media, and adds no delay. A waiting switch whose input on air then fails
+    (``urge``, or that input disconnecting) turns urgent the same way.
     ``buffered``: the switch happens at once from the target's buffered group of
     pictures (gop.py): its keyframe and everything after it go out in one burst.
     Nothing freezes, but the output timeline is now ahead of the wall clock by
@@ -31,7 +43,9 @@ Switching (``FailoverSettings.switch_at``)
     longer: a pause shows as the real gap (``freeze_ms``), and no delay is added.
     A buffered switch to an input with no usable buffer (no keyframe yet, its
     group grew past its bounds, or nothing arrived in the last second) waits for
-    the next keyframe the same way.
+    the next keyframe the same way (in ``auto``, behind a bridge when urgent).
+    The very first switch (nothing has gone out yet) starts from the buffered
+    keyframe when it is recent enough, or waits for the next one.
 
 Dropping added delay
     The added delay lives downstream, in the viewer's buffer; the only way to
@@ -67,19 +81,26 @@ Audio the new input does not have
 Codec parameters
     Packets keep pointing at their own input's VideoConfig/AudioConfig; a switch
     always starts with the new input's keyframe, so an output sees the new
-    configuration on that keyframe and signals new sequence headers there.
+    configuration on that keyframe and signals new sequence headers there. That
+    keyframe also carries its SPS and PPS in band (codec/h264.py), for ingest
+    chains and parsers that keep only the first sequence header they saw.
 
 Verification and reports
     A switch is verified once the target's keyframe went out and then at least
-    ``VERIFY_PACKETS`` further video packets of the target followed; if that has
-    not happened ``verify_within_s`` after the request, the switch failed (a
-    switch still waiting for its keyframe is then abandoned and the old input
-    stays on air). ``(to, verified)`` is queued for the policy
-    (``pop_results``). A verified switch is announced here with the figures
-    only the switcher has (``Switched``: freeze, added delay, gap); a failed
-    one is announced by the policy (``SwitchFailed``, it decides what follows),
-    so the switcher only keeps why it failed in ``health()["last_failure"]``.
-    A switch superseded by a newer request reports nothing.
+    ``VERIFY_PACKETS`` further video packets of the target arrived on air, sent
+    or held back by the delay take-back (what Relay chose not to send is not the
+    target failing). It failed when that has not happened ``verify_within_s``
+    after the cut, or, before the cut, when nothing at all has arrived from the
+    target for ``verify_within_s``, or its keyframe is overdue: ``verify_within_s``
+    beyond the request and beyond the keyframe its own interval predicts (at most
+    ``MAX_KEYFRAME_WAIT_S`` after the request). A switch still waiting for its
+    keyframe is then abandoned and the old input (or the bridge) stays on air.
+    ``(to, verified)`` is queued for the policy (``pop_results``). A verified
+    switch is announced here with the figures only the switcher has
+    (``Switched``: freeze, added delay, gap); a failed one is announced by the
+    policy (``SwitchFailed``, it decides what follows), so the switcher only
+    keeps why it failed in ``health()["last_failure"]``. A switch superseded by
+    a newer request reports nothing.
 """
 
 from __future__ import annotations
@@ -88,16 +109,18 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from relay.codec.h264 import H264Error, parse_avcc_config, with_parameter_sets
 from relay.events import EventSink, Switched
-from relay.media import AudioConfig, MediaPacket, Track
+from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.settings import FailoverSettings
-from relay.switch.gop import GopBuffer, ends_before
+from relay.switch.gop import MAX_GOP_MS, GopBuffer, ends_before
 from relay.switch.timeline import DEFAULT_AUDIO, InputTimeline, SilenceClock, audio_frame_ms
 
 AUDIO_GONE_S = 0.5  # an active input with no audio packet for this long gets silence instead
 JUMP_PAIR_S = 2.0  # a jump of the other track within this is the same discontinuity
 STALE_BUFFER_S = 1.0  # a buffered group whose newest packet is older than this is not started from
 VERIFY_PACKETS = 3  # video packets of the target after its first, to call media "flowing"
+MAX_KEYFRAME_WAIT_S = MAX_GOP_MS / 1000  # a waiting switch gives up on a keyframe later than this
 MAX_SILENCE_BACKFILL_MS = 1000  # silence never reaches further back than this behind the video
 
 
@@ -111,13 +134,28 @@ class _Switch:
     freeze_ms: float = 0.0
     added_delay_ms: float = 0.0
     gap_ms: float = 0.0
-    flowing: int = 0  # target video packets out since the cut
+    flowing: int = 0  # target video packets on air (sent or held back) since the cut
+    urgent: bool = False  # the input on air is failing: do not wait with it on air
+    bridge: bool = False  # a bridge picture is wanted until the target's keyframe (auto)
+    bridged_at: float | None = None  # when the bridge went on air for this switch
 
 
 @dataclass(slots=True)
 class _Input:
     timeline: InputTimeline = field(default_factory=InputTimeline)
     gop: GopBuffer = field(default_factory=GopBuffer)
+    last_arrival: float | None = None  # when its latest packet arrived
+
+
+def _parameter_sets_in_band(keyframe: MediaPacket) -> bytes:
+    """The keyframe's data with its configuration's SPS/PPS in band (H.264; others as they are)."""
+    config = keyframe.config
+    if not isinstance(config, VideoConfig) or config.codec != "h264":
+        return keyframe.data
+    try:
+        return with_parameter_sets(keyframe.data, parse_avcc_config(config.extradata))
+    except H264Error:
+        return keyframe.data  # unreadable: the sequence header still carries them
 
 
 class Switcher:
@@ -147,11 +185,17 @@ class Switcher:
         self._skipping = False  # dropping added delay: not forwarding until the next keyframe
         self._jump: tuple[Track, float] | None = None  # the last single-track jump, and when
         self._silence_clock: SilenceClock | None = None
+        self._bridge: _Input | None = None  # the bridge picture on air (auto), else None
+        self._bridge_for: str | None = None  # whose picture the bridge holds
+        self._params_due = False  # the next keyframe out carries its SPS/PPS in band
 
     # ----------------------------------------------------------------- public
 
     @property
     def active(self) -> str | None:
+        """The input on air; while a bridge picture is on air, the input it leads to."""
+        if self._bridge is not None and self._switch is not None:
+            return self._switch.to
         return self._active
 
     def on_packet(self, input_id: str, pkt: MediaPacket, now: float) -> list[MediaPacket]:
@@ -159,6 +203,7 @@ class Switcher:
         state = self._inputs.get(input_id)
         if state is None:
             state = self._inputs[input_id] = _Input()
+        state.last_arrival = now
         jumped = state.timeline.observe(pkt)
         if jumped:
             state.gop.clear()  # a group spanning two timelines cannot be replayed
@@ -177,45 +222,102 @@ class Switcher:
                     self._resync = False
                     out += self._send(state, pkt, now)
             else:
-                sent = self._forward(state, pkt, now, jumped)
-                out += sent
-                if switch is not None and switch.to == input_id and sent and pkt.track is Track.VIDEO:
+                out += self._forward(state, pkt, now, jumped)
+                # Held back by the delay take-back or not, the target's media is arriving on air.
+                if switch is not None and switch.to == input_id and pkt.track is Track.VIDEO:
                     switch.flowing += 1
                     if switch.flowing >= VERIFY_PACKETS:
                         self._verified(switch)
         out += self._fill_silence(now)
         return out
 
-    def request_switch(self, to: str, now: float, reason: str) -> list[MediaPacket]:
-        """Put ``to`` on air (reason: fault/command/drill/failback); returns packets to send now."""
+    def on_bridge_packet(self, pkt: MediaPacket, now: float) -> list[MediaPacket]:
+        """One packet of the bridge picture (see the module docstring); returns what to send."""
+        if self._bridge is None:
+            switch = self._switch
+            if switch is None or not switch.bridge or switch.cut_at is not None:
+                return []  # not wanted (any more)
+            if not (pkt.track is Track.VIDEO and pkt.keyframe):
+                return []
+            self._bridge = _Input()
+            self._bridge_for = switch.to
+            switch.freeze_ms, switch.gap_ms = self._anchor(pkt, now, buffered=False)
+            switch.bridged_at = now
+            self._active = None
+            self._resync = False
+            self._silence_clock = None
+        self._bridge.timeline.observe(pkt)
+        return self._send(self._bridge, pkt, now)
+
+    def bridge_wanted(self) -> str | None:
+        """The input whose picture should bridge a switch now (None: no bridge needed)."""
+        switch = self._switch
+        if switch is not None and switch.bridge and switch.cut_at is None:
+            return switch.to
+        if self._bridge is not None:
+            return self._bridge_for
+        return None
+
+    def urge(self, now: float) -> list[MediaPacket]:
+        """The input on air is failing: a switch waiting for the target's keyframe must not
+        wait with it on air (``auto``). Returns packets to send now."""
+        switch = self._switch
+        if (switch is None or switch.urgent or switch.cut_at is not None
+                or self._settings.switch_at != "auto"):
+            return []
+        switch.urgent = True
+        return self._start_urgent(switch, now) + self._fill_silence(now)
+
+    def request_switch(
+        self, to: str, now: float, reason: str, *, urgent: bool | None = None
+    ) -> list[MediaPacket]:
+        """Put ``to`` on air (reason: fault/command/drill/failback); returns packets to send now.
+
+        ``urgent``: the input on air is failing (default: when the reason is ``fault``)."""
         current = self._switch
         if to == self._active and (current is None or current.to == to):
             return []  # already on air (or being verified)
-        if to == self._active:
+        if to == self._active and self._bridge is None:
             self._switch = None  # back to the one on air: the pending switch is off
             return []
-        switch = _Switch(to=to, from_=self._active, reason=reason, requested_at=now)
+        if urgent is None:
+            urgent = reason == "fault"
+        # From a bridge picture every switch is urgent: the picture on air is already still.
+        urgent = urgent or self._bridge is not None
+        switch = _Switch(to=to, from_=self.active, reason=reason, requested_at=now, urgent=urgent)
         self._switch = switch
         state = self._inputs.get(to)
-        if self._settings.switch_at == "buffered" and state is not None and self._usable(state, now):
+        mode = self._settings.switch_at
+        if mode == "buffered" and state is not None and self._usable(state, now):
             out = self._cut_over(switch, state.gop.packets(), now, buffered=True)
             return out + self._fill_silence(now)
+        if mode == "auto" and self._last_out[Track.VIDEO] is None:
+            # Nothing has gone out yet: start from the buffer if it is recent, else wait.
+            if state is not None and self._usable(state, now) and self._within_budget(state, now):
+                out = self._cut_over(switch, state.gop.packets(), now, buffered=True)
+                return out + self._fill_silence(now)
+            return []
+        if mode == "auto" and urgent:
+            return self._start_urgent(switch, now) + self._fill_silence(now)
         return []
 
     def tick(self, now: float) -> list[MediaPacket]:
         """Time-driven work: failed verifications, silence; returns packets to send now."""
         switch = self._switch
-        if switch is not None and now - switch.requested_at >= self._settings.verify_within_s:
+        if switch is not None and self._overdue(switch, now):
             self._failed(switch)
         return self._fill_silence(now)
 
-    def forget(self, input_id: str) -> None:
-        """The input disconnected: its buffer and timeline are gone (a reconnect starts a new one)."""
+    def forget(self, input_id: str, now: float | None = None) -> list[MediaPacket]:
+        """The input disconnected: its buffer and timeline are gone (a reconnect starts a new one).
+        Given ``now``, a switch waiting with it on air turns urgent; returns packets to send now."""
         self._inputs.pop(input_id, None)
-        if input_id == self._active:
-            self._resync = True
-            self._skipping = False
-            self._silence_clock = None
+        if input_id != self._active:
+            return []
+        self._resync = True
+        self._skipping = False
+        self._silence_clock = None
+        return [] if now is None else self.urge(now)
 
     def pop_results(self) -> list[tuple[str, bool]]:
         """``(to, verified)`` of every switch settled since the last call, for the policy."""
@@ -254,6 +356,46 @@ class Switcher:
         packets = state.gop.packets()
         return bool(packets) and now - packets[-1].arrival <= STALE_BUFFER_S
 
+    def _within_budget(self, state: _Input, now: float) -> bool:
+        """Would starting from this buffered keyframe keep the delay within max_added_delay_ms?"""
+        keyframe = state.gop.keyframe
+        if keyframe is None:
+            return False
+        age_ms = max(0.0, (now - keyframe.arrival) * 1000)
+        pause_ms = 0.0
+        if self._last_video_sent is not None:
+            pause_ms = max(0.0, (now - self._last_video_sent) * 1000 - self._frame_ms)
+        return max(0.0, self._delay_ms - pause_ms + age_ms) <= self._settings.max_added_delay_ms
+
+    def _start_urgent(self, switch: _Switch, now: float) -> list[MediaPacket]:
+        """``auto`` on a fault: from the buffer within the delay budget, else behind a bridge."""
+        state = self._inputs.get(switch.to)
+        if state is not None and self._usable(state, now) and self._within_budget(state, now):
+            return self._cut_over(switch, state.gop.packets(), now, buffered=True)
+        if state is None or state.last_arrival is None or now - state.last_arrival > STALE_BUFFER_S:
+            return []  # nothing arrives from the target: no keyframe to bridge to; it waits
+        switch.bridge = True
+        if self._bridge is not None:  # already on air (a previous switch's): it goes on
+            switch.bridged_at = now
+        return []
+
+    def _overdue(self, switch: _Switch, now: float) -> bool:
+        """Has the switch failed verification (see the module docstring)?"""
+        within = self._settings.verify_within_s
+        if switch.cut_at is not None or self._settings.switch_at == "buffered":
+            return now - (switch.cut_at or switch.requested_at) >= within
+        state = self._inputs.get(switch.to)
+        if state is None or state.last_arrival is None or now - state.last_arrival >= within:
+            return now - switch.requested_at >= within  # nothing is arriving from the target
+        # Media arrives; the keyframe is what it waits for: as long as its cadence promises one.
+        gop_ms = state.timeline.keyframe_interval_ms
+        key = state.gop.keyframe
+        if gop_ms is not None and key is not None:
+            wait = max(within, key.arrival + gop_ms / 1000 + within - switch.requested_at)
+        else:
+            wait = max(within, MAX_KEYFRAME_WAIT_S)
+        return now - switch.requested_at >= min(wait, MAX_KEYFRAME_WAIT_S + within)
+
     def _cut_over(
         self, switch: _Switch, burst: list[MediaPacket], now: float, *, buffered: bool
     ) -> list[MediaPacket]:
@@ -265,10 +407,14 @@ class Switcher:
             pause_ms = max(0.0, gap_ms - self._frame_ms)
             self._delay_ms = max(0.0, before - pause_ms + age_ms)
         switch.cut_at = now
-        switch.freeze_ms = freeze_ms
-        switch.gap_ms = gap_ms
+        if switch.bridged_at is not None:  # the bridge held the picture still until now
+            switch.freeze_ms += (now - switch.bridged_at) * 1000 + freeze_ms
+        else:
+            switch.freeze_ms = freeze_ms
+            switch.gap_ms = gap_ms
         switch.added_delay_ms = max(0.0, self._delay_ms - before)
         self._active = switch.to
+        self._bridge = None
         self._resync = False
         self._silence_clock = None
         state = self._inputs[switch.to]
@@ -294,6 +440,7 @@ class Switcher:
         self._audio_floor = keyframe_out
         self._skipping = False
         self._jump = None
+        self._params_due = True
         return freeze_ms, gap_ms
 
     def _verified(self, switch: _Switch) -> None:
@@ -343,12 +490,16 @@ class Switcher:
         dts = pkt.dts + offset
         pts = pkt.pts + offset
         last = self._last_out[pkt.track]
+        data = pkt.data
         if pkt.track is Track.VIDEO:
             if last is not None and dts <= last:
                 pts += last + 1 - dts
                 dts = last + 1
             self._last_video_sent = now
             self._frame_ms = state.timeline.frame_interval_ms
+            if self._params_due and pkt.keyframe:
+                self._params_due = False
+                data = _parameter_sets_in_band(pkt)
         else:
             floor = self._audio_floor
             if (last is not None and dts <= last) or (floor is not None and ends_before(pkt, floor - offset)):
@@ -357,7 +508,7 @@ class Switcher:
                 self._out_audio = pkt.config
             self._silence_clock = None
         self._last_out[pkt.track] = dts
-        return [MediaPacket(pkt.track, dts, max(pts, dts), pkt.data, pkt.keyframe, pkt.config, pkt.arrival)]
+        return [MediaPacket(pkt.track, dts, max(pts, dts), data, pkt.keyframe, pkt.config, pkt.arrival)]
 
     def _reanchor_jump(self, state: _Input, pkt: MediaPacket, now: float) -> None:
         track = pkt.track

@@ -132,6 +132,14 @@ class InputAnalyzer:
     def backlog(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def latest_picture(self) -> Any | None:
+        """The latest decoded picture (an ``av.VideoFrame``; None before the first), for the
+        bridge of a fault switch (push/bridge.py). Read from any thread: decoded frames are
+        reference-counted and never written again, and the attribute is swapped whole."""
+        video = self._video
+        return None if video is None else video.latest
+
     # -- worker side ---------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -209,6 +217,7 @@ class _VideoDecoder:
         self._waiting_for_key = True
         self._arrivals: dict[int, float] = {}
         self._previous: npt.NDArray[np.float32] | None = None
+        self.latest: Any | None = None  # the latest decoded frame
 
     def decode(self, pkt: MediaPacket) -> list[VideoFrameStats]:
         if self._waiting_for_key:
@@ -226,6 +235,7 @@ class _VideoDecoder:
             pts = pkt.pts if frame.pts is None else int(frame.pts)
             arrival = self._arrivals.pop(pts, pkt.arrival)
             out.append(self._measure(frame, arrival, pts))
+            self.latest = frame
         return out
 
     def _measure(self, frame: Any, arrival: float, pts: int) -> VideoFrameStats:

@@ -133,3 +133,31 @@ def test_malformed_input_raises_h264error() -> None:
         h264.parse_sps(b"\x67\x64")
     with pytest.raises(h264.H264Error):
         h264.build_avcc_config([], [b"\x68\xee"])
+
+
+def test_with_parameter_sets_puts_sps_and_pps_ahead_of_the_slices() -> None:
+    enc = _encode(640, 360)
+    record = h264.parse_avcc_config(enc.avcc_extradata)
+    keyframe = next(data for data, key in enc.mp4_packets if key)
+    inband = h264.with_parameter_sets(keyframe, record)
+    nals = h264.split_avcc(inband, record.nal_length_size)
+    kinds = [h264.nal_type(n) for n in nals]
+    assert kinds[:2] == [h264.NAL_SPS, h264.NAL_PPS]
+    assert nals[0] == record.sps[0] and nals[1] == record.pps[0]
+    assert nals[2:] == h264.split_avcc(keyframe, record.nal_length_size)  # the picture untouched
+    assert h264.with_parameter_sets(inband, record) == inband  # already in band: as it is
+    # a decoder with no extradata at all decodes it: the parameter sets really are in band
+    ctx = av.CodecContext.create("h264", "r")
+    frames = ctx.decode(av.Packet(h264.avcc_to_annexb(inband, record.nal_length_size)))
+    frames += ctx.decode(None)
+    assert frames and frames[0].width == 640
+
+
+def test_with_parameter_sets_goes_after_an_access_unit_delimiter() -> None:
+    enc = _encode(320, 180)
+    record = h264.parse_avcc_config(enc.avcc_extradata)
+    keyframe = next(data for data, key in enc.mp4_packets if key)
+    aud = bytes([h264.NAL_AUD, 0x10])
+    with_aud = len(aud).to_bytes(4, "big") + aud + keyframe
+    kinds = [h264.nal_type(n) for n in h264.split_avcc(h264.with_parameter_sets(with_aud, record))]
+    assert kinds[:3] == [h264.NAL_AUD, h264.NAL_SPS, h264.NAL_PPS]

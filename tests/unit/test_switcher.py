@@ -96,6 +96,12 @@ class Studio:
         self.now = 0.0
         self.out: list[Sent] = []
         self.silence_configs: list[AudioConfig] = []
+        # The bridge supplier (push/bridge.py in the daemon): a still picture that starts this
+        # long after the switcher asks for one, 15-frame groups. None: nobody supplies one.
+        self.bridge_latency: float | None = 0.1
+        self.bridges: list[Encoder] = []
+        self._bridge: Encoder | None = None
+        self._bridge_due: float | None = None
 
     def _silence(self, audio: AudioConfig) -> bytes:
         self.silence_configs.append(audio)
@@ -119,6 +125,21 @@ class Studio:
     def _tick(self, at: float) -> None:
         self.now = at
         self._keep(self.switcher.tick(at))
+        if self.switcher.bridge_wanted() is None:
+            self._bridge = self._bridge_due = None
+        elif self._bridge is None and self.bridge_latency is not None:
+            if self._bridge_due is None:
+                self._bridge_due = at + self.bridge_latency
+            if at >= self._bridge_due:
+                self._bridge = Encoder(f"bridge{len(self.bridges)}", start=at, gop=15)
+                self.bridges.append(self._bridge)
+        if self._bridge is not None:
+            for pkt in self._bridge.take(at):
+                self._keep(self.switcher.on_bridge_packet(pkt, at))
+
+    def lose(self, name: str) -> None:
+        """The input's publisher is gone (disconnected): the daemon forgets it at once."""
+        self._keep(self.switcher.forget(name, self.now))
 
     def _keep(self, packets: list[MediaPacket]) -> None:
         self.out += [Sent(self.now, p) for p in packets]
@@ -140,7 +161,8 @@ class Studio:
         return pkt.data.split(b":")[0].decode()
 
     def original(self, pkt: MediaPacket) -> MediaPacket:
-        return self.encoders[self.source(pkt)].sent[pkt.data]
+        encoders = {**self.encoders, **{b.name: b for b in self.bridges}}
+        return encoders[self.source(pkt)].sent[pkt.data]
 
     def offset(self, pkt: MediaPacket) -> int:
         return pkt.dts - self.original(pkt).dts
@@ -189,7 +211,7 @@ def studio_ab(**failover: Any) -> Studio:
 
 
 def test_first_activation_starts_at_once_from_the_buffered_keyframe() -> None:
-    studio = studio_ab()
+    studio = studio_ab(switch_at="buffered")
     studio.run_until(1.5)
     assert studio.switcher.active is None and studio.out == []
     burst = studio.switch("A")
@@ -205,7 +227,7 @@ def test_first_activation_starts_at_once_from_the_buffered_keyframe() -> None:
 
 
 def test_buffered_switch_is_seamless_and_keeps_the_new_inputs_av_relation() -> None:
-    studio = studio_ab()
+    studio = studio_ab(switch_at="buffered")
     studio.run_until(1.0)
     studio.switch("A")
     studio.run_until(5.5)
@@ -235,7 +257,7 @@ def test_buffered_switch_is_seamless_and_keeps_the_new_inputs_av_relation() -> N
 
 
 def test_output_packets_are_new_objects_and_inputs_are_untouched() -> None:
-    studio = studio_ab()
+    studio = studio_ab(switch_at="buffered")
     studio.run_until(2.2)
     studio.switch("B")
     studio.run_until(2.5)
@@ -246,7 +268,8 @@ def test_output_packets_are_new_objects_and_inputs_are_untouched() -> None:
 
 
 def test_buffered_switch_to_an_input_without_a_keyframe_yet_waits_for_it() -> None:
-    studio = Studio(Encoder("A"), Encoder("B", video_base=50_000, start=3.0, first_frame=10))
+    studio = Studio(Encoder("A"), Encoder("B", video_base=50_000, start=3.0, first_frame=10),
+                    switch_at="buffered")
     studio.run_until(1.0)
     studio.switch("A")
     studio.run_until(3.3)  # B has sent frames 10..19: no keyframe yet (next at frame 30, 3.667 s)
@@ -302,12 +325,163 @@ def test_next_switch_after_the_old_input_died_shows_the_real_gap() -> None:
     assert event.added_delay_ms == 0
 
 
+# ---------------------------------------------------------------------- auto
+
+
+def video_gaps(studio: Studio, after: float) -> list[float]:
+    """Wall-clock gaps between video packets handed to the outputs after ``after``: what the
+    platform sees arriving (a burst counts as one arrival)."""
+    times = sorted({round(s.at, 6) for s in studio.out if s.pkt.track is Track.VIDEO and s.at >= after})
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+def sources(studio: Studio, track: Track = Track.VIDEO) -> list[str]:
+    """The run of sources on the output, one entry per change."""
+    runs: list[str] = []
+    for s in studio.out:
+        if s.pkt.track is track:
+            name = studio.source(s.pkt)
+            name = "bridge" if name.startswith("bridge") else name
+            if not runs or runs[-1] != name:
+                runs.append(name)
+    return runs
+
+
+def test_auto_healthy_switch_cuts_at_the_next_keyframe_with_no_freeze_and_no_delay() -> None:
+    studio = Studio(Encoder("A"), Encoder("B", video_base=70_000, gop=60, start=0.4))
+    studio.run_until(1.0)
+    studio.switch("A")
+    studio.run_until(3.0)
+    assert studio.switch("B", "failback") == []  # B's keyframe came at 2.4 s: wait for 4.4 s
+    studio.run_until(4.39)
+    assert studio.switcher.active == "A"
+    studio.run_until(7.0)
+    cut = studio.out[studio.first_from("B")]
+    assert cut.pkt.keyframe and cut.at == pytest.approx(4.4)
+    assert sources(studio) == ["A", "B"]
+    assert_continuous(studio)
+    [event] = studio.switched("B")
+    assert (event.freeze_ms, event.added_delay_ms, event.reason) == (0, 0, "failback")
+    assert max(video_gaps(studio, 1.5)) < 0.05
+
+
+def test_auto_fault_with_a_recent_keyframe_starts_from_the_buffer() -> None:
+    studio = Studio(Encoder("A", stop=4.8), Encoder("B", video_base=70_000, gop=60))
+    studio.run_until(1.0)
+    studio.switch("A")
+    studio.run_until(4.8)  # B's keyframe came at 4.0: 0.8 s old, within the 1 s budget
+    studio.lose("A")
+    burst = studio.switch("B", "fault")
+    assert burst and burst[0].keyframe and studio.original(burst[0]).arrival == pytest.approx(4.0)
+    studio.run_until(7.0)
+    [event] = studio.switched("B")
+    assert event.freeze_ms == 0 and event.added_delay_ms == pytest.approx(800, abs=35)
+    assert sources(studio) == ["A", "B"] and studio.bridges == []
+    assert_continuous(studio)
+
+
+def test_auto_fault_with_an_old_keyframe_bridges_to_the_next_one() -> None:
+    studio = Studio(Encoder("A", stop=5.5), Encoder("B", video_base=70_000, gop=60))
+    studio.run_until(1.0)
+    studio.switch("A")
+    studio.run_until(5.5)  # B's keyframe came at 4.0: 1.5 s old, the next one at 6.0
+    studio.lose("A")
+    assert studio.switch("B", "fault") == []
+    assert studio.switcher.bridge_wanted() == "B"
+    studio.run_until(9.0)
+    assert sources(studio) == ["A", "bridge", "B"]
+    assert studio.switcher.bridge_wanted() is None
+    cut = studio.out[studio.first_from("B")]
+    assert cut.pkt.keyframe and cut.at == pytest.approx(6.0)
+    assert studio.switcher.active == "B"
+    [event] = studio.switched("B")
+    # the bridge went out 0.1 s after the loss, and held the picture until B's keyframe
+    assert event.added_delay_ms == 0
+    assert event.freeze_ms == pytest.approx(500, abs=40)
+    # the loss itself: 0.1 s (and a tick) without a picture
+    assert_continuous(studio, max_video_step=200, max_audio_step=250)
+    assert max(video_gaps(studio, 2.0)) < 0.2
+    assert studio.switcher.pop_results() == [("A", True), ("B", True)]
+
+
+def test_auto_a_waiting_switch_turns_urgent_when_the_input_on_air_is_lost() -> None:
+    studio = Studio(Encoder("A", stop=3.5), Encoder("B", video_base=70_000, gop=60))
+    studio.run_until(1.0)
+    studio.switch("A")
+    studio.run_until(2.5)
+    assert studio.switch("B", "command") == []  # healthy A: wait for B's keyframe at 4.0
+    studio.run_until(3.5)
+    studio.lose("A")  # A gone while waiting: bridge (B's keyframe is 1.5 s old)
+    assert studio.switcher.bridge_wanted() == "B"
+    studio.run_until(6.0)
+    assert sources(studio) == ["A", "bridge", "B"]
+    assert max(video_gaps(studio, 2.0)) < 0.2
+    assert studio.switcher.pop_results() == [("A", True), ("B", True)]
+
+
+def test_auto_the_input_on_air_failing_urges_a_waiting_switch() -> None:
+    studio = Studio(Encoder("A"), Encoder("B", video_base=70_000, gop=60))
+    studio.run_until(1.0)
+    studio.switch("A")
+    studio.run_until(4.3)
+    studio.switch("B", "command")
+    studio.run_until(4.5)
+    burst = studio.switcher.urge(studio.now)  # A went black: B's keyframe is 0.5 s old
+    studio._keep(burst)
+    assert burst and burst[0].keyframe
+    studio.run_until(6.0)
+    assert sources(studio) == ["A", "B"]
+    assert_continuous(studio)
+
+
+def lose_main_at(phase: float, gop: int, **failover: Any) -> Studio:
+    """Main lost ``phase`` seconds into the backup's group; the policy switches at once."""
+    gop_s = gop / 30
+    loss = 2 * gop_s + phase
+    studio = Studio(Encoder("A", stop=loss), Encoder("B", video_base=70_000, gop=gop), **failover)
+    studio.run_until(0.5)
+    studio.switch("A")
+    studio.run_until(loss)
+    studio.lose("A")
+    studio.switch("B", "fault")
+    studio.run_until(loss + gop_s + 3.0)
+    return studio
+
+
+# Issue 10, failure 1: in `buffered` mode the loss about 0.15 s before the backup's next
+# keyframe (2-s groups) added 1.85 s of delay, the take-back held the whole next group
+# back, verification counted only what went out and judged the healthy backup dead.
+@pytest.mark.parametrize("phase", [i * 2.0 / 40 for i in range(40)])
+def test_buffered_a_switch_to_a_healthy_backup_is_verified_at_any_phase(phase: float) -> None:
+    studio = lose_main_at(phase, 60, switch_at="buffered")
+    assert studio.switcher.pop_results() == [("A", True), ("B", True)]
+    assert studio.switcher.active == "B"
+
+
+@pytest.mark.parametrize("gop", [15, 60, 250, 300])  # 0.5 s, 2 s, OBS's default 8.3 s, 10 s
+def test_auto_no_switch_leaves_the_platform_without_media_at_any_phase(gop: int) -> None:
+    worst_gap = worst_delay = 0.0
+    for i in range(40):
+        phase = i * gop / 30 / 40
+        studio = lose_main_at(phase, gop)
+        assert studio.switcher.pop_results() == [("A", True), ("B", True)], phase
+        loss = 2 * gop / 30 + phase
+        worst_gap = max(worst_gap, *video_gaps(studio, loss - 0.2))
+        [event] = studio.switched("B")
+        worst_delay = max(worst_delay, event.added_delay_ms or 0.0)
+        assert_continuous(studio, max_video_step=200, max_audio_step=250)
+    # the bridge's own latency (0.1 s here), a tick and a frame: far within 0.5 s beyond detection
+    assert worst_gap <= 0.2
+    assert worst_delay <= 1000
+
+
 # -------------------------------------------------------------- added delay
 
 
 def test_added_delay_is_dropped_at_a_later_keyframe() -> None:
     # 2 s groups: switching 1.9 s into B's group adds 1.9 s, above the 1 s allowed.
-    studio = Studio(Encoder("A"), Encoder("B", video_base=40_000, gop=60), max_added_delay_ms=1000)
+    studio = Studio(Encoder("A"), Encoder("B", video_base=40_000, gop=60), max_added_delay_ms=1000,
+                    switch_at="buffered")
     studio.run_until(1.0)
     studio.switch("A")
     studio.run_until(3.9)
@@ -473,18 +647,20 @@ def test_a_switch_whose_media_stops_right_after_the_cut_fails() -> None:
     studio.switch("A")
     studio.run_until(1.99)
     studio.switcher.pop_results()
-    assert studio.switch("B")  # the burst went out, then B stopped
+    assert studio.switch("B", "fault")  # the burst went out, then B stopped
     studio.run_until(4.5)
     assert studio.switcher.pop_results() == [("B", False)]
     assert "stopped after the cut" in str(studio.switcher.health()["last_failure"])
     assert studio.switched("B") == []
 
 
-def test_repeated_switches_a_b_a_slate_a() -> None:
+@pytest.mark.parametrize("switch_at", ["auto", "buffered", "next"])
+def test_repeated_switches_a_b_a_slate_a(switch_at: str) -> None:
     studio = Studio(
         Encoder("A", video_base=10),
         Encoder("B", video_base=3_000_000, audio_base=3_000_100),
         Encoder("slate", video_base=0, fps=25, gop=25, audio=False),
+        switch_at=switch_at,
     )
     studio.run_until(1.0)
     plan = [(1.0, "A"), (3.3, "B"), (5.7, "A"), (8.2, "slate"), (10.9, "A")]
@@ -496,8 +672,9 @@ def test_repeated_switches_a_b_a_slate_a() -> None:
     studio.run_until(13.0)
     assert_continuous(studio, max_video_step=41)
     for i, (_, to) in zip(starts, plan, strict=True):
-        first = studio.out[i].pkt
-        assert first.keyframe and first.track is Track.VIDEO and studio.source(first) == to
+        # at once from the buffer, or at the next keyframe with the old input on air until then
+        first = next(s.pkt for s in studio.out[i:] if studio.source(s.pkt) == to)
+        assert first.keyframe and first.track is Track.VIDEO
     assert [(e.from_, e.to) for e in studio.switched()] == [
         (None, "A"),
         ("A", "B"),
@@ -546,6 +723,9 @@ def test_a_never_ending_group_keeps_the_buffer_bounded_and_the_switch_waits() ->
     assert 0 < peak <= MAX_GOP_PACKETS
     assert studio.switcher.health()["buffered"]["B"]["span_ms"] <= 10_000  # type: ignore[index]
     studio.switch("B")
-    studio.run_until(43.0)
+    studio.run_until(45.0)
     assert studio.switcher.active == "A"
-    assert studio.switcher.pop_results()[-1] == ("B", False)
+    assert studio.switcher.pop_results() == [("A", True)]  # B's media arrives: it may still come
+    studio.run_until(52.0)  # no keyframe for MAX_KEYFRAME_WAIT_S: failed
+    assert studio.switcher.active == "A"
+    assert studio.switcher.pop_results() == [("B", False)]

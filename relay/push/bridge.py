@@ -1,0 +1,115 @@
+"""The bridge: a still picture that carries a fault switch to the target's next keyframe.
+
+With ``switch_at = "auto"`` a fault switch starts at once from the target's
+buffered keyframe only while that keeps the added delay within
+``max_added_delay_ms``. When the keyframe is older (most of the time with
+OBS's 8.3-s groups), the switcher asks for a bridge (``Switcher.bridge_wanted``)
+and cuts to the target at its next keyframe. Meanwhile the platform must not go
+without media: the bridge is the target's latest decoded picture (the analysis
+worker decodes every input anyway) held still, encoded to match the target's
+stream (resolution, frame rate, profile, audio format) with silence, and played
+in real time like the slate; MediaLive repeats a frame on input loss the same way.
+Encoding takes a worker thread some tens of milliseconds (libx264 ``ultrafast``,
+one half-second closed group, looped); the picture comes from the analysis
+decoder, which skips deblocking, so it is a little softer than the stream.
+
+Without a decoded picture of the target (none decoded yet) the slate's image is
+encoded to the same format instead. A bridge to the slate itself is the slate
+rewound to its keyframe (the daemon does that: no encoding needed).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from relay.log import get_logger
+from relay.media import AudioConfig, MediaPacket, VideoConfig
+from relay.push.slate import SlateClip, SlateSource, encode_slate, encode_still
+
+log = get_logger("relay.push.bridge")
+
+BRIDGE_LOOP_S = 0.5  # one closed group per loop: a keyframe every half second
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeRequest:
+    """What a bridge for one input is made of (read on the loop, encoded in a worker)."""
+
+    input_id: str
+    picture: Any | None  # av.VideoFrame, the input's latest decoded picture; None: the slate image
+    video: VideoConfig | None
+    audio: AudioConfig | None
+    fps: float
+    slate_image: str | None = None
+
+
+def encode_bridge(request: BridgeRequest) -> SlateClip:
+    """Blocking: the bridge clip for ``request``."""
+    if request.picture is not None:
+        return encode_still(request.picture, request.video, request.audio, request.fps,
+                            seconds=BRIDGE_LOOP_S)
+    return encode_slate(request.slate_image, request.video, request.audio, request.fps,
+                        seconds=BRIDGE_LOOP_S)
+
+
+class Bridge:
+    """Follows what the switcher wants (``update`` every media tick): encodes the bridge in
+    its own worker thread when one is wanted, plays it from when it is ready, drops it
+    when it is no longer wanted. Never blocks the loop."""
+
+    def __init__(self, describe: Callable[[str], BridgeRequest]) -> None:
+        self._describe = describe
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bridge")
+        self._for: str | None = None
+        self._job: concurrent.futures.Future[SlateClip] | None = None
+        self._source: SlateSource | None = None
+        self._failed: str | None = None  # the input whose bridge failed to encode (no retry loop)
+        self._requested_at = 0.0
+        self.encode_ms: float | None = None  # how long the latest bridge took to be ready
+
+    @property
+    def playing(self) -> bool:
+        return self._source is not None
+
+    def update(self, wanted: str | None, now: float) -> list[MediaPacket]:
+        """Packets of the bridge due by ``now`` (none while it is encoded or not wanted)."""
+        if wanted is None:
+            self._drop()
+            return []
+        if wanted == self._failed:
+            return []
+        if self._source is None and (self._job is None or self._for != wanted):
+            if self._job is not None:
+                self._job.cancel()
+            self._for = wanted
+            self._requested_at = now
+            self._job = self._pool.submit(encode_bridge, self._describe(wanted))
+        job = self._job
+        if self._source is None and job is not None and job.done():
+            self._job = None
+            try:
+                clip = job.result()
+            except Exception as exc:  # a failed bridge must not stop the media loop
+                log.error("bridge_encode_failed", input=wanted, error=str(exc))
+                self._failed = wanted
+                return []
+            self.encode_ms = (now - self._requested_at) * 1000
+            log.info("bridge_on_air", input=wanted, ready_ms=round(self.encode_ms, 1),
+                     width=clip.format.width, height=clip.format.height)
+            self._source = SlateSource(clip, now)
+        return [] if self._source is None else self._source.next_packets(now)
+
+    def _drop(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+        self._job = None
+        self._source = None
+        self._for = None
+        self._failed = None
+
+    def close(self) -> None:
+        self._drop()
+        self._pool.shutdown(wait=False, cancel_futures=True)

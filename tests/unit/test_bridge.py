@@ -1,0 +1,85 @@
+"""The bridge of a fault switch: a decoded picture held still, encoded to match the target."""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from relay.codec import h264
+from relay.media import AudioConfig, Track, VideoConfig
+from relay.push.bridge import Bridge, BridgeRequest
+from relay.push.silence import aac_config
+from relay.push.slate import encode_still
+
+
+def target_stream(width: int = 1280, height: int = 720) -> tuple[av.VideoFrame, VideoConfig, AudioConfig]:
+    """A picture decoded from a real H.264 stream of that size, and the stream's configuration."""
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
+    enc.time_base = Fraction(1, 30)
+    enc.framerate = Fraction(30)
+    enc.options = {"preset": "ultrafast"}
+    enc.flags |= av.codec.context.Flags.global_header
+    ramp = np.linspace(0, 255, width * height * 3).reshape(height, width, 3).astype(np.uint8)
+    source = av.VideoFrame.from_ndarray(ramp, format="rgb24").reformat(format="yuv420p")
+    source.pts = 0
+    packets = [*enc.encode(source), *enc.encode(None)]
+    nals = h264.split_annexb(bytes(enc.extradata or b""))
+    record = h264.build_avcc_config([n for n in nals if h264.nal_type(n) == h264.NAL_SPS],
+                                    [n for n in nals if h264.nal_type(n) == h264.NAL_PPS])
+    dec = av.CodecContext.create("h264", "r")
+    dec.extradata = enc.extradata
+    frames = [f for p in packets for f in dec.decode(p)] + dec.decode(None)
+    return frames[0], VideoConfig("h264", record, width, height), aac_config(44100, 1)
+
+
+def test_a_still_is_encoded_to_match_the_target_stream() -> None:
+    picture, video, audio = target_stream(854, 480)
+    clip = encode_still(picture, video, audio, 25.0, seconds=0.5)
+    assert (clip.format.width, clip.format.height, float(clip.format.rate)) == (854, 480, 25.0)
+    assert h264.parse_avcc_config(clip.video_config.extradata).width == 854
+    assert clip.video[0].keyframe and not any(p.keyframe for p in clip.video[1:])
+    assert len(clip.video) == 12 or len(clip.video) == 13
+    assert clip.audio_config.sample_rate == 44100 and clip.audio_config.channels == 1
+    # what the platform would decode: the same picture, every frame
+    record = h264.parse_avcc_config(clip.video_config.extradata)
+    dec = av.CodecContext.create("h264", "r")
+    decoded = []
+    for pkt in clip.video:
+        data = h264.with_parameter_sets(pkt.data, record) if pkt.keyframe else pkt.data
+        decoded += dec.decode(av.Packet(h264.avcc_to_annexb(data)))
+    decoded += dec.decode(None)
+    assert len(decoded) == len(clip.video)
+    luma = [f.to_ndarray()[:480].astype(float) for f in (decoded[0], decoded[-1])]
+    assert np.abs(luma[0] - luma[1]).mean() < 1.0
+
+
+def test_the_bridge_follows_what_the_switcher_wants() -> None:
+    picture, video, audio = target_stream()
+    requests: list[str] = []
+
+    def describe(input_id: str) -> BridgeRequest:
+        requests.append(input_id)
+        return BridgeRequest(input_id, picture, video, audio, 30.0)
+
+    bridge = Bridge(describe)
+    try:
+        assert bridge.update(None, time.monotonic()) == []
+        start = time.monotonic()
+        packets = []
+        while not packets and time.monotonic() - start < 10:
+            packets = bridge.update("backup", time.monotonic())
+            time.sleep(0.005)
+        assert packets, "no bridge within 10 s"
+        assert packets[0].track is Track.VIDEO and packets[0].keyframe
+        assert isinstance(packets[0].config, VideoConfig) and packets[0].config.width == 1280
+        assert bridge.encode_ms is not None and bridge.encode_ms < 5000  # generous: shared machine
+        assert requests == ["backup"]  # encoded once, then played
+        later = bridge.update("backup", time.monotonic() + 0.2)
+        assert later and all(not p.keyframe for p in later if p.track is Track.VIDEO)
+        assert bridge.update(None, time.monotonic()) == [] and not bridge.playing
+    finally:
+        bridge.close()
