@@ -266,6 +266,7 @@ class _VideoDecoder:
             dark_fraction=dark,
             luma_mean=min(max((mean - lo) / (hi - lo), 0.0), 1.0),
             diff_db=diff_db,
+            keyframe=bool(frame.key_frame),
         )
 
 

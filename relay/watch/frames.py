@@ -12,6 +12,7 @@ class VideoFrameStats:
     dark_fraction: float  # share of sampled pixels darker than black_luma of the video range
     luma_mean: float  # 0 = black level, 1 = white level of the video range
     diff_db: float | None  # 20*log10(mean abs difference to the previous sample); None for the first
+    keyframe: bool = False  # an intra picture (the encoder coded it afresh, not from the previous)
 
 
 @dataclass(frozen=True, slots=True)
