@@ -55,6 +55,7 @@ STANDARD_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0)
 MEDIA_TICK_S = 0.02
 if TYPE_CHECKING:
     from relay.control.alerts import AlertChannel
+    from relay.control.http.server import HttpServer
     from relay.control.mqtt import MqttControl
     from relay.journal.store import Journal
 WATCH_TICK_S = 0.1
@@ -250,6 +251,7 @@ class Daemon:
         self.journal: Journal | None = None
         self.control: MqttControl | None = None
         self.alerts: list[AlertChannel] = []
+        self.http: HttpServer | None = None
         self.notifier = Notifier()
         self.exit_code = 0
         self._evaluate_soon = False
@@ -491,6 +493,7 @@ class Daemon:
         try:
             try:
                 await self.start_inputs()
+                await self._start_http()
             except OSError as e:  # a port taken: say so plainly, let systemd retry
                 log.error("cannot_listen", error=e.strerror or str(e))
                 self._stop_reason = f"error: cannot listen ({e.strerror or e})"
@@ -515,6 +518,30 @@ class Daemon:
                 await asyncio.to_thread(self.journal.close_session, self._stop_reason)
             for channel in self.alerts:
                 await asyncio.to_thread(channel.stop)
+            if self.http is not None:
+                await self.http.stop()
+
+    async def _start_http(self) -> None:
+        """The dashboard, HTTP API and /metrics, when `[http] listen` is set."""
+        if not self.settings.http.listen:
+            return
+        from relay.control.http.server import HttpServer
+
+        self.http = HttpServer(self, self.settings.http, self.settings.id,
+                               journal_path=self.settings.journal.path if self.journal is not None else None,
+                               extra_health=self.control_health)
+        await self.http.start()
+
+    def control_health(self) -> dict[str, Any]:
+        """The control plane's own figures beside the media's: MQTT, alerts."""
+        mqtt = self.control.status() if self.control is not None else {"enabled": False, "connected": False}
+        return {"mqtt": mqtt,
+                "alerts": [{"destination": a.name, **a.status()} for a in self.alerts]}
+
+    def latest_keyframe(self, input_id: str) -> MediaPacket | None:
+        """The input's latest keyframe, for its picture on the dashboard (decoded elsewhere)."""
+        ch = self.channels.get(input_id)
+        return ch.last_keyframe if ch is not None else None
 
     def _start_alerts(self) -> None:
         """One worker thread per [[alerts]] destination, fed by the bus (never blocking it)."""

@@ -121,7 +121,14 @@ class Output:
             "dropped": self._queue.dropped,
             "queue_ms": self._queue.span_ms,
             "status": self.policy.status,
+            "bytes_sent": self.bytes_sent,
         }
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes pushed to the platform since start, all connections together."""
+        sink = self._sink
+        return self._bytes_total + (sink.bytes_sent if sink is not None else 0)
 
     # -- loop side: stall watch, failback probes, bitrate --------------------------
 

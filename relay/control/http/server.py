@@ -1,0 +1,362 @@
+"""The dashboard, the HTTP API and ``/metrics`` (SPEC 7a), served by `relay run` on its
+own event loop with aiohttp when ``[http] listen`` is set.
+
+Everything but ``/healthz`` and the login page needs a login: a session cookie
+(HttpOnly, SameSite=Strict) from ``/login``, or an API token (``Authorization: Bearer``)
+for scripts and Prometheus. A state-changing request made with the cookie must also
+carry the session's CSRF token (``X-CSRF-Token``) and, when the browser says where it
+comes from (``Origin``), come from this very site. Nothing here blocks the loop: password
+checks, pictures and reports run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from html import escape
+from importlib import resources
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from relay import __version__
+from relay.control.http.auth import Accounts, LoginLimiter, Session, Sessions
+from relay.control.http.live import LiveFeed, LiveSource, encode
+from relay.control.http.metrics import Metrics
+from relay.log import get_logger
+from relay.settings import HttpSettings, split_host_port
+
+log = get_logger("relay.http")
+
+COOKIE = "relay_session"
+MAX_BODY = 64 * 1024
+PUBLIC = frozenset({"/healthz", "/login", "/static/login.css", "/static/favicon.svg"})
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+JSON_HEADERS = {"Cache-Control": "no-store"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HttpSource(LiveSource, Protocol):
+    """What the HTTP side reads from the relay (its control API provides it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user: str
+    role: str
+    via: str  # "session" or "token"
+    session: Session | None = None
+
+
+def public_url(settings: HttpSettings, port: int) -> str:
+    """How people reach this dashboard: `public_url`, else this PC's name and the port."""
+    if settings.public_url:
+        return settings.public_url
+    host, _ = split_host_port(settings.listen or ":0")
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
+def _static(name: str) -> bytes:
+    return resources.files("relay.control.http").joinpath("static", name).read_bytes()
+
+
+CONTENT_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript",
+                 ".svg": "image/svg+xml", ".png": "image/png"}
+
+
+class HttpServer:
+    def __init__(self, relay: HttpSource, settings: HttpSettings, relay_id: str, *,
+                 journal_path: str | None = None,
+                 extra_health: Callable[[], dict[str, Any]] = dict,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.relay = relay
+        self.settings = settings
+        self.relay_id = relay_id
+        self.journal_path = journal_path
+        self.extra_health = extra_health
+        self.accounts: Accounts | None = None  # built in start(): hashing takes a moment
+        self.sessions = Sessions(settings.session_hours * 3600)
+        self.limiter = LoginLimiter(settings.login_attempts, settings.login_window_s, clock)
+        self.live = LiveFeed(relay, thumbnail_interval_s=settings.thumbnail_interval_s,
+                             extra_health=extra_health)
+        self.metrics = Metrics(relay_id, relay.state, relay.health, extra_health)
+        self.routes: list[Callable[[web.Application], None]] = []  # more pages (fleet, commands)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.url = ""
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.accounts = await asyncio.to_thread(Accounts, list(self.settings.users))
+        app = web.Application(middlewares=[self._headers, self._auth], client_max_size=MAX_BODY)
+        self._add_routes(app)
+        for add in self.routes:
+            add(app)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        host, port = split_host_port(self.settings.listen or "127.0.0.1:0")
+        site = web.TCPSite(self._runner, host, port, shutdown_timeout=1.0)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        self.url = public_url(self.settings, self.port)
+        self.relay.bus.subscribe(self.metrics.counters)
+        self.live.start(self.relay_id)
+        log.info("http_listening", host=host, port=self.port, url=self.url)
+
+    async def stop(self) -> None:
+        await self.live.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- middlewares ------------------------------------------------------------------------
+
+    @web.middleware
+    async def _headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC:
+            return await handler(request)
+        identity = self.identify(request)
+        if identity is None:
+            if request.path.startswith(("/api/", "/metrics")) or request.method != "GET":
+                return _json({"status": "error", "error": "login needed (session cookie or "
+                              "Authorization: Bearer token)"}, status=401)
+            raise web.HTTPSeeOther(f"/login?next={request.path_qs}" if request.path != "/" else "/login")
+        if request.method in UNSAFE and identity.via == "session":
+            problem = self._cross_site(request, identity)
+            if problem:
+                log.warning("http_request_refused", path=request.path, user=identity.user, reason=problem)
+                return _json({"status": "error", "error": problem}, status=403)
+        request["identity"] = identity
+        return await handler(request)
+
+    def identify(self, request: web.Request) -> Identity | None:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer ") and self.accounts is not None:
+            account = self.accounts.check_token(header.removeprefix("Bearer ").strip())
+            return None if account is None else Identity(account.name, account.role, "token")
+        session = self.sessions.get(request.cookies.get(COOKIE))
+        return None if session is None else Identity(session.user, session.role, "session", session)
+
+    def _cross_site(self, request: web.Request, identity: Identity) -> str | None:
+        origin = request.headers.get("Origin")
+        if origin is not None and not _same_origin(origin, request):
+            return f"cross-site request refused (from {origin})"
+        assert identity.session is not None
+        if request.headers.get("X-CSRF-Token") != identity.session.csrf:
+            return "missing or wrong X-CSRF-Token (reload the page)"
+        return None
+
+    # -- routes --------------------------------------------------------------------------
+
+    def _add_routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get("/healthz", self.healthz)
+        r.add_get("/login", self.login_page)
+        r.add_post("/login", self.login)
+        r.add_post("/logout", self.logout)
+        r.add_get("/", self.page("index.html"))
+        r.add_get("/static/{name}", self.static)
+        r.add_get("/api/me", self.me)
+        r.add_get("/api/state", self.state)
+        r.add_get("/api/health", self.health)
+        r.add_get("/api/events", self.events)
+        r.add_get("/api/live", self.live_stream)
+        r.add_get("/api/thumbnails/{key}.jpg", self.thumbnail)
+        r.add_get("/api/reports", self.reports)
+        r.add_get("/reports/{session}", self.report)
+        r.add_get("/metrics", self.prometheus)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n", headers=JSON_HEADERS)
+
+    def page(self, name: str) -> Handler:
+        async def serve(request: web.Request) -> web.Response:
+            return web.Response(body=_static(name), content_type="text/html",
+                                headers={"Cache-Control": "no-store"})
+        return serve
+
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        kind = CONTENT_TYPES.get(name[name.rfind("."):]) if "." in name else None
+        if kind is None or "/" in name or name.startswith("."):
+            raise web.HTTPNotFound()
+        try:
+            body = _static(name)
+        except (FileNotFoundError, IsADirectoryError):
+            raise web.HTTPNotFound() from None
+        return web.Response(body=body, content_type=kind, headers={"Cache-Control": "no-cache"})
+
+    # login
+
+    async def login_page(self, request: web.Request, message: str = "", status: int = 200) -> web.Response:
+        html = _static("login.html").decode()
+        target = _safe_next(request.query.get("next") or "/")
+        html = (html.replace("{{relay}}", escape(self.relay_id)).replace("{{next}}", escape(target))
+                .replace("{{message}}", escape(message)))
+        return web.Response(text=html, content_type="text/html", status=status,
+                            headers={"Cache-Control": "no-store"})
+
+    async def login(self, request: web.Request) -> web.Response:
+        origin = request.headers.get("Origin")
+        if origin is not None and not _same_origin(origin, request):
+            return web.Response(text="cross-site login refused", status=403)
+        form = await request.post()
+        user, password = str(form.get("user") or "")[:64], str(form.get("password") or "")[:256]
+        target = _safe_next(str(form.get("next") or "/"))
+        client = request.remote or "?"
+        wait = self.limiter.retry_after(client, user)
+        if wait > 0:
+            log.warning("http_login_limited", user=user, client=client, retry_after_s=round(wait))
+            response = await self.login_page(request, f"Too many failed logins: try again in {wait:.0f} s.",
+                                              status=429)
+            response.headers["Retry-After"] = str(max(1, round(wait)))
+            return response
+        assert self.accounts is not None
+        account = await asyncio.to_thread(self.accounts.check_password, user, password)
+        if account is None:
+            self.limiter.failed(client, user)
+            log.warning("http_login_failed", user=user, client=client)
+            return await self.login_page(request, "Wrong user name or password.", status=401)
+        cookie, _ = self.sessions.create(account)
+        log.info("http_login", user=account.name, role=account.role, client=client)
+        response = web.HTTPSeeOther(target)
+        response.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", path="/",
+                            secure=self.settings.secure_cookie, max_age=int(self.sessions.lifetime_s))
+        raise response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        self.sessions.end(request.cookies.get(COOKIE))
+        response = web.HTTPSeeOther("/login")
+        response.del_cookie(COOKIE, path="/")
+        raise response
+
+    # reading
+
+    async def me(self, request: web.Request) -> web.Response:
+        who: Identity = request["identity"]
+        return _json({"user": who.user, "role": who.role, "relay": self.relay_id, "version": __version__,
+                      "csrf": who.session.csrf if who.session is not None else None})
+
+    async def state(self, request: web.Request) -> web.Response:
+        return _json({**self.relay.state(), "relay": self.relay_id})
+
+    async def health(self, request: web.Request) -> web.Response:
+        return _json({**self.relay.health(), **self.extra_health()})
+
+    async def events(self, request: web.Request) -> web.Response:
+        try:
+            after = _int(request.query.get("after"))
+            before = _int(request.query.get("before"))
+            limit = min(max(_int(request.query.get("limit")) or 100, 1), 1000)
+        except ValueError:
+            return _json({"status": "error", "error": "after, before and limit must be integers"}, status=400)
+        return _json(self.live.events_page(after, before, limit))
+
+    async def live_stream(self, request: web.Request) -> web.StreamResponse:
+        who: Identity = request["identity"]
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        hello = {"user": who.user, "role": who.role, "relay": self.relay_id, "version": __version__,
+                 "csrf": who.session.csrf if who.session is not None else None, **self.hello_extra(who)}
+        try:
+            async for chunk in self.live.stream(hello):
+                await response.write(chunk.encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return response
+
+    def hello_extra(self, who: Identity) -> dict[str, Any]:
+        """More for a page's first message (the commands it may send); set by the wiring."""
+        return {}
+
+    async def thumbnail(self, request: web.Request) -> web.Response:
+        jpeg = self.live.thumbnails.get(request.match_info["key"])
+        if jpeg is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        body = await asyncio.to_thread(self.metrics.render)
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+                                                "Cache-Control": "no-store"})
+
+    # reports
+
+    async def reports(self, request: web.Request) -> web.Response:
+        if not self.journal_path:
+            return _json({"sessions": []})
+        from relay.journal.store import JournalError, list_sessions, reading
+
+        def read() -> list[dict[str, Any]]:
+            with reading(self.journal_path or "") as conn:
+                return [{"id": s.id, "relay": s.relay, "started": s.started, "stopped": s.stopped,
+                         "stop_reason": s.stop_reason, "url": f"/reports/{s.id}"}
+                        for s in list_sessions(conn)]
+        try:
+            sessions = await asyncio.to_thread(read)
+        except JournalError as e:
+            return _json({"sessions": [], "error": str(e)})
+        return _json({"sessions": sessions[::-1]})
+
+    async def report(self, request: web.Request) -> web.Response:
+        from relay.journal.report import render_report
+        from relay.journal.review import SessionNotFound
+        from relay.journal.store import JournalError
+
+        session = request.match_info["session"].removesuffix(".html")
+        if not self.journal_path:
+            raise web.HTTPNotFound(text="no journal")
+        try:
+            html = await asyncio.to_thread(render_report, self.journal_path, session)
+        except (SessionNotFound, JournalError) as e:
+            raise web.HTTPNotFound(text=str(e)) from None
+        return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(text=encode(body), status=status, content_type="application/json",
+                        headers=JSON_HEADERS)
+
+
+def _int(text: str | None) -> int | None:
+    return None if text in (None, "") else int(text)
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this site (never //elsewhere or a scheme): no open redirect."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _same_origin(origin: str, request: web.Request) -> bool:
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and parts.netloc == request.host
+
