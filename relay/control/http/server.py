@@ -24,8 +24,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from relay import __version__
+from relay.control.commands import Dispatcher, Outcome, Request
+from relay.control.http.api import command_list, json_response, openapi, run_command
 from relay.control.http.auth import Accounts, LoginLimiter, Session, Sessions
-from relay.control.http.live import LiveFeed, LiveSource, encode
+from relay.control.http.live import LiveFeed, LiveSource
 from relay.control.http.metrics import Metrics
 from relay.log import get_logger
 from relay.settings import HttpSettings, split_host_port
@@ -34,17 +36,20 @@ log = get_logger("relay.http")
 
 COOKIE = "relay_session"
 MAX_BODY = 64 * 1024
+MAX_REQUEST_BYTES = 4096  # a command's JSON body, as on MQTT
 PUBLIC = frozenset({"/healthz", "/login", "/static/login.css", "/static/favicon.svg"})
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-JSON_HEADERS = {"Cache-Control": "no-store"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class HttpSource(LiveSource, Protocol):
-    """What the HTTP side reads from the relay (its control API provides it)."""
+    """What the HTTP side reads from the relay and where its commands run (its control API)."""
+
+    async def execute(self, request: Request) -> Outcome:
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,7 @@ class HttpServer:
         self.live = LiveFeed(relay, thumbnail_interval_s=settings.thumbnail_interval_s,
                              extra_health=extra_health)
         self.metrics = Metrics(relay_id, relay.state, relay.health, extra_health)
+        self.commands = Dispatcher(relay, relay.bus.emit)
         self.routes: list[Callable[[web.Application], None]] = []  # more pages (fleet, commands)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -141,14 +147,14 @@ class HttpServer:
         identity = self.identify(request)
         if identity is None:
             if request.path.startswith(("/api/", "/metrics")) or request.method != "GET":
-                return _json({"status": "error", "error": "login needed (session cookie or "
+                return json_response({"status": "error", "error": "login needed (session cookie or "
                               "Authorization: Bearer token)"}, status=401)
             raise web.HTTPSeeOther(f"/login?next={request.path_qs}" if request.path != "/" else "/login")
         if request.method in UNSAFE and identity.via == "session":
             problem = self._cross_site(request, identity)
             if problem:
                 log.warning("http_request_refused", path=request.path, user=identity.user, reason=problem)
-                return _json({"status": "error", "error": problem}, status=403)
+                return json_response({"status": "error", "error": problem}, status=403)
         request["identity"] = identity
         return await handler(request)
 
@@ -188,9 +194,12 @@ class HttpServer:
         r.add_get("/api/reports", self.reports)
         r.add_get("/reports/{session}", self.report)
         r.add_get("/metrics", self.prometheus)
+        r.add_get("/api/commands", self.command_list)
+        r.add_post("/api/commands/{name}", self.command)
+        r.add_get("/api/openapi.json", self.openapi)
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok\n", headers=JSON_HEADERS)
+        return web.Response(text="ok\n", headers={"Cache-Control": "no-store"})
 
     def page(self, name: str) -> Handler:
         async def serve(request: web.Request) -> web.Response:
@@ -257,14 +266,15 @@ class HttpServer:
 
     async def me(self, request: web.Request) -> web.Response:
         who: Identity = request["identity"]
-        return _json({"user": who.user, "role": who.role, "relay": self.relay_id, "version": __version__,
+        return json_response({"user": who.user, "role": who.role, "relay": self.relay_id,
+                              "version": __version__,
                       "csrf": who.session.csrf if who.session is not None else None})
 
     async def state(self, request: web.Request) -> web.Response:
-        return _json({**self.relay.state(), "relay": self.relay_id})
+        return json_response({**self.relay.state(), "relay": self.relay_id})
 
     async def health(self, request: web.Request) -> web.Response:
-        return _json({**self.relay.health(), **self.extra_health()})
+        return json_response({**self.relay.health(), **self.extra_health()})
 
     async def events(self, request: web.Request) -> web.Response:
         try:
@@ -272,8 +282,9 @@ class HttpServer:
             before = _int(request.query.get("before"))
             limit = min(max(_int(request.query.get("limit")) or 100, 1), 1000)
         except ValueError:
-            return _json({"status": "error", "error": "after, before and limit must be integers"}, status=400)
-        return _json(self.live.events_page(after, before, limit))
+            return json_response({"status": "error", "error": "after, before and limit must be integers"},
+                                 status=400)
+        return json_response(self.live.events_page(after, before, limit))
 
     async def live_stream(self, request: web.Request) -> web.StreamResponse:
         who: Identity = request["identity"]
@@ -290,8 +301,21 @@ class HttpServer:
         return response
 
     def hello_extra(self, who: Identity) -> dict[str, Any]:
-        """More for a page's first message (the commands it may send); set by the wiring."""
-        return {}
+        """More for a page's first message: the commands, from the registry."""
+        return {"commands": command_list(who.role)}
+
+    async def command_list(self, request: web.Request) -> web.Response:
+        who: Identity = request["identity"]
+        return json_response({"commands": command_list(who.role)})
+
+    async def command(self, request: web.Request) -> web.Response:
+        who: Identity = request["identity"]
+        payload = await request.read()
+        return await run_command(self.commands, request.match_info["name"], payload, who.user, who.role,
+                                 MAX_REQUEST_BYTES)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return json_response(openapi(self.relay_id))
 
     async def thumbnail(self, request: web.Request) -> web.Response:
         jpeg = self.live.thumbnails.get(request.match_info["key"])
@@ -308,7 +332,7 @@ class HttpServer:
 
     async def reports(self, request: web.Request) -> web.Response:
         if not self.journal_path:
-            return _json({"sessions": []})
+            return json_response({"sessions": []})
         from relay.journal.store import JournalError, list_sessions, reading
 
         def read() -> list[dict[str, Any]]:
@@ -319,8 +343,8 @@ class HttpServer:
         try:
             sessions = await asyncio.to_thread(read)
         except JournalError as e:
-            return _json({"sessions": [], "error": str(e)})
-        return _json({"sessions": sessions[::-1]})
+            return json_response({"sessions": [], "error": str(e)})
+        return json_response({"sessions": sessions[::-1]})
 
     async def report(self, request: web.Request) -> web.Response:
         from relay.journal.report import render_report
@@ -335,11 +359,6 @@ class HttpServer:
         except (SessionNotFound, JournalError) as e:
             raise web.HTTPNotFound(text=str(e)) from None
         return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(text=encode(body), status=status, content_type="application/json",
-                        headers=JSON_HEADERS)
 
 
 def _int(text: str | None) -> int | None:

@@ -161,15 +161,20 @@ function commandForm(spec) {
 
 function sparkline(values) {
   const pts = values.map((v, i) => [i, v]).filter(([, v]) => typeof v === "number");
+  // The line spans the width with what history there is (a page opened a minute ago
+  // draws that minute across the tile); the title says how far back it goes.
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", `0 0 ${HISTORY} 20`);
+  const width = Math.max(values.length - 1, 1);
+  svg.setAttribute("viewBox", `0 0 ${width} 20`);
   svg.setAttribute("preserveAspectRatio", "none");
   if (pts.length < 2) return svg;
   let lo = Math.min(...pts.map((p) => p[1])), hi = Math.max(...pts.map((p) => p[1]));
   if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
-  const off = HISTORY - values.length;
   const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-  line.setAttribute("points", pts.map(([i, v]) => `${i + off},${(19 - ((v - lo) / (hi - lo)) * 18).toFixed(1)}`).join(" "));
+  line.setAttribute("points", pts.map(([i, v]) => `${i},${(19 - ((v - lo) / (hi - lo)) * 18).toFixed(1)}`).join(" "));
+  const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+  title.textContent = `last ${values.length} s: ${lo.toFixed(1)} to ${hi.toFixed(1)}`;
+  svg.append(title);
   svg.append(line);
   return svg;
 }
