@@ -423,6 +423,7 @@ class Daemon:
                 host, port, app=s.server.rtmp_app, resolve=rtmp_inputs.get, emit=self.bus.emit,
                 handshake_timeout_s=s.server.handshake_timeout_s,
                 idle_timeout_s=s.server.idle_timeout_s, max_connections=s.server.max_connections,
+                max_pending_per_address=s.server.max_pending_per_address, publishers=len(rtmp_inputs),
             )
             await server.start()
             self.sources.append(server)

@@ -108,6 +108,7 @@ class ServerSettings(Section):
     handshake_timeout_s: PositiveSeconds = 5.0  # a connection must publish within this
     idle_timeout_s: PositiveSeconds = 10.0  # a connection with no bytes for this long is closed
     max_connections: Annotated[int, Field(ge=1)] = 64
+    max_pending_per_address: Annotated[int, Field(ge=1)] = 16  # not yet publishing, from one address
 
 
 class InputSettings(Section):

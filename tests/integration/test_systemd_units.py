@@ -95,6 +95,7 @@ def test_service_contract(name: str) -> None:
     assert re.fullmatch(r"\d+s", one["WatchdogSec"]) and int(one["WatchdogSec"][:-1]) >= 5
     assert re.fullmatch(r"\d+s", one["TimeoutStopSec"]) and int(one["TimeoutStopSec"][:-1]) > 5
     assert one["User"] == "relay"
+    assert int(one["LimitNOFILE"]) >= 8192  # a connection flood must not starve the other sockets
     assert "relay" in one["StateDirectory"].split()
     assert one["CapabilityBoundingSet"] == ""
     assert one["NoNewPrivileges"] == "yes"

@@ -138,7 +138,7 @@ def test_any_split_across_reads_gives_the_same_messages() -> None:
               + fmt0(6, 0xFFFFFF + 5, 700, VIDEO, 1) + bytes(range(256)) + bytes(44)
               + fmt3(6, ext=0xFFFFFF + 5) + bytes(300) + fmt3(6, ext=0xFFFFFF + 5) + bytes(100)
               + fmt0(320, 50, 2, AUDIO, 1) + b"zz"
-              + fmt0(3, 0, 0, COMMAND_AMF0, 0))  # a zero-length message completes at once
+              + fmt0(3, 0, 1, COMMAND_AMF0, 0) + b"\x05")  # a one-byte message
     expected = summary(ChunkReader().feed(stream))
     assert len(expected) == 3
     for size in (1, 2, 3, 7, 17, 129):
@@ -159,7 +159,7 @@ def test_abort_discards_the_partial_message() -> None:
 
 
 def test_bounds_close_the_connection() -> None:
-    with pytest.raises(ChunkError, match="message length"):
+    with pytest.raises(ChunkError, match="media message of 1001 bytes"):
         ChunkReader(max_message_size=1000).feed(fmt0(6, 0, 1001, VIDEO, 1))
     with pytest.raises(ChunkError, match="chunk size"):
         ChunkReader().feed(fmt0(2, 0, 4, 1, 0) + (0x1000000).to_bytes(4, "big"))
@@ -181,13 +181,13 @@ def test_writer_output_parses_back() -> None:
     body = bytes(range(250)) * 2
     data = (writer.message(3, COMMAND_AMF0, 0, 0, b"hello")
             + writer.message(5, VIDEO, 1, 0x12345678, body)
-            + writer.message(4, AUDIO, 1, 0, b""))
+            + writer.message(4, AUDIO, 1, 0, b"\xaf"))
     reader = ChunkReader()
     reader.chunk_size = 100
     assert summary(reader.feed(data)) == [
         (3, COMMAND_AMF0, 0, 0, b"hello"),
         (5, VIDEO, 1, 0x12345678, body),
-        (4, AUDIO, 1, 0, b""),
+        (4, AUDIO, 1, 0, b"\xaf"),
     ]
 
 

@@ -27,6 +27,7 @@ LONG_STRING = 0x0C
 
 _MAX_DEPTH = 16  # nesting bound: a command is never deep; a hostile one might be
 _MAX_ITEMS = 4096  # entries per object/array: bounds work on garbage input
+_MAX_VALUES = 4096  # values in one decode_all, all levels: a connect command has about 20
 
 _DOUBLE = struct.Struct(">d")
 
@@ -57,11 +58,12 @@ class EcmaArray(dict[str, Any]):
 
 
 class _Reader:
-    __slots__ = ("data", "pos")
+    __slots__ = ("budget", "data", "pos")
 
     def __init__(self, data: bytes | memoryview) -> None:
         self.data = memoryview(data)
         self.pos = 0
+        self.budget = _MAX_VALUES
 
     def take(self, n: int) -> memoryview:
         end = self.pos + n
@@ -81,6 +83,9 @@ class _Reader:
     def value(self, depth: int = 0) -> Any:
         if depth > _MAX_DEPTH:
             raise AmfError("AMF0 nesting too deep")
+        self.budget -= 1
+        if self.budget < 0:
+            raise AmfError(f"more than {_MAX_VALUES} AMF0 values")
         marker = self.take(1)[0]
         if marker == NUMBER:
             return _DOUBLE.unpack(self.take(8))[0]

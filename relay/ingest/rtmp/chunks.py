@@ -20,14 +20,20 @@ the same way (a fmt 0 header's field is the absolute time).
 
 :class:`ChunkReader` is pure: bytes in, :class:`RtmpMessage` out. It applies Set
 Chunk Size and Abort itself, because they change how the very next chunk parses,
-and bounds everything a peer could inflate: chunk size, message length, bytes
-held in unfinished messages and the number of chunk streams.
+and bounds everything a peer could inflate: chunk size, message length (media up
+to 4 MiB, commands and data 64 KiB, protocol control 64 bytes, zero-length
+refused), bytes held in unfinished messages, the number of chunk streams, and the
+chunks and messages one read may hold (so one read is a bounded amount of work
+for the event loop, whatever a peer packs into it).
 
-Payload bytes are not copied on the way in: a message's :class:`Payload` keeps
-memoryviews into the (immutable) ``bytes`` objects the socket delivered, and the
-one copy happens when a consumer asks for the bytes it keeps (see
-:meth:`Payload.tail`). Tiny fragments are coalesced so a peer dribbling single
-bytes cannot make the view list outgrow the data.
+Payload bytes of a message completed within one read are not copied on the way
+in: its :class:`Payload` keeps memoryviews into the (immutable) ``bytes`` object
+the socket delivered, and the one copy happens when a consumer asks for the bytes
+it keeps (see :meth:`Payload.tail`). What an unfinished message holds when a read
+ends is copied out: a view would keep the whole receive buffer (up to 256 KiB)
+alive for a few bytes, and ``max_buffered`` must count what is really held. Tiny
+fragments are coalesced so a peer dribbling single bytes cannot make the part list
+outgrow the data.
 """
 
 from __future__ import annotations
@@ -52,12 +58,20 @@ COMMAND_AMF0 = 20
 DEFAULT_CHUNK_SIZE = 128  # until the peer sends Set Chunk Size (5.4.1)
 MAX_CHUNK_SIZE = 0xFFFFFF  # larger than any message can be (lengths are 24-bit)
 MAX_MESSAGE_SIZE = 4 * 1024 * 1024  # a 1080p keyframe at 20 Mbit/s is well under this
+MAX_COMMAND_SIZE = 64 * 1024  # commands and metadata are well under 4 KiB from any encoder
+MAX_CONTROL_SIZE = 64  # protocol control and user control messages are 4-10 bytes (5.4, 6.2)
 MAX_BUFFERED = 8 * 1024 * 1024  # bytes held in unfinished messages, all chunk streams
 MAX_CHUNK_STREAMS = 64  # encoders use a handful (2 control, 3-8 media/commands)
+# One socket read is at most 256 KiB (asyncio); at 128-byte chunks that is ~2,000
+# chunks, and a real stream completes tens of messages in it, hundreds after a stall.
+MAX_CHUNKS_PER_READ = 8192
+MAX_MESSAGES_PER_READ = 2048
 
 _EXTENDED = 0xFFFFFF
 _COALESCE_BELOW = 1024  # fragments smaller than this are copied together
 _U32 = struct.Struct(">I")
+_MEDIA_TYPES = frozenset({AUDIO, VIDEO, 22})  # 22: aggregate (media tags)
+_KIND = {DATA_AMF3: "data", DATA_AMF0: "data", COMMAND_AMF3: "command", COMMAND_AMF0: "command"}
 
 
 class ChunkError(ValueError):
@@ -164,34 +178,57 @@ class _ChunkStream:
         self.received = 0
         return dropped
 
+    def detach(self) -> None:
+        """Copy the views of an unfinished message out of the buffers they point into."""
+        if self.in_progress:
+            self.parts = [bytes(p) if isinstance(p, memoryview) else p for p in self.parts]
+
 
 class ChunkReader:
     """Turns the bytes after the handshake into complete messages."""
 
     def __init__(self, *, max_message_size: int = MAX_MESSAGE_SIZE, max_buffered: int = MAX_BUFFERED,
-                 max_chunk_streams: int = MAX_CHUNK_STREAMS) -> None:
+                 max_chunk_streams: int = MAX_CHUNK_STREAMS, max_chunks_per_read: int = MAX_CHUNKS_PER_READ,
+                 max_messages_per_read: int = MAX_MESSAGES_PER_READ) -> None:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self.bytes_received = 0  # all bytes fed, for Acknowledgement (5.4.3)
         self._max_message = max_message_size
         self._max_buffered = max_buffered
         self._max_streams = max_chunk_streams
+        self._max_chunks = max_chunks_per_read
+        self._max_messages = max_messages_per_read
         self._streams: dict[int, _ChunkStream] = {}
         self._pending = b""  # an incomplete chunk header (at most 18 bytes)
         self._current: _ChunkStream | None = None  # whose chunk payload is being read
         self._current_csid = 0
         self._chunk_left = 0
         self._buffered = 0
+        self._chunks = 0  # chunk headers parsed in this read
+        self._completed = 0  # messages completed in this read
+        self._touched: list[_ChunkStream] = []  # streams holding views into this read
 
     def feed(self, data: bytes) -> list[RtmpMessage]:
-        """Parse ``data``; returns the messages it completed, in order of completion."""
+        """Parse ``data`` (one socket read); returns the messages it completed, in order."""
         self.bytes_received += len(data)
+        self._chunks = self._completed = 0
         messages: list[RtmpMessage] = []
+        try:
+            self._parse(data, messages)
+        finally:
+            for stream in self._touched:
+                stream.detach()
+            self._touched.clear()
+        return messages
+
+    def _parse(self, data: bytes, messages: list[RtmpMessage]) -> None:
         view = memoryview(data)
         pos, end = 0, len(data)
         while pos < end:
             stream = self._current
             if stream is not None:
                 take = min(self._chunk_left, end - pos)
+                if take >= _COALESCE_BELOW:
+                    self._touched.append(stream)
                 stream.add(view[pos:pos + take])
                 pos += take
                 self._chunk_left -= take
@@ -208,24 +245,26 @@ class ChunkReader:
                 used = self._header(memoryview(head), 0)
                 if used < 0:
                     self._pending = head
-                    return messages
+                    return
                 self._pending = b""
                 pos += used - len(pending)
             else:
                 used = self._header(view, pos)
                 if used < 0:
                     self._pending = bytes(view[pos:])
-                    return messages
+                    return
                 pos += used
-            stream = self._current
-            if stream is not None and self._chunk_left == 0:  # a zero-length message
-                self._end_chunk(stream, messages)
-        return messages
+            self._chunks += 1
+            if self._chunks > self._max_chunks:
+                raise ChunkError(f"more than {self._max_chunks} chunks in one read")
 
     def _end_chunk(self, stream: _ChunkStream, messages: list[RtmpMessage]) -> None:
         self._current = None
         if stream.received < stream.length:
             return
+        self._completed += 1
+        if self._completed > self._max_messages:
+            raise ChunkError(f"more than {self._max_messages} messages in one read")
         self._buffered -= stream.received
         message = RtmpMessage(self._current_csid, stream.type_id, stream.stream_id, stream.timestamp,
                               stream.take_payload())
@@ -252,6 +291,21 @@ class ChunkReader:
         stream = self._streams.get(_U32.unpack(raw)[0])
         if stream is not None:
             self._buffered -= stream.drop()
+
+    def _check_length(self, type_id: int, length: int) -> None:
+        """Refuse from the header alone what no encoder sends: an empty message (a read of
+        them would be hundreds of thousands of messages), or a command, data or control
+        message larger than any real one (decoding it would be the event loop's work)."""
+        if length == 0:
+            raise ChunkError(f"zero-length message (type {type_id})")
+        if type_id in _MEDIA_TYPES:
+            bound, kind = self._max_message, "media"
+        elif type_id <= WINDOW_ACK_SIZE + 1:  # 1-6: protocol and user control
+            bound, kind = MAX_CONTROL_SIZE, "control"
+        else:
+            bound, kind = MAX_COMMAND_SIZE, _KIND.get(type_id, f"type {type_id}")
+        if length > bound:
+            raise ChunkError(f"{kind} message of {length} bytes over the bound of {bound}")
 
     def _header(self, buf: memoryview, pos: int) -> int:
         """Parse one chunk header at ``pos``; returns its size, or -1 if incomplete."""
@@ -294,10 +348,10 @@ class ChunkReader:
                 self._buffered -= stream.drop()
             if fmt <= 1:
                 length = (buf[p + 3] << 16) | (buf[p + 4] << 8) | buf[p + 5]
-                if length > self._max_message:
-                    raise ChunkError(f"message length {length} over the bound {self._max_message}")
+                type_id = buf[p + 6]
+                self._check_length(type_id, length)
                 stream.length = length
-                stream.type_id = buf[p + 6]
+                stream.type_id = type_id
             if fmt == 0:
                 stream.stream_id = int.from_bytes(buf[p + 7:p + 11], "little")  # little endian (5.3.1.2.1)
                 stream.timestamp = field

@@ -1,16 +1,29 @@
 """Relay's RTMP ingest server: asyncio sockets around :class:`PublishSession`.
 
-Every connection lives under two deadlines, so a bad one only ever closes itself:
+Anything on the studio LAN can open this port, so every connection is bounded in
+time, slots, work and log lines (docs/SECURITY.md):
 
 - the *publish deadline* (``handshake_timeout_s`` from accept): a connection that
   has not started publishing by then (half-open, slow-loris handshake, a client
   that connects and never publishes) is closed;
-- the *idle deadline* (``idle_timeout_s`` without a byte): a publisher that went
-  quiet with its socket open is closed and its input told ``timeout``.
+- the *idle deadline* (``idle_timeout_s`` without a frame): a publisher that went
+  quiet with its socket open is closed and its input told ``timeout``. Only frames
+  count: pings, metadata or empty tags must not hold a stream key for ever;
+- after FCUnpublish/deleteStream the connection has ``handshake_timeout_s`` to go;
+- a refusal (wrong application or key, key already live) is flushed for at most
+  ``REFUSAL_FLUSH_S``, then the socket is aborted: ``transport.close()`` alone
+  waits for a peer that may never read;
+- *slots*: at most ``max_connections`` sockets, closing ones included. Connections
+  that have not published get all but one slot per RTMP input (those are kept for
+  the encoders), at most ``max_pending_per_address`` from one address; when either
+  is full the least advanced of them (handshake < connected), oldest first, makes
+  room for the newcomer, so a flood of idle sockets cannot lock an encoder out;
+- protocol errors, timeouts and refusals are logged at most ``LOG_PER_SECOND``
+  times a second (the next line says how many were held back), and never with more
+  than a few characters of what the peer sent.
 
-Both use one timer per connection that re-arms itself lazily, so a busy
-connection costs a timestamp per read and no timer churn. Beyond
-``max_connections`` new connections are closed at once.
+The deadlines use one timer per connection that re-arms itself lazily, so a busy
+connection costs a timestamp per read and no timer churn.
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 from relay.events import Event, EventSink, InputRejected
 from relay.ingest.rtmp.amf0 import AmfError
@@ -32,14 +46,40 @@ _log = get_logger("relay.ingest.rtmp")
 
 _PROTOCOL_ERRORS = (HandshakeError, ChunkError, AmfError, FlvError, SessionError)
 _MAX_UNSENT = 1024 * 1024  # a peer that never reads our (tiny) replies is not a publisher
+REFUSAL_FLUSH_S = 1.0
+LOG_PER_SECOND = 5
 
 
-def _peer_name(transport: asyncio.BaseTransport) -> str:
+def _peer_address(transport: asyncio.BaseTransport) -> tuple[str, str]:
+    """(host, "host:port") of the peer."""
     peer = transport.get_extra_info("peername")
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = str(peer[0])
-        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
-    return "unknown"
+        return host, (f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}")
+    return "unknown", "unknown"
+
+
+class RateLimit:
+    """At most ``per_second`` passes a second; counts what it held back in between."""
+
+    def __init__(self, per_second: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._per_second = per_second
+        self._clock = clock
+        self._window = -1.0
+        self._passed = 0
+        self.suppressed = 0  # held back since the last one that passed
+
+    def allow(self) -> int | None:
+        """None: hold this one back. Otherwise how many were held back before it."""
+        now = self._clock()
+        if now - self._window >= 1.0:
+            self._window, self._passed = now, 0
+        if self._passed >= self._per_second:
+            self.suppressed += 1
+            return None
+        self._passed += 1
+        held, self.suppressed = self.suppressed, 0
+        return held
 
 
 class _Connection(asyncio.Protocol):
@@ -47,42 +87,54 @@ class _Connection(asyncio.Protocol):
         self._server = server
         self._transport: asyncio.Transport | None = None
         self._session: PublishSession | None = None
-        self._accepted = 0.0
-        self._last_rx = 0.0
+        self.host = "unknown"
+        self.accepted = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
         self._closed = False
 
     @property
     def peer(self) -> str:
         return self._session.peer if self._session is not None else "unknown"
 
+    @property
+    def rank(self) -> tuple[int, float] | None:
+        """Eviction order (lowest goes first), or None for a publisher, which never goes."""
+        session = self._session
+        if session is None:
+            return (-1, self.accepted)
+        if session.unpublished_at is not None:
+            return (-1, self.accepted)
+        if session.port is not None:
+            return None
+        return (session.stage, self.accepted)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         server = self._server
-        peer = _peer_name(transport)
+        self.host, peer = _peer_address(transport)
+        self.accepted = time.monotonic()
         self._session = PublishSession(peer=peer, app=server.app, resolve=server.resolve, emit=server.emit)
-        if len(server.connections) >= server.max_connections:
+        if not server.admit(self):
             self._session.reject("too many connections")
             self._closed = True
             transport.abort()
             return
         server.connections.add(self)
-        self._accepted = self._last_rx = time.monotonic()
         self._arm(server.handshake_timeout_s)
 
     def data_received(self, data: bytes) -> None:
         session = self._session
         if self._closed or session is None:
             return
-        self._last_rx = time.monotonic()
         try:
             session.receive(data)
         except _PROTOCOL_ERRORS as exc:
             self._protocol_error(session, exc)
             return
         except Exception:  # a bug here must cost one connection, not the server
-            _log.exception("rtmp_session_failed", peer=session.peer)
+            self._server.warn("rtmp_session_failed", exc_info=True, peer=session.peer)
             self.close("error")
             return
         self._flush(session)
@@ -91,7 +143,8 @@ class _Connection(asyncio.Protocol):
 
     def _protocol_error(self, session: PublishSession, exc: Exception) -> None:
         stage = "handshake" if not session.handshake_done else "protocol"
-        _log.warning("rtmp_protocol_error", peer=session.peer, stage=stage, error=str(exc))
+        # The messages quote at most a few characters of what the peer sent; cut anyway.
+        self._server.warn("rtmp_protocol_error", peer=session.peer, stage=stage, error=str(exc)[:200])
         if session.port is None:  # a publisher that got in is not "rejected"; its input hears "error"
             session.reject(f"{stage} error")
         self.close("error")
@@ -115,18 +168,25 @@ class _Connection(asyncio.Protocol):
         now = time.monotonic()
         server = self._server
         if session.port is None:  # has not published yet: the publish deadline applies
-            left = self._accepted + server.handshake_timeout_s - now
+            left = self.accepted + server.handshake_timeout_s - now
             if left <= 0:
                 stage = "handshake" if not session.handshake_done else "publish"
-                _log.warning("rtmp_timeout", peer=session.peer, stage=stage)
+                server.warn("rtmp_timeout", peer=session.peer, stage=stage)
                 session.reject(f"{stage} timeout")
                 self.close("timeout")
                 return
             self._arm(left)
             return
-        left = self._last_rx + server.idle_timeout_s - now
+        if session.unpublished_at is not None:  # unpublished: the socket has a while to go
+            left = session.unpublished_at + server.handshake_timeout_s - now
+            if left <= 0:
+                self.close("closed")
+                return
+            self._arm(left)
+            return
+        left = session.last_media + server.idle_timeout_s - now
         if left <= 0:
-            _log.warning("rtmp_idle", peer=session.peer, idle_s=round(now - self._last_rx, 3))
+            server.warn("rtmp_idle", peer=session.peer, idle_s=round(now - session.last_media, 3))
             self.close("timeout")
             return
         self._arm(left)
@@ -142,11 +202,24 @@ class _Connection(asyncio.Protocol):
         self._server.connections.discard(self)
         if self._session is not None:
             self._session.finish(reason)
+        transport = self._transport
+        if transport is None:
+            return
+        if reason in ("timeout", "error"):
+            transport.abort()  # nothing worth flushing to a dead or hostile peer
+            return
+        transport.close()  # flushes a refusal's onStatus first, but not for ever
+        if transport.get_write_buffer_size() > 0:
+            self._server.lingering.add(self)
+            self._linger = asyncio.get_running_loop().call_later(REFUSAL_FLUSH_S, self.abort)
+
+    def abort(self) -> None:
+        """Drop the socket now (a refusal that did not flush in time, or an eviction)."""
+        if not self._closed:
+            self.close("error")
+            return
         if self._transport is not None:
-            if reason in ("timeout", "error"):
-                self._transport.abort()  # nothing worth flushing to a dead or hostile peer
-            else:
-                self._transport.close()  # flushes a refusal's onStatus first
+            self._transport.abort()
 
     def eof_received(self) -> bool | None:
         self.close("closed")
@@ -154,6 +227,10 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.close("closed")
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        self._server.lingering.discard(self)
 
 
 class RejectionLimiter:
@@ -164,25 +241,21 @@ class RejectionLimiter:
     def __init__(self, emit: EventSink, per_second: int = 5,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._emit = emit
-        self._per_second = per_second
-        self._clock = clock
-        self._window = -1.0
-        self._passed = 0
-        self.suppressed = 0  # held back since the last one that passed
+        self._limit = RateLimit(per_second, clock)
+
+    @property
+    def suppressed(self) -> int:
+        return self._limit.suppressed
 
     def __call__(self, event: Event) -> None:
         if not isinstance(event, InputRejected):
             self._emit(event)
             return
-        now = self._clock()
-        if now - self._window >= 1.0:
-            self._window, self._passed = now, 0
-        if self._passed >= self._per_second:
-            self.suppressed += 1
+        held = self._limit.allow()
+        if held is None:
             return
-        self._passed += 1
-        if self.suppressed:
-            event.suppressed, self.suppressed = self.suppressed, 0
+        if held:
+            event.suppressed = held
         self._emit(event)
 
 
@@ -191,7 +264,7 @@ class RtmpServer:
 
     def __init__(self, host: str, port: int, *, app: str, resolve: Callable[[str], InputPort | None],
                  emit: EventSink, handshake_timeout_s: float = 5.0, idle_timeout_s: float = 10.0,
-                 max_connections: int = 64) -> None:
+                 max_connections: int = 64, max_pending_per_address: int = 16, publishers: int = 1) -> None:
         self.host = host
         self._port = port
         self.app = app
@@ -200,8 +273,46 @@ class RtmpServer:
         self.handshake_timeout_s = handshake_timeout_s
         self.idle_timeout_s = idle_timeout_s
         self.max_connections = max_connections
+        self.max_pending_per_address = max_pending_per_address
+        # Slots kept for the encoders: connections that have not published get the rest.
+        self.max_pending = max(1, max_connections - publishers)
         self.connections: set[_Connection] = set()
+        self.lingering: set[_Connection] = set()  # refused, flushing their last words
         self._server: asyncio.Server | None = None
+        self._log_limit = RateLimit(LOG_PER_SECOND)
+
+    def warn(self, event: str, *, exc_info: bool = False, **fields: Any) -> None:
+        """A warning about a peer, at most LOG_PER_SECOND a second."""
+        held = self._log_limit.allow()
+        if held is None:
+            return
+        if held:
+            fields["suppressed"] = held
+        _log.warning(event, exc_info=exc_info, **fields)
+
+    def admit(self, newcomer: _Connection) -> bool:
+        """Make room for a new connection if need be; False if there is none to make."""
+        same_host = [c for c in self.connections if c.host == newcomer.host and c.rank is not None]
+        if len(same_host) >= self.max_pending_per_address and not self._evict(same_host):
+            return False
+        while self.lingering and len(self.connections) + len(self.lingering) >= self.max_connections:
+            self.lingering.pop().abort()
+        while True:
+            pending = [c for c in self.connections if c.rank is not None]
+            if len(pending) < self.max_pending and len(self.connections) < self.max_connections:
+                return True
+            if not self._evict(pending):
+                return False
+
+    def _evict(self, candidates: list[_Connection]) -> bool:
+        ranked = [(rank, c) for c in candidates if (rank := c.rank) is not None]
+        if not ranked:
+            return False
+        _, victim = min(ranked, key=lambda item: item[0])
+        if victim._session is not None and victim._session.port is None:
+            victim._session.reject("too many connections")
+        victim.close("error")
+        return True
 
     async def start(self) -> None:
         """Bind and listen; port 0 picks any free port (see :attr:`port`)."""
@@ -223,6 +334,8 @@ class RtmpServer:
             self._server.close()
         for connection in list(self.connections):
             connection.close("stopping")
+        for connection in list(self.lingering):
+            connection.abort()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None

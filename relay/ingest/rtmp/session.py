@@ -63,6 +63,16 @@ _CONTROL_CSID = 2  # protocol control messages go on chunk stream 2, message str
 _COMMAND_CSID = 3
 _STATUS_CSID = 5
 _LOG_EVERY_BAD_TAG = 100  # a corrupt stream logs its first bad tags, then every 100th
+# Encoders send 5-8 commands before publish (connect, releaseStream, FCPublish,
+# createStream, publish, sometimes _checkbw); anything far beyond is not an encoder.
+MAX_COMMANDS_BEFORE_PUBLISH = 32
+SHOWN_CHARS = 40  # of a peer-controlled string in a log line or error
+
+
+def shown(value: object) -> str:
+    """A peer-controlled value as it may appear in a log line: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + f"...({len(text)} chars)"
 
 _log = get_logger("relay.ingest.rtmp")
 
@@ -98,6 +108,9 @@ class PublishSession:
         self._acked = 0
         self._bad_tags = 0
         self._disconnected = False
+        self._commands = 0  # command and data messages received before publishing
+        self.last_media = 0.0  # when the publisher last sent a frame: the idle deadline's mark
+        self.unpublished_at: float | None = None  # FCUnpublish/deleteStream: the connection's end is near
 
     @property
     def publishing(self) -> bool:
@@ -106,6 +119,14 @@ class PublishSession:
     @property
     def handshake_done(self) -> bool:
         return self._handshake is None
+
+    @property
+    def stage(self) -> int:
+        """How far the conversation got: 0 handshake, 1 handshake done, 2 connected,
+        3 publishing. When slots run short, the least advanced connection goes first."""
+        if self.port is not None:
+            return 3
+        return 2 if self._connected else 1 if self._handshake is None else 0
 
     # -- input ---------------------------------------------------------------
 
@@ -137,13 +158,13 @@ class PublishSession:
         if kind in (VIDEO, AUDIO):
             if self._publish_stream is not None and message.stream_id == self._publish_stream:
                 self._media(message, arrival)
-        elif kind in (COMMAND_AMF0, COMMAND_AMF3):
-            payload = message.payload.tobytes()
-            # An AMF3 command starts with one format byte, then is AMF0 (7.1.1).
-            self._command(amf0.decode_all(payload[1:] if kind == COMMAND_AMF3 else payload), message)
-        elif kind in (DATA_AMF0, DATA_AMF3):
-            payload = message.payload.tobytes()
-            self._data(amf0.decode_all(payload[1:] if kind == DATA_AMF3 else payload))
+        elif kind in (COMMAND_AMF0, COMMAND_AMF3, DATA_AMF0, DATA_AMF3) and self.port is None:
+            self._commands += 1
+            if self._commands > MAX_COMMANDS_BEFORE_PUBLISH:
+                raise SessionError(f"more than {MAX_COMMANDS_BEFORE_PUBLISH} commands before publishing")
+            self._call(message)
+        elif kind in (COMMAND_AMF0, COMMAND_AMF3, DATA_AMF0, DATA_AMF3):
+            self._call(message)
         elif kind == WINDOW_ACK_SIZE:
             raw = message.payload.head(4)
             if len(raw) == 4:
@@ -152,6 +173,16 @@ class PublishSession:
         # publisher need no answer on the publish path.
         elif kind not in (ACKNOWLEDGEMENT, USER_CONTROL, SET_PEER_BANDWIDTH):
             _log.debug("rtmp_message_ignored", peer=self.peer, type_id=kind)
+
+    def _call(self, message: RtmpMessage) -> None:
+        kind = message.type_id
+        if kind in (COMMAND_AMF0, COMMAND_AMF3):
+            payload = message.payload.tobytes()
+            # An AMF3 command starts with one format byte, then is AMF0 (7.1.1).
+            self._command(amf0.decode_all(payload[1:] if kind == COMMAND_AMF3 else payload), message)
+        else:
+            payload = message.payload.tobytes()
+            self._data(amf0.decode_all(payload[1:] if kind == DATA_AMF3 else payload))
 
     def _media(self, message: RtmpMessage, arrival: float) -> None:
         payload = message.payload
@@ -164,9 +195,12 @@ class PublishSession:
         except FlvError as exc:
             self._bad_tags += 1
             if self._bad_tags <= 3 or self._bad_tags % _LOG_EVERY_BAD_TAG == 0:
-                _log.warning("rtmp_bad_tag", peer=self.peer, error=str(exc), count=self._bad_tags)
+                _log.warning("rtmp_bad_tag", peer=self.peer, error=str(exc)[:200], count=self._bad_tags)
             return
         if packet is not None and self.port is not None and not self._disconnected:
+            # Only a frame moves the idle deadline: pings, metadata or tags that carry no
+            # picture or sound must not hold a stream key for ever.
+            self.last_media = arrival
             self.port.packet(packet)
 
     def _data(self, values: list[Any]) -> None:
@@ -175,7 +209,7 @@ class PublishSession:
         if len(values) >= 2 and values[0] == "onMetaData" and isinstance(values[1], dict):
             self.metadata = dict(values[1])
             _log.debug("rtmp_metadata", peer=self.peer,
-                       **{k: v for k, v in self.metadata.items()
+                       **{k: v if isinstance(v, int | float) else shown(v) for k, v in self.metadata.items()
                           if k in ("width", "height", "framerate", "videocodecid", "audiocodecid",
                                    "audiosamplerate", "encoder") and isinstance(v, int | float | str)})
 
@@ -191,7 +225,7 @@ class PublishSession:
             self._on_connect(transaction, values[2] if len(values) > 2 else None)
             return
         if not self._connected:
-            raise SessionError(f"command {name!r} before connect")
+            raise SessionError(f"command {shown(name)} before connect")
         if name in ("releaseStream", "FCPublish"):
             self._result(transaction, None, amf0.UNDEFINED_VALUE)
             if name == "FCPublish":
@@ -206,6 +240,7 @@ class PublishSession:
             self._on_publish(message.stream_id, args[0] if args else None)
         elif name in ("FCUnpublish", "deleteStream", "closeStream"):
             if self.port is not None and not self._disconnected:
+                self.unpublished_at = self._now()
                 self.finish("unpublished")
             if name == "FCUnpublish":
                 self._result(transaction, None, amf0.UNDEFINED_VALUE)
@@ -249,6 +284,7 @@ class PublishSession:
             return
         self.port = port
         self._publish_stream = stream_id
+        self.last_media = self._now()
         self._control(USER_CONTROL, stream_begin(stream_id))
         self._command_message(_STATUS_CSID, stream_id, "onStatus", 0, None,
                               {"level": "status", "code": "NetStream.Publish.Start",
@@ -281,7 +317,7 @@ class PublishSession:
         self.closing = reason
 
     def reject(self, reason: str, input_id: str | None = None) -> None:
-        _log.warning("rtmp_refused", peer=self.peer, reason=reason, input=input_id)
+        # The event is the log line (relay.log.EventLogger), after the server's rate limit.
         self._emit(InputRejected(peer=self.peer, reason=reason, input=input_id))
 
     def finish(self, reason: str) -> None:
