@@ -19,6 +19,12 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 
 OUTPUT_SCHEMES = ("rtmp", "rtmps", "srt")
 PULL_SCHEMES = ("rtmp", "rtmps", "srt", "http", "https", "file")
+# SRTO_PASSPHRASE's limits (srt/docs/API/API-socket-options.md); SRT refuses other lengths.
+SRT_PASSPHRASE_LENGTH = (10, 79)
+# srt-live-transmit refuses listener ports below this ("Port value invalid: 1023 - must be >=1024").
+SRT_LOWEST_PORT = 1024
+# MQTT allows 65,535 bytes per topic; Relay appends up to about 100 (`/<id>/inputs/<id>/...`).
+TOPIC_PREFIX_MAX_BYTES = 100
 
 
 def split_host_port(value: str) -> tuple[str, int]:
@@ -41,6 +47,42 @@ def split_host_port(value: str) -> tuple[str, int]:
 
 def _host_port(value: str) -> str:
     split_host_port(value)
+    return value
+
+
+def _srt_listen(value: str) -> str:
+    _, port = split_host_port(value)
+    if 0 < port < SRT_LOWEST_PORT:
+        raise ValueError(f"expected an SRT port from {SRT_LOWEST_PORT} to 65535 (srt-live-transmit refuses "
+                         "lower ones), or 0 for any free port")
+    return value
+
+
+def _srt_passphrase(value: SecretStr) -> SecretStr:
+    low, high = SRT_PASSPHRASE_LENGTH
+    length = len(value.get_secret_value())
+    if not low <= length <= high:
+        raise ValueError(f"expected {low} to {high} characters, SRT's limits (it has {length})")
+    return value
+
+
+def _topic_prefix(value: str) -> str:
+    """MQTT's topic-name rules (MQTT 5.0 section 4.7), so every topic Relay builds on it is valid."""
+    if not value:
+        raise ValueError("expected a topic prefix such as relay or studio-a/relay")
+    if "+" in value or "#" in value:
+        raise ValueError("expected no MQTT wildcard ('+' or '#'): a topic name cannot hold one")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+        raise ValueError("expected no NUL or other control character")
+    if value.startswith("/") or value.endswith("/"):
+        raise ValueError("expected no leading or trailing '/'")
+    if "//" in value:
+        raise ValueError("expected no empty level ('//')")
+    if value.startswith("$"):
+        raise ValueError("expected no leading '$' (those topics are the broker's own)")
+    size = len(value.encode())
+    if size > TOPIC_PREFIX_MAX_BYTES:
+        raise ValueError(f"expected at most {TOPIC_PREFIX_MAX_BYTES} bytes (it has {size})")
     return value
 
 
@@ -93,6 +135,9 @@ def pull_file_path(url: str) -> str | None:
 
 
 HostPort = Annotated[str, AfterValidator(_host_port)]
+SrtListen = Annotated[str, AfterValidator(_srt_listen)]
+SrtPassphrase = Annotated[SecretStr, AfterValidator(_srt_passphrase)]
+TopicPrefix = Annotated[str, AfterValidator(_topic_prefix)]
 IngestUrl = Annotated[SecretStr, AfterValidator(_ingest_url)]
 PullUrl = Annotated[SecretStr, AfterValidator(_pull_url)]
 
@@ -103,7 +148,7 @@ class Section(BaseModel):
 
 class ServerSettings(Section):
     rtmp: HostPort | None = "0.0.0.0:1935"  # host:port of the built-in RTMP ingest; None ("" in TOML) = off
-    srt: HostPort | None = None  # default host:port for SRT inputs that name no `listen`
+    srt: SrtListen | None = None  # default host:port for SRT inputs that name no `listen`
     rtmp_app: str = "live"  # encoders publish to rtmp://<pc>:<port>/<app>/<key>
     handshake_timeout_s: PositiveSeconds = 5.0  # a connection must publish within this
     idle_timeout_s: PositiveSeconds = 10.0  # a connection with no bytes for this long is closed
@@ -119,9 +164,9 @@ class InputSettings(Section):
     key: SecretStr | None = None
     key_file: str | None = None
     # srt (listener, one per input)
-    listen: HostPort | None = None  # host:port; defaults to [server] srt
+    listen: SrtListen | None = None  # host:port; defaults to [server] srt
     streamid: str | None = None
-    passphrase: SecretStr | None = None
+    passphrase: SrtPassphrase | None = None
     passphrase_file: str | None = None
     latency_ms: Annotated[int, Field(ge=20, le=8000)] = 120
     # pull
@@ -226,7 +271,7 @@ class MqttSettings(Section):
     password_file: str | None = None
     tls: bool = False
     ca_file: str | None = None
-    topic_prefix: str = "relay"
+    topic_prefix: TopicPrefix = "relay"
     protocol: Literal["5", "3.1.1", "auto"] = "auto"
     health_interval_s: PositiveSeconds = 2.0
     thumbnail_interval_s: Seconds = 0.0

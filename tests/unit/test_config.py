@@ -742,3 +742,133 @@ def test_alerts_know_every_event_of_the_vocabulary() -> None:
     names = {c.name for c in vars(events).values()
              if isinstance(c, type) and issubclass(c, events.Event) and c is not events.Event}
     assert names == set(models.EVENT_NAMES)
+
+
+# -- issue 12 item 8: a malformed JSON override is named, never echoed ------------------------
+
+
+def test_malformed_json_overrides_name_the_variable_not_the_value(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, MINIMAL), {
+        # cut short: the secret is in the text pydantic-settings or the loader would quote
+        "RELAY_OUTPUTS": '[{"id": "shop", "urls": ["rtmp://push.example.com/live/JSON-SECRET-KEY-1"]',
+        "RELAY_INPUTS": '[{"id": "main", "kind": "rtmp", "key": "json-secret-key-2"},]',
+        "RELAY_MQTT": "{'username': 'relay', 'password': 'json-secret-pw-3'}",
+        "RELAY_OUTPUTS__douyin__URLS": '["rtmp://push-9.example.com/live/JSON-SECRET-KEY-4"',
+    })
+    assert one(found, "outputs (from RELAY_OUTPUTS)") == (
+        "outputs (from RELAY_OUTPUTS): not valid JSON (Expecting ',' delimiter at line 1 column 75); "
+        'expected a JSON list of objects, e.g. [{"id": "main", ...}]')
+    assert one(found, "inputs (from RELAY_INPUTS)") == (
+        "inputs (from RELAY_INPUTS): not valid JSON (Expecting value at line 1 column 61); "
+        'expected a JSON list of objects, e.g. [{"id": "main", ...}]')
+    assert one(found, "mqtt (from RELAY_MQTT)") == (
+        "mqtt (from RELAY_MQTT): not valid JSON (Expecting property name enclosed in double quotes at "
+        'line 1 column 2); expected a JSON object, e.g. {"host": "broker.lan"}')
+    assert one(found, "outputs.douyin.urls").endswith(
+        '(from RELAY_OUTPUTS__douyin__URLS): expected a JSON list, e.g. ["rtmp://host/app/key"]')
+    assert len(found) == 4
+    for secret in ("JSON-SECRET-KEY-1", "json-secret-key-2", "json-secret-pw-3", "JSON-SECRET-KEY-4"):
+        assert not any(secret in p for p in found), secret
+
+
+def test_json_nested_too_deeply_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    assert problems(write(tmp_path, MINIMAL), {"RELAY_MQTT": "[" * 100_000}) == [
+        'mqtt (from RELAY_MQTT): not valid JSON (nested too deeply); expected a JSON object, e.g. '
+        '{"host": "broker.lan"}'
+    ]
+
+
+def test_elements_of_a_list_given_as_json_are_addressed_by_id_too(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, MINIMAL), {
+        "RELAY_INPUTS": json.dumps([{"id": "solo", "kind": "rtmp", "key": "solo-key-77"}]),
+        "RELAY_INPUTS__solo__PRIORITY": "4",
+    })
+    assert [(i.id, i.priority) for i in s.inputs] == [("solo", 4)]
+
+
+def test_whole_table_overrides_of_the_wrong_shape_show_no_value(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, MINIMAL), {
+        "RELAY_MQTT": '["json-secret-pw-5"]',
+        "RELAY_OUTPUTS": '{"id": "shop", "urls": ["rtmp://push.example.com/live/JSON-SECRET-KEY-6"]}',
+    })
+    assert found == [
+        "outputs (from RELAY_OUTPUTS): expected a list",
+        "mqtt (from RELAY_MQTT): expected a table",
+    ]
+
+
+# -- issue 12 item 10: topic_prefix follows MQTT's topic rules --------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["relay", "studio-a/relay", "shop 3/relay", "直播/relay"])
+def test_topic_prefix_accepted(tmp_path: Path, prefix: str) -> None:
+    text = MINIMAL + f"\n[mqtt]\ntopic_prefix = {json.dumps(prefix)}\n"
+    assert load_settings(write(tmp_path, text), {}).mqtt.topic_prefix == prefix
+
+
+@pytest.mark.parametrize(("prefix", "expected"), [
+    ("relay/+", "expected no MQTT wildcard ('+' or '#'): a topic name cannot hold one"),
+    ("relay/#", "expected no MQTT wildcard ('+' or '#'): a topic name cannot hold one"),
+    ("studio/+/relay", "expected no MQTT wildcard ('+' or '#'): a topic name cannot hold one"),
+    ("studio//relay", "expected no empty level ('//')"),
+    ("/relay", "expected no leading or trailing '/'"),
+    ("relay/", "expected no leading or trailing '/'"),
+    ("", "expected a topic prefix such as relay or studio-a/relay"),
+    ("re\u0000lay", "expected no NUL or other control character"),
+    ("relay\nstudio", "expected no NUL or other control character"),
+    ("$SYS/relay", "expected no leading '$' (those topics are the broker's own)"),
+    ("r" * 101, "expected at most 100 bytes (it has 101)"),
+])
+def test_topic_prefix_refused(tmp_path: Path, prefix: str, expected: str) -> None:
+    text = MINIMAL + f"\n[mqtt]\ntopic_prefix = {json.dumps(prefix)}\n"
+    assert problems(write(tmp_path, text), {}) == [f"mqtt.topic_prefix = {json.dumps(prefix)}: {expected}"]
+
+
+def test_topic_prefix_from_the_environment_is_checked_too(tmp_path: Path) -> None:
+    assert problems(write(tmp_path, MINIMAL), {"RELAY_MQTT__TOPIC_PREFIX": "relay/#"}) == [
+        'mqtt.topic_prefix = "relay/#" (from RELAY_MQTT__TOPIC_PREFIX): expected no MQTT wildcard '
+        "('+' or '#'): a topic name cannot hold one"
+    ]
+
+
+# -- SRT listen ports: one rule for the loader and the daemon --------------------------------
+
+
+def test_srt_listen_ports_are_those_srt_live_transmit_binds(tmp_path: Path) -> None:
+    # srt-live-transmit refuses listener ports below 1024 ("Port value invalid"); 0 means any free port,
+    # which Relay chooses itself (tests/integration/test_srt_ingest.py runs it).
+    text = """
+[server]
+srt = "0.0.0.0:999"
+[[inputs]]
+id = "cam1"
+kind = "srt"
+listen = "127.0.0.1:1023"
+[[inputs]]
+id = "cam2"
+kind = "srt"
+listen = "127.0.0.1:1024"
+[[inputs]]
+id = "cam3"
+kind = "srt"
+listen = "127.0.0.1:0"
+"""
+    assert problems(write(tmp_path, text), {}) == [
+        'server.srt = "0.0.0.0:999": expected an SRT port from 1024 to 65535 (srt-live-transmit refuses '
+        "lower ones), or 0 for any free port",
+        'inputs.cam1.listen = "127.0.0.1:1023": expected an SRT port from 1024 to 65535 (srt-live-transmit '
+        "refuses lower ones), or 0 for any free port",
+    ]
+
+
+def test_lists_without_ids_are_set_whole_from_the_environment(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, MINIMAL), {
+        "RELAY_HTTP__USERS": json.dumps([{"name": "ci", "token": "ci-token-from-env-1"}]),
+        "RELAY_ALERTS": json.dumps([{"url": "json://monitor.lan:8000/relay"}]),
+    })
+    assert [u.name for u in s.http.users] == ["ci"]
+    assert s.alerts[0].url.get_secret_value() == "json://monitor.lan:8000/relay"
+    assert problems(write(tmp_path, MINIMAL), {"RELAY_ALERTS__0__URL": "dingtalk://ENV-TOKEN-1/"}) == [
+        "alerts (from RELAY_ALERTS__0__URL): a list whose elements have no id to address them by; expected "
+        "the whole list as JSON in RELAY_ALERTS"
+    ]
