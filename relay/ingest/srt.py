@@ -38,6 +38,7 @@ import json
 import os
 import select
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -50,7 +51,7 @@ from relay.ingest.demux import Demuxer, DemuxResult, DemuxSource
 from relay.log import get_logger
 from relay.media import InputPort
 from relay.redact import MASK, register_secret
-from relay.settings import InputSettings
+from relay.settings import InputSettings, split_host_port
 
 _log = get_logger("relay.ingest.srt")
 
@@ -93,12 +94,17 @@ def parse_link_stats(line: str) -> LinkStats | None:
     return LinkStats(rtt, 100.0 * lost / total if total else 0.0, retrans)
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` (or ``:port``, ``[v6]:port``) into its parts."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"SRT listen address must be host:port, got {listen!r}")
-    return host.strip("[]"), int(port)
+def listen_port(host: str, port: int) -> int:
+    """The UDP port to listen on: ``port``, or for 0 a port the OS reports free on ``host``.
+
+    Port 0 means any free port, as for the RTMP server; srt-live-transmit cannot bind it
+    itself (it refuses ports below 1024), so Relay asks the OS and hands the child that one."""
+    if port:
+        return port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 class PipeReader:
@@ -340,7 +346,8 @@ class SrtSession:
 
 def listener_uri(host: str, port: int, latency_ms: int, passphrase: str | None) -> str:
     """The srt-live-transmit URI of a listener (latency in ms, AES-128 if a passphrase)."""
-    uri = f"srt://{host if host not in ('', '0.0.0.0') else ''}:{port}?mode=listener&latency={latency_ms}"
+    shown = f"[{host}]" if ":" in host else "" if host in ("", "0.0.0.0") else host
+    uri = f"srt://{shown}:{port}?mode=listener&latency={latency_ms}"
     if passphrase:
         uri += f"&passphrase={quote(passphrase, safe='')}&pbkeylen=16"
     return uri
@@ -352,10 +359,11 @@ class SrtInput:
     def __init__(self, settings: InputSettings, listen: str, port: InputPort, emit: EventSink,
                  on_link_stats: Callable[[float, float, float, int], None], *,
                  binary: str = "srt-live-transmit") -> None:
-        host, self._port_number = parse_listen(listen)
+        # The configuration's rules (relay/settings.py) already hold: the same parser, so
+        # anything config-check passed starts here; the passphrase length is checked there too.
+        host, port_number = split_host_port(listen)
+        self._port_number = listen_port(host, port_number)
         passphrase = settings.passphrase.get_secret_value() if settings.passphrase else None
-        if passphrase is not None and not 10 <= len(passphrase) <= 79:
-            raise ValueError(f"input {settings.id}: SRT passphrase must be 10 to 79 characters")
         register_secret(passphrase)  # belt and braces: the config loader registers it too
         self._session = SrtSession(
             input_id=settings.id,

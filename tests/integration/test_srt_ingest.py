@@ -13,16 +13,19 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from relay import log as relay_log
+from relay.config import load_settings
 from relay.events import Event, InputRejected
 from relay.ingest.srt import PipeReader, SrtInput, SrtReceiver, listener_uri, parse_link_stats
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.settings import InputSettings
 from tests.support.publishers import Publisher, ffmpeg_args
+from tests.support.relay_proc import RelayProcess, studio_config
 from tests.support.tools import free_port, require
 
 PASSPHRASE = "studio-backup-0042"
@@ -260,6 +263,7 @@ def test_parse_link_stats_from_a_real_report_line() -> None:
 
 def test_listener_uri_masks_nothing_but_is_never_logged() -> None:
     assert listener_uri("0.0.0.0", 9000, 200, None) == "srt://:9000?mode=listener&latency=200"
+    assert listener_uri("::1", 9000, 200, None) == "srt://[::1]:9000?mode=listener&latency=200"
     uri = listener_uri("127.0.0.1", 9000, 120, "a b&c=d-long-pass")
     assert uri.endswith("&passphrase=a%20b%26c%3Dd-long-pass&pbkeylen=16")
 
@@ -295,3 +299,24 @@ def test_passphrase_length_is_checked() -> None:
 def test_listen_address_is_checked() -> None:
     with pytest.raises(ValueError, match="host:port"):
         SrtInput(srt_settings(9000), "nowhere", RecordingPort(), lambda e: None, lambda *a: None)
+
+
+def test_listen_port_0_takes_a_free_port_srt_live_transmit_accepts() -> None:
+    srt = SrtInput(srt_settings(0), "127.0.0.1:0", RecordingPort(), lambda e: None, lambda *a: None)
+    assert 1024 <= srt.listen_port <= 65535
+
+
+@pytest.mark.integration
+def test_a_daemon_with_an_srt_input_on_port_0_listens_on_a_free_port(tmp_path: Path) -> None:
+    """A configuration that passes config-check runs: port 0 is any free port, as for RTMP."""
+    require("srt-live-transmit")
+    config = studio_config(tmp_path, free_port(), inputs=[
+        {"id": "main", "kind": "rtmp", "key": "main-key-1234", "priority": 1},
+        {"id": "backup", "kind": "srt", "listen": "127.0.0.1:0", "priority": 2},
+    ])
+    with RelayProcess(tmp_path, config) as relay:
+        assert load_settings(relay.config_path, {}).inputs[1].listen == "127.0.0.1:0"
+        port = relay.wait_for("srt_listening", input="backup", timeout=20)["port"]
+        assert 1024 <= port <= 65535
+        with srt_publisher(port):
+            relay.wait_for("input_connected", input="backup", timeout=20)
