@@ -14,7 +14,6 @@ from relay.control.commands import COMMANDS, CliDefault, Request
 
 DEFAULT_CONFIG = "/etc/relay/relay.toml"
 EX_USAGE = 2
-EX_CONFIG = 78
 
 
 def _config_arg(p: argparse.ArgumentParser, required: bool = False) -> None:

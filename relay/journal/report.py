@@ -32,7 +32,6 @@ from relay.journal.review import (
 from relay.journal.store import JournalError, list_sessions, reading
 
 EX_USAGE = 2
-EX_CONFIG = 78
 
 _CSS = f":root {{ --t1: {TIER_COLOURS[1]}; --t2: {TIER_COLOURS[2]}; --t3: {TIER_COLOURS[3]}; }}" + """
 :root { --ink: #1d2733; --muted: #5d6b7a; --line: #dfe4ea; }
@@ -355,7 +354,7 @@ def render_report(db_path: str, session_id: str | None = None,
 def _journal_path(args: argparse.Namespace) -> str | int:
     if getattr(args, "journal", None):
         return str(args.journal)
-    from relay.config import ConfigError, load_settings
+    from relay.config import EX_CONFIG, ConfigError, load_settings
 
     try:
         return load_settings(args.config).journal.path
