@@ -46,6 +46,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from relay.events import SIGNAL_WORDS
+
 EXIT_OK, EXIT_MISSED, EXIT_INTERRUPTED = 0, 1, 130
 RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 PLATFORM_KEY = "demo-show"
@@ -390,20 +392,6 @@ class RelayLog:
         return out
 
 
-SIGNAL_WORDS = {
-    "disconnected": "encoder gone",
-    "stalled": "no video arriving (stalled)",
-    "cadence": "frames arriving unevenly",
-    "black": "black picture",
-    "frozen": "frozen picture",
-    "silence": "silent sound",
-    "audio_missing": "no sound track",
-    "drift": "sound and picture out of sync",
-    "bitrate": "bitrate too low",
-    "srt_link": "SRT link slow or lossy",
-    "push": "push to the platform failing",
-    "host": "short of resources",
-}
 TIER_WORDS = {1: "tier 1, critical", 2: "tier 2, important", 3: "tier 3, minor"}
 # What the demo keeps to judge the show (the log has more: `switching`, `slate_ready`...).
 KEPT_EVENTS = {"input_connected", "input_disconnected", "input_rejected", "fault_raised", "fault_cleared",

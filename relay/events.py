@@ -24,6 +24,23 @@ class Tier(enum.IntEnum):
     MINOR = 3  # log, fix after the show
 
 
+# Each SPEC 3 signal in the studio's words, for people reading a screen or a check's result.
+SIGNAL_WORDS = {
+    "disconnected": "encoder gone",
+    "stalled": "no video arriving (stalled)",
+    "cadence": "frames arriving unevenly",
+    "black": "black picture",
+    "frozen": "frozen picture",
+    "silence": "silence",
+    "audio_missing": "no sound track",
+    "drift": "audio/video drift",
+    "bitrate": "bitrate too low",
+    "srt_link": "SRT link slow or lossy",
+    "push": "push to the platform failing",
+    "host": "short of resources",
+}
+
+
 def iso_utc(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z"

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import psutil
 
+from relay.events import SIGNAL_WORDS
 from relay.push.probe import ProbeResult, probe_url
 from relay.settings import MqttSettings, RelaySettings, ThresholdSettings, split_host_port
 from relay.watch.host import HostSample, read_host_sample
@@ -61,13 +62,6 @@ PROBE_TIMEOUT_S = 5.0
 MQTT_TIMEOUT_S = 5.0
 CONNECT_GRACE_S = 10.0  # a temporary relay: encoders retrying every few seconds find it by then
 FPS_TOLERANCE = 0.02  # 29.97 and 30 are "the same" to a person, not to a seamless switch
-
-# SPEC 3 signals in the studio's words
-SIGNAL_WORDS = {
-    "disconnected": "disconnected", "stalled": "stalled (no video)", "cadence": "uneven frame rate",
-    "black": "black picture", "frozen": "frozen picture", "silence": "silence", "audio_missing": "no audio",
-    "drift": "audio/video drift", "bitrate": "low bitrate", "srt_link": "poor SRT link",
-}
 
 
 @dataclass
