@@ -1,6 +1,6 @@
 """The shape of Relay's configuration (SPEC 5): every key, its type and default.
 
-This module only declares; `relay/config.py` loads a TOML file and the `RELAY_`
+This module only declares; `relay/config/` loads a TOML file and the `RELAY_`
 environment into these models, resolves secrets from files and reports every
 mistake. Media-plane code receives these plain, frozen models and never touches
 files or the environment itself.
