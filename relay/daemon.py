@@ -531,6 +531,11 @@ class Daemon:
         self.http = HttpServer(self, self.settings.http, self.settings.id,
                                journal_path=self.settings.journal.path if self.journal is not None else None,
                                extra_health=self.control_health)
+        if self.settings.http.fleet and self.settings.mqtt.enabled:
+            from relay.control.fleet import FleetWatch
+
+            self.http.fleet = FleetWatch(self.settings.mqtt)
+            self.http.fleet.start()
         await self.http.start()
 
     def control_health(self) -> dict[str, Any]:
@@ -628,6 +633,7 @@ class Daemon:
             "host_fault": (None if (hf := self.host.fault.open) is None
                            else {"signal": hf.signal, "tier": hf.tier, "value": hf.value}),
             "last_stop": self.last_stop,
+            "dashboard": self.http.url if self.http is not None else None,  # for the fleet page
         }
 
     async def execute(self, request: Request) -> Outcome:

@@ -94,6 +94,7 @@ def studio(tmp_path: Path) -> Iterator[dict[str, Any]]:
         extra = f"""
 [http]
 listen = "127.0.0.1:{http_port}"
+public_url = "http://127.0.0.1:{http_port}/"
 login_attempts = 3
 login_window_s = 60
 users = [
@@ -104,7 +105,9 @@ users = [
         config = studio_config(
             tmp_path, rtmp_port, outputs=[{"id": "platform", "urls": [platform.url(PLATFORM_KEY)]}],
             failover={"healthy_for_s": 1.0, "failback": "manual", "min_dwell_s": 2.0},
-            mqtt={"host": broker.host, "port": broker.port, "health_interval_s": 1.0}, extra=extra)
+            mqtt={"host": broker.host, "port": broker.port, "health_interval_s": 1.0,
+                  "thumbnail_interval_s": 1.0},
+            extra=extra)
         relay = stack.enter_context(RelayProcess(tmp_path, config))
         relay.wait_for("started", timeout=20)
         for key, colour in ((MAIN_KEY, "red"), (BACKUP_KEY, "blue")):
@@ -193,6 +196,17 @@ def test_the_dashboard_in_a_browser(studio: dict[str, Any]) -> None:
                                               "Origin": "http://evil.example"})
         assert cross.status == 403 and "cross-site" in cross.json()["error"]
         assert not relay.events("command", command="mode")  # neither reached the relay
+
+        # -- the fleet page: every relay on the broker, the same truth ---------------------------
+        fleet = context.new_page()
+        fleet.goto(base + "/fleet")
+        tile = fleet.locator("[data-relay=test-studio]")
+        expect(tile.locator(".fleet-on-air")).to_have_text("backup", timeout=15_000)
+        expect(tile.locator("a")).to_have_attribute("href", base + "/")
+        pictured = "() => document.querySelector('[data-relay=test-studio] img').naturalWidth > 0"
+        fleet.wait_for_function(pictured, timeout=15_000)
+        shot(fleet, "fleet-laptop")
+        fleet.close()
 
         # -- the phone layout, live ------------------------------------------------------------
         phone = context.new_page()

@@ -88,6 +88,8 @@ def openapi(relay_id: str) -> dict[str, Any]:
                               "responses": {"200": {"description": "text/event-stream"}, "401": error}}},
         "/api/commands": {"get": {"summary": "every command, its role and request schema",
                                   "responses": {"200": {"description": "commands", "content": json_object}}}},
+        "/api/fleet": {"get": {"summary": "every relay on the MQTT broker: on air, worst tier, dashboard",
+                               "responses": {"200": {"description": "relays", "content": json_object}}}},
         "/metrics": {"get": {"summary": "Prometheus text format",
                              "responses": {"200": {"description": "metrics"}, "401": error}}},
     }

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from relay import __version__
 from relay.control.commands import Dispatcher, Outcome, Request
+from relay.control.fleet import FleetWatch
 from relay.control.http.api import command_list, json_response, openapi, run_command
 from relay.control.http.auth import Accounts, LoginLimiter, Session, Sessions
 from relay.control.http.live import LiveFeed, LiveSource
@@ -97,7 +98,7 @@ class HttpServer:
                              extra_health=extra_health)
         self.metrics = Metrics(relay_id, relay.state, relay.health, extra_health)
         self.commands = Dispatcher(relay, relay.bus.emit)
-        self.routes: list[Callable[[web.Application], None]] = []  # more pages (fleet, commands)
+        self.fleet: FleetWatch | None = None  # every relay on the broker, when [http] fleet is on
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.url = ""
@@ -108,8 +109,6 @@ class HttpServer:
         self.accounts = await asyncio.to_thread(Accounts, list(self.settings.users))
         app = web.Application(middlewares=[self._headers, self._auth], client_max_size=MAX_BODY)
         self._add_routes(app)
-        for add in self.routes:
-            add(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         host, port = split_host_port(self.settings.listen or "127.0.0.1:0")
@@ -124,6 +123,8 @@ class HttpServer:
         log.info("http_listening", host=host, port=self.port, url=self.url)
 
     async def stop(self) -> None:
+        if self.fleet is not None:
+            await self.fleet.stop()
         await self.live.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -197,6 +198,9 @@ class HttpServer:
         r.add_get("/api/commands", self.command_list)
         r.add_post("/api/commands/{name}", self.command)
         r.add_get("/api/openapi.json", self.openapi)
+        r.add_get("/fleet", self.page("fleet.html"))
+        r.add_get("/api/fleet", self.fleet_list)
+        r.add_get("/api/fleet/{relay}/thumbnail.jpg", self.fleet_thumbnail)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n", headers={"Cache-Control": "no-store"})
@@ -313,6 +317,19 @@ class HttpServer:
         payload = await request.read()
         return await run_command(self.commands, request.match_info["name"], payload, who.user, who.role,
                                  MAX_REQUEST_BYTES)
+
+    async def fleet_list(self, request: web.Request) -> web.Response:
+        if self.fleet is None:
+            return json_response({"connected": False, "relays": [],
+                                  "error": "no fleet: MQTT or [http] fleet is off"})
+        return json_response({"connected": self.fleet.connected, "relays": self.fleet.listing()})
+
+    async def fleet_thumbnail(self, request: web.Request) -> web.Response:
+        member = self.fleet.members.get(request.match_info["relay"]) if self.fleet is not None else None
+        if member is None or member.thumbnail is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=member.thumbnail, content_type="image/jpeg",
+                            headers={"Cache-Control": "no-store"})
 
     async def openapi(self, request: web.Request) -> web.Response:
         return json_response(openapi(self.relay_id))
