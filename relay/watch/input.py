@@ -95,7 +95,7 @@ class InputWatch:
             self.drift.on_video_packet(now, pkt.dts)
         else:
             self.audio_missing.on_audio_packet(now)
-            self.drift.on_audio_packet(now, pkt.dts)
+            self.drift.on_audio_packet(now, pkt.dts, pkt.config)
         self.bitrate.on_packet(now, len(pkt.data))
 
     def on_video_frame(self, stats: VideoFrameStats) -> None:

@@ -364,10 +364,10 @@ def test_audio_missing_after_audio_missing_s() -> None:
     studio.run_until(6.5)
     studio.enc.audio = True
     studio.run_until(9.0)
-    assert studio.faults() == []
+    assert studio.faults("audio_missing") == []
     studio.enc.audio = False
     studio.run_until(12.0)
-    assert studio.faults() == [("raised", "audio_missing", 1)]
+    assert studio.faults("audio_missing") == [("raised", "audio_missing", 1)]
     assert 11.0 <= studio.when("raised", "audio_missing") <= 11.0 + 2 * SLACK
 
 
