@@ -175,21 +175,33 @@ def gstreamer_publisher(url: str, *, video: str = "testsrc2", audio: str | None 
 
 @contextlib.contextmanager
 def pyav_publisher(url: str, seconds: float, *, video: str = "testsrc2", audio: str | None = "sine",
-                   size: str = "640x360", fps: int = 30, gop: int = 30) -> Iterator[Publisher]:
+                   size: str = "640x360", fps: int = 30, gop: int = 30,
+                   audio_jump: tuple[float, int] | None = None, audio_fast: float = 0.0,
+                   freeze_at: float | None = None) -> Iterator[Publisher]:
     """Publish frames encoded by PyAV (libx264 + AAC muxed to FLV over RTMP), in a child process.
+
+    The muxer interleaves by timestamp (PyAV's default, FFmpeg's av_interleaved_write_frame).
+    ``audio_jump`` (seconds, ms): the audio timestamps move by ms from then on. ``audio_fast``:
+    the audio device delivers that much more sound than its nominal rate (0.005: 0.5 %)
+    while the audio is stamped by the wall clock. ``freeze_at``: the picture stops moving.
 
     A child rather than a thread: a PyAV write blocked on a dead socket cannot be
     interrupted in a thread, but a process can always be killed.
     """
     args = [sys.executable, "-m", "tests.support.publishers", "pyav", url, "--seconds", f"{seconds:g}",
             "--video", video, "--audio", audio or "none", "--size", size, "--fps", str(fps),
-            "--gop", str(gop)]
+            "--gop", str(gop), "--audio-fast", f"{audio_fast:g}"]
+    if audio_jump is not None:
+        args += ["--audio-jump-at", f"{audio_jump[0]:g}", "--audio-jump-ms", str(audio_jump[1])]
+    if freeze_at is not None:
+        args += ["--freeze-at", f"{freeze_at:g}"]
     with _running(args, cwd=_REPO) as publisher:
         yield publisher
 
 
 def _pyav_publish(url: str, seconds: float, video: str, audio: str | None, size: str, fps: int,
-                  gop: int) -> None:
+                  gop: int, audio_jump: tuple[float, int] | None = None, audio_fast: float = 0.0,
+                  freeze_at: float | None = None) -> None:
     """Encode and publish in real time; runs in the child process of :func:`pyav_publisher`."""
     from fractions import Fraction
 
@@ -213,19 +225,25 @@ def _pyav_publish(url: str, seconds: float, video: str, audio: str | None, size:
         frames = round(seconds * fps)
         samples_sent = 0
         for index in range(frames):
-            shift = 0 if video == "frozen" else index * 4
+            moving = video != "frozen" and (freeze_at is None or index < freeze_at * fps)
+            shift = index * 4 if moving else (0 if freeze_at is None else round(freeze_at * fps) * 4)
             luma = np.zeros((height, width), np.uint8) if video == "black" else (
                 ((ramp + shift) % 220) + 16).astype(np.uint8)
             frame = av.VideoFrame.from_ndarray(np.vstack([luma, chroma]), format="yuv420p")
             frame.pts, frame.time_base = index, Fraction(1, fps)
             for packet in vstream.encode(frame):
                 container.mux(packet)
-            while astream is not None and samples_sent * fps <= index * sample_rate:
+            # The device delivers (1 + audio_fast) x the nominal rate; stamped by the wall clock.
+            while astream is not None and samples_sent * fps <= index * sample_rate * (1 + audio_fast):
                 t = (np.arange(frame_samples) + samples_sent) / sample_rate
                 tone = 0.3 * np.sin(2 * np.pi * 1000 * t) if audio == "sine" else np.zeros(frame_samples)
                 aframe = av.AudioFrame.from_ndarray(tone.astype(np.float32).reshape(1, -1), format="fltp",
                                                     layout="mono")
-                aframe.sample_rate, aframe.pts = sample_rate, samples_sent
+                wall = samples_sent / (sample_rate * (1 + audio_fast))
+                pts = round(wall * sample_rate)
+                if audio_jump is not None and wall >= audio_jump[0]:
+                    pts += round(audio_jump[1] * sample_rate / 1000)
+                aframe.sample_rate, aframe.pts = sample_rate, pts
                 aframe.time_base = Fraction(1, sample_rate)
                 for packet in astream.encode(aframe):
                     container.mux(packet)
@@ -253,10 +271,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     pyav.add_argument("--size", default="640x360")
     pyav.add_argument("--fps", type=int, default=30)
     pyav.add_argument("--gop", type=int, default=30)
+    pyav.add_argument("--audio-jump-at", type=float)
+    pyav.add_argument("--audio-jump-ms", type=int, default=0)
+    pyav.add_argument("--audio-fast", type=float, default=0.0)
+    pyav.add_argument("--freeze-at", type=float)
     args = parser.parse_args(argv)
+    jump = None if args.audio_jump_at is None else (args.audio_jump_at, args.audio_jump_ms)
     # SIGINT ends the publish cleanly (the finally above closes the container).
     _pyav_publish(args.url, args.seconds, args.video, None if args.audio == "none" else args.audio,
-                  args.size, args.fps, args.gop)
+                  args.size, args.fps, args.gop, jump, args.audio_fast, args.freeze_at)
     return 0
 
 
