@@ -8,6 +8,9 @@ What is checked, each line pass (✔), warn (⚠) or fail (✖):
 
 - every input, watched over a sample window: connected throughout and no fault at all
   (a tier-3 or tier-2 fault warns, a tier-1 fault or a disconnection fails);
+- every input's keyframe interval: at most 2 s, what the platforms require (and what
+  keeps a switch's wait for a keyframe short); a longer one warns and names the
+  setting (OBS: Settings → Output → Keyframe Interval);
 - every backup input against the primary (the most preferred): video codec,
   resolution, frame rate, audio codec, sample rate and channels; a mismatch warns
   (the switch will work but not seamlessly: the platform sees new parameters);
@@ -173,6 +176,30 @@ def _figures(h: dict[str, Any]) -> str:
     if h.get("loudness_dbfs") is not None:
         parts.append(f"{h['loudness_dbfs']:.1f} dBFS")
     return ", ".join(parts)
+
+
+# -- keyframes ---------------------------------------------------------------------------------------
+
+MAX_KEYFRAME_INTERVAL_S = 2.0  # the platforms' rule
+KEYFRAME_TOLERANCE_S = 0.05  # millisecond timestamps: 2 s at 29.97 fps measures 2.002 s
+KEYFRAME_ADVICE = ("set a keyframe every 2 s (OBS: Settings → Output → Keyframe Interval, "
+                   "Output Mode Advanced; FFmpeg: -g at twice the frame rate)")
+
+
+def judge_keyframes(input_id: str, interval_ms: int | None, since_last_s: float | None) -> CheckItem:
+    """The keyframe interval measured on the input (``since_last_s``: how long ago its latest
+    keyframe arrived, which bounds an interval not yet seen twice)."""
+    name = f"keyframes {input_id}"
+    limit = MAX_KEYFRAME_INTERVAL_S + KEYFRAME_TOLERANCE_S
+    if interval_ms is not None and interval_ms / 1000 > limit:
+        return CheckItem(name, "warn", f"a keyframe every {interval_ms / 1000:.1f} s, above the platforms' "
+                                       f"2 s: {KEYFRAME_ADVICE}")
+    if since_last_s is not None and since_last_s > limit:
+        return CheckItem(name, "warn", f"no keyframe for {since_last_s:.1f} s, above the platforms' 2 s: "
+                                       f"{KEYFRAME_ADVICE}")
+    if interval_ms is None:
+        return CheckItem(name, "warn", "not measured: fewer than two keyframes seen")
+    return CheckItem(name, "pass", f"a keyframe every {interval_ms / 1000:.1f} s")
 
 
 # -- primary/backup compatibility -----------------------------------------------------------------
@@ -434,6 +461,11 @@ async def run_preflight(daemon: Daemon, sample_s: float = 10.0, *, connect_grace
         raise
 
     items = [judge_input(i, s) for i, s in samples.items()]
+    now = time.monotonic()
+    for input_id in daemon.channels:
+        interval_ms, last_at = daemon.switcher.keyframes(input_id)
+        if last_at is not None:  # no video at all: the input's own line says so
+            items.append(judge_keyframes(input_id, interval_ms, now - last_at))
     by_priority = sorted(daemon.channels.values(), key=lambda ch: ch.settings.priority)
     if len(by_priority) > 1:
         primary = by_priority[0]
@@ -587,4 +619,5 @@ async def _tick_watchers(daemon: Daemon) -> None:
 
 
 __all__ = ["CheckItem", "InputSample", "PreflightResult", "StreamFormat", "check_clock", "check_mqtt",
-           "judge_compatibility", "judge_host", "judge_input", "judge_probe", "run_check", "run_preflight"]
+           "judge_compatibility", "judge_host", "judge_input", "judge_keyframes", "judge_probe", "run_check",
+           "run_preflight"]

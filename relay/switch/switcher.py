@@ -319,6 +319,14 @@ class Switcher:
         self._silence_clock = None
         return [] if now is None else self.urge(now)
 
+    def keyframes(self, input_id: str) -> tuple[int | None, float | None]:
+        """An input's keyframe interval (ms, once two were seen) and when its latest
+        keyframe arrived (None: none yet on this connection)."""
+        state = self._inputs.get(input_id)
+        if state is None:
+            return None, None
+        return state.timeline.keyframe_interval_ms, state.timeline.last_keyframe_arrival
+
     def pop_results(self) -> list[tuple[str, bool]]:
         """``(to, verified)`` of every switch settled since the last call, for the policy."""
         results, self._results = self._results, []

@@ -69,6 +69,7 @@ class InputTimeline:
         self._frame_steps: deque[int] = deque(maxlen=31)
         self._keyframe_steps: deque[int] = deque(maxlen=5)
         self.last_keyframe_dts: int | None = None
+        self.last_keyframe_arrival: float | None = None
         self.last_audio_arrival: float | None = None
         self.audio_config: AudioConfig | None = None
 
@@ -91,6 +92,7 @@ class InputTimeline:
             if self.last_keyframe_dts is not None and pkt.dts > self.last_keyframe_dts:
                 self._keyframe_steps.append(pkt.dts - self.last_keyframe_dts)
             self.last_keyframe_dts = pkt.dts
+            self.last_keyframe_arrival = pkt.arrival
         return jumped
 
     @property

@@ -119,6 +119,24 @@ def test_healthy_studio_passes_with_a_checklist(tmp_path: Path) -> None:
     assert took < 60
 
 
+def test_a_backup_with_obs_default_keyframes_warns_naming_the_setting(tmp_path: Path) -> None:
+    port = free_port()
+    with NginxRtmp(tmp_path) as platform:
+        text = config(port, [platform.url(PLATFORM_KEY)], tmp_path)
+        with relay_check(tmp_path, text, "--json") as proc:
+            wait_listening(port, proc)
+            # main at the platforms' 2 s, backup at OBS's default (250 frames: 8.3 s at 30 fps)
+            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}", gop=60), \
+                    ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{BACKUP_KEY}", gop=250):
+                code, out, err = finish(proc)
+    assert code == 1, out + err
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert checks["keyframes backup"]["result"] == "warn", checks
+    assert "Settings → Output → Keyframe Interval" in checks["keyframes backup"]["detail"]
+    assert checks["keyframes main"]["result"] == "pass", checks
+    assert checks["keyframes main"]["detail"] == "a keyframe every 2.0 s"
+
+
 def test_missing_backup_publisher_fails(tmp_path: Path) -> None:
     port = free_port()
     with NginxRtmp(tmp_path) as platform:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections import namedtuple
 from collections.abc import Sequence
 from types import SimpleNamespace
@@ -260,16 +261,20 @@ def channel(input_id: str, priority: int, connected: bool, width: int = 1920) ->
 async def test_run_preflight_puts_every_check_in_order() -> None:
     settings = RelaySettings.model_validate({"id": "studio-a", "inputs": [{"id": "main", "kind": "rtmp"}],
                                              "mqtt": {"enabled": False}})
+    now = time.monotonic()
+    keyframes = {"main": (2000, now - 0.5), "backup": (8333, now - 3.0), "spare": (None, None)}
     daemon: Any = SimpleNamespace(settings=settings, channels={
         "main": channel("main", 1, True), "backup": channel("backup", 2, True, width=1280),
-        "spare": channel("spare", 3, False)})
+        "spare": channel("spare", 3, False)}, switcher=SimpleNamespace(keyframes=keyframes.__getitem__))
     result = await run_preflight(daemon, sample_s=0.1, clock_runner=FakeCommands({"timedatectl": (0, "yes")}))
     names = [i.name for i in result.items]
-    assert names == ["input main", "input backup", "input spare", "compatible backup", "compatible spare",
-                     "outputs", "mqtt", "host", "clock"]
+    assert names == ["input main", "input backup", "input spare", "keyframes main", "keyframes backup",
+                     "compatible backup", "compatible spare", "outputs", "mqtt", "host", "clock"]
     by_name = {i.name: i for i in result.items}
     assert by_name["input main"].result == "pass"
     assert by_name["input spare"].result == "fail"
+    assert by_name["keyframes main"].result == "pass"
+    assert by_name["keyframes backup"].result == "warn" and "OBS" in by_name["keyframes backup"].detail
     assert by_name["compatible backup"].result == "warn"
     assert "1280x1080 vs 1920x1080" in by_name["compatible backup"].detail
     assert by_name["outputs"] == CheckItem("outputs", "warn",
@@ -277,3 +282,14 @@ async def test_run_preflight_puts_every_check_in_order() -> None:
     assert by_name["clock"].result == "pass"
     assert result.exit_code == 2
     assert 0.1 <= result.elapsed_s < 5
+
+
+def test_keyframes_every_2_s_pass_and_longer_ones_warn_naming_the_obs_setting() -> None:
+    from relay.preflight import judge_keyframes
+
+    assert judge_keyframes("main", 2002, 0.4).result == "pass"
+    for item in (judge_keyframes("main", 8333, 1.0), judge_keyframes("main", None, 4.5)):
+        assert item.result == "warn"
+        assert "Settings → Output → Keyframe Interval" in item.detail
+    assert "8.3 s" in judge_keyframes("main", 8333, 1.0).detail
+    assert judge_keyframes("main", None, 0.5).result == "warn"  # not measured yet
