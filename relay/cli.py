@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run a complete local studio and show failovers live")
     p.add_argument("--workdir", help="where to keep the demo's files (default: a temporary directory)")
     p.add_argument("--fast", action="store_true", help="shorter pauses between the injected faults")
+
+    sub.add_parser("hash-password", help="print the hash of a dashboard password, for [http] users "
+                                         "(reads it from the terminal, or one line on stdin)")
     return parser
 
 
@@ -150,5 +153,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         from relay.demo import run_demo
 
         return run_demo(args)
+    if args.command == "hash-password":
+        return _hash_password()
     parser.error(f"unknown command {args.command}")
     return EX_USAGE
+
+
+def _hash_password() -> int:
+    import getpass
+
+    from relay.control.http.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("relay hash-password: the two passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("relay hash-password: an empty password", file=sys.stderr)
+        return EX_USAGE
+    print(hash_password(password))
+    return 0

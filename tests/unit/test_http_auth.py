@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
+import pytest
 from pydantic import SecretStr
 
+from relay.cli import main
 from relay.control.http.auth import Accounts, LoginLimiter, Sessions, hash_password, is_hash, verify_password
 from relay.settings import HttpUser
 
@@ -64,3 +68,12 @@ def test_one_client_guessing_many_user_names_is_limited_too() -> None:
     for n in range(8):  # 4 x the per-user limit, each name tried once
         limiter.failed("10.0.0.5", f"user{n}")
     assert limiter.retry_after("10.0.0.5", "someone-else") > 0
+
+
+def test_relay_hash_password_prints_a_hash_the_dashboard_accepts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("studio-Pa55\n"))
+    assert main(["hash-password"]) == 0
+    stored = capsys.readouterr().out.strip()
+    assert is_hash(stored) and verify_password("studio-Pa55", stored)
