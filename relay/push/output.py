@@ -198,9 +198,9 @@ class Output:
                 self._stall_flagged = False
                 self._writing_since = time.monotonic()  # connecting counts: no progress = stall
                 sink.open(self._last_video, self._last_audio)
-            except PushError as exc:
+            except Exception as exc:
                 self._end_sink()
-                delay = self._failed(index, exc)
+                delay = self._failed(index, self._as_push_error(exc))
                 continue
             self._writing_since = None
             with self._lock:
@@ -213,9 +213,17 @@ class Output:
                 sink.close()
                 self._end_sink()
                 delay = 0.0
-            except PushError as exc:
+            except Exception as exc:
                 self._end_sink()
-                delay = self._failed(index, exc)
+                delay = self._failed(index, self._as_push_error(exc))
+
+    def _as_push_error(self, exc: Exception) -> PushError:
+        """Whatever a platform's answer made the client raise is a failed push, with its
+        event, reconnect and next URL: never the end of this thread."""
+        if isinstance(exc, PushError):
+            return exc
+        self._log.warning("output_push_crashed", error=type(exc).__name__, exc_info=exc)
+        return PushError("error", f"{type(exc).__name__}: {str(exc)[:200]}")
 
     def _wait(self, seconds: float) -> bool:
         """Sleep between attempts; True if stopping. A URL change cuts the wait short."""

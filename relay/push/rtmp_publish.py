@@ -17,6 +17,7 @@ createStream, publish(name, "live").
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import select
 import socket
@@ -103,49 +104,84 @@ class _InChunkStream:
     payload: bytearray | None = None
 
 
+class ReplyError(ValueError):
+    """The platform broke the chunk stream rules, or one of the reader's bounds."""
+
+
+MAX_REPLY_MESSAGE = 1024 * 1024  # a platform sends commands and pings; none is near this
+MAX_REPLY_BUFFERED = 2 * 1024 * 1024  # unread bytes plus unfinished messages
+MAX_REPLY_CHUNK_STREAMS = 64
+
+
 class ChunkReader:
-    """Reassembles the server's chunk stream (5.3.1) into messages. Pure: feed bytes."""
+    """Reassembles the server's chunk stream (5.3.1) into messages. Pure: feed bytes.
+
+    Iterative (a chunk size of 1 is a chunk per byte) and bounded: message size,
+    bytes held and chunk streams; anything else the platform does wrong raises
+    :class:`ReplyError`."""
 
     def __init__(self) -> None:
         self.chunk_size = 128
         self._buf = bytearray()
         self._streams: dict[int, _InChunkStream] = {}
+        self._held = 0  # bytes in unfinished messages
 
     def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
         """Messages completed by ``data``: (type id, message stream id, payload)."""
         self._buf += data
+        if len(self._buf) + self._held > MAX_REPLY_BUFFERED:
+            raise ReplyError("the ingest sent more than the reader holds")
         out: list[tuple[int, int, bytes]] = []
-        while True:
-            msg = self._one()
-            if msg is None:
-                return out
-            if msg[0] == MSG_SET_CHUNK_SIZE and len(msg[2]) >= 4:
-                self.chunk_size = max(1, int.from_bytes(msg[2][:4], "big") & 0x7FFFFFFF)
-            out.append(msg)
+        pos = 0
+        try:
+            while True:
+                used, msg = self._one(pos)
+                if used == 0:
+                    return out
+                pos += used
+                if msg is None:
+                    continue
+                if msg[0] == MSG_SET_CHUNK_SIZE and len(msg[2]) >= 4:
+                    size = int.from_bytes(msg[2][:4], "big") & 0x7FFFFFFF
+                    if size < 1:
+                        raise ReplyError(f"chunk size {size}")
+                    self.chunk_size = size
+                out.append(msg)
+        finally:
+            del self._buf[:pos]  # once per feed: deleting per chunk would be quadratic
 
-    def _one(self) -> tuple[int, int, bytes] | None:
+    def _one(self, start: int) -> tuple[int, tuple[int, int, bytes] | None]:
+        """Parse the chunk at ``start``: (bytes used, 0 if incomplete; the message it completed)."""
         buf = self._buf
-        if not buf:
-            return None
-        fmt, csid, pos = buf[0] >> 6, buf[0] & 0x3F, 1
+        if start >= len(buf):
+            return 0, None
+        fmt, csid, pos = buf[start] >> 6, buf[start] & 0x3F, start + 1
         if csid == 0:
-            if len(buf) < 2:
-                return None
-            csid, pos = 64 + buf[1], 2
+            if len(buf) < pos + 1:
+                return 0, None
+            csid, pos = 64 + buf[pos], pos + 1
         elif csid == 1:
-            if len(buf) < 3:
-                return None
-            csid, pos = 64 + buf[1] + buf[2] * 256, 3
+            if len(buf) < pos + 2:
+                return 0, None
+            csid, pos = 64 + buf[pos] + buf[pos + 1] * 256, pos + 2
         head = (11, 7, 3, 0)[fmt]
         if len(buf) < pos + head:
-            return None
-        st = self._streams.setdefault(csid, _InChunkStream())
+            return 0, None
+        st = self._streams.get(csid)
+        if st is None:
+            if fmt != 0:
+                raise ReplyError(f"chunk format {fmt} on chunk stream {csid} with no previous header")
+            if len(self._streams) >= MAX_REPLY_CHUNK_STREAMS:
+                raise ReplyError("too many chunk streams")
+            st = _InChunkStream()
         ts_field = st.timestamp
         if fmt <= 2:
             ts_field = int.from_bytes(buf[pos:pos + 3], "big")
         if fmt <= 1:
             length = int.from_bytes(buf[pos + 3:pos + 6], "big")
             type_id = buf[pos + 6]
+            if length > MAX_REPLY_MESSAGE:
+                raise ReplyError(f"a message of {length} bytes from the ingest")
         else:
             length, type_id = st.length, st.type_id
         stream_id = int.from_bytes(buf[pos + 7:pos + 11], "little") if fmt == 0 else st.stream_id
@@ -153,25 +189,28 @@ class ChunkReader:
         extended = ts_field == 0xFFFFFF if fmt <= 2 else st.extended
         if extended:
             if len(buf) < pos + 4:
-                return None
+                return 0, None
             ts_field = int.from_bytes(buf[pos:pos + 4], "big")
             pos += 4
         have = len(st.payload) if st.payload is not None else 0
         take = min(self.chunk_size, length - have)
         if len(buf) < pos + take:
-            return None
+            return 0, None
         # The whole chunk is here: commit the header state and consume it.
+        self._streams[csid] = st
         if fmt <= 2:
             st.timestamp, st.extended = ts_field, extended
         st.length, st.type_id, st.stream_id = length, type_id, stream_id
         if st.payload is None:
             st.payload = bytearray()
         st.payload += buf[pos:pos + take]
-        del buf[:pos + take]
+        self._held += take
+        used = pos + take - start
         if len(st.payload) >= st.length:
             payload, st.payload = bytes(st.payload), None
-            return type_id, stream_id, payload
-        return self._one()
+            self._held -= len(payload)
+            return used, (type_id, stream_id, payload)
+        return used, None
 
 
 def chunk_message(csid: int, type_id: int, stream_id: int, timestamp: int, payload: bytes,
@@ -249,8 +288,7 @@ class RtmpPublisher:
             self._command(0, "releaseStream", None, t.stream)
             self._command(0, "FCPublish", None, t.stream)
             self._command(0, "createStream", None)
-            result = self._await_result(self._txn, deadline)
-            self._stream_id = int(result[3]) if len(result) > 3 and isinstance(result[3], float) else 1
+            self._stream_id = _stream_id(self._await_result(self._txn, deadline))
             self._command(self._stream_id, "publish", None, t.stream, "live")
             self._await_status("NetStream.Publish.Start", deadline)
         except ssl.SSLError as exc:
@@ -299,11 +337,17 @@ class RtmpPublisher:
         self._sock.sendall(s1)  # C2 echoes S1
         leftover = bytes(got[1 + 2 * HANDSHAKE_SIZE:])
         if leftover:
-            self._pending = self._handle_control(self._reader.feed(leftover))
+            self._pending = self._handle_control(self._feed(leftover))
+
+    def _feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
+        try:
+            return self._reader.feed(data)
+        except ReplyError as exc:
+            raise PushError("error", f"malformed reply from the ingest: {exc}") from None
 
     def _next_message(self, deadline: float) -> tuple[int, int, bytes]:
         while not self._pending:
-            self._pending = self._handle_control(self._reader.feed(self._recv_some(deadline)))
+            self._pending = self._handle_control(self._feed(self._recv_some(deadline)))
         return self._pending.pop(0)
 
     def _handle_control(self, messages: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
@@ -403,7 +447,7 @@ class RtmpPublisher:
                 raise PushError("closed", f"connection lost: {exc.strerror or exc}") from None
             if not data:
                 raise PushError("closed", "the ingest closed the connection")
-            for _, _, payload in self._handle_control(self._reader.feed(data)):
+            for _, _, payload in self._handle_control(self._feed(data)):
                 values = self._decode(payload)
                 info = values[3] if len(values) > 3 and isinstance(values[3], dict) else {}
                 if values and values[0] == "onStatus" and info.get("level") == "error":
@@ -431,6 +475,17 @@ class RtmpPublisher:
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             sock.close()
+
+
+def _stream_id(result: list[Any]) -> int:
+    """The message stream id a ``createStream`` result gives (7.2.1.3): a number, which
+    must be a whole number that fits the 4-byte field of a chunk header (1 if absent)."""
+    value = result[3] if len(result) > 3 else None
+    if not isinstance(value, float):
+        return 1
+    if not math.isfinite(value) or value != int(value) or not 0 < value < 2**32:
+        raise PushError("error", f"the ingest answered createStream with an unusable stream id ({value!r})")
+    return int(value)
 
 
 def _describe(values: list[Any]) -> str:
