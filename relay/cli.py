@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", help="where to keep the demo's files (default: a temporary directory)")
     p.add_argument("--fast", action="store_true", help="shorter pauses between the injected faults")
 
+    p = sub.add_parser("dashboard", help="the fleet page on a monitoring PC: every relay on an MQTT broker")
+    _config_arg(p)
+    p.add_argument("--broker", help="HOST[:PORT] of the MQTT broker (default: [mqtt] host and port of -c)")
+    p.add_argument("--listen", default=None,
+                   help="host:port to serve on (default: [http] listen of -c, else 127.0.0.1:8090)")
+
     sub.add_parser("hash-password", help="print the hash of a dashboard password, for [http] users "
                                          "(reads it from the terminal, or one line on stdin)")
     return parser
@@ -155,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(args)
     if args.command == "hash-password":
         return _hash_password()
+    if args.command == "dashboard":
+        return _dashboard(args)
     parser.error(f"unknown command {args.command}")
     return EX_USAGE
 
@@ -175,4 +183,32 @@ def _hash_password() -> int:
         print("relay hash-password: an empty password", file=sys.stderr)
         return EX_USAGE
     print(hash_password(password))
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    """`relay dashboard`: accounts and broker credentials come from a Relay configuration
+    file (any studio's: only its [mqtt] and [http] are used), --broker and --listen override."""
+    import asyncio
+
+    from relay.config import EX_CONFIG, load_or_exit
+    from relay.control.fleet import serve_fleet
+    from relay.log import configure
+
+    settings = load_or_exit(args.config)
+    mqtt, http = settings.mqtt, settings.http
+    if args.broker:
+        host, _, port = args.broker.rpartition(":") if ":" in args.broker else (args.broker, "", "")
+        if port and not port.isdigit():
+            print(f"relay dashboard: --broker {args.broker!r}: expected HOST or HOST:PORT", file=sys.stderr)
+            return EX_USAGE
+        mqtt = mqtt.model_copy(update={"host": host or args.broker, **({"port": int(port)} if port else {})})
+    listen = args.listen or http.listen or "127.0.0.1:8090"
+    http = http.model_copy(update={"listen": listen})
+    if not http.users:
+        print("relay dashboard: no [http] users in the configuration: nothing is served without a login",
+              file=sys.stderr)
+        return EX_CONFIG
+    configure(settings.log.level)
+    asyncio.run(serve_fleet(mqtt, http, f"{settings.id}-fleet"))
     return 0

@@ -118,3 +118,50 @@ class FleetWatch:
         elif kind == "thumbnail" and 0 < len(raw) <= MAX_THUMBNAIL:
             member.thumbnail = bytes(raw)
             member.thumbnail_seq += 1
+
+
+class NoRelay:
+    """What `relay dashboard` serves instead of a relay: nothing but the fleet."""
+
+    def __init__(self) -> None:
+        from relay.events import EventBus
+
+        self.bus = EventBus()
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def health(self) -> dict[str, Any]:
+        return {}
+
+    def thumbnail(self) -> bytes | None:
+        return None
+
+    def latest_keyframe(self, input_id: str) -> None:
+        return None
+
+    async def execute(self, request: Any) -> Any:
+        from relay.control.commands import Outcome
+
+        return Outcome(False, error="this is a fleet dashboard: send commands to a relay's own dashboard")
+
+
+async def serve_fleet(mqtt: MqttSettings, http: Any, dashboard_id: str) -> None:
+    """`relay dashboard`: the fleet page of a monitoring PC, until SIGTERM/SIGINT."""
+    import signal
+
+    from relay.control.http.server import HttpServer
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = HttpServer(NoRelay(), http, dashboard_id, fleet_only=True)
+    server.fleet = FleetWatch(mqtt)
+    server.fleet.start()
+    await server.start()
+    log.info("fleet_dashboard", url=server.url, broker=f"{mqtt.host}:{mqtt.port}")
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()

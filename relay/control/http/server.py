@@ -85,7 +85,9 @@ class HttpServer:
     def __init__(self, relay: HttpSource, settings: HttpSettings, relay_id: str, *,
                  journal_path: str | None = None,
                  extra_health: Callable[[], dict[str, Any]] = dict,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, fleet_only: bool = False) -> None:
+        # fleet_only: `relay dashboard` on a monitoring PC: the login and the fleet page only
+        self.fleet_only = fleet_only
         self.relay = relay
         self.settings = settings
         self.relay_id = relay_id
@@ -118,8 +120,9 @@ class HttpServer:
         sockets = getattr(server, "sockets", None) or []
         self.port = int(sockets[0].getsockname()[1]) if sockets else port
         self.url = public_url(self.settings, self.port)
-        self.relay.bus.subscribe(self.metrics.counters)
-        self.live.start(self.relay_id)
+        if not self.fleet_only:
+            self.relay.bus.subscribe(self.metrics.counters)
+            self.live.start(self.relay_id)
         log.info("http_listening", host=host, port=self.port, url=self.url)
 
     async def stop(self) -> None:
@@ -184,9 +187,15 @@ class HttpServer:
         r.add_get("/login", self.login_page)
         r.add_post("/login", self.login)
         r.add_post("/logout", self.logout)
-        r.add_get("/", self.page("index.html"))
         r.add_get("/static/{name}", self.static)
         r.add_get("/api/me", self.me)
+        r.add_get("/fleet", self.page("fleet.html"))
+        r.add_get("/api/fleet", self.fleet_list)
+        r.add_get("/api/fleet/{relay}/thumbnail.jpg", self.fleet_thumbnail)
+        if self.fleet_only:
+            r.add_get("/", self.to_fleet)
+            return
+        r.add_get("/", self.page("index.html"))
         r.add_get("/api/state", self.state)
         r.add_get("/api/health", self.health)
         r.add_get("/api/events", self.events)
@@ -198,9 +207,9 @@ class HttpServer:
         r.add_get("/api/commands", self.command_list)
         r.add_post("/api/commands/{name}", self.command)
         r.add_get("/api/openapi.json", self.openapi)
-        r.add_get("/fleet", self.page("fleet.html"))
-        r.add_get("/api/fleet", self.fleet_list)
-        r.add_get("/api/fleet/{relay}/thumbnail.jpg", self.fleet_thumbnail)
+
+    async def to_fleet(self, request: web.Request) -> web.Response:
+        raise web.HTTPSeeOther("/fleet")
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n", headers={"Cache-Control": "no-store"})
