@@ -197,6 +197,13 @@ def test_the_dashboard_in_a_browser(studio: dict[str, Any]) -> None:
         assert cross.status == 403 and "cross-site" in cross.json()["error"]
         assert not relay.events("command", command="mode")  # neither reached the relay
 
+        # -- the pre-show check, its checklist shown as it runs, then its result ---------------------
+        page.click("button[data-command=check]")
+        expect(page.locator("#checklist")).to_contain_text("running the pre-show check", timeout=5_000)
+        expect(page.locator("#checklist")).to_contain_text("result:", timeout=90_000)
+        expect(page.locator("#checklist .pass").first).to_be_visible()
+        shot(page, "preflight-checklist-laptop")
+
         # -- the fleet page: every relay on the broker, the same truth ---------------------------
         fleet = context.new_page()
         fleet.goto(base + "/fleet")

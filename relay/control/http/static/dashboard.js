@@ -77,6 +77,17 @@ async function send(name, args = {}) {
   if (!spec.allowed) { toast(`${name}: needs the ${spec.role} role`, "error"); return null; }
   if (spec.on_air && !(await confirmDialog(describeCommand(name, args)))) return null;
   const started = performance.now();
+  let running = null;
+  if (name === "check") {
+    // The check watches every input for its sample window: say so while it runs.
+    const box = $("#checklist");
+    box.className = "checklist";
+    const tick = () => box.replaceChildren(el("div", { class: "warn" },
+      `running the pre-show check… ${Math.round((performance.now() - started) / 1000)} s ` +
+      "(every input watched for its sample window, outputs probed, broker and host checked)"));
+    tick();
+    running = setInterval(tick, 1000);
+  }
   let reply;
   try {
     const r = await fetch(`/api/commands/${name}`, {
@@ -88,7 +99,10 @@ async function send(name, args = {}) {
   } catch (e) {
     toast(`${name}: no answer (${e})`, "error");
     return null;
+  } finally {
+    if (running) clearInterval(running);
   }
+  if (name === "check" && reply.status === "ok") renderChecklist({ ...reply.data, ts: new Date().toISOString() });
   const ms = Math.round(performance.now() - started);
   if (reply.status === "ok") toast(`${name}: done (${ms} ms)`, "ok");
   else toast(`${name}: ${reply.error}`, "error");
@@ -293,8 +307,8 @@ function renderChecklist(result) {
   const box = $("#checklist");
   box.className = "checklist";
   box.replaceChildren(el("div", { class: result.result }, `result: ${result.result} (${clock(result.ts)})`),
-    ...(result.checks || []).map((c) => el("div", { class: c.status || c.result || "" },
-      `${c.status === "pass" ? "✓" : c.status === "warn" ? "!" : "✗"} ${c.name || c.check || ""}: ${c.detail || c.message || ""}`)));
+    ...(result.checks || []).map((c) => el("div", { class: c.result || "" },
+      `${c.result === "pass" ? "✓" : c.result === "warn" ? "!" : "✗"} ${c.name || ""}: ${c.detail || ""}`)));
 }
 
 async function loadReports() {
