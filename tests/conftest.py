@@ -6,3 +6,12 @@ import sys
 # Tests run the project's own console script from the venv the setup created.
 VENV_BIN = os.path.dirname(sys.executable)
 os.environ["PATH"] = VENV_BIN + os.pathsep + os.environ.get("PATH", "")
+
+# Property-based tests (tests/unit/test_fuzz_*.py): modest example counts so the suite
+# stays fast, derandomized and without an example database so a CI run never depends
+# on an earlier one (a failure prints the example and reproduces on every run).
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("relay", max_examples=300, derandomize=True, database=None, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile("relay")

@@ -30,6 +30,10 @@ _HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 
 _AVCC_BASE_PROFILES = frozenset({66, 77, 88})  # baseline, main, extended: no avcC extension
 
 
+_MAX_FRAME_MBS = 139264  # MaxFS of level 6.2 (Table A-1)
+_MAX_SIDE_MBS = 1055  # floor(sqrt(8 * MaxFS)) (A.3.1 h, i)
+
+
 class H264Error(ValueError):
     """Malformed H.264 data (truncated record, bad exp-Golomb code...)."""
 
@@ -164,6 +168,11 @@ def parse_sps(nal: bytes) -> SpsInfo:
     width_mbs = r.ue() + 1
     height_map_units = r.ue() + 1
     frame_mbs_only = r.u(1)
+    height_mbs = (2 - frame_mbs_only) * height_map_units
+    # A.3.1: no level allows a side over sqrt(8 * MaxFS) macroblocks or a frame over
+    # MaxFS (level 6.2: 139,264). A corrupt SPS must not size the slate or a decoder.
+    if max(width_mbs, height_mbs) > _MAX_SIDE_MBS or width_mbs * height_mbs > _MAX_FRAME_MBS:
+        raise H264Error(f"picture of {width_mbs}x{height_mbs} macroblocks is beyond every level")
     if not frame_mbs_only:
         r.u(1)  # mb_adaptive_frame_field_flag
     r.u(1)  # direct_8x8_inference_flag
@@ -181,6 +190,8 @@ def parse_sps(nal: bytes) -> SpsInfo:
             unit_x, unit_y = sub_width, sub_height * (2 - frame_mbs_only)
         width -= (left + right) * unit_x
         height -= (top + bottom) * unit_y
+        if width <= 0 or height <= 0:
+            raise H264Error("frame cropping leaves no picture")
     return SpsInfo(profile, constraints, level, chroma_format, depth_luma, depth_chroma, width, height)
 
 

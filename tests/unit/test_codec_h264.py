@@ -161,3 +161,12 @@ def test_with_parameter_sets_goes_after_an_access_unit_delimiter() -> None:
     with_aud = len(aud).to_bytes(4, "big") + aud + keyframe
     kinds = [h264.nal_type(n) for n in h264.split_avcc(h264.with_parameter_sets(with_aud, record))]
     assert kinds[:3] == [h264.NAL_AUD, h264.NAL_SPS, h264.NAL_PPS]
+
+
+def test_an_sps_beyond_every_level_is_refused() -> None:
+    """Found by fuzzing (issue 12): a corrupt SPS gave a 640x235264 picture, which would
+    size the slate and any decoder."""
+    corrupt = (b"\x01B\xc0\x1e\xff\xe1\x00\x19gB\xc0\x1e\xda\x02\x80\x00\xe5\xc0D\x00\x00\x03\x00\x04\x00\x00"
+               b"\x03\x00\xf2<X\xba\x80\x01\x00\x04h\xce\x0f\xc8")
+    with pytest.raises(h264.H264Error, match="beyond every level"):
+        h264.parse_avcc_config(corrupt)
