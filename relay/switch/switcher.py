@@ -188,6 +188,7 @@ class Switcher:
         self._bridge: _Input | None = None  # the bridge picture on air (auto), else None
         self._bridge_for: str | None = None  # whose picture the bridge holds
         self._params_due = False  # the next keyframe out carries its SPS/PPS in band
+        self._max_video_pts: int | None = None  # the latest presentation time sent (B-frames)
 
     # ----------------------------------------------------------------- public
 
@@ -441,7 +442,7 @@ class Switcher:
         else:
             gap_ms = (now - self._last_video_sent) * 1000
             step = self._frame_ms if buffered else max(self._frame_ms, round(gap_ms))
-            keyframe_out = last_video + step
+            keyframe_out = self._continuing_dts(keyframe, step)
             freeze_ms = float(step - self._frame_ms)
         offset = keyframe_out - keyframe.dts
         self._offset = {Track.VIDEO: offset, Track.AUDIO: offset}
@@ -450,6 +451,19 @@ class Switcher:
         self._jump = None
         self._params_due = True
         return freeze_ms, gap_ms
+
+    def _continuing_dts(self, first: MediaPacket, step: int) -> int:
+        """The output dts for ``first`` (a keyframe starting a new run of video) so that it is
+        shown ``step`` ms after the last frame shown so far, and decoded after the last one
+        decoded. With B-frames the last frame shown is not the last one sent (its pts runs
+        up to a few frames ahead of its dts), so stepping from the last dts alone would show
+        the new picture before pictures already sent."""
+        last_dts = self._last_out[Track.VIDEO]
+        assert last_dts is not None
+        dts = last_dts + step
+        if self._max_video_pts is not None:
+            dts = max(dts, self._max_video_pts + step - (first.pts - first.dts))
+        return dts
 
     def _verified(self, switch: _Switch) -> None:
         self._switch = None
@@ -505,6 +519,9 @@ class Switcher:
                 dts = last + 1
             self._last_video_sent = now
             self._frame_ms = state.timeline.frame_interval_ms
+            out_pts = max(pts, dts)
+            if self._max_video_pts is None or out_pts > self._max_video_pts:
+                self._max_video_pts = out_pts
             if self._params_due and pkt.keyframe:
                 self._params_due = False
                 data = _parameter_sets_in_band(pkt)
@@ -525,7 +542,7 @@ class Switcher:
         if last is None:
             own = self._offset[other]
         elif track is Track.VIDEO:
-            own = last + self._frame_ms - pkt.dts
+            own = self._continuing_dts(pkt, self._frame_ms) - pkt.dts
         else:
             own = last + math.ceil(audio_frame_ms(self._out_audio or state.timeline.audio_config)) - pkt.dts
         if self._jump is not None and self._jump[0] is other and now - self._jump[1] <= JUMP_PAIR_S:
@@ -556,7 +573,7 @@ class Switcher:
     def _end_skip(self, keyframe: MediaPacket) -> None:
         last_video = self._last_out[Track.VIDEO]
         assert last_video is not None  # skipping starts only after video went out
-        keyframe_out = last_video + self._frame_ms
+        keyframe_out = self._continuing_dts(keyframe, self._frame_ms)
         skipped = self._offset[Track.VIDEO] - (keyframe_out - keyframe.dts)
         self._offset[Track.VIDEO] -= skipped
         self._offset[Track.AUDIO] -= skipped

@@ -475,6 +475,27 @@ def test_auto_no_switch_leaves_the_platform_without_media_at_any_phase(gop: int)
     assert worst_delay <= 1000
 
 
+@pytest.mark.parametrize(("switch_at", "reason"), [("auto", "failback"), ("auto", "fault"),
+                                                   ("buffered", "command"), ("next", "command")])
+def test_after_a_b_frame_encoder_the_new_picture_is_shown_after_every_old_one(switch_at: str,
+                                                                              reason: str) -> None:
+    # OBS-like x264 with B-frames: pictures are shown up to 133 ms after they are decoded.
+    studio = Studio(Encoder("A", cts_ms=133), Encoder("B", video_base=90_000, gop=60), switch_at=switch_at)
+    studio.run_until(1.0)
+    studio.switch("A")
+    studio.run_until(4.5)
+    studio.switch("B", reason)
+    studio.run_until(8.0)
+    first_b = studio.first_from("B")
+    shown_before = max(s.pkt.pts for s in studio.out[:first_b] if s.pkt.track is Track.VIDEO)
+    first = studio.out[first_b].pkt
+    assert first.keyframe and first.pts > shown_before
+    video = studio.track(Track.VIDEO)
+    pts = sorted(p.pts for p in video)
+    assert len(set(pts)) == len(pts)  # no two pictures shown at the same time
+    assert_continuous(studio, max_video_step=34 + 133 + 100, max_audio_step=SWITCH_AUDIO_STEP + 133 + 100)
+
+
 # -------------------------------------------------------------- added delay
 
 
