@@ -20,18 +20,27 @@ import av
 
 from bench.clips import payload_hash
 
+# Small probe: the stream's parameters come in its sequence headers at once, and every
+# probed packet would be handed over late, in one burst.
+QUICK = {"fflags": "nobuffer", "probesize": "32768", "analyzeduration": "0", "rtmp_live": "live"}
+# nginx-rtmp starts a new player's video at the next keyframe: with OBS's default (8.3 s)
+# the quick probe fills with audio first, and a video track found after it is never read.
+# Then the probe waits for the video, once, at the start.
+PATIENT = {**QUICK, "probesize": str(10 * 2**20), "analyzeduration": str(15_000_000)}
+
 
 def watch(url: str, out_path: str) -> None:
     with open(out_path, "a", buffering=1) as out:
+        options = QUICK
         while True:
             try:
-                # small probe: the stream's parameters come in its sequence headers at once,
-                # and every probed packet would be handed over late, in one burst
-                container = av.open(url, options={"fflags": "nobuffer", "probesize": "32768",
-                                                  "analyzeduration": "0", "rtmp_live": "live"},
-                                    timeout=(10.0, 10.0))
+                container = av.open(url, options=options, timeout=(20.0, 10.0))
             except (av.FFmpegError, OSError):
                 time.sleep(0.2)
+                continue
+            if not container.streams.video:
+                container.close()
+                options = PATIENT
                 continue
             try:
                 for packet in container.demux():

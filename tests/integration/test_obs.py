@@ -1,0 +1,127 @@
+"""OBS Studio as the studio's main encoder: it dies, the backup goes on air; it returns,
+Relay fails back. At the platforms' 2-s keyframes and at OBS's own default (250 frames,
+8.3 s at 30 fps), with OBS's x264 (CBR, B-frames, High profile) and 48 kHz AAC.
+
+A viewer on the platform side logs when every video frame arrives (bench/viewer.py), so
+the longest wait for media around each switch is measured where a platform would see it;
+the platform's recording must decode with zero errors (`ffmpeg -v error`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from bench.chain import ViewerProcess
+from bench.figures import longest_gap
+from tests.support.nginx import NginxRtmp
+from tests.support.obs import make_clip, obs_studio, wait_until, write_obs_home
+from tests.support.publishers import ffmpeg_publisher
+from tests.support.recording import marker_filter
+from tests.support.relay_proc import RelayProcess, studio_config
+from tests.support.tools import free_port, require
+
+pytestmark = pytest.mark.integration
+
+MAIN_KEY, BACKUP_KEY, PLATFORM_KEY = "main-key-1234", "backup-key-5678", "platform-key-42"
+FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 3.0, "min_dwell_s": 2.0}
+BAR_S = 0.5  # SPEC 11: no switch leaves the platform without media for longer, beyond detection
+LOAD_SLACK_S = 0.3  # OBS, x264, Relay, nginx and the viewer share two cores
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Longer than any phase: OBS's loop point is a scene cut, and x264 puts a keyframe there.
+    return make_clip(tmp_path_factory.mktemp("obs-clip") / "clip.mp4", seconds=40.0)
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    with ExitStack() as s:
+        yield s
+
+
+def decode_errors(path: Path) -> str:
+    """What ffmpeg's decoder and parser say about a recording at -v error (nothing: clean)."""
+    result = subprocess.run([require("ffmpeg"), "-hide_banner", "-v", "error", "-i", str(path),
+                             "-f", "null", "-"], capture_output=True, text=True, timeout=120)
+    return result.stderr.strip()
+
+
+@pytest.mark.parametrize("keyint_sec", [2, 0], ids=["keyframes-2s", "obs-default-keyframes"])
+def test_obs_dies_the_backup_goes_on_air_and_obs_returns(tmp_path: Path, clip: Path, stack: ExitStack,
+                                                         keyint_sec: int) -> None:
+    platform = stack.enter_context(NginxRtmp(tmp_path))
+    port = free_port()
+    relay = RelayProcess(tmp_path, studio_config(tmp_path, port, failover=FAILOVER, outputs=[
+        {"id": "platform", "urls": [platform.url(PLATFORM_KEY)]}])).start()
+    stack.callback(relay.stop, False)
+    relay.wait_for("started", timeout=20)
+    home = tmp_path / "obs-home"
+    write_obs_home(home, server=f"rtmp://127.0.0.1:{port}/live", key=MAIN_KEY, clip=clip,
+                   keyint_sec=keyint_sec)
+
+    obs = stack.enter_context(obs_studio(home))
+    try:
+        relay.next_switch("main", timeout=40)
+    except (TimeoutError, AssertionError) as e:
+        raise AssertionError(f"OBS never went on air: {e}\n{obs.log()}") from None
+    stack.enter_context(ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{BACKUP_KEY}", gop=60,
+                                         extra_output_args=["-vf", marker_filter("blue")]))
+    relay.wait_for("input_connected", input="backup", timeout=15)
+    viewer = ViewerProcess(platform.url(PLATFORM_KEY), tmp_path / "viewer.tsv", tmp_path / "viewer.log")
+    stack.callback(viewer.stop)
+    # a viewer starts at a keyframe: with OBS's default, up to 8.3 s after it connects
+    try:
+        wait_until(lambda: viewer.frames() > 30, 40, "the viewer sees the platform's stream")
+    except AssertionError:
+        raise AssertionError(f"the viewer saw {viewer.frames()} frames\n{viewer.tail()}\n{relay.tail()}"
+                             f"\n{obs.log()[-3000:]}") from None
+    time.sleep(3.0)  # backup healthy for healthy_for_s, with margin
+
+    # OBS dies (crash, PC switched off): at once to the healthy backup.
+    obs.kill()
+    killed = time.monotonic()
+    failover = relay.next_switch("backup", timeout=10)
+    assert failover["reason"] == "fault"
+    time.sleep(2.0)
+    gap_failover = longest_gap(viewer.raw(), killed - 1.0, time.monotonic())
+
+    # OBS comes back: healthy for failback_after_s, then the cut at its next keyframe.
+    returned = time.monotonic()
+    obs2 = stack.enter_context(obs_studio(home))
+    try:
+        failback = relay.next_switch("main", timeout=30)
+    except (TimeoutError, AssertionError) as e:
+        raise AssertionError(f"no failback to OBS: {e}\n{obs2.log()}") from None
+    assert failback["reason"] == "failback"
+    time.sleep(2.0)
+    gap_failback = longest_gap(viewer.raw(), returned, time.monotonic())
+
+    print(f"keyint_sec={keyint_sec}: failover freeze {failover['freeze_ms']} ms, added delay "
+          f"{failover['added_delay_ms']} ms, platform gap {gap_failover * 1000:.0f} ms; failback freeze "
+          f"{failback['freeze_ms']} ms, added delay {failback['added_delay_ms']} ms, platform gap "
+          f"{gap_failback * 1000:.0f} ms; back on OBS {time.monotonic() - returned:.1f} s after its return")
+    assert relay.events("switch_failed") == [], relay.events("switch_failed")
+    assert [s for s in relay.events("switched") if s["to"] == "slate"] == [], "the slate went on air"
+    # a disconnect is detected at once: the platform's longest wait is the bar itself
+    assert gap_failover <= BAR_S + LOAD_SLACK_S, gap_failover
+    assert gap_failback <= BAR_S + LOAD_SLACK_S, gap_failback
+    assert float(failover["added_delay_ms"]) <= 1000
+    # a healthy cut: no delay added; its "freeze" is the arrival jitter between the two encoders
+    assert float(failback["added_delay_ms"]) == 0 and float(failback["freeze_ms"]) < 250
+
+    viewer.stop()
+    assert relay.stop() == 0
+    obs2.kill()
+    recordings = platform.recordings(PLATFORM_KEY)
+    assert len(recordings) == 1, f"the push reconnected: {recordings}"
+    shutil.copy(recordings[0], tmp_path / "recording.flv")  # kept for a look when this fails
+    errors = decode_errors(recordings[0])
+    assert errors == "", errors[:2000]
