@@ -45,6 +45,7 @@ from relay.watch.analysis import InputAnalyzer
 from relay.watch.frames import FrameStats, VideoFrameStats
 from relay.watch.host import HostWatch, read_host_sample
 from relay.watch.input import InputWatch
+from relay.watch.loop_lag import LoopLag
 from relay.watch.status import InputStatus
 from relay.watch.thumbnail import keyframe_jpeg
 
@@ -231,6 +232,7 @@ class Daemon:
         self.channels: dict[str, InputChannel] = {}
         self.sources: list[Any] = []  # RtmpServer / SrtInput / PullInput: start()/stop()
         self.host = HostWatch(settings.thresholds, self.bus.emit)
+        self.loop_lag = LoopLag()
         self._stop = asyncio.Event()
         self._stop_reason = "signal"
         self._tasks: list[asyncio.Task[None]] = []
@@ -506,6 +508,7 @@ class Daemon:
             self._tasks.append(asyncio.create_task(self._watch_loop()))
             self._tasks.append(asyncio.create_task(self._media_loop()))
             self._tasks.append(asyncio.create_task(self._journal_loop()))
+            self._tasks.append(asyncio.create_task(self.loop_lag.run(), name="loop-lag"))
             self.bus.emit(Started(version=__version__, session=session))  # the servers listen now
             self.notifier.ready(status="relaying")
             await self._stop.wait()
@@ -686,7 +689,7 @@ class Daemon:
             "inputs": {i: ch.watch.health(now) for i, ch in self.channels.items()},
             "outputs": {o.settings.id: o.health() for o in self.outputs},
             "switch": self.switcher.health(),
-            "host": self.host.health(),
+            "host": {**self.host.health(), **self.loop_lag.health(now)},
         }
 
 

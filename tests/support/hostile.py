@@ -192,7 +192,7 @@ def holding(sockets: list[socket.socket]) -> Iterator[list[socket.socket]]:
             s.close()
 
 
-def flood(port: int, seconds: float, attacks: list[str], hold: int = 40) -> int:
+def flood(port: int, seconds: float, attacks: list[str], hold: int = 40, pause_s: float = 0.01) -> int:
     """Run `attacks` round robin for `seconds`, keeping the last `hold` sockets open
     (idle, unread) as a hostile client would; returns how many attacks were made."""
     made = 0
@@ -204,12 +204,12 @@ def flood(port: int, seconds: float, attacks: list[str], hold: int = 40) -> int:
                 try:
                     got = ATTACKS[name](port)
                 except OSError:
-                    time.sleep(0.01)  # refused: the server is defending itself
-                    continue
+                    got = []  # refused or reset: the server is defending itself
                 made += 1
                 held += got if isinstance(got, list) else [got]
                 while len(held) > hold:
                     held.pop(0).close()
+                time.sleep(pause_s)
                 if time.monotonic() >= end:
                     break
     finally:
@@ -218,9 +218,13 @@ def flood(port: int, seconds: float, attacks: list[str], hold: int = 40) -> int:
     return made
 
 
-if __name__ == "__main__":
-    port, seconds, *names = sys.argv[1:]
+def main(argv: list[str]) -> int:
+    port, seconds, *names = argv
+    # On a real LAN the attacker has its own machine; here it shares two cores with
+    # Relay, so it yields the CPU (what is measured is Relay's own loop, not the OS).
+    os.nice(10)
     print(flood(int(port), float(seconds), names), flush=True)
+    return 0
 
 
 class MalformedPlatform:
@@ -312,3 +316,7 @@ class MalformedPlatform:
                 continue
             return data or None
         return None
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

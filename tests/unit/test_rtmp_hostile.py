@@ -140,3 +140,33 @@ def test_unpublish_is_remembered_for_the_deadline() -> None:
     clock.now += 3
     client.call("FCUnpublish", None, KEY)
     assert session.unpublished_at == clock.now
+
+
+def test_before_publishing_a_connection_gets_tight_bounds_then_a_publisher_the_full_ones() -> None:
+    """Measured in the show under attack: a read of one-byte messages before publishing
+    cost the loop 80 ms; before publishing only a few small messages are allowed."""
+    session, client, _, _ = make(FakePort())
+    client.handshake()
+    client.call("connect", {"app": "live"})
+    with pytest.raises(ChunkError, match="over the bound"):
+        client.send(VIDEO, bytes(100 * 1024), stream_id=1, csid=6)  # media before publish: 64 KiB at most
+    session, client, _, _ = make(FakePort())
+    client.handshake()
+    one = ChunkWriter().message(6, VIDEO, 1, 0, b"\x17")
+    with pytest.raises(ChunkError, match="messages in one read"):
+        session.receive(one * 1000)
+    port = FakePort()
+    session, client, _, _ = make(port)
+    client.publish()
+    client.send(1, (4096).to_bytes(4, "big"), csid=2)  # Set Chunk Size, as encoders do
+    client.writer.chunk_size = 4096
+    client.send(VIDEO, avc(1, 0, 0, AVCC_360P), stream_id=1, csid=6)
+    keyframe = client.writer.message(6, VIDEO, 1, 0, avc(1, 1, 0, NALUS + bytes(1024 * 1024)))
+    for i in range(0, len(keyframe), 256 * 1024):  # socket reads
+        session.receive(keyframe[i:i + 256 * 1024])
+    assert len(port.packets) == 1 and session.publishing
+
+
+def test_chunks_smaller_than_the_default_are_refused() -> None:
+    with pytest.raises(ChunkError, match="chunk size 64"):
+        ChunkReader().feed(ChunkWriter().message(2, 1, 0, 0, (64).to_bytes(4, "big")))

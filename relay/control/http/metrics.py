@@ -36,6 +36,7 @@ HOST_GAUGES = (
     ("cpu_pct", "host_cpu_percent", "CPU use of the studio PC, percent"),
     ("mem_free_pct", "host_memory_free_percent", "free memory, percent"),
     ("disk_free_gb", "host_disk_free_gigabytes", "free space on the journal's disk, GB"),
+    ("loop_lag_ms", "event_loop_lag_ms", "how late the event loop ran at worst in the last 2 s, ms"),
 )
 
 

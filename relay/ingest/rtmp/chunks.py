@@ -39,6 +39,7 @@ outgrow the data.
 from __future__ import annotations
 
 import struct
+from collections.abc import Generator
 from dataclasses import dataclass
 
 # Message type ids (5.4 protocol control, 6.2 user control, 7.1 command/data/media)
@@ -57,6 +58,9 @@ COMMAND_AMF0 = 20
 
 DEFAULT_CHUNK_SIZE = 128  # until the peer sends Set Chunk Size (5.4.1)
 MAX_CHUNK_SIZE = 0xFFFFFF  # larger than any message can be (lengths are 24-bit)
+# 5.4.1 allows down to 1, but no encoder goes below the default, and 1-byte chunks make
+# a header to parse for every byte a peer sends.
+MIN_CHUNK_SIZE = DEFAULT_CHUNK_SIZE
 MAX_MESSAGE_SIZE = 4 * 1024 * 1024  # a 1080p keyframe at 20 Mbit/s is well under this
 MAX_COMMAND_SIZE = 64 * 1024  # commands and metadata are well under 4 KiB from any encoder
 MAX_CONTROL_SIZE = 64  # protocol control and user control messages are 4-10 bytes (5.4, 6.2)
@@ -192,11 +196,13 @@ class ChunkReader:
                  max_messages_per_read: int = MAX_MESSAGES_PER_READ) -> None:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self.bytes_received = 0  # all bytes fed, for Acknowledgement (5.4.3)
-        self._max_message = max_message_size
-        self._max_buffered = max_buffered
+        # The bounds may change between messages (the session widens them once the
+        # publisher is in): they apply from the next chunk header on.
+        self.max_message_size = max_message_size
+        self.max_buffered = max_buffered
+        self.max_messages_per_read = max_messages_per_read
         self._max_streams = max_chunk_streams
         self._max_chunks = max_chunks_per_read
-        self._max_messages = max_messages_per_read
         self._streams: dict[int, _ChunkStream] = {}
         self._pending = b""  # an incomplete chunk header (at most 18 bytes)
         self._current: _ChunkStream | None = None  # whose chunk payload is being read
@@ -209,62 +215,74 @@ class ChunkReader:
 
     def feed(self, data: bytes) -> list[RtmpMessage]:
         """Parse ``data`` (one socket read); returns the messages it completed, in order."""
+        return list(self.messages(data))
+
+    def messages(self, data: bytes) -> Generator[RtmpMessage, None, None]:
+        """Parse ``data`` (one socket read), yielding each message as it completes, before
+        the next header is read (so what the consumer does with one, e.g. widen the
+        bounds, applies to the next). Close the iterator if you stop early."""
         self.bytes_received += len(data)
         self._chunks = self._completed = 0
-        messages: list[RtmpMessage] = []
+        ready: list[RtmpMessage] = []
         try:
-            self._parse(data, messages)
+            view = memoryview(data)
+            pos, end = 0, len(data)
+            while pos < end:
+                pos = self._step(view, pos, end, ready)
+                if pos < 0:
+                    break
+                while ready:
+                    yield ready.pop(0)
         finally:
             for stream in self._touched:
                 stream.detach()
             self._touched.clear()
-        return messages
 
-    def _parse(self, data: bytes, messages: list[RtmpMessage]) -> None:
-        view = memoryview(data)
-        pos, end = 0, len(data)
-        while pos < end:
-            stream = self._current
-            if stream is not None:
-                take = min(self._chunk_left, end - pos)
-                if take >= _COALESCE_BELOW:
-                    self._touched.append(stream)
-                stream.add(view[pos:pos + take])
-                pos += take
-                self._chunk_left -= take
-                self._buffered += take
-                if self._buffered > self._max_buffered:
-                    raise ChunkError("too many bytes held in unfinished messages")
-                if self._chunk_left == 0:
-                    self._end_chunk(stream, messages)
-                continue
-            if self._pending:
-                # A header split across reads: glue the few bytes needed and parse the copy.
-                pending = self._pending
-                head = pending + bytes(view[pos:pos + 18])
-                used = self._header(memoryview(head), 0)
-                if used < 0:
-                    self._pending = head
-                    return
-                self._pending = b""
-                pos += used - len(pending)
-            else:
-                used = self._header(view, pos)
-                if used < 0:
-                    self._pending = bytes(view[pos:])
-                    return
-                pos += used
-            self._chunks += 1
-            if self._chunks > self._max_chunks:
-                raise ChunkError(f"more than {self._max_chunks} chunks in one read")
+    def _step(self, view: memoryview, pos: int, end: int, ready: list[RtmpMessage]) -> int:
+        """Parse from ``pos``: a chunk's payload bytes, or one chunk header. Returns the new
+        position, or -1 if the rest is an incomplete header (kept for the next read)."""
+        stream = self._current
+        if stream is not None:
+            take = min(self._chunk_left, end - pos)
+            if take >= _COALESCE_BELOW:
+                self._touched.append(stream)
+            stream.add(view[pos:pos + take])
+            pos += take
+            self._chunk_left -= take
+            self._buffered += take
+            if self._buffered > self.max_buffered:
+                raise ChunkError("too many bytes held in unfinished messages")
+            if self._chunk_left == 0:
+                self._end_chunk(stream, ready)
+            return pos
+        if self._pending:
+            # A header split across reads: glue the few bytes needed and parse the copy.
+            pending = self._pending
+            head = pending + bytes(view[pos:pos + 18])
+            used = self._header(memoryview(head), 0)
+            if used < 0:
+                self._pending = head
+                return -1
+            self._pending = b""
+            pos += used - len(pending)
+        else:
+            used = self._header(view, pos)
+            if used < 0:
+                self._pending = bytes(view[pos:])
+                return -1
+            pos += used
+        self._chunks += 1
+        if self._chunks > self._max_chunks:
+            raise ChunkError(f"more than {self._max_chunks} chunks in one read")
+        return pos
 
     def _end_chunk(self, stream: _ChunkStream, messages: list[RtmpMessage]) -> None:
         self._current = None
         if stream.received < stream.length:
             return
         self._completed += 1
-        if self._completed > self._max_messages:
-            raise ChunkError(f"more than {self._max_messages} messages in one read")
+        if self._completed > self.max_messages_per_read:
+            raise ChunkError(f"more than {self.max_messages_per_read} messages in one read")
         self._buffered -= stream.received
         message = RtmpMessage(self._current_csid, stream.type_id, stream.stream_id, stream.timestamp,
                               stream.take_payload())
@@ -280,7 +298,7 @@ class ChunkReader:
         if len(raw) < 4:
             raise ChunkError("short Set Chunk Size")
         size = _U32.unpack(raw)[0] & 0x7FFFFFFF  # the top bit "MUST be zero" (5.4.1)
-        if not 1 <= size <= MAX_CHUNK_SIZE:
+        if not MIN_CHUNK_SIZE <= size <= MAX_CHUNK_SIZE:
             raise ChunkError(f"chunk size {size} out of bounds")
         self.chunk_size = size
 
@@ -299,11 +317,11 @@ class ChunkReader:
         if length == 0:
             raise ChunkError(f"zero-length message (type {type_id})")
         if type_id in _MEDIA_TYPES:
-            bound, kind = self._max_message, "media"
+            bound, kind = self.max_message_size, "media"
         elif type_id <= WINDOW_ACK_SIZE + 1:  # 1-6: protocol and user control
             bound, kind = MAX_CONTROL_SIZE, "control"
         else:
-            bound, kind = MAX_COMMAND_SIZE, _KIND.get(type_id, f"type {type_id}")
+            bound, kind = min(MAX_COMMAND_SIZE, self.max_message_size), _KIND.get(type_id, f"type {type_id}")
         if length > bound:
             raise ChunkError(f"{kind} message of {length} bytes over the bound of {bound}")
 

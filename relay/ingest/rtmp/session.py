@@ -25,6 +25,7 @@ event, or echoed back to the client.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,10 @@ from relay.ingest.rtmp.chunks import (
     COMMAND_AMF3,
     DATA_AMF0,
     DATA_AMF3,
+    MAX_BUFFERED,
+    MAX_COMMAND_SIZE,
+    MAX_MESSAGE_SIZE,
+    MAX_MESSAGES_PER_READ,
     SET_CHUNK_SIZE,
     SET_PEER_BANDWIDTH,
     USER_CONTROL,
@@ -63,9 +68,12 @@ _CONTROL_CSID = 2  # protocol control messages go on chunk stream 2, message str
 _COMMAND_CSID = 3
 _STATUS_CSID = 5
 _LOG_EVERY_BAD_TAG = 100  # a corrupt stream logs its first bad tags, then every 100th
-# Encoders send 5-8 commands before publish (connect, releaseStream, FCPublish,
-# createStream, publish, sometimes _checkbw); anything far beyond is not an encoder.
-MAX_COMMANDS_BEFORE_PUBLISH = 32
+# Before publishing, a connection is anyone on the LAN. Encoders send about 8 messages
+# by then (Set Chunk Size, connect, Window Ack Size, releaseStream, FCPublish,
+# createStream, sometimes _checkbw, publish), all small, and wait for the answer to
+# publish before any media; so until then messages are few and at most 64 KiB, and
+# little is held unfinished. A publisher (it had the key) gets the full bounds.
+MAX_MESSAGES_BEFORE_PUBLISH = 64
 SHOWN_CHARS = 40  # of a peer-controlled string in a log line or error
 
 
@@ -98,7 +106,8 @@ class PublishSession:
         self.port: InputPort | None = None  # the input this connection publishes to
         self.metadata: dict[str, Any] = {}
         self._handshake: Handshake | None = Handshake()
-        self._reader = ChunkReader()
+        self._reader = ChunkReader(max_message_size=MAX_COMMAND_SIZE, max_buffered=2 * MAX_COMMAND_SIZE,
+                                   max_messages_per_read=MAX_MESSAGES_BEFORE_PUBLISH)
         self._writer = ChunkWriter()
         self._demuxer = FlvDemuxer()
         self._connected = False  # NetConnection accepted
@@ -108,7 +117,7 @@ class PublishSession:
         self._acked = 0
         self._bad_tags = 0
         self._disconnected = False
-        self._commands = 0  # command and data messages received before publishing
+        self._early = 0  # messages received before publishing
         self.last_media = 0.0  # when the publisher last sent a frame: the idle deadline's mark
         self.unpublished_at: float | None = None  # FCUnpublish/deleteStream: the connection's end is near
 
@@ -143,10 +152,11 @@ class PublishSession:
             if not data:
                 return
         arrival = self._now()  # every message this read completes arrived now
-        for message in self._reader.feed(data):
-            self._dispatch(message, arrival)
-            if self.closing is not None:
-                return
+        with contextlib.closing(self._reader.messages(data)) as messages:
+            for message in messages:
+                self._dispatch(message, arrival)
+                if self.closing is not None:
+                    return
         received = self._reader.bytes_received
         if received - self._acked >= self._peer_window:
             # Acknowledgement carries the byte count so far (5.4.3), mod 2^32.
@@ -155,14 +165,13 @@ class PublishSession:
 
     def _dispatch(self, message: RtmpMessage, arrival: float) -> None:
         kind = message.type_id
+        if self.port is None:
+            self._early += 1
+            if self._early > MAX_MESSAGES_BEFORE_PUBLISH:
+                raise SessionError(f"more than {MAX_MESSAGES_BEFORE_PUBLISH} messages before publishing")
         if kind in (VIDEO, AUDIO):
             if self._publish_stream is not None and message.stream_id == self._publish_stream:
                 self._media(message, arrival)
-        elif kind in (COMMAND_AMF0, COMMAND_AMF3, DATA_AMF0, DATA_AMF3) and self.port is None:
-            self._commands += 1
-            if self._commands > MAX_COMMANDS_BEFORE_PUBLISH:
-                raise SessionError(f"more than {MAX_COMMANDS_BEFORE_PUBLISH} commands before publishing")
-            self._call(message)
         elif kind in (COMMAND_AMF0, COMMAND_AMF3, DATA_AMF0, DATA_AMF3):
             self._call(message)
         elif kind == WINDOW_ACK_SIZE:
@@ -285,6 +294,9 @@ class PublishSession:
         self.port = port
         self._publish_stream = stream_id
         self.last_media = self._now()
+        reader = self._reader  # it had the key: the full bounds, from the next chunk on
+        reader.max_message_size, reader.max_buffered = MAX_MESSAGE_SIZE, MAX_BUFFERED
+        reader.max_messages_per_read = MAX_MESSAGES_PER_READ
         self._control(USER_CONTROL, stream_begin(stream_id))
         self._command_message(_STATUS_CSID, stream_id, "onStatus", 0, None,
                               {"level": "status", "code": "NetStream.Publish.Start",

@@ -1,0 +1,163 @@
+"""SPEC 11 / issue 12: hostile peers during a live show. Main and backup publish, nginx-rtmp
+is the platform; each attack of tests/support/hostile.py runs in turn, then a mixed flood
+from several processes, while the backup encoder reconnects in the middle of it.
+
+Nothing may be lost: no fault or switch on the healthy inputs, the platform's timestamps
+rising without gaps, the event loop never late by 100 ms (Relay's own `loop_lag_ms`,
+journaled every second), Relay's RSS and open descriptors bounded, and the encoder back
+in at once. The attackers run in their own (niced) processes: on a real LAN they would
+be other machines, and the GIL of the test process drives the encoders.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.faults.show import (
+    BACKUP_KEY,
+    PLATFORM_KEY,
+    Clip,
+    ClipFeed,
+    Show,
+    assert_nothing_lost,
+    before,
+    event_time,
+    faults,
+    longest_run_ms,
+)
+from tests.support import hostile
+from tests.support.recording import read_recording
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+ATTACK_S = 1.5  # each attack alone
+FLOOD_S = 10.0  # all of them at once
+FLOOD_PROCESSES = 4
+MAX_LOOP_LAG_MS = 100.0
+MAX_RSS_GROWTH = 150 * 1024 * 1024
+MAX_EXTRA_FDS = 64 + 32  # max_connections, and what the process opens on its own
+
+
+def attackers(port: int, seconds: float, names: list[str], count: int = 1) -> list[subprocess.Popen[bytes]]:
+    return [subprocess.Popen([sys.executable, "-m", "tests.support.hostile", str(port), str(seconds), *names],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(count)]
+
+
+def finished(procs: list[subprocess.Popen[bytes]], timeout: float) -> int:
+    """Wait for the attackers; how many attacks they made (each prints its count)."""
+    made = 0
+    for p in procs:
+        out, _ = p.communicate(timeout=timeout)
+        assert p.returncode == 0, out.decode(errors="replace")
+        made += int(out.split()[-1])
+    return made
+
+
+class Gauge:
+    """Samples Relay's RSS and open descriptors every 100 ms in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.rss: list[int] = []
+        self.fds: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gauge", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                self.rss.append(self.proc.memory_info().rss)
+                self.fds.append(self.proc.num_fds())
+            except psutil.NoSuchProcess:
+                return
+
+    def __enter__(self) -> Gauge:
+        self._run_once()
+        self._thread.start()
+        return self
+
+    def _run_once(self) -> None:
+        self.rss.append(self.proc.memory_info().rss)
+        self.fds.append(self.proc.num_fds())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+
+def loop_lag(journal: Path, since: float, until: float) -> list[float]:
+    """Relay's own loop lateness, second by second, from the journal's host rows."""
+    with sqlite3.connect(journal) as db:
+        rows = db.execute("SELECT ts, body FROM health WHERE kind = 'host' AND ts BETWEEN ? AND ?",
+                          (since, until)).fetchall()
+    return [float(json.loads(body)["loop_lag_ms"]) for _, body in rows]
+
+
+def test_a_show_survives_every_attack_and_a_mixed_flood(tmp_path: Path, main_clip: Clip,
+                                                        backup_clip: Clip) -> None:
+    with ExitStack() as stack:
+        show = Show(tmp_path, stack)
+        show.feed("main", main_clip)
+        backup = show.feed("backup", backup_clip)
+        show.on_air("main")
+        show.relay.wait_for("input_connected", input="backup", timeout=15)
+        time.sleep(2.0)  # settled
+        since = time.time()
+        assert show.relay.proc is not None
+        with Gauge(show.relay.proc.pid) as gauge:
+            baseline_rss, baseline_fds = gauge.rss[0], gauge.fds[0]
+            made = {}
+            for name in hostile.ATTACKS:
+                made[name] = finished(attackers(show.port, ATTACK_S, [name]), ATTACK_S + 30)
+            flood = attackers(show.port, FLOOD_S, list(hostile.ATTACKS), FLOOD_PROCESSES)
+            stack.callback(lambda: [p.kill() for p in flood if p.poll() is None])
+            time.sleep(FLOOD_S / 2)
+            # the backup encoder restarts in the middle of the flood and must get back in
+            reconnect_at = time.time()
+            backup.stop()
+            show.relay.wait_new("input_disconnected", 0, timeout=10, input="backup")
+            connected = len(show.relay.events("input_connected", input="backup"))
+            again = ClipFeed(show.port, BACKUP_KEY, backup_clip)
+            stack.callback(again.stop)
+            again.start()
+            back = show.relay.wait_new("input_connected", connected, timeout=10, input="backup")
+            made["flood"] = finished(flood, FLOOD_S + 60)
+            time.sleep(2.0)  # and the show goes on after it
+        until = time.time()
+        relay = show.relay
+        rec = read_recording(show.finish()[PLATFORM_KEY])
+
+    print(f"attacks made: {made}")
+    # the encoder got back in during the flood, promptly
+    assert event_time(back) - reconnect_at < 5.0, back
+    # nothing disturbed main, nor backup until its own restart; no switch at all
+    assert not faults(relay, worse_than=3, since=since, until=until, input="main")
+    assert not faults(relay, worse_than=3, since=since, until=reconnect_at, input="backup")
+    assert not [s for s in before(relay, "switched", until) if event_time(s) >= since]
+    assert longest_run_ms(rec, "main") >= (until - since - 1) * 1000, rec.runs()
+    assert_nothing_lost(rec)
+    # the loop was never late by 100 ms (measured by Relay itself, every second)
+    lags = loop_lag(tmp_path / "journal.sqlite3", since, until)
+    assert len(lags) >= (until - since) * 0.8, f"{len(lags)} samples in {until - since:.0f} s"
+    print(f"loop lag: max {max(lags):.1f} ms over {len(lags)} samples; "
+          f"RSS {baseline_rss / 2**20:.0f} -> max {max(gauge.rss) / 2**20:.0f} MiB; "
+          f"fds {baseline_fds} -> max {max(gauge.fds)}")
+    assert max(lags) < MAX_LOOP_LAG_MS, lags
+    # memory and descriptors stayed bounded, and came back
+    assert max(gauge.rss) - baseline_rss < MAX_RSS_GROWTH
+    assert max(gauge.fds) - baseline_fds <= MAX_EXTRA_FDS, max(gauge.fds)
+    assert gauge.fds[-1] - baseline_fds <= 8
+    # the attacks were refused, not ignored: without flooding the log
+    rejected = before(relay, "input_rejected", until)
+    assert rejected and len(rejected) <= 5 * (until - since + 2)
+    assert len([line for line in relay.lines() if line.get("level") == "warning"]) <= 12 * (until - since + 2)
