@@ -12,8 +12,9 @@ it exits as soon as the encoder disconnects; the pipe's end of file then ends th
 demux session at once (the ``disconnected`` signal needs that promptness), and a
 fresh listener is started immediately. A child that dies without ever carrying
 media (port taken, bad option) is restarted with a growing backoff. A publisher
-that stops sending but keeps its SRT connection open is cut after the input's
-``read_timeout_s``: the child is killed and replaced, so the encoder can reconnect.
+that stops sending but keeps its SRT connection open, or a caller that connects and
+never sends, is cut after the input's ``read_timeout_s``: the child is killed and
+replaced, so the encoder can (re)connect.
 
 Known limits, by construction:
 
@@ -114,15 +115,20 @@ class PipeReader:
     objects, so this reader polls in short slices: ``stop`` makes it return end of
     file, and once media has started, ``read_timeout_s`` without a byte raises
     TimeoutError (which PyAV re-raises from ``demux``). Before the first byte it
-    waits as long as it takes: an idle listener is not a fault of the source.
+    waits as long as no caller is connected (an idle listener is not a fault of the
+    source); once ``accepted()`` says when a caller got in, the caller has
+    ``read_timeout_s`` to send something: one that sends nothing must not hold the
+    listener (and with it the input) for ever.
     """
 
     _SLICE_S = 0.1
 
-    def __init__(self, fd: int, read_timeout_s: float, stopped: Callable[[], bool]) -> None:
+    def __init__(self, fd: int, read_timeout_s: float, stopped: Callable[[], bool],
+                 accepted: Callable[[], float | None] = lambda: None) -> None:
         self._fd = fd
         self._timeout = read_timeout_s
         self._stopped = stopped
+        self._accepted = accepted
         self._started = False
 
     def read(self, size: int) -> bytes:
@@ -136,6 +142,9 @@ class PipeReader:
             waited += self._SLICE_S
             if self._started and waited >= self._timeout:
                 raise TimeoutError(f"no data for {self._timeout:g} s")
+            accepted = self._accepted()
+            if not self._started and accepted is not None and time.monotonic() - accepted >= self._timeout:
+                raise TimeoutError(f"the caller sent nothing for {self._timeout:g} s")
         return b""
 
 
@@ -147,6 +156,7 @@ class SrtReceiver:
         self._uri = uri
         self._secrets = [s for s in secrets if s]
         self.proc: asyncio.subprocess.Process | None = None
+        self.accepted_at: float | None = None  # when a caller got in (from the child's stderr)
         self.media_fd = -1
         self._stats_fd = -1
 
@@ -295,7 +305,7 @@ class SrtSession:
             helpers.append(asyncio.create_task(self._read_stats(await receiver.stats_lines())))
             done = threading.Event()
             reader = PipeReader(receiver.media_fd, self._read_timeout_s,
-                                lambda: done.is_set() or self._halt.is_set())
+                                lambda: done.is_set() or self._halt.is_set(), lambda: receiver.accepted_at)
             source = DemuxSource(
                 reader, peer=self._peer, format="mpegts", open_timeout_s=None, read_timeout_s=None,
                 # Probing a live stream needs one keyframe's parameter sets, not 5 s of media.
@@ -305,6 +315,8 @@ class SrtSession:
                 result = await self._demuxer.run(source)
             finally:
                 done.set()
+            if not result.connected and receiver.accepted_at is not None and result.reason == "timeout":
+                self._rejected("caller sent nothing")
             return result, await receiver.terminate(), tail
         finally:
             await receiver.terminate()
@@ -326,6 +338,7 @@ class SrtSession:
             if "rsp(REJECT)" in line:
                 self._rejected(line.rsplit(" - ", 1)[-1] if " - " in line else "handshake rejected")
             elif "Accepted SRT" in line:
+                receiver.accepted_at = time.monotonic()
                 _log.info("srt_caller_accepted", input=self._input_id)
             else:
                 _log.debug("srt-live-transmit", input=self._input_id, line=line)

@@ -320,3 +320,25 @@ def test_a_daemon_with_an_srt_input_on_port_0_listens_on_a_free_port(tmp_path: P
         assert 1024 <= port <= 65535
         with srt_publisher(port):
             relay.wait_for("input_connected", input="backup", timeout=20)
+
+
+@pytest.mark.integration
+async def test_a_caller_that_sends_nothing_does_not_hold_the_listener() -> None:
+    """Issue 12, item 6: a caller that connected and sent nothing held the listener (and
+    so the input, with no passphrase) for ever; it is cut after read_timeout_s."""
+    import subprocess
+
+    h = Harness()
+    await h.input.start()
+    silent = subprocess.Popen([require("srt-live-transmit"), "file://con", f"srt://127.0.0.1:{h.port_number}"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await wait_for(lambda: h.input.sessions >= 2, 3.0 + 6, "the silent caller to be cut")
+        assert [e.reason for e in h.events if isinstance(e, InputRejected)] == ["srt: caller sent nothing"]
+        silent.kill()
+        with srt_publisher(h.port_number):
+            await wait_for(lambda: len(h.port.track(Track.VIDEO)) >= 10, 20, "the real encoder's media")
+    finally:
+        silent.kill()
+        silent.wait()
+        await h.input.stop()
