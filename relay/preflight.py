@@ -400,7 +400,8 @@ async def _probe_outputs(settings: RelaySettings, timeout_s: float) -> list[Chec
             continue
         urls = [u.get_secret_value() for u in out.urls]
         for i, url in enumerate(urls):
-            jobs.append((out.id, i, len(urls), probe_url(url, min(timeout_s, out.connect_timeout_s))))
+            probe = probe_url(url, min(timeout_s, out.connect_timeout_s), out.ca_file)
+            jobs.append((out.id, i, len(urls), probe))
     if not jobs:
         return [CheckItem("outputs", "warn", "no enabled output: nothing would reach a platform")]
     probes = await asyncio.gather(*(job for *_, job in jobs))

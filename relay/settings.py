@@ -193,6 +193,9 @@ class OutputSettings(Section):
     reconnect_backoff_max_s: PositiveSeconds = 10.0
     failback: Literal["auto", "manual"] = "auto"
     probe_interval_s: PositiveSeconds = 30.0  # how often to probe the preferred URL
+    # rtmps://: trust only the CA certificates in this PEM file (a platform or proxy with
+    # its own CA, or its self-signed certificate); None = the system's CAs
+    ca_file: str | None = None
 
 
 class FailoverSettings(Section):

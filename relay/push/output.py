@@ -156,7 +156,7 @@ class Output:
     async def _probe_preferred(self) -> None:
         try:
             url = self._urls[self.policy.preferred]
-            result = await probe_url(url, self.settings.connect_timeout_s)
+            result = await probe_url(url, self.settings.connect_timeout_s, self.settings.ca_file)
             ok = result.ok
             with self._lock:
                 back = self.policy.on_probe(time.monotonic(), ok)
@@ -193,7 +193,7 @@ class Output:
             self._retarget.clear()
             url = self._urls[index]
             try:
-                sink = make_sink(url, self.settings.connect_timeout_s, self._stall_s)
+                sink = make_sink(url, self.settings.connect_timeout_s, self._stall_s, self.settings.ca_file)
                 self._sink = sink
                 self._stall_flagged = False
                 self._writing_since = time.monotonic()  # connecting counts: no progress = stall

@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from relay.ingest.rtmp import amf0
 from relay.ingest.rtmp.chunks import COMMAND_AMF0, ChunkError, ChunkReader, ChunkWriter
+from relay.push.rtmp_publish import PushError, tls_context
 from relay.redact import MASK, redact_url, url_key
 
 Stage = Literal["dns", "tcp", "tls", "handshake", "connect"]
@@ -97,7 +98,7 @@ def _secret_free(text: str, url: str) -> str:
     return text
 
 
-async def probe_rtmp(url: str, timeout_s: float) -> ProbeResult:
+async def probe_rtmp(url: str, timeout_s: float, ca_file: str | None = None) -> ProbeResult:
     """Resolve, connect (TLS for rtmps), RTMP handshake and ``connect``; never publishes."""
     clock = _Clock(timeout_s)
     shown = redact_url(url)
@@ -127,9 +128,11 @@ async def probe_rtmp(url: str, timeout_s: float) -> ProbeResult:
         reader, writer, rtt_ms = await _open_tcp(clock, infos, host, port)
         if parts.scheme == "rtmps":
             stage = "tls"
-            context = ssl.create_default_context()
             try:
+                context = tls_context(ca_file)
                 await clock.within("tls", writer.start_tls(context, server_hostname=host))
+            except PushError as e:
+                raise ProbeFailed("tls", str(e)) from None
             except (ssl.SSLError, OSError) as e:
                 raise ProbeFailed("tls", f"TLS with {host} failed ({e})") from None
 
@@ -271,11 +274,11 @@ async def probe_srt(url: str, timeout_s: float, *, binary: str = "srt-live-trans
             await asyncio.wait_for(proc.wait(), 2.0)
 
 
-async def probe_url(url: str, timeout_s: float) -> ProbeResult:
-    """Either probe, by the URL's scheme."""
+async def probe_url(url: str, timeout_s: float, ca_file: str | None = None) -> ProbeResult:
+    """Either probe, by the URL's scheme (`ca_file`: the output's, for rtmps://)."""
     if urlsplit(url).scheme == "srt":
         return await probe_srt(url, timeout_s)
-    return await probe_rtmp(url, timeout_s)
+    return await probe_rtmp(url, timeout_s, ca_file)
 
 
 __all__ = ["ProbeResult", "probe_rtmp", "probe_srt", "probe_url"]

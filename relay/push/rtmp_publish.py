@@ -232,11 +232,23 @@ def chunk_message(csid: int, type_id: int, stream_id: int, timestamp: int, paylo
     return bytes(out)
 
 
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """For rtmps://: the certificate chain and the host name are always checked; a
+    `ca_file` (PEM) replaces the system's CAs, so a platform or proxy with its own CA,
+    or a self-signed certificate, is trusted only when configured."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise PushError("error", f"cannot load the CA file {ca_file}: {exc}") from None
+
+
 class RtmpPublisher:
     """One publishing session. Blocking; call from one worker thread (`abort` from any)."""
 
-    def __init__(self, url: str, connect_timeout: float, stall_timeout: float) -> None:
+    def __init__(self, url: str, connect_timeout: float, stall_timeout: float,
+                 ca_file: str | None = None) -> None:
         self.target = parse_rtmp_url(url)
+        self._ca_file = ca_file
         self._connect_timeout = connect_timeout
         self._stall_timeout = stall_timeout
         self._sock: socket.socket | None = None
@@ -277,7 +289,7 @@ class RtmpPublisher:
         try:
             if t.scheme == "rtmps":
                 sock.settimeout(self._remaining(deadline))
-                self._sock = ssl.create_default_context().wrap_socket(sock, server_hostname=t.host)
+                self._sock = tls_context(self._ca_file).wrap_socket(sock, server_hostname=t.host)
             self._handshake(deadline)
             self._send(_CSID_CONTROL, MSG_SET_CHUNK_SIZE, 0, OUT_CHUNK_SIZE.to_bytes(4, "big"))
             self._command(0, "connect", {

@@ -52,8 +52,9 @@ def _same(a: VideoConfig | AudioConfig | None, b: VideoConfig | AudioConfig | No
 
 
 class RtmpSink:
-    def __init__(self, url: str, connect_timeout: float, stall_timeout: float) -> None:
-        self._publisher = RtmpPublisher(url, connect_timeout, stall_timeout)
+    def __init__(self, url: str, connect_timeout: float, stall_timeout: float,
+                 ca_file: str | None = None) -> None:
+        self._publisher = RtmpPublisher(url, connect_timeout, stall_timeout, ca_file)
         self._video: VideoConfig | None = None
         self._audio: AudioConfig | None = None
 
@@ -290,10 +291,10 @@ class SrtSink:
                 proc.wait()
 
 
-def make_sink(url: str, connect_timeout: float, stall_timeout: float) -> Sink:
+def make_sink(url: str, connect_timeout: float, stall_timeout: float, ca_file: str | None = None) -> Sink:
     scheme = urlsplit(url).scheme
     if scheme in ("rtmp", "rtmps"):
-        return RtmpSink(url, connect_timeout, stall_timeout)
+        return RtmpSink(url, connect_timeout, stall_timeout, ca_file)
     if scheme == "srt":
         return SrtSink(url, connect_timeout, stall_timeout)
     raise PushError("error", f"unsupported output scheme {scheme!r}")

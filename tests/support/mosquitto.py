@@ -28,12 +28,14 @@ class Mosquitto:
         users: dict[str, str] | None = None,
         acl: str | None = None,
         port: int | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.workdir = workdir
         self.users = users
         self.acl = acl
+        self.tls = tls  # (certificate, key): the listener speaks only TLS
         self._proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "mosquitto.log"
         self._conf = self._write_conf()
@@ -52,6 +54,9 @@ class Mosquitto:
             # `mosquitto` user, which cannot read files in pytest's private temporary directory.
             f"user {pwd.getpwuid(os.getuid()).pw_name}",
         ]
+        if self.tls is not None:
+            cert, key = self.tls
+            lines += [f"certfile {cert}", f"keyfile {key}"]
         if self.users is not None:
             passwd = self.workdir / "mosquitto.passwd"
             passwd.write_text("")
