@@ -1,0 +1,85 @@
+"""A switch between unlike encoders, read back from the platform's recording.
+
+Main is OBS-like x264 (High profile: CABAC, B-frames; 1280x720; AAC 48 kHz), the
+backup a CAVLC encoder (Baseline: no CABAC, no B-frames; 640x360; AAC 44.1 kHz).
+Relay signals the new parameters with new FLV sequence headers at each switch, and
+also puts the SPS/PPS in band on the first keyframe after it, for chains (and
+ffmpeg's parser) that keep the first sequence header they saw. The recording must
+read with zero errors from Debian's ffmpeg (decoder, and parser on stream copy) and
+from the FFmpeg inside PyAV.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import av
+import av.logging
+import pytest
+
+from tests.integration.test_failover_e2e import BACKUP_KEY, MAIN_KEY, PLATFORM_KEY, studio
+from tests.support.publishers import Publisher, ffmpeg_publisher
+from tests.support.recording import marker_filter
+from tests.support.tools import require
+
+pytestmark = pytest.mark.integration
+
+# Later options win over the publisher's own (-tune zerolatency would forbid B-frames).
+OBS_LIKE = ["-tune", "film", "-preset", "veryfast", "-profile:v", "high", "-bf", "2", "-s", "1280x720",
+            "-ar", "48000", "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "2500k"]
+CAVLC = ["-profile:v", "baseline", "-s", "640x360", "-ar", "44100"]
+
+
+def ffmpeg_errors(path: Path, *args: str) -> str:
+    result = subprocess.run([require("ffmpeg"), "-hide_banner", "-v", "error", "-i", str(path), *args,
+                             "-f", "null", "-"], capture_output=True, text=True, timeout=120)
+    return result.stderr.strip()
+
+
+def pyav_errors(path: Path) -> list[str]:
+    """Every error PyAV's FFmpeg logs while decoding the whole recording."""
+    with av.logging.Capture() as logs:
+        previous = av.logging.get_level()
+        av.logging.set_level(av.logging.ERROR)
+        try:
+            with av.open(str(path)) as container:
+                for _ in container.decode(*container.streams.video, *container.streams.audio):
+                    pass
+        finally:
+            av.logging.set_level(previous)
+    return [f"{name}: {message}" for level, name, message in logs if level <= av.logging.ERROR]
+
+
+def test_a_switch_between_unlike_encoders_reads_with_zero_errors(tmp_path: Path) -> None:
+    with studio(tmp_path) as s:
+        def publish(name: str, key: str, color: str, args: list[str]) -> Publisher:
+            pub = s.stack.enter_context(ffmpeg_publisher(
+                s.url(key), gop=60, extra_output_args=["-vf", marker_filter(color), *args]))
+            s.publishers[name] = pub
+            return pub
+
+        main = publish("main", MAIN_KEY, "red", OBS_LIKE)
+        s.on_air("main")
+        publish("backup", BACKUP_KEY, "blue", CAVLC)
+        s.relay.wait_for("input_connected", input="backup", timeout=15)
+        time.sleep(3.0)
+        os.killpg(main.proc.pid, signal.SIGKILL)
+        s.on_air("backup")
+        time.sleep(4.0)
+        publish("main", MAIN_KEY, "red", OBS_LIKE)
+        s.on_air("main", timeout=20)
+        time.sleep(2.0)
+        rec_path = s.platform.recordings(PLATFORM_KEY)[0]
+        rec = s.finish()
+    assert rec.labels() == ["main", "backup", "main"], rec.labels()
+    assert (1280, 720) in rec.sizes and (640, 360) in rec.sizes
+    assert rec.strictly_rising()
+    decoded = ffmpeg_errors(rec_path)
+    assert decoded == "", decoded[:2000]
+    parsed = ffmpeg_errors(rec_path, "-c", "copy")
+    assert parsed == "", parsed[:2000]
+    assert pyav_errors(rec_path) == []
