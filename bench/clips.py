@@ -1,7 +1,8 @@
 """The benchmark's media: pre-encoded FLV clips, so publishers only copy (`-c copy`).
 
 Each clip is encoded once with libx264 + AAC, like a studio encoder would send it
-(CBR-ish at the target bitrate, keyframe every second, two B-frames, High profile),
+(CBR-ish at the target bitrate, a keyframe every 2 s as the platforms ask (or every
+`gop_frames`, e.g. OBS's default 250), two B-frames, High profile),
 and cached under a directory keyed by the encoding parameters. Main carries a red
 corner square and backup a blue one (as tests/support/recording.py labels them);
 the black clip is the main picture for its first part, then black.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +34,24 @@ class ClipFormat:
     fps: int = 30
     video_kbps: int = 6000
     audio_kbps: int = 128
-    seconds: int = 20  # the main and backup loops
+    min_seconds: int = 20  # the main and backup loops: at least this, in whole groups
     black_clip_normal_s: int = 9  # the black clip: picture for this long...
     black_clip_black_s: int = 5  # ...then black for this long, looped
+    gop_frames: int = 60  # a keyframe every this many frames (2 s at 30 fps)
+
+    @property
+    def seconds(self) -> float:
+        """The main and backup loops: whole groups, so a loop keeps the keyframe cadence."""
+        groups = math.ceil(self.min_seconds * self.fps / self.gop_frames)
+        return groups * self.gop_frames / self.fps
+
+    @property
+    def keyframe_s(self) -> float:
+        return self.gop_frames / self.fps
 
     @property
     def key(self) -> str:
-        return (f"{self.size}-{self.fps}fps-{self.video_kbps}k-{self.seconds}s-"
+        return (f"{self.size}-{self.fps}fps-{self.video_kbps}k-{self.seconds:g}s-g{self.gop_frames}-"
                 f"b{self.black_clip_normal_s}+{self.black_clip_black_s}")
 
 
@@ -92,7 +105,7 @@ class FrameIndex:
         return cls(json.loads(path.read_text()))
 
 
-def _encode(out: Path, fmt: ClipFormat, seconds: int, color: str, black_from: int | None) -> None:
+def _encode(out: Path, fmt: ClipFormat, seconds: float, color: str, black_from: int | None) -> None:
     vf = f"drawbox=x=0:y=0:w=64:h=64:color={color}:t=fill"
     if black_from is not None:
         vf += f",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='gte(t,{black_from})'"
@@ -104,10 +117,10 @@ def _encode(out: Path, fmt: ClipFormat, seconds: int, color: str, black_from: in
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
          "-f", "lavfi", "-i", f"{pattern}=size={fmt.size}:rate={fmt.fps}",
          "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
-         "-t", str(seconds), "-vf", vf,
+         "-t", f"{seconds:g}", "-vf", vf,
          "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p",
          "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps}k",
-         "-g", str(fmt.fps), "-keyint_min", str(fmt.fps), "-sc_threshold", "0", "-bf", "2",
+         "-g", str(fmt.gop_frames), "-keyint_min", str(fmt.gop_frames), "-sc_threshold", "0", "-bf", "2",
          "-c:a", "aac", "-b:a", f"{fmt.audio_kbps}k", "-ar", "48000", "-ac", "2",
          "-f", "flv", str(tmp)],
         check=True,

@@ -12,6 +12,7 @@ Phases (one nginx and one Relay serve all of them):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import shutil
@@ -48,6 +49,7 @@ from bench.figures import (
 )
 from bench.nginx import Platform, free_port
 from bench.report import BLACK, KILLED, STALLED, Machine, Results, load, render, save, versions
+from bench.sweep import run_sweep
 
 MAIN_KEY, BACKUP_KEY = "bench-main-7c1e", "bench-backup-42d9"
 # direct-b is a second path without Relay: direct-b minus direct is the method's own noise
@@ -122,6 +124,30 @@ class Bench:
         if self.main is not None:
             self.main.stop(sig)
             self.main = None
+
+    def restart_backup(self, clip: Path) -> float:
+        """The backup's encoder changes clip; returns when the new one started publishing."""
+        if self.backup is not None:
+            self.backup.stop(signal.SIGKILL)
+        seen = len(self.relay.matching("input_connected", input="backup"))
+        started = time.monotonic()
+        self.backup = self.own(ClipPublisher(clip, [self.relay_url(BACKUP_KEY)], self._log("backup")))
+        self.relay.wait_for("input_connected", input="backup", after=seen, timeout=15)
+        time.sleep(FAILOVER["healthy_for_s"] + 1.0)  # a failover candidate again
+        return started
+
+    def note(self, msg: str) -> None:
+        say(msg)
+
+    # -- phase sweep ---------------------------------------------------------------
+
+    def sweeps(self, results: Results) -> None:
+        """Losses of main spread over the backup's group, at each keyframe interval asked for."""
+        for gop_frames, points in self.opts.sweep:
+            fmt = dataclasses.replace(self.clips_format, gop_frames=gop_frames)
+            clips = prepare(Path(self.opts.cache).expanduser(), fmt)
+            say(f"phase sweep: keyframe every {fmt.keyframe_s:.2f} s, {points} losses of main")
+            results.sweep[f"{fmt.keyframe_s:.3g}"] = run_sweep(self, clips, fmt.keyframe_s, points)
 
     # -- phase 1 -----------------------------------------------------------------
 
@@ -385,6 +411,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cache", default=cache,
                    help="where encoded clips are kept (default ~/.cache/relay-bench)")
     p.add_argument("--size", default="1920x1080", help="clip picture size (default 1920x1080)")
+    p.add_argument("--keyframe-frames", type=int, default=60,
+                   help="keyframe interval of the failover runs' clips, in frames (default 60: 2 s)")
+    p.add_argument("--sweep", default="60:40,120:10,250:40", type=_sweep_spec,
+                   help="phase sweeps, FRAMES:LOSSES[,...]: keyframe interval in frames and losses of main "
+                        "spread over the backup's group (default 60:40,120:10,250:40: 2 s, 4 s and OBS's "
+                        "default 8.3 s); '' for none")
+    p.add_argument("--phases", default=",".join(PHASES), type=_phases,
+                   help=f"which phases to run, in order (default all: {','.join(PHASES)})")
     p.add_argument("--video-kbps", type=int, default=6000, help="clip video bitrate (default 6000)")
     p.add_argument("--workdir", help="keep logs and viewer timelines here (default: a temporary directory)")
     p.add_argument("--profile", help="record Relay with py-spy during the CPU window into this file")
@@ -394,8 +428,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     opts = p.parse_args(argv)
     if opts.runs < 1 or opts.soak_minutes <= 0 or opts.measure_seconds <= 0:
         p.error("--runs, --soak-minutes and --measure-seconds must be positive")
-    opts.clip_format = ClipFormat(size=opts.size, video_kbps=opts.video_kbps)
+    opts.clip_format = ClipFormat(size=opts.size, video_kbps=opts.video_kbps, gop_frames=opts.keyframe_frames)
     return opts
+
+
+PHASES = ("latency", "faults", "black", "sweep", "soak", "baseline")
+
+
+def _phases(text: str) -> list[str]:
+    phases = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in phases if p not in PHASES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown phase {unknown[0]!r}; phases are {', '.join(PHASES)}")
+    return phases
+
+
+def _sweep_spec(text: str) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        frames, _, points = item.partition(":")
+        if not (frames.isdigit() and points.isdigit() and int(frames) > 0 and int(points) > 0):
+            raise argparse.ArgumentTypeError(f"expected FRAMES:LOSSES, e.g. 250:40, got {item!r}")
+        out.append((int(frames), int(points)))
+    return out
 
 
 def _stop_on_signal(signum: int, frame: object) -> None:
@@ -426,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     results = Results(
         started=datetime.now().astimezone(), command=shlex.join(["scripts/bench", *args]), runs=opts.runs,
         soak_minutes=opts.soak_minutes, measure_s=opts.measure_seconds,
-        clip=f"{fmt.size} {fmt.fps} fps, H.264 High {fmt.video_kbps} kbit/s CBR, AAC {fmt.audio_kbps} kbit/s",
+        clip=(f"{fmt.size} {fmt.fps} fps, H.264 High {fmt.video_kbps} kbit/s CBR, a keyframe every "
+              f"{fmt.keyframe_s:g} s, AAC {fmt.audio_kbps} kbit/s"),
         failover=FAILOVER, thresholds=THRESHOLDS, load_start=os.getloadavg(), settle_s=opts.settle_seconds,
         versions=versions(),
     )
@@ -435,13 +491,21 @@ def main(argv: list[str] | None = None) -> int:
         with ExitStack() as stack:
             bench = Bench(opts, clips, workdir, stack)
             direct, direct_b = bench.start_chain()
-            bench.measure_relay(results, direct, direct_b)
-            for kind in (KILLED, STALLED):
-                bench.fault_runs(kind, results)
-            bench.black_runs(results)
-            bench.soak(results)
+            phases = opts.phases
+            if "latency" in phases:
+                bench.measure_relay(results, direct, direct_b)
+            if "faults" in phases:
+                for kind in (KILLED, STALLED):
+                    bench.fault_runs(kind, results)
+            if "black" in phases:
+                bench.black_runs(results)
+            if "sweep" in phases:
+                bench.sweeps(results)
+            if "soak" in phases:
+                bench.soak(results)
             bench.finish_relay(results)
-        ffmpeg_baseline(opts, clips, workdir, results)
+        if "baseline" in opts.phases:
+            ffmpeg_baseline(opts, clips, workdir, results)
         results.load_end = os.getloadavg()
         results.duration_s = time.monotonic() - started
         results.notes = notes

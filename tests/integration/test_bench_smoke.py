@@ -1,5 +1,6 @@
-"""scripts/bench runs end to end in a tiny mode (small clips, one run per fault, a
-half-minute soak) and writes a complete page to a temporary file, not docs/."""
+"""scripts/bench runs end to end in a tiny mode (small clips, one run per fault, two
+losses in a phase sweep at 2-s keyframes, a half-minute soak) and writes a complete page
+to a temporary file, not docs/."""
 
 from __future__ import annotations
 
@@ -23,18 +24,18 @@ def test_bench_runs_end_to_end_and_writes_the_page(tmp_path: Path) -> None:
     out = tmp_path / "BENCHMARKS.md"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--runs", "1", "--soak-minutes", "0.5", "--measure-seconds", "5",
-         "--warmup-seconds", "2", "--size", "640x360", "--video-kbps", "1000",
+         "--warmup-seconds", "2", "--size", "640x360", "--video-kbps", "1000", "--sweep", "60:2",
          "--cache", str(tmp_path / "clips"), "--workdir", str(tmp_path / "work"), "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=400,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     page = out.read_text()
     for heading in ("## Summary", "## Machine", "## Versions", "## Method", "## Failover gap at the viewer",
-                    "## Latency added by Relay", "## CPU and memory", "## Soak"):
+                    "## Phase sweep", "## Latency added by Relay", "## CPU and memory", "## Soak"):
         assert heading in page, heading
     # every bar has a verdict, and every failover kind produced a measured run
     verdicts = re.findall(r"\| (MET|\*\*MISSED\*\*) \|$", page, re.MULTILINE)
-    assert len(verdicts) == 10, page
+    assert len(verdicts) == 12, page
     for kind in ("killed", "stalled", "black"):
         row = re.search(rf"^\| {kind} \| (\d+)", page, re.MULTILINE)
         assert row is not None and int(row.group(1)) == 1, page
@@ -46,4 +47,7 @@ def test_bench_runs_end_to_end_and_writes_the_page(tmp_path: Path) -> None:
     killed = re.search(r"^\| killed \| 1 \| (\d+) ms", page, re.MULTILINE)
     assert killed is not None and int(killed.group(1)) < 1500, page
     assert "output reconnects over the whole run | 0 |" in page, page
+    # the sweep: two losses of main at 2-s keyframes, never the slate
+    sweep = re.search(r"^\| 2 s \| 2 \| (\d+) \| (\d+) \|", page, re.MULTILINE)
+    assert sweep is not None and sweep.groups() == ("0", "0"), page
     assert "docs/BENCHMARKS.md" not in str(out)

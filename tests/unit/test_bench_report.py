@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench.figures import FailoverGap
 from bench.report import BLACK, KILLED, STALLED, Machine, Results, bars, load, render, save
+from bench.sweep import SweepPoint, next_loss
 
 MB = 1024 * 1024
 
@@ -66,3 +67,35 @@ def test_figures_round_trip_and_render(tmp_path: Path) -> None:
     assert "All bars met." in page and "## Notes\n\nThe CPU bar is close." in page
     assert "| killed | 3 | 80 ms | 80 ms | 80 ms | 30 ms" in page
     assert "load average at start 1.00" in page
+
+
+def point(phase: float, wait: float = 120.0, slate: bool = False) -> SweepPoint:
+    return SweepPoint(phase_s=phase, failover_gap_ms=wait, on_air_ms=60.0, failback_gap_ms=80.0,
+                      later_pause_ms=40.0, freeze_ms=300.0, added_delay_ms=0.0, slate=slate, failed=False)
+
+
+def test_the_sweep_bars_count_slate_landings_and_the_longest_wait() -> None:
+    good = results(sweep={"2": [point(i * 0.05) for i in range(40)],
+                          "8.33": [point(i * 0.2) for i in range(40)]})
+    table = bars(good)
+    assert len(table) == 14 and all(ok for *_, ok in table), table
+    bad = results(sweep={"8.33": [point(0.0), point(4.0, wait=650.0), point(8.0, slate=True)]})
+    slate_row, wait_row = bars(bad)[-2:]
+    assert (slate_row[1], slate_row[3]) == ("1", False)
+    assert (wait_row[1], wait_row[3]) == ("650 ms", False)
+    page = render(good, Machine.this(), {})
+    assert "## Phase sweep" in page and "| 8.33 s | 40 | 0 | 0 |" in page
+
+
+def test_sweep_points_round_trip(tmp_path: Path) -> None:
+    r = results(sweep={"2": [point(0.0), point(1.0, slate=True)]})
+    save(r, tmp_path / "results.json")
+    assert load(tmp_path / "results.json").sweep == r.sweep
+
+
+def test_losses_are_planned_at_their_phase_of_a_group() -> None:
+    start, group = 100.0, 2.0
+    for phase in (0.0, 0.55, 1.95):
+        t = next_loss(start, group, phase, now=107.3)
+        assert t >= 107.3 + 1.0 and abs((t - start) % group - phase) < 1e-9
+        assert t - (107.3 + 1.0) < group

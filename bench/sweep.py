@@ -1,0 +1,108 @@
+"""The phase sweep: losses of main spread evenly over the backup's group of pictures.
+
+Where the loss falls in the backup's group decides what a switch can do: just after the
+backup's keyframe, starting from it adds little delay; just before the next one, the
+buffered keyframe is almost a whole group old. Clips with one keyframe interval (2 s,
+the platforms' rule; 4 s; OBS's default 250 frames, 8.3 s) play on main and backup;
+the bench kills main (SIGKILL: a disconnect, detected at once) at ``points`` phases
+``i x group / points`` after one of the backup's keyframes (counted from the backup
+publisher's start, whose own start-up delay only shifts every phase alike), watches
+the switch at the platform-side viewer, restarts main and watches the failback.
+
+Per point: the longest wait between video frames at the viewer around the failover
+and around the failback (beyond detection: a disconnect is detected at once), the
+slate landing (Relay switched to the slate: at the viewer a slate frame and the still
+picture bridging to the backup's next keyframe both carry payloads of no clip, so the
+viewer cannot tell them apart), and Relay's own figures from its `switched` event
+(freeze, delay added).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bench.clips import Clips
+from bench.figures import first_after, longest_gap
+
+if TYPE_CHECKING:
+    from bench.run import Bench
+
+SETTLE_S = 2.0  # main on air at least this long after a failback before the next loss
+WATCH_S = 2.5  # the backup stays on air at least this long after a failover
+LEAD_S = 1.0  # the next loss is planned at least this far ahead
+
+
+@dataclass
+class SweepPoint:
+    phase_s: float  # into the backup's group when main was lost
+    failover_gap_ms: float  # longest wait between frames at the viewer, loss - 1 s .. backup + 0.5 s
+    on_air_ms: float  # loss -> first backup frame at the viewer
+    failback_gap_ms: float  # longest wait between frames from main's return to 1 s after its first frame
+    later_pause_ms: float  # longest wait while the backup stayed on air (after 0.5 s)
+    freeze_ms: float  # Relay's figure for the failover
+    added_delay_ms: float  # Relay's figure for the failover
+    slate: bool  # Relay switched to the slate
+    failed: bool  # no switch to the backup, or a switch reported failed
+
+
+def next_loss(start: float, group_s: float, phase_s: float, now: float, lead_s: float = LEAD_S) -> float:
+    """The first time at least ``lead_s`` after ``now`` that is ``phase_s`` into one of the
+    groups starting at ``start + k x group_s``."""
+    k = math.ceil((now + lead_s - start - phase_s) / group_s)
+    return start + max(k, 0) * group_s + phase_s
+
+
+def run_sweep(bench: Bench, clips: Clips, group_s: float, points: int) -> list[SweepPoint]:
+    """Main and backup on ``clips``; ``points`` losses of main; returns one figure set per loss."""
+    assert bench.viewer is not None
+    relay = bench.relay
+    backup_start = bench.restart_backup(clips.backup)
+    bench.replace_main(clips.main)
+    time.sleep(SETTLE_S)
+    out: list[SweepPoint] = []
+    for i in range(points):
+        phase = i * group_s / points
+        loss_at = next_loss(backup_start, group_s, phase, time.monotonic())
+        seen_backup, seen_slate = bench.switches("backup"), bench.switches("slate")
+        failures = len(relay.matching("switch_failed"))
+        time.sleep(max(0.0, loss_at - time.monotonic()))
+        assert bench.main is not None
+        bench.main.send(signal.SIGKILL)
+        lost = time.monotonic()
+        switched = None
+        with contextlib.suppress(TimeoutError):  # counted as failed below
+            switched = relay.wait_for("switched", to="backup", after=seen_backup, timeout=15)
+        time.sleep(WATCH_S)
+        bench.stop_main(signal.SIGKILL)
+        returned = time.monotonic()
+        bench.start_main(clips.main)
+        time.sleep(1.0)
+        arrivals = bench.viewer.arrivals(clips.index)
+        backup_at = first_after(arrivals, lost, "backup")
+        main_at = first_after(arrivals, returned, "main")
+        point = SweepPoint(
+            phase_s=phase,
+            failover_gap_ms=(longest_gap(arrivals, lost - 1.0, backup_at + 0.5) * 1000
+                             if backup_at is not None else math.nan),
+            on_air_ms=(backup_at - lost) * 1000 if backup_at is not None else math.nan,
+            failback_gap_ms=(longest_gap(arrivals, returned, main_at + 1.0) * 1000
+                             if main_at is not None else math.nan),
+            later_pause_ms=(longest_gap(arrivals, backup_at + 0.5, returned) * 1000
+                            if backup_at is not None else math.nan),
+            freeze_ms=float(switched["freeze_ms"]) if switched else math.nan,
+            added_delay_ms=float(switched["added_delay_ms"]) if switched else math.nan,
+            slate=bench.switches("slate") > seen_slate,
+            failed=switched is None or len(relay.matching("switch_failed")) > failures,
+        )
+        out.append(point)
+        bench.note(f"sweep {group_s:g} s, loss {i + 1}/{points} at {phase:.2f} s into the backup's group: "
+                   f"platform wait {point.failover_gap_ms:.0f} ms (failback {point.failback_gap_ms:.0f} ms), "
+                   f"freeze {point.freeze_ms:.0f} ms, delay +{point.added_delay_ms:.0f} ms"
+                   + (", SLATE" if point.slate else "") + (", FAILED" if point.failed else ""))
+        time.sleep(SETTLE_S)
+    return out
