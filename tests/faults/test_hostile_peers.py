@@ -1,6 +1,7 @@
 """SPEC 11 / issue 12: hostile peers during a live show. Main and backup publish, nginx-rtmp
-is the platform; each attack of tests/support/hostile.py runs in turn, then a mixed flood
-from several processes, while the backup encoder reconnects in the middle of it.
+is the platform, and a second output pushes to a platform that answers createStream
+with NaN; each attack of tests/support/hostile.py runs in turn, then a mixed flood from
+several processes, while the backup encoder reconnects in the middle of it.
 
 Nothing may be lost: no fault or switch on the healthy inputs, the platform's timestamps
 rising without gaps, the event loop never late by 100 ms (Relay's own `loop_lag_ms`,
@@ -12,6 +13,7 @@ be other machines, and the GIL of the test process drives the encoders.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +38,7 @@ from tests.faults.show import (
     longest_run_ms,
 )
 from tests.support import hostile
+from tests.support.nginx import NginxRtmp
 from tests.support.recording import read_recording
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -106,7 +109,12 @@ def loop_lag(journal: Path, since: float, until: float) -> list[float]:
 def test_a_show_survives_every_attack_and_a_mixed_flood(tmp_path: Path, main_clip: Clip,
                                                         backup_clip: Clip) -> None:
     with ExitStack() as stack:
-        show = Show(tmp_path, stack)
+        nginx = stack.enter_context(NginxRtmp(tmp_path))
+        malformed = stack.enter_context(hostile.MalformedPlatform(stream_id=math.nan))
+        show = Show(tmp_path, stack, platform=nginx, outputs=[
+            {"id": "platform", "urls": [nginx.url(PLATFORM_KEY)]},
+            {"id": "hostile", "urls": [malformed.url()], "reconnect_backoff_s": 0.5,
+             "reconnect_backoff_max_s": 2.0}])
         show.feed("main", main_clip)
         backup = show.feed("backup", backup_clip)
         show.on_air("main")
@@ -157,6 +165,11 @@ def test_a_show_survives_every_attack_and_a_mixed_flood(tmp_path: Path, main_cli
     assert max(gauge.rss) - baseline_rss < MAX_RSS_GROWTH
     assert max(gauge.fds) - baseline_fds <= MAX_EXTRA_FDS, max(gauge.fds)
     assert gauge.fds[-1] - baseline_fds <= 8
+    # the malformed platform got the normal failure path, again and again, apart
+    failed = before(relay, "output_failed", until, output="hostile")
+    assert len(failed) >= 3 and all("stream id" in f["reason"] for f in failed), failed[:3]
+    assert malformed.connections >= 3
+    assert not before(relay, "output_failed", until, output="platform")
     # the attacks were refused, not ignored: without flooding the log
     rejected = before(relay, "input_rejected", until)
     assert rejected and len(rejected) <= 5 * (until - since + 2)
