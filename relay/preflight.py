@@ -22,10 +22,13 @@ What is checked, each line pass (✔), warn (⚠) or fail (✖):
 
 Exit status 0 all pass, 1 warnings only, 2 a failure.
 
-`run_preflight` runs inside a running daemon (the MQTT ``check`` command, the lead
-wires it) or inside the temporary one `relay check` starts when no relay runs with
-this configuration; with a relay running, `relay check` asks it over MQTT instead.
-The judging functions (``judge_*``) are pure and unit-tested with made-up samples.
+`run_preflight` looks at the inputs through a narrow view (:class:`CheckedStudio`:
+the settings and the inputs, each with its status, figures and stream format). The
+running relay's media graph is one (the MQTT ``check`` command); when no relay runs
+with this configuration, `relay check` starts a media graph of its own that only
+receives (its ingest servers and watchers, no policy, nothing pushed); with a relay
+running, `relay check` asks it over MQTT instead. The judging functions
+(``judge_*``) are pure and unit-tested with made-up samples.
 """
 
 from __future__ import annotations
@@ -42,18 +45,19 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import psutil
 
 from relay.events import SIGNAL_WORDS
+from relay.media import AudioConfig, VideoConfig
 from relay.push.probe import ProbeResult, probe_url
 from relay.settings import MqttSettings, RelaySettings, ThresholdSettings, split_host_port
-from relay.watch.host import HostSample, read_host_sample
-from relay.watch.status import OpenFault
+from relay.watch.host import DiskProbe, HostSample, read_host_sample
+from relay.watch.status import InputStatus, OpenFault
 
 if TYPE_CHECKING:
-    from relay.daemon import Daemon
+    from relay.graph import MediaGraph
 
 Result = Literal["pass", "warn", "fail"]
 _RANK: dict[Result, int] = {"pass": 0, "warn": 1, "fail": 2}
@@ -297,13 +301,16 @@ def judge_host(sample: HostSample, thresholds: ThresholdSettings) -> CheckItem:
     if sample.mem_free_pct < t.host_mem_free_pct:
         problems.append(("warn", f"memory free {sample.mem_free_pct:.1f} % "
                                  f"(under {t.host_mem_free_pct:g} %)"))
-    if sample.disk_free_gb < t.host_disk_free_gb:
+    if sample.disk_free_gb is None:
+        problems.append(("warn", f"disk free unknown: {t.host_disk_path} did not answer in time "
+                                 "(a dead network mount?)"))
+    elif sample.disk_free_gb < t.host_disk_free_gb:
         problems.append(("warn", f"disk free {sample.disk_free_gb:.2f} GB on {t.host_disk_path} "
                                  f"(under {t.host_disk_free_gb:g} GB)"))
     if sample.nics_up and not any(sample.nics_up.values()):
         problems.append(("fail", "no network interface is up"))
-    figures = (f"CPU {sample.cpu_pct:.0f} %, memory free {sample.mem_free_pct:.0f} %, "
-               f"disk free {sample.disk_free_gb:.1f} GB")
+    disk = "unknown" if sample.disk_free_gb is None else f"{sample.disk_free_gb:.1f} GB"
+    figures = f"CPU {sample.cpu_pct:.0f} %, memory free {sample.mem_free_pct:.0f} %, disk free {disk}"
     if not problems:
         return CheckItem("host", "pass", figures)
     result: Result = "fail" if any(r == "fail" for r, _ in problems) else "warn"
@@ -380,11 +387,47 @@ async def check_mqtt(s: MqttSettings, timeout_s: float = MQTT_TIMEOUT_S) -> Chec
 # -- the check ----------------------------------------------------------------------------------------
 
 
-def _format_of(channel: Any) -> StreamFormat:
-    video, audio = channel.video_config, channel.audio_config
+class CheckedInput(Protocol):
+    """What the check reads of one input (relay.graph.InputChannel)."""
+
+    video_config: VideoConfig | None
+    audio_config: AudioConfig | None
+    fps: float  # smoothed from the video timestamps; 0 when unknown
+
+    @property
+    def input_id(self) -> str: ...
+
+    @property
+    def priority(self) -> int: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    def status(self, now: float) -> InputStatus: ...
+
+    def health(self, now: float) -> dict[str, Any]: ...
+
+    def keyframes(self) -> tuple[int | None, float | None]:
+        """Its keyframe interval (ms, once two were seen) and when its latest keyframe
+        arrived (monotonic; None: none yet)."""
+        ...
+
+
+class CheckedStudio(Protocol):
+    """What the check looks at (relay.graph.MediaGraph)."""
+
+    settings: RelaySettings
+
+    def inputs(self) -> Sequence[CheckedInput]:
+        """Every input, most preferred first."""
+        ...
+
+
+def _format_of(inp: CheckedInput) -> StreamFormat:
+    video, audio = inp.video_config, inp.audio_config
     # The smoothed rate of the timestamps: the cadence watcher's nominal rate is whole
     # milliseconds per frame (33 ms → 30.3 fps), too coarse to compare.
-    fps = channel.fps or channel.watch.health(time.monotonic()).get("nominal_fps") or None
+    fps = inp.fps or inp.health(time.monotonic()).get("nominal_fps") or None
     return StreamFormat(
         video_codec=video.codec if video else None, width=video.width if video else None,
         height=video.height if video else None, fps=round(float(fps), 2) if fps else None,
@@ -408,51 +451,57 @@ async def _probe_outputs(settings: RelaySettings, timeout_s: float) -> list[Chec
     return [judge_probe(o, i, n, p) for (o, i, n, _), p in zip(jobs, probes, strict=True)]
 
 
-async def _wait_for_inputs(daemon: Daemon, grace_s: float, progress: Callable[[str], None]) -> None:
+async def _host_sample(disk_path: str) -> HostSample:
+    """A host reading off the loop; the disk is waited for at most a second (dead mounts)."""
+    return await asyncio.to_thread(read_host_sample, disk_path, DiskProbe(disk_path))
+
+
+async def _wait_for_inputs(studio: CheckedStudio, grace_s: float, progress: Callable[[str], None]) -> None:
     """Until every input is connected and settled, or ``grace_s`` has passed."""
     if grace_s <= 0:
         return
     deadline = time.monotonic() + grace_s
     told = False
     while time.monotonic() < deadline:
-        channels = list(daemon.channels.values())
-        if channels and all(ch.watch.connected for ch in channels):
+        inputs = studio.inputs()
+        if inputs and all(inp.connected for inp in inputs):
             await asyncio.sleep(SETTLE_S)
             return
         if not told:
-            waiting = ", ".join(i for i, ch in daemon.channels.items() if not ch.watch.connected)
+            waiting = ", ".join(inp.input_id for inp in inputs if not inp.connected)
             progress(f"waiting up to {grace_s:g} s for inputs to connect: {waiting}")
             told = True
         await asyncio.sleep(0.2)
 
 
-async def run_preflight(daemon: Daemon, sample_s: float = 10.0, *, connect_grace_s: float = 0.0,
+async def run_preflight(studio: CheckedStudio, sample_s: float = 10.0, *, connect_grace_s: float = 0.0,
                         probe_timeout_s: float = PROBE_TIMEOUT_S,
                         progress: Callable[[str], None] | None = None,
                         clock_runner: CommandRunner = run_command) -> PreflightResult:
-    """The pre-show check, inside a running daemon: watches its inputs for ``sample_s``
-    while the outputs, MQTT and the clock are checked at the same time."""
+    """The pre-show check: watches the inputs for ``sample_s`` while the outputs, MQTT
+    and the clock are checked at the same time."""
     say = progress or (lambda _: None)
     started = time.monotonic()
-    settings = daemon.settings
+    settings = studio.settings
     cpu_before = psutil.cpu_times()
     side = asyncio.gather(
         _probe_outputs(settings, probe_timeout_s), check_mqtt(settings.mqtt), check_clock(clock_runner),
     )
     try:
-        await _wait_for_inputs(daemon, connect_grace_s, say)
-        say(f"watching {len(daemon.channels)} inputs for {sample_s:g} s")
-        samples: dict[str, list[InputSample]] = {i: [] for i in daemon.channels}
+        await _wait_for_inputs(studio, connect_grace_s, say)
+        inputs = studio.inputs()
+        say(f"watching {len(inputs)} inputs for {sample_s:g} s")
+        samples: dict[str, list[InputSample]] = {inp.input_id: [] for inp in inputs}
         end = time.monotonic() + sample_s
         while True:
             now = time.monotonic()
-            for input_id, ch in daemon.channels.items():
-                st = ch.watch.status(now)
-                samples[input_id].append(InputSample(st.connected, st.faults, ch.watch.health(now)))
+            for inp in inputs:
+                st = inp.status(now)
+                samples[inp.input_id].append(InputSample(st.connected, st.faults, inp.health(now)))
             if now >= end:
                 break
             await asyncio.sleep(min(SAMPLE_EVERY_S, max(end - now, 0.0)))
-        host = await asyncio.to_thread(read_host_sample, settings.thresholds.host_disk_path)
+        host = await _host_sample(settings.thresholds.host_disk_path)
         host = dataclasses.replace(host, cpu_pct=cpu_busy_pct(cpu_before, psutil.cpu_times()))
         outputs, mqtt, clock = await side
     except BaseException:
@@ -463,16 +512,15 @@ async def run_preflight(daemon: Daemon, sample_s: float = 10.0, *, connect_grace
 
     items = [judge_input(i, s) for i, s in samples.items()]
     now = time.monotonic()
-    for input_id in daemon.channels:
-        interval_ms, last_at = daemon.switcher.keyframes(input_id)
+    for inp in inputs:
+        interval_ms, last_at = inp.keyframes()
         if last_at is not None:  # no video at all: the input's own line says so
-            items.append(judge_keyframes(input_id, interval_ms, now - last_at))
-    by_priority = sorted(daemon.channels.values(), key=lambda ch: ch.settings.priority)
-    if len(by_priority) > 1:
-        primary = by_priority[0]
+            items.append(judge_keyframes(inp.input_id, interval_ms, now - last_at))
+    if len(inputs) > 1:
+        primary = inputs[0]
         primary_format = _format_of(primary)
-        items += [judge_compatibility(primary.input_id, primary_format, ch.input_id, _format_of(ch))
-                  for ch in by_priority[1:]]
+        items += [judge_compatibility(primary.input_id, primary_format, inp.input_id, _format_of(inp))
+                  for inp in inputs[1:]]
     items += outputs
     items += [mqtt, judge_host(host, settings.thresholds), clock]
     return PreflightResult(items, sample_s, time.monotonic() - started)
@@ -591,31 +639,32 @@ async def _check_remote(settings: RelaySettings, sample_s: float) -> PreflightRe
 
 async def _check_here(settings: RelaySettings, sample_s: float,
                       progress: Callable[[str], None]) -> PreflightResult:
-    """A temporary relay: the configured ingest servers receive and watch the inputs for the
-    window; nothing is pushed (its outputs are never started: the probes stand in for them)."""
-    from relay.daemon import Daemon
+    """A temporary media graph: the configured ingest servers receive and watch the inputs
+    for the window; nothing is pushed and no policy runs (the probes stand in for the outputs)."""
+    from relay.events import EventBus
+    from relay.graph import MediaGraph
 
-    daemon = Daemon(settings)
-    ticking = asyncio.create_task(_tick_watchers(daemon))
+    graph = MediaGraph(settings, EventBus().emit)
+    graph.open_inputs()
+    graph.start_analyzers()
+    ticking = asyncio.create_task(_tick_watchers(graph))
     try:
         try:
-            await daemon.start_inputs()
+            await graph.start_sources()
         except OSError as e:
             raise CheckUnavailable(f"cannot receive the inputs: {e.strerror or e}") from None
-        return await run_preflight(daemon, sample_s, connect_grace_s=CONNECT_GRACE_S, progress=progress)
+        return await run_preflight(graph, sample_s, connect_grace_s=CONNECT_GRACE_S, progress=progress)
     finally:
         ticking.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticking
-        await daemon.shutdown()
+        await graph.stop()
 
 
-async def _tick_watchers(daemon: Daemon) -> None:
-    """What the daemon's watch loop does for the watchers (the failover policy is not run)."""
+async def _tick_watchers(graph: MediaGraph) -> None:
+    """The watchers' tick of the media graph (the failover policy is not run)."""
     while True:
-        now = time.monotonic()
-        for ch in list(daemon.channels.values()):
-            ch.watch.tick(now)
+        graph.tick_watchers(time.monotonic())
         await asyncio.sleep(0.1)
 
 

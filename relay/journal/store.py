@@ -130,6 +130,53 @@ def config_summary(settings: RelaySettings) -> dict[str, Any]:
     }
 
 
+class EarlyEvents:
+    """The journal's bus sink from the first event on, while the journal itself is still
+    being opened in a worker thread (SQLite open, migration, crash marking and pruning
+    take as long as the disk makes them: the relay listens for its encoders meanwhile).
+    Events are kept in order (at most ``limit``; beyond that the oldest are dropped and
+    counted) and handed to the journal once its session is open. Any thread may emit."""
+
+    def __init__(self, limit: int = 2000) -> None:
+        self._lock = threading.Lock()
+        self._early: list[Event] = []
+        self._limit = limit
+        self._journal: Journal | None = None
+        self.dropped = 0
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            journal = self._journal
+            if journal is None:
+                self._early.append(event)
+                if len(self._early) > self._limit:
+                    del self._early[0]
+                    self.dropped += 1
+                return
+        journal.record_event(event)
+
+    def attach(self, journal: Journal) -> None:
+        """The journal's session is open: what came before goes in first."""
+        with self._lock:
+            early, self._early = self._early, []
+            for event in early:
+                journal.record_event(event)
+            self._journal = journal
+        if self.dropped:
+            log.warning("journal_early_events_dropped", dropped=self.dropped)
+
+
+def open_journal(settings: RelaySettings, version: str, started: float) -> tuple[Journal, str] | None:
+    """The session journal, opened (blocking: call it in a worker thread); None when the
+    file cannot be opened (the relay runs on without one, and says so)."""
+    try:
+        journal = Journal(settings.journal, relay_id=settings.id)
+        return journal, journal.open_session(version, config_summary(settings), started=started)
+    except JournalError as e:
+        log.error("journal_unavailable", error=str(e))
+        return None
+
+
 def connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
     """A connection to the journal at `path`; read-only ones never create the file."""
     if read_only:
@@ -333,11 +380,13 @@ class Journal:
         None when this is the first session in the journal."""
         return self._last_stop
 
-    def open_session(self, version: str, config_summary: Mapping[str, Any] | None = None) -> str:
-        """Record the start of a session and start the writer; returns the session id."""
+    def open_session(self, version: str, config_summary: Mapping[str, Any] | None = None, *,
+                     started: float | None = None) -> str:
+        """Record the start of a session (``started``, epoch seconds: default now) and start
+        the writer; returns the session id."""
         if self.session_id is not None:
             raise RuntimeError("a journal session is already open")
-        now = self._clock()
+        now = self._clock() if started is None else started
         session = new_session_id(now)
         summary = json.dumps(scrub_value(dict(config_summary or {})))
         try:

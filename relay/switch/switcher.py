@@ -199,6 +199,11 @@ class Switcher:
             return self._switch.to
         return self._active
 
+    @property
+    def switching_to(self) -> str | None:
+        """The input a switch is in progress to (its cut or its verification pending)."""
+        return None if self._switch is None else self._switch.to
+
     def on_packet(self, input_id: str, pkt: MediaPacket, now: float) -> list[MediaPacket]:
         """Take one packet of any input; returns the output packets to send now."""
         state = self._inputs.get(input_id)

@@ -1,8 +1,12 @@
 """`host` (SPEC 3): the studio PC itself (CPU, memory, disk, network interfaces).
 
-`read_host_sample()` asks psutil (it does not block: CPU use is measured since the
-previous call); `HostWatch` judges the samples and reads no clock, so it is tested
-with made-up samples. All host troubles are one fault, `host`, as SPEC 3 has one
+`read_host_sample()` asks psutil (CPU use is measured since the previous call in the
+same thread); `HostSampler` calls it once a second in a thread of its own, so the
+event loop never waits on /proc or on a disk: ``disk_usage`` on a dead network mount
+blocks in stat() for minutes, so the disk is read through a `DiskProbe` that waits
+for it at most a second (the figure is then unknown, None) and never has more than
+one read stuck on it. `HostWatch` judges the samples and reads no clock, so it is
+tested with made-up samples. All host troubles are one fault, `host`, as SPEC 3 has one
 row for them: tier 2 while any of CPU (held `host_cpu_s`), memory, disk or growing
 NIC error counters is wrong, tier 1 while a network interface that was up is down.
 The raise names every cause in `detail`; `value`/`threshold` describe the first.
@@ -13,41 +17,126 @@ switched off) are ignored: only losing a link we had is a fault.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psutil
 
 from relay.events import EventSink
+from relay.log import get_logger
 from relay.settings import ThresholdSettings
 from relay.watch.fault import Fault
+
+log = get_logger("relay.watch.host")
+DISK_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class HostSample:
     cpu_pct: float  # all cores, 0..100
     mem_free_pct: float  # available memory, 0..100
-    disk_free_gb: float  # on host_disk_path
+    disk_free_gb: float | None  # on host_disk_path; None: the disk did not answer
     nic_errors: int  # errors in + out, all interfaces, since boot
     nics_up: dict[str, bool] = field(default_factory=dict)  # loopback left out
     net_sent_bytes: int = 0
     net_recv_bytes: int = 0
 
 
-def read_host_sample(disk_path: str = "/") -> HostSample:
-    """One psutil reading. The first call's CPU figure is 0 (psutil needs a previous call)."""
+class DiskProbe:
+    """Free space on one path, read in a thread that is waited for at most ``timeout_s``.
+
+    A read that does not return in time is left to finish on its own (a thread stuck
+    in stat() cannot be interrupted); until it does, the figure is unknown and no
+    second read is started, so a dead mount costs one stuck thread, not one a second."""
+
+    def __init__(self, path: str, timeout_s: float = DISK_TIMEOUT_S) -> None:
+        self.path = path
+        self._timeout_s = timeout_s
+        self._thread: threading.Thread | None = None
+        self._free_gb: float | None = None
+        self._said_stuck = False
+
+    def free_gb(self) -> float | None:
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self._free_gb = None
+            thread = self._thread = threading.Thread(target=self._read, name="host-disk", daemon=True)
+            thread.start()
+        thread.join(self._timeout_s)
+        if thread.is_alive():
+            if not self._said_stuck:
+                self._said_stuck = True
+                log.warning("host_disk_unresponsive", path=self.path,
+                            detail=f"reading its free space took over {self._timeout_s:g} s "
+                                   "(a dead network mount?); disk figures unknown until it answers")
+            return None
+        if self._said_stuck:
+            self._said_stuck = False
+            log.info("host_disk_answers_again", path=self.path)
+        return self._free_gb
+
+    def _read(self) -> None:
+        try:
+            self._free_gb = psutil.disk_usage(self.path).free / 1e9
+        except OSError as e:
+            log.warning("host_disk_unreadable", path=self.path, error=str(e))
+            self._free_gb = None
+
+
+def read_host_sample(disk_path: str = "/", disk: DiskProbe | None = None) -> HostSample:
+    """One psutil reading. The first call's CPU figure is 0 (psutil needs a previous call
+    in the same thread). Without a ``disk`` probe the disk is read directly (it may block)."""
     vm = psutil.virtual_memory()
-    disk = psutil.disk_usage(disk_path)
+    disk_free = disk.free_gb() if disk is not None else psutil.disk_usage(disk_path).free / 1e9
     io = psutil.net_io_counters()
     nics = {name: bool(st.isup) for name, st in psutil.net_if_stats().items() if name != "lo"}
     return HostSample(
         cpu_pct=float(psutil.cpu_percent(interval=None)),
         mem_free_pct=100.0 * vm.available / vm.total,
-        disk_free_gb=disk.free / 1e9,
+        disk_free_gb=disk_free,
         nic_errors=int(io.errin + io.errout),
         nics_up=nics,
         net_sent_bytes=int(io.bytes_sent),
         net_recv_bytes=int(io.bytes_recv),
     )
+
+
+class HostSampler:
+    """One dedicated thread reading the host every ``interval_s`` and handing each sample
+    to ``deliver`` (which must not block: the daemon passes a hand-over to the loop).
+
+    One thread, always the same: psutil keeps cpu_percent's previous reading per thread,
+    so a pool thread would read 0 %."""
+
+    def __init__(self, disk_path: str, deliver: Callable[[HostSample], None], *, interval_s: float = 1.0,
+                 read: Callable[[str, DiskProbe | None], HostSample] = read_host_sample) -> None:
+        self._disk = DiskProbe(disk_path)
+        self._deliver = deliver
+        self._interval_s = interval_s
+        self._read = read
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="host-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Returns at once; the thread ends after its current reading."""
+        self._stop.set()
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                sample = self._read(self._disk.path, self._disk)
+            except Exception:  # one bad reading must not end host watching for the show
+                log.exception("host_sample_failed")
+            else:
+                self._deliver(sample)
+            next_at = max(next_at + self._interval_s, time.monotonic())
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
 
 
 class HostWatch:
@@ -81,7 +170,7 @@ class HostWatch:
             causes.append(
                 ("memory", f"memory free {s.mem_free_pct:.1f} %", f"memory free < {t.host_mem_free_pct:g} %")
             )
-        if s.disk_free_gb < t.host_disk_free_gb:
+        if s.disk_free_gb is not None and s.disk_free_gb < t.host_disk_free_gb:
             causes.append(
                 ("disk", f"disk free {s.disk_free_gb:.2f} GB", f"disk free < {t.host_disk_free_gb:g} GB")
             )
@@ -118,7 +207,7 @@ class HostWatch:
         return {
             "cpu_pct": round(s.cpu_pct, 1),
             "mem_free_pct": round(s.mem_free_pct, 1),
-            "disk_free_gb": round(s.disk_free_gb, 2),
+            "disk_free_gb": None if s.disk_free_gb is None else round(s.disk_free_gb, 2),
             "nic_errors": s.nic_errors,
             "net_sent_kbps": sent_kbps,
             "net_recv_kbps": recv_kbps,

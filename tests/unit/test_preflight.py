@@ -6,7 +6,7 @@ import socket
 import time
 from collections import namedtuple
 from collections.abc import Sequence
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -237,36 +237,57 @@ def test_rtmp_port_taken() -> None:
 # -- run_preflight on a stand-in daemon ------------------------------------------------------------------
 
 
-class FakeWatch:
-    def __init__(self, input_id: str, connected: bool, faults: tuple[OpenFault, ...] = ()) -> None:
-        self.input_id = input_id
-        self.connected = connected
-        self.faults = faults
+@dataclass
+class FakeInput:
+    """One input as the check sees it (relay.preflight.CheckedInput)."""
+
+    input_id: str
+    priority: int
+    connected: bool
+    video_config: VideoConfig | None
+    audio_config: AudioConfig | None
+    fps: float
+    faults: tuple[OpenFault, ...] = ()
+    keyframe_times: tuple[int | None, float | None] = (None, None)  # interval ms, latest arrival
 
     def status(self, now: float) -> InputStatus:
-        return InputStatus(self.input_id, 1, self.connected, self.faults if self.connected else ())
+        faults = self.faults if self.connected else ()
+        return InputStatus(self.input_id, self.priority, self.connected, faults)
 
     def health(self, now: float) -> dict[str, Any]:
         return dict(HEALTH) if self.connected else {}
 
+    def keyframes(self) -> tuple[int | None, float | None]:
+        return self.keyframe_times
 
-def channel(input_id: str, priority: int, connected: bool, width: int = 1920) -> SimpleNamespace:
-    return SimpleNamespace(
-        input_id=input_id, settings=SimpleNamespace(priority=priority), watch=FakeWatch(input_id, connected),
-        video_config=VideoConfig("h264", b"", width, 1080) if connected else None,
-        audio_config=AudioConfig("aac", b"", 48000, 2) if connected else None, fps=30.0 if connected else 0.0,
-    )
+
+def fake_input(input_id: str, priority: int, connected: bool, width: int = 1920,
+               keyframes: tuple[int | None, float | None] = (None, None)) -> FakeInput:
+    return FakeInput(input_id, priority, connected,
+                     VideoConfig("h264", b"", width, 1080) if connected else None,
+                     AudioConfig("aac", b"", 48000, 2) if connected else None, 30.0 if connected else 0.0,
+                     keyframe_times=keyframes)
+
+
+@dataclass
+class FakeStudio:
+    """What the check looks at (relay.preflight.CheckedStudio)."""
+
+    settings: RelaySettings
+    checked: list[FakeInput]
+
+    def inputs(self) -> list[FakeInput]:
+        return self.checked
 
 
 async def test_run_preflight_puts_every_check_in_order() -> None:
     settings = RelaySettings.model_validate({"id": "studio-a", "inputs": [{"id": "main", "kind": "rtmp"}],
                                              "mqtt": {"enabled": False}})
     now = time.monotonic()
-    keyframes = {"main": (2000, now - 0.5), "backup": (8333, now - 3.0), "spare": (None, None)}
-    daemon: Any = SimpleNamespace(settings=settings, channels={
-        "main": channel("main", 1, True), "backup": channel("backup", 2, True, width=1280),
-        "spare": channel("spare", 3, False)}, switcher=SimpleNamespace(keyframes=keyframes.__getitem__))
-    result = await run_preflight(daemon, sample_s=0.1, clock_runner=FakeCommands({"timedatectl": (0, "yes")}))
+    studio = FakeStudio(settings, [fake_input("main", 1, True, keyframes=(2000, now - 0.5)),
+                                   fake_input("backup", 2, True, width=1280, keyframes=(8333, now - 3.0)),
+                                   fake_input("spare", 3, False)])
+    result = await run_preflight(studio, sample_s=0.1, clock_runner=FakeCommands({"timedatectl": (0, "yes")}))
     names = [i.name for i in result.items]
     assert names == ["input main", "input backup", "input spare", "keyframes main", "keyframes backup",
                      "compatible backup", "compatible spare", "outputs", "mqtt", "host", "clock"]
