@@ -96,13 +96,15 @@ class Daemon:
             sampler.start()
             await self.graph.slate.prepare()
             await self.graph.start_outputs()
-            self._tasks.append(asyncio.create_task(self.graph.run(self._stop, self._watchdog)))
-            self._tasks.append(asyncio.create_task(self._every_second()))
-            self._tasks.append(asyncio.create_task(self.loop_lag.run(), name="loop-lag"))
+            # Encoders may connect already; the session's first event names its journal
+            # session if the journal opens soon (it keeps every event meanwhile anyway).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(opening), JOURNAL_READY_WAIT_S)
             session = self.journal.session_id if self.journal is not None else None
             self.bus.emit(Started(version=__version__, session=session))  # the servers listen now
+            self._tasks.append(asyncio.create_task(self.graph.run(self._stop, self._watchdog)))
+            self._tasks.append(asyncio.create_task(self._every_second()))
+            self._tasks.append(asyncio.create_task(self.loop_lag.run(), name="loop-lag"))
             self.notifier.ready(status="relaying")
             await self._stop.wait()
         finally:

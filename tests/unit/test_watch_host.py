@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
+
+import psutil
+import pytest
 
 from relay.events import Event, FaultCleared, FaultRaised
 from relay.settings import ThresholdSettings
-from relay.watch.host import HostSample, HostWatch, read_host_sample
+from relay.watch.host import DiskProbe, HostSample, HostSampler, HostWatch, read_host_sample
 
 FINE = HostSample(
     cpu_pct=30.0, mem_free_pct=40.0, disk_free_gb=50.0, nic_errors=7, nics_up={"eth0": True, "wlan0": False}
@@ -105,3 +112,38 @@ def test_a_real_psutil_reading_feeds_the_watch() -> None:
     health = watch.health()
     assert float(health["disk_free_gb"] or 0) > 0.0
     assert health["net_recv_kbps"] is not None and float(health["net_recv_kbps"]) >= 0.0
+
+
+def test_a_disk_that_does_not_answer_is_unknown_and_costs_one_stuck_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A dead network mount, simulated: disk_usage of that path blocks until released.
+    release = threading.Event()
+    calls: list[str] = []
+
+    def disk_usage(path: str) -> Any:
+        calls.append(path)
+        release.wait()
+        return SimpleNamespace(free=5e9)
+
+    monkeypatch.setattr(psutil, "disk_usage", disk_usage)
+    probe = DiskProbe("/mnt/dead", timeout_s=0.05)
+    started = time.monotonic()
+    assert probe.free_gb() is None and probe.free_gb() is None
+    assert time.monotonic() - started < 2.0
+    assert calls == ["/mnt/dead"]  # the second reading did not start a second stuck thread
+    release.set()
+    time.sleep(0.05)
+    assert probe.free_gb() == 5.0
+
+
+def test_the_sampler_thread_delivers_samples_and_stops() -> None:
+    samples: list[HostSample] = []
+    sampler = HostSampler("/", samples.append, interval_s=0.05)
+    sampler.start()
+    deadline = time.monotonic() + 5
+    while len(samples) < 3:
+        assert time.monotonic() < deadline, "no samples"
+        time.sleep(0.02)
+    sampler.stop()
+    assert all(s.disk_free_gb is not None and s.disk_free_gb > 0 for s in samples)
+    assert samples[-1].mem_free_pct > 0
