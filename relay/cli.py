@@ -192,7 +192,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     import asyncio
 
     from relay.config import EX_CONFIG, load_or_exit
-    from relay.control.fleet import serve_fleet
+    from relay.control.http.dashboard import serve_fleet
     from relay.log import configure
 
     settings = load_or_exit(args.config)
