@@ -104,8 +104,9 @@ class InputChannel:
         self._clock = graph.clock
         self.watch = InputWatch(settings.id, settings.priority, graph.settings.thresholds, graph.emit)
         self._loop = asyncio.get_running_loop()
-        self.analyzer = InputAnalyzer(settings.id, self._post_stats,
-                                      black_luma=graph.settings.thresholds.black_luma)
+        thresholds = graph.settings.thresholds
+        self.analyzer = InputAnalyzer(settings.id, self._post_stats, black_luma=thresholds.black_luma,
+                                      black_pixels=thresholds.black_pixels, frozen_db=thresholds.frozen_db)
         self.peer: str | None = None
         self.video_config: VideoConfig | None = None
         self.audio_config: AudioConfig | None = None
@@ -174,15 +175,17 @@ class InputChannel:
     def on_srt_stats(self, now: float, rtt_ms: float, loss_pct: float, retrans: int) -> None:
         self.watch.on_srt_stats(now, rtt_ms, loss_pct)
 
-    def _post_stats(self, stats: FrameStats) -> None:
-        """From the analysis worker thread: hand the figures to the loop."""
+    def _post_stats(self, batch: Sequence[FrameStats]) -> None:
+        """From the analysis worker thread: hand the figures to the loop, one wake-up a batch."""
         with contextlib.suppress(RuntimeError):  # the loop is closing
-            self._loop.call_soon_threadsafe(self.on_stats, stats)
+            self._loop.call_soon_threadsafe(self.on_stats, batch)
 
-    def on_stats(self, stats: FrameStats) -> None:
-        self.watch.on_stats(stats)
-        if isinstance(stats, VideoFrameStats):
-            # judge the picture as soon as it is known (black's deadline), not at the next tick
+    def on_stats(self, batch: Sequence[FrameStats]) -> None:
+        for stats in batch:
+            self.watch.on_stats(stats)
+        if any(isinstance(stats, VideoFrameStats) for stats in batch):
+            # judge the picture as soon as it is known (black's deadline), not at the next tick;
+            # a rewind's pictures are judged together, so none looks held longer than it was
             self.watch.tick(self._clock())
 
 

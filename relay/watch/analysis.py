@@ -1,31 +1,36 @@
-"""Frame analysis: one worker thread per input decodes its media for `black`, `frozen`, `silence`.
+"""Frame analysis: one worker thread per input decodes what `black`, `frozen`, `silence` need.
 
 The event loop hands packets over with `submit()`, which never blocks: the queue is
 bounded, and when it is full the packet is dropped and video resumes at the next
 keyframe (a P-frame without its references would decode to garbage and lie about
-the picture). Drops are counted. Results go back through the callback given at
-construction, called on the worker thread; the daemon wraps it with
-`loop.call_soon_threadsafe`.
+the picture). Drops are counted. Results go back in batches through the callback
+given at construction, called on the worker thread with every statistic one
+packet produced (a rewind's pictures come as one batch, so the loop judges them
+together, in order); the daemon wraps it with `loop.call_soon_threadsafe`.
 
-What is decoded, and why it is cheap enough (SPEC 11: a channel with two inputs
-fully watched within 25 % of a core):
-- H.264: libavcodec, one thread (no frame-threading delay, no extra cores), the loop
+What is decoded (docs/ARCHITECTURE.md, "What is decoded and what it costs"):
+- H.264 video: what :class:`~relay.watch.decode_plan.DecodePlan` asks for. While the
+  picture is plainly alive, keyframes only, every reference picture's compressed
+  size watched; every reference picture once something looks suspicious, starting
+  again from the held group's keyframe so no picture's verdict comes late.
+  Non-reference pictures never (read from the slice header; the decoder's
+  `skip_frame=NONREF` too, for codecs whose headers are not read here).
+  libavcodec, one thread (no frame-threading delay, no extra cores), the loop
   filter skipped (deblocking changes pixels by a few levels at block edges, which
-  neither a 98 % dark share nor a -60 dB difference can notice) and non-reference
-  frames skipped (`skip_frame=NONREF`: with B-frames a third of the work; the
-  statistics simply come from fewer frames).
+  neither a 98 % dark share nor a -60 dB difference can notice).
 - Only every 8th pixel of every 8th row of the luma plane is read, straight from the
   decoder's buffer with numpy: no colour conversion, no full-frame copy.
-- AAC: decoded in full (cheap), RMS over all channels.
+- AAC: two frames in every 200 ms (decode_plan.AudioSampler), RMS over all channels.
 
 Statistics, per decoded picture:
 - dark_fraction: share of sampled pixels below `black_luma` of the luma range, the
   range being 16..235 for limited-range video (H.264's default) and 0..255 for full
   range, as ffmpeg's blackdetect does (vf_blackdetect.c, `pixel_black_th`);
 - luma_mean: mean luma on that range, 0 = black level, 1 = white;
-- diff_db: 20*log10 of the mean absolute difference to the previous sample, samples
-  normalised to 0..1, as freezedetect's noise measure (vf_freezedetect.c: "-60dB" is
-  a mean difference of 0.001); floored at -120 dB (identical pictures).
+- diff_db: 20*log10 of the mean absolute difference to the previous reference
+  picture, samples normalised to 0..1, as freezedetect's noise measure
+  (vf_freezedetect.c: "-60dB" is a mean difference of 0.001); floored at -120 dB
+  (identical pictures); None when the previous reference picture was not decoded.
 """
 
 from __future__ import annotations
@@ -35,40 +40,49 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import av
 import numpy as np
 import numpy.typing as npt
 
+from relay.codec.h264 import SLICE_P, first_slice_avcc
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
+from relay.watch.decode_plan import CALM_S, AudioSampler, DecodePlan, Look
 from relay.watch.frames import AudioFrameStats, FrameStats, VideoFrameStats
 
 log = get_logger("relay.watch.analysis")
 
 FLOOR_DB = -120.0
-AUDIO_WINDOW_MS = 100  # audio levels are handed to the loop once per this much sound
+AUDIO_WINDOW_MS = 200  # one audio level per this much sound (two AAC frames decoded in it)
 _STEP = 8  # read every 8th pixel of every 8th row
 _PENDING_MAX = 64  # pts -> arrival entries kept for frames the decoder still holds (reordering)
 _JPEG_RANGE = 2  # AVCOL_RANGE_JPEG
+HELD_BYTES_MAX = 32 * 1024 * 1024  # compressed pictures held for a rewind (two groups), per input
+
+StatsSink = Callable[[Sequence[FrameStats]], None]
 
 
 class InputAnalyzer:
     def __init__(
         self,
         input_id: str,
-        on_stats: Callable[[FrameStats], None],
+        on_stats: StatsSink,
         *,
         black_luma: float = 0.10,
-        queue_packets: int = 120,
-        skip_nonref: bool = True,
+        black_pixels: float = 0.98,
+        frozen_db: float = -60.0,
+        queue_packets: int = 600,
+        every_picture: bool = False,
     ) -> None:
         self.input_id = input_id
         self._on_stats = on_stats
         self._black_luma = black_luma
-        self._skip_nonref = skip_nonref
+        self._black_pixels = black_pixels
+        self._frozen_db = frozen_db
+        self._every_picture = every_picture  # no plan: decode every reference picture
         self._queue: queue.Queue[MediaPacket | None] = queue.Queue(maxsize=queue_packets)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -78,13 +92,13 @@ class InputAnalyzer:
         self._accepted = 0
         # touched by the worker only
         self.decode_errors = 0
-        self.video_frames = 0
-        self.audio_frames = 0
+        self.video_frames = 0  # pictures decoded (looks and rewinds included)
+        self.audio_frames = 0  # AAC frames decoded
         self.cpu_s = 0.0  # the worker's own CPU time: what the analysis costs
         self._processed = 0
-        self._video: _VideoDecoder | None = None
+        self._video: _VideoAnalysis | None = None
         self._audio: _AudioDecoder | None = None
-        self._window: tuple[int, list[float]] | None = None  # (first pts, mean squares) of audio
+        self._sampler = AudioSampler(AUDIO_WINDOW_MS)
 
     # -- loop side -----------------------------------------------------------------------
 
@@ -135,10 +149,18 @@ class InputAnalyzer:
     @property
     def latest_picture(self) -> Any | None:
         """The latest decoded picture (an ``av.VideoFrame``; None before the first), for the
-        bridge of a fault switch (push/bridge.py). Read from any thread: decoded frames are
-        reference-counted and never written again, and the attribute is swapped whole."""
+        bridge of a fault switch (push/bridge.py). While the picture is plainly alive only
+        keyframes are decoded, so it can be a group old. Read from any thread: decoded
+        frames are reference-counted and never written again, and the attribute is swapped
+        whole."""
         video = self._video
-        return None if video is None else video.latest
+        return None if video is None else video.decoder.latest
+
+    @property
+    def plan(self) -> DecodePlan | None:
+        """The video decode plan in force (None before the first video packet)."""
+        video = self._video
+        return None if video is None else video.plan
 
     # -- worker side ---------------------------------------------------------------------
 
@@ -153,7 +175,9 @@ class InputAnalyzer:
                 if pkt is None:
                     break
                 try:
-                    self._analyse(pkt)
+                    batch = self._analyse(pkt)
+                    if batch:
+                        self._on_stats(batch)
                 except (av.error.FFmpegError, ValueError) as exc:
                     # A corrupt packet costs its own statistics, nothing more.
                     self.decode_errors += 1
@@ -167,78 +191,217 @@ class InputAnalyzer:
         finally:
             self.cpu_s = time.thread_time() - cpu_start
 
-    def _analyse(self, pkt: MediaPacket) -> None:
+    def _analyse(self, pkt: MediaPacket) -> list[FrameStats]:
         if pkt.track is Track.VIDEO:
             if not isinstance(pkt.config, VideoConfig):
-                return
+                return []
             if self._video is None or self._video.config is not pkt.config:
-                self._video = _VideoDecoder(pkt.config, self._black_luma, self._skip_nonref)
-            for picture in self._video.decode(pkt):
-                self.video_frames += 1
-                self._on_stats(picture)
-        else:
-            if not isinstance(pkt.config, AudioConfig):
-                return
-            if self._audio is None or self._audio.config is not pkt.config:
-                self._audio = _AudioDecoder(pkt.config)
-                self._window = None
-            for mean_square in self._audio.decode(pkt):
-                self.audio_frames += 1
-                self._add_sound(pkt, mean_square)
+                self._video = _VideoAnalysis(pkt.config, self._black_luma, self._black_pixels,
+                                             self._frozen_db, self._every_picture)
+            video = self._video
+            before, watching = video.decoder.decoded, video.plan.watching
+            try:
+                return list(video.packet(pkt))
+            finally:
+                self.video_frames += video.decoder.decoded - before
+                if video.plan.watching != watching:
+                    # rare (a few a fault): says in the log what the analysis costs now
+                    log.info("analysis_decoding", input=self.input_id,
+                             pictures="every reference" if video.plan.watching else "keyframes",
+                             reason=video.plan.reason if video.plan.watching else "calm")
+        if not isinstance(pkt.config, AudioConfig):
+            return []
+        if self._audio is None or self._audio.config is not pkt.config:
+            self._audio = _AudioDecoder(pkt.config)
+            self._sampler = AudioSampler(AUDIO_WINDOW_MS)
+        wanted = self._sampler.frame(pkt.pts)
+        if wanted == AudioSampler.SKIP:
+            return []
+        levels = self._audio.decode(pkt)
+        self.audio_frames += 1
+        start = self._sampler.window_start
+        if wanted != AudioSampler.MEASURE or not levels or start is None:
+            return []  # a priming frame: its sound overlaps what came before, not decoded
+        mean = levels[-1]
+        rms_dbfs = max(10.0 * math.log10(mean), FLOOR_DB) if mean > 0 else FLOOR_DB
+        return [AudioFrameStats(now=pkt.arrival, pts=start, rms_dbfs=rms_dbfs)]
 
-    def _add_sound(self, pkt: MediaPacket, mean_square: float) -> None:
-        """Audio levels go to the loop once per AUDIO_WINDOW_MS of sound, not per AAC frame
-        (~47 a second): silence is judged over seconds, and every hand-over wakes the loop."""
-        if self._window is None or pkt.pts < self._window[0]:
-            self._window = (pkt.pts, [])
-        start, squares = self._window
-        squares.append(mean_square)
-        config = pkt.config
-        rate = config.sample_rate if isinstance(config, AudioConfig) and config.sample_rate else 48000
-        frame_ms = 1024 * 1000 / rate  # an AAC frame's length
-        if pkt.pts + frame_ms - start >= AUDIO_WINDOW_MS:
-            mean = sum(squares) / len(squares)
-            rms_dbfs = max(10.0 * math.log10(mean), FLOOR_DB) if mean > 0 else FLOOR_DB
-            self._on_stats(AudioFrameStats(now=pkt.arrival, pts=start, rms_dbfs=rms_dbfs))
-            self._window = None
+
+class _Group:
+    """The reference pictures of one group, from its keyframe, held for a rewind."""
+
+    __slots__ = ("held_bytes", "packets", "reported")
+
+    def __init__(self, keyframe: MediaPacket) -> None:
+        self.packets = [keyframe]
+        self.held_bytes = len(keyframe.data)
+        self.reported: set[int] = set()  # pts of pictures whose statistics went out
+
+    def add(self, pkt: MediaPacket) -> None:
+        self.packets.append(pkt)
+        self.held_bytes += len(pkt.data)
+
+
+class _VideoAnalysis:
+    """One video configuration's decoder, decode plan and held groups (worker side)."""
+
+    def __init__(self, config: VideoConfig, black_luma: float, black_pixels: float, frozen_db: float,
+                 every_picture: bool) -> None:
+        self.config = config
+        self.decoder = _VideoDecoder(config, black_luma)
+        macroblocks = ((config.width + 15) // 16) * ((config.height + 15) // 16)
+        # every_picture: never calm, so every reference picture is decoded (tests, comparisons)
+        self.plan = DecodePlan(black_pixels=black_pixels, frozen_db=frozen_db, macroblocks=macroblocks,
+                               calm_s=math.inf if every_picture else CALM_S)
+        self._h264 = config.codec == "h264"
+        self._group: _Group | None = None
+        self._previous: _Group | None = None
+        self._run: tuple[_Group, int] | None = None  # the decoder holds this group's first n pictures
+
+    def packet(self, pkt: MediaPacket) -> list[VideoFrameStats]:
+        kind = SLICE_P
+        if self._h264:
+            first = first_slice_avcc(pkt.data)
+            if first is not None:
+                reference, kind = first
+                if not reference:
+                    return []  # nothing refers to it: never decoded
+        if pkt.keyframe:
+            self._previous, self._group = self._group, _Group(pkt)
+        elif self._group is None:
+            return []  # no keyframe yet: nothing to decode from
+        else:
+            self._group.add(pkt)
+        group = self._group
+        if self._previous is not None and self._previous.held_bytes + group.held_bytes > HELD_BYTES_MAX:
+            self._previous = None  # memory first; a late look then finds its change at the keyframe
+        self.plan.packet(pkt.arrival, pkt.keyframe, kind, len(pkt.data))  # may start watching
+        if group.held_bytes > HELD_BYTES_MAX and not self.plan.watching:
+            self.plan.watch(pkt.arrival, "long group")  # too long to hold: decode as it comes
+        continues = self._run is not None and self._continues(group, pkt)
+        if pkt.keyframe:
+            return self._feed([pkt], group) if self.plan.watching and continues else self._look(group)
+        if not self.plan.watching:
+            return []  # held, for a rewind
+        return self._feed([pkt], group) if continues else self._replay([group])
+
+    def _continues(self, group: _Group, pkt: MediaPacket) -> bool:
+        """Is `pkt` the next picture for the decoder as it stands?"""
+        assert self._run is not None
+        run_group, fed = self._run
+        if pkt.keyframe:
+            return run_group is self._previous and fed == len(run_group.packets)
+        return run_group is group and fed == len(group.packets) - 1
+
+    def _look(self, group: _Group) -> list[VideoFrameStats]:
+        """A keyframe: decode it alone (in *watching*, it starts the run)."""
+        keyframe = group.packets[0]
+        if self.plan.watching:
+            return self._replay([group])
+        self.decoder.restart()
+        pictures = self.decoder.feed(keyframe) + self.decoder.drain()
+        self._run = None  # drained: the decoder holds nothing to continue from
+        out: list[VideoFrameStats] = []
+        for stats, raw_diff in pictures:
+            if self.plan.picture(Look(stats.now, stats.keyframe, stats.dark_fraction, raw_diff)):
+                # dark or still at a keyframe: the change happened in the previous group
+                groups = [g for g in (self._previous, group) if g is not None]
+                return self._replay(groups)
+            group.reported.add(stats.pts)
+            out.append(stats)
+        return out
+
+    def _replay(self, groups: list[_Group]) -> list[VideoFrameStats]:
+        """Decode `groups` from the first one's keyframe, reporting what was not reported."""
+        self.decoder.restart()
+        out: list[VideoFrameStats] = []
+        for group in groups:
+            self._run = (group, 0)
+            out += self._feed(group.packets, group)
+        return out
+
+    def _feed(self, packets: list[MediaPacket], group: _Group) -> list[VideoFrameStats]:
+        assert self._run is not None
+        run_group, fed = self._run
+        fed = fed if run_group is group else 0
+        out: list[VideoFrameStats] = []
+        for pkt in packets:
+            fed += 1
+            self._run = (group, fed)
+            for stats, raw_diff in self.decoder.feed(pkt):
+                if stats.pts in group.reported or (self._previous is not None
+                                                   and stats.pts in self._previous.reported):
+                    continue
+                group.reported.add(stats.pts)
+                out.append(stats)
+                self.plan.picture(Look(stats.now, stats.keyframe, stats.dark_fraction, raw_diff))
+        if not self.plan.watching:
+            for stats, _ in self.decoder.drain():  # calm again: what the decoder still holds
+                if stats.pts not in group.reported:
+                    group.reported.add(stats.pts)
+                    out.append(stats)
+            self._run = None
+        return out
 
 
 class _VideoDecoder:
-    def __init__(self, config: VideoConfig, black_luma: float, skip_nonref: bool) -> None:
+    """libavcodec for one configuration, and the statistics of each picture it puts out."""
+
+    def __init__(self, config: VideoConfig, black_luma: float) -> None:
         self.config = config
         self._black_luma = black_luma
-        ctx: Any = av.CodecContext.create(config.codec, "r")
-        ctx.extradata = config.extradata
-        ctx.thread_count = 1
-        ctx.options = {"skip_loop_filter": "all"}
-        if skip_nonref:
-            ctx.skip_frame = "NONREF"
-        self._ctx = ctx
-        self._waiting_for_key = True
+        self._ctx = self._open()
         self._arrivals: dict[int, float] = {}
         self._previous: npt.NDArray[np.float32] | None = None
+        self._previous_pts: int | None = None
+        self._contiguous = False  # the previous sample is the previous reference picture
         self.latest: Any | None = None  # the latest decoded frame
+        self.decoded = 0
 
-    def decode(self, pkt: MediaPacket) -> list[VideoFrameStats]:
-        if self._waiting_for_key:
-            if not pkt.keyframe:
-                return []
-            self._waiting_for_key = False
+    def _open(self) -> Any:
+        ctx: Any = av.CodecContext.create(self.config.codec, "r")
+        ctx.extradata = self.config.extradata
+        ctx.thread_count = 1
+        ctx.options = {"skip_loop_filter": "all"}
+        ctx.skip_frame = "NONREF"
+        return ctx
+
+    def restart(self) -> None:
+        """Forget every reference: the next packet fed must be a keyframe."""
+        self._ctx.flush_buffers()
+        self._arrivals.clear()
+        self._contiguous = False
+
+    def feed(self, pkt: MediaPacket) -> list[tuple[VideoFrameStats, float | None]]:
         self._arrivals[pkt.pts] = pkt.arrival
         if len(self._arrivals) > _PENDING_MAX:
             del self._arrivals[next(iter(self._arrivals))]
         packet = av.Packet(pkt.data)
         packet.pts = pkt.pts
         packet.dts = pkt.dts
-        out = []
-        for frame in self._ctx.decode(packet):
-            pts = pkt.pts if frame.pts is None else int(frame.pts)
-            arrival = self._arrivals.pop(pts, pkt.arrival)
-            out.append(self._measure(frame, arrival, pts))
-            self.latest = frame
+        return [self._picture(frame, pkt) for frame in self._ctx.decode(packet)]
+
+    def drain(self) -> list[tuple[VideoFrameStats, float | None]]:
+        """The pictures the decoder still holds for reordering; it is restarted after."""
+        try:
+            frames = self._ctx.decode(None)
+        finally:
+            self._ctx.flush_buffers()
+        out = [self._picture(frame, None) for frame in frames]
+        self._arrivals.clear()
+        self._contiguous = False
         return out
 
-    def _measure(self, frame: Any, arrival: float, pts: int) -> VideoFrameStats:
+    def _picture(self, frame: Any, pkt: MediaPacket | None) -> tuple[VideoFrameStats, float | None]:
+        self.decoded += 1
+        pts = (pkt.pts if pkt else 0) if frame.pts is None else int(frame.pts)
+        arrival = self._arrivals.pop(pts, pkt.arrival if pkt else time.monotonic())
+        self.latest = frame
+        return self._measure(frame, arrival, pts)
+
+    def _measure(self, frame: Any, arrival: float, pts: int) -> tuple[VideoFrameStats, float | None]:
+        """The picture's statistics, and its difference to the previous decoded picture
+        whether or not that was the previous reference picture (for the plan)."""
         plane = frame.planes[0]
         bits = int(frame.format.components[0].bits)
         dtype = np.uint8 if bits <= 8 else np.dtype("<u2")
@@ -254,20 +417,25 @@ class _VideoDecoder:
         dark = float(np.count_nonzero(luma < lo + self._black_luma * (hi - lo))) / luma.size
         mean = float(luma.mean())
         sample = luma.astype(np.float32) * np.float32(1.0 / ((1 << bits) - 1))
-        diff_db: float | None = None
+        raw_diff: float | None = None
         previous = self._previous
         if previous is not None and previous.shape == sample.shape:
             mafd = float(np.abs(sample - previous).mean())
-            diff_db = max(20.0 * math.log10(mafd), FLOOR_DB) if mafd > 0 else FLOOR_DB
-        self._previous = sample
-        return VideoFrameStats(
+            raw_diff = max(20.0 * math.log10(mafd), FLOOR_DB) if mafd > 0 else FLOOR_DB
+        keyframe = bool(frame.key_frame)
+        # consecutive: this picture follows the previous one in the same run of the decoder
+        consecutive = self._contiguous and self._previous_pts is not None and pts > self._previous_pts
+        self._previous, self._previous_pts = sample, pts
+        self._contiguous = True
+        stats = VideoFrameStats(
             now=arrival,
             pts=pts,
             dark_fraction=dark,
             luma_mean=min(max((mean - lo) / (hi - lo), 0.0), 1.0),
-            diff_db=diff_db,
-            keyframe=bool(frame.key_frame),
+            diff_db=raw_diff if consecutive else None,
+            keyframe=keyframe,
         )
+        return stats, raw_diff
 
 
 class _AudioDecoder:
