@@ -1,0 +1,130 @@
+"""How Relay's cost grows: CPU and RSS with inputs, outputs and picture size.
+
+Each case is its own chain: nginx (the platform), `relay run` with N RTMP inputs
+(all live and fully watched, the first on air) and M outputs (each a push of the
+programme to nginx under its own key), and N `ffmpeg -re -stream_loop -1 -c copy`
+publishers of the same clip. After a warm-up, Relay's own CPU time (user + system,
+read from the kernel, so other load on the machine moves it little) is taken over
+the measurement window, and its RSS sampled every second.
+
+    python -m bench.growth --clip main.flv --inputs 2 --outputs 1 --seconds 20 --repeat 3
+
+runs one case on its own (a before/after comparison of a change); `scripts/bench`
+runs the table (`--phases growth`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.chain import ClipPublisher, RelayUnderTest
+from bench.nginx import Platform, free_port
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Cost:
+    """One case's figures."""
+
+    label: str  # e.g. "1080p30 6 Mbit/s"
+    inputs: int
+    outputs: int
+    seconds: float
+    cpu_pct: list[float] = field(default_factory=list)  # % of one core, one value per repeat
+    rss_mb: float = 0.0  # highest RSS seen
+    loop_lag_ms: float | None = None  # Relay's own figure, if it logs one
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu_pct) if self.cpu_pct else float("nan")
+
+    @property
+    def cpu_per_input(self) -> float:
+        return self.cpu_median / self.inputs
+
+
+def growth_config(workdir: Path, rtmp_port: int, keys: list[str], outputs: list[str]) -> Path:
+    """A relay.toml: N RTMP inputs (priority in order), M outputs, MQTT off, JSON logs."""
+    text = 'id = "growth"\n\n[server]\n' + f'rtmp = "127.0.0.1:{rtmp_port}"\n\n'
+    for i, key in enumerate(keys):
+        text += f'[[inputs]]\nid = "in{i + 1}"\nkind = "rtmp"\nkey = "{key}"\npriority = {i + 1}\n\n'
+    for i, url in enumerate(outputs):
+        text += f'[[outputs]]\nid = "out{i + 1}"\nurls = ["{url}"]\n\n'
+    text += "[mqtt]\nenabled = false\n\n"
+    text += f'[journal]\npath = "{workdir / "journal.sqlite3"}"\n\n'
+    text += '[log]\nlevel = "info"\nformat = "json"\n'
+    path = workdir / "relay.toml"
+    path.write_text(text)
+    return path
+
+
+def measure_cost(label: str, clip: Path, inputs: int, outputs: int, workdir: Path, *,
+                 seconds: float = 30.0, warmup: float = 5.0, repeat: int = 1) -> Cost:
+    """One chain with `inputs` publishers of `clip` and `outputs` pushes; Relay's CPU over
+    `seconds`, `repeat` times in a row on the same chain."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cost = Cost(label, inputs, outputs, seconds)
+    with ExitStack() as stack:
+        platform = Platform(workdir)
+        platform.start()
+        stack.callback(platform.stop)
+        port = free_port()
+        keys = [f"growth-in{i + 1}-{i * 7919 % 9973:04d}" for i in range(inputs)]
+        cfg = growth_config(workdir, port, keys, [platform.url(f"out{i + 1}") for i in range(outputs)])
+        relay = RelayUnderTest(cfg, workdir / "relay.log")
+        stack.callback(relay.stop, signal.SIGTERM, 10.0)
+        relay.wait_for("started", timeout=30)
+        for i, key in enumerate(keys):
+            pub = ClipPublisher(clip, [f"rtmp://127.0.0.1:{port}/live/{key}"], workdir / f"pub{i + 1}.log")
+            stack.callback(pub.stop)
+        for i in range(inputs):
+            relay.wait_for("input_connected", input=f"in{i + 1}", timeout=30)
+        for i in range(outputs):
+            relay.wait_for("output_connected", output=f"out{i + 1}", timeout=30)
+        time.sleep(warmup)
+        for _ in range(repeat):
+            cpu0, t0 = relay.cpu_seconds(), time.monotonic()
+            highest = relay.rss_bytes()
+            while (left := t0 + seconds - time.monotonic()) > 0:
+                time.sleep(min(1.0, left))
+                highest = max(highest, relay.rss_bytes())
+                if not relay.alive():
+                    raise RuntimeError(f"relay died\n{relay.tail()}")
+            cpu1, t1 = relay.cpu_seconds(), time.monotonic()
+            cost.cpu_pct.append(100.0 * (cpu1 - cpu0) / (t1 - t0))
+            cost.rss_mb = max(cost.rss_mb, highest / MB)
+        lags = [float(e["loop_lag_max_ms"]) for e in relay.matching("health") if "loop_lag_max_ms" in e]
+        cost.loop_lag_ms = max(lags) if lags else None
+    return cost
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.growth", description=__doc__.splitlines()[0])
+    p.add_argument("--clip", required=True, type=Path)
+    p.add_argument("--label", default="clip")
+    p.add_argument("--inputs", type=int, default=2)
+    p.add_argument("--outputs", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--warmup", type=float, default=5.0)
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/relay-growth"))
+    opts = p.parse_args(argv)
+    cost = measure_cost(opts.label, opts.clip, opts.inputs, opts.outputs, opts.workdir,
+                        seconds=opts.seconds, warmup=opts.warmup, repeat=opts.repeat)
+    data: dict[str, Any] = asdict(cost)
+    data["cpu_median"] = round(cost.cpu_median, 2)
+    print(json.dumps(data))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
