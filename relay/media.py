@@ -1,8 +1,8 @@
 """The media vocabulary shared by ingest, watch, switch and push.
 
 Every input, whatever its protocol, is normalised to the same packets:
-H.264 in AVCC framing (length-prefixed NAL units, as FLV/RTMP and MP4 carry it)
-and raw AAC frames, with millisecond timestamps on the input's own timeline.
+H.264 and HEVC as length-prefixed NAL units (as FLV/RTMP and MP4 carry them), AV1
+as the OBUs of one temporal unit, and raw AAC frames, with millisecond timestamps on the input's own timeline.
 Milliseconds are what FLV/RTMP carry natively, so the common RTMP-in/RTMP-out
 path never rescales; MPEG-TS sources (SRT) are converted from 90 kHz once.
 
@@ -25,12 +25,16 @@ class Track(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class VideoConfig:
-    """Video codec parameters: for H.264 the AVCDecoderConfigurationRecord (avcC)."""
+    """Video codec parameters: the decoder configuration record FLV and MP4 carry as the
+    sequence header (avcC for H.264, hvcC for HEVC, av1C for AV1), and what it says.
+    Built from a record by ``relay.codec.video.video_config``."""
 
-    codec: str  # "h264" (HEVC may follow)
+    codec: str  # "h264", "hevc" or "av1" (relay.codec.video.VIDEO_CODECS)
     extradata: bytes
     width: int = 0
     height: int = 0
+    profile: str = ""  # as people name it: "High", "Main 10"
+    level: str = ""  # "4.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,7 @@ class MediaPacket:
     track: Track
     dts: int  # milliseconds, input timeline, unwrapped (may exceed 32 bits)
     pts: int  # milliseconds; equals dts for audio
-    data: bytes  # AVCC-framed NAL units, or one raw AAC frame
+    data: bytes  # length-prefixed NAL units, AV1 OBUs, or one raw AAC frame
     keyframe: bool
     config: VideoConfig | AudioConfig | None
     arrival: float = field(default=0.0)  # time.monotonic() when it reached Relay

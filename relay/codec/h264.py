@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from relay.codec.bits import BitReader, unescape_rbsp
+
 # NAL unit types (ITU-T H.264 Table 7-1)
 NAL_SLICE = 1
 NAL_IDR = 5
@@ -77,55 +79,7 @@ def nal_type(nal: bytes) -> int:
     return nal[0] & 0x1F if nal else 0
 
 
-class _BitReader:
-    """Reads an RBSP (emulation prevention bytes already removed) bit by bit."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0  # in bits
-
-    def u(self, n: int) -> int:
-        value = 0
-        for _ in range(n):
-            byte_index = self._pos >> 3
-            if byte_index >= len(self._data):
-                raise H264Error("SPS truncated")
-            bit = (self._data[byte_index] >> (7 - (self._pos & 7))) & 1
-            value = (value << 1) | bit
-            self._pos += 1
-        return value
-
-    def ue(self) -> int:
-        """Unsigned exp-Golomb (9.1)."""
-        zeros = 0
-        while self.u(1) == 0:
-            zeros += 1
-            if zeros > 31:
-                raise H264Error("bad exp-Golomb code")
-        return (1 << zeros) - 1 + self.u(zeros)
-
-    def se(self) -> int:
-        """Signed exp-Golomb (9.1.1): 1, -1, 2, -2..."""
-        k = self.ue()
-        return (k + 1) // 2 if k & 1 else -(k // 2)
-
-
-def unescape_rbsp(nal_payload: bytes) -> bytes:
-    """Remove emulation prevention bytes: 00 00 03 -> 00 00 (7.4.1)."""
-    if b"\x00\x00\x03" not in nal_payload:
-        return nal_payload
-    out = bytearray()
-    zeros = 0
-    for b in nal_payload:
-        if zeros >= 2 and b == 3:
-            zeros = 0
-            continue
-        out.append(b)
-        zeros = zeros + 1 if b == 0 else 0
-    return bytes(out)
-
-
-def _skip_scaling_list(r: _BitReader, size: int) -> None:
+def _skip_scaling_list(r: BitReader, size: int) -> None:
     # 7.3.2.1.1.1: only the deltas' presence matters to us, not their values.
     last, nxt = 8, 8
     for _ in range(size):
@@ -138,7 +92,7 @@ def parse_sps(nal: bytes) -> SpsInfo:
     """Profile, level, chroma format and cropped picture size of an SPS NAL unit."""
     if len(nal) < 4 or nal_type(nal) != NAL_SPS:
         raise H264Error("not an SPS NAL unit")
-    r = _BitReader(unescape_rbsp(nal[1:]))
+    r = BitReader(unescape_rbsp(nal[1:]), H264Error)
     profile, constraints, level = r.u(8), r.u(8), r.u(8)
     r.ue()  # seq_parameter_set_id
     chroma_format, separate_planes, depth_luma, depth_chroma = 1, 0, 8, 8

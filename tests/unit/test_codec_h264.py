@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from relay.codec import h264
+from relay.codec.bits import BitReader
 
 
 @dataclass
@@ -117,7 +118,7 @@ def test_split_annexb_handles_three_and_four_byte_start_codes() -> None:
 def test_exp_golomb_and_emulation_prevention() -> None:
     assert h264.unescape_rbsp(b"\x00\x00\x03\x01\x00\x00\x03\x00") == b"\x00\x00\x01\x00\x00\x00"
     # bits: 1 | 010 | 011 | 00100 | 00101 -> ue 0, 1, 2, 3, 4; se of 4 is -2
-    r = h264._BitReader(bytes([0b10100110, 0b01000010, 0b10000000]))
+    r = BitReader(bytes([0b10100110, 0b01000010, 0b10000000]), h264.H264Error)
     assert [r.ue(), r.ue(), r.ue(), r.ue()] == [0, 1, 2, 3]
     assert r.se() == -2
 
