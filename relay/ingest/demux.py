@@ -11,10 +11,15 @@ Normalisation (docs/ARCHITECTURE.md, "Media representation"):
 - timestamps become milliseconds from each stream's time base. MPEG-TS carries
   33-bit 90 kHz timestamps that wrap every 26.5 hours (ISO/IEC 13818-1 2.4.3.7);
   they are unwrapped here so the input timeline keeps rising.
-- H.264: MP4/FLV carry AVCC with an avcC record as extradata, used as is. MPEG-TS
-  carries Annex B with SPS/PPS in band: converted to AVCC, and a new VideoConfig is
-  built whenever the in-band parameter sets change (a resolution change mid-stream).
-  Pictures before the first parameter sets cannot be decoded and are dropped.
+- H.264 and HEVC: MP4/FLV carry length-prefixed NAL units with an avcC/hvcC record
+  as extradata, used as is. MPEG-TS carries Annex B with the parameter sets in band
+  (SPS/PPS; VPS/SPS/PPS): converted, and a new VideoConfig is built whenever the
+  in-band parameter sets change (a resolution change mid-stream). Pictures before
+  the first parameter sets cannot be decoded and are dropped. Keyframes are the
+  pictures decoding can start from (IDR; HEVC's IRAP pictures), read from the NAL units.
+- AV1: the OBUs of each temporal unit as they are, with the av1C record (or a record
+  built around the sequence header OBU a container gives as extradata); a key frame
+  whose in-band sequence header differs from the record's brings a new record.
 - AAC: ADTS frames (MPEG-TS) lose their headers and give the AudioSpecificConfig;
   raw frames (MP4/FLV) use the stream's extradata.
 
@@ -37,7 +42,8 @@ from typing import Any, Protocol
 
 import av
 
-from relay.codec import aac, h264
+from relay.codec import aac, av1, h264, hevc
+from relay.codec.video import VIDEO_CODECS, CodecError, in_band_config, video_config
 from relay.log import get_logger
 from relay.media import AudioConfig, InputPort, MediaPacket, Track, VideoConfig
 
@@ -75,7 +81,7 @@ class DemuxResult:
 
 
 class DemuxError(Exception):
-    """The source cannot be turned into Relay's media (no H.264/AAC stream...)."""
+    """The source cannot be turned into Relay's media (no H.264/HEVC/AV1 or AAC stream...)."""
 
 
 class Demuxer:
@@ -155,7 +161,7 @@ def describe_error(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, av.error.FFmpegError):
         return f"error: {exc.strerror or type(exc).__name__}"
-    if isinstance(exc, DemuxError | h264.H264Error | aac.AacError):
+    if isinstance(exc, (DemuxError, aac.AacError, *CodecError)):
         return f"error: {exc}"
     return f"error: {type(exc).__name__}"
 
@@ -193,15 +199,15 @@ class _Session:
         timeouts = (src.open_timeout_s, src.read_timeout_s)
         timeout = timeouts if any(t is not None for t in timeouts) else None
         with av.open(src.target, "r", format=src.format, options=src.options or None, timeout=timeout) as box:
-            tracks: dict[int, _VideoTrack | _AudioTrack] = {}
-            video = next((s for s in box.streams.video if s.codec_context.name == "h264"), None)
+            tracks: dict[int, _VideoTrack | _HevcTrack | _Av1Track | _AudioTrack] = {}
+            video = next((s for s in box.streams.video if _codec(s) in VIDEO_CODECS), None)
             audio = next((s for s in box.streams.audio if s.codec_context.name == "aac"), None)
             if video is not None:
-                tracks[video.index] = _VideoTrack(video)
+                tracks[video.index] = video_track(video)
             if audio is not None:
                 tracks[audio.index] = _AudioTrack(audio)
             if not tracks:
-                raise DemuxError("no H.264 or AAC stream")
+                raise DemuxError("no H.264, HEVC, AV1 or AAC stream")
             wraps = "mpegts" in box.format.name.split(",")
             clocks = {i: _Clock(box.streams[i].time_base or Fraction(1, 1000), wraps) for i in tracks}
             shift: int | None = None
@@ -224,7 +230,7 @@ class _Session:
                 duration = clock.span_ms(pkt.duration or 0)
                 try:
                     media = tracks[index].convert(bytes(pkt), dts, pts, bool(pkt.is_keyframe), duration)
-                except (h264.H264Error, aac.AacError) as exc:
+                except (*CodecError, aac.AacError) as exc:
                     _log.warning("bad_packet_dropped", source=src.peer, error=str(exc))
                     continue
                 for m in media:
@@ -336,6 +342,124 @@ class _VideoTrack:
             self._interval = dts - self._last_dts
         self._last_dts = dts
         return [MediaPacket(Track.VIDEO, dts, pts, data, keyframe, self.config)]
+
+
+class _HevcTrack:
+    """HEVC packets to length-prefixed MediaPackets, following the parameter sets."""
+
+    def __init__(self, stream: Any) -> None:
+        extradata = bytes(stream.codec_context.extradata or b"")
+        self._records = bool(extradata) and extradata[0] == 1  # hvcC: length-prefixed packets
+        self._nal_length_size = 4
+        self._sets: tuple[list[bytes], list[bytes], list[bytes]] | None = None
+        self._interval = _FrameInterval()
+        self.config: VideoConfig | None = None
+        if self._records:
+            info = hevc.parse_hvcc_config(extradata)
+            self._nal_length_size = info.nal_length_size
+            if info.nal_length_size == 4:
+                self._sets = (info.vps, info.sps, info.pps)
+                self.config = video_config("hevc", extradata)
+            else:
+                self._update(info.vps, info.sps, info.pps)  # Relay always uses 4-byte lengths
+
+    def frame_ms(self, duration: int) -> int:
+        return self._interval.frame_ms(duration)
+
+    def _update(self, vps: list[bytes], sps: list[bytes], pps: list[bytes]) -> None:
+        if self._sets == (vps, sps, pps):
+            return
+        self._sets = (vps, sps, pps)
+        self.config = video_config("hevc", hevc.build_hvcc_config(vps, sps, pps))
+
+    def convert(self, data: bytes, dts: int, pts: int, keyframe: bool, duration: int) -> list[MediaPacket]:
+        if self._records:
+            if self._nal_length_size != 4:
+                nals = hevc.split_length_prefixed(data, self._nal_length_size)
+                data = b"".join(len(n).to_bytes(4, "big") + n for n in nals)
+            irap = hevc.is_irap(data)
+            if irap:
+                nals = hevc.split_length_prefixed(data)
+                sets = [[n for n in nals if hevc.nal_type(n) == kind]
+                        for kind in (hevc.NAL_VPS, hevc.NAL_SPS, hevc.NAL_PPS)]
+                if all(sets):
+                    self._update(*sets)
+        else:
+            frame = hevc.annexb_to_frame(data)
+            if frame.vps and frame.sps and frame.pps:
+                self._update(frame.vps, frame.sps, frame.pps)
+            data, irap = frame.data, frame.irap
+        if self.config is None or not data:
+            return []
+        self._interval.observe(dts)
+        # Only an IRAP picture starts decoding: a container's flag may mark others (a
+        # recovery point), which a switch must not cut at.
+        return [MediaPacket(Track.VIDEO, dts, pts, data, irap, self.config)]
+
+
+class _Av1Track:
+    """AV1 temporal units as they are, with the av1C record."""
+
+    def __init__(self, stream: Any) -> None:
+        extradata = bytes(stream.codec_context.extradata or b"")
+        self._interval = _FrameInterval()
+        self.config: VideoConfig | None = None
+        self._reduced = False  # reduced_still_picture_header: every frame a key frame
+        if extradata:
+            record = extradata if extradata[0] == 0x81 else av1.build_av1c_config(extradata)
+            self._set(video_config("av1", record))
+
+    def _set(self, config: VideoConfig) -> None:
+        self.config = config
+        self._reduced = av1.parse_av1c_config(config.extradata).reduced_still_picture_header
+
+    def frame_ms(self, duration: int) -> int:
+        return self._interval.frame_ms(duration)
+
+    def convert(self, data: bytes, dts: int, pts: int, keyframe: bool, duration: int) -> list[MediaPacket]:
+        if self.config is None:
+            if not av1.has_sequence_header(data):
+                return []  # nothing decodable before the first sequence header
+            self._set(video_config("av1", av1.build_av1c_config(data)))
+        assert self.config is not None
+        keyframe = av1.is_key_frame(data, self._reduced)
+        if keyframe:
+            newer = in_band_config(self.config, data)
+            if newer is not None:
+                self._set(newer)
+        self._interval.observe(dts)
+        return [MediaPacket(Track.VIDEO, dts, pts, data, keyframe, self.config)]
+
+
+class _FrameInterval:
+    """How long the latest picture lasts: its duration, else the last frame interval."""
+
+    def __init__(self) -> None:
+        self._last_dts: int | None = None
+        self._interval = 0
+
+    def observe(self, dts: int) -> None:
+        if self._last_dts is not None and dts > self._last_dts:
+            self._interval = dts - self._last_dts
+        self._last_dts = dts
+
+    def frame_ms(self, duration: int) -> int:
+        return max(duration or self._interval, 1)
+
+
+def _codec(stream: Any) -> str:
+    """The stream's codec ("av1"), not the decoder PyAV picked for it ("libdav1d")."""
+    return str(stream.codec_context.codec.canonical_name)
+
+
+def video_track(stream: Any) -> _VideoTrack | _HevcTrack | _Av1Track:
+    """The converter for a demuxed video stream of a codec Relay carries."""
+    name = _codec(stream)
+    if name == "hevc":
+        return _HevcTrack(stream)
+    if name == "av1":
+        return _Av1Track(stream)
+    return _VideoTrack(stream)
 
 
 class _AudioTrack:

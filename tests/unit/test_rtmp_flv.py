@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from relay.codec import av1
 from relay.ingest.rtmp.flv import FlvDemuxer, FlvError, TimestampUnwrapper
-from relay.media import MediaPacket, Track
+from relay.media import MediaPacket, Track, VideoConfig
+from tests.support.clips import encode, flv_tags
 
 # avcC records written by x264 (captured from ffmpeg/PyAV runs): 640x360 and
 # 1920x1080 (coded as 1088 lines, cropped by the SPS).
@@ -148,3 +150,79 @@ def test_each_track_has_its_own_timeline() -> None:
     a = audio(demuxer, aac(1, b"\x21"), 0x10)
     assert v is not None and a is not None
     assert (v.dts, a.dts) == (0x100000020, 0x100000010)
+
+
+# -- HEVC and AV1 as FFmpeg 8 writes them (enhanced RTMP), and HEVC as codec id 12 -----------
+
+def _demux_video(tags: list[tuple[int, int, bytes]]) -> tuple[FlvDemuxer, list[MediaPacket]]:
+    demuxer = FlvDemuxer()
+    packets = []
+    for kind, ts, body in tags:
+        if kind == 9:
+            pkt = demuxer.video(body[:8], lambda n, body=body: body[n:], ts, 0.0)  # type: ignore[misc]
+            if pkt is not None:
+                packets.append(pkt)
+    return demuxer, packets
+
+
+@pytest.mark.parametrize("codec", ["hevc", "av1"])
+def test_ffmpeg8_enhanced_flv_demuxes_like_ffmpeg_reads_it(codec: str) -> None:
+    clip = encode(codec, 320, 180, frames=12, gop=6, low_delay=False, formats=("flv",))
+    demuxer, packets = _demux_video(flv_tags(clip.raw["flv"]))
+    config = demuxer.video_config
+    assert config is not None
+    assert (config.codec, config.width, config.height, config.profile) == (codec, 320, 180, "Main")
+    assert not demuxer.unsupported  # the colour-info metadata tag is understood and skipped
+    ffmpeg = clip.packets["flv"]
+    assert [p.data for p in packets] == [data for data, _, _, _ in ffmpeg]
+    assert [(p.keyframe, p.pts, p.dts) for p in packets] == [(k, pts, dts) for _, k, pts, dts in ffmpeg]
+    if codec == "hevc":  # B-frames: presentation times from the composition offsets
+        assert any(p.pts != p.dts for p in packets)
+
+
+def _as_codec_id_12(body: bytes) -> bytes:
+    """An enhanced hvc1 video tag rewritten as the CDN-Union legacy tag (codec id 12)."""
+    frame_type, packet_type = (body[0] >> 4) & 0x07, body[0] & 0x0F
+    if packet_type == 0:
+        return bytes([(frame_type << 4) | 12, 0, 0, 0, 0]) + body[5:]
+    if packet_type == 1:
+        return bytes([(frame_type << 4) | 12, 1]) + body[5:]
+    return bytes([(frame_type << 4) | 12, 1, 0, 0, 0]) + body[5:]  # CodedFramesX: cts 0
+
+
+def test_hevc_in_legacy_tags_with_codec_id_12_reads_the_same() -> None:
+    clip = encode("hevc", 320, 180, frames=12, gop=6, low_delay=False, formats=("flv",))
+    enhanced = flv_tags(clip.raw["flv"])
+    legacy = [(kind, ts, _as_codec_id_12(body)) for kind, ts, body in enhanced
+              if kind == 9 and body[0] & 0x0F in (0, 1, 3)]
+    _, expected = _demux_video(enhanced)
+    demuxer, packets = _demux_video(legacy)
+    assert demuxer.video_config is not None and demuxer.video_config.codec == "hevc"
+    assert [(p.data, p.pts, p.dts, p.keyframe) for p in packets] == \
+        [(p.data, p.pts, p.dts, p.keyframe) for p in expected]
+
+
+def test_modex_prefixes_are_skipped_and_multitrack_is_unsupported() -> None:
+    clip = encode("av1", 320, 180, frames=2, gop=2, formats=("flv",))
+    tags = [(k, ts, b) for k, ts, b in flv_tags(clip.raw["flv"]) if k == 9 and b[0] & 0x0F in (0, 1)]
+    # ModEx (packet type 7): a 3-byte nanosecond offset, then type 0 (TimestampOffsetNano)
+    # in the high nibble and the real packet type in the low one.
+    modex = [(k, ts, bytes([(b[0] & 0xF0) | 7, 2, 0, 0x12, 0x34, b[0] & 0x0F]) + b[1:]) for k, ts, b in tags]
+    _, expected = _demux_video(tags)
+    _, packets = _demux_video(modex)
+    assert [p.data for p in packets] == [p.data for p in expected] and packets
+    demuxer = FlvDemuxer()
+    multitrack = bytes([0x96, 0x00]) + b"av01" + b"\x00" + tags[0][2][5:]
+    assert demuxer.video(multitrack[:8], lambda n: multitrack[n:], 0, 0.0) is None
+    assert demuxer.unsupported == {"multitrack video"}
+
+
+def test_av1_follows_the_sequence_header_its_key_frames_carry() -> None:
+    """SVT-AV1's record differs from the sequence header in its stream: the first key frame
+    brings the stream's, and from then on packets point at a record built from it."""
+    clip = encode("av1", 320, 180, frames=8, gop=4, formats=("flv",))
+    _, packets = _demux_video(flv_tags(clip.raw["flv"]))
+    first = packets[0].config
+    assert isinstance(first, VideoConfig) and first.extradata != clip.extradata["flv"]
+    assert av1.sequence_header_payload(first.extradata[4:]) == av1.sequence_header_payload(packets[0].data)
+    assert all(p.config is first for p in packets)  # the next key frames carry the same header

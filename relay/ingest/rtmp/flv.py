@@ -7,15 +7,24 @@ tag (Adobe FLV file format specification 10.1, E.4.2 and E.4.3):
     audio: [format:4 | rate:2 | size:1 | type:1] [AACPacketType] data
 
 H.264 (codec id 7): packet type 0 is the AVCDecoderConfigurationRecord (the
-"sequence header"), 1 is AVCC-framed NAL units, 2 is end of sequence. AAC (sound
-format 10): packet type 0 is the AudioSpecificConfig, 1 a raw frame. Frames that
-arrive before their track's sequence header cannot be decoded by anyone and are
-dropped. A repeated, identical sequence header keeps the same config object, so
-downstream "did the configuration change?" stays an identity check.
+"sequence header"), 1 is AVCC-framed NAL units, 2 is end of sequence. HEVC as
+Chinese encoders and CDNs send it (the CDN-Union extension, codec id 12) has the
+same layout with the hvcC record as sequence header. AAC (sound format 10): packet
+type 0 is the AudioSpecificConfig, 1 a raw frame. Frames that arrive before their
+track's sequence header cannot be decoded by anyone and are dropped. A repeated,
+identical sequence header keeps the same config object, so downstream "did the
+configuration change?" stays an identity check.
 
-Enhanced RTMP (Veovera, v1/v2) HEVC is accepted too: the IsExHeader bit (0x80) with
-FourCC ``hvc1`` (sequence start = hvcC, coded frames with or without a composition
-time). The picture size of HEVC is not parsed (reported as 0x0).
+Enhanced RTMP (Veovera, v1/v2; OBS 29.1+, FFmpeg 6.1+): the IsExHeader bit (0x80),
+a 3-bit frame type, a 4-bit packet type and a FourCC (``hvc1``, ``av01``, ``avc1``).
+SequenceStart carries the record (hvcC, av1C, avcC); CodedFrames carries a
+composition time (SI24) for ``hvc1``/``avc1`` only, never for ``av01``; CodedFramesX
+is CodedFrames with a composition time of zero. ModEx prefixes (v2: a nanosecond
+timestamp offset) are skipped; metadata (colour info), sequence end and multitrack
+messages carry no frame Relay passes on (multitrack is counted as unsupported).
+
+Every sequence header is parsed (relay/codec/video.py): its codec, profile, level and
+picture size travel in the VideoConfig; one that does not parse is a bad tag.
 
 Timestamps: RTMP carries 32-bit milliseconds (RTMP 5.3.1.1; FLV E.4.1 splits them
 into 24 bits + an 8-bit extension), so a long-running publisher wraps after
@@ -29,23 +38,27 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from relay.codec.aac import AacError, parse_audio_specific_config
-from relay.codec.h264 import H264Error, parse_avcc_config
+from relay.codec.video import CodecError, in_band_config, video_config
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 
 # The tag bytes from an offset to the end, copied once (chunks.Payload.tail).
 Body = Callable[[int], bytes]
 
 CODEC_AVC = 7
+CODEC_HEVC_12 = 12  # the CDN-Union extension: HEVC in a legacy tag
 SOUND_AAC = 10
+_LEGACY_CODECS = {CODEC_AVC: "h264", CODEC_HEVC_12: "hevc"}
 _FRAME_KEY = 1
 _FRAME_COMMAND = 5  # video info/command frame: no picture
 _EX_HEADER = 0x80
-_FOURCC_HEVC = b"hvc1"
-_FOURCC_AVC = b"avc1"
+FOURCCS = {b"avc1": "h264", b"hvc1": "hevc", b"av01": "av1"}
+_WITH_COMPOSITION_TIME = ("h264", "hevc")  # CodedFrames of av01 carries none
 # Enhanced RTMP packet types
 _EX_SEQUENCE_START = 0
 _EX_CODED_FRAMES = 1
 _EX_CODED_FRAMES_X = 3  # no composition time field
+_EX_MULTITRACK = 6
+_EX_MOD_EX = 7
 
 
 class TimestampUnwrapper:
@@ -111,76 +124,108 @@ class FlvDemuxer:
         first = head[0]
         if first & _EX_HEADER:
             return self._video_enhanced(head, body, timestamp, arrival)
-        frame_type, codec = first >> 4, first & 0x0F
+        frame_type, codec_id = first >> 4, first & 0x0F
         if frame_type == _FRAME_COMMAND:
             return None
-        if codec != CODEC_AVC:
-            self.unsupported.add(f"video codec id {codec}")
+        codec = _LEGACY_CODECS.get(codec_id)
+        if codec is None:
+            self.unsupported.add(f"video codec id {codec_id}")
             return None
         if len(head) < 5:
-            raise FlvError("short AVC video tag")
+            raise FlvError("short AVC/HEVC video tag")
         packet_type = head[1]
         dts = self._video_time.unwrap(timestamp)
         if packet_type == 0:
-            self._set_video_config("h264", body(5))
+            self._set_video_config(codec, body(5))
             return None
         if packet_type != 1:
             return None  # 2 = end of sequence
-        if self.video_config is None:
-            self.dropped_before_config += 1
-            return None
-        data = body(5)
-        if not data:
-            return None
         cts = _signed24(head[2], head[3], head[4])
-        return MediaPacket(Track.VIDEO, dts, dts + cts, data, frame_type == _FRAME_KEY, self.video_config,
-                           arrival)
+        return self._frame(codec, body(5), dts, cts, frame_type == _FRAME_KEY, arrival)
 
     def _video_enhanced(self, head: bytes, body: Body, timestamp: int, arrival: float) -> MediaPacket | None:
-        if len(head) < 5:
-            raise FlvError("short enhanced video tag")
         frame_type = (head[0] >> 4) & 0x07
         packet_type = head[0] & 0x0F
-        fourcc = head[1:5]
-        if fourcc not in (_FOURCC_HEVC, _FOURCC_AVC):
+        pos = 1
+        if packet_type == _EX_MOD_EX:
+            head, pos, packet_type = self._skip_mod_ex(body(0))
+        if packet_type == _EX_MULTITRACK:
+            self.unsupported.add("multitrack video")
+            return None
+        if len(head) < pos + 4:
+            raise FlvError("short enhanced video tag")
+        fourcc = head[pos:pos + 4]
+        codec = FOURCCS.get(fourcc)
+        if codec is None:
             self.unsupported.add(f"video fourcc {fourcc!r}")
             return None
-        codec = "hevc" if fourcc == _FOURCC_HEVC else "h264"
+        pos += 4
         dts = self._video_time.unwrap(timestamp)
         if frame_type == _FRAME_COMMAND:
             return None
         if packet_type == _EX_SEQUENCE_START:
-            self._set_video_config(codec, body(5))
+            self._set_video_config(codec, body(pos))
             return None
-        if packet_type == _EX_CODED_FRAMES:
-            if len(head) < 8:
+        if packet_type == _EX_CODED_FRAMES and codec in _WITH_COMPOSITION_TIME:
+            if len(head) < pos + 3:
                 raise FlvError("short enhanced coded frame")
-            cts, start = _signed24(head[5], head[6], head[7]), 8
-        elif packet_type == _EX_CODED_FRAMES_X:
-            cts, start = 0, 5
+            cts = _signed24(head[pos], head[pos + 1], head[pos + 2])
+            pos += 3
+        elif packet_type in (_EX_CODED_FRAMES, _EX_CODED_FRAMES_X):
+            cts = 0
         else:
-            return None  # sequence end, metadata, multitrack: nothing to pass on
-        if self.video_config is None or self.video_config.codec != codec:
+            return None  # sequence end, metadata, an MPEG-TS sequence start: nothing to pass on
+        return self._frame(codec, body(pos), dts, cts, frame_type == _FRAME_KEY, arrival)
+
+    @staticmethod
+    def _skip_mod_ex(tag: bytes) -> tuple[bytes, int, int]:
+        """Skip the ModEx prefixes (enhanced RTMP v2: each a size, its data, and a byte
+        whose low nibble is the next packet type). Returns the tag, the position of the
+        FourCC and the real packet type."""
+        pos = 1
+        packet_type = _EX_MOD_EX
+        while packet_type == _EX_MOD_EX:
+            if pos >= len(tag):
+                raise FlvError("short ModEx video tag")
+            size = tag[pos] + 1
+            pos += 1
+            if size == 256:
+                if pos + 2 > len(tag):
+                    raise FlvError("short ModEx video tag")
+                size = int.from_bytes(tag[pos:pos + 2], "big") + 1
+                pos += 2
+            pos += size
+            if pos >= len(tag):
+                raise FlvError("short ModEx video tag")
+            packet_type = tag[pos] & 0x0F
+            pos += 1
+        return tag, pos, packet_type
+
+    def _frame(self, codec: str, data: bytes, dts: int, cts: int, keyframe: bool,
+               arrival: float) -> MediaPacket | None:
+        config = self.video_config
+        if config is None or config.codec != codec:
             self.dropped_before_config += 1
             return None
-        data = body(start)
         if not data:
             return None
-        return MediaPacket(Track.VIDEO, dts, dts + cts, data, frame_type == _FRAME_KEY, self.video_config,
-                           arrival)
+        if keyframe and codec == "av1":
+            try:
+                newer = in_band_config(config, data)
+            except CodecError as exc:
+                raise FlvError(f"bad AV1 key frame: {exc}") from exc
+            if newer is not None:
+                config = self.video_config = newer
+        return MediaPacket(Track.VIDEO, dts, dts + cts, data, keyframe, config, arrival)
 
     def _set_video_config(self, codec: str, extradata: bytes) -> None:
         current = self.video_config
         if current is not None and current.codec == codec and current.extradata == extradata:
             return
-        width = height = 0
-        if codec == "h264":
-            try:
-                info = parse_avcc_config(extradata)
-            except (H264Error, IndexError) as exc:
-                raise FlvError(f"bad AVC sequence header: {exc}") from exc
-            width, height = info.width, info.height
-        self.video_config = VideoConfig(codec, extradata, width, height)
+        try:
+            self.video_config = video_config(codec, extradata)
+        except (*CodecError, IndexError) as exc:
+            raise FlvError(f"bad {codec} sequence header: {exc}") from exc
 
     # -- audio --------------------------------------------------------------
 
