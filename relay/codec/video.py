@@ -119,3 +119,18 @@ def in_band_config(config: VideoConfig, keyframe: bytes) -> VideoConfig | None:
         return None
     obu = next(o for o in av1.split_obus(keyframe) if o.type == av1.OBU_SEQUENCE_HEADER)
     return video_config("av1", av1.build_av1c_config(keyframe[obu.start:obu.end]))
+
+
+def picture_kind(config: VideoConfig, data: bytes) -> tuple[bool, int] | None:
+    """(is it a reference picture, a kind to compare compressed sizes within) of an access
+    unit, read cheaply from its headers; None when they say nothing. H.264: the first
+    slice's NAL header and slice type. HEVC: the NAL type (even types below 16 are
+    sub-layer non-reference pictures, which FFmpeg's skip_frame=NONREF skips too); the
+    type is the kind. AV1: every frame counts as a reference (reading refresh_frame_flags
+    needs the whole frame header)."""
+    if config.codec == "h264":
+        return h264.first_slice_avcc(data)
+    if config.codec == "hevc":
+        kind = hevc.first_picture_type(data)
+        return None if kind < 0 else (kind >= hevc.NAL_BLA_W_LP or kind & 1 == 1, kind)
+    return None

@@ -9,15 +9,16 @@ packet produced (a rewind's pictures come as one batch, so the loop judges them
 together, in order); the daemon wraps it with `loop.call_soon_threadsafe`.
 
 What is decoded (docs/ARCHITECTURE.md, "What is decoded and what it costs"):
-- H.264 video: what :class:`~relay.watch.decode_plan.DecodePlan` asks for. While the
-  picture is plainly alive, keyframes only, every reference picture's compressed
-  size watched; every reference picture once something looks suspicious, starting
-  again from the held group's keyframe so no picture's verdict comes late.
-  Non-reference pictures never (read from the slice header; the decoder's
-  `skip_frame=NONREF` too, for codecs whose headers are not read here).
-  libavcodec, one thread (no frame-threading delay, no extra cores), the loop
-  filter skipped (deblocking changes pixels by a few levels at block edges, which
-  neither a 98 % dark share nor a -60 dB difference can notice).
+- Video (H.264, HEVC, AV1): what :class:`~relay.watch.decode_plan.DecodePlan` asks
+  for. While the picture is plainly alive, keyframes only, every reference picture's
+  compressed size watched; every reference picture once something looks suspicious,
+  starting again from the held group's keyframe so no picture's verdict comes late.
+  Non-reference pictures never (H.264: read from the slice header; HEVC: from the NAL
+  type; the decoder's `skip_frame=NONREF` too: codec/video.py `picture_kind`).
+  libavcodec, one thread (no frame-threading delay, no extra cores), the loop filter
+  skipped for H.264 and HEVC (deblocking changes pixels by a few levels at block
+  edges, which neither a 98 % dark share nor a -60 dB difference can notice); AV1
+  through dav1d without frame delay (watch/decoder.py).
 - Only every 8th pixel of every 8th row of the luma plane is read, straight from the
   decoder's buffer with numpy: no colour conversion, no full-frame copy.
 - AAC: two frames in every 200 ms (decode_plan.AudioSampler), RMS over all channels.
@@ -47,10 +48,12 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from relay.codec.h264 import SLICE_P, first_slice_avcc
+from relay.codec.h264 import SLICE_P
+from relay.codec.video import picture_kind
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.watch.decode_plan import CALM_S, AudioSampler, DecodePlan, Look
+from relay.watch.decoder import open_decoder
 from relay.watch.frames import AudioFrameStats, FrameStats, VideoFrameStats
 
 log = get_logger("relay.watch.analysis")
@@ -253,19 +256,17 @@ class _VideoAnalysis:
         # every_picture: never calm, so every reference picture is decoded (tests, comparisons)
         self.plan = DecodePlan(black_pixels=black_pixels, frozen_db=frozen_db, macroblocks=macroblocks,
                                calm_s=math.inf if every_picture else CALM_S)
-        self._h264 = config.codec == "h264"
         self._group: _Group | None = None
         self._previous: _Group | None = None
         self._run: tuple[_Group, int] | None = None  # the decoder holds this group's first n pictures
 
     def packet(self, pkt: MediaPacket) -> list[VideoFrameStats]:
         kind = SLICE_P
-        if self._h264:
-            first = first_slice_avcc(pkt.data)
-            if first is not None:
-                reference, kind = first
-                if not reference:
-                    return []  # nothing refers to it: never decoded
+        first = picture_kind(self.config, pkt.data)
+        if first is not None:
+            reference, kind = first
+            if not reference:
+                return []  # nothing refers to it: never decoded
         if pkt.keyframe:
             self._previous, self._group = self._group, _Group(pkt)
         elif self._group is None:
@@ -359,12 +360,7 @@ class _VideoDecoder:
         self.decoded = 0
 
     def _open(self) -> Any:
-        ctx: Any = av.CodecContext.create(self.config.codec, "r")
-        ctx.extradata = self.config.extradata
-        ctx.thread_count = 1
-        ctx.options = {"skip_loop_filter": "all"}
-        ctx.skip_frame = "NONREF"
-        return ctx
+        return open_decoder(self.config, skip_nonref=True)
 
     def restart(self) -> None:
         """Forget every reference: the next packet fed must be a keyframe."""

@@ -13,6 +13,7 @@ from typing import Any
 import av
 
 from relay.media import MediaPacket, VideoConfig
+from relay.watch.decoder import open_decoder
 
 THUMBNAIL_WIDTH = 320
 
@@ -21,8 +22,7 @@ def keyframe_jpeg(keyframe: MediaPacket, width: int = THUMBNAIL_WIDTH) -> bytes 
     config = keyframe.config
     if not isinstance(config, VideoConfig) or not keyframe.keyframe:
         return None
-    decoder: Any = av.CodecContext.create(config.codec, "r")
-    decoder.extradata = config.extradata
+    decoder = open_decoder(config)
     frames = decoder.decode(av.Packet(keyframe.data))
     frames += decoder.decode(None)  # flush: a lone keyframe may be held back
     if not frames:
