@@ -82,8 +82,18 @@ Codec parameters
     Packets keep pointing at their own input's VideoConfig/AudioConfig; a switch
     always starts with the new input's keyframe, so an output sees the new
     configuration on that keyframe and signals new sequence headers there. That
-    keyframe also carries its SPS and PPS in band (codec/h264.py), for ingest
-    chains and parsers that keep only the first sequence header they saw.
+    keyframe also carries its parameter sets in band (H.264 SPS/PPS, HEVC
+    VPS/SPS/PPS, the AV1 sequence header: codec/video.py), for ingest chains and
+    parsers that keep only the first sequence header they saw. An HEVC keyframe may
+    be a CRA whose RASL pictures reference pictures from before it (open GOPs,
+    x265's default): after a cut (a switch, or the delay take-back resuming) the
+    keyframe goes out as HEVC's splice point, an end of sequence and a BLA picture
+    (codec/hevc.py), which starts a new coded video sequence (the two encoders'
+    picture order counts would otherwise collide, and FFmpeg drops a picture with a
+    duplicate one), and the RASL pictures, which cannot decode, are left out until
+    the first picture that is not one (H.265 8.1.3). Whether inputs of
+    different codecs may be switched between is decided before a switch is asked
+    for (the `codec` signal, watch/codec.py); the switcher carries what it is given.
 
 Verification and reports
     A switch is verified once the target's keyframe went out and then at least
@@ -109,7 +119,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from relay.codec.h264 import H264Error, parse_avcc_config, with_parameter_sets
+from relay.codec.video import CodecError, as_cut_point, is_leading_after_cut, with_parameter_sets
 from relay.events import EventSink, Switched
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.settings import FailoverSettings
@@ -148,14 +158,35 @@ class _Input:
 
 
 def _parameter_sets_in_band(keyframe: MediaPacket) -> bytes:
-    """The keyframe's data with its configuration's SPS/PPS in band (H.264; others as they are)."""
+    """The keyframe's data with its configuration's parameter sets in band."""
     config = keyframe.config
-    if not isinstance(config, VideoConfig) or config.codec != "h264":
+    if not isinstance(config, VideoConfig):
         return keyframe.data
     try:
-        return with_parameter_sets(keyframe.data, parse_avcc_config(config.extradata))
-    except H264Error:
+        return with_parameter_sets(config, keyframe.data)
+    except CodecError:
         return keyframe.data  # unreadable: the sequence header still carries them
+
+
+def _cut_point(data: bytes, keyframe: MediaPacket) -> bytes:
+    """``data`` (the keyframe's, parameter sets added or not) fit to start the stream anew."""
+    config = keyframe.config
+    if not isinstance(config, VideoConfig):
+        return data
+    try:
+        return as_cut_point(config, data)
+    except CodecError:
+        return data
+
+
+def _leading_after_cut(pkt: MediaPacket) -> bool:
+    config = pkt.config
+    if not isinstance(config, VideoConfig):
+        return False
+    try:
+        return is_leading_after_cut(config, pkt.data)
+    except CodecError:
+        return False
 
 
 class Switcher:
@@ -189,6 +220,8 @@ class Switcher:
         self._bridge_for: str | None = None  # whose picture the bridge holds
         self._params_due = False  # the next keyframe out carries its SPS/PPS in band
         self._max_video_pts: int | None = None  # the latest presentation time sent (B-frames)
+        self._cut_due = False  # the next keyframe out follows a cut (a switch, a skip)
+        self._after_cut = False  # since that keyframe: pictures that lead it are left out
 
     # ----------------------------------------------------------------- public
 
@@ -455,6 +488,7 @@ class Switcher:
         self._skipping = False
         self._jump = None
         self._params_due = True
+        self._cut_due = True
         return freeze_ms, gap_ms
 
     def _continuing_dts(self, first: MediaPacket, step: int) -> int:
@@ -519,6 +553,10 @@ class Switcher:
         last = self._last_out[pkt.track]
         data = pkt.data
         if pkt.track is Track.VIDEO:
+            if self._after_cut and not pkt.keyframe:
+                if _leading_after_cut(pkt):
+                    return []  # references pictures from before the cut: cannot decode
+                self._after_cut = False
             if last is not None and dts <= last:
                 pts += last + 1 - dts
                 dts = last + 1
@@ -530,6 +568,10 @@ class Switcher:
             if self._params_due and pkt.keyframe:
                 self._params_due = False
                 data = _parameter_sets_in_band(pkt)
+            if pkt.keyframe:
+                self._after_cut, self._cut_due = self._cut_due, False
+                if self._after_cut:
+                    data = _cut_point(data, pkt)
         else:
             floor = self._audio_floor
             if (last is not None and dts <= last) or (floor is not None and ends_before(pkt, floor - offset)):
@@ -585,6 +627,7 @@ class Switcher:
         self._delay_ms = max(0.0, self._delay_ms - skipped)
         self._audio_floor = keyframe_out
         self._skipping = False
+        self._cut_due = True  # the pictures skipped are what its leading pictures reference
 
     # ----------------------------------------------------------------- silence
 
