@@ -38,6 +38,7 @@ SIGNAL_WORDS = {
     "srt_link": "SRT link slow or lossy",
     "push": "push to the platform failing",
     "host": "short of resources",
+    "codec": "video codec the platform cannot follow",
 }
 
 

@@ -196,6 +196,11 @@ class OutputSettings(Section):
     # rtmps://: trust only the CA certificates in this PEM file (a platform or proxy with
     # its own CA, or its self-signed certificate); None = the system's CAs
     ca_file: str | None = None
+    # How video goes out to rtmp(s):// URLs, as the platform reads it (push/flv.py):
+    # "legacy" H.264 only (codec id 7: every RTMP server); "enhanced" H.264, HEVC and AV1
+    # (enhanced RTMP FourCC: YouTube, OBS 29.1+ servers); "codec_id_12" H.264 and HEVC as
+    # FLV codec id 12 (Chinese platforms and CDNs). srt:// URLs carry H.264 and HEVC.
+    video_tags: Literal["legacy", "enhanced", "codec_id_12"] = "legacy"
 
 
 class FailoverSettings(Section):

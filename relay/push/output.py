@@ -11,6 +11,11 @@ a failing output cannot stall the inputs or the other outputs. The worker report
 progress (`sink.progress_at`); the loop side declares a write stalled after
 `push_stall_s` without progress and aborts the connection, which unblocks the
 worker even inside a blocking write. Events are posted to the loop thread.
+
+Video the destination cannot carry (HEVC to a `legacy` RTMP output, AV1 over SRT:
+push/carriage.py) is never pushed: the connection is closed (or not opened), the
+`codec` fault is raised at tier 1 with `output_failed`, and the output waits,
+dropping media, for a keyframe of a codec it can carry, then connects again.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import contextlib
 import threading
 import time
 
-from relay.events import Event, EventSink, OutputConnected, OutputFailed
+from relay.events import Event, EventSink, FaultCleared, FaultRaised, OutputConnected, OutputFailed
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
+from relay.push.carriage import CannotCarry, carries, form_of
 from relay.push.policy import PushPolicy
 from relay.push.probe import probe_url
 from relay.push.queue import PushQueue
@@ -64,6 +70,8 @@ class Output:
         self._probe_task: asyncio.Task[None] | None = None
         self._last_video: VideoConfig | None = None
         self._last_audio: AudioConfig | None = None
+        self._refusing: CannotCarry | None = None  # video this output cannot carry is arriving
+        self._refused_at = 0.0
         self._bytes_total = 0
         self._rate_mark = (time.monotonic(), 0)
         self._bitrate_kbps = 0.0
@@ -107,7 +115,13 @@ class Output:
 
     @property
     def status(self) -> str:
-        return self.policy.status
+        return "failed" if self._refusing is not None else self.policy.status
+
+    @property
+    def cannot_carry(self) -> str | None:
+        """Why this output pushes nothing while the stream's codec is one it cannot carry."""
+        refusing = self._refusing
+        return None if refusing is None else str(refusing)
 
     @property
     def url_index(self) -> int:
@@ -120,7 +134,7 @@ class Output:
             "reconnects": self.policy.reconnects,
             "dropped": self._queue.dropped,
             "queue_ms": self._queue.span_ms,
-            "status": self.policy.status,
+            "status": self.status,
             "bytes_sent": self.bytes_sent,
         }
 
@@ -192,12 +206,20 @@ class Output:
                 index = self.policy.current
             self._retarget.clear()
             url = self._urls[index]
+            if self._refusing is not None and not self._carriable_again(url):
+                continue
             try:
-                sink = make_sink(url, self.settings.connect_timeout_s, self._stall_s, self.settings.ca_file)
+                sink = make_sink(url, self.settings.connect_timeout_s, self._stall_s,
+                                 self.settings.video_tags, self.settings.ca_file)
                 self._sink = sink
                 self._stall_flagged = False
                 self._writing_since = time.monotonic()  # connecting counts: no progress = stall
                 sink.open(self._last_video, self._last_audio)
+            except CannotCarry as exc:
+                self._end_sink()
+                self._refuse(exc)
+                delay = 0.0
+                continue
             except Exception as exc:
                 self._end_sink()
                 delay = self._failed(index, self._as_push_error(exc))
@@ -213,9 +235,48 @@ class Output:
                 sink.close()
                 self._end_sink()
                 delay = 0.0
+            except CannotCarry as exc:
+                self._end_sink()
+                self._refuse(exc)
+                delay = 0.0
             except Exception as exc:
                 self._end_sink()
                 delay = self._failed(index, self._as_push_error(exc))
+
+    def _refuse(self, exc: CannotCarry) -> None:
+        """Loudly: the stream's video is a codec this destination cannot carry."""
+        self._writing_since = None
+        with self._lock:
+            self.policy.connected = False
+        if self._refusing is not None and self._refusing.codec == exc.codec:
+            return
+        self._refusing, self._refused_at = exc, time.monotonic()
+        self._log.error("output_cannot_carry_codec", codec=exc.codec, form=exc.form, reason=str(exc))
+        self._emit(FaultRaised(signal="codec", tier=1, value=exc.codec, threshold=exc.form,
+                               output=self.output_id, detail=str(exc)))
+        self._emit(OutputFailed(output=self.output_id, url_index=self.policy.current, reason=f"codec: {exc}"))
+
+    def _carriable_again(self, url: str) -> bool:
+        """While refusing: drop media until a keyframe this URL can carry heads the queue
+        (it becomes the stream's configuration); False after a short wait without one."""
+        form = form_of(url, self.settings.video_tags)
+
+        def carriable(pkt: MediaPacket) -> bool:
+            config = pkt.config
+            return (pkt.track is Track.VIDEO and pkt.keyframe and isinstance(config, VideoConfig)
+                    and carries(form, config.codec))
+
+        head = self._queue.skip_to(carriable, 0.2)
+        if head is None or self._stopping.is_set():
+            return False
+        refused, self._refusing = self._refusing, None
+        assert isinstance(head.config, VideoConfig) and refused is not None
+        self._last_video = head.config
+        self._log.info("output_carries_codec_again", codec=head.config.codec)
+        lasted = round(time.monotonic() - self._refused_at, 3)
+        self._emit(FaultCleared(signal="codec", tier=1, value=head.config.codec, threshold=refused.form,
+                                output=self.output_id, duration_s=lasted))
+        return True
 
     def _as_push_error(self, exc: Exception) -> PushError:
         """Whatever a platform's answer made the client raise is a failed push, with its

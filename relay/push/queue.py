@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from relay.media import MediaPacket, Track
 
@@ -67,6 +68,21 @@ class PushQueue:
                 self.dropped += 1
             if not packets:
                 self._waiting_keyframe = True
+
+    def skip_to(self, wanted: Callable[[MediaPacket], bool], timeout: float) -> MediaPacket | None:
+        """Drop packets until the head is one ``wanted`` accepts, waiting up to ``timeout``
+        for more; returns that head (left queued), or None."""
+        with self._cond:
+            packets = self._packets
+            while packets and not wanted(packets[0]):
+                packets.popleft()
+                self.dropped += 1
+            if not packets:
+                self._cond.wait(timeout)
+                while packets and not wanted(packets[0]):
+                    packets.popleft()
+                    self.dropped += 1
+            return packets[0] if packets else None
 
     def get(self, timeout: float) -> MediaPacket | None:
         with self._cond:

@@ -1,10 +1,12 @@
 """Where an output's worker writes: one connection to one ingest URL.
 
-`RtmpSink` publishes FLV tags over RTMP/RTMPS (relay.push.rtmp_publish); `SrtSink`
-muxes MPEG-TS with PyAV into the stdin of an `srt-live-transmit` caller. Both are
-blocking and used from the output's worker thread only, except `abort`, which any
-thread may call to unblock a stuck write. Every failure is a `PushError` whose
-`kind` the failover policy reads.
+`RtmpSink` publishes FLV tags over RTMP/RTMPS (relay.push.rtmp_publish) in the
+output's form of FLV (push/flv.py); `SrtSink` muxes MPEG-TS with PyAV into the stdin
+of an `srt-live-transmit` caller. Both are blocking and used from the output's
+worker thread only, except `abort`, which any thread may call to unblock a stuck
+write. Every failure is a `PushError` whose `kind` the failover policy reads; video
+the destination cannot carry raises `flv.CannotCarry` before anything is written
+(`carries()` says so beforehand).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from urllib.parse import urlsplit
 
 import av
 
+from relay.codec import h264, hevc
 from relay.codec.aac import AacError, build_adts_header, parse_audio_specific_config
-from relay.codec.h264 import H264Error, avcc_to_annexb, parse_avcc_config
+from relay.codec.video import CodecError
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push import flv
+from relay.push.carriage import CannotCarry, carries, form_of
 from relay.push.rtmp_publish import PushError, RtmpPublisher
 
 
@@ -47,14 +51,15 @@ class Sink(Protocol):
 
 
 def _same(a: VideoConfig | AudioConfig | None, b: VideoConfig | AudioConfig | None) -> bool:
-    """Identity first (configs are shared objects), then the bytes."""
-    return a is b or (a is not None and b is not None and a.extradata == b.extradata)
+    """Identity first (configs are shared objects), then the codec and the bytes."""
+    return a is b or (a is not None and b is not None and a.codec == b.codec and a.extradata == b.extradata)
 
 
 class RtmpSink:
-    def __init__(self, url: str, connect_timeout: float, stall_timeout: float,
+    def __init__(self, url: str, connect_timeout: float, stall_timeout: float, form: str = "legacy",
                  ca_file: str | None = None) -> None:
         self._publisher = RtmpPublisher(url, connect_timeout, stall_timeout, ca_file)
+        self._form = form
         self._video: VideoConfig | None = None
         self._audio: AudioConfig | None = None
 
@@ -67,20 +72,22 @@ class RtmpSink:
         return self._publisher.bytes_sent
 
     def open(self, video: VideoConfig | None, audio: AudioConfig | None) -> None:
+        if video is not None and not carries(self._form, video.codec):
+            raise CannotCarry(video.codec, self._form)  # before connecting: nothing goes out
         self._publisher.connect()
-        self._publisher.send_media(flv.MSG_DATA, 0, flv.metadata(video, audio))
+        self._publisher.send_media(flv.MSG_DATA, 0, flv.metadata(video, audio, self._form))
 
     def write(self, pkt: MediaPacket) -> None:
         # A changed configuration goes out as a new sequence header just before the
         # first packet that needs it (FLV spec E.4.3.1): players reconfigure there.
         config = pkt.config
         if pkt.track is Track.VIDEO and isinstance(config, VideoConfig) and not _same(config, self._video):
-            self._publisher.send_media(flv.MSG_VIDEO, pkt.dts, flv.video_sequence_header(config))
+            self._publisher.send_media(flv.MSG_VIDEO, pkt.dts, flv.video_sequence_header(config, self._form))
             self._video = config
         elif pkt.track is Track.AUDIO and isinstance(config, AudioConfig) and not _same(config, self._audio):
             self._publisher.send_media(flv.MSG_AUDIO, pkt.dts, flv.audio_sequence_header(config))
             self._audio = config
-        type_id, body = flv.body(pkt)
+        type_id, body = flv.body(pkt, self._form)
         self._publisher.send_media(type_id, pkt.dts, body)
 
     def service(self) -> None:
@@ -133,10 +140,13 @@ class _PipeWriter:
 class SrtSink:
     """MPEG-TS over SRT through an `srt-live-transmit file://con srt://...` child (caller).
 
-    TS wants H.264 in Annex B with the parameter sets in band (ITU-T H.264 Annex B;
-    ISO/IEC 13818-1 2.14) and AAC in ADTS, so packets are converted here: SPS/PPS from
-    the avcC go in front of every keyframe, which also carries a configuration change
-    to the receiver without any signalling.
+    TS wants H.264 and HEVC in Annex B with the parameter sets in band (ITU-T H.264
+    Annex B, H.265 Annex B; ISO/IEC 13818-1 2.14) and AAC in ADTS, so packets are
+    converted here: SPS/PPS (HEVC: VPS/SPS/PPS) from the record go in front of every
+    keyframe, which also carries a configuration change to the receiver without any
+    signalling. The video stream is declared with the codec of the first packet (the
+    queue starts at a video keyframe); another codec arriving later ends the connection
+    (the output reconnects with it) or, one TS cannot carry, raises CannotCarry.
     """
 
     def __init__(self, url: str, connect_timeout: float, stall_timeout: float) -> None:
@@ -147,6 +157,8 @@ class SrtSink:
         self._pipe: _PipeWriter | None = None
         self._container: Any = None
         self._vstream: Any = None
+        self._video_codec = "h264"
+        self._opened_with: tuple[VideoConfig | None, AudioConfig | None] = (None, None)
         self._astream: Any = None
         self._param_sets: tuple[VideoConfig, bytes] | None = None
         self._aac_info: tuple[AudioConfig, Any] | None = None
@@ -162,6 +174,8 @@ class SrtSink:
         return self._pipe.bytes_sent if self._pipe else 0
 
     def open(self, video: VideoConfig | None, audio: AudioConfig | None) -> None:
+        if video is not None and not carries("mpegts", video.codec):
+            raise CannotCarry(video.codec, "mpegts")  # before connecting: nothing goes out
         tool = shutil.which("srt-live-transmit")
         if tool is None:
             raise PushError("error", "srt-live-transmit is not installed")
@@ -184,10 +198,20 @@ class SrtSink:
                 raise PushError("timeout", "no SRT connection within connect_timeout_s")
         assert self._proc.stdin is not None
         self._pipe = _PipeWriter(self._proc.stdin.fileno(), self._stall_timeout)
+        self._opened_with = (video, audio)
+
+    def _start_mux(self, video: VideoConfig | None) -> None:
+        """Declare the streams once the first packet says which video codec this is."""
+        hint, audio = self._opened_with
+        video = video or hint
+        if video is not None and not carries("mpegts", video.codec):
+            raise CannotCarry(video.codec, "mpegts")
+        self._video_codec = video.codec if video is not None else "h264"
+        assert self._pipe is not None
         self._container = av.open(self._pipe, "w", format="mpegts")
         width = video.width if video and video.width else 1280
         height = video.height if video and video.height else 720
-        self._vstream = self._container.add_mux_stream("h264", width=width, height=height)
+        self._vstream = self._container.add_mux_stream(self._video_codec, width=width, height=height)
         rate = audio.sample_rate if audio and audio.sample_rate else 48000
         self._astream = self._container.add_mux_stream("aac", rate=rate)
         self._vstream.time_base = self._astream.time_base = Fraction(1, 1000)
@@ -207,19 +231,17 @@ class SrtSink:
         lines = [ln for ln in self._log if "srt://" not in ln]
         return lines[-1] if lines else "no output"
 
-    def _annexb(self, pkt: MediaPacket) -> bytes:
-        config = pkt.config
+    def _annexb(self, pkt: MediaPacket, config: VideoConfig) -> bytes:
         try:
-            frame = avcc_to_annexb(pkt.data)
-            if not (pkt.keyframe and isinstance(config, VideoConfig)):
+            frame = hevc.to_annexb(pkt.data) if config.codec == "hevc" else h264.avcc_to_annexb(pkt.data)
+            if not pkt.keyframe:
                 return frame
             if self._param_sets is None or self._param_sets[0] is not config:
-                info = parse_avcc_config(config.extradata)
-                sets = b"".join(b"\x00\x00\x00\x01" + nal for nal in info.sps + info.pps)
+                sets = b"".join(b"\x00\x00\x00\x01" + nal for nal in _parameter_sets(config))
                 self._param_sets = (config, sets)
             return self._param_sets[1] + frame
-        except H264Error as exc:
-            raise PushError("error", f"cannot convert H.264 for MPEG-TS: {exc}") from None
+        except CodecError as exc:
+            raise PushError("error", f"cannot convert {config.codec} for MPEG-TS: {exc}") from None
 
     def _adts(self, pkt: MediaPacket) -> bytes:
         config = pkt.config
@@ -238,10 +260,19 @@ class SrtSink:
             raise PushError("error", str(exc)) from None
 
     def write(self, pkt: MediaPacket) -> None:
-        if self._container is None:
+        if self._pipe is None:
             raise PushError("closed", "not connected")
+        if self._container is None:
+            self._start_mux(pkt.config if isinstance(pkt.config, VideoConfig) else None)
         if pkt.track is Track.VIDEO:
-            packet = av.Packet(self._annexb(pkt))
+            config = pkt.config
+            if not isinstance(config, VideoConfig):
+                raise PushError("error", "a video packet without its VideoConfig")
+            if config.codec != self._video_codec:
+                if not carries("mpegts", config.codec):
+                    raise CannotCarry(config.codec, "mpegts")
+                raise PushError("error", f"the video codec changed to {config.codec}: reconnecting with it")
+            packet = av.Packet(self._annexb(pkt, config))
             packet.stream = self._vstream
             packet.is_keyframe = pkt.keyframe
         else:
@@ -291,10 +322,19 @@ class SrtSink:
                 proc.wait()
 
 
-def make_sink(url: str, connect_timeout: float, stall_timeout: float, ca_file: str | None = None) -> Sink:
+def _parameter_sets(config: VideoConfig) -> list[bytes]:
+    if config.codec == "hevc":
+        info = hevc.parse_hvcc_config(config.extradata)
+        return [*info.vps, *info.sps, *info.pps]
+    avc = h264.parse_avcc_config(config.extradata)
+    return [*avc.sps, *avc.pps]
+
+
+def make_sink(url: str, connect_timeout: float, stall_timeout: float, video_tags: str = "legacy",
+              ca_file: str | None = None) -> Sink:
     scheme = urlsplit(url).scheme
     if scheme in ("rtmp", "rtmps"):
-        return RtmpSink(url, connect_timeout, stall_timeout, ca_file)
+        return RtmpSink(url, connect_timeout, stall_timeout, form_of(url, video_tags), ca_file)
     if scheme == "srt":
         return SrtSink(url, connect_timeout, stall_timeout)
     raise PushError("error", f"unsupported output scheme {scheme!r}")
