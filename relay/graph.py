@@ -102,7 +102,8 @@ class InputChannel:
         self.settings = settings
         self._graph = graph
         self._clock = graph.clock
-        self.watch = InputWatch(settings.id, settings.priority, graph.settings.thresholds, graph.emit)
+        self.watch = InputWatch(settings.id, settings.priority, graph.settings.thresholds, graph.emit,
+                                declared_codec=settings.codec)
         self._loop = asyncio.get_running_loop()
         thresholds = graph.settings.thresholds
         self.analyzer = InputAnalyzer(settings.id, self._post_stats, black_luma=thresholds.black_luma,
@@ -339,7 +340,11 @@ class MediaGraph:
             self._settle_waiters(now)
 
     def tick_watchers(self, now: float) -> None:
+        # The codec on air, for the `codec` signal (watch/codec.py): inputs in another
+        # codec are failing, so the policy never switches to them.
+        show = None if self.settings.failover.mixed_codecs else self.switcher.show_codec
         for ch in self.channels.values():
+            ch.watch.codec.on_show_codec(show)
             ch.watch.tick(now)
 
     def watch_tick(self, now: float) -> None:

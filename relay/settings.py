@@ -160,6 +160,10 @@ class InputSettings(Section):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
     kind: Literal["rtmp", "srt", "pull"]
     priority: Annotated[int, Field(ge=1)] = 1
+    # The video codec the encoder is set to send; None = whatever it sends. Lets
+    # config-check judge outputs and input pairs before the show; another codec arriving
+    # raises the input's tier-1 `codec` fault.
+    codec: Literal["h264", "hevc", "av1"] | None = None
     # rtmp
     key: SecretStr | None = None
     key_file: str | None = None
@@ -211,6 +215,10 @@ class FailoverSettings(Section):
     min_dwell_s: Seconds = 5.0
     escalate_after_s: Seconds = 15.0
     switch_at: Literal["auto", "buffered", "next"] = "auto"
+    # Switch between inputs of different video codecs (only for platforms known to follow
+    # a codec change mid-stream). False: an input whose codec is not the one on air has a
+    # tier-1 `codec` fault and is never switched to.
+    mixed_codecs: bool = False
     max_added_delay_ms: Annotated[int, Field(ge=0)] = 1000
     verify_within_s: PositiveSeconds = 2.0
 

@@ -91,9 +91,11 @@ Codec parameters
     (codec/hevc.py), which starts a new coded video sequence (the two encoders'
     picture order counts would otherwise collide, and FFmpeg drops a picture with a
     duplicate one), and the RASL pictures, which cannot decode, are left out until
-    the first picture that is not one (H.265 8.1.3). Whether inputs of
-    different codecs may be switched between is decided before a switch is asked
-    for (the `codec` signal, watch/codec.py); the switcher carries what it is given.
+    the first picture that is not one (H.265 8.1.3). The show's codec is the first
+    video codec that went out: unless ``mixed_codecs``, a switch to an input that
+    sends another is refused (it fails at once; the policy keeps off such inputs
+    anyway, watch/codec.py) and the input on air's pictures in another codec are
+    not forwarded.
 
 Verification and reports
     A switch is verified once the target's keyframe went out and then at least
@@ -155,6 +157,7 @@ class _Input:
     timeline: InputTimeline = field(default_factory=InputTimeline)
     gop: GopBuffer = field(default_factory=GopBuffer)
     last_arrival: float | None = None  # when its latest packet arrived
+    codec: str | None = None  # its latest video packet's codec
 
 
 def _parameter_sets_in_band(keyframe: MediaPacket) -> bytes:
@@ -220,6 +223,7 @@ class Switcher:
         self._bridge_for: str | None = None  # whose picture the bridge holds
         self._params_due = False  # the next keyframe out carries its SPS/PPS in band
         self._max_video_pts: int | None = None  # the latest presentation time sent (B-frames)
+        self._show_codec: str | None = None  # the video codec of the output (see Codec parameters)
         self._cut_due = False  # the next keyframe out follows a cut (a switch, a skip)
         self._after_cut = False  # since that keyframe: pictures that lead it are left out
 
@@ -243,6 +247,13 @@ class Switcher:
         if state is None:
             state = self._inputs[input_id] = _Input()
         state.last_arrival = now
+        if pkt.track is Track.VIDEO and isinstance(pkt.config, VideoConfig):
+            state.codec = pkt.config.codec
+            if not self._carries(state):
+                pending = self._switch
+                if pending is not None and pending.to == input_id and pending.cut_at is None:
+                    self._refuse(pending)
+                return self._fill_silence(now)  # never on air: its codec is not the show's
         jumped = state.timeline.observe(pkt)
         if jumped:
             state.gop.clear()  # a group spanning two timelines cannot be replayed
@@ -326,6 +337,9 @@ class Switcher:
         switch = _Switch(to=to, from_=self.active, reason=reason, requested_at=now, urgent=urgent)
         self._switch = switch
         state = self._inputs.get(to)
+        if state is not None and not self._carries(state):
+            self._refuse(switch)
+            return []
         mode = self._settings.switch_at
         if mode == "buffered" and state is not None and self._usable(state, now):
             out = self._cut_over(switch, state.gop.packets(), now, buffered=True)
@@ -504,6 +518,21 @@ class Switcher:
             dts = max(dts, self._max_video_pts + step - (first.pts - first.dts))
         return dts
 
+    @property
+    def show_codec(self) -> str | None:
+        """The video codec on air since the first picture went out (None before)."""
+        return self._show_codec
+
+    def _carries(self, state: _Input) -> bool:
+        show = self._show_codec
+        return self._settings.mixed_codecs or show is None or state.codec in (None, show)
+
+    def _refuse(self, switch: _Switch) -> None:
+        state = self._inputs.get(switch.to)
+        self._failed(switch)
+        self._last_failure = (f"{switch.to} sends {state.codec if state else '?'}; {self._show_codec} is on "
+                              "air and a platform cannot follow a change of codec (failover.mixed_codecs)")
+
     def _verified(self, switch: _Switch) -> None:
         self._switch = None
         self._results.append((switch.to, True))
@@ -565,6 +594,8 @@ class Switcher:
             out_pts = max(pts, dts)
             if self._max_video_pts is None or out_pts > self._max_video_pts:
                 self._max_video_pts = out_pts
+            if self._show_codec is None or self._settings.mixed_codecs:
+                self._show_codec = pkt.config.codec if isinstance(pkt.config, VideoConfig) else None
             if self._params_due and pkt.keyframe:
                 self._params_due = False
                 data = _parameter_sets_in_band(pkt)

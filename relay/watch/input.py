@@ -17,10 +17,11 @@ import math
 from collections import deque
 
 from relay.events import EventSink
-from relay.media import MediaPacket, Track
+from relay.media import MediaPacket, Track, VideoConfig
 from relay.settings import ThresholdSettings
 from relay.watch.bitrate import BitrateSignal
 from relay.watch.cadence import CadenceSignal
+from relay.watch.codec import CodecSignal
 from relay.watch.connection import DisconnectedSignal, StalledSignal
 from relay.watch.drift import DriftSignal
 from relay.watch.fault import Fault
@@ -36,7 +37,8 @@ Health = dict[str, float | int | str | None]
 
 
 class InputWatch:
-    def __init__(self, input_id: str, priority: int, thresholds: ThresholdSettings, emit: EventSink) -> None:
+    def __init__(self, input_id: str, priority: int, thresholds: ThresholdSettings, emit: EventSink,
+                 declared_codec: str | None = None) -> None:
         self.input_id = input_id
         self.priority = priority
         self.disconnected = DisconnectedSignal(input_id, thresholds, emit)
@@ -49,9 +51,10 @@ class InputWatch:
         self.frozen = FrozenSignal(input_id, thresholds, emit)
         self.silence = SilenceSignal(input_id, thresholds, emit)
         self.srt_link = SrtLinkSignal(input_id, thresholds, emit)
+        self.codec = CodecSignal(input_id, thresholds, emit, declared_codec)
         self._per_connection = (
             self.stalled, self.cadence, self.audio_missing, self.drift, self.bitrate,
-            self.black, self.frozen, self.silence, self.srt_link,
+            self.black, self.frozen, self.silence, self.srt_link, self.codec,
         )  # fmt: skip
         self._faults: tuple[Fault, ...] = (self.disconnected.fault, *(s.fault for s in self._per_connection))
         self._connected_at: float | None = None
@@ -93,6 +96,8 @@ class InputWatch:
             self.cadence.on_video_packet(now, pkt.dts, pkt.config)
             self.audio_missing.on_video_packet(now)
             self.drift.on_video_packet(now, pkt.dts)
+            if isinstance(pkt.config, VideoConfig):
+                self.codec.on_video(pkt.config)
         else:
             self.audio_missing.on_audio_packet(now)
             self.drift.on_audio_packet(now, pkt.dts, pkt.config)
@@ -133,6 +138,7 @@ class InputWatch:
         self.frozen.tick(now)
         self.silence.tick(now)
         self.srt_link.tick(now)
+        self.codec.tick(now)
         self._refresh_health(now)
 
     # -- outputs ---------------------------------------------------------------------------

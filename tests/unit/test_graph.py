@@ -91,7 +91,7 @@ class Studio:
     """Two encoders, the media graph and its control API, and a fake clock."""
 
     def __init__(self, switch_at: str = "buffered", backup_gop: int = 60,
-                 verify_within_s: float = 2.0) -> None:
+                 verify_within_s: float = 2.0, mixed_codecs: bool = False) -> None:
         self.now = 0.0
         self.settings = RelaySettings(
             id="studio-a",
@@ -100,7 +100,7 @@ class Studio:
             outputs=[OutputSettings(id="douyin", urls=[SecretStr("rtmp://a.example.com/live/KEY1"),
                                                        SecretStr("rtmp://b.example.com/live/KEY2")])],
             failover=FailoverSettings(switch_at=switch_at,  # type: ignore[arg-type]
-                                      verify_within_s=verify_within_s),
+                                      verify_within_s=verify_within_s, mixed_codecs=mixed_codecs),
         )
         self.events: list[Event] = []
         bus = EventBus()
