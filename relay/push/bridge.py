@@ -7,10 +7,11 @@ OBS's 8.3-s groups), the switcher asks for a bridge (``Switcher.bridge_wanted``)
 and cuts to the target at its next keyframe. Meanwhile the platform must not go
 without media: the bridge is the target's latest decoded picture (the analysis
 worker decodes every input anyway) held still, encoded to match the target's
-stream (resolution, frame rate, profile, audio format) with silence, and played
-in real time like the slate; MediaLive repeats a frame on input loss the same way.
-Encoding takes a worker thread some tens of milliseconds (libx264 ``ultrafast``,
-one half-second closed group, looped); the picture comes from the analysis
+stream (its codec, H.264, HEVC or AV1: push/stills.py; resolution, frame rate,
+profile, audio format) with silence, and played in real time like the slate;
+MediaLive repeats a frame on input loss the same way. Encoding takes a worker
+thread some tens of milliseconds (libx264 ``ultrafast``, x265 ``ultrafast``,
+SVT-AV1 preset 12; one half-second closed group, looped); the picture comes from the analysis
 decoder, which skips deblocking, so it is a little softer than the stream.
 
 Without a decoded picture of the target (none decoded yet) the slate's image is

@@ -3,7 +3,8 @@
 When no input is healthy the platform must still receive a stream, or it closes
 the live room. The slate is a short clip, one closed group of pictures of a still
 image plus AAC silence (or an audio file), encoded to match the stream it replaces
-(resolution, frame rate, H.264 profile and level, AAC sample rate and channels) so
+(its video codec, H.264, HEVC or AV1 (push/stills.py); resolution, frame rate,
+H.264 profile and level; AAC sample rate and channels) so
 the switcher can splice it into the same output in copy mode. It is encoded ahead
 of time, in a worker thread, whenever an input's parameters become known
 (:func:`encode_slate`), and played in a loop in real time by :class:`SlateSource`,
@@ -22,19 +23,9 @@ from fractions import Fraction
 
 import av
 import numpy as np
-from av.codec.context import Flags
 from av.video.frame import PictureType
 
-from relay.codec.h264 import (
-    NAL_PPS,
-    NAL_SPS,
-    H264Error,
-    annexb_to_avcc,
-    build_avcc_config,
-    nal_type,
-    parse_avcc_config,
-    split_annexb,
-)
+from relay.codec.h264 import H264Error, parse_avcc_config
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push.silence import (
@@ -46,6 +37,7 @@ from relay.push.silence import (
     open_aac_encoder,
     silent_aac_frame,
 )
+from relay.push.stills import StillFormat, encode_group, video_offset_ms
 
 log = get_logger("relay.slate")
 
@@ -54,10 +46,6 @@ DEFAULT_FPS = Fraction(30)
 DEFAULT_PROFILE = 100  # High: what OBS and most studio encoders send
 MAX_AUDIO_FILE_S = 60.0  # a looped audio bed longer than this is cut
 
-# x264 profile for each H.264 profile_idc (ITU-T H.264 Annex A). The slate is 8-bit
-# 4:2:0, so High 10/4:2:2/4:4:4 targets get High; Extended has no x264 profile and
-# its Baseline subset is what a decoder of Extended streams accepts.
-_X264_PROFILES = {66: "baseline", 88: "baseline", 77: "main", 100: "high"}
 
 # Colours of the built-in card. The background is deliberately not black: at 17 %
 # luma it stays clear of the `black` signal (< 10 % luma) if the slate is watched.
@@ -187,13 +175,6 @@ def frame_rate(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-def video_offset_ms(index: int, rate: Fraction) -> int:
-    """Milliseconds from a track's origin to video frame ``index`` at ``rate``,
-    rounded down like the audio's, so packets ordered by due time are also
-    ordered by timestamp across the two tracks. Exact integers: no drift."""
-    return index * 1000 * rate.denominator // rate.numerator
-
-
 @dataclass(frozen=True, slots=True)
 class SlateFormat:
     """What the slate must match in the stream it replaces."""
@@ -205,6 +186,7 @@ class SlateFormat:
     level: int  # level_idc (31 = 3.1); 0 = let the encoder choose
     sample_rate: int
     channels: int
+    codec: str = "h264"  # of the stream it replaces: a platform cannot follow a change of codec
 
     @classmethod
     def of(cls, video: VideoConfig | None, audio: AudioConfig | None, fps: float) -> SlateFormat:
@@ -222,7 +204,8 @@ class SlateFormat:
         if not (width and height):
             width, height = DEFAULT_WIDTH, DEFAULT_HEIGHT
         sample_rate, channels = audio_format(audio)
-        return cls(_even(width), _even(height), frame_rate(fps), profile, level, sample_rate, channels)
+        codec = video.codec if video is not None else "h264"
+        return cls(_even(width), _even(height), frame_rate(fps), profile, level, sample_rate, channels, codec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,59 +230,10 @@ class SlateClip:
         return SlateFormat.of(video, audio, fps) == self.format
 
 
-def _x264_options(fmt: SlateFormat, frames: int, preset: str) -> dict[str, str]:
-    options = {
-        "preset": preset,
-        "tune": "zerolatency",  # no lookahead and no B-frames: pts == dts, like a live encoder
-        "profile": _X264_PROFILES.get(fmt.profile, "high"),
-        "crf": "23",
-        "threads": "2",
-        # One closed GOP per clip: a keyframe only at its start, no scene-cut I-frames.
-        "x264-params": f"keyint={frames}:min-keyint={frames}:scenecut=0:bframes=0:open-gop=0",
-    }
-    if fmt.level >= 10:
-        options["level"] = f"{fmt.level // 10}.{fmt.level % 10}"
-    return options
-
-
 def _encode_video(source: av.VideoFrame, fmt: SlateFormat, frames: int,
                   preset: str = "veryfast") -> tuple[list[MediaPacket], VideoConfig]:
-    ctx = av.CodecContext.create("libx264", "w")
-    ctx.width, ctx.height = fmt.width, fmt.height
-    ctx.pix_fmt = "yuv420p"
-    ctx.framerate = fmt.rate
-    ctx.time_base = 1 / fmt.rate
-    ctx.gop_size = frames
-    ctx.max_b_frames = 0
-    # Global header moves SPS/PPS out of the frames into extradata. libx264 still
-    # writes both in Annex B (start codes, checked here), so the avcC record and
-    # the AVCC framing are built from them.
-    ctx.flags |= Flags.global_header
-    ctx.options = _x264_options(fmt, frames, preset)
-    ctx.open()
-    coded: list[bytes] = []
-    for index in range(frames):
-        source.pts = index
-        coded += [bytes(p) for p in ctx.encode(source)]
-    coded += [bytes(p) for p in ctx.encode(None)]
-    header = bytes(ctx.extradata or b"")
-    if header.startswith(b"\x01"):  # already an avcC record (a future libx264 wrapper may do this)
-        record = header
-    else:
-        nals = split_annexb(header)
-        record = build_avcc_config([n for n in nals if nal_type(n) == NAL_SPS],
-                                   [n for n in nals if nal_type(n) == NAL_PPS])
-    config = VideoConfig("h264", record, fmt.width, fmt.height)
-    packets: list[MediaPacket] = []
-    for index, data in enumerate(coded):
-        frame = annexb_to_avcc(data)
-        ts = video_offset_ms(index, fmt.rate)
-        packets.append(MediaPacket(Track.VIDEO, ts, ts, frame.data, frame.idr, config))
-    if len(packets) != frames or not packets[0].keyframe or any(p.keyframe for p in packets[1:]):
-        keyframes = [i for i, p in enumerate(packets) if p.keyframe]
-        raise RuntimeError(f"libx264 gave {len(packets)} frames with keyframes at {keyframes}; "
-                           f"expected one GOP of {frames}")
-    return packets, config
+    still = StillFormat(fmt.codec, fmt.width, fmt.height, fmt.rate, fmt.profile, fmt.level)
+    return encode_group(source, still, frames, preset=preset)
 
 
 def _audio_packets(frames: Sequence[bytes], config: AudioConfig) -> list[MediaPacket]:

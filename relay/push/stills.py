@@ -1,0 +1,128 @@
+"""One picture encoded as one closed group of pictures, in the codec of the stream it stands
+in for: the slate's and the bridge's video (push/slate.py, push/bridge.py).
+
+A platform cannot follow a change of codec, so what Relay puts on air itself is
+encoded the way the input on air is: H.264 with libx264, HEVC with libx265, AV1 with
+SVT-AV1, each with a keyframe only at the start (IDR; an HEVC IDR with a closed
+group; an AV1 key frame), no B-frames (pts == dts, like a live encoder), and the
+decoder configuration record built the way ingest builds it (relay/codec/). Blocking:
+worker threads only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+from av.codec.context import Flags
+
+from relay.codec import av1, h264, hevc
+from relay.codec.video import in_band_config, video_config
+from relay.media import MediaPacket, Track, VideoConfig
+
+# x264 profile for each H.264 profile_idc (ITU-T H.264 Annex A). The slate is 8-bit
+# 4:2:0, so High 10/4:2:2/4:4:4 targets get High; Extended has no x264 profile and
+# its Baseline subset is what a decoder of Extended streams accepts.
+_X264_PROFILES = {66: "baseline", 88: "baseline", 77: "main", 100: "high"}
+
+
+@dataclass(frozen=True, slots=True)
+class StillFormat:
+    codec: str  # "h264", "hevc", "av1"
+    width: int
+    height: int
+    rate: Fraction
+    profile: int = 100  # H.264 only: profile_idc
+    level: int = 0  # H.264 only: level_idc; 0 = the encoder chooses
+
+
+def _options(fmt: StillFormat, frames: int, preset: str) -> tuple[str, dict[str, str]]:
+    if fmt.codec == "hevc":
+        # x265: one closed group (an IDR at the start), no B-frames, no scene cuts.
+        params = (f"keyint={frames}:min-keyint={frames}:scenecut=0:bframes=0:open-gop=0:"
+                  "repeat-headers=0:log-level=error")
+        return "libx265", {"preset": "ultrafast", "tune": "zerolatency", "x265-params": params}
+    if fmt.codec == "av1":
+        # SVT-AV1: low delay (no hidden frames), its fastest preset, one key frame.
+        return "libsvtav1", {"preset": "12", "g": str(frames),
+                             "svtav1-params": "pred-struct=1:lp=1:scd=0:enable-overlays=0"}
+    options = {
+        "preset": preset,
+        "tune": "zerolatency",  # no lookahead and no B-frames: pts == dts, like a live encoder
+        "profile": _X264_PROFILES.get(fmt.profile, "high"),
+        "crf": "23",
+        "threads": "2",
+        # One closed GOP per clip: a keyframe only at its start, no scene-cut I-frames.
+        "x264-params": f"keyint={frames}:min-keyint={frames}:scenecut=0:bframes=0:open-gop=0",
+    }
+    if fmt.level >= 10:
+        options["level"] = f"{fmt.level // 10}.{fmt.level % 10}"
+    return "libx264", options
+
+
+def encode_group(source: av.VideoFrame, fmt: StillFormat, frames: int, *,
+                 preset: str = "veryfast") -> tuple[list[MediaPacket], VideoConfig]:
+    """``frames`` pictures of ``source`` (pts set here), timestamps from 0 in milliseconds;
+    the first packet the only keyframe. Raises RuntimeError if the encoder does otherwise."""
+    encoder, options = _options(fmt, frames, preset)
+    ctx: Any = av.CodecContext.create(encoder, "w")
+    ctx.width, ctx.height = fmt.width, fmt.height
+    ctx.pix_fmt = "yuv420p"
+    ctx.framerate = fmt.rate
+    ctx.time_base = 1 / fmt.rate
+    ctx.gop_size = frames
+    ctx.max_b_frames = 0
+    ctx.flags |= Flags.global_header  # parameter sets in extradata, not in every keyframe
+    ctx.options = options
+    ctx.open()
+    coded: list[bytes] = []
+    for index in range(frames):
+        source.pts = index
+        coded += [bytes(p) for p in ctx.encode(source)]
+    coded += [bytes(p) for p in ctx.encode(None)]
+    header = bytes(ctx.extradata or b"")
+    packets, config = _packets(fmt, header, coded)
+    if len(packets) != frames or not packets[0].keyframe or any(p.keyframe for p in packets[1:]):
+        keyframes = [i for i, p in enumerate(packets) if p.keyframe]
+        raise RuntimeError(f"{encoder} gave {len(packets)} frames with keyframes at {keyframes}; "
+                           f"expected one group of {frames}")
+    return packets, config
+
+
+def _packets(fmt: StillFormat, header: bytes, coded: list[bytes]) -> tuple[list[MediaPacket], VideoConfig]:
+    """The encoder's output as Relay's packets and record (what ingest would make of it)."""
+    frames: list[tuple[bytes, bool]]
+    if fmt.codec == "av1":
+        # SVT-AV1's extradata is written before it encodes and differs from the sequence
+        # header in its stream: the record is built from the key frame's own.
+        config = video_config("av1", av1.build_av1c_config(header))
+        config = in_band_config(config, coded[0]) or config
+        reduced = av1.parse_av1c_config(config.extradata).reduced_still_picture_header
+        frames = [(data, av1.is_key_frame(data, reduced)) for data in coded]
+    elif fmt.codec == "hevc":
+        sets = hevc.annexb_to_frame(header)
+        config = video_config("hevc", hevc.build_hvcc_config(sets.vps, sets.sps, sets.pps))
+        frames = [(f.data, f.irap) for f in map(hevc.annexb_to_frame, coded)]
+    else:
+        if header.startswith(b"\x01"):  # already an avcC record
+            record = header
+        else:
+            nals = h264.split_annexb(header)
+            record = h264.build_avcc_config([n for n in nals if h264.nal_type(n) == h264.NAL_SPS],
+                                            [n for n in nals if h264.nal_type(n) == h264.NAL_PPS])
+        config = video_config("h264", record)
+        frames = [(f.data, f.idr) for f in map(h264.annexb_to_avcc, coded)]
+    packets = []
+    for index, (data, key) in enumerate(frames):
+        ts = video_offset_ms(index, fmt.rate)
+        packets.append(MediaPacket(Track.VIDEO, ts, ts, data, key, config))
+    return packets, config
+
+
+def video_offset_ms(index: int, rate: Fraction) -> int:
+    """Milliseconds from a track's origin to video frame ``index`` at ``rate``,
+    rounded down like the audio's, so packets ordered by due time are also
+    ordered by timestamp across the two tracks. Exact integers: no drift."""
+    return index * 1000 * rate.denominator // rate.numerator
