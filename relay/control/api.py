@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from relay import __version__
-from relay.control.commands import Outcome, PolicyAct, Request
+from relay.control.commands import Dispatcher, Outcome, PolicyAct, Request
 from relay.control.commands import execute as run_command
 from relay.events import Event, EventBus, iso_utc
 from relay.graph import SLATE, MediaGraph
@@ -56,6 +56,8 @@ class ControlApi:
         self.started_at = self._clock()
         self.last_stop: str | None = None  # why the previous session ended (from the journal)
         self.dashboard_url: str | None = None  # where people open this relay's dashboard, if served
+        # One dispatcher for every transport (MQTT, HTTP): one check or drill at a time in all.
+        self.commands = Dispatcher(self, bus.emit)
 
     # -- what is read -------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from relay.control.commands import Outcome, Request
+from relay.control.commands import Dispatcher, Outcome, Request
 from relay.events import EventBus
 from relay.settings import RelaySettings
 
@@ -17,6 +17,7 @@ from relay.settings import RelaySettings
 class DaemonFacade(Protocol):
     settings: RelaySettings
     bus: EventBus
+    commands: Dispatcher  # the one dispatcher every transport runs commands through
 
     def state(self) -> dict[str, Any]:
         """The retained ``state`` content (secrets already redacted)."""

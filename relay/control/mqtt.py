@@ -35,7 +35,6 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from relay import __version__
 from relay.backoff import ReconnectBackoff
-from relay.control.commands import Dispatcher
 from relay.control.discovery import discovery_payload
 from relay.control.facade import DaemonFacade
 from relay.control.outbox import Kind, Outbox, Outgoing
@@ -140,7 +139,7 @@ class MqttControl:
         self._identifier = f"relay-{self.relay_id}-{uuid.uuid4().hex[:8]}"
         self._tasks: list[asyncio.Task[None]] = []
         self._requests: set[asyncio.Task[None]] = set()
-        self.commands = Dispatcher(daemon, daemon.bus.emit)
+        self.commands = daemon.commands  # shared with HTTP: one check or drill at a time, in all
         self._connected = False
         self._problem: str | None = None  # the failure last logged, so a retry series logs it once
         self._reassert_online = False

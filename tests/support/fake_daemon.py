@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from relay.control.commands import Outcome, Request
+from relay.control.commands import Dispatcher, Outcome, Request
 from relay.events import EventBus, Switched
 from relay.settings import InputSettings, MqttSettings, OutputSettings, RelaySettings
 
@@ -28,6 +28,7 @@ class FakeDaemon:
     def __init__(self, settings: RelaySettings) -> None:
         self.settings = settings
         self.bus = EventBus()
+        self.commands = Dispatcher(self, self.bus.emit)
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.jpeg: bytes | None = None
         self.started = time.monotonic()

@@ -256,3 +256,27 @@ async def test_health_and_thumbnail_read_the_same_truth() -> None:
     assert health["active_input"] == "main" and health["switch"]["active"] == "main"
     assert set(health["inputs"]) == {"main", "backup"} and set(health["outputs"]) == {"douyin"}
     json.dumps(health)
+
+
+async def test_every_transport_shares_the_relays_one_dispatcher() -> None:
+    """So 'one check or drill at a time' holds across MQTT and HTTP together."""
+    from relay.control.http.server import HttpServer
+    from relay.control.mqtt import MqttControl
+    from relay.settings import HttpSettings
+
+    studio = Studio()
+    assert MqttControl(studio.api).commands is studio.api.commands
+    assert HttpServer(studio.api, HttpSettings(), "studio-a").commands is studio.api.commands
+    gate = asyncio.Event()
+
+    async def slow_check(sample_s: float) -> dict[str, Any]:
+        await gate.wait()
+        return {"result": "pass", "checks": []}
+
+    studio.api.preflight = slow_check  # type: ignore[method-assign]
+    first = asyncio.create_task(studio.api.commands.run("check", b"{}", source="mqtt", max_bytes=4096))
+    await asyncio.sleep(0)
+    second = await studio.api.commands.run("check", b"{}", source="http:alice", max_bytes=4096)
+    assert second["status"] == "error" and "already running" in second["error"]
+    gate.set()
+    assert (await first)["status"] == "ok"

@@ -10,7 +10,7 @@ import asyncio
 import signal
 from typing import Any
 
-from relay.control.commands import Outcome
+from relay.control.commands import Dispatcher, Outcome
 from relay.control.fleet import FleetWatch
 from relay.control.http.server import HttpServer
 from relay.events import EventBus
@@ -25,6 +25,7 @@ class NoRelay:
 
     def __init__(self) -> None:
         self.bus = EventBus()
+        self.commands = Dispatcher(self, self.bus.emit)
 
     def state(self) -> dict[str, Any]:
         return {}

@@ -49,6 +49,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class HttpSource(LiveSource, Protocol):
     """What the HTTP side reads from the relay and where its commands run (its control API)."""
 
+    commands: Dispatcher  # the relay's one dispatcher, shared with MQTT
+
     async def execute(self, request: Request) -> Outcome:
         ...
 
@@ -99,7 +101,7 @@ class HttpServer:
         self.live = LiveFeed(relay, thumbnail_interval_s=settings.thumbnail_interval_s,
                              extra_health=extra_health)
         self.metrics = Metrics(relay_id, relay.state, relay.health, extra_health)
-        self.commands = Dispatcher(relay, relay.bus.emit)
+        self.commands = relay.commands
         self.fleet: FleetWatch | None = None  # every relay on the broker, when [http] fleet is on
         self._runner: web.AppRunner | None = None
         self.port = 0
