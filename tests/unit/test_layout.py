@@ -98,7 +98,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycle() -> None:
     graph = import_graph()
-    assert "relay.graph" in graph and "relay.control.commands" in graph["relay.control.mqtt"]
+    assert "relay.graph" in graph and "relay.control.commands" in graph["relay.control.api"]
     assert cycles(graph) == []
 
 
