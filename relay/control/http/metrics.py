@@ -37,6 +37,8 @@ HOST_GAUGES = (
     ("mem_free_pct", "host_memory_free_percent", "free memory, percent"),
     ("disk_free_gb", "host_disk_free_gigabytes", "free space on the journal's disk, GB"),
     ("loop_lag_ms", "event_loop_lag_ms", "how late the event loop ran at worst in the last 2 s, ms"),
+    ("loop_work_lag_ms", "event_loop_work_lag_ms",
+     "of that lateness, Relay's own doing (less the loop thread's wait for a CPU), ms"),
 )
 
 
