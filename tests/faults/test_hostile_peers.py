@@ -168,7 +168,8 @@ def test_a_show_survives_every_attack_and_a_mixed_flood(tmp_path: Path, main_cli
     assert event_time(back) - reconnect_at < 5.0, back
     # nothing disturbed main, nor backup until its own restart; no switch at all
     assert not faults(relay, worse_than=3, since=since, until=until, input="main"), lags
-    assert not faults(relay, worse_than=3, since=since, until=reconnect_at, input="backup")
+    # (events are stamped to the millisecond: the restart's own fault may show a hair early)
+    assert not faults(relay, worse_than=3, since=since, until=reconnect_at - 0.01, input="backup")
     assert not [s for s in before(relay, "switched", until) if event_time(s) >= since]
     assert longest_run_ms(rec, "main") >= (until - since - 1) * 1000, rec.runs()
     assert_nothing_lost(rec)
