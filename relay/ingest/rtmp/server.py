@@ -16,8 +16,9 @@ time, slots, work and log lines (docs/SECURITY.md):
 - *slots*: at most ``max_connections`` sockets, closing ones included. Connections
   that have not published get all but one slot per RTMP input (those are kept for
   the encoders), at most ``max_pending_per_address`` from one address; when either
-  is full the least advanced of them (handshake < connected), oldest first, makes
-  room for the newcomer, so a flood of idle sockets cannot lock an encoder out;
+  is full one of them makes room for the newcomer: those older than
+  ``EVICTION_GRACE_S`` first, then the least advanced (handshake < connected), then
+  the oldest, so a flood cannot lock an encoder out nor cut one off mid-handshake;
 - protocol errors, timeouts and refusals are logged at most ``LOG_PER_SECOND``
   times a second (the next line says how many were held back), and never with more
   than a few characters of what the peer sent.
@@ -47,6 +48,7 @@ _log = get_logger("relay.ingest.rtmp")
 _PROTOCOL_ERRORS = (HandshakeError, ChunkError, AmfError, FlvError, SessionError)
 _MAX_UNSENT = 1024 * 1024  # a peer that never reads our (tiny) replies is not a publisher
 REFUSAL_FLUSH_S = 1.0
+EVICTION_GRACE_S = 1.0
 LOG_PER_SECOND = 5
 
 
@@ -97,17 +99,18 @@ class _Connection(asyncio.Protocol):
     def peer(self) -> str:
         return self._session.peer if self._session is not None else "unknown"
 
-    @property
-    def rank(self) -> tuple[int, float] | None:
-        """Eviction order (lowest goes first), or None for a publisher, which never goes."""
+    def rank(self, now: float) -> tuple[int, int, float] | None:
+        """Eviction order (lowest goes first), or None for a publisher, which never goes:
+        connections older than EVICTION_GRACE_S before younger ones (an encoder needs a
+        few round trips to get from accept to publish, and a flood must not cut it off
+        in the middle), then the least advanced, then the oldest."""
         session = self._session
-        if session is None:
-            return (-1, self.accepted)
-        if session.unpublished_at is not None:
-            return (-1, self.accepted)
+        young = 1 if now - self.accepted < EVICTION_GRACE_S else 0
+        if session is None or session.unpublished_at is not None:
+            return (0, -1, self.accepted)
         if session.port is not None:
             return None
-        return (session.stage, self.accepted)
+        return (young, session.stage, self.accepted)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -292,20 +295,21 @@ class RtmpServer:
 
     def admit(self, newcomer: _Connection) -> bool:
         """Make room for a new connection if need be; False if there is none to make."""
-        same_host = [c for c in self.connections if c.host == newcomer.host and c.rank is not None]
-        if len(same_host) >= self.max_pending_per_address and not self._evict(same_host):
+        now = time.monotonic()
+        same_host = [c for c in self.connections if c.host == newcomer.host and c.rank(now) is not None]
+        if len(same_host) >= self.max_pending_per_address and not self._evict(same_host, now):
             return False
         while self.lingering and len(self.connections) + len(self.lingering) >= self.max_connections:
             self.lingering.pop().abort()
         while True:
-            pending = [c for c in self.connections if c.rank is not None]
+            pending = [c for c in self.connections if c.rank(now) is not None]
             if len(pending) < self.max_pending and len(self.connections) < self.max_connections:
                 return True
-            if not self._evict(pending):
+            if not self._evict(pending, now):
                 return False
 
-    def _evict(self, candidates: list[_Connection]) -> bool:
-        ranked = [(rank, c) for c in candidates if (rank := c.rank) is not None]
+    def _evict(self, candidates: list[_Connection], now: float) -> bool:
+        ranked = [(rank, c) for c in candidates if (rank := c.rank(now)) is not None]
         if not ranked:
             return False
         _, victim = min(ranked, key=lambda item: item[0])
