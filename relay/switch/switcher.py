@@ -213,6 +213,7 @@ class Switcher:
         self._last_out: dict[Track, int | None] = {Track.VIDEO: None, Track.AUDIO: None}
         self._last_video_sent: float | None = None  # `now` when the last video packet went out
         self._frame_ms = 33  # frame interval of the input whose video went out last
+        self._frame_exact = 1000 / 30  # the same, to a fraction of a millisecond
         self._out_audio: AudioConfig | None = None  # the audio configuration the output carries
         self._audio_floor: int | None = None  # out dts of the keyframe the output (re)started at
         self._delay_ms = 0.0  # how far the output timeline runs ahead of the wall clock
@@ -513,10 +514,13 @@ class Switcher:
         the new picture before pictures already sent."""
         last_dts = self._last_out[Track.VIDEO]
         assert last_dts is not None
-        dts = last_dts + step
-        if self._max_video_pts is not None:
-            dts = max(dts, self._max_video_pts + step - (first.pts - first.dts))
-        return dts
+        shown = last_dts if self._max_video_pts is None else self._max_video_pts
+        # A whole number of frame intervals after the last picture shown, so the pictures stay
+        # on one frame grid: a receiver that re-times to the frame rate (ffmpeg's CLI does)
+        # would give two pictures stamped half a frame off that grid the same slot.
+        frames = max(1, round(step / self._frame_exact))
+        pts = shown + round(frames * self._frame_exact)
+        return max(last_dts + 1, pts - (first.pts - first.dts))
 
     @property
     def show_codec(self) -> str | None:
@@ -591,6 +595,7 @@ class Switcher:
                 dts = last + 1
             self._last_video_sent = now
             self._frame_ms = state.timeline.frame_interval_ms
+            self._frame_exact = state.timeline.frame_duration_ms
             out_pts = max(pts, dts)
             if self._max_video_pts is None or out_pts > self._max_video_pts:
                 self._max_video_pts = out_pts

@@ -104,6 +104,14 @@ class InputTimeline:
         return max(MIN_FRAME_MS, min(MAX_FRAME_MS, median))
 
     @property
+    def frame_duration_ms(self) -> float:
+        """The frame interval to a fraction of a millisecond (33.33 at 30 fps, where the
+        millisecond steps are 33, 33, 34): the mean of the steps near the median."""
+        median = self.frame_interval_ms
+        near = [s for s in self._frame_steps if abs(s - median) <= median / 4]
+        return statistics.fmean(near) if near else float(median)
+
+    @property
     def keyframe_interval_ms(self) -> int | None:
         """The median keyframe step, once two keyframes have been seen on one timeline."""
         if not self._keyframe_steps:

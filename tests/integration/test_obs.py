@@ -100,7 +100,12 @@ def test_obs_dies_the_backup_goes_on_air_and_obs_returns(tmp_path: Path, clip: P
         failback = relay.next_switch("main", timeout=30)
     except (TimeoutError, AssertionError) as e:
         raise AssertionError(f"no failback to OBS: {e}\n{obs2.log()}") from None
-    assert failback["reason"] == "failback"
+    if failback["reason"] != "failback":
+        # a loaded machine can starve the backup's ffmpeg: then main returns on the backup's
+        # own tier-1 fault, which must be there to say so
+        backup_faults = [f for f in relay.events("fault_raised", input="backup", tier=1)
+                         if f["signal"] != "disconnected"]
+        assert failback["reason"] == "fault" and backup_faults, (failback, backup_faults)
     time.sleep(2.0)
     gap_failback = longest_gap(viewer.raw(), returned, time.monotonic())
 

@@ -496,6 +496,22 @@ def test_after_a_b_frame_encoder_the_new_picture_is_shown_after_every_old_one(sw
     assert_continuous(studio, max_video_step=34 + 133 + 100, max_audio_step=SWITCH_AUDIO_STEP + 133 + 100)
 
 
+@pytest.mark.parametrize("switch_at", ["auto", "buffered", "next"])
+def test_the_output_stays_on_one_frame_grid_across_switches(switch_at: str) -> None:
+    # B and the bridge run half a frame off A's grid; a receiver re-timing to 30 fps (ffmpeg's
+    # CLI does) must still find one picture per slot: no two in the same 1/30 s.
+    studio = Studio(Encoder("A", stop=5.51), Encoder("B", video_base=70_017, start=0.017, gop=60),
+                    switch_at=switch_at)
+    studio.run_until(1.0)
+    studio.switch("A")
+    studio.run_until(5.51)
+    studio.lose("A")
+    studio.switch("B", "fault")
+    studio.run_until(9.0)
+    slots = [round(p.pts * 30 / 1000) for p in studio.track(Track.VIDEO)]
+    assert len(set(slots)) == len(slots)
+
+
 # -------------------------------------------------------------- added delay
 
 
