@@ -8,8 +8,10 @@ the switch on a keyframe and keeps the output's timestamps continuous.
 Output timeline
     The active input's packets go out as they arrive with ``out = in + offset``.
     At every switch (and every re-anchoring) the offset is chosen so that the
-    new input's keyframe lands one frame interval after the last output video
-    packet. Video and audio of one input share the offset, so the input's own
+    new input's keyframe is shown one frame interval (or the pause, in whole
+    frame intervals) after the last picture shown: with B-frames that is the
+    highest pts sent, not the last dts; whole intervals keep the output on one
+    frame grid. Video and audio of one input share the offset, so the input's own
     A/V relation reaches the output unchanged. Output timestamps rise strictly
     per track: a video packet that would not is moved up by the missing
     milliseconds (pts with it, keeping its composition offset; a video frame
