@@ -74,8 +74,12 @@ def test_a_switch_between_unlike_encoders_reads_with_zero_errors(tmp_path: Path)
         s.on_air("main", timeout=20)
         time.sleep(2.0)
         rec_path = s.platform.recordings(PLATFORM_KEY)[0]
+        slate = [e for e in s.relay.events("switched") if e["to"] == "slate"]
         rec = s.finish()
-    assert rec.labels() == ["main", "backup", "main"], rec.labels()
+    labels = rec.labels()
+    assert [label for label in labels if label != "other"] == ["main", "backup", "main"], labels
+    if "other" in labels:  # a starved machine can stall both publishers at once: the slate, rightly
+        assert slate and s.relay.events("fault_raised", signal="stalled", input="backup"), labels
     assert (1280, 720) in rec.sizes and (640, 360) in rec.sizes
     assert rec.strictly_rising()
     decoded = ffmpeg_errors(rec_path)
