@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import statistics
+import subprocess
+import sys
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -42,6 +45,7 @@ class Cost:
     cpu_pct: list[float] = field(default_factory=list)  # % of one core, one value per repeat
     rss_mb: float = 0.0  # highest RSS seen
     loop_lag_ms: float | None = None  # Relay's own figure, if it logs one
+    loop_cpu_pct: list[float] = field(default_factory=list)  # the event loop's thread alone
 
     @property
     def cpu_median(self) -> float:
@@ -68,9 +72,11 @@ def growth_config(workdir: Path, rtmp_port: int, keys: list[str], outputs: list[
 
 
 def measure_cost(label: str, clip: Path, inputs: int, outputs: int, workdir: Path, *,
-                 seconds: float = 30.0, warmup: float = 5.0, repeat: int = 1) -> Cost:
+                 seconds: float = 30.0, warmup: float = 5.0, repeat: int = 1,
+                 profile: Path | None = None) -> Cost:
     """One chain with `inputs` publishers of `clip` and `outputs` pushes; Relay's CPU over
-    `seconds`, `repeat` times in a row on the same chain."""
+    `seconds`, `repeat` times in a row on the same chain (`profile`: py-spy records Relay
+    over the first window into this file, collapsed stacks)."""
     workdir.mkdir(parents=True, exist_ok=True)
     cost = Cost(label, inputs, outputs, seconds)
     with ExitStack() as stack:
@@ -91,7 +97,9 @@ def measure_cost(label: str, clip: Path, inputs: int, outputs: int, workdir: Pat
         for i in range(outputs):
             relay.wait_for("output_connected", output=f"out{i + 1}", timeout=30)
         time.sleep(warmup)
+        spy = start_profile(relay.pid, seconds, profile, workdir) if profile else None
         for _ in range(repeat):
+            loop0 = loop_thread_seconds(relay)
             cpu0, t0 = relay.cpu_seconds(), time.monotonic()
             highest = relay.rss_bytes()
             while (left := t0 + seconds - time.monotonic()) > 0:
@@ -101,10 +109,33 @@ def measure_cost(label: str, clip: Path, inputs: int, outputs: int, workdir: Pat
                     raise RuntimeError(f"relay died\n{relay.tail()}")
             cpu1, t1 = relay.cpu_seconds(), time.monotonic()
             cost.cpu_pct.append(100.0 * (cpu1 - cpu0) / (t1 - t0))
+            cost.loop_cpu_pct.append(100.0 * (loop_thread_seconds(relay) - loop0) / (t1 - t0))
             cost.rss_mb = max(cost.rss_mb, highest / MB)
+        if spy is not None:
+            spy.wait(60)
         lags = [float(e["loop_lag_max_ms"]) for e in relay.matching("health") if "loop_lag_max_ms" in e]
         cost.loop_lag_ms = max(lags) if lags else None
     return cost
+
+
+def loop_thread_seconds(relay: RelayUnderTest) -> float:
+    """CPU time of Relay's main thread (the event loop: ingest, watch, switch; the analysis
+    and the outputs' sockets have threads of their own)."""
+    for thread in relay.process.threads():
+        if thread.id == relay.pid:
+            return float(thread.user_time + thread.system_time)
+    return 0.0
+
+
+def start_profile(pid: int, seconds: float, out: Path, workdir: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling Relay's threads (without pausing it) for `seconds`."""
+    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if py_spy is None:
+        raise SystemExit("bench: profiling needs py-spy (the test extras and scripts/bench install it)")
+    with open(workdir / "py-spy.log", "wb") as log:
+        return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                                 "--threads", "--nonblocking", "--rate", "250", "--format", "raw", "--output", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,11 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/relay-growth"))
+    p.add_argument("--profile", type=Path, help="py-spy records Relay over the first window into this file")
     opts = p.parse_args(argv)
     cost = measure_cost(opts.label, opts.clip, opts.inputs, opts.outputs, opts.workdir,
-                        seconds=opts.seconds, warmup=opts.warmup, repeat=opts.repeat)
+                        seconds=opts.seconds, warmup=opts.warmup, repeat=opts.repeat,
+                        profile=opts.profile)
     data: dict[str, Any] = asdict(cost)
     data["cpu_median"] = round(cost.cpu_median, 2)
+    data["loop_cpu_median"] = round(statistics.median(cost.loop_cpu_pct), 2)
     print(json.dumps(data))
     return 0
 

@@ -36,11 +36,10 @@ Statistics, per decoded picture:
 
 from __future__ import annotations
 
-import contextlib
 import math
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -63,6 +62,8 @@ AUDIO_WINDOW_MS = 200  # one audio level per this much sound (two AAC frames dec
 _STEP = 8  # read every 8th pixel of every 8th row
 _PENDING_MAX = 64  # pts -> arrival entries kept for frames the decoder still holds (reordering)
 _JPEG_RANGE = 2  # AVCOL_RANGE_JPEG
+POLL_S = 0.04  # the worker looks at its inbox this often (verdicts go by arrival time, not by this)
+_PRIME = -(2**62)  # an audio packet's tag (else its window's start): decoded only to prime the decoder
 HELD_BYTES_MAX = 32 * 1024 * 1024  # compressed pictures held for a rewind (two groups), per input
 
 StatsSink = Callable[[Sequence[FrameStats]], None]
@@ -86,13 +87,20 @@ class InputAnalyzer:
         self._black_pixels = black_pixels
         self._frozen_db = frozen_db
         self._every_picture = every_picture  # no plan: decode every reference picture
-        self._queue: queue.Queue[MediaPacket | None] = queue.Queue(maxsize=queue_packets)
+        # (packet, tag): for video the slice kind, for audio -1 (prime) or the window start.
+        # A deque, not a queue.Queue: append and popleft need no lock of their own, and the
+        # worker polls it every POLL_S instead of being woken for each packet.
+        self._inbox: deque[tuple[MediaPacket, int]] = deque()
+        self._inbox_max = queue_packets
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         # touched by submit() (the loop thread) only
         self._resync = False
-        self.dropped = 0
+        self.dropped = 0  # queue full: the analysis fell behind
+        self.skipped = 0  # never needed: non-reference pictures, AAC frames between samples
         self._accepted = 0
+        self._sampler = AudioSampler(AUDIO_WINDOW_MS)
+        self._sampled_config: AudioConfig | None = None
         # touched by the worker only
         self.decode_errors = 0
         self.video_frames = 0  # pictures decoded (looks and rewinds included)
@@ -101,7 +109,6 @@ class InputAnalyzer:
         self._processed = 0
         self._video: _VideoAnalysis | None = None
         self._audio: _AudioDecoder | None = None
-        self._sampler = AudioSampler(AUDIO_WINDOW_MS)
 
     # -- loop side -----------------------------------------------------------------------
 
@@ -116,25 +123,44 @@ class InputAnalyzer:
         thread = self._thread
         if thread is None:
             return
-        self._stopping.set()
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)  # wake the worker now rather than at its next poll
+        self._stopping.set()  # wakes the worker now rather than at its next poll
         thread.join(timeout)
         self._thread = None
 
     def submit(self, pkt: MediaPacket) -> None:
-        """Queue one packet for analysis; never blocks. Full: drop, and resume video at a keyframe."""
-        if pkt.track is Track.VIDEO and self._resync:
-            if not pkt.keyframe:
-                self.dropped += 1
+        """Hand one packet over for analysis; never blocks. What the analysis will never
+        decode is left out here (a few bytes read). Full: drop, and resume video at a keyframe."""
+        if pkt.track is Track.VIDEO:
+            if self._resync:
+                if not pkt.keyframe:
+                    self.dropped += 1
+                    return
+                self._resync = False
+            tag = SLICE_P
+            config = pkt.config
+            if isinstance(config, VideoConfig):
+                first = picture_kind(config, pkt.data)
+                if first is not None:
+                    if not first[0]:
+                        self.skipped += 1  # a picture nothing refers to: never decoded
+                        return
+                    tag = first[1]
+        else:
+            if pkt.config is not self._sampled_config:
+                self._sampled_config = pkt.config if isinstance(pkt.config, AudioConfig) else None
+                self._sampler = AudioSampler(AUDIO_WINDOW_MS)
+            wanted = self._sampler.frame(pkt.pts)
+            if wanted == AudioSampler.SKIP:
+                self.skipped += 1
                 return
-            self._resync = False
-        try:
-            self._queue.put_nowait(pkt)
-            self._accepted += 1
-        except queue.Full:
+            start = self._sampler.window_start
+            tag = start if wanted == AudioSampler.MEASURE and start is not None else _PRIME
+        if len(self._inbox) >= self._inbox_max:
             self.dropped += 1
             self._resync = True
+            return
+        self._inbox.append((pkt, tag))
+        self._accepted += 1
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until every accepted packet is analysed (tests and benchmarks; never on the loop)."""
@@ -147,7 +173,7 @@ class InputAnalyzer:
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize()
+        return len(self._inbox)
 
     @property
     def latest_picture(self) -> Any | None:
@@ -169,32 +195,34 @@ class InputAnalyzer:
 
     def _run(self) -> None:
         cpu_start = time.thread_time()
+        inbox = self._inbox
         try:
-            while not self._stopping.is_set():
-                try:
-                    pkt = self._queue.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if pkt is None:
-                    break
-                try:
-                    batch = self._analyse(pkt)
-                    if batch:
-                        self._on_stats(batch)
-                except (av.error.FFmpegError, ValueError) as exc:
-                    # A corrupt packet costs its own statistics, nothing more.
-                    self.decode_errors += 1
-                    if self.decode_errors in (1, 10, 100) or self.decode_errors % 1000 == 0:
-                        log.warning("analysis_decode_error", input=self.input_id,
-                                    count=self.decode_errors, error=str(exc))
-                self._processed += 1
+            while True:
+                # What is there now, then one hand-over to the loop for all of it (one
+                # wake-up of the loop, and a rewind's pictures judged together).
+                batch: list[FrameStats] = []
+                for _ in range(len(inbox)):
+                    pkt, tag = inbox.popleft()
+                    try:
+                        batch += self._analyse(pkt, tag)
+                    except (av.error.FFmpegError, ValueError) as exc:
+                        # A corrupt packet costs its own statistics, nothing more.
+                        self.decode_errors += 1
+                        if self.decode_errors in (1, 10, 100) or self.decode_errors % 1000 == 0:
+                            log.warning("analysis_decode_error", input=self.input_id,
+                                        count=self.decode_errors, error=str(exc))
+                    self._processed += 1
+                if batch:
+                    self._on_stats(batch)
                 self.cpu_s = time.thread_time() - cpu_start
+                if not inbox and self._stopping.wait(POLL_S):
+                    break
         except Exception:  # the analysis must never take the daemon down; say so loudly
             log.exception("analysis_worker_failed", input=self.input_id)
         finally:
             self.cpu_s = time.thread_time() - cpu_start
 
-    def _analyse(self, pkt: MediaPacket) -> list[FrameStats]:
+    def _analyse(self, pkt: MediaPacket, tag: int) -> list[FrameStats]:
         if pkt.track is Track.VIDEO:
             if not isinstance(pkt.config, VideoConfig):
                 return []
@@ -204,7 +232,7 @@ class InputAnalyzer:
             video = self._video
             before, watching = video.decoder.decoded, video.plan.watching
             try:
-                return list(video.packet(pkt))
+                return list(video.packet(pkt, tag))
             finally:
                 self.video_frames += video.decoder.decoded - before
                 if video.plan.watching != watching:
@@ -216,18 +244,13 @@ class InputAnalyzer:
             return []
         if self._audio is None or self._audio.config is not pkt.config:
             self._audio = _AudioDecoder(pkt.config)
-            self._sampler = AudioSampler(AUDIO_WINDOW_MS)
-        wanted = self._sampler.frame(pkt.pts)
-        if wanted == AudioSampler.SKIP:
-            return []
         levels = self._audio.decode(pkt)
         self.audio_frames += 1
-        start = self._sampler.window_start
-        if wanted != AudioSampler.MEASURE or not levels or start is None:
+        if tag == _PRIME or not levels:
             return []  # a priming frame: its sound overlaps what came before, not decoded
         mean = levels[-1]
         rms_dbfs = max(10.0 * math.log10(mean), FLOOR_DB) if mean > 0 else FLOOR_DB
-        return [AudioFrameStats(now=pkt.arrival, pts=start, rms_dbfs=rms_dbfs)]
+        return [AudioFrameStats(now=pkt.arrival, pts=tag, rms_dbfs=rms_dbfs)]
 
 
 class _Group:
@@ -260,13 +283,8 @@ class _VideoAnalysis:
         self._previous: _Group | None = None
         self._run: tuple[_Group, int] | None = None  # the decoder holds this group's first n pictures
 
-    def packet(self, pkt: MediaPacket) -> list[VideoFrameStats]:
-        kind = SLICE_P
-        first = picture_kind(self.config, pkt.data)
-        if first is not None:
-            reference, kind = first
-            if not reference:
-                return []  # nothing refers to it: never decoded
+    def packet(self, pkt: MediaPacket, kind: int) -> list[VideoFrameStats]:
+        """A reference picture's packet (`kind`: its slice type); the statistics it brings out."""
         if pkt.keyframe:
             self._previous, self._group = self._group, _Group(pkt)
         elif self._group is None:
