@@ -134,7 +134,8 @@ def start_profile(pid: int, seconds: float, out: Path, workdir: Path) -> subproc
         raise SystemExit("bench: profiling needs py-spy (the test extras and scripts/bench install it)")
     with open(workdir / "py-spy.log", "wb") as log:
         return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                                 "--threads", "--nonblocking", "--rate", "250", "--format", "raw", "--output", str(out)],
+                                 "--threads", "--nonblocking", "--rate", "500", "--format", "raw",
+                                 "--output", str(out)],
                                 stdout=subprocess.DEVNULL, stderr=log)
 
 

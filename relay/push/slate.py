@@ -15,6 +15,7 @@ Run ``python -m relay.push.slate config/slate.png`` to redraw the built-in card.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Sequence
@@ -227,7 +228,14 @@ class SlateClip:
 
     def fits(self, video: VideoConfig | None, audio: AudioConfig | None, fps: float) -> bool:
         """Does this clip still match a stream with these parameters?"""
-        return SlateFormat.of(video, audio, fps) == self.format
+        return _format_of(video, audio, fps) == self.format
+
+
+@functools.lru_cache(maxsize=16)
+def _format_of(video: VideoConfig | None, audio: AudioConfig | None, fps: float) -> SlateFormat:
+    """SlateFormat.of, remembered: asked every watch tick with the same configurations, and
+    each answer parses an SPS."""
+    return SlateFormat.of(video, audio, fps)
 
 
 def _encode_video(source: av.VideoFrame, fmt: SlateFormat, frames: int,

@@ -46,6 +46,7 @@ class BitrateSignal:
         self._arrivals: deque[tuple[float, int]] = deque()
         self._bytes = 0
         self._history: deque[tuple[float, float]] = deque()
+        self._median: float | None = None  # of the history, recomputed when it changes (once a second)
         self._connected_at: float | None = None
         self._next_sample: float | None = None
 
@@ -71,7 +72,9 @@ class BitrateSignal:
     def median_kbps(self) -> float | None:
         if len(self._history) < _MIN_HISTORY:
             return None
-        return float(statistics.median(rate for _, rate in self._history))
+        if self._median is None:
+            self._median = float(statistics.median(rate for _, rate in self._history))
+        return self._median
 
     def tick(self, now: float) -> None:
         kbps = self.kbps(now)
@@ -97,6 +100,7 @@ class BitrateSignal:
             self._history.append((now, kbps))
             while self._history and self._history[0][0] <= now - t.bitrate_median_window_s:
                 self._history.popleft()
+            self._median = None
             self._next_sample += _WINDOW_S
             if self._next_sample <= now:  # ticks came late: do not catch up with a burst of samples
                 self._next_sample = now + _WINDOW_S
