@@ -243,18 +243,32 @@ class ChunkReader:
         position, or -1 if the rest is an incomplete header (kept for the next read)."""
         stream = self._current
         if stream is not None:
-            take = min(self._chunk_left, end - pos)
-            if take >= _COALESCE_BELOW:
-                self._touched.append(stream)
-            stream.add(view[pos:pos + take])
-            pos += take
-            self._chunk_left -= take
-            self._buffered += take
-            if self._buffered > self.max_buffered:
-                raise ChunkError("too many bytes held in unfinished messages")
-            if self._chunk_left == 0:
-                self._end_chunk(stream, ready)
-            return pos
+            # A message's body in strides: while the next header is the bare one-byte fmt 3
+            # header of this chunk stream (what encoders send between the chunks of one
+            # message), the next chunk's payload is taken here, without a trip through the
+            # header parser. Every bound is counted as if it had been parsed.
+            csid = self._current_csid
+            bare = 0xC0 | csid if 2 <= csid <= 63 and not stream.extended else -1
+            while True:
+                take = min(self._chunk_left, end - pos)
+                if take >= _COALESCE_BELOW and (not self._touched or self._touched[-1] is not stream):
+                    self._touched.append(stream)
+                stream.add(view[pos:pos + take])
+                pos += take
+                self._chunk_left -= take
+                self._buffered += take
+                if self._buffered > self.max_buffered:
+                    raise ChunkError("too many bytes held in unfinished messages")
+                if self._chunk_left:
+                    return pos  # the read ends inside this chunk
+                if stream.received >= stream.length or pos >= end or view[pos] != bare:
+                    self._end_chunk(stream, ready)
+                    return pos
+                pos += 1  # the bare fmt 3 header: this message goes on
+                self._chunks += 1
+                if self._chunks > self._max_chunks:
+                    raise ChunkError(f"more than {self._max_chunks} chunks in one read")
+                self._chunk_left = min(self.chunk_size, stream.length - stream.received)
         if self._pending:
             # A header split across reads: glue the few bytes needed and parse the copy.
             pending = self._pending
