@@ -33,6 +33,7 @@ from relay.ingest.rtmp import amf0
 RTMP_VERSION = 3
 HANDSHAKE_SIZE = 1536
 OUT_CHUNK_SIZE = 4096
+_IOV_MAX = 512  # buffers per sendmsg (Linux allows 1024)
 SEND_BUFFER = 256 * 1024  # small, so a platform that stops reading blocks us soon
 
 MSG_SET_CHUNK_SIZE = 1
@@ -219,17 +220,46 @@ def chunk_message(csid: int, type_id: int, stream_id: int, timestamp: int, paylo
     32-bit milliseconds (they wrap after 49.7 days); from 0xFFFFFF on they go in the
     extended timestamp field, repeated in every continuation chunk as FFmpeg and
     nginx-rtmp expect."""
+    return b"".join(chunk_parts(csid, type_id, stream_id, timestamp, payload, chunk_size))
+
+
+def chunk_parts(csid: int, type_id: int, stream_id: int, timestamp: int, payload: bytes,
+                chunk_size: int = OUT_CHUNK_SIZE) -> list[bytes | memoryview]:
+    """:func:`chunk_message` as the buffers to send, the payload's chunks as views into it
+    (for ``sendmsg``: the payload is not copied)."""
     ts = timestamp & 0xFFFFFFFF
     extended = ts >= 0xFFFFFF
     header = bytes([csid & 0x3F]) + (0xFFFFFF if extended else ts).to_bytes(3, "big")
     header += len(payload).to_bytes(3, "big") + bytes([type_id]) + stream_id.to_bytes(4, "little")
     ext = ts.to_bytes(4, "big") if extended else b""
-    out = bytearray(header + ext + payload[:chunk_size])
+    view = memoryview(payload)
+    parts: list[bytes | memoryview] = [header + ext, view[:chunk_size]]
     cont = bytes([0xC0 | (csid & 0x3F)]) + ext
     for pos in range(chunk_size, len(payload), chunk_size):
-        out += cont
-        out += payload[pos:pos + chunk_size]
-    return bytes(out)
+        parts.append(cont)
+        parts.append(view[pos:pos + chunk_size])
+    return parts
+
+
+def send_parts(sock: socket.socket, parts: list[bytes | memoryview]) -> int:
+    """Send every buffer, in order, with as few system calls and no joining copy (a TLS
+    socket has no ``sendmsg``: its buffers are joined). Returns the bytes sent."""
+    total = sum(len(p) for p in parts)
+    if isinstance(sock, ssl.SSLSocket):
+        sock.sendall(b"".join(parts))
+        return total
+    left = parts
+    while left:
+        sent = sock.sendmsg(left[:_IOV_MAX])
+        # drop what went out, keep the rest of a part sent only in part
+        i = 0
+        while i < len(left) and sent >= len(left[i]):
+            sent -= len(left[i])
+            i += 1
+        left = left[i:]
+        if sent:
+            left[0] = memoryview(left[0])[sent:]
+    return total
 
 
 def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
@@ -420,14 +450,14 @@ class RtmpPublisher:
         sock = self._sock
         if sock is None:
             raise PushError("closed", "not connected")
-        data = chunk_message(csid, type_id, stream_id, timestamp, payload)
+        parts = chunk_parts(csid, type_id, stream_id, timestamp, payload)
         try:
-            sock.sendall(data)
+            sent = send_parts(sock, parts)
         except TimeoutError:
             raise PushError("stalled", "the ingest stopped reading (write made no progress)") from None
         except OSError as exc:
             raise PushError("closed", f"connection lost: {exc.strerror or exc}") from None
-        self.bytes_sent += len(data)
+        self.bytes_sent += sent
         self.progress_at = time.monotonic()
 
     def send_media(self, type_id: int, timestamp: int, body: bytes) -> None:

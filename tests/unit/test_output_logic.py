@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import pytest
 
 from relay.events import Event, FaultCleared, FaultRaised, OutputUrlChanged
@@ -10,7 +13,14 @@ from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push import flv
 from relay.push.policy import PushPolicy
 from relay.push.queue import PushQueue
-from relay.push.rtmp_publish import ChunkReader, PushError, chunk_message, parse_rtmp_url
+from relay.push.rtmp_publish import (
+    ChunkReader,
+    PushError,
+    chunk_message,
+    chunk_parts,
+    parse_rtmp_url,
+    send_parts,
+)
 
 
 def policy(events: list[Event], urls: int = 2, failback: str = "auto") -> PushPolicy:
@@ -161,3 +171,28 @@ def test_flv_tag_bodies() -> None:
     assert flv.body(MediaPacket(Track.AUDIO, 5, 5, b"aac", True, a)) == (8, b"\xaf\x01aac")
     meta = amf0.decode_all(flv.metadata(v, a))
     assert meta[:2] == ["@setDataFrame", "onMetaData"] and meta[2]["width"] == 640.0
+
+
+def test_a_message_goes_out_from_views_of_its_payload_byte_for_byte_through_a_full_socket() -> None:
+    """send_parts hands the kernel the payload's chunks as views (no joined copy); a socket
+    whose buffer fills takes part of a buffer at a time, and nothing is lost or repeated."""
+    payload = bytes(range(256)) * 1200  # 300 KiB: 75 chunks, more than the socket buffer
+    parts = chunk_parts(6, 9, 1, 0x1000000, payload)  # an extended timestamp in every chunk
+    assert any(isinstance(p, memoryview) and p.obj is payload for p in parts)
+    a, b = socket.socketpair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    received = bytearray()
+
+    def read() -> None:
+        while chunk := b.recv(3000):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        sent = send_parts(a, parts)
+    finally:
+        a.close()
+        reader.join(10)
+        b.close()
+    assert sent == len(received) and bytes(received) == chunk_message(6, 9, 1, 0x1000000, payload)
