@@ -155,3 +155,17 @@ def prepare(cache: Path, fmt: ClipFormat, progress: bool = True) -> Clips:
         ])
         index.save(index_path)
     return Clips(main=wanted[MAIN][0], backup=wanted[BACKUP][0], black=wanted[BLACK][0], index=index)
+
+
+def prepare_main(cache: Path, fmt: ClipFormat, progress: bool = True) -> Path:
+    """Only the main clip for `fmt` (the cost measurements need no backup, black or index;
+    a 4K clip takes minutes to encode)."""
+    where = cache / fmt.key
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / "main.flv"
+    if not path.exists():
+        if progress:
+            print(f"bench: encoding the main clip ({fmt.size} {fmt.fps} fps, {fmt.seconds:g} s) into {path}",
+                  flush=True)
+        _encode(path, fmt, fmt.seconds, "red", None)
+    return path

@@ -23,12 +23,14 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.chain import ClipPublisher, RelayUnderTest
+from bench.clips import ClipFormat, prepare_main
 from bench.nginx import Platform, free_port
 
 MB = 1024 * 1024
@@ -71,12 +73,14 @@ def growth_config(workdir: Path, rtmp_port: int, keys: list[str], outputs: list[
     return path
 
 
-def measure_cost(label: str, clip: Path, inputs: int, outputs: int, workdir: Path, *,
+def measure_cost(label: str, clip: Path | list[Path], inputs: int, outputs: int, workdir: Path, *,
                  seconds: float = 30.0, warmup: float = 5.0, repeat: int = 1,
                  profile: Path | None = None) -> Cost:
     """One chain with `inputs` publishers of `clip` and `outputs` pushes; Relay's CPU over
     `seconds`, `repeat` times in a row on the same chain (`profile`: py-spy records Relay
-    over the first window into this file, collapsed stacks)."""
+    over the first window into this file, collapsed stacks). A list of clips is taken in
+    turn, one per input."""
+    clips = clip if isinstance(clip, list) else [clip]
     workdir.mkdir(parents=True, exist_ok=True)
     cost = Cost(label, inputs, outputs, seconds)
     with ExitStack() as stack:
@@ -90,7 +94,8 @@ def measure_cost(label: str, clip: Path, inputs: int, outputs: int, workdir: Pat
         stack.callback(relay.stop, signal.SIGTERM, 10.0)
         relay.wait_for("started", timeout=30)
         for i, key in enumerate(keys):
-            pub = ClipPublisher(clip, [f"rtmp://127.0.0.1:{port}/live/{key}"], workdir / f"pub{i + 1}.log")
+            pub = ClipPublisher(clips[i % len(clips)], [f"rtmp://127.0.0.1:{port}/live/{key}"],
+                                workdir / f"pub{i + 1}.log")
             stack.callback(pub.stop)
         for i in range(inputs):
             relay.wait_for("input_connected", input=f"in{i + 1}", timeout=30)
@@ -137,6 +142,43 @@ def start_profile(pid: int, seconds: float, out: Path, workdir: Path) -> subproc
                                  "--threads", "--nonblocking", "--rate", "500", "--format", "raw",
                                  "--output", str(out)],
                                 stdout=subprocess.DEVNULL, stderr=log)
+
+
+@dataclass(frozen=True)
+class GrowthCase:
+    name: str  # what --growth selects
+    inputs: int
+    outputs: int
+    fmt: ClipFormat | None = None  # None: the run's own clip format (1080p30 6 Mbit/s by default)
+
+
+GROWTH_CASES = (
+    GrowthCase("in1", 1, 1), GrowthCase("in2", 2, 1), GrowthCase("in4", 4, 1), GrowthCase("in8", 8, 1),
+    GrowthCase("out2", 2, 2), GrowthCase("out4", 2, 4),
+    GrowthCase("1080p60", 1, 1, ClipFormat(size="1920x1080", fps=60, video_kbps=8000, gop_frames=120)),
+    GrowthCase("2160p30", 1, 1, ClipFormat(size="3840x2160", fps=30, video_kbps=20000, gop_frames=60)),
+)
+
+
+def clip_label(fmt: ClipFormat) -> str:
+    height = fmt.size.split("x")[-1]
+    return f"{height}p{fmt.fps} {fmt.video_kbps / 1000:g} Mbit/s, keyframe every {fmt.keyframe_s:g} s"
+
+
+def run_growth(names: list[str], base: ClipFormat, cache: Path, workdir: Path, *, seconds: float,
+               warmup: float, repeat: int, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The growth table's rows, one chain per case (`names` from GROWTH_CASES, in that order)."""
+    rows: list[dict[str, Any]] = []
+    for case in (c for c in GROWTH_CASES if c.name in names):
+        fmt = case.fmt or base
+        clip = prepare_main(cache, fmt)
+        say(f"growth: {case.inputs} x {clip_label(fmt)}, {case.outputs} output(s), {repeat} x {seconds:g} s")
+        cost = measure_cost(clip_label(fmt), clip, case.inputs, case.outputs, workdir / f"growth-{case.name}",
+                            seconds=seconds, warmup=warmup, repeat=repeat)
+        say(f"growth: {case.name}: CPU {cost.cpu_median:.1f} % ({cost.cpu_per_input:.1f} % per input), "
+            f"RSS {cost.rss_mb:.0f} MB")
+        rows.append(asdict(cost))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,11 +12,14 @@ Phases (one nginx and one Relay serve all of them):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import json
 import os
 import shlex
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -47,10 +50,12 @@ from bench.figures import (
     first_after,
     longest_gap,
 )
+from bench.growth import GROWTH_CASES, measure_cost, run_growth
 from bench.nginx import Platform, free_port
 from bench.report import BLACK, KILLED, STALLED, Machine, Results, load, render, save, versions
 from bench.sweep import run_sweep
 
+PROFILE_BEFORE = Path(__file__).resolve().parent / "profiles" / "before-issue-14.pyspy"
 MAIN_KEY, BACKUP_KEY = "bench-main-7c1e", "bench-backup-42d9"
 # direct-b is a second path without Relay: direct-b minus direct is the method's own noise
 PLATFORM_KEY, DIRECT_KEY, DIRECT_B_KEY = "platform", "direct", "direct-b"
@@ -292,7 +297,7 @@ class Bench:
         time.sleep(SOAK_SETTLE_S)
         say(f"soak for {self.opts.soak_minutes:g} min")
         connected = len(self.relay.matching("output_connected"))
-        t0 = time.monotonic()
+        t0, wall0 = time.monotonic(), time.time()
         next_note = t0 + 60
         while (now := time.monotonic()) < t0 + seconds:
             if not self.relay.alive():
@@ -308,6 +313,7 @@ class Bench:
         arrivals = [a for a in self.viewer.arrivals(self.clips.index) if a[0] >= t0]
         results.soak_frames = len(arrivals)
         results.soak_viewer_gap_ms = longest_gap(arrivals, t0, t0 + seconds) * 1000
+        results.soak_loop_lag_ms = journal_loop_lag(self.dir / "journal.sqlite3", wall0, time.time())
 
     def finish_relay(self, results: Results) -> None:
         results.reconnects_total = max(0, len(self.relay.matching("output_connected")) - 1)
@@ -317,6 +323,24 @@ class Bench:
         code = self.relay.stop(signal.SIGTERM, 10.0)
         if code != 0:
             say(f"relay exited {code} after SIGTERM (expected 0)")
+
+
+def journal_loop_lag(journal: Path, since: float, until: float) -> list[float]:
+    """Relay's per-second loop lag figures (the worst of the last 2 s) between two wall times,
+    from the host rows of its journal (read while Relay writes it: WAL allows that)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT body FROM health WHERE kind = 'host' AND ts >= ? AND ts <= ?",
+                                (since, until)).fetchall()
+    except sqlite3.Error as exc:
+        say(f"loop lag: cannot read the journal ({exc})")
+        return []
+    lags = []
+    for (body,) in rows:
+        value = json.loads(body or "{}").get("loop_lag_ms")
+        if isinstance(value, int | float):
+            lags.append(float(value))
+    return lags
 
 
 def sample_for(seconds: float, read: Callable[[], int], every: float = 1.0) -> list[int]:
@@ -358,9 +382,15 @@ def summarize_profile(path: Path, top: int = 12) -> str:
 
 def ffmpeg_baseline(opts: argparse.Namespace, clips: Clips, workdir: Path, results: Results) -> None:
     """The nearest thing a user could run instead: one ffmpeg per input (copy + detectors)."""
+    results.ffmpeg_cpu_pct, results.ffmpeg_rss = ffmpeg_cost(opts, [clips.main, clips.backup], workdir)
+
+
+def ffmpeg_cost(opts: argparse.Namespace, clips: list[Path], workdir: Path) -> tuple[float, int]:
+    """(CPU % of one core, highest RSS) of one ffmpeg per clip, each receiving it from a
+    publisher, relaying it with `-c copy` and running blackdetect and silencedetect."""
     with Platform(workdir / "baseline") as nginx, ExitStack() as stack:  # nginx stops last
         watchers: list[Child] = []
-        for name, clip in (("main", clips.main), ("backup", clips.backup)):
+        for name, clip in zip(("main", "backup"), clips, strict=True):
             listen = f"rtmp://127.0.0.1:{free_port()}/live/{name}"
             watcher = FfmpegWatcher(listen, nginx.url(f"ff-{name}"), workdir / f"baseline-ffmpeg-{name}.log",
                                     black_s=THRESHOLDS["black_s"], black_luma=0.10, silence_dbfs=-60,
@@ -379,9 +409,25 @@ def ffmpeg_baseline(opts: argparse.Namespace, clips: Clips, workdir: Path, resul
         cpu0, t0 = group_cpu_seconds(procs), time.monotonic()
         rss = sample_for(opts.measure_seconds, lambda: sum(int(p.memory_info().rss) for p in procs))
         cpu1, t1 = group_cpu_seconds(procs), time.monotonic()
-        results.ffmpeg_cpu_pct = cpu_percent(cpu1 - cpu0, t1 - t0)
-        results.ffmpeg_rss = max(rss)
-        say(f"2 x ffmpeg: CPU {results.ffmpeg_cpu_pct:.1f} %, RSS {results.ffmpeg_rss / 2**20:.0f} MB")
+        cpu = cpu_percent(cpu1 - cpu0, t1 - t0)
+        say(f"2 x ffmpeg: CPU {cpu:.1f} %, RSS {max(rss) / 2**20:.0f} MB")
+        return cpu, max(rss)
+
+
+def obs_default_cpu(opts: argparse.Namespace, workdir: Path, results: Results) -> None:
+    """The CPU bars again with clips as OBS sends them by default: a keyframe every 250
+    frames (8.3 s at 30 fps), two B-frames; Relay (its own chain, two inputs, one output)
+    then ffmpeg, on the same clips."""
+    fmt = dataclasses.replace(opts.clip_format, gop_frames=OBS_DEFAULT_GOP)
+    clips = prepare(Path(opts.cache).expanduser(), fmt)
+    label = f"keyframe every {fmt.keyframe_s:.3g} s"
+    say(f"CPU with OBS's default keyframes ({label}): Relay over {opts.measure_seconds:g} s")
+    cost = measure_cost(label, [clips.main, clips.backup], 2, 1, workdir / "obs-cpu",
+                        seconds=opts.measure_seconds, warmup=opts.warmup_seconds)
+    say(f"relay run: CPU {cost.cpu_median:.1f} %, RSS {cost.rss_mb:.0f} MB")
+    ffmpeg_pct, ffmpeg_rss = ffmpeg_cost(opts, [clips.main, clips.backup], workdir / "obs-cpu")
+    results.obs_cpu = {"clip": label, "relay_cpu_pct": cost.cpu_median, "relay_rss": int(cost.rss_mb * 2**20),
+                       "ffmpeg_cpu_pct": ffmpeg_pct, "ffmpeg_rss": ffmpeg_rss}
 
 
 @contextmanager
@@ -422,6 +468,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--video-kbps", type=int, default=6000, help="clip video bitrate (default 6000)")
     p.add_argument("--workdir", help="keep logs and viewer timelines here (default: a temporary directory)")
     p.add_argument("--profile", help="record Relay with py-spy during the CPU window into this file")
+    p.add_argument("--profile-before", default=str(PROFILE_BEFORE),
+                   help="a py-spy raw profile of older code, shown beside this run's (default: the one "
+                        "recorded before issue 14, bench/profiles/)")
+    p.add_argument("--growth", default=",".join(c.name for c in GROWTH_CASES), type=_growth_cases,
+                   help="growth cases to run with --phases growth (default all: "
+                        f"{','.join(c.name for c in GROWTH_CASES)})")
+    p.add_argument("--growth-seconds", type=float,
+                   help="each growth case's window (default --measure-seconds)")
+    p.add_argument("--growth-repeat", type=int, default=3, help="windows per growth case (default 3)")
     p.add_argument("--notes", help="a Markdown file whose text goes into the page's Notes section")
     p.add_argument("--render", metavar="RESULTS_JSON",
                    help="measure nothing: write the page again from a run's results.json (with --notes)")
@@ -432,7 +487,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return opts
 
 
-PHASES = ("latency", "faults", "black", "sweep", "soak", "baseline")
+PHASES = ("latency", "faults", "black", "sweep", "soak", "baseline", "obs-cpu", "growth")
+CHAIN_PHASES = ("latency", "faults", "black", "sweep", "soak")
+OBS_DEFAULT_GOP = 250  # OBS's keyframe interval left at 0 ("auto"): x264's default
 
 
 def _phases(text: str) -> list[str]:
@@ -443,6 +500,15 @@ def _phases(text: str) -> list[str]:
     return phases
 
 
+def _growth_cases(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    known = [c.name for c in GROWTH_CASES]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown growth case {unknown[0]!r}; cases are {', '.join(known)}")
+    return names
+
+
 def _sweep_spec(text: str) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for item in (t.strip() for t in text.split(",") if t.strip()):
@@ -451,6 +517,26 @@ def _sweep_spec(text: str) -> list[tuple[int, int]]:
             raise argparse.ArgumentTypeError(f"expected FRAMES:LOSSES, e.g. 250:40, got {item!r}")
         out.append((int(frames), int(points)))
     return out
+
+
+def run_chain(opts: argparse.Namespace, clips: Clips, workdir: Path, stack: ExitStack,
+              results: Results) -> None:
+    """The phases that share one chain (one nginx, one Relay, the viewers)."""
+    bench = Bench(opts, clips, workdir, stack)
+    direct, direct_b = bench.start_chain()
+    phases = opts.phases
+    if "latency" in phases:
+        bench.measure_relay(results, direct, direct_b)
+    if "faults" in phases:
+        for kind in (KILLED, STALLED):
+            bench.fault_runs(kind, results)
+    if "black" in phases:
+        bench.black_runs(results)
+    if "sweep" in phases:
+        bench.sweeps(results)
+    if "soak" in phases:
+        bench.soak(results)
+    bench.finish_relay(results)
 
 
 def _stop_on_signal(signum: int, frame: object) -> None:
@@ -488,24 +574,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     with work_directory(opts.workdir) as workdir:
         say(f"working in {workdir}; load average {results.load_start[0]:.2f}")
-        with ExitStack() as stack:
-            bench = Bench(opts, clips, workdir, stack)
-            direct, direct_b = bench.start_chain()
-            phases = opts.phases
-            if "latency" in phases:
-                bench.measure_relay(results, direct, direct_b)
-            if "faults" in phases:
-                for kind in (KILLED, STALLED):
-                    bench.fault_runs(kind, results)
-            if "black" in phases:
-                bench.black_runs(results)
-            if "sweep" in phases:
-                bench.sweeps(results)
-            if "soak" in phases:
-                bench.soak(results)
-            bench.finish_relay(results)
-        if "baseline" in opts.phases:
+        phases = opts.phases
+        if set(phases) & set(CHAIN_PHASES):
+            with ExitStack() as stack:
+                run_chain(opts, clips, workdir, stack, results)
+        if "baseline" in phases:
             ffmpeg_baseline(opts, clips, workdir, results)
+        if "obs-cpu" in phases:
+            obs_default_cpu(opts, workdir, results)
+        if "growth" in phases:
+            results.growth = run_growth(opts.growth, opts.clip_format, Path(opts.cache).expanduser(), workdir,
+                                        seconds=opts.growth_seconds or opts.measure_seconds,
+                                        warmup=opts.warmup_seconds, repeat=opts.growth_repeat, say=say)
+        if opts.profile_before and Path(opts.profile_before).exists():
+            results.profile_before = summarize_profile(Path(opts.profile_before))
         results.load_end = os.getloadavg()
         results.duration_s = time.monotonic() - started
         results.notes = notes
