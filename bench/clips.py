@@ -26,6 +26,7 @@ from pathlib import Path
 import av
 
 MAIN, BACKUP, BLACK = "main", "backup", "black"
+NOISY_BLACK = "noisy black"  # a clip, not a label: its black frames are labelled BLACK
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Clips:
     main: Path
     backup: Path
     black: Path  # main's picture, then black: one black fault per loop
+    noisy_black: Path  # the same with sensor noise in the black
     index: FrameIndex
 
 
@@ -105,10 +107,13 @@ class FrameIndex:
         return cls(json.loads(path.read_text()))
 
 
-def _encode(out: Path, fmt: ClipFormat, seconds: float, color: str, black_from: int | None) -> None:
+def _encode(out: Path, fmt: ClipFormat, seconds: float, color: str, black_from: int | None,
+            noise: bool = False) -> None:
     vf = f"drawbox=x=0:y=0:w=64:h=64:color={color}:t=fill"
     if black_from is not None:
         vf += f",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='gte(t,{black_from})'"
+        if noise:  # a capped camera: temporal noise of +-12 levels, still >= 98 % dark
+            vf += f",noise=alls=12:allf=t+u:enable='gte(t,{black_from})'"
     # backup's test picture moves differently, so no frame of it equals one of main's
     pattern = "testsrc2" if color == "red" else "testsrc"
     kbps = fmt.video_kbps
@@ -137,13 +142,14 @@ def prepare(cache: Path, fmt: ClipFormat, progress: bool = True) -> Clips:
         MAIN: (where / "main.flv", fmt.seconds, "red", None),
         BACKUP: (where / "backup.flv", fmt.seconds, "blue", None),
         BLACK: (where / "main-then-black.flv", black_total, "red", fmt.black_clip_normal_s),
+        NOISY_BLACK: (where / "main-then-noisy-black.flv", black_total, "red", fmt.black_clip_normal_s),
     }
     for name, (path, seconds, color, black_from) in wanted.items():
         if not path.exists():
             if progress:
                 print(f"bench: encoding the {name} clip ({fmt.size}, {seconds} s) into {path}", flush=True)
-            _encode(path, fmt, seconds, color, black_from)
-    index_path = where / "frames.json"
+            _encode(path, fmt, seconds, color, black_from, noise=name == NOISY_BLACK)
+    index_path = where / "frames-2.json"  # 2: with the noisy black clip
     if index_path.exists():
         index = FrameIndex.load(index_path)
     else:
@@ -152,9 +158,11 @@ def prepare(cache: Path, fmt: ClipFormat, progress: bool = True) -> Clips:
             (wanted[BACKUP][0], BACKUP, None),
             # its first part is main's picture (often the very same bytes as main.flv's)
             (wanted[BLACK][0], MAIN, float(fmt.black_clip_normal_s)),
+            (wanted[NOISY_BLACK][0], MAIN, float(fmt.black_clip_normal_s)),
         ])
         index.save(index_path)
-    return Clips(main=wanted[MAIN][0], backup=wanted[BACKUP][0], black=wanted[BLACK][0], index=index)
+    return Clips(main=wanted[MAIN][0], backup=wanted[BACKUP][0], black=wanted[BLACK][0],
+                 noisy_black=wanted[NOISY_BLACK][0], index=index)
 
 
 def prepare_main(cache: Path, fmt: ClipFormat, progress: bool = True) -> Path:

@@ -24,6 +24,7 @@ from bench.figures import FailoverGap, Summary, change_pct, percentile
 from bench.sweep import SweepPoint
 
 KILLED, STALLED, BLACK = "killed", "stalled", "black"
+NOISY_BLACK = "noisy black"  # black with sensor noise (bench/clips.py)
 CPU_BAR_PCT = 8.0  # SPEC 11: two live inputs fully watched, % of one core
 CPU_RATIO_BAR = 0.35  # SPEC 11: against ffmpeg doing the nearest thing, same run
 MB = 1024 * 1024
@@ -184,8 +185,10 @@ def bars(r: Results) -> list[tuple[str, str, str, bool]]:
     out: list[tuple[str, str, str, bool]] = []
     stall_bar = r.thresholds["input_stall_ms"] + 300
     black_bar = r.thresholds["black_s"] * 1000 + 300
-    for kind, bar, metric in ((KILLED, 300.0, "freeze"), (STALLED, stall_bar, "freeze"),
-                              (BLACK, black_bar, "black on air")):
+    kinds = [(KILLED, 300.0, "freeze"), (STALLED, stall_bar, "freeze"), (BLACK, black_bar, "black on air")]
+    if NOISY_BLACK in r.gaps:
+        kinds.append((NOISY_BLACK, black_bar, "black on air"))
+    for kind, bar, metric in kinds:
         gaps = r.gaps.get(kind, [])
         values = [g.freeze_ms if metric == "freeze" else g.on_air_ms for g in gaps]
         s = Summary.of(values)
@@ -225,6 +228,27 @@ def bars(r: Results) -> list[tuple[str, str, str, bool]]:
         out.append((f"phase sweep, keyframe every {group} s: longest platform wait around a switch",
                     _ms(worst), "≤ 500 ms beyond detection (a disconnect: at once)", worst <= 500))
     return out
+
+
+SCALING = """\
+Where one process stops scaling: Relay is one Python process with one event loop. Ingest
+(chunk parsing, FLV), every packet-level signal, the switcher and the hand-over to the
+outputs run on that loop's thread, and any Python code anywhere in the process (the
+analysis threads' statistics, the outputs' send loops) needs the GIL; libavcodec releases
+it while it decodes. So the Python share of the cost (the *event loop thread* column and a
+part of the rest) adds up on one core whatever the machine has, and the table shows it
+growing with inputs at about the per-input figure: the loop, not the decoder, is what runs
+out first. A programme that keeps the loop well under a core (about a third of one, so a
+burst, a rewind or a slate encode never makes it late: see the soak's loop lag) is one
+Relay's size; the 8-input row says how far one process goes on this machine.
+
+A studio with more channels runs one Relay per channel (one programme, its inputs and its
+outputs), each from its own configuration with the `relay@.service` template unit
+(`systemctl enable --now relay@studio-a relay@studio-b`: own `id`, own ports, own
+journal). Several run side by side on one PC, as many as its cores carry by this table,
+each on its own core as the scheduler places them, and one channel's trouble stays in its
+process. All of them report to one MQTT broker (topics under each relay's `id`), where the
+fleet page and the control tools see every channel at once."""
 
 
 def _lag(values: list[float]) -> str:
@@ -285,7 +309,9 @@ def _gap_table(r: Results) -> str:
              "| delay added by the switch (Relay's figure), median / max "
              "| later pause (delay dropped), median / max |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for kind in (KILLED, STALLED, BLACK):
+    for kind in (KILLED, STALLED, BLACK, NOISY_BLACK):
+        if kind == NOISY_BLACK and kind not in r.gaps:
+            continue
         gaps = r.gaps.get(kind, [])
         f = Summary.of([g.freeze_ms for g in gaps])
         a = Summary.of([g.on_air_ms for g in gaps])
@@ -344,7 +370,8 @@ def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
         "frame on arrival and tells by a hash of its payload which clip (and which part) it came from; "
         "Relay copies payloads byte for byte, so no frame is decoded by the viewer.",
         "- Failover gap: the bench kills (SIGKILL) or stops (SIGSTOP) the main publisher, or the main "
-        "clip turns black; one Relay and one nginx serve every run: after each failover main is "
+        "clip turns black (clean, or with sensor noise: temporal noise of ±12 levels, still ≥ 98 % "
+        "dark); one Relay and one nginx serve every run: after each failover main is "
         "restarted and Relay fails back before the next run. *freeze* = the longest interval between "
         "consecutive frames arriving at the viewer from 1 s before the fault to 0.5 s after the first "
         "backup frame; *fault → backup* = from the fault (the signal, or the first black frame "
@@ -419,6 +446,8 @@ def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
         "## How cost grows",
         "",
         _growth_table(r),
+        "",
+        SCALING,
         "",
         "## Soak",
         "",

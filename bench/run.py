@@ -40,7 +40,7 @@ from bench.chain import (
     group_cpu_seconds,
     relay_config,
 )
-from bench.clips import ClipFormat, Clips, prepare
+from bench.clips import NOISY_BLACK, ClipFormat, Clips, prepare
 from bench.figures import (
     Arrival,
     added_latency,
@@ -251,12 +251,14 @@ class Bench:
         if pause == pause:  # not NaN: there were frames
             results.later_pause_ms.setdefault(kind, []).append(pause * 1000)
 
-    def black_runs(self, results: Results) -> None:
-        """Main publishes the black clip in a loop: each loop is one run (picture, then black:
-        Relay fails over; the picture returns at the next loop: Relay fails back)."""
+    def black_runs(self, results: Results, kind: str = BLACK) -> None:
+        """Main publishes the black clip (`kind` black, or noisy black) in a loop: each loop is
+        one run (picture, then black: Relay fails over; the picture returns at the next loop:
+        Relay fails back)."""
         assert self.viewer is not None
-        self.replace_main(self.clips.black)
-        gaps = results.gaps.setdefault(BLACK, [])
+        clip = self.clips.noisy_black if kind == NOISY_BLACK else self.clips.black
+        self.replace_main(clip)
+        gaps = results.gaps.setdefault(kind, [])
         loop_s = self.clips_format.black_clip_normal_s + self.clips_format.black_clip_black_s
         for i in range(self.opts.runs):
             since = time.monotonic()
@@ -264,11 +266,11 @@ class Bench:
             try:
                 switched = self.relay.wait_for("switched", to="backup", after=seen_back, timeout=loop_s + 10)
                 self.relay.wait_for("switched", to="main", after=seen_main, timeout=loop_s + 10)
-                results.added_delay_ms.setdefault(BLACK, []).append(float(switched["added_delay_ms"]))
+                results.added_delay_ms.setdefault(kind, []).append(float(switched["added_delay_ms"]))
             except TimeoutError:
-                say(f"black main, run {i + 1}: no failover and failback within a loop; restarting main")
+                say(f"{kind} main, run {i + 1}: no failover and failback within a loop; restarting main")
                 self.stop_main(signal.SIGKILL)
-                self.start_main(self.clips.black)
+                self.start_main(clip)
                 continue
             arrivals = self.viewer.arrivals(self.clips.index)
             found = black_gap(arrivals, since)
@@ -276,11 +278,11 @@ class Bench:
                 gaps.append(found[1])
                 backup_at = found[0] + found[1].on_air_ms / 1000
                 back_on_main = first_after(arrivals, backup_at, "main") or time.monotonic()
-                self._later_pause(results, BLACK, arrivals, backup_at, back_on_main)
-            say(f"black main, run {i + 1}/{self.opts.runs}: "
+                self._later_pause(results, kind, arrivals, backup_at, back_on_main)
+            say(f"{kind} main, run {i + 1}/{self.opts.runs}: "
                 + (f"black on air {found[1].on_air_ms:.0f} ms, freeze {found[1].freeze_ms:.0f} ms"
                    if found else "no black frame, or no backup after it, reached the viewer"))
-        results.failed_runs[BLACK] = self.opts.runs - len(gaps)
+        results.failed_runs[kind] = self.opts.runs - len(gaps)
         self.replace_main(self.clips.main)
 
     @property
@@ -467,7 +469,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"which phases to run, in order (default all: {','.join(PHASES)})")
     p.add_argument("--video-kbps", type=int, default=6000, help="clip video bitrate (default 6000)")
     p.add_argument("--workdir", help="keep logs and viewer timelines here (default: a temporary directory)")
-    p.add_argument("--profile", help="record Relay with py-spy during the CPU window into this file")
+    p.add_argument("--profile", help="record Relay with py-spy during the CPU window into this file "
+                   "(default: relay.pyspy in the work directory)")
+    p.add_argument("--no-profile", action="store_true", help="do not profile Relay")
     p.add_argument("--profile-before", default=str(PROFILE_BEFORE),
                    help="a py-spy raw profile of older code, shown beside this run's (default: the one "
                         "recorded before issue 14, bench/profiles/)")
@@ -532,6 +536,7 @@ def run_chain(opts: argparse.Namespace, clips: Clips, workdir: Path, stack: Exit
             bench.fault_runs(kind, results)
     if "black" in phases:
         bench.black_runs(results)
+        bench.black_runs(results, NOISY_BLACK)
     if "sweep" in phases:
         bench.sweeps(results)
     if "soak" in phases:
@@ -574,6 +579,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     with work_directory(opts.workdir) as workdir:
         say(f"working in {workdir}; load average {results.load_start[0]:.2f}")
+        if opts.no_profile:
+            opts.profile = None
+        elif not opts.profile:
+            opts.profile = str(workdir / "relay.pyspy")
         phases = opts.phases
         if set(phases) & set(CHAIN_PHASES):
             with ExitStack() as stack:
