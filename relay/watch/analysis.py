@@ -254,18 +254,28 @@ class InputAnalyzer:
 
 
 class _Group:
-    """The reference pictures of one group, from its keyframe, held for a rewind."""
+    """The reference pictures of one group, from its keyframe, held for a rewind; once
+    `released` (over HELD_BYTES_MAX) none are held any more and it cannot be rewound."""
 
-    __slots__ = ("held_bytes", "packets", "reported")
+    __slots__ = ("count", "held_bytes", "packets", "released", "reported")
 
     def __init__(self, keyframe: MediaPacket) -> None:
         self.packets = [keyframe]
+        self.count = 1  # reference pictures seen, held or not
         self.held_bytes = len(keyframe.data)
+        self.released = False
         self.reported: set[int] = set()  # pts of pictures whose statistics went out
 
     def add(self, pkt: MediaPacket) -> None:
-        self.packets.append(pkt)
-        self.held_bytes += len(pkt.data)
+        self.count += 1
+        if not self.released:
+            self.packets.append(pkt)
+            self.held_bytes += len(pkt.data)
+
+    def release(self) -> None:
+        self.packets = []
+        self.held_bytes = 0
+        self.released = True
 
 
 class _VideoAnalysis:
@@ -292,25 +302,36 @@ class _VideoAnalysis:
         else:
             self._group.add(pkt)
         group = self._group
-        if self._previous is not None and self._previous.held_bytes + group.held_bytes > HELD_BYTES_MAX:
-            self._previous = None  # memory first; a late look then finds its change at the keyframe
+        previous = self._previous
+        if previous is not None and previous.held_bytes + group.held_bytes > HELD_BYTES_MAX:
+            previous.release()  # memory first; a late look then finds its change at the keyframe
         self.plan.packet(pkt.arrival, pkt.keyframe, kind, len(pkt.data))  # may start watching
-        if group.held_bytes > HELD_BYTES_MAX and not self.plan.watching:
-            self.plan.watch(pkt.arrival, "long group")  # too long to hold: decode as it comes
         continues = self._run is not None and self._continues(group, pkt)
         if pkt.keyframe:
+            self.plan.pinned = False
             return self._feed([pkt], group) if self.plan.watching and continues else self._look(group)
+        if group.held_bytes > HELD_BYTES_MAX:
+            # Too long to hold: decode what is held now, then the rest as it comes, to the
+            # group's end (it can no longer be rewound).
+            if not self.plan.watching:
+                self.plan.watch(pkt.arrival, "long group")
+            self.plan.pinned = True
+            out = self._feed([pkt], group) if continues else self._replay([group])
+            group.release()
+            return out
         if not self.plan.watching:
             return []  # held, for a rewind
-        return self._feed([pkt], group) if continues else self._replay([group])
+        if continues:
+            return self._feed([pkt], group)
+        return [] if group.released else self._replay([group])  # released: wait for a keyframe
 
     def _continues(self, group: _Group, pkt: MediaPacket) -> bool:
         """Is `pkt` the next picture for the decoder as it stands?"""
         assert self._run is not None
         run_group, fed = self._run
         if pkt.keyframe:
-            return run_group is self._previous and fed == len(run_group.packets)
-        return run_group is group and fed == len(group.packets) - 1
+            return run_group is self._previous and fed == run_group.count
+        return run_group is group and fed == group.count - 1
 
     def _look(self, group: _Group) -> list[VideoFrameStats]:
         """A keyframe: decode it alone (in *watching*, it starts the run)."""
@@ -332,6 +353,10 @@ class _VideoAnalysis:
 
     def _replay(self, groups: list[_Group]) -> list[VideoFrameStats]:
         """Decode `groups` from the first one's keyframe, reporting what was not reported."""
+        groups = [g for g in groups if not g.released]
+        if not groups:
+            self._run = None
+            return []  # not held: the next keyframe starts again
         self.decoder.restart()
         out: list[VideoFrameStats] = []
         for group in groups:

@@ -85,6 +85,7 @@ class DecodePlan:
         self._watch_from = float("-inf")  # calm counts only from pictures after this
         self._calm_since: float | None = None
         self.reason = "start"  # why the plan is (or last was) watching, for logs and tests
+        self.pinned = False  # set by the caller: keep watching (a group it cannot rewind)
         self.watch_entries = 0
 
     def packet(self, now: float, keyframe: bool, kind: int, size: int) -> bool:
@@ -111,7 +112,7 @@ class DecodePlan:
                            else "still keyframe")
                 return look.keyframe
             return False
-        if not self.watching or look.now <= self._watch_from:
+        if not self.watching or self.pinned or look.now <= self._watch_from:
             return False
         if self._calm_since is None:
             self._calm_since = look.now

@@ -16,6 +16,7 @@ import av
 import pytest
 
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
+from relay.watch import analysis
 from relay.watch.analysis import InputAnalyzer
 from relay.watch.decode_plan import FrameSizes
 from relay.watch.frames import AudioFrameStats, FrameStats, VideoFrameStats
@@ -324,3 +325,29 @@ def test_a_keyframe_gone_black_rewinds_over_the_previous_group(
     first_every = next(s for s in every if s.dark_fraction >= 0.98)
     assert next(s for s in video if s.dark_fraction >= 0.98).now == first_every.now
     assert [s.pts for s in video] == sorted(s.pts for s in video)
+
+
+def test_a_group_too_long_to_hold_is_decoded_as_it_comes_and_not_held(
+        plan_clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past HELD_BYTES_MAX a group is no longer held (memory is bounded whatever the keyframe
+    interval): the plan watches to the group's end instead, so nothing needs a rewind."""
+    packets = read_packets(plan_clips["black"])
+    every, _, _, _ = analyse_both(packets)
+    monkeypatch.setattr(analysis, "HELD_BYTES_MAX", 20_000)  # a few pictures at 320x240
+    seen: list[FrameStats] = []
+    analyzer = InputAnalyzer("main", seen.extend, queue_packets=len(packets) + 1)
+    analyzer.start()
+    try:
+        for pkt in packets:
+            analyzer.submit(pkt)
+        assert analyzer.wait_idle(60.0)
+        video_state = analyzer._video
+        assert video_state is not None and video_state._group is not None
+        assert sum(len(p.data) for p in video_state._group.packets) <= 20_000
+    finally:
+        analyzer.stop()
+    video = [s for s in seen if isinstance(s, VideoFrameStats)]
+    # every reference picture decoded (pinned to watching), the black found as before
+    assert [s.pts for s in video] == [s.pts for s in every]
+    assert next(s for s in video if s.dark_fraction >= 0.98).now == next(
+        s for s in every if s.dark_fraction >= 0.98).now
