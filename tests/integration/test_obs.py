@@ -20,6 +20,7 @@ import pytest
 
 from bench.chain import ViewerProcess
 from bench.figures import longest_gap
+from tests.integration.test_run_watch import ts
 from tests.support.nginx import NginxRtmp
 from tests.support.obs import make_clip, obs_studio, wait_until, write_obs_home
 from tests.support.publishers import ffmpeg_publisher
@@ -52,6 +53,19 @@ def decode_errors(path: Path) -> str:
     result = subprocess.run([require("ffmpeg"), "-hide_banner", "-v", "error", "-i", str(path),
                              "-f", "null", "-"], capture_output=True, text=True, timeout=120)
     return result.stderr.strip()
+
+
+def unexplained_slates(relay: RelayProcess) -> list[dict[str, object]]:
+    """Switches to the slate that no stall of every input explains. On a starved machine (other
+    test runs) both encoders can stall at once: then the slate is right, and the log says so."""
+    out = []
+    for switching in relay.events("switching", to="slate"):
+        at = ts(switching)
+        stalled = {f["input"] for f in relay.events("fault_raised", tier=1)
+                   if f["signal"] in ("stalled", "disconnected") and at - 3.0 <= ts(f) <= at}
+        if "no healthy input" not in str(switching.get("detail")) or "backup" not in stalled:
+            out.append(switching)
+    return out
 
 
 @pytest.mark.parametrize("keyint_sec", [2, 0], ids=["keyframes-2s", "obs-default-keyframes"])
@@ -114,7 +128,7 @@ def test_obs_dies_the_backup_goes_on_air_and_obs_returns(tmp_path: Path, clip: P
           f"{failback['freeze_ms']} ms, added delay {failback['added_delay_ms']} ms, platform gap "
           f"{gap_failback * 1000:.0f} ms; back on OBS {time.monotonic() - returned:.1f} s after its return")
     assert relay.events("switch_failed") == [], relay.events("switch_failed")
-    assert [s for s in relay.events("switched") if s["to"] == "slate"] == [], "the slate went on air"
+    assert unexplained_slates(relay) == [], "the slate went on air while an input was healthy"
     # a disconnect is detected at once: the platform's longest wait is the bar itself
     assert gap_failover <= BAR_S + LOAD_SLACK_S, gap_failover
     assert gap_failback <= BAR_S + LOAD_SLACK_S, gap_failback
