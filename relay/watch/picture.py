@@ -12,6 +12,7 @@ from relay.settings import ThresholdSettings
 from relay.watch.fault import Fault
 from relay.watch.frames import VideoFrameStats
 
+SETTLE_DB = -50.0  # an encoder refining a still picture changes it by less than this
 REQUANT_DB = -40.0  # a keyframe re-coding a still picture differs by less than this
 REFRESH_S = 0.3  # ...and so do the pictures the encoder refines right after it
 
@@ -44,15 +45,22 @@ class BlackSignal:
 class FrozenSignal:
     """Like ffmpeg's freezedetect: consecutive pictures identical within `frozen_db`.
 
-    Tier 2 after `frozen_warn_s`, tier 1 after `frozen_fail_s`, counted from the first
-    frozen picture. A still source through a real encoder is not bit-identical at its
-    keyframes: each one codes the picture afresh, a few dB above -60 at low bitrates
-    (-50 to -55 dB measured with x264 at 1 Mbit/s), and x264 refines it over the next
-    frames. freezedetect restarts its count there, which with 2-s keyframes made a 3-s
-    threshold take 4.8 s. Here a keyframe, and the pictures within `REFRESH_S` after it,
-    that differ by no more than `REQUANT_DB` do not end a freeze: a re-coded still
-    picture is still the same picture. Motion differs by far more (-30 dB and above for
-    ordinary content; a cut to another picture more still).
+    Tier 2 after `frozen_warn_s`, tier 1 after `frozen_fail_s`, counted from when the
+    picture stopped moving. A still source through a real encoder is not bit-identical
+    from picture to picture: after the motion stops x264 refines the picture for up to
+    a second (-40 to -60 dB at 400 kbit/s), and each keyframe codes it afresh, a few dB
+    above -60 at low bitrates (-50 to -58 dB measured). freezedetect restarts its count
+    at each, which with 2-s keyframes made a 3-s threshold take 4.8-5.2 s. Here:
+
+    - a *quiet* run is pictures each within `SETTLE_DB` of the one before (a keyframe,
+      and the pictures within `REFRESH_S` after it, within `REQUANT_DB`: a re-coded
+      still picture is still the same picture);
+    - the picture is frozen from the first picture of a quiet run in which one picture
+      at least was identical within `frozen_db`, for as long as the run lasts.
+
+    Motion differs by far more (-30 dB and above for ordinary content, a live camera's
+    noise on a static scene -40 to -50 dB; a cut to another picture more still), and
+    a run that never reaches `frozen_db` is never frozen, as in freezedetect.
     """
 
     signal = "frozen"
@@ -69,28 +77,34 @@ class FrozenSignal:
             emit,
             input_id,
         )
-        self._since: float | None = None  # first picture of the current freeze
+        self._quiet_since: float | None = None  # first picture of the current quiet run
+        self._identical = False  # the quiet run holds a picture identical within frozen_db
         self._keyframe_at: float | None = None  # the latest keyframe's time
+        self._last_at: float | None = None  # the previous picture's time
 
     def on_frame(self, stats: VideoFrameStats) -> None:
         if stats.keyframe:
             self._keyframe_at = stats.now
+        previous, self._last_at = self._last_at, stats.now
         if stats.diff_db is None:
             return  # the first picture after (re)starting the decoder has nothing to compare with
-        frozen = stats.diff_db <= self._db
-        if not frozen and self._since is not None:
-            refreshed = self._keyframe_at is not None and stats.now - self._keyframe_at <= REFRESH_S
-            frozen = refreshed and stats.diff_db <= REQUANT_DB
-        if frozen and self._since is None:
-            self._since = stats.now
-        elif not frozen:
-            self._since = None
+        refreshed = self._keyframe_at is not None and stats.now - self._keyframe_at <= REFRESH_S
+        quiet = stats.diff_db <= SETTLE_DB or (refreshed and stats.diff_db <= REQUANT_DB)
+        if not quiet:
+            self._quiet_since, self._identical = None, False
+        elif self._quiet_since is None:
+            # the run starts with the picture this one was compared with
+            self._quiet_since = previous if previous is not None else stats.now
+        self._identical = quiet and (self._identical or stats.diff_db <= self._db)
+        frozen = quiet and self._identical
+        since = self._quiet_since if frozen else None
         for tier in (2, 1):
-            self.fault.observe(stats.now, tier, frozen, stats.diff_db, since=self._since)
+            self.fault.observe(stats.now, tier, frozen, stats.diff_db, since=since)
 
     def tick(self, now: float) -> None:
         self.fault.tick(now)
 
     def reset(self, now: float) -> None:
-        self._since = self._keyframe_at = None
+        self._quiet_since = self._keyframe_at = self._last_at = None
+        self._identical = False
         self.fault.reset(now)

@@ -91,3 +91,19 @@ def test_motion_after_a_freeze_clears_it() -> None:
     seen = run(encoded([(1.0, "moving"), (5.0, "still"), (3.0, "moving")]))
     assert first(seen, "raised", 2) <= 1.0 + 3.5
     assert 6.0 <= first(seen, "cleared", 2) <= 6.0 + 1.0 + 0.2
+
+
+def test_a_picture_the_encoder_keeps_refining_is_frozen_from_when_it_stopped_moving() -> None:
+    # x264 at 400 kbit/s after the motion stops at 4.5 s: refinements at -54, -58 and -59.6 dB
+    # over 0.8 s (measured), then identical pictures; keyframes re-code it at -58 dB.
+    frames = encoded([(4.5, "moving"), (16.0, "still")], keyframe_db=-58.0)
+    for at, db in ((4.55, -54.0), (4.8, -58.4), (5.3, -59.6)):
+        frames[round(at * FPS)] = (db, frames[round(at * FPS)][1])
+    seen = run(frames)
+    assert 3.0 <= first(seen, "raised", 2) - 4.5 <= 3.0 + 0.5
+
+
+def test_noise_that_never_reaches_the_threshold_is_not_frozen() -> None:
+    # a very static scene whose pictures differ by -52 to -58 dB, never -60: not frozen
+    frames = [(-52.0 - (n % 7), n % 60 == 0) for n in range(20 * FPS)]
+    assert run(frames) == []
