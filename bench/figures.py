@@ -79,15 +79,20 @@ def failover_gap(arrivals: Sequence[Arrival], fault_at: float, *,
 def black_gap(arrivals: Sequence[Arrival], after: float, *,
               settle_s: float = 0.5) -> tuple[float, FailoverGap] | None:
     """The first black picture after `after` and the switch away from it:
-    (when black arrived, gap), the gap's on-air time measured from the first black frame."""
+    (when black arrived, gap), the gap's on-air time measured from the first black frame
+    to the first frame that is neither black nor main's: the backup's, or the still of the
+    backup that bridges to its next keyframe (push/bridge.py; a payload of no clip, so
+    `other`), whichever comes first. None if the backup itself never follows."""
     black = first_after(arrivals, after, "black")
     if black is None:
         return None
     backup = first_after(arrivals, black, "backup")
     if backup is None:
         return None
+    start = bisect.bisect_left(arrivals, (black, ""))
+    off_air = next((when for when, label in arrivals[start:] if label not in ("black", "main")), backup)
     freeze = longest_gap(arrivals, black - 1.0, backup + settle_s)
-    return black, FailoverGap(freeze * 1000, (backup - black) * 1000)
+    return black, FailoverGap(freeze * 1000, (off_air - black) * 1000)
 
 
 def added_latency(direct: Sequence[tuple[float, str]], relayed: Sequence[tuple[float, str]],

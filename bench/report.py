@@ -375,8 +375,9 @@ def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
         "restarted and Relay fails back before the next run. *freeze* = the longest interval between "
         "consecutive frames arriving at the viewer from 1 s before the fault to 0.5 s after the first "
         "backup frame; *fault → backup* = from the fault (the signal, or the first black frame "
-        "arriving) to the first backup frame arriving. Killed and stalled are judged on the freeze, black "
-        "on the time black was on air.",
+        "arriving) to the first backup frame arriving; for black, to the first frame that is not "
+        "black (the backup's, or the still of the backup that bridges to its next keyframe). Killed "
+        "and stalled are judged on the freeze, black on the time black was on air.",
         f"- Main stays on air {r.settle_s:g} s after each failback before the next fault; the backup "
         "stays on air at least 2.5 s after each failover.",
         f"- Failover settings (shortened so runs are quick; they only govern when Relay fails *back*): "

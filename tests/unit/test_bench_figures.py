@@ -71,6 +71,17 @@ def test_black_on_air_runs_from_the_first_black_frame_to_the_first_backup_frame(
     assert black_gap(arrivals, 27.0) is None
 
 
+def test_black_on_air_ends_at_the_bridge_when_a_still_of_the_backup_comes_first() -> None:
+    """A fault switch to a backup whose keyframe is too old puts a still of the backup on air
+    (its payloads belong to no clip: `other`) until the keyframe: black is off air from it."""
+    arrivals = timeline(("main", 0.0, 9.0), ("black", 9.0, 11.1), ("other", 11.1, 11.8),
+                        ("backup", 11.8, 14.0))
+    found = black_gap(arrivals, 0.0)
+    assert found is not None and found[1].on_air_ms == pytest.approx(2100, abs=1)
+    # without the backup ever following, no gap is measured
+    assert black_gap(timeline(("main", 0.0, 9.0), ("black", 9.0, 11.1), ("other", 11.1, 14.0)), 0.0) is None
+
+
 def test_added_latency_matches_frames_by_hash_even_when_the_clip_loops() -> None:
     # a 3-frame clip looping every 0.1 s; Relay's path is 12 ms behind the direct one
     direct = [(i * FRAME, f"h{i % 3}") for i in range(30)]
