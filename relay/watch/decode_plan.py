@@ -11,7 +11,10 @@ a healthy show's picture does not need it to be known healthy. The worker asks a
 - *watching*: every reference picture is decoded, as before this plan. Entered at
   once when a size looks wrong, when a keyframe's picture looks dark or barely
   different from the last look, and at the start of every connection and decoder;
-  left after ``calm_s`` of decoded pictures that are plainly alive.
+  left after ``calm_s`` of decoded pictures that are plainly alive: not close to
+  black, and no run of pictures identical within ``frozen_db`` (a nearly still one,
+  a slide with a clock at -50 to -60 dB, is alive: if it freezes its pictures code to
+  almost nothing, which the sizes see).
 
 Nothing is lost by having looked late: the worker keeps the reference pictures of the
 current and the previous group (the compressed bytes, shared with the rest of Relay)
@@ -37,7 +40,8 @@ SIZE_RATIO = 4.0  # a reference picture this much smaller or larger than its rec
 SIZE_WINDOW = 30  # reference pictures of one kind in the median (about 1-2 s)
 SIZE_MIN_SAMPLES = 8
 TINY_BYTES_PER_MB = 0.125  # "codes to almost nothing": under an eighth of a byte a macroblock
-STILL_MARGIN_DB = 10.0  # a picture within frozen_db + this of the last one may be freezing
+STILL_MARGIN_DB = 10.0  # a keyframe within frozen_db + this of the last look may be freezing
+STILL_RUN = 3  # this many consecutive pictures identical within frozen_db: a freeze, not calm
 DARK_MARGIN = 0.08  # a picture this close to black's share of dark pixels may be going black
 
 
@@ -79,6 +83,8 @@ class DecodePlan:
         # before a still backdrop, ffmpeg's testsrc2 about -42 dB); a still one re-coded at
         # a keyframe by -67 dB and less (x264, 6 Mbit/s).
         self._still_db = frozen_db + STILL_MARGIN_DB
+        self._frozen_db = frozen_db
+        self._identical_run = 0
         self._calm_s = calm_s
         self.sizes = FrameSizes(macroblocks)
         self.watching = True  # nothing is known about a new picture
@@ -102,9 +108,18 @@ class DecodePlan:
     def picture(self, look: Look) -> bool:
         """A decoded picture. True: it is a keyframe seen in *alive* that looks suspicious,
         so the previous group must be decoded too (the change happened in it)."""
-        suspicious = look.dark_fraction >= self._dark_alert or (
-            look.diff_db is not None and look.diff_db <= self._still_db
-        )
+        diff = look.diff_db
+        if self.watching:
+            # Consecutive pictures: a nearly still one (a slide with a clock, -50 to -60 dB)
+            # is not a freeze; a run of identical ones is.
+            identical = diff is not None and diff <= self._frozen_db
+            self._identical_run = self._identical_run + 1 if identical else 0
+            still = self._identical_run >= STILL_RUN
+        else:
+            # A keyframe against the last look, a group or more before: barely changed in all
+            # that time is suspicious.
+            still = diff is not None and diff <= self._still_db
+        suspicious = look.dark_fraction >= self._dark_alert or still
         if suspicious:
             self._calm_since = None
             if not self.watching:
@@ -126,6 +141,7 @@ class DecodePlan:
         self.watching = True
         self._watch_from = now
         self._calm_since = None
+        self._identical_run = 0
         self.reason = reason
         self.watch_entries += 1
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from relay.codec.h264 import SLICE_B, SLICE_P
 from relay.watch.decode_plan import CALM_S, AudioSampler, DecodePlan, FrameSizes, Look
 
@@ -134,3 +136,21 @@ def test_audio_sampler_starts_a_window_when_timestamps_jump() -> None:
     assert sampler.frame(1021) == AudioSampler.MEASURE
     assert sampler.frame(500) == AudioSampler.PRIME  # back in time: a new window
     assert sampler.window_start == 500
+
+
+def test_a_nearly_still_picture_is_calm_but_a_run_of_identical_ones_is_not() -> None:
+    """A slide with a clock (-52 to -59 dB from picture to picture, ffmpeg's testsrc) is
+    alive; three pictures in a row identical within frozen_db (-60 dB) are a freeze."""
+    plan = DecodePlan(frozen_db=-60.0)
+    t = 0.0
+    for i in range(90):
+        t = i / 30
+        plan.picture(look(t, diff_db=-52.0 if i % 2 else -59.0))
+        if not plan.watching:
+            break
+    assert not plan.watching and t == pytest.approx(CALM_S)
+    plan.watch(t, "size")
+    for i in range(120):  # a freeze, identical pictures separated by one noisy one now and then
+        t += 1 / 30
+        plan.picture(look(t, diff_db=-45.0 if i % 10 == 0 else -120.0))
+    assert plan.watching
