@@ -3,6 +3,11 @@ from __future__ import annotations
 import os
 import sys
 
+from tests.support.realtime import no_realtime
+
+# Nothing the tests start runs real-time (tests/support/realtime.py: SVT-AV1 as root).
+no_realtime()
+
 # Tests run the project's own console script from the venv the setup created.
 VENV_BIN = os.path.dirname(sys.executable)
 os.environ["PATH"] = VENV_BIN + os.pathsep + os.environ.get("PATH", "")
