@@ -69,6 +69,11 @@ class OutputPort(DrilledOutput, Protocol):
     @property
     def url_index(self) -> int: ...
 
+    @property
+    def cannot_carry(self) -> str | None:
+        """Why it pushes nothing: the stream's codec is one its platform cannot read."""
+        ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -131,7 +136,24 @@ class InputChannel:
         return self.watch.status(now)
 
     def health(self, now: float) -> Health:
-        return self.watch.health(now)
+        shown = self.format()
+        return {**self.watch.health(now), **{k: shown[k] for k in ("codec", "profile", "width", "height")}}
+
+    def format(self) -> dict[str, str | int | float | None]:
+        """What the encoder sends (its latest configurations): codec, profile, level, size,
+        frame rate, and the sound's. For the state, the dashboard and the pre-show check."""
+        video, audio = self.video_config, self.audio_config
+        return {
+            "codec": video.codec if video else None,
+            "profile": (video.profile or None) if video else None,
+            "level": (video.level or None) if video else None,
+            "width": (video.width or None) if video else None,
+            "height": (video.height or None) if video else None,
+            "fps": snap_fps(self.fps) if self.fps else None,
+            "audio_codec": audio.codec if audio else None,
+            "sample_rate": (audio.sample_rate or None) if audio else None,
+            "channels": (audio.channels or None) if audio else None,
+        }
 
     def keyframes(self) -> tuple[int | None, float | None]:
         """Its keyframe interval (ms) and when its latest keyframe arrived (see the switcher)."""

@@ -31,6 +31,17 @@ def label(codec: str | None) -> str:
     return CODEC_LABELS.get(codec or "", codec or "none")
 
 
+def describe(codec: str | None, profile: str | None = None, width: int | None = None,
+             height: int | None = None, fps: float | None = None) -> str:
+    """What an encoder sends, for people: "HEVC Main · 1280x720 · 30 fps"."""
+    parts = [" ".join(p for p in (label(codec), profile) if p)]
+    if width and height:
+        parts.append(f"{width}x{height}")
+    if fps:
+        parts.append(f"{fps:g} fps")
+    return " · ".join(parts)
+
+
 def decoder_name(codec: str) -> str:
     return _DECODERS.get(codec, codec)
 

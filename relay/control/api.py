@@ -73,12 +73,15 @@ class ControlApi:
                 "priority": ch.priority,
                 "kind": ch.settings.kind,
                 "connected": st.connected,
+                "format": ch.format(),
                 "faults": [{"signal": f.signal, "tier": f.tier, "since": self._iso(f.since, now),
                             "value": f.value, "threshold": f.threshold} for f in st.faults],
             }
         policy = self.graph.policy
         outputs = {o.settings.id: {"status": o.status, "url_index": o.url_index,
-                                   "url": redact_url(o.settings.urls[o.url_index].get_secret_value())}
+                                   "url": redact_url(o.settings.urls[o.url_index].get_secret_value()),
+                                   "video_tags": o.settings.video_tags,
+                                   "cannot_carry": o.cannot_carry}
                    for o in self.graph.outputs}
         hf = self.host.fault.open
         return {

@@ -28,6 +28,7 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from relay.codec.video import describe
 from relay.control.commands import COMMANDS, RequestError, validate_request
 from relay.control.mqtt import make_client, protocol_versions, reason_code
 from relay.control.topics import Topics
@@ -299,6 +300,10 @@ def format_status(state: dict[str, Any], availability: str | None) -> str:
         for input_id, inp in inputs.items():
             row = (f"  {input_id:<{width}}  {inp.get('status', '?'):<9} priority {inp.get('priority', '?')}"
                    f"  {inp.get('kind', '')}")
+            shown = inp.get("format") or {}
+            if shown.get("codec"):
+                row += "  " + describe(shown["codec"], shown.get("profile"), shown.get("width"),
+                                       shown.get("height"), shown.get("fps"))
             lines.append(row.rstrip())
             for fault in inp.get("faults") or []:
                 lines.append(f"  {'':<{width}}    tier {fault.get('tier')} {fault.get('signal')}: "
@@ -312,6 +317,8 @@ def format_status(state: dict[str, Any], availability: str | None) -> str:
             status = f"{out.get('status', '?'):<12}"
             lines.append(f"  {output_id:<{width}}  {status} URL #{out.get('url_index', '?')}"
                          f"  {out.get('url', '')}".rstrip())
+            if out.get("cannot_carry"):
+                lines.append(f"  {'':<{width}}    tier 1 codec: {out['cannot_carry']}")
     host = state.get("host_fault")
     lines.append("host:      ok" if not host else
                  f"host:      tier {host.get('tier')} {host.get('signal')}: {_plain(host.get('value'))}")

@@ -268,8 +268,10 @@ def _charts(r: Review, progress: Callable[[str], None]) -> str:
             bands=_bands([b for b in r.bands if b.kind == "input" and b.subject == input_id]),
             markers=markers, on_air=[(a, b) for a, b, who in r.on_air if who == input_id],
         )
+        sent = " then ".join(r.formats.get(input_id, [])) or "format not seen"
         parts.append(f'<figure class="input-chart" data-input="{escape(input_id)}"><figcaption>'
-                     f'{escape(input_id)} <span class="small">({role}{pri})</span></figcaption>'
+                     f'{escape(input_id)} <span class="small">({role}{pri})</span> '
+                     f'<span class="small format">{escape(sent)}</span></figcaption>'
                      f"{svg}</figure>")
     parts.append("</section>")
 

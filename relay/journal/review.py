@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from relay.codec.video import describe
 from relay.journal.store import CRASH, SessionInfo, list_sessions
 
 SLATE = "slate"
@@ -151,6 +152,7 @@ class Review:
     switch_failures: int
     longest_gap: Gap | None
     advice: list[Advice] = field(default_factory=list)
+    formats: dict[str, list[str]] = field(default_factory=dict)  # per input, what it sent, in order
 
     @property
     def duration_s(self) -> float:
@@ -202,8 +204,16 @@ def review_session(conn: sqlite3.Connection, session_id: str | None = None) -> R
     offline: Counter[str] = Counter()
     input_samples: Counter[str] = Counter()
     active_by_second: list[tuple[float, str | None]] = []
+    formats: dict[str, list[str]] = {i: [] for i in inputs}
     for s in samples:
         if s["kind"] == "input" and s["subject"] in input_series:
+            body = _json(s["body"])
+            if body.get("codec"):
+                fps = _float(body.get("nominal_fps"))  # whole frames: its jitter is not a new format
+                shown = describe(str(body["codec"]), body.get("profile"), body.get("width"),
+                                 body.get("height"), round(fps) if fps else None)
+                if shown not in formats[s["subject"]][-1:]:
+                    formats[s["subject"]].append(shown)
             series = input_series[s["subject"]]
             for m in INPUT_METRICS:
                 series[m].append((s["ts"], s[m]))
@@ -260,6 +270,7 @@ def review_session(conn: sqlite3.Connection, session_id: str | None = None) -> R
         switch_failures=sum(1 for e in events if e.name == "switch_failed"),
         longest_gap=max(gaps, key=lambda g: g.ms) if gaps else None,
     )
+    review.formats = formats
     review.advice = advise(review, {i: offline[i] / n for i, n in input_samples.items() if n})
     return review
 

@@ -151,6 +151,11 @@ def test_the_dashboard_in_a_browser(studio: dict[str, Any]) -> None:
         expect(page.locator("#active-input")).to_have_text("main", timeout=10_000)
         expect(page.locator("[data-input=main] .status")).to_have_text("active")
         expect(page.locator("[data-input=backup] .status")).to_have_text("standby", timeout=10_000)
+        # what each encoder sends (issue 15): codec, profile and level, size, frame rate, sound
+        shown = page.locator("[data-input=main] .format")
+        expect(shown).to_contain_text("H.264", timeout=10_000)
+        expect(shown).to_contain_text("640x360 · 30 fps · AAC 44.1 kHz 1 ch")
+        expect(page.locator("[data-output=platform]")).to_contain_text("video tags: legacy")
         picture = page.locator("#on-air-picture")
         loaded = "() => document.querySelector('#on-air-picture').naturalWidth > 0"
         page.wait_for_function(loaded, timeout=10_000)

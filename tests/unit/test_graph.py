@@ -65,6 +65,7 @@ class FakeOutput:
     sent: list[MediaPacket] = field(default_factory=list)
     url_index: int = 0
     status: str = "pushing"
+    cannot_carry: str | None = None
 
     @property
     def output_id(self) -> str:

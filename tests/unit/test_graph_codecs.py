@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from relay.control.remote import format_status
 from relay.events import FaultCleared, FaultRaised, Switched
 from relay.media import Track, VideoConfig
 from tests.unit.test_graph import Studio
@@ -88,3 +89,22 @@ async def test_the_fault_clears_when_the_input_reconnects_in_the_shows_codec() -
     assert any(isinstance(e, FaultCleared) and e.signal == "codec" for e in studio.events)
     assert len(_codec_faults(studio)) == 1
     assert studio.api.state()["inputs"]["backup"]["status"] == "standby"
+
+
+async def test_state_health_and_relay_status_say_what_each_input_sends() -> None:
+    studio = _studio()
+    studio.connect_all()
+    await studio.run_until(lambda: studio.graph.on_air.input == "main")
+    await studio.run(1.0)
+    state = studio.api.state()
+    shown = state["inputs"]["backup"]["format"]
+    assert {k: shown[k] for k in ("codec", "profile", "level", "width", "height")} == {
+        "codec": "hevc", "profile": "Main", "level": "4", "width": 1280, "height": 720}
+    assert shown["fps"] == 30.0 and shown["audio_codec"] == "aac" and shown["sample_rate"] == 48000
+    assert state["outputs"]["douyin"]["video_tags"] == "legacy"
+    assert state["outputs"]["douyin"]["cannot_carry"] is None
+    health = studio.api.health()["inputs"]["main"]
+    assert (health["codec"], health["width"], health["height"]) == ("h264", 1280, 720)
+    text = format_status(state, "online")
+    assert "HEVC Main · 1280x720 · 30 fps" in text and "H.264 · 1280x720 · 30 fps" in text
+    assert "tier 1 codec: hevc" in text

@@ -267,3 +267,26 @@ def test_the_chart_draws_bands_markers_and_lanes() -> None:
     assert label_rows[:3] == ["11", "23", "35"] and label_rows[3] == "11"
     assert "on air" in svg
     assert ">on air<" not in timeline_svg(chart_id="host", title="host", t0=0, t1=10, panels=[])
+
+
+def test_what_each_input_sent_is_in_the_review_and_the_report(tmp_path: Path) -> None:
+    """The health samples carry each input's codec, profile and size (issue 15): the report
+    says what every input sent, in order, once per change (frame rate jitter is no change)."""
+    def health(t: float) -> dict[str, Any]:
+        sample = _health(t)
+        sample["inputs"]["main"].update(codec="hevc", profile="Main", width=1280, height=720,
+                                        nominal_fps=29.97 if t % 2 else 30.02)
+        if t < 50:
+            sample["inputs"]["backup"].update(codec="h264", profile="High", width=1280, height=720)
+        else:
+            sample["inputs"]["backup"].update(codec="hevc", profile="Main 10", width=1920, height=1080)
+        return sample
+
+    db = tmp_path / "j.sqlite3"
+    review = _session(db, [], health=health)
+    assert review.formats["main"] == ["HEVC Main · 1280x720 · 30 fps"]
+    assert review.formats["backup"] == ["H.264 High · 1280x720", "HEVC Main 10 · 1920x1080"]
+    assert review.formats["spare"] == []
+    page = render_report(str(db), None)
+    assert "HEVC Main · 1280x720 · 30 fps" in page
+    assert "H.264 High · 1280x720 then HEVC Main 10 · 1920x1080" in page

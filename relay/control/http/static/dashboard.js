@@ -229,6 +229,18 @@ function renderOnAir() {
   if (url && pic.getAttribute("src") !== url) pic.src = url;
 }
 
+const CODECS = { h264: "H.264", hevc: "HEVC", av1: "AV1", aac: "AAC" };
+
+function formatText(f) {
+  // What the encoder sends: "HEVC Main 4.1 · 1280x720 · 30 fps · AAC 48 kHz 2 ch".
+  if (!f || !f.codec) return "format not known yet";
+  const parts = [[CODECS[f.codec] || f.codec, f.profile, f.level].filter(Boolean).join(" ")];
+  if (f.width && f.height) parts.push(`${f.width}x${f.height}`);
+  if (f.fps) parts.push(`${num(f.fps, 2).replace(/\.?0+$/, "")} fps`);
+  if (f.audio_codec) parts.push(`${CODECS[f.audio_codec] || f.audio_codec} ${f.sample_rate ? num(f.sample_rate / 1000, 1).replace(/\.0$/, "") + " kHz" : ""} ${f.channels ? f.channels + " ch" : ""}`.trim());
+  return parts.join(" · ");
+}
+
 function renderInputs() {
   const inputs = S.state.inputs || {};
   const health = S.health.inputs || {};
@@ -247,6 +259,7 @@ function renderInputs() {
          el("span", { class: `status ${st.status}` }, st.status)),
       el("div", { class: "picture" }, inputImage(id)),
       el("div", { class: "muted" }, `${st.kind} · priority ${st.priority}${st.connected ? "" : " · not connected"}`),
+      el("div", { class: "muted format", "data-format": (st.format && st.format.codec) || "" }, formatText(st.format)),
       el("div", { class: "figures" }, FIGURES.map(([k, label, d]) => el("div", { class: "figure", "data-figure": k },
         el("span", { class: "k" }, label), el("span", { class: "v" }, num(h[k], d)), sparkline(hist.map((x) => x[k]))))),
       srt,
@@ -266,6 +279,8 @@ function renderOutputs() {
     return el("article", { class: "card tile", "data-output": id },
       el("div", { class: "head" }, el("span", { class: "name" }, id), el("span", { class: `status ${o.status}` }, o.status)),
       el("div", {}, `ingest URL #${o.url_index}`), el("div", { class: "url" }, o.url || ""),
+      el("div", { class: "muted" }, `video tags: ${o.video_tags || "legacy"}`),
+      o.cannot_carry ? el("div", { class: "faults cannot-carry" }, el("span", { class: "chip tier-1" }, "tier 1"), " ", o.cannot_carry) : null,
       el("div", { class: "figures" },
         el("div", { class: "figure" }, el("span", { class: "k" }, "kbit/s"), el("span", { class: "v" }, num(h.bitrate_kbps, 0))),
         el("div", { class: "figure" }, el("span", { class: "k" }, "reconnects"), el("span", { class: "v" }, h.reconnects ?? "—")),
