@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from relay.codec.video import label
 from relay.config.problems import Loc, Problems, text_of
+from relay.push.carriage import FORMS, advice, carries, form_of
 from relay.settings import OutputSettings, RelaySettings, pull_file_path, split_host_port
 
 # Keys an input uses only for one kind; set on another kind they would be ignored silently.
@@ -55,6 +57,7 @@ class Rules:
     def check(self) -> None:
         self.check_inputs()
         self.check_outputs()
+        self.check_codecs()
         self.check_http()
         self.check_order()
         self.check_files()
@@ -173,6 +176,40 @@ class Rules:
             if (_number(low) or 0) > (_number(high) or float("inf")):
                 self.problems.add(("outputs", index, "reconnect_backoff_s"),
                                   f"expected at most reconnect_backoff_max_s ({high})", low)
+
+    def check_codecs(self) -> None:
+        """The codecs inputs declare (``codec``) against the outputs that must carry them and
+        against each other (SPEC 2: never a tag that misnames the codec; no switch between
+        codecs unless failover.mixed_codecs)."""
+        declared = [(index, element["id"], element["codec"]) for index, element in self.elements("inputs")
+                    if isinstance(element.get("codec"), str) and element["codec"] in FORMS["enhanced"]
+                    and isinstance(element.get("id"), str)]
+        # the most preferred input first: the others are judged against it
+        declared.sort(key=lambda d: _number(self.elements("inputs")[d[0]][1].get("priority")) or 1.0)
+        if not declared:
+            return
+        for index, element in self.elements("outputs"):
+            tags = element.get("video_tags", OutputSettings.model_fields["video_tags"].default)
+            urls = element.get("urls")
+            urls = urls if isinstance(urls, list) else []
+            forms = [form_of(text_of(url) or "", str(tags)) for url in urls]
+            refused = [(form, input_id, codec) for form in forms for _, input_id, codec in declared
+                       if not carries(form, codec)]
+            if refused:  # one line per output: the first codec it cannot carry
+                form, input_id, codec = refused[0]
+                key, value = ("urls", "an srt:// URL") if form == "mpegts" else ("video_tags", tags)
+                self.problems.add(("outputs", index, key), f"cannot carry {label(codec)}, which input "
+                                  f"{input_id!r} sends (inputs.{input_id}.codec); {advice(codec, form)}",
+                                  value, secret=False)
+        mixed = self.effective("failover", "mixed_codecs")
+        _, first_id, first_codec = declared[0]
+        for index, _, codec in declared[1:]:
+            if codec != first_codec and mixed is not True:
+                self.problems.add(("inputs", index, "codec"), f"{first_id!r} sends {label(first_codec)}: "
+                                  "Relay would never switch between them (a platform cannot follow a change "
+                                  "of codec); expected the same codec on every encoder, or "
+                                  "failover.mixed_codecs = true for a platform known to follow", codec,
+                                  secret=False)
 
     def check_http(self) -> None:
         """The dashboard serves nothing without a login, so it needs accounts to log in with."""
