@@ -13,7 +13,10 @@ What is checked, each line pass (✔), warn (⚠) or fail (✖):
   setting (OBS: Settings → Output → Keyframe Interval);
 - every backup input against the primary (the most preferred): video codec,
   resolution, frame rate, audio codec, sample rate and channels; a mismatch warns
-  (the switch will work but not seamlessly: the platform sees new parameters);
+  (the switch will work but not seamlessly: the platform sees new parameters); a
+  different video codec warns that Relay will not switch to it at all (SPEC 2);
+- every enabled output against the codec each input sends: one it cannot carry
+  (HEVC to ``video_tags = "legacy"``, AV1 over SRT) fails (push/carriage.py);
 - every URL of every enabled output: resolve, TCP (TLS), RTMP handshake and
   ``connect``, never publishing (:mod:`relay.push.probe`); SRT: the caller handshake;
 - MQTT: the broker is reachable and accepts our login (a pass if MQTT is off);
@@ -49,8 +52,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import psutil
 
+from relay.codec.video import label
 from relay.events import SIGNAL_WORDS
 from relay.media import AudioConfig, VideoConfig
+from relay.push.carriage import CannotCarry, carries, form_of
 from relay.push.probe import ProbeResult, probe_url
 from relay.settings import MqttSettings, RelaySettings, ThresholdSettings, split_host_port
 from relay.watch.host import DiskProbe, HostSample, read_host_sample
@@ -232,9 +237,11 @@ def judge_compatibility(primary_id: str, primary: StreamFormat, backup_id: str,
     if not primary.known or not backup.known:
         missing = primary_id if not primary.known else backup_id
         return CheckItem(name, "warn", f"not compared: no video from {missing}")
+    if backup.video_codec != primary.video_codec:  # not merely unseamless: never switched to (SPEC 2)
+        return CheckItem(name, "warn", f"sends {label(backup.video_codec)}, {primary_id} sends "
+                         f"{label(primary.video_codec)}: Relay will not switch between them (a platform "
+                         "cannot follow a change of codec); set both encoders to one codec")
     differences = []
-    if backup.video_codec != primary.video_codec:
-        differences.append(f"video {backup.video_codec} vs {primary.video_codec}")
     if (backup.width, backup.height) != (primary.width, primary.height):
         differences.append(f"{backup.width}x{backup.height} vs {primary.width}x{primary.height}")
     if backup.fps and primary.fps and abs(backup.fps - primary.fps) > FPS_TOLERANCE * max(backup.fps,
@@ -267,6 +274,21 @@ def _describe(f: StreamFormat) -> str:
 
 
 # -- outputs ----------------------------------------------------------------------------------
+
+
+def judge_carriage(settings: RelaySettings, codecs: dict[str, str]) -> list[CheckItem]:
+    """Every enabled output against the video codec each input sends (push/carriage.py)."""
+    items = []
+    for out in (o for o in settings.outputs if o.enabled):
+        forms = sorted({form_of(u.get_secret_value(), out.video_tags) for u in out.urls})
+        refused = [(i, c, f) for i, c in codecs.items() for f in forms if not carries(f, c)]
+        sent = ", ".join(sorted({label(c) for c in codecs.values()}))
+        if refused:
+            input_id, codec, form = refused[0]
+            items.append(CheckItem(f"codecs {out.id}", "fail", f"{input_id}: {CannotCarry(codec, form)}"))
+        elif codecs:
+            items.append(CheckItem(f"codecs {out.id}", "pass", f"carries {sent} ({out.video_tags} tags)"))
+    return items
 
 
 def judge_probe(output_id: str, index: int, count: int, probe: ProbeResult) -> CheckItem:
@@ -522,6 +544,7 @@ async def run_preflight(studio: CheckedStudio, sample_s: float = 10.0, *, connec
         items += [judge_compatibility(primary.input_id, primary_format, inp.input_id, _format_of(inp))
                   for inp in inputs[1:]]
     items += outputs
+    items += judge_carriage(settings, {i.input_id: i.video_config.codec for i in inputs if i.video_config})
     items += [mqtt, judge_host(host, settings.thresholds), clock]
     return PreflightResult(items, sample_s, time.monotonic() - started)
 
@@ -669,5 +692,5 @@ async def _tick_watchers(graph: MediaGraph) -> None:
 
 
 __all__ = ["CheckItem", "InputSample", "PreflightResult", "StreamFormat", "check_clock", "check_mqtt",
-           "judge_compatibility", "judge_host", "judge_input", "judge_keyframes", "judge_probe", "run_check",
-           "run_preflight"]
+           "judge_carriage", "judge_compatibility", "judge_host", "judge_input", "judge_keyframes",
+           "judge_probe", "run_check", "run_preflight"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from relay.media import AudioConfig, VideoConfig
 from relay.preflight import (
@@ -20,6 +21,7 @@ from relay.preflight import (
     check_clock,
     check_mqtt,
     cpu_busy_pct,
+    judge_carriage,
     judge_compatibility,
     judge_host,
     judge_input,
@@ -28,7 +30,7 @@ from relay.preflight import (
     run_preflight,
 )
 from relay.push.probe import ProbeResult
-from relay.settings import MqttSettings, RelaySettings, ThresholdSettings
+from relay.settings import InputSettings, MqttSettings, OutputSettings, RelaySettings, ThresholdSettings
 from relay.watch.host import HostSample
 from relay.watch.status import InputStatus, OpenFault
 
@@ -95,12 +97,35 @@ def test_same_formats_are_compatible() -> None:
     (StreamFormat("h264", 1920, 1080, 30.0, "aac", 44100, 2), "44100 Hz vs 48000 Hz"),
     (StreamFormat("h264", 1920, 1080, 30.0, "aac", 48000, 1), "1 vs 2 audio channels"),
     (StreamFormat("h264", 1920, 1080, 30.0), "audio on main only, backup has none"),
-    (StreamFormat("hevc", 1920, 1080, 30.0, "aac", 48000, 2), "video hevc vs h264"),
 ])
 def test_each_mismatch_warns_that_the_switch_will_not_be_seamless(backup: StreamFormat, says: str) -> None:
     item = judge_compatibility("main", MAIN, "backup", backup)
     assert item.result == "warn"
     assert says in item.detail and item.detail.endswith("the switch will not be seamless")
+
+
+def test_another_video_codec_warns_that_relay_will_not_switch_to_it() -> None:
+    hevc = StreamFormat("hevc", 1920, 1080, 30.0, "aac", 48000, 2)
+    item = judge_compatibility("main", MAIN, "backup", hevc)
+    assert item.result == "warn"
+    assert item.detail.startswith("sends HEVC, main sends H.264: Relay will not switch between them")
+
+
+def test_an_output_that_cannot_carry_an_inputs_codec_fails() -> None:
+    settings = RelaySettings(
+        inputs=[InputSettings(id="main", kind="rtmp", key=SecretStr("k-main-1")),
+                InputSettings(id="backup", kind="rtmp", key=SecretStr("k-backup-2"), priority=2)],
+        outputs=[OutputSettings(id="nginx", urls=[SecretStr("rtmp://a.example.com/live/KEY")]),
+                 OutputSettings(id="yt", urls=[SecretStr("rtmp://b.example.com/live/KEY")],
+                                video_tags="enhanced"),
+                 OutputSettings(id="cdn", urls=[SecretStr("srt://c.example.com:9000")])])
+    nginx, yt, cdn = judge_carriage(settings, {"main": "h264", "backup": "hevc"})
+    assert nginx.result == "fail" and nginx.name == "codecs nginx"
+    assert nginx.detail.startswith("backup: cannot carry HEVC in legacy FLV tags (video_tags = 'legacy')")
+    assert (yt.result, yt.detail) == ("pass", "carries H.264, HEVC (enhanced tags)")
+    assert cdn.result == "pass"  # MPEG-TS carries HEVC
+    assert judge_carriage(settings, {"main": "av1"})[2].result == "fail"  # ...not AV1
+    assert "KEY" not in " ".join(i.detail for i in (nginx, yt, cdn))
 
 
 def test_an_input_without_video_cannot_be_compared() -> None:
