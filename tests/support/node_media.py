@@ -57,7 +57,7 @@ class NodeMediaServer:
     def url(self, key: str = "stream") -> str:
         return f"rtmp://127.0.0.1:{self.port}/live/{key}"
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 30.0) -> None:
         with open(self._log, "ab") as log:
             self._proc = subprocess.Popen([self._node, str(_APP), "-c", str(self.conf), "--no-admin"],
                                           stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)

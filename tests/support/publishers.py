@@ -177,8 +177,15 @@ def gstreamer_publisher(url: str, *, video: str = "testsrc2", audio: str | None 
 def pyav_publisher(url: str, seconds: float, *, video: str = "testsrc2", audio: str | None = "sine",
                    size: str = "640x360", fps: int = 30, gop: int = 30,
                    audio_jump: tuple[float, int] | None = None, audio_fast: float = 0.0,
-                   freeze_at: float | None = None) -> Iterator[Publisher]:
+                   freeze_at: float | None = None, codec: str = "h264", marker: str | None = None,
+                   black_at: float | None = None, container: str = "flv") -> Iterator[Publisher]:
     """Publish frames encoded by PyAV (libx264 + AAC muxed to FLV over RTMP), in a child process.
+
+    ``codec``: "h264" (libx264), "hevc" (libx265 with its open GOPs and B-frames, in
+    enhanced FLV as FFmpeg 8 writes it) or "av1" (SVT-AV1, low delay). ``marker``: "red"
+    or "blue", a square in the top-left corner (tests/support/recording.py reads it).
+    ``black_at``: the picture goes black from then on. ``container``: "flv", or "mpegts"
+    (then ``url`` is e.g. udp://, for an SRT caller to forward).
 
     The muxer interleaves by timestamp (PyAV's default, FFmpeg's av_interleaved_write_frame).
     ``audio_jump`` (seconds, ms): the audio timestamps move by ms from then on. ``audio_fast``:
@@ -195,13 +202,22 @@ def pyav_publisher(url: str, seconds: float, *, video: str = "testsrc2", audio: 
         args += ["--audio-jump-at", f"{audio_jump[0]:g}", "--audio-jump-ms", str(audio_jump[1])]
     if freeze_at is not None:
         args += ["--freeze-at", f"{freeze_at:g}"]
+    if black_at is not None:
+        args += ["--black-at", f"{black_at:g}"]
+    if marker is not None:
+        args += ["--marker", marker]
+    args += ["--codec", codec, "--container", container]
     with _running(args, cwd=_REPO) as publisher:
         yield publisher
 
 
+_MARKERS = {"red": (81, 90, 240), "blue": (41, 240, 110)}  # BT.601 limited-range Y, U, V
+
+
 def _pyav_publish(url: str, seconds: float, video: str, audio: str | None, size: str, fps: int,
                   gop: int, audio_jump: tuple[float, int] | None = None, audio_fast: float = 0.0,
-                  freeze_at: float | None = None) -> None:
+                  freeze_at: float | None = None, codec: str = "h264", marker: str | None = None,
+                  black_at: float | None = None, container_format: str = "flv") -> None:
     """Encode and publish in real time; runs in the child process of :func:`pyav_publisher`."""
     from fractions import Fraction
 
@@ -210,25 +226,46 @@ def _pyav_publish(url: str, seconds: float, video: str, audio: str | None, size:
 
     width, height = (int(v) for v in size.split("x"))
     sample_rate, frame_samples = 44100, 1024
-    container = av.open(url, "w", format="flv")
+    container = av.open(url, "w", format=container_format)
     try:
-        vstream = container.add_stream("libx264", rate=fps)
+        if codec == "h264":
+            vstream = container.add_stream("libx264", rate=fps)
+            vstream.options = {"tune": "zerolatency", "preset": "ultrafast"}
+        else:
+            from tests.support.clips import ENCODERS, encoder_options
+
+            options = encoder_options(codec, gop, low_delay=False)
+            if codec == "av1":  # SVT-AV1 takes a bitrate in low delay only as CBR
+                options["svtav1-params"] += ":rc=2"
+            vstream = container.add_stream(ENCODERS[codec], rate=fps, options=options)
+            # A bitrate like a live encoder's (the test picture alone codes to a few kbit/s,
+            # which the bitrate signal would rightly call a dead input)
+            vstream.bit_rate = 300_000
         vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
         vstream.codec_context.gop_size = gop
-        vstream.options = {"tune": "zerolatency", "preset": "ultrafast"}
         astream = None
         if audio is not None:
             astream = container.add_stream("aac", rate=sample_rate, layout="mono")
         ramp = np.tile(np.arange(width, dtype=np.uint16), (height, 1))
-        chroma = np.full((height // 2, width), 128, dtype=np.uint8)
+        plain = np.full((height // 2, width), 128, dtype=np.uint8)
+        marked = plain
+        if marker is not None:  # the U plane then the V plane, each packed into height/4 rows
+            y_mark, u_mark, v_mark = _MARKERS[marker]
+            u, v = (np.full((height // 2, width // 2), 128, dtype=np.uint8) for _ in range(2))
+            u[:32, :32], v[:32, :32] = u_mark, v_mark
+            marked = np.vstack([u.reshape(height // 4, width), v.reshape(height // 4, width)])
         start = time.monotonic()
         frames = round(seconds * fps)
         samples_sent = 0
         for index in range(frames):
             moving = video != "frozen" and (freeze_at is None or index < freeze_at * fps)
             shift = index * 4 if moving else (0 if freeze_at is None else round(freeze_at * fps) * 4)
-            luma = np.zeros((height, width), np.uint8) if video == "black" else (
-                ((ramp + shift) % 220) + 16).astype(np.uint8)
+            black = video == "black" or (black_at is not None and index >= black_at * fps)
+            picture = ((ramp + shift) % 220) + 16
+            luma = np.zeros((height, width), np.uint8) if black else picture.astype(np.uint8)
+            if marker is not None and not black:
+                luma[:64, :64] = y_mark
+            chroma = plain if black else marked
             frame = av.VideoFrame.from_ndarray(np.vstack([luma, chroma]), format="yuv420p")
             frame.pts, frame.time_base = index, Fraction(1, fps)
             for packet in vstream.encode(frame):
@@ -275,11 +312,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     pyav.add_argument("--audio-jump-ms", type=int, default=0)
     pyav.add_argument("--audio-fast", type=float, default=0.0)
     pyav.add_argument("--freeze-at", type=float)
+    pyav.add_argument("--black-at", type=float)
+    pyav.add_argument("--marker", choices=sorted(_MARKERS))
+    pyav.add_argument("--codec", default="h264", choices=["h264", "hevc", "av1"])
+    pyav.add_argument("--container", default="flv", choices=["flv", "mpegts"])
     args = parser.parse_args(argv)
     jump = None if args.audio_jump_at is None else (args.audio_jump_at, args.audio_jump_ms)
     # SIGINT ends the publish cleanly (the finally above closes the container).
     _pyav_publish(args.url, args.seconds, args.video, None if args.audio == "none" else args.audio,
-                  args.size, args.fps, args.gop, jump, args.audio_fast, args.freeze_at)
+                  args.size, args.fps, args.gop, jump, args.audio_fast, args.freeze_at, args.codec,
+                  args.marker, args.black_at, args.container)
     return 0
 
 
