@@ -234,10 +234,8 @@ def _pyav_publish(url: str, seconds: float, video: str, audio: str | None, size:
         else:
             from tests.support.clips import ENCODERS, encoder_options
 
-            options = encoder_options(codec, gop, low_delay=False)
-            if codec == "av1":  # SVT-AV1 takes a bitrate in low delay only as CBR
-                options["svtav1-params"] += ":rc=2"
-            vstream = container.add_stream(ENCODERS[codec], rate=fps, options=options)
+            vstream = container.add_stream(ENCODERS[codec], rate=fps,
+                                           options=encoder_options(codec, gop, low_delay=False, bitrate=True))
             # A bitrate like a live encoder's (the test picture alone codes to a few kbit/s,
             # which the bitrate signal would rightly call a dead input)
             vstream.bit_rate = 300_000
