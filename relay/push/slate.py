@@ -46,6 +46,9 @@ DEFAULT_WIDTH, DEFAULT_HEIGHT = 1280, 720
 DEFAULT_FPS = Fraction(30)
 DEFAULT_PROFILE = 100  # High: what OBS and most studio encoders send
 MAX_AUDIO_FILE_S = 60.0  # a looped audio bed longer than this is cut
+# An HEVC bridge loops this many pictures (a keyframe every 0.2 s at 30 fps): x265 needs
+# ~20 ms of CPU per 1080p picture even of a still one, and the platform waits for it.
+HEVC_STILL_FRAMES = 6
 
 
 # Colours of the built-in card. The background is deliberately not black: at 17 %
@@ -340,6 +343,8 @@ def encode_still(picture: av.VideoFrame, video: VideoConfig | None, audio: Audio
     goes on air while the platform waits, for a few seconds at most."""
     fmt = SlateFormat.of(video, audio, fps)
     frames = max(2, round(seconds * fmt.rate))
+    if fmt.codec == "hevc":
+        frames = min(frames, HEVC_STILL_FRAMES)  # x265 is the slow one: a shorter loop is ready sooner
     source = picture.reformat(width=fmt.width, height=fmt.height, format="yuv420p")
     # A decoded keyframe says "I" and libx264 would obey it on every frame of the loop.
     source.pict_type = PictureType.NONE
