@@ -82,12 +82,15 @@ def test_an_hevc_show_fails_over_and_back_at_two_platforms(tmp_path: Path) -> No
         time.sleep(3.0)
         os.killpg(main.proc.pid, signal.SIGKILL)
         over = relay.next_switch("backup", timeout=10)
-        print([(e["signal"], e["tier"], e.get("input")) for e in relay.events("fault_raised")])
         time.sleep(3.0)
         _publish(stack, port, MAIN_KEY, "hevc")
         back = relay.next_switch("main", timeout=30)
         time.sleep(2.5)
         assert not relay.events("fault_raised", signal="codec"), relay.tail()
+        switches = [(e["to"], e["reason"], e.get("freeze_ms"), e.get("gap_ms"))
+                    for e in relay.events("switched")]
+        faults = [(e["signal"], e["tier"], e.get("input"), e["ts"][11:23])
+                  for e in relay.events("fault_raised")]
         assert relay.stop() == 0
         print(f"hevc failover: freeze {over['freeze_ms']} ms, gap {over.get('gap_ms')} ms, added delay "
               f"{over['added_delay_ms']} ms; failback: freeze {back['freeze_ms']} ms")
@@ -97,7 +100,14 @@ def test_an_hevc_show_fails_over_and_back_at_two_platforms(tmp_path: Path) -> No
     for name, files in recordings.items():
         assert len(files) == 1, f"{name}: the push reconnected: {files}"
         rec = read_recording(files[0])  # every picture decoded by FFmpeg 8: an error raises
-        _assert_clean(rec, ["main", "backup", "main"], max_gap_ms=1500)
+        labels = [label for label, _, _ in rec.runs()]
+        if labels == ["main", "backup", "other", "main"]:
+            # A starved machine (the tests share it) can stall the backup's encoder before main
+            # is back: then the slate rightly stands in, which the log must show.
+            assert ("slate", "fault") in [(to, why) for to, why, _, _ in switches], (switches, faults)
+        else:
+            assert labels == ["main", "backup", "main"], (rec.runs(), switches, faults)
+        _assert_clean(rec, labels, max_gap_ms=1500)
         assert rec.sizes == [(320, 180)]
     raw = recordings["nginx-rtmp"][0].read_bytes()
     assert b"hvc1" not in raw[:4096]  # nginx got legacy tags: codec id 12, not FourCC
