@@ -11,6 +11,8 @@ worker threads only.
 
 from __future__ import annotations
 
+import ctypes
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -81,6 +83,8 @@ def encode_group(source: av.VideoFrame, fmt: StillFormat, frames: int, *,
     ctx.max_b_frames = 0
     ctx.flags |= Flags.global_header  # parameter sets in extradata, not in every keyframe
     ctx.options = options
+    if fmt.codec == "av1":
+        _no_realtime_here()
     ctx.open()
     coded: list[bytes] = []
     for index in range(frames):
@@ -94,6 +98,29 @@ def encode_group(source: av.VideoFrame, fmt: StillFormat, frames: int, *,
         raise RuntimeError(f"{encoder} gave {len(packets)} frames with keyframes at {keyframes}; "
                            f"expected one group of {frames}")
     return packets, config
+
+
+_CAP_SYS_NICE = 23
+_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def _no_realtime_here() -> None:
+    """SVT-AV1, opened by a thread that may (root with CAP_SYS_NICE, outside systemd's
+    RestrictRealtime), switches it and its own threads to SCHED_FIFO 99 and never back:
+    a real-time encoder takes a whole core from the event loop. Dropping CAP_SYS_NICE
+    from this worker thread (capabilities are per thread) makes its probe fail; Relay
+    needs the capability nowhere."""
+    if os.geteuid() != 0:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable: two 32-bit words each
+    if libc.capget(header, data) == 0 and data[0] & (1 << _CAP_SYS_NICE):
+        keep = ~(1 << _CAP_SYS_NICE) & 0xFFFFFFFF
+        data[0] &= keep  # effective (of the first word)
+        data[1] &= keep  # permitted
+        data[2] &= keep  # inheritable
+        libc.capset(header, data)
 
 
 def _packets(fmt: StillFormat, header: bytes, coded: list[bytes]) -> tuple[list[MediaPacket], VideoConfig]:
