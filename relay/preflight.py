@@ -499,15 +499,27 @@ async def _wait_for_inputs(studio: CheckedStudio, grace_s: float, progress: Call
 async def run_preflight(studio: CheckedStudio, sample_s: float = 10.0, *, connect_grace_s: float = 0.0,
                         probe_timeout_s: float = PROBE_TIMEOUT_S,
                         progress: Callable[[str], None] | None = None,
+                        on_item: Callable[[CheckItem], None] | None = None,
                         clock_runner: CommandRunner = run_command) -> PreflightResult:
     """The pre-show check: watches the inputs for ``sample_s`` while the outputs, MQTT
-    and the clock are checked at the same time."""
+    and the clock are checked at the same time. ``on_item`` hears each line of the
+    checklist as soon as it is judged (the dashboard shows the list growing); the result
+    keeps the lines in their fixed order."""
     say = progress or (lambda _: None)
+    told = on_item or (lambda _: None)
     started = time.monotonic()
     settings = studio.settings
     cpu_before = psutil.cpu_times()
+
+    async def tell(job: Awaitable[Any]) -> Any:
+        found = await job
+        for item in found if isinstance(found, list) else [found]:
+            told(item)
+        return found
+
     side = asyncio.gather(
-        _probe_outputs(settings, probe_timeout_s), check_mqtt(settings.mqtt), check_clock(clock_runner),
+        tell(_probe_outputs(settings, probe_timeout_s)), tell(check_mqtt(settings.mqtt)),
+        tell(check_clock(clock_runner)),
     )
     try:
         await _wait_for_inputs(studio, connect_grace_s, say)
@@ -543,9 +555,13 @@ async def run_preflight(studio: CheckedStudio, sample_s: float = 10.0, *, connec
         primary_format = _format_of(primary)
         items += [judge_compatibility(primary.input_id, primary_format, inp.input_id, _format_of(inp))
                   for inp in inputs[1:]]
+    carriage = judge_carriage(settings, {i.input_id: i.video_config.codec for i in inputs if i.video_config})
+    host_item = judge_host(host, settings.thresholds)
+    for item in [*items, *carriage, host_item]:  # outputs, MQTT and the clock were told already
+        told(item)
     items += outputs
-    items += judge_carriage(settings, {i.input_id: i.video_config.codec for i in inputs if i.video_config})
-    items += [mqtt, judge_host(host, settings.thresholds), clock]
+    items += carriage
+    items += [mqtt, host_item, clock]
     return PreflightResult(items, sample_s, time.monotonic() - started)
 
 

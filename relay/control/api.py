@@ -58,6 +58,9 @@ class ControlApi:
         self.dashboard_url: str | None = None  # where people open this relay's dashboard, if served
         # One dispatcher for every transport (MQTT, HTTP): one check or drill at a time in all.
         self.commands = Dispatcher(self, bus.emit)
+        # Who hears the pre-show check as it runs (the dashboard): {"step": text} or
+        # {"item": a checklist line}; called on the loop.
+        self.check_listeners: list[Callable[[dict[str, Any]], None]] = []
 
     # -- what is read -------------------------------------------------------------------
 
@@ -183,7 +186,13 @@ class ControlApi:
     async def preflight(self, sample_s: float) -> dict[str, Any]:
         from relay.preflight import run_preflight
 
-        return (await run_preflight(self.graph, sample_s)).to_dict()
+        def tell(body: dict[str, Any]) -> None:
+            for listener in list(self.check_listeners):
+                listener(body)
+
+        result = await run_preflight(self.graph, sample_s, progress=lambda text: tell({"step": text}),
+                                     on_item=lambda item: tell({"item": item.to_dict()}))
+        return result.to_dict()
 
     def emit(self, event: Event) -> None:
         self.bus.emit(event)

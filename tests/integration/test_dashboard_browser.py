@@ -205,7 +205,12 @@ def test_the_dashboard_in_a_browser(studio: dict[str, Any]) -> None:
         # -- the pre-show check, its checklist shown as it runs, then its result ---------------------
         page.click("button[data-command=check]")
         expect(page.locator("#checklist")).to_contain_text("running the pre-show check", timeout=5_000)
+        # Lines judged at once (outputs probed, the broker) show while the inputs are still watched.
+        expect(page.locator("#checklist")).to_contain_text("mqtt:", timeout=10_000)
+        expect(page.locator("#checklist .running")).to_contain_text("watching", timeout=10_000)
+        shot(page, "preflight-running-laptop")
         expect(page.locator("#checklist")).to_contain_text("result:", timeout=90_000)
+        expect(page.locator("#checklist .running")).to_have_count(0)
         expect(page.locator("#checklist .pass").first).to_be_visible()
         shot(page, "preflight-checklist-laptop")
 

@@ -330,6 +330,21 @@ async def test_run_preflight_puts_every_check_in_order() -> None:
     assert 0.1 <= result.elapsed_s < 5
 
 
+async def test_each_line_is_told_as_soon_as_it_is_judged_while_the_inputs_are_still_watched() -> None:
+    settings = RelaySettings.model_validate({"id": "studio-a", "inputs": [{"id": "main", "kind": "rtmp"}],
+                                             "mqtt": {"enabled": False}})
+    studio = FakeStudio(settings, [fake_input("main", 1, True, keyframes=(2000, time.monotonic() - 0.5))])
+    heard: list[tuple[float, str]] = []
+    started = time.monotonic()
+    result = await run_preflight(studio, sample_s=1.0,
+                                 on_item=lambda i: heard.append((time.monotonic(), i.name)),
+                                 clock_runner=FakeCommands({"timedatectl": (0, "yes")}))
+    assert sorted(name for _, name in heard) == sorted(i.name for i in result.items)
+    early = {name for at, name in heard if at - started < 0.9}
+    assert {"outputs", "mqtt", "clock"} <= early  # known before the 1-s sample window ends
+    assert "input main" not in early and "host" not in early
+
+
 def test_keyframes_every_2_s_pass_and_longer_ones_warn_naming_the_obs_setting() -> None:
     from relay.preflight import judge_keyframes
 

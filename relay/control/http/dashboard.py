@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from relay.control.commands import Dispatcher, Outcome
@@ -26,6 +27,7 @@ class NoRelay:
     def __init__(self) -> None:
         self.bus = EventBus()
         self.commands = Dispatcher(self, self.bus.emit)
+        self.check_listeners: list[Callable[[dict[str, Any]], None]] = []  # no check runs here
 
     def state(self) -> dict[str, Any]:
         return {}

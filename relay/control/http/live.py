@@ -65,6 +65,11 @@ class LiveSource(Protocol):
         """The input's most recent keyframe (a reference, no work)."""
         ...
 
+    @property
+    def check_listeners(self) -> list[Callable[[dict[str, Any]], None]]:
+        """Called on the loop with each step and line of a running pre-show check."""
+        ...
+
 
 def encode(body: Any) -> str:
     return scrub(json.dumps(body, default=str, separators=(",", ":"), ensure_ascii=False))
@@ -106,6 +111,7 @@ class LiveFeed:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._source.bus.subscribe(self._on_event)
+        self._source.check_listeners.append(self._on_check)
         self._poll_state()
         self._tasks = [asyncio.create_task(self._state_loop(), name="http-state"),
                        asyncio.create_task(self._health_loop(), name="http-health"),
@@ -114,6 +120,8 @@ class LiveFeed:
     async def stop(self) -> None:
         with contextlib.suppress(ValueError):
             self._source.bus.unsubscribe(self._on_event)
+        with contextlib.suppress(ValueError):
+            self._source.check_listeners.remove(self._on_check)
         for page in list(self._pages):
             self._close(page)
         for t in self._tasks:
@@ -213,6 +221,10 @@ class LiveFeed:
         elif self._loop is not None:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._add_event, event)
+
+    def _on_check(self, body: dict[str, Any]) -> None:
+        """A running pre-show check's step or checklist line, to every page at once."""
+        self._broadcast("check", body)
 
     def _add_event(self, event: Event) -> None:
         self.event_seq += 1

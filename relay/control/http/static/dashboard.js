@@ -79,14 +79,9 @@ async function send(name, args = {}) {
   const started = performance.now();
   let running = null;
   if (name === "check") {
-    // The check watches every input for its sample window: say so while it runs.
-    const box = $("#checklist");
-    box.className = "checklist";
-    const tick = () => box.replaceChildren(el("div", { class: "warn" },
-      `running the pre-show check… ${Math.round((performance.now() - started) / 1000)} s ` +
-      "(every input watched for its sample window, outputs probed, broker and host checked)"));
-    tick();
-    running = setInterval(tick, 1000);
+    // The check watches every input for its sample window: its lines come in as they are judged.
+    startCheck();
+    running = setInterval(renderRunningCheck, 1000);
   }
   let reply;
   try {
@@ -101,6 +96,7 @@ async function send(name, args = {}) {
     return null;
   } finally {
     if (running) clearInterval(running);
+    if (name === "check") S.check = null;
   }
   if (name === "check" && reply.status === "ok") renderChecklist({ ...reply.data, ts: new Date().toISOString() });
   const ms = Math.round(performance.now() - started);
@@ -318,12 +314,40 @@ function addEvent(e, atTop = true) {
   if (e.event === "preflight") renderChecklist(e);
 }
 
+// -- the pre-show check while it runs (lines from the relay as each is judged) ----------------
+
+function startCheck() {
+  S.check = { started: performance.now(), step: "starting", items: [] };
+  renderRunningCheck();
+}
+
+function onCheckProgress(body) {
+  if (!S.check) startCheck();  // started elsewhere (another page, MQTT): show it too
+  if (body.step) S.check.step = body.step;
+  if (body.item) S.check.items.push(body.item);
+  renderRunningCheck();
+}
+
+function checkLine(c) {
+  return el("div", { class: c.result || "" },
+    `${c.result === "pass" ? "✓" : c.result === "warn" ? "!" : "✗"} ${c.name || ""}: ${c.detail || ""}`);
+}
+
+function renderRunningCheck() {
+  if (!S.check) return;
+  const box = $("#checklist");
+  box.className = "checklist";
+  const secs = Math.round((performance.now() - S.check.started) / 1000);
+  box.replaceChildren(el("div", { class: "running" }, `running the pre-show check… ${secs} s: ${S.check.step}`),
+    ...S.check.items.map(checkLine));
+}
+
 function renderChecklist(result) {
+  S.check = null;
   const box = $("#checklist");
   box.className = "checklist";
   box.replaceChildren(el("div", { class: result.result }, `result: ${result.result} (${clock(result.ts)})`),
-    ...(result.checks || []).map((c) => el("div", { class: c.result || "" },
-      `${c.result === "pass" ? "✓" : c.result === "warn" ? "!" : "✗"} ${c.name || ""}: ${c.detail || ""}`)));
+    ...(result.checks || []).map(checkLine));
 }
 
 async function loadReports() {
@@ -369,6 +393,7 @@ function connect() {
     link.dataset.last = String(Date.now());
   });
   source.addEventListener("event", (m) => addEvent(JSON.parse(m.data)));
+  source.addEventListener("check", (m) => onCheckProgress(JSON.parse(m.data)));
   source.addEventListener("thumbnails", (m) => {
     Object.assign(S.thumbs, JSON.parse(m.data));
     renderOnAir();
