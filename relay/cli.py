@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_remote(args)
     if args.command == "check":
-        from relay.preflight import run_check
+        from relay.check import run_check
 
         return run_check(args)
     if args.command == "report":

@@ -26,7 +26,6 @@ from relay.preflight import (
     judge_host,
     judge_input,
     judge_probe,
-    rtmp_port_taken,
     run_preflight,
 )
 from relay.push.probe import ProbeResult
@@ -247,6 +246,8 @@ def test_to_dict_and_back() -> None:
 
 
 def test_rtmp_port_taken() -> None:
+    from relay.check import rtmp_port_taken
+
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
