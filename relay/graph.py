@@ -42,7 +42,7 @@ from relay.events import (
 )
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
-from relay.push.bridge import Bridge, BridgeRequest
+from relay.push.bridge import BRIDGE_WARM_S, Bridge, BridgeRequest
 from relay.push.silence import silent_aac_frame
 from relay.push.slate_control import SlateControl, snap_fps
 from relay.settings import InputSettings, OutputSettings, RelaySettings, split_host_port
@@ -289,6 +289,18 @@ class MediaGraph:
         for pkt in self.bridge.update(wanted, now):
             self._forward(self.switcher.on_bridge_packet(pkt, now), now)
 
+    def _warm_bridge(self, now: float) -> None:
+        """A tier-1 fault about to be raised on the input on air: have the bridge to where
+        the policy would go encoded ahead (push/bridge.py), ready at the fault."""
+        on_air = self.switcher.active
+        if self.switcher.switching_to is not None or on_air not in self.channels:
+            return
+        if not self.channels[on_air].watch.tier1_due_within(now, BRIDGE_WARM_S):
+            return
+        target = self.policy.fault_target(now, self.statuses(now))
+        if target is not None and target in self.channels:
+            self.bridge.prepare(target, now)
+
     def _forward(self, pkts: list[MediaPacket], now: float) -> None:
         if self.switcher.active != self._on_air:
             self._on_air, self._on_air_since = self.switcher.active, now
@@ -374,6 +386,7 @@ class MediaGraph:
         self.tick_watchers(now)
         self.drill.sample(now, self._on_air, self.outputs)
         self._apply(now, self.policy.evaluate(now, self.statuses(now)))
+        self._warm_bridge(now)
         model = self._slate_target()
         if model is not None:
             self.slate.follow(model.video_config, model.audio_config, model.fps)

@@ -14,6 +14,13 @@ thread some tens of milliseconds (libx264 ``ultrafast``, x265 ``ultrafast``,
 SVT-AV1 preset 12; one half-second closed group, looped); the picture comes from the analysis
 decoder, which skips deblocking, so it is a little softer than the stream.
 
+A fault that builds over a hold time (black, frozen, silence, stalled) is seen coming:
+while a tier-1 fault on the input on air is less than ``BRIDGE_WARM_S`` from being
+raised, the media graph has the bridge to the likely target encoded ahead
+(``Bridge.prepare``), so at the fault it goes on air at once rather than after its
+encoding (tens to a few hundred milliseconds of a busy machine). A prepared bridge
+older than ``WARM_MAX_AGE_S`` is not used (its picture would be stale).
+
 Without a decoded picture of the target (none decoded yet) the slate's image is
 encoded to the same format instead. A bridge to the slate itself is the slate
 rewound to its keyframe (the daemon does that: no encoding needed).
@@ -33,6 +40,8 @@ from relay.push.slate import SlateClip, SlateSource, encode_slate, encode_still
 log = get_logger("relay.push.bridge")
 
 BRIDGE_LOOP_S = 0.5  # one closed group per loop: a keyframe every half second
+BRIDGE_WARM_S = 1.0  # a tier-1 fault this close to being raised on air: encode the bridge ahead
+WARM_MAX_AGE_S = 3.0  # a bridge prepared longer ago than this is encoded again if wanted
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +78,31 @@ class Bridge:
         self._source: SlateSource | None = None
         self._failed: str | None = None  # the input whose bridge failed to encode (no retry loop)
         self._requested_at = 0.0
+        self._warm: tuple[str, float, concurrent.futures.Future[SlateClip]] | None = None  # prepared ahead
+        self._prepared = False  # the bridge being made was prepared ahead
         self.encode_ms: float | None = None  # how long the latest bridge took to be ready
+
+    def prepare(self, input_id: str, now: float) -> None:
+        """Encode ``input_id``'s bridge ahead of a fault switch that is about to be wanted
+        (see the module docstring); nothing if one is playing or being made already."""
+        if self._source is not None or self._job is not None or input_id == self._failed:
+            return
+        if self._warm is not None:
+            warm_for, prepared_at, job = self._warm
+            if warm_for == input_id and now - prepared_at < WARM_MAX_AGE_S:
+                return
+            job.cancel()
+        self._warm = (input_id, now, self._pool.submit(encode_bridge, self._describe(input_id)))
+
+    def _take_warm(self, input_id: str, now: float) -> concurrent.futures.Future[SlateClip] | None:
+        warm, self._warm = self._warm, None
+        if warm is None:
+            return None
+        warm_for, prepared_at, job = warm
+        if warm_for == input_id and now - prepared_at < WARM_MAX_AGE_S:
+            return job
+        job.cancel()
+        return None
 
     @property
     def playing(self) -> bool:
@@ -87,7 +120,9 @@ class Bridge:
                 self._job.cancel()
             self._for = wanted
             self._requested_at = now
-            self._job = self._pool.submit(encode_bridge, self._describe(wanted))
+            warm = self._take_warm(wanted, now)
+            self._prepared = warm is not None
+            self._job = warm or self._pool.submit(encode_bridge, self._describe(wanted))
         job = self._job
         if self._source is None and job is not None and job.done():
             self._job = None
@@ -99,7 +134,7 @@ class Bridge:
                 return []
             self.encode_ms = (now - self._requested_at) * 1000
             log.info("bridge_on_air", input=wanted, ready_ms=round(self.encode_ms, 1),
-                     width=clip.format.width, height=clip.format.height)
+                     prepared=self._prepared, width=clip.format.width, height=clip.format.height)
             self._source = SlateSource(clip, now)
         return [] if self._source is None else self._source.next_packets(now)
 
@@ -113,4 +148,7 @@ class Bridge:
 
     def close(self) -> None:
         self._drop()
+        if self._warm is not None:
+            self._warm[2].cancel()
+            self._warm = None
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -216,6 +216,13 @@ class FailoverPolicy:
             self._pinned = False
         return self._go(now, want.to, want.reason, want.detail, automatic=True)
 
+    def fault_target(self, now: float, inputs: Statuses) -> str | None:
+        """Where a fault on the input on air would send the show now (None: the slate, or
+        nothing on air), without deciding anything."""
+        if self.active == self.slate_id:
+            return None
+        return self._best_healthy(now, inputs, self.settings.healthy_for_s, exclude=self.active)
+
     def _automatic_choice(self, now: float, inputs: Statuses) -> _Want | None:
         active = self.active
         healthy_for_s = self.settings.healthy_for_s

@@ -98,6 +98,14 @@ class Fault:
         cond.since = None
         cond.absent_since = now
 
+    def due_within(self, now: float, lead_s: float, tier: int = 1) -> bool:
+        """True if ``tier``'s condition holds and will be held long enough to raise that tier
+        within ``lead_s`` (and it is not raised yet): a switch is about to be wanted."""
+        cond = self._conditions.get(tier)
+        if cond is None or cond.since is None or (self._open is not None and self._open.tier <= tier):
+            return False
+        return now - cond.since >= cond.hold_s - lead_s
+
     def tick(self, now: float) -> None:
         wanted = self._wanted_tier(now)
         for cond in self._conditions.values():

@@ -143,6 +143,10 @@ class InputWatch:
 
     # -- outputs ---------------------------------------------------------------------------
 
+    def tier1_due_within(self, now: float, lead_s: float) -> bool:
+        """A tier-1 fault is building on this input and will be raised within ``lead_s``."""
+        return any(f.due_within(now, lead_s) for f in self._faults)
+
     def status(self, now: float) -> InputStatus:
         self._refresh_health(now)
         faults = tuple(f.open for f in self._faults if f.open is not None)

@@ -10,7 +10,7 @@ import numpy as np
 
 from relay.codec import h264
 from relay.media import AudioConfig, Track, VideoConfig
-from relay.push.bridge import Bridge, BridgeRequest
+from relay.push.bridge import WARM_MAX_AGE_S, Bridge, BridgeRequest
 from relay.push.silence import aac_config
 from relay.push.slate import encode_still
 
@@ -81,5 +81,42 @@ def test_the_bridge_follows_what_the_switcher_wants() -> None:
         later = bridge.update("backup", time.monotonic() + 0.2)
         assert later and all(not p.keyframe for p in later if p.track is Track.VIDEO)
         assert bridge.update(None, time.monotonic()) == [] and not bridge.playing
+    finally:
+        bridge.close()
+
+
+def test_a_bridge_prepared_ahead_of_a_fault_goes_on_air_at_once_and_a_stale_one_is_made_again() -> None:
+    picture, video, audio = target_stream()
+    requests: list[str] = []
+
+    def describe(input_id: str) -> BridgeRequest:
+        requests.append(input_id)
+        return BridgeRequest(input_id, picture, video, audio, 30.0)
+
+    bridge = Bridge(describe)
+    try:
+        t0 = time.monotonic()
+        bridge.prepare("backup", t0)
+        bridge.prepare("backup", t0 + 0.1)  # already under way: not encoded twice
+        assert requests == ["backup"]
+        assert bridge.update(None, t0 + 0.1) == []  # nothing wanted yet: the prepared one is kept
+        deadline = time.monotonic() + 10
+        packets = []
+        while not packets and time.monotonic() < deadline:
+            time.sleep(0.01)
+            packets = bridge.update("backup", time.monotonic())
+        assert packets and packets[0].keyframe
+        assert requests == ["backup"]  # the switch used the bridge prepared ahead
+        assert bridge.update(None, time.monotonic()) == []
+
+        # prepared for another input, or too long ago: encoded again for the switch
+        now = time.monotonic()
+        bridge.prepare("spare", now)
+        bridge.update("backup", now + 0.05)
+        assert requests == ["backup", "spare", "backup"]
+        bridge.update(None, now + 0.1)
+        bridge.prepare("backup", now + 0.2)
+        bridge.update("backup", now + 0.2 + WARM_MAX_AGE_S + 0.1)
+        assert requests == ["backup", "spare", "backup", "backup", "backup"]
     finally:
         bridge.close()

@@ -131,3 +131,16 @@ def test_since_backdates_the_hold() -> None:
     fault.tick(5.1)
     assert events.names() == [("raised", 1)]
     assert events[0].input is None  # type: ignore[attr-defined]
+
+
+def test_a_fault_about_to_be_raised_is_seen_coming_and_only_before_it_is_raised() -> None:
+    events = Events()
+    black = Fault("black", {1: (2.0, 0.98)}, 1.0, events, "main")
+    assert not black.due_within(0.0, 1.0)  # nothing holds
+    black.observe(10.0, 1, True, since=9.5)  # the first black picture arrived at 9.5
+    assert not black.due_within(10.0, 1.0)  # 0.5 s held, 1.5 s to go
+    assert black.due_within(10.6, 1.0)  # 1.1 s held: raised within the next second
+    black.tick(11.6)
+    assert events.names() == [("raised", 1)]
+    assert not black.due_within(11.6, 1.0)  # raised: no longer coming
+    assert not black.due_within(10.6, 1.0, tier=2)  # no such tier
