@@ -1,7 +1,7 @@
 """The processes of one benchmark chain, each started and always stopped by the bench.
 
 - :class:`RelayUnderTest`: `relay run` with a bench configuration, its JSON log
-  followed incrementally (a long run's log is read once, not re-parsed per poll).
+  followed incrementally by relay/studio's follower (a long run's log is read once).
 - :class:`ClipPublisher`: `ffmpeg -re -stream_loop -1 -i clip.flv -c copy -f flv URL`,
   the encoder stand-in: it only copies, so it costs little CPU. With two URLs it
   uses the tee muxer, so both paths get each packet at the same moment.
@@ -14,12 +14,8 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,48 +23,20 @@ import psutil
 
 from bench.clips import FrameIndex
 from bench.figures import Arrival
+from relay.studio import procs as studio
+from relay.studio.configs import relay_toml
+from relay.studio.relayrun import RelayRun
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class Child:
-    """A child process in its own session (so a signal reaches its whole group)."""
+class Child(studio.Child):
+    """A bench process, started at once from the repository; SIGINT stops it (ffmpeg
+    unpublishes cleanly), SIGKILL after a grace time."""
 
-    def __init__(self, args: list[str], log: Path, *, env: dict[str, str] | None = None) -> None:
-        self.args = args
-        self.log_path = log
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                         cwd=REPO, env=env, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def send(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, sig)
-
-    def stop(self, sig: int = signal.SIGINT, grace_s: float = 5.0) -> int:
-        """`sig` first (SIGINT: ffmpeg unpublishes cleanly), then SIGKILL; always reaps."""
-        if self.proc.poll() is None:
-            self.send(signal.SIGCONT)  # a stopped process cannot act on SIGINT
-            self.send(sig)
-            try:
-                self.proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                self.send(signal.SIGKILL)
-                self.proc.wait(5)
-        return self.proc.returncode
-
-    def tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+    def __init__(self, args: list[str], log: Path) -> None:
+        super().__init__(Path(args[0]).name, args, log, cwd=REPO, stop_signal=signal.SIGINT)
+        self.start()
 
 
 class ClipPublisher(Child):
@@ -117,52 +85,20 @@ class ViewerProcess(Child):
         return sum(1 for _ in self.out.open())
 
 
-class RelayUnderTest(Child):
-    def __init__(self, config: Path, log: Path) -> None:
-        super().__init__([sys.executable, "-m", "relay", "run", "-c", str(config)], log)
-        self.process = psutil.Process(self.pid)
-        self.events: list[dict[str, Any]] = []
-        self._offset = 0
-        self._partial = b""
+class RelayUnderTest(RelayRun):
+    """`relay run`, started at once; its log followed every 20 ms while waiting."""
 
-    def poll_log(self) -> list[dict[str, Any]]:
-        """New log lines since the last call, parsed (`<N>{json}` with a journald prefix)."""
-        with open(self.log_path, "rb") as f:
-            f.seek(self._offset)
-            chunk = f.read()
-        self._offset += len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
-        self._partial = lines.pop()
-        new: list[dict[str, Any]] = []
-        for raw in lines:
-            text = raw.decode("utf-8", "replace")
-            if text.startswith("<") and ">" in text[:4]:
-                text = text[text.index(">") + 1:]
-            with contextlib.suppress(ValueError):
-                d = json.loads(text)
-                if isinstance(d, dict):
-                    new.append(d)
-        self.events.extend(new)
-        return new
+    def __init__(self, config: Path, log: Path) -> None:
+        super().__init__(config, log, cwd=REPO, poll_s=0.02)
+        self.start()
+        self.process = psutil.Process(self.pid)
 
     def matching(self, name: str, **match: Any) -> list[dict[str, Any]]:
-        self.poll_log()
-        return [e for e in self.events
-                if e.get("event") == name and all(e.get(k) == v for k, v in match.items())]
+        return self.log.find(name, **match)
 
     def wait_for(self, name: str, *, after: int = 0, timeout: float = 10.0, **match: Any) -> dict[str, Any]:
         """The (after+1)-th event `name` matching `match`; `after` = how many were already seen."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.matching(name, **match)
-            if len(found) > after:
-                return found[after]
-            if not self.alive():
-                raise RuntimeError(f"relay died waiting for {name} {match}\n{self.tail()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {name} {match} within {timeout} s\n{self.tail()}")
-            time.sleep(0.02)
+        return self.log.wait_for(name, after=after, timeout=timeout, **match)
 
     def cpu_seconds(self) -> float:
         """User + system CPU of Relay and any children it runs."""
@@ -184,19 +120,10 @@ def group_cpu_seconds(procs: list[psutil.Process]) -> float:
 def relay_config(workdir: Path, rtmp_port: int, output_url: str, *, main_key: str, backup_key: str,
                  failover: dict[str, float], thresholds: dict[str, float]) -> Path:
     """A relay.toml for the bench: two RTMP inputs, one output, MQTT off, JSON logs."""
-    def table(name: str, values: dict[str, Any]) -> str:
-        return f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()) + "\n"
-
-    text = 'id = "bench"\n\n'
-    text += table("server", {"rtmp": f"127.0.0.1:{rtmp_port}"})
-    text += f'[[inputs]]\nid = "main"\nkind = "rtmp"\nkey = "{main_key}"\npriority = 1\n\n'
-    text += f'[[inputs]]\nid = "backup"\nkind = "rtmp"\nkey = "{backup_key}"\npriority = 2\n\n'
-    text += f'[[outputs]]\nid = "platform"\nurls = ["{output_url}"]\n\n'
-    text += table("failover", failover)
-    text += table("thresholds", thresholds)
-    text += table("mqtt", {"enabled": False})
-    text += table("journal", {"path": str(workdir / "journal.sqlite3")})
-    text += table("log", {"level": "info", "format": "json"})
+    inputs = [{"id": "main", "kind": "rtmp", "key": main_key, "priority": 1},
+              {"id": "backup", "kind": "rtmp", "key": backup_key, "priority": 2}]
     path = workdir / "relay.toml"
-    path.write_text(text)
+    path.write_text(relay_toml("bench", server={"rtmp": f"127.0.0.1:{rtmp_port}"}, inputs=inputs,
+                               outputs=[{"id": "platform", "urls": [output_url]}], failover=failover,
+                               thresholds=thresholds, journal=workdir / "journal.sqlite3"))
     return path

@@ -31,7 +31,9 @@ from typing import Any
 
 from bench.chain import ClipPublisher, RelayUnderTest
 from bench.clips import ClipFormat, prepare_main
-from bench.nginx import Platform, free_port
+from bench.nginx import bench_platform
+from relay.studio.configs import relay_toml
+from relay.studio.procs import free_port
 
 MB = 1024 * 1024
 
@@ -60,16 +62,11 @@ class Cost:
 
 def growth_config(workdir: Path, rtmp_port: int, keys: list[str], outputs: list[str]) -> Path:
     """A relay.toml: N RTMP inputs (priority in order), M outputs, MQTT off, JSON logs."""
-    text = 'id = "growth"\n\n[server]\n' + f'rtmp = "127.0.0.1:{rtmp_port}"\n\n'
-    for i, key in enumerate(keys):
-        text += f'[[inputs]]\nid = "in{i + 1}"\nkind = "rtmp"\nkey = "{key}"\npriority = {i + 1}\n\n'
-    for i, url in enumerate(outputs):
-        text += f'[[outputs]]\nid = "out{i + 1}"\nurls = ["{url}"]\n\n'
-    text += "[mqtt]\nenabled = false\n\n"
-    text += f'[journal]\npath = "{workdir / "journal.sqlite3"}"\n\n'
-    text += '[log]\nlevel = "info"\nformat = "json"\n'
+    inputs = [{"id": f"in{i}", "kind": "rtmp", "key": key, "priority": i} for i, key in enumerate(keys, 1)]
     path = workdir / "relay.toml"
-    path.write_text(text)
+    path.write_text(relay_toml("growth", server={"rtmp": f"127.0.0.1:{rtmp_port}"}, inputs=inputs,
+                               outputs=[{"id": f"out{i}", "urls": [url]} for i, url in enumerate(outputs, 1)],
+                               journal=workdir / "journal.sqlite3"))
     return path
 
 
@@ -84,7 +81,7 @@ def measure_cost(label: str, clip: Path | list[Path], inputs: int, outputs: int,
     workdir.mkdir(parents=True, exist_ok=True)
     cost = Cost(label, inputs, outputs, seconds)
     with ExitStack() as stack:
-        platform = Platform(workdir)
+        platform = bench_platform(workdir)
         platform.start()
         stack.callback(platform.stop)
         port = free_port()
@@ -111,7 +108,7 @@ def measure_cost(label: str, clip: Path | list[Path], inputs: int, outputs: int,
                 time.sleep(min(1.0, left))
                 highest = max(highest, relay.rss_bytes())
                 if not relay.alive():
-                    raise RuntimeError(f"relay died\n{relay.tail()}")
+                    raise RuntimeError(f"relay died\n{relay.log_tail(30)}")
             cpu1, t1 = relay.cpu_seconds(), time.monotonic()
             cost.cpu_pct.append(100.0 * (cpu1 - cpu0) / (t1 - t0))
             cost.loop_cpu_pct.append(100.0 * (loop_thread_seconds(relay) - loop0) / (t1 - t0))

@@ -84,8 +84,8 @@ def _deb_version(package: str) -> str:
 def versions() -> dict[str, str]:
     import av
 
-    from bench.nginx import nginx_version
     from relay import __version__
+    from relay.studio.platform import nginx_version
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             check=False, cwd=Path(__file__).resolve().parents[1]).stdout.strip()

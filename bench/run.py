@@ -51,9 +51,10 @@ from bench.figures import (
     longest_gap,
 )
 from bench.growth import GROWTH_CASES, measure_cost, run_growth
-from bench.nginx import Platform, free_port
+from bench.nginx import bench_platform
 from bench.report import BLACK, KILLED, STALLED, Machine, Results, load, render, save, versions
 from bench.sweep import run_sweep
+from relay.studio.procs import free_port
 
 PROFILE_BEFORE = Path(__file__).resolve().parent / "profiles" / "before-issue-14.pyspy"
 MAIN_KEY, BACKUP_KEY = "bench-main-7c1e", "bench-backup-42d9"
@@ -75,7 +76,7 @@ class Bench:
 
     def __init__(self, opts: argparse.Namespace, clips: Clips, workdir: Path, stack: ExitStack) -> None:
         self.opts, self.clips, self.dir, self.stack = opts, clips, workdir, stack
-        self.platform = Platform(workdir)
+        self.platform = bench_platform(workdir)
         self.platform.start()
         stack.callback(self.platform.stop)
         self.port = free_port()
@@ -222,7 +223,7 @@ class Bench:
             assert self.main is not None
             seen = self.switches("backup")
             fault_at = time.monotonic()
-            self.main.send(signal.SIGKILL if kind == KILLED else signal.SIGSTOP)
+            self.main.signal(signal.SIGKILL if kind == KILLED else signal.SIGSTOP)
             try:
                 switched = self.relay.wait_for("switched", to="backup", after=seen, timeout=10)
                 results.added_delay_ms.setdefault(kind, []).append(float(switched["added_delay_ms"]))
@@ -303,7 +304,7 @@ class Bench:
         next_note = t0 + 60
         while (now := time.monotonic()) < t0 + seconds:
             if not self.relay.alive():
-                raise RuntimeError(f"relay died during the soak\n{self.relay.tail()}")
+                raise RuntimeError(f"relay died during the soak\n{self.relay.log_tail(30)}")
             results.soak_rss.append((now - t0, self.relay.rss_bytes()))
             if now >= next_note:
                 next_note += 60
@@ -390,7 +391,7 @@ def ffmpeg_baseline(opts: argparse.Namespace, clips: Clips, workdir: Path, resul
 def ffmpeg_cost(opts: argparse.Namespace, clips: list[Path], workdir: Path) -> tuple[float, int]:
     """(CPU % of one core, highest RSS) of one ffmpeg per clip, each receiving it from a
     publisher, relaying it with `-c copy` and running blackdetect and silencedetect."""
-    with Platform(workdir / "baseline") as nginx, ExitStack() as stack:  # nginx stops last
+    with bench_platform(workdir / "baseline") as nginx, ExitStack() as stack:  # nginx stops last
         watchers: list[Child] = []
         for name, clip in zip(("main", "backup"), clips, strict=True):
             listen = f"rtmp://127.0.0.1:{free_port()}/live/{name}"
@@ -405,7 +406,7 @@ def ffmpeg_cost(opts: argparse.Namespace, clips: list[Path], workdir: Path) -> t
         time.sleep(opts.warmup_seconds)
         for w in watchers:
             if not w.alive():
-                raise RuntimeError(f"the ffmpeg baseline died:\n{w.tail()}")
+                raise RuntimeError(f"the ffmpeg baseline died:\n{w.log_tail(30)}")
         procs = [psutil.Process(w.pid) for w in watchers]
         say(f"ffmpeg baseline's CPU over {opts.measure_seconds:g} s")
         cpu0, t0 = group_cpu_seconds(procs), time.monotonic()

@@ -72,7 +72,7 @@ def run_sweep(bench: Bench, clips: Clips, group_s: float, points: int) -> list[S
         failures = len(relay.matching("switch_failed"))
         time.sleep(max(0.0, loss_at - time.monotonic()))
         assert bench.main is not None
-        bench.main.send(signal.SIGKILL)
+        bench.main.signal(signal.SIGKILL)
         lost = time.monotonic()
         switched = None
         with contextlib.suppress(TimeoutError):  # counted as failed below

@@ -20,39 +20,36 @@ Exit status: 0 when every expected failover and failback was seen, 1 otherwise,
 130 when interrupted. Every child process is stopped in every case.
 
 The demo only drives Relay from the outside (processes, signals, its log), as a
-studio would; it imports nothing from the media plane. `python -m relay.demo
-encode|listen ...` are the PyAV stand-ins used when ffmpeg or nginx is missing.
+studio would; it imports nothing from the media plane. The studio's parts (processes,
+the platform, the broker, the encoders, the log follower) are relay/studio/'s; this
+module is the show: its scenes, the board that reads Relay's log and the screen.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import pwd
-import secrets
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 from relay.events import SIGNAL_WORDS
+from relay.studio import procs
+from relay.studio.local import LocalStudio
+from relay.studio.logfollow import select
+from relay.studio.relayrun import RELAY
 
 EXIT_OK, EXIT_MISSED, EXIT_INTERRUPTED = 0, 1, 130
-RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 PLATFORM_KEY = "demo-show"
-SBIN = "/usr/sbin:/sbin:/usr/local/sbin"  # nginx and mosquitto live here on Debian
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # the demo stops and cleans up
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,327 +67,6 @@ class Pace:
 
 FAST = Pace(black_at_s=9.0, fault_s=2.5, between_s=1.5, drill_s=3.0, failback_after_s=4.0)
 NORMAL = Pace(black_at_s=14.0, fault_s=5.0, between_s=5.0, drill_s=6.0, failback_after_s=6.0)
-
-
-def find_tool(name: str) -> str | None:
-    return shutil.which(name) or shutil.which(name, path=SBIN)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def listening(port: int) -> bool:
-    """Whether something listens on TCP `port`, read from /proc so that the check itself
-    is no connection (ffmpeg's listen mode would take a probe for its one client)."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as f:
-            for line in f.readlines()[1:]:
-                cols = line.split()
-                if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == "0A":  # 0A = LISTEN
-                    return True
-    return False
-
-
-def mqtt_broker_answers(host: str, port: int, timeout_s: float = 1.0) -> bool:
-    """An MQTT 3.1.1 CONNECT answered by CONNACK 'accepted': an open port is not enough,
-    a broker that wants a password would leave Relay's MQTT side (and the drill) dead."""
-    client_id = b"relay-demo-probe"
-    variable = b"\x00\x04MQTT\x04\x02\x00\x0a"  # protocol name, level 4, clean session, keepalive 10
-    payload = len(client_id).to_bytes(2, "big") + client_id
-    packet = b"\x10" + bytes([len(variable) + len(payload)]) + variable + payload
-    try:
-        with socket.create_connection((host, port), timeout_s) as s:
-            s.settimeout(timeout_s)
-            s.sendall(packet)
-            reply = s.recv(4)
-            with contextlib.suppress(OSError):
-                s.sendall(b"\xe0\x00")  # DISCONNECT
-    except OSError:
-        return False
-    return len(reply) == 4 and reply[0] == 0x20 and reply[3] == 0
-
-
-# -- child processes -------------------------------------------------------------------------------
-
-
-class Interrupted(Exception):
-    """Ctrl-C, SIGTERM or SIGHUP: stop the show and clean up."""
-
-
-class StopSignals:
-    """Turns the stop signals into :class:`Interrupted`, except inside `held()`, where the
-    signal waits for the end of the block."""
-
-    def __init__(self) -> None:
-        self._depth = 0
-        self._pending: str | None = None
-
-    def handler(self, signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if self._depth:
-            self._pending = name
-            return
-        raise Interrupted(name)
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        self._depth += 1
-        try:
-            yield
-        finally:
-            self._depth -= 1
-        if not self._depth and self._pending is not None:
-            name, self._pending = self._pending, None
-            raise Interrupted(name)
-
-
-STOP = StopSignals()
-
-
-class Child:
-    """A process the demo started, in its own session: Ctrl-C in the terminal reaches the
-    demo only, which then stops every child itself, in order."""
-
-    def __init__(self, name: str, args: Sequence[str], log_path: Path, *, cwd: Path | None = None,
-                 stop_signal: int = signal.SIGTERM) -> None:
-        self.name = name
-        self.args = list(args)
-        self.log_path = log_path
-        self.cwd = cwd
-        self.stop_signal = stop_signal
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Child:
-        # Ctrl-C must not land between the fork and `self.proc` being set: the child would
-        # run on, unknown to the cleanup. (Blocking the signals instead would not do: a
-        # child inherits the blocked mask, and Relay would never see its SIGTERM.)
-        with STOP.held(), open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         cwd=self.cwd, start_new_session=True)
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, sig: int) -> None:
-        if self.alive():
-            assert self.proc is not None
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-        if self.proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(5)
-
-    def stop(self, grace_s: float = 5.0) -> int | None:
-        """The stop signal, then SIGKILL after `grace_s`; always reaps. Returns the exit status."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            self.signal(signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-            self.signal(self.stop_signal)
-            try:
-                proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-        return proc.returncode
-
-    def log_tail(self, lines: int = 8) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-
-# -- the platform stand-in, the broker, the encoders ------------------------------------------------
-
-
-_NGINX_CONF = """\
-load_module {module};
-daemon off;
-master_process off;
-pid {dir}/nginx.pid;
-lock_file {dir}/nginx.lock;
-error_log {dir}/error.log info;
-events {{ worker_connections {connections}; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{port};
-        chunk_size 4096;
-        application live {{
-            live on;{record}
-        }}
-    }}
-}}
-"""
-_NGINX_RECORD = """
-            record all;
-            record_path {dir}/recordings;
-            record_unique on;"""
-
-
-def nginx_rtmp_config(directory: Path, port: int, *, record: bool = True,
-                      worker_connections: int = 64) -> str:
-    """An nginx.conf for a platform stand-in: nginx-rtmp in the foreground as one process
-    (`daemon off`, `master_process off`), everything under `directory`, application
-    `live` serving players at the URL publishers push to, and, with `record`, each
-    publish recorded to its own FLV file in `directory/recordings`. The demo, the
-    tests and the benchmark all use this one configuration."""
-    record_block = _NGINX_RECORD.format(dir=directory) if record else ""
-    return _NGINX_CONF.format(module=RTMP_MODULE, dir=directory, port=port, connections=worker_connections,
-                              record=record_block)
-
-
-class Platform:
-    """Where Relay pushes: nginx-rtmp recording every publish, or (without nginx) a PyAV
-    RTMP listener writing one FLV file."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.dir = workdir / "platform"
-        self.record_dir = self.dir / "recordings"
-        self.record_dir.mkdir(parents=True, exist_ok=True)
-        nginx = find_tool("nginx")
-        if nginx is not None and Path(RTMP_MODULE).exists():
-            conf = self.dir / "nginx.conf"
-            conf.write_text(nginx_rtmp_config(self.dir, self.port))
-            self.kind = "nginx-rtmp"
-            self.child = Child("platform", [nginx, "-p", str(self.dir), "-c", str(conf),
-                                            "-e", str(self.dir / "error.log")], self.dir / "stderr.log")
-        else:
-            self.kind = "a PyAV RTMP listener (nginx-rtmp not installed)"
-            file = self.record_dir / f"{PLATFORM_KEY}.flv"
-            listen = [sys.executable, "-m", "relay.demo", "listen", self.url, str(file)]
-            self.child = Child("platform", listen, self.dir / "listener.log", stop_signal=signal.SIGINT)
-
-    @property
-    def url(self) -> str:
-        return f"rtmp://127.0.0.1:{self.port}/live/{PLATFORM_KEY}"
-
-    def start(self, timeout_s: float = 10.0) -> None:
-        self.child.start()
-        deadline = time.monotonic() + timeout_s
-        while not listening(self.port):
-            if not self.child.alive() or time.monotonic() > deadline:
-                raise DemoError(f"the platform stand-in ({self.kind}) did not start:\n"
-                                f"{self.child.log_tail()}")
-            time.sleep(0.05)
-
-    def recordings(self) -> list[Path]:
-        return sorted(self.record_dir.glob("*.flv"), key=lambda p: p.stat().st_mtime)
-
-
-class Broker:
-    """The MQTT broker Relay talks to: the one on 127.0.0.1:1883 if it answers (Debian's
-    mosquitto), else a mosquitto of our own on a free port, else none (MQTT off)."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port: int | None = None
-        self.child: Child | None = None
-        self.note = ""
-
-    def start(self) -> None:
-        workdir = self.workdir
-        if mqtt_broker_answers("127.0.0.1", 1883):
-            self.port, self.note = 1883, "the broker on 127.0.0.1:1883"
-            return
-        mosquitto = find_tool("mosquitto")
-        if mosquitto is None:
-            self.note = "none (mosquitto not installed): MQTT off, no drill"
-            return
-        port = free_port()
-        conf = workdir / "mosquitto.conf"
-        # as root mosquitto would switch to its own user, who cannot read a private work dir
-        user = [f"user {pwd.getpwuid(os.getuid()).pw_name}"] if os.getuid() == 0 else []
-        conf.write_text("\n".join([f"listener {port} 127.0.0.1", "allow_anonymous true",
-                                   "persistence false", *user]) + "\n")
-        self.child = child = Child("broker", [mosquitto, "-c", str(conf)], workdir / "logs" / "mosquitto.log")
-        child.start()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and child.alive():
-            if mqtt_broker_answers("127.0.0.1", port):
-                self.port, self.note = port, f"a mosquitto of our own on port {port}"
-                return
-            time.sleep(0.1)
-        child.stop()
-        self.child = None
-        self.note = "none (our mosquitto did not start): MQTT off, no drill"
-
-    def stop(self) -> None:
-        if self.child is not None:
-            self.child.stop()
-
-
-@dataclass(frozen=True, slots=True)
-class EncoderLook:
-    color: str  # the corner square: which encoder a viewer sees
-    tone_hz: int  # which encoder a listener hears
-
-
-LOOKS = {"main": EncoderLook("red", 1000), "backup": EncoderLook("blue", 660)}
-
-
-def encoder_args(url: str, look: EncoderLook, black_at_s: float | None) -> list[str]:
-    """A synthetic encoder: a moving test picture with a coloured corner square and a tone,
-    H.264 (x264 ultrafast, zerolatency, a keyframe a second) and AAC in FLV, in real time.
-    `black_at_s`: from that encoder time on the whole picture is black (a lens cap)."""
-    vf = f"drawbox=x=0:y=0:w=64:h=64:color={look.color}:t=fill"
-    if black_at_s is not None:
-        vf += f",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='gte(t,{black_at_s:g})'"
-    ffmpeg = find_tool("ffmpeg")
-    if ffmpeg is None:
-        args = [sys.executable, "-m", "relay.demo", "encode", url, "--color", look.color,
-                "--tone", str(look.tone_hz)]
-        return args + (["--black-at", f"{black_at_s:g}"] if black_at_s is not None else [])
-    return [
-        ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
-        "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-        "-re", "-f", "lavfi", "-i", f"sine=frequency={look.tone_hz}:sample_rate=44100",
-        "-vf", vf, "-c:v", "libx264", "-tune", "zerolatency", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-        "-g", "30", "-keyint_min", "30", "-c:a", "aac", "-b:a", "96k", "-f", "flv", url,
-    ]
-
-
-# -- what Relay says ------------------------------------------------------------------------------
-
-
-class RelayLog:
-    """Follows `relay run`'s JSON log (`<N>{json}` lines: journald priority prefix)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._offset = 0
-        self._partial = b""
-
-    def read_new(self) -> list[dict[str, Any]]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self._offset)
-                data = f.read()
-        except OSError:
-            return []
-        self._offset += len(data)
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        out = []
-        for raw in lines:
-            text = raw.decode("utf-8", "replace")
-            if text.startswith("<") and ">" in text[:4]:
-                text = text[text.index(">") + 1:]
-            with contextlib.suppress(ValueError):
-                d = json.loads(text)
-                if isinstance(d, dict):
-                    out.append(d)
-        return out
-
 
 TIER_WORDS = {1: "tier 1, critical", 2: "tier 2, important", 3: "tier 3, minor"}
 # What the demo keeps to judge the show (the log has more: `switching`, `slate_ready`...).
@@ -447,8 +123,7 @@ class Board:
         return len(self.find(name, **match))
 
     def find(self, name: str, **match: Any) -> list[dict[str, Any]]:
-        return [e for e in self.events
-                if e.get("event") == name and all(e.get(k) == v for k, v in match.items())]
+        return select(self.events, name, **match)
 
     def apply(self, d: dict[str, Any]) -> Line | None:
         """Take in one log line; return what to print, if it is worth a line."""
@@ -653,10 +328,6 @@ class Screen:
 # -- the show -------------------------------------------------------------------------------------------
 
 
-class DemoError(Exception):
-    """The demo cannot go on (a tool failed to start); the message says what happened."""
-
-
 @dataclass
 class Expectation:
     scene: str
@@ -664,99 +335,29 @@ class Expectation:
     met: bool = False
 
 
-class Studio:
-    """Everything the demo runs and what it has seen of it."""
+class Studio(LocalStudio):
+    """The studio the demo runs, and what it has seen of it."""
 
     def __init__(self, workdir: Path, pace: Pace, screen: Screen) -> None:
-        self.workdir = workdir
+        # Quick failover timings so that a scene lasts seconds; a studio keeps the defaults.
+        super().__init__(workdir, failover={"healthy_for_s": 2, "failback_after_s": pace.failback_after_s,
+                                            "min_dwell_s": 3})
         self.pace = pace
         self.screen = screen
-        self.logs = workdir / "logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.board = Board(["main", "backup"])
-        self.keys = {name: f"{name}-{secrets.token_hex(6)}" for name in ("main", "backup")}
-        self.relay_id = f"demo-{secrets.token_hex(2)}"  # unique on a shared broker
-        self.rtmp_port = free_port()
-        self.journal = workdir / "journal.sqlite3"
-        self.config = workdir / "relay.toml"
-        self.log = RelayLog(workdir / "relay.log")
-        self.platform: Platform | None = None
-        self.broker: Broker | None = None
-        self.relay: Child | None = None
-        self.encoders: dict[str, Child] = {}
+        self.board = Board(list(self.keys))
         self.expectations: list[Expectation] = []
-        self.relay_exit: int | None = None
         self._t0 = time.monotonic()
         self._next_status = 0.0
-        self._switches_seen = 0  # `switched` events already matched by wait_on_air
-
-    # -- set up -------------------------------------------------------------------------
-
-    def write_config(self) -> None:
-        assert self.platform is not None and self.broker is not None
-        mqtt = (f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {self.broker.port}\n'
-                if self.broker.port is not None else "[mqtt]\nenabled = false\n")
-        # Quick failover timings so that a scene lasts seconds; a studio keeps the defaults.
-        self.config.write_text(f"""\
-# Written by `relay demo`: a whole studio on 127.0.0.1.
-id = "{self.relay_id}"
-
-[server]
-rtmp = "127.0.0.1:{self.rtmp_port}"
-
-[[inputs]]
-id = "main"
-kind = "rtmp"
-key = "{self.keys['main']}"
-priority = 1
-
-[[inputs]]
-id = "backup"
-kind = "rtmp"
-key = "{self.keys['backup']}"
-priority = 2
-
-[[outputs]]
-id = "platform"
-urls = ["{self.platform.url}"]
-
-[failover]
-healthy_for_s = 2
-failback_after_s = {self.pace.failback_after_s:g}
-min_dwell_s = 3
-
-{mqtt}
-[journal]
-path = "{self.journal}"
-
-[log]
-level = "info"
-format = "json"
-""")
-        self.config.chmod(0o600)  # it holds the stream keys
+        self._fed = 0  # Relay's log events the board has taken in
 
     def start(self) -> None:
-        self.platform = Platform(self.workdir)
-        self.platform.start()
-        self.say(f"platform stand-in: {self.platform.kind} on 127.0.0.1:{self.platform.port}, recording")
-        self.broker = Broker(self.workdir)
-        self.broker.start()
-        self.say(f"MQTT broker: {self.broker.note}")
-        self.write_config()
-        (self.workdir / "relay.log").write_bytes(b"")
-        self.relay = Child("relay", [sys.executable, "-m", "relay", "run", "-c", str(self.config)],
-                           self.workdir / "relay.log")
-        self.relay.start()
-        self.say(f"relay run -c {self.config}  (its log: {self.workdir / 'relay.log'})")
-        if not self.wait(lambda: self.board.count("started") > 0 and listening(self.rtmp_port), 30):
-            raise DemoError(f"relay did not start:\n{self.relay.log_tail()}")
-
-    def start_encoder(self, name: str, *, black_at_s: float | None = None) -> None:
-        url = f"rtmp://127.0.0.1:{self.rtmp_port}/live/{self.keys[name]}"
-        look = LOOKS[name]
-        self.encoders[name] = enc = Child(f"{name} encoder", encoder_args(url, look, black_at_s),
-                                          self.logs / f"{name}-encoder.log")
-        enc.start()
+        platform = self.start_platform()
+        self.say(f"platform stand-in: {platform.kind} on 127.0.0.1:{platform.port}, recording")
+        self.say(f"MQTT broker: {self.start_broker().note}")
+        relay = self.start_relay()
+        self.say(f"relay run -c {self.config}  (its log: {relay.log_path})")
+        if not self.wait(lambda: self.board.count("started") > 0 and procs.listening(self.rtmp_port), 30):
+            raise procs.StudioError(f"relay did not start:\n{relay.log_tail()}")
 
     # -- watching --------------------------------------------------------------------------
 
@@ -766,7 +367,12 @@ format = "json"
 
     def pump(self) -> None:
         """Read what Relay said since the last call, print it, and the status every second."""
-        for d in self.log.read_new():
+        if self.relay is None:
+            return
+        log = self.relay.log
+        log.read_new()
+        for d in log.events[self._fed:]:
+            self._fed += 1
             shown = self.board.apply(d)
             if shown is not None:
                 self.screen.line(f"{_clock(self.elapsed)}  {shown.text}", shown.style)
@@ -784,8 +390,8 @@ format = "json"
                 return True
             if self.relay is not None and not self.relay.alive():
                 self.pump()
-                raise DemoError(f"relay exited ({self.relay.proc.returncode if self.relay.proc else '?'}):\n"
-                                f"{self.relay.log_tail()}")
+                code = self.relay.proc.returncode if self.relay.proc else "?"
+                raise procs.StudioError(f"relay exited ({code}):\n{self.relay.log_tail()}")
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.1)
@@ -796,15 +402,12 @@ format = "json"
     def wait_on_air(self, to: str, reason: str | None, timeout_s: float) -> dict[str, Any] | None:
         """The next `switched` to `to` (with `reason`) after those already matched."""
         found: list[dict[str, Any]] = []
+        match = {"to": to} if reason is None else {"to": to, "reason": reason}
 
         def seen() -> bool:
-            switches = self.board.find("switched")
-            for i in range(self._switches_seen, len(switches)):
-                if switches[i].get("to") == to and (reason is None or switches[i].get("reason") == reason):
-                    self._switches_seen = i + 1
-                    found.append(switches[i])
-                    return True
-            return False
+            switched = self.relay.log.take_seen("switched", **match) if self.relay is not None else None
+            found.extend([switched] if switched is not None else [])
+            return switched is not None
 
         return found[0] if self.wait(seen, timeout_s) else None
 
@@ -830,18 +433,11 @@ format = "json"
     # -- the end ---------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop every child: Relay first (SIGTERM, expect 0: the push closes cleanly and
-        the session ends before the encoders vanish), then encoders, platform, broker."""
-        if self.relay is not None and self.relay.proc is not None:
-            self.relay_exit = self.relay.stop(grace_s=10.0)
-            with contextlib.suppress(Exception):
-                self.pump()
-        for enc in self.encoders.values():
-            enc.stop(grace_s=2.0)
-        if self.platform is not None:
-            self.platform.child.stop()
-        if self.broker is not None:
-            self.broker.stop()
+        """Stop every child, Relay first; then show what it said last."""
+        self.stop_relay()
+        with contextlib.suppress(Exception):
+            self.pump()
+        self.stop_the_rest()
 
 
 def _scene_black(st: Studio) -> None:
@@ -910,18 +506,14 @@ def _scene_drill(st: Studio) -> None:
     name = "drill"
     st.scene("Scene 4: a rehearsal of the backup over MQTT",
              f"`relay drill --seconds {p.drill_s:g}`: a backup never tested is assumed broken.")
-    cmd = [sys.executable, "-m", "relay", "drill", "-c", str(st.config), "--seconds", f"{p.drill_s:g}",
-           "--to", "backup"]
-    with open(st.logs / "drill.log", "ab") as log:
-        drill = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        try:
-            st.wait(lambda: drill.poll() is not None, 20)
-        finally:
-            if drill.poll() is None:
-                drill.kill()
-            drill.wait()
-    if drill.returncode != 0:
-        st.say(f"relay drill answered {drill.returncode}: see {st.logs / 'drill.log'}", "warn")
+    cmd = [*RELAY, "drill", "-c", str(st.config), "--seconds", f"{p.drill_s:g}", "--to", "backup"]
+    drill = procs.Child("relay drill", cmd, st.logs / "drill.log").start()
+    try:
+        st.wait(lambda: not drill.alive(), 20)
+    finally:
+        drill.kill()
+    if drill.proc is not None and drill.proc.returncode != 0:
+        st.say(f"relay drill answered {drill.proc.returncode}: see {drill.log_path}", "warn")
     st.expect_on_air(name, "backup", "drill", 10, "drill put the backup on air")
     st.expect_on_air(name, "main", "drill", p.drill_s + 10, "drill returned to main")
     st.expect(name, "drill passed", st.wait(lambda: st.board.count("drill_finished", passed=True) > 0, 5))
@@ -1013,17 +605,7 @@ def summary(st: Studio) -> list[str]:
     out = b.count("output_failed")
     text += ("The platform connection never dropped." if out == 0
              else f"The push to the platform failed {out} times.")
-    return _wrap(text, 88)
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    lines: list[str] = []
-    for word in text.split():
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
-        else:
-            lines.append(word)
-    return lines
+    return textwrap.wrap(text, 88, break_long_words=False, break_on_hyphens=False)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -1032,19 +614,19 @@ def run_demo(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     screen = Screen(sys.stdout)
     st = Studio(workdir, FAST if args.fast else NORMAL, screen)
-    if find_tool("ffmpeg") is None:
+    if procs.find_tool("ffmpeg") is None:
         screen.line("ffmpeg not found: the encoders are PyAV processes instead")
 
-    previous = {sig: signal.signal(sig, STOP.handler) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, procs.STOP.handler) for sig in procs.STOP_SIGNALS}
     screen.line(f"Relay demo: a live-commerce studio on this PC, in {workdir}", "scene")
     problem: str | None = None
     interrupted = False
     try:
         play(st)
-    except Interrupted as e:
+    except procs.Interrupted as e:
         interrupted = True
         problem = f"interrupted ({e})"
-    except DemoError as e:
+    except procs.StudioError as e:
         problem = str(e)
     finally:
         # Cleaning up must not be cut short by a second Ctrl-C.
@@ -1087,122 +669,3 @@ def run_demo(args: argparse.Namespace) -> int:
     screen.line("\nEvery failover and failback happened as expected.", "ok")
     return EXIT_OK
 
-
-# -- PyAV stand-ins for missing tools (child processes) ------------------------------------------------------
-
-
-_YUV = {"red": (81, 90, 240), "blue": (41, 240, 110)}
-
-
-
-class _StopFlag:
-    """Set by SIGINT/SIGTERM, so a stand-in finishes its stream or file cleanly instead of dying."""
-
-    def __init__(self) -> None:
-        self.set = False
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.set = True
-
-
-def _encode(url: str, color: str, tone_hz: int, black_at_s: float | None) -> None:
-    """What the ffmpeg encoder does, with PyAV: a moving ramp with a coloured corner square
-    and a tone, encoded in real time to FLV over RTMP. Runs until killed."""
-    from fractions import Fraction
-
-    import av
-    import numpy as np
-
-    width, height, fps, rate, samples = 640, 360, 30, 44100, 1024
-    container = av.open(url, "w", format="flv")
-    stop = _StopFlag()
-    try:
-        video = container.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.codec_context.gop_size = fps
-        video.options = {"tune": "zerolatency", "preset": "ultrafast"}
-        audio = container.add_stream("aac", rate=rate, layout="mono")
-        ramp = np.tile(np.arange(width, dtype=np.uint16), (height, 1))
-        y_mark, u_mark, v_mark = _YUV[color]
-        start = time.monotonic()
-        index = sent = 0
-        while not stop.set:
-            t = index / fps
-            if black_at_s is not None and t >= black_at_s:
-                luma = np.full((height, width), 16, np.uint8)
-                u = np.full((height // 2, width // 2), 128, np.uint8)
-                v = u.copy()
-            else:
-                luma = (((ramp + index * 4) % 220) + 16).astype(np.uint8)
-                luma[:64, :64] = y_mark
-                u = np.full((height // 2, width // 2), 128, np.uint8)
-                v = u.copy()
-                u[:32, :32], v[:32, :32] = u_mark, v_mark
-            planes = [luma, u.reshape(height // 4, width), v.reshape(height // 4, width)]
-            frame = av.VideoFrame.from_ndarray(np.vstack(planes), format="yuv420p")
-            frame.pts, frame.time_base = index, Fraction(1, fps)
-            for packet in video.encode(frame):
-                container.mux(packet)
-            while sent * fps <= index * rate:
-                n = np.arange(samples) + sent
-                tone = (0.3 * np.sin(2 * np.pi * tone_hz * n / rate)).astype(np.float32).reshape(1, -1)
-                aframe = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
-                aframe.sample_rate, aframe.pts, aframe.time_base = rate, sent, Fraction(1, rate)
-                for packet in audio.encode(aframe):
-                    container.mux(packet)
-                sent += samples
-            index += 1
-            delay = start + index / fps - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-    finally:
-        container.close()
-
-
-def _listen(url: str, file: str) -> None:
-    """The platform without nginx: accept one RTMP publish and copy it into an FLV file."""
-    import av
-
-    source = av.open(url, options={"listen": "1"}, format="flv", timeout=None)
-    sink = av.open(file, "w", format="flv")
-    stop = _StopFlag()
-    try:
-        streams = {s.index: sink.add_stream_from_template(s)
-                   for s in source.streams if s.type in ("video", "audio")}
-        for packet in source.demux():
-            if stop.set:
-                break
-            if packet.dts is None or packet.stream.index not in streams:
-                continue  # flush packets
-            packet.stream = streams[packet.stream.index]
-            sink.mux(packet)
-    except (av.error.EOFError, OSError):
-        pass  # the publisher went away (FFmpeg says EIO when the peer closes): the show is over
-    finally:
-        sink.close()
-        source.close()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m relay.demo", description="the demo's PyAV stand-ins")
-    sub = parser.add_subparsers(dest="tool", required=True)
-    enc = sub.add_parser("encode", help="a synthetic encoder publishing RTMP")
-    enc.add_argument("url")
-    enc.add_argument("--color", choices=sorted(_YUV), required=True)
-    enc.add_argument("--tone", type=int, default=1000)
-    enc.add_argument("--black-at", type=float)
-    lis = sub.add_parser("listen", help="an RTMP listener recording one publish")
-    lis.add_argument("url")
-    lis.add_argument("file")
-    args = parser.parse_args(argv)
-    if args.tool == "encode":
-        _encode(args.url, args.color, args.tone, args.black_at)
-    else:
-        _listen(args.url, args.file)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

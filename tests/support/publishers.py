@@ -28,54 +28,44 @@ import argparse
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from relay.studio.procs import Child
 from tests.support.tools import require
 
 _REPO = Path(__file__).resolve().parents[2]
 
 
-class Publisher:
-    """A running publisher process and its captured stderr."""
+class Publisher(Child):
+    """A running publisher process (the studio harness's :class:`Child`, relay/studio/procs.py)
+    and its captured output."""
 
     def __init__(self, args: Sequence[str], *, cwd: Path | None = None) -> None:
-        self.args = list(args)
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
-        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self._stderr, cwd=cwd, start_new_session=True)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+        fd, log = tempfile.mkstemp(prefix="publisher-", suffix=".log")
+        os.close(fd)
+        super().__init__(Path(args[0]).name, args, Path(log), cwd=cwd, stop_signal=signal.SIGINT)
+        self.start()
 
     def wait(self, timeout: float) -> int:
+        assert self.proc is not None
         return self.proc.wait(timeout)
 
     def log(self) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read().decode("utf-8", "replace")[-4000:]
+        return self.log_text()[-4000:]
 
-    def stop(self, grace_s: float = 3.0) -> None:
+    def stop(self, sig: int | None = None, grace_s: float = 3.0) -> int | None:
         """SIGINT (a clean unpublish), then SIGKILL after ``grace_s``; always reaps."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        return super().stop(sig, grace_s)
 
     def close(self) -> None:
         try:
             self.stop()
         finally:
-            self._stderr.close()
+            self.log_path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

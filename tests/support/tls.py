@@ -10,15 +10,12 @@ stunnel terminating TLS in front of a plain server (nginx-rtmp as an RTMPS inges
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import socket
 import subprocess
-import time
 from pathlib import Path
-from types import TracebackType
 
-from tests.support.tools import free_port, require
+from relay.studio.procs import Child, Service, file_text
+from tests.support.tools import require
 
 
 def _san(names: list[str]) -> str:
@@ -70,11 +67,13 @@ class TestCA:
         return cert, key
 
 
-class Stunnel:
+class Stunnel(Service):
     """stunnel in the foreground: TLS on 127.0.0.1:`port`, plain TCP to 127.0.0.1:`to_port`."""
 
+    START_TIMEOUT_S = 10.0
+
     def __init__(self, directory: Path, cert: Path, key: Path, *, to_port: int) -> None:
-        self.port = free_port()
+        super().__init__()
         self.dir = directory / f"stunnel-{self.port}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = self.dir / "stunnel.log"
@@ -84,32 +83,13 @@ class Stunnel:
             "[rtmps]", f"accept = 127.0.0.1:{self.port}", f"connect = 127.0.0.1:{to_port}",
             f"cert = {cert}", f"key = {key}", "",
         ]))
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._binary = require("stunnel4")
 
-    def __enter__(self) -> Stunnel:
-        binary = require("stunnel4")
-        self._proc = subprocess.Popen([binary, str(self.conf)], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"stunnel exited with {self._proc.returncode}: {self.text()[-2000:]}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
-                return self
-            time.sleep(0.05)
-        self.__exit__(None, None, None)
-        raise RuntimeError(f"stunnel did not listen on {self.port}")
+    def command(self) -> Child:
+        return Child("stunnel", [self._binary, str(self.conf)], self.dir / "stderr.log")
+
+    def readiness_log(self) -> Path:
+        return self.log
 
     def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        return file_text(self.log)

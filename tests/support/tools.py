@@ -1,23 +1,19 @@
 """Finding the real tools tests depend on. A missing tool fails the test loudly:
-./scripts/setup installs every one of them, so absence is a setup bug, not a skip."""
+./scripts/setup installs every one of them, so absence is a setup bug, not a skip.
+Free ports come from the studio harness (relay/studio/procs.py)."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-
 import pytest
+
+from relay.studio.procs import find_tool, free_port
 
 
 def require(tool: str) -> str:
-    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin:/usr/local/sbin")
+    path = find_tool(tool)
     if path is None:
         pytest.fail(f"required tool {tool!r} is not installed; run ./scripts/setup", pytrace=False)
     return path
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free on 127.0.0.1 right now (TCP by default, UDP for SRT)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port", "require"]

@@ -16,9 +16,6 @@ MEDIA = ("relay.ingest", "relay.watch", "relay.switch", "relay.push", "relay.cod
          "relay.graph")
 CONTROL = ("relay.control", "relay.daemon", "relay.cli", "relay.preflight")
 MAX_LINES = 700
-# Being split by the studio harness work (issue 13, a later part): the scenes and the
-# screen stay, the rest moves to relay/studio/.
-TOO_LONG_FOR_NOW = {"relay/demo.py"}
 
 
 def module_name(path: Path) -> str:
@@ -113,7 +110,22 @@ def test_the_media_plane_never_imports_the_control_plane() -> None:
     assert {name: targets for name, targets in wrong.items() if targets} == {}
 
 
+def test_the_studio_harness_stays_outside_the_media_plane() -> None:
+    """relay/studio runs Relay from the outside: the media plane never imports it, and it
+    imports neither the tests nor the bench (which import it)."""
+    graph = import_graph()
+    assert {name for name, targets in graph.items()
+            if name.startswith(MEDIA) and any(t.startswith("relay.studio") for t in targets)} == set()
+    outside = set()
+    for path in (PACKAGE / "studio").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            outside |= {f"{path.name}: {n}" for n in names if n.split(".")[0] in ("tests", "bench")}
+    assert outside == set()
+
+
 def test_no_file_is_over_700_lines() -> None:
     long = {str(p.relative_to(ROOT)): n for p in [*PACKAGE.rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
-    assert set(long) <= TOO_LONG_FOR_NOW, long
+    assert long == {}, long
