@@ -21,6 +21,7 @@ from relay.watch.analysis import InputAnalyzer
 from relay.watch.decode_plan import CALM_S
 from relay.watch.frames import FrameStats
 from relay.watch.input import InputWatch
+from tests.support.waiting import until
 from tests.unit.test_analysis import encode_clip, read_packets
 
 pytestmark = pytest.mark.integration
@@ -127,9 +128,8 @@ async def test_black_becomes_tier_1_within_2_3_s(media: dict[str, Path]) -> None
                 analyzer.submit(p)
                 if any(e.signal == "black" for _, e in raised):
                     break
-            deadline = time.monotonic() + 1.0
-            while not any(e.signal == "black" for _, e in raised) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await until(lambda: any(e.signal == "black" for _, e in raised), 1.0, "black",
+                        detail=lambda: f"raised: {[(e.signal, e.tier) for _, e in raised]}")
         finally:
             ticking.cancel()
     finally:

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from tests.support.mosquitto import Mosquitto
 from tests.support.relay_proc import RelayProcess, studio_config
 from tests.support.tools import free_port
+from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.integration
 TOKEN = "fleet-token-0123456789"
@@ -57,14 +57,14 @@ def test_relay_dashboard_lists_every_relay_on_the_broker(tmp_path: Path) -> None
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             try:
                 base = f"http://127.0.0.1:{port}"
-                relays: list[dict[str, Any]] = []
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline:
-                    status, body = _get(base + "/api/fleet", TOKEN)
-                    if status == 200 and len(body["relays"]) == 2:
-                        relays = body["relays"]
-                        break
-                    time.sleep(0.3)
+                fleet: dict[str, Any] = {}
+
+                def both_listed() -> bool:
+                    status, fleet["body"] = _get(base + "/api/fleet", TOKEN)
+                    return status == 200 and len(fleet["body"]["relays"]) == 2
+
+                until_sync(both_listed, 20, "both relays listed", poll=0.3, detail=lambda: str(fleet))
+                relays: list[dict[str, Any]] = fleet["body"]["relays"]
                 assert [r["relay"] for r in relays] == ["room-1", "room-2"], relays
                 assert all(r["availability"] == "online" for r in relays)
                 # no encoder publishes: each has its tier-1 'disconnected'
@@ -73,14 +73,13 @@ def test_relay_dashboard_lists_every_relay_on_the_broker(tmp_path: Path) -> None
                 assert _get(base + "/healthz")[0] == 200
                 assert _get(base + "/api/state", TOKEN)[0] == 404  # no relay here: the fleet only
                 studios[1].stop()  # room-2 stops cleanly: it says offline
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline:
-                    _, body = _get(base + "/api/fleet", TOKEN)
-                    if {r["relay"]: r["availability"] for r in body["relays"]}.get("room-2") == "offline":
-                        break
-                    time.sleep(0.3)
-                else:
-                    raise AssertionError(f"room-2 never shown offline: {body}")
+
+                def room_2_offline() -> bool:
+                    _, fleet["body"] = _get(base + "/api/fleet", TOKEN)
+                    return {r["relay"]: r["availability"]
+                            for r in fleet["body"]["relays"]}.get("room-2") == "offline"
+
+                until_sync(room_2_offline, 10, "room-2 shown offline", poll=0.3, detail=lambda: str(fleet))
             finally:
                 proc.send_signal(signal.SIGTERM)
                 out, _ = proc.communicate(timeout=10)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from relay.control.mqtt import MqttControl
 from relay.settings import MqttSettings
 from tests.support.fake_daemon import FakeDaemon, relay_settings
 from tests.support.mosquitto import Mosquitto, Watcher
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 ACL = Path(__file__).resolve().parents[2] / "config" / "mosquitto-acl.example"
@@ -29,10 +29,7 @@ async def test_monitoring_reads_only_staff_commands(tmp_path: Path) -> None:
         control = MqttControl(daemon)
         await control.start()
         try:
-            deadline = time.monotonic() + 8
-            while not control.connected:
-                assert time.monotonic() < deadline, broker.log()
-                await asyncio.sleep(0.05)
+            await until(lambda: control.connected, 8, "the connection", detail=broker.log)
             async with Watcher(broker, f"{BASE}/#", username="monitor", password=USERS["monitor"]) as monitor:
                 # monitoring sees the retained state...
                 await monitor.wait_for(lambda m: m.topic.value == f"{BASE}/state")

@@ -16,6 +16,7 @@ from relay.events import Command
 from relay.settings import MqttSettings
 from tests.support.fake_daemon import FakeDaemon, relay_settings
 from tests.support.mosquitto import Mosquitto, Watcher
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -51,10 +52,7 @@ async def daemon(broker: Mosquitto) -> AsyncIterator[FakeDaemon]:
     fake = FakeDaemon(relay_settings(MqttSettings(host=broker.host, port=broker.port)))
     control = MqttControl(fake)
     await control.start()
-    deadline = time.monotonic() + 8
-    while not control.connected:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await until(lambda: control.connected, 8, "the connection")
     try:
         yield fake
     finally:
@@ -132,10 +130,7 @@ async def test_no_relay_exits_3(broker: Mosquitto, tmp_path: Path) -> None:
     fake = FakeDaemon(relay_settings(MqttSettings(host=broker.host, port=broker.port)))
     control = MqttControl(fake)
     await control.start()
-    deadline = time.monotonic() + 8
-    while not control.connected:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await until(lambda: control.connected, 8, "the connection")
     await control.stop()
     code, out, err = await relay_cli("status", "-c", str(cfg))
     assert code == 3 and "relay studio-a: offline" in out and "not online now" in out

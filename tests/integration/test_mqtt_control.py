@@ -23,6 +23,7 @@ from relay.events import FaultRaised, InputDisconnected
 from relay.settings import MqttSettings
 from tests.support.fake_daemon import FakeDaemon, relay_settings
 from tests.support.mosquitto import Mosquitto, Watcher
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 BASE = "relay/studio-a"
@@ -46,17 +47,10 @@ async def relay(broker: Mosquitto) -> AsyncIterator[tuple[FakeDaemon, MqttContro
     control = MqttControl(daemon, backoff=ReconnectBackoff(0.2, 1.0))
     await control.start()
     try:
-        await until(lambda: control.connected)
+        await until(lambda: control.connected, 8, "the connection")
         yield daemon, control
     finally:
         await control.stop()
-
-
-async def until(condition: Any, timeout_s: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def request(broker: Mosquitto, command: str, payload: bytes | str, *, retain: bool = False,
@@ -196,7 +190,7 @@ async def test_retained_requests_are_ignored(relay: tuple[FakeDaemon, MqttContro
     control2 = MqttControl(daemon, backoff=ReconnectBackoff(0.2, 1.0))
     await control2.start()
     try:
-        await until(lambda: control2.connected)
+        await until(lambda: control2.connected, 8, "the second connection")
         await asyncio.sleep(0.5)
     finally:
         await control2.stop()
@@ -210,7 +204,7 @@ async def test_clean_stop_leaves_offline_retained(broker: Mosquitto) -> None:
     daemon = make_daemon(broker)
     control = MqttControl(daemon)
     await control.start()
-    await until(lambda: control.connected)
+    await until(lambda: control.connected, 8, "the connection")
     await control.stop()
     async with Watcher(broker, f"{BASE}/availability") as w:
         m = await w.wait_for(lambda m: True)
@@ -249,11 +243,11 @@ async def test_broker_outage_buffers_events_and_recovers(tmp_path: Path) -> None
     loop_lag = LoopLag()
     try:
         await control.start()
-        await until(lambda: control.connected)
+        await until(lambda: control.connected, 8, "the connection")
         lag_task = asyncio.create_task(loop_lag.run())
         with capture_logs() as logs:
             broker.stop()
-            await until(lambda: not control.connected)
+            await until(lambda: not control.connected, 8, "the connection to drop")
             # Mid-outage: a fault, a switch and an input lost; emit returns at once.
             t0 = time.perf_counter()
             daemon.bus.emit(FaultRaised(input="main", signal="black", tier=1, value=1.0, threshold=0.98))
@@ -264,7 +258,7 @@ async def test_broker_outage_buffers_events_and_recovers(tmp_path: Path) -> None
             assert control.outbox.buffered_events >= 3
             broker.start()
             async with Watcher(broker, f"{BASE}/#") as w:
-                await until(lambda: control.connected)
+                await until(lambda: control.connected, 8, "the connection")
                 await w.wait_for(lambda m: m.topic.value == f"{BASE}/availability" and m.payload == b"online")
                 await w.wait_for(lambda m: m.topic.value == f"{BASE}/event"
                                  and json.loads(m.payload)["event"] == "input_disconnected")
@@ -292,15 +286,15 @@ async def test_event_buffer_drops_the_oldest_and_counts(broker: Mosquitto) -> No
     control = MqttControl(daemon, backoff=ReconnectBackoff(1.0, 1.0))
     await control.start()
     try:
-        await until(lambda: control.connected)
+        await until(lambda: control.connected, 8, "the connection")
         broker.stop()
-        await until(lambda: not control.connected)
+        await until(lambda: not control.connected, 8, "the connection to drop")
         for i in range(25):
             daemon.bus.emit(InputDisconnected(input="main", reason=f"n{i}"))
         assert control.outbox.buffered_events == 10 and control.outbox.dropped_events == 15
         broker.start()
         async with Watcher(broker, f"{BASE}/event") as w:
-            await until(lambda: control.connected)
+            await until(lambda: control.connected, 8, "the connection")
             await w.wait_for(lambda m: json.loads(m.payload)["reason"] == "n24")
             reasons = [json.loads(p)["reason"] for p in w.on(f"{BASE}/event")]
         assert reasons == [f"n{i}" for i in range(15, 25)]
@@ -319,7 +313,7 @@ async def test_broker_absent_at_start_then_started(tmp_path: Path) -> None:
             await asyncio.sleep(1.5)
             assert not control.connected
             broker.start()
-            await until(lambda: control.connected)
+            await until(lambda: control.connected, 8, "the connection")
         assert [e["event"] for e in logs].count("mqtt_unreachable") == 1
         async with Watcher(broker, f"{BASE}/availability") as w:
             assert (await w.wait_for(lambda m: True)).payload == b"online"
@@ -355,7 +349,7 @@ async def test_home_assistant_discovery_and_its_republication(broker: Mosquitto)
     control = MqttControl(daemon)
     await control.start()
     try:
-        await until(lambda: control.connected)
+        await until(lambda: control.connected, 8, "the connection")
         async with Watcher(broker, "homeassistant/device/studio-a/config") as w:
             first = await w.wait_for(lambda m: True)
             assert first.retain
@@ -367,11 +361,11 @@ async def test_home_assistant_discovery_and_its_republication(broker: Mosquitto)
             assert select["command_topic"] == f"{BASE}/request/mode"
             # Home Assistant restarts: it announces itself, the relay answers with discovery
             await w.client.publish("homeassistant/status", b"online", qos=1)
-            await until(lambda: len(w.on("homeassistant/device/studio-a/config")) >= 2, 5.0)
+            await until(lambda: len(w.on("homeassistant/device/studio-a/config")) >= 2, 5, "discovery again")
             # and a select press (rendered through the command_template) sets the mode
             command = select["command_template"].replace("{{ value }}", "manual")
             await w.client.publish(select["command_topic"], command.encode(), qos=1)
-            await until(lambda: ("mode", {"mode": "manual"}) in daemon.calls, 5.0)
+            await until(lambda: ("mode", {"mode": "manual"}) in daemon.calls, 5, "the mode command")
     finally:
         await control.stop()
 
@@ -382,7 +376,7 @@ async def test_thumbnail_is_published_retained(broker: Mosquitto) -> None:
     control = MqttControl(daemon)
     await control.start()
     try:
-        await until(lambda: control.connected)
+        await until(lambda: control.connected, 8, "the connection")
         await asyncio.sleep(1.0)  # a few thumbnail periods: a late subscriber gets the retained one
         async with Watcher(broker, f"{BASE}/thumbnail") as w:
             m = await w.wait_for(lambda m: True)
@@ -409,7 +403,7 @@ async def test_protocol_311_setting(broker: Mosquitto) -> None:
     control = MqttControl(daemon)
     await control.start()
     try:
-        await until(lambda: control.connected)
+        await until(lambda: control.connected, 8, "the connection")
         assert control.protocol == "3.1.1"
         reply = await request(broker, "ping", b'{"transaction": "p"}')
         assert reply["status"] == "ok" and reply["transaction"] == "p"
@@ -475,7 +469,7 @@ async def test_auto_falls_back_to_311_when_the_broker_refuses_5(broker: Mosquitt
         with capture_logs() as logs:
             await control.start()
             try:
-                await until(lambda: control.connected)
+                await until(lambda: control.connected, 8, "the connection")
                 assert control.protocol == "3.1.1" and front.refused_v5 == 1
                 reply = await request(broker, "ping", b'{"transaction": 5}')
                 assert reply["status"] == "ok" and reply["transaction"] == 5

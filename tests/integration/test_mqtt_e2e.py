@@ -38,6 +38,7 @@ from tests.support.publishers import Publisher, ffmpeg_publisher
 from tests.support.recording import Recording, marker_filter, read_recording
 from tests.support.relay_proc import RelayProcess, studio_config
 from tests.support.tools import free_port, require
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -135,14 +136,15 @@ class MqttStudio:
     async def wait_log(self, name: str, timeout: float = 15.0, after: int = 0,
                        **match: Any) -> dict[str, Any]:
         """The relay's log event number ``after`` (0 = first) matching, without blocking the loop."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.relay.events(name, **match)
-            if len(found) > after:
-                return found[after]
+        found: list[dict[str, Any]] = []
+
+        def logged() -> bool:
             assert self.relay.alive(), self.relay.tail()
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no {name} {match} within {timeout} s\n{self.relay.tail()}")
+            found[:] = self.relay.events(name, **match)
+            return len(found) > after
+
+        await until(logged, timeout, f"{name} {match} in the log", detail=self.relay.tail)
+        return found[after]
 
     async def running(self) -> None:
         """Both encoders publishing and main on air. Should the backup be healthy first,
@@ -514,13 +516,6 @@ async def test_wrong_password_is_one_clear_log_line_and_media_flows(tmp_path: Pa
 
 
 # -- small helpers ---------------------------------------------------------------------------
-
-
-async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s: {what}"
-        await asyncio.sleep(0.05)
 
 
 def epoch(iso: str) -> float:

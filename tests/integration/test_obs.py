@@ -22,11 +22,12 @@ from bench.chain import ViewerProcess
 from bench.figures import longest_gap
 from tests.integration.test_run_watch import ts
 from tests.support.nginx import NginxRtmp
-from tests.support.obs import make_clip, obs_studio, wait_until, write_obs_home
+from tests.support.obs import make_clip, obs_studio, write_obs_home
 from tests.support.publishers import ffmpeg_publisher
 from tests.support.recording import marker_filter
 from tests.support.relay_proc import RelayProcess, studio_config
 from tests.support.tools import free_port, require
+from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +94,7 @@ def test_obs_dies_the_backup_goes_on_air_and_obs_returns(tmp_path: Path, clip: P
     stack.callback(viewer.stop)
     # a viewer starts at a keyframe: with OBS's default, up to 8.3 s after it connects
     try:
-        wait_until(lambda: viewer.frames() > 30, 40, "the viewer sees the platform's stream")
+        until_sync(lambda: viewer.frames() > 30, 40, "the viewer to see the platform's stream", poll=0.2)
     except AssertionError:
         raise AssertionError(f"the viewer saw {viewer.frames()} frames\n{viewer.tail()}\n{relay.tail()}"
                              f"\n{obs.log()[-3000:]}") from None

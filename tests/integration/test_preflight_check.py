@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 from tests.support.nginx import NginxRtmp, refused_url
 from tests.support.publishers import ffmpeg_publisher
 from tests.support.tools import free_port
+from tests.support.waiting import until_accepting
 
 pytestmark = pytest.mark.integration
 
@@ -69,13 +69,8 @@ def relay_check(tmp: Path, text: str, *extra: str) -> Iterator[subprocess.Popen[
 
 
 def wait_listening(port: int, proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"relay check did not listen on {port}")
+    until_accepting(port, timeout, "relay check", alive=lambda: proc.poll() is None,
+                    detail=lambda: str(proc.communicate()) if proc.poll() is not None else "")
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str, str]:

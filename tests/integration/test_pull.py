@@ -20,10 +20,11 @@ from relay.ingest.demux import Demuxer, DemuxSource
 from relay.ingest.pull import PullInput, srt_caller_uri
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.settings import InputSettings
-from tests.integration.test_srt_ingest import RecordingPort, wait_for
+from tests.integration.test_srt_ingest import RecordingPort
 from tests.support.nginx import NginxRtmp
 from tests.support.publishers import Publisher, ffmpeg_args, ffmpeg_publisher
 from tests.support.tools import free_port, require
+from tests.support.waiting import until
 
 TS_WRAP_S = (1 << 33) / 90000  # 95443.7 s: where MPEG-TS timestamps wrap
 
@@ -61,7 +62,7 @@ async def test_looped_file_keeps_rising_in_real_time(tmp_path: Path) -> None:
             video = port.track(Track.VIDEO)
             return video[-1].dts - video[0].dts if video else 0
 
-        await wait_for(lambda: span() >= 3600, 15, "three passes of the clip")
+        await until(lambda: span() >= 3600, 15, "three passes of the clip")
         elapsed = time.monotonic() - began
         video, audio = port.track(Track.VIDEO), port.track(Track.AUDIO)
         assert port.calls == [("connect", str(clip))]  # one session across the loops
@@ -88,7 +89,7 @@ async def test_file_without_loop_plays_once(tmp_path: Path) -> None:
     pull = PullInput(pull_settings(f"file://{clip}"), port, lambda e: None)
     await pull.start()
     try:
-        await wait_for(lambda: port.count("disconnect") == 1, 5, "the end of the file")
+        await until(lambda: port.count("disconnect") == 1, 5, "the end of the file")
         await asyncio.sleep(1.0)
         assert port.calls == [("connect", f"file://{clip}"), ("disconnect", "ended")]
         assert len(port.track(Track.VIDEO)) == 15
@@ -165,7 +166,7 @@ async def test_http_flv_pull_delivers_and_reconnects_after_the_end(tmp_path: Pat
         pull = PullInput(pull_settings(server.url, open_timeout_s=2, read_timeout_s=2), port, lambda e: None)
         await pull.start()
         try:
-            await wait_for(lambda: port.count("connect") >= 2, 10, "a reconnect after the stream ended")
+            await until(lambda: port.count("connect") >= 2, 10, "a reconnect after the stream ended")
         finally:
             await pull.stop()
     assert port.calls[:3] == [("connect", server.url), ("disconnect", "ended"), ("connect", server.url)]
@@ -185,9 +186,9 @@ async def test_stalled_http_source_times_out(tmp_path: Path) -> None:
         pull = PullInput(pull_settings(server.url, open_timeout_s=2, read_timeout_s=1), port, lambda e: None)
         await pull.start()
         try:
-            await wait_for(lambda: port.count("connect") == 1, 10, "media")
+            await until(lambda: port.count("connect") == 1, 10, "media")
             began = time.monotonic()
-            await wait_for(lambda: port.count("disconnect") == 1, 5, "the read timeout")
+            await until(lambda: port.count("disconnect") == 1, 5, "the read timeout")
             assert time.monotonic() - began < 3.5
             assert port.calls[1] == ("disconnect", "timeout")
         finally:
@@ -203,7 +204,7 @@ async def test_rtmp_pull_from_nginx_keeps_the_key_out_of_the_peer(tmp_path: Path
                          lambda e: None)
         await pull.start()
         try:
-            await wait_for(lambda: sum(p.keyframe for p in port.track(Track.VIDEO)) >= 2, 20,
+            await until(lambda: sum(p.keyframe for p in port.track(Track.VIDEO)) >= 2, 20,
                            f"media pulled from nginx; publisher: {publisher.log()}")
         finally:
             await pull.stop()
@@ -230,8 +231,8 @@ async def test_srt_pull_calls_a_listener_through_srt_live_transmit() -> None:
                      on_link_stats=lambda now, rtt, loss, retrans: stats.append(rtt))
     try:
         await pull.start()
-        await wait_for(lambda: len(port.track(Track.VIDEO)) >= 30, 20, f"SRT media; ffmpeg: {listener.log()}")
-        await wait_for(lambda: len(stats) >= 1, 10, "link statistics")
+        await until(lambda: len(port.track(Track.VIDEO)) >= 30, 20, "SRT media", detail=listener.log)
+        await until(lambda: len(stats) >= 1, 10, "link statistics")
     finally:
         await pull.stop()
         listener.close()

@@ -4,9 +4,7 @@ the next URL, never a dead worker thread."""
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
 
 import pytest
 from pydantic import SecretStr
@@ -16,6 +14,7 @@ from relay.push.output import Output
 from relay.push.rtmp_publish import PushError, RtmpPublisher
 from relay.settings import OutputSettings, ThresholdSettings
 from tests.support.hostile import MalformedPlatform
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -44,10 +43,8 @@ async def test_a_malformed_platform_gets_the_failover_path() -> None:
         output = Output(settings, ThresholdSettings(push_failed_reconnects=2), events.append)
         await output.start()
         try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and not (
-                    any(isinstance(e, OutputUrlChanged) for e in events) and second.connections >= 2):
-                await asyncio.sleep(0.05)
+            await until(lambda: any(isinstance(e, OutputUrlChanged) for e in events)
+                        and second.connections >= 2, 10, "the second URL, twice")
         finally:
             await output.stop()
     failures = [e for e in events if isinstance(e, OutputFailed)]
@@ -87,9 +84,7 @@ async def test_any_exception_from_a_connection_is_a_push_failure(
     output = Output(settings, ThresholdSettings(push_failed_reconnects=2), events.append)
     await output.start()
     try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and len([e for e in events if isinstance(e, OutputFailed)]) < 4:
-            await asyncio.sleep(0.05)
+        await until(lambda: len([e for e in events if isinstance(e, OutputFailed)]) >= 4, 5, "four failures")
     finally:
         await output.stop()
     failures = [e for e in events if isinstance(e, OutputFailed)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import psutil
@@ -20,6 +20,7 @@ from relay.ingest.rtmp.chunks import VIDEO
 from tests.integration.test_rtmp_ingest import SIZE, RecordingPort
 from tests.support import hostile
 from tests.support.publishers import ffmpeg_publisher
+from tests.support.waiting import until
 from tests.unit.test_rtmp_flv import AVCC_360P, NALUS, avc
 
 pytestmark = pytest.mark.integration
@@ -63,15 +64,6 @@ async def ingest() -> AsyncIterator[Ingest]:
         yield ingest
     finally:
         await ingest.server.stop()
-
-
-async def until(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - start
 
 
 async def unread_refusal(ingest: Ingest) -> socket.socket:

@@ -20,6 +20,7 @@ from relay.ingest.rtmp import RtmpServer, amf0
 from relay.ingest.rtmp.chunks import COMMAND_AMF0, ChunkWriter
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from tests.support.publishers import Publisher, ffmpeg_publisher, gstreamer_publisher, pyav_publisher
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -86,14 +87,6 @@ async def ingest() -> AsyncIterator[Ingest]:
         await server.stop()
 
 
-async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def stop(publisher: Publisher) -> None:
     """Stop a publisher off the loop, so the server can answer its goodbye meanwhile."""
     await asyncio.to_thread(publisher.stop)
@@ -143,9 +136,9 @@ PUBLISHERS: dict[str, Callable[[str], contextlib.AbstractContextManager[Publishe
 @pytest.mark.parametrize("tool", list(PUBLISHERS))
 async def test_real_publisher_delivers_configs_keyframes_and_timelines(ingest: Ingest, tool: str) -> None:
     with PUBLISHERS[tool](ingest.url()) as publisher:
-        await wait_for(lambda: not publisher.alive(), 20, f"{tool} to finish its 3 s")
+        await until(lambda: not publisher.alive(), 20, f"{tool} to finish its 3 s")
         assert publisher.proc.returncode == 0, publisher.log()
-    await wait_for(lambda: bool(ingest.port.reasons), 5, "the publisher to leave")
+    await until(lambda: bool(ingest.port.reasons), 5, "the publisher to leave")
     assert ingest.port.peers and ingest.port.peers[0].startswith("127.0.0.1:")
     assert ingest.port.reasons == ["unpublished"] or ingest.port.reasons == ["closed"]
     check_media(ingest.port, 3)
@@ -155,7 +148,7 @@ async def test_real_publisher_delivers_configs_keyframes_and_timelines(ingest: I
 async def test_wrong_key_is_refused_and_never_shown(ingest: Ingest) -> None:
     wrong = "studio-b-9d2e11"
     with capture_logs() as logs, ffmpeg_publisher(ingest.url(wrong), size=SIZE) as publisher:
-        await wait_for(lambda: not publisher.alive(), 10, "ffmpeg to give up")
+        await until(lambda: not publisher.alive(), 10, "ffmpeg to give up")
         assert publisher.proc.returncode != 0
     assert ingest.port.peers == [] and ingest.port.packets == []
     (event,) = ingest.rejected()
@@ -167,9 +160,9 @@ async def test_wrong_key_is_refused_and_never_shown(ingest: Ingest) -> None:
 async def test_second_publisher_on_a_live_key_is_refused(ingest: Ingest) -> None:
     port = ingest.port
     with ffmpeg_publisher(ingest.url(), size=SIZE) as first:
-        await wait_for(lambda: len(port.video()) >= 30, 10, "the first publisher's video")
+        await until(lambda: len(port.video()) >= 30, 10, "the first publisher's video")
         with ffmpeg_publisher(ingest.url(), size=SIZE) as second:
-            await wait_for(lambda: not second.alive(), 10, "the second publisher to be refused")
+            await until(lambda: not second.alive(), 10, "the second publisher to be refused")
             assert second.proc.returncode != 0
         refused_at = len(port.video())
         await asyncio.sleep(2)
@@ -194,7 +187,7 @@ async def test_hostile_connections_close_alone_while_a_publisher_streams(ingest:
     port = ingest.port
     host, tcp = "127.0.0.1", ingest.server.port
     with ffmpeg_publisher(ingest.url(), size=SIZE) as publisher:
-        await wait_for(lambda: len(port.video()) >= 15, 10, "the publisher's video")
+        await until(lambda: len(port.video()) >= 15, 10, "the publisher's video")
         window_start = time.monotonic()
         before = len(port.video())
 
@@ -245,10 +238,10 @@ def _resumed_on_exit(publisher: Publisher) -> Iterator[None]:
 async def test_stalled_publisher_times_out(ingest: Ingest) -> None:
     port = ingest.port
     with ffmpeg_publisher(ingest.url(), size=SIZE) as publisher, _resumed_on_exit(publisher):
-        await wait_for(lambda: len(port.video()) >= 15, 10, "the publisher's video")
+        await until(lambda: len(port.video()) >= 15, 10, "the publisher's video")
         os.kill(publisher.proc.pid, signal.SIGSTOP)  # socket open, no more bytes
         stopped = time.monotonic()
-        await wait_for(lambda: bool(port.reasons), 5, "the idle deadline")
+        await until(lambda: bool(port.reasons), 5, "the idle deadline")
         assert port.reasons == ["timeout"]
         assert 1.0 < time.monotonic() - stopped < 4.0
 
@@ -256,7 +249,7 @@ async def test_stalled_publisher_times_out(ingest: Ingest) -> None:
 async def test_connection_limit_and_stop(ingest: Ingest) -> None:
     host, tcp = "127.0.0.1", ingest.server.port
     with ffmpeg_publisher(ingest.url(), size=SIZE) as publisher:
-        await wait_for(lambda: len(ingest.port.video()) >= 5, 10, "the publisher's video")
+        await until(lambda: len(ingest.port.video()) >= 5, 10, "the publisher's video")
         idle = [await asyncio.open_connection(host, tcp) for _ in range(7)]  # 8 = the limit
         await asyncio.sleep(0.2)
         extra_r, extra_w = await asyncio.open_connection(host, tcp)
@@ -290,7 +283,7 @@ async def test_connection_left_open_after_unpublish_closes_quietly(ingest: Inges
                  + command("createStream", 2)
                  + command("publish", 0, KEY, "live", stream_id=1)
                  + command("FCUnpublish", 3, KEY))
-    await wait_for(lambda: ingest.port.reasons == ["unpublished"], 5, "publish, then unpublish")
+    await until(lambda: ingest.port.reasons == ["unpublished"], 5, "publish, then unpublish")
     closed_after = await _closed_within(reader, 5)
     writer.close()
     assert 0.5 < closed_after < 3.0  # the 1.5 s idle deadline

@@ -22,6 +22,7 @@ from tests.support.publishers import ffmpeg_publisher
 from tests.support.raw_rtmp import AUDIO, RawRtmpPublisher, make_clip, read_flv_tags
 from tests.support.relay_proc import RelayProcess, studio_config
 from tests.support.tools import free_port
+from tests.support.waiting import until_accepting
 
 pytestmark = pytest.mark.integration
 
@@ -49,14 +50,7 @@ def faults_after(relay: RelayProcess, since: dict[str, Any], input_id: str = "ma
 
 
 def wait_listening(relay: RelayProcess, port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        assert relay.alive(), relay.tail()
-        time.sleep(0.1)
-    raise AssertionError(f"relay never listened on {port}\n{relay.tail()}")
+    until_accepting(port, timeout, "relay", alive=relay.alive, detail=relay.tail)
 
 
 def test_black_picture_is_tier1_within_deadline(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from relay.settings import InputSettings
 from tests.support.publishers import Publisher, ffmpeg_args
 from tests.support.relay_proc import RelayProcess, studio_config
 from tests.support.tools import free_port, require
+from tests.support.waiting import until
 
 PASSPHRASE = "studio-backup-0042"
 
@@ -62,14 +63,6 @@ class RecordingPort:
 
     def track(self, track: Track, since: int = 0) -> list[MediaPacket]:
         return [p for p in self.packets[since:] if p.track is track]
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def assert_rising(packets: list[MediaPacket]) -> None:
@@ -133,10 +126,10 @@ async def test_srt_publisher_delivers_h264_and_aac_in_milliseconds() -> None:
     try:
         assert h.input.listen_port == h.port_number
         with srt_publisher(h.port_number) as pub:
-            await wait_for(lambda: sum(p.keyframe for p in h.port.track(Track.VIDEO)) >= 2, 15,
+            await until(lambda: sum(p.keyframe for p in h.port.track(Track.VIDEO)) >= 2, 15,
                            f"two keyframes over SRT; publisher: {pub.log()}")
-            await wait_for(lambda: len(h.stats) >= 2, 10, "link statistics")
-        await wait_for(lambda: h.port.count("disconnect") == 1, 8, "disconnect after the publisher left")
+            await until(lambda: len(h.stats) >= 2, 10, "link statistics")
+        await until(lambda: h.port.count("disconnect") == 1, 8, "disconnect after the publisher left")
         video, audio = h.port.track(Track.VIDEO), h.port.track(Track.AUDIO)
         assert h.port.calls[0] == ("connect", f"srt://127.0.0.1:{h.port_number}")
         assert video[0].keyframe, "media starts on a keyframe (parameter sets come with the IDR)"
@@ -160,7 +153,7 @@ async def test_srt_publisher_delivers_h264_and_aac_in_milliseconds() -> None:
         _, rtt, loss, retrans = h.stats[-1]
         assert 0 <= rtt < 100 and 0 <= loss <= 100 and retrans >= 0
         # The listener is back for the next encoder session.
-        await wait_for(lambda: h.input.sessions >= 2, 5, "a fresh listener")
+        await until(lambda: h.input.sessions >= 2, 5, "a fresh listener")
     finally:
         await h.input.stop()
 
@@ -173,13 +166,13 @@ async def test_passphrase_right_one_works_wrong_one_delivers_nothing() -> None:
     await h.input.start()
     try:
         with srt_publisher(h.port_number, passphrase="not-the-right-one"):
-            await wait_for(lambda: any(isinstance(e, InputRejected) for e in h.events), 10, "a rejection")
+            await until(lambda: any(isinstance(e, InputRejected) for e in h.events), 10, "a rejection")
             await asyncio.sleep(1.0)
         assert h.port.packets == [] and h.port.calls == []
         rejected = next(e for e in h.events if isinstance(e, InputRejected))
         assert rejected.input == "backup" and "passphrase" in rejected.reason.lower()
         with srt_publisher(h.port_number, passphrase=PASSPHRASE):
-            await wait_for(lambda: len(h.port.track(Track.VIDEO)) >= 10, 15, "media with the passphrase")
+            await until(lambda: len(h.port.track(Track.VIDEO)) >= 10, 15, "media with the passphrase")
         for event in h.events:
             assert PASSPHRASE not in repr(event)
     finally:
@@ -195,14 +188,14 @@ async def test_killed_child_is_restarted_and_media_resumes() -> None:
     await h.input.start()
     try:
         with reconnecting_srt_publisher(h.port_number):
-            await wait_for(lambda: len(h.port.track(Track.VIDEO)) >= 10, 15, "first media")
+            await until(lambda: len(h.port.track(Track.VIDEO)) >= 10, 15, "first media")
             pid = h.input.child_pid
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
-            await wait_for(lambda: h.port.count("disconnect") == 1, 3, "disconnect when the child dies")
+            await until(lambda: h.port.count("disconnect") == 1, 3, "disconnect when the child dies")
             mark = len(h.port.packets)
-            await wait_for(lambda: h.port.count("connect") == 2, 15, "the caller reconnecting")
-            await wait_for(lambda: sum(p.keyframe for p in h.port.track(Track.VIDEO, mark)) >= 1, 10,
+            await until(lambda: h.port.count("connect") == 2, 15, "the caller reconnecting")
+            await until(lambda: sum(p.keyframe for p in h.port.track(Track.VIDEO, mark)) >= 1, 10,
                            "a keyframe after the restart")
             assert h.input.child_pid not in (None, pid)
     finally:
@@ -214,7 +207,7 @@ async def test_garbage_datagrams_do_not_kill_the_listener() -> None:
     h = Harness(PASSPHRASE)
     await h.input.start()
     try:
-        await wait_for(lambda: h.input.child_pid is not None, 5, "the listener")
+        await until(lambda: h.input.child_pid is not None, 5, "the listener")
         await asyncio.sleep(0.3)
         pid = h.input.child_pid
         rng = random.Random(7)
@@ -226,7 +219,7 @@ async def test_garbage_datagrams_do_not_kill_the_listener() -> None:
         await asyncio.sleep(0.5)
         assert h.input.child_pid == pid and h.input.sessions == 1
         with srt_publisher(h.port_number, passphrase=PASSPHRASE):
-            await wait_for(lambda: len(h.port.track(Track.VIDEO)) >= 10, 15, "media after the garbage")
+            await until(lambda: len(h.port.track(Track.VIDEO)) >= 10, 15, "media after the garbage")
     finally:
         await h.input.stop()
 
@@ -235,7 +228,7 @@ async def test_garbage_datagrams_do_not_kill_the_listener() -> None:
 async def test_stop_is_prompt_and_leaves_no_child() -> None:
     h = Harness()
     await h.input.start()
-    await wait_for(lambda: h.input.child_pid is not None, 5, "the listener")
+    await until(lambda: h.input.child_pid is not None, 5, "the listener")
     pid = h.input.child_pid
     assert pid is not None
     began = time.monotonic()
@@ -333,11 +326,11 @@ async def test_a_caller_that_sends_nothing_does_not_hold_the_listener() -> None:
     silent = subprocess.Popen([require("srt-live-transmit"), "file://con", f"srt://127.0.0.1:{h.port_number}"],
                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        await wait_for(lambda: h.input.sessions >= 2, 3.0 + 6, "the silent caller to be cut")
+        await until(lambda: h.input.sessions >= 2, 3.0 + 6, "the silent caller to be cut")
         assert [e.reason for e in h.events if isinstance(e, InputRejected)] == ["srt: caller sent nothing"]
         silent.kill()
         with srt_publisher(h.port_number):
-            await wait_for(lambda: len(h.port.track(Track.VIDEO)) >= 10, 20, "the real encoder's media")
+            await until(lambda: len(h.port.track(Track.VIDEO)) >= 10, 20, "the real encoder's media")
     finally:
         silent.kill()
         silent.wait()

@@ -6,7 +6,6 @@ not vouch for (system CAs only, self-signed, another host's) is refused."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tests.support.fake_daemon import FakeDaemon, relay_settings
 from tests.support.mosquitto import Mosquitto
 from tests.support.nginx import NginxRtmp
 from tests.support.tls import Stunnel, TestCA
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -113,10 +113,7 @@ async def test_mqtt_over_tls_to_a_broker_with_the_studios_ca(tmp_path: Path, ca:
         _, control = control_for(broker, str(ca.cert))
         await control.start()
         try:
-            deadline = time.monotonic() + 10
-            while not control.connected and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            assert control.connected, broker.log()
+            await until(lambda: control.connected, 10, "the TLS connection", detail=broker.log)
             # a monitoring client over the same TLS listener reads the retained state
             async with aiomqtt.Client("127.0.0.1", broker.port,
                                       tls_params=aiomqtt.TLSParameters(ca_certs=str(ca.cert))) as client:

@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,12 +145,3 @@ def make_clip(path: Path, seconds: float = 6.0, size: str = "640x360", fps: int 
         check=True, timeout=120,
     )
     return path
-
-
-def wait_until(predicate: object, timeout: float, what: str, obs: ObsStudio | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {timeout:g} s" + ("" if obs is None else "\n" + obs.log()))

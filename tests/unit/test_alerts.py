@@ -21,6 +21,7 @@ from relay.events import (
 )
 from relay.redact import register_secret
 from relay.settings import DEFAULT_ALERT_EVENTS, AlertSettings
+from tests.support.waiting import until_sync
 
 DEFAULT = frozenset(DEFAULT_ALERT_EVENTS)
 
@@ -125,20 +126,13 @@ def _channel(service: FakeService, **kw: Any) -> AlertChannel:
     return AlertChannel(settings, "studio-a", notifier=service, retry_first_s=0.05)
 
 
-def _wait(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_a_failed_send_is_retried_with_growing_delays() -> None:
     service = FakeService(failures=2)
     channel = _channel(service, retries=3)
     channel.start()
     try:
         channel(_black())
-        _wait(lambda: channel.sent == 1)
+        until_sync(lambda: channel.sent == 1, 5, "the send", poll=0.01)
     finally:
         channel.stop()
     times = [t for t, _ in service.tries]
@@ -153,7 +147,7 @@ def test_a_service_that_never_answers_gives_up_after_the_retries() -> None:
     channel.start()
     try:
         channel(_black())
-        _wait(lambda: channel.failed == 1)
+        until_sync(lambda: channel.failed == 1, 5, "the failure", poll=0.01)
     finally:
         channel.stop()
     assert len(service.tries) == 3 and channel.sent == 0

@@ -14,6 +14,7 @@ import pytest
 from relay.events import Event, FaultCleared, FaultRaised
 from relay.settings import ThresholdSettings
 from relay.watch.host import DiskProbe, HostSample, HostSampler, HostWatch, read_host_sample
+from tests.support.waiting import until_sync
 
 FINE = HostSample(
     cpu_pct=30.0, mem_free_pct=40.0, disk_free_gb=50.0, nic_errors=7, nics_up={"eth0": True, "wlan0": False}
@@ -140,10 +141,7 @@ def test_the_sampler_thread_delivers_samples_and_stops() -> None:
     samples: list[HostSample] = []
     sampler = HostSampler("/", samples.append, interval_s=0.05)
     sampler.start()
-    deadline = time.monotonic() + 5
-    while len(samples) < 3:
-        assert time.monotonic() < deadline, "no samples"
-        time.sleep(0.02)
+    until_sync(lambda: len(samples) >= 3, 5, "three samples", poll=0.02)
     sampler.stop()
     assert all(s.disk_free_gb is not None and s.disk_free_gb > 0 for s in samples)
     assert samples[-1].mem_free_pct > 0
