@@ -33,7 +33,8 @@ import av
 from tests.support.nginx import NginxRtmp
 from tests.support.raw_rtmp import FlvTag, RawRtmpPublisher, read_flv_tags
 from tests.support.recording import Recording, marker_filter
-from tests.support.relay_proc import RelayProcess, studio_config
+from tests.support.relay_proc import RelayProcess
+from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port, require
 
 Clip = list[FlvTag]

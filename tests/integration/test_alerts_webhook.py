@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.publishers import ffmpeg_publisher
-from tests.support.relay_proc import RelayProcess, studio_config
+from tests.support.relay_proc import RelayProcess
+from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port
 from tests.support.webhook import WebhookReceiver
 

@@ -28,7 +28,8 @@ from tests.support.nginx import NginxRtmp
 from tests.support.node_media import NodeMediaServer
 from tests.support.publishers import Publisher, pyav_publisher
 from tests.support.recording import Recording, read_recording
-from tests.support.relay_proc import RelayProcess, studio_config
+from tests.support.relay_proc import RelayProcess
+from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port, require
 
 pytestmark = pytest.mark.integration

@@ -26,7 +26,8 @@ from tests.support.mosquitto import Mosquitto
 from tests.support.nginx import NginxRtmp
 from tests.support.publishers import ffmpeg_publisher
 from tests.support.recording import marker_filter
-from tests.support.relay_proc import RelayProcess, studio_config
+from tests.support.relay_proc import RelayProcess
+from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port, require
 from tests.support.viewer import PlatformViewer
 

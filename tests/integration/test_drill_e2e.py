@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,22 +30,9 @@ from tests.integration.test_mqtt_e2e import (
     until,
 )
 from tests.support.mosquitto import Mosquitto, Watcher
+from tests.support.relay_cli import relay_cli
 
 pytestmark = pytest.mark.integration
-
-
-async def relay_cli(*args: str, timeout: float = 60.0) -> tuple[int, str, str]:
-    pipe = asyncio.subprocess.PIPE
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "relay", *args,
-                                                stdout=pipe, stderr=pipe)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def drill_event(name: str) -> Any:

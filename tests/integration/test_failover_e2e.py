@@ -20,7 +20,8 @@ import pytest
 from tests.support.nginx import NginxRtmp
 from tests.support.publishers import Publisher, ffmpeg_publisher
 from tests.support.recording import Recording, marker_filter, read_recording
-from tests.support.relay_proc import RelayProcess, studio_config
+from tests.support.relay_proc import RelayProcess
+from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port
 
 pytestmark = pytest.mark.integration

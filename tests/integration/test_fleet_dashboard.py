@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.support.mosquitto import Mosquitto
-from tests.support.relay_proc import RelayProcess, studio_config
+from tests.support.relay_proc import RelayProcess
+from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port
 from tests.support.waiting import until_sync
 
@@ -41,8 +42,9 @@ def test_relay_dashboard_lists_every_relay_on_the_broker(tmp_path: Path) -> None
         for name in ("room-1", "room-2"):
             d = tmp_path / name
             d.mkdir()
-            config = studio_config(d, free_port(), mqtt={"host": broker.host, "port": broker.port})
-            studios.append(RelayProcess(d, config.replace('id = "test-studio"', f'id = "{name}"')).start())
+            mqtt = {"host": broker.host, "port": broker.port}
+            config = studio_config(d, free_port(), relay_id=name, mqtt=mqtt)
+            studios.append(RelayProcess(d, config).start())
         try:
             for relay in studios:
                 relay.wait_for("started", timeout=20)

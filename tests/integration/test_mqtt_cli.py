@@ -16,28 +16,19 @@ from relay.events import Command
 from relay.settings import MqttSettings
 from tests.support.fake_daemon import FakeDaemon, relay_settings
 from tests.support.mosquitto import Mosquitto, Watcher
+from tests.support.relay_cli import relay_cli
+from tests.support.relay_toml import studio_config
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
 
 def write_config(path: Path, broker: Mosquitto, protocol: str = "auto") -> Path:
-    path.write_text(f"""
-id = "studio-a"
-[[inputs]]
-id = "main"
-kind = "rtmp"
-key = "main-key-3f9c"
-[[inputs]]
-id = "backup"
-kind = "rtmp"
-key = "backup-key-77a1"
-priority = 2
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-protocol = "{protocol}"
-""")
+    """The studio of FakeDaemon's relay_settings, as the CLI reads it (only [mqtt] counts)."""
+    path.write_text(studio_config(path.parent, relay_id="studio-a", inputs=[
+        {"id": "main", "kind": "rtmp", "key": "main-key-3f9c"},
+        {"id": "backup", "kind": "rtmp", "key": "backup-key-77a1", "priority": 2},
+    ], mqtt={"host": broker.host, "port": broker.port, "protocol": protocol}))
     return path
 
 
@@ -57,19 +48,6 @@ async def daemon(broker: Mosquitto) -> AsyncIterator[FakeDaemon]:
         yield fake
     finally:
         await control.stop()
-
-
-async def relay_cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec("relay", *args, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_status_for_a_person_and_as_json(daemon: FakeDaemon, broker: Mosquitto, tmp_path: Path) -> None:

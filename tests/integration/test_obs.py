@@ -25,7 +25,8 @@ from tests.support.nginx import NginxRtmp
 from tests.support.obs import make_clip, obs_studio, write_obs_home
 from tests.support.publishers import ffmpeg_publisher
 from tests.support.recording import marker_filter
-from tests.support.relay_proc import RelayProcess, studio_config
+from tests.support.relay_proc import RelayProcess
+from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port, require
 from tests.support.waiting import until_sync
 

@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.nginx import NginxRtmp, refused_url
 from tests.support.publishers import ffmpeg_publisher
+from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port
 from tests.support.waiting import until_accepting
 
@@ -28,29 +29,10 @@ SAMPLE_S = 3.0
 
 
 def config(port: int, output_urls: list[str], tmp: Path) -> str:
-    urls = ", ".join(json.dumps(u) for u in output_urls)
-    return f"""
-id = "check-test"
-[server]
-rtmp = "127.0.0.1:{port}"
-[[inputs]]
-id = "main"
-kind = "rtmp"
-key = "{MAIN_KEY}"
-priority = 1
-[[inputs]]
-id = "backup"
-kind = "rtmp"
-key = "{BACKUP_KEY}"
-priority = 2
-[[outputs]]
-id = "platform"
-urls = [{urls}]
-[mqtt]
-enabled = false
-[journal]
-path = "{tmp}/journal.sqlite3"
-"""
+    return studio_config(tmp, port, relay_id="check-test", inputs=[
+        {"id": "main", "kind": "rtmp", "key": MAIN_KEY, "priority": 1},
+        {"id": "backup", "kind": "rtmp", "key": BACKUP_KEY, "priority": 2},
+    ], outputs=[{"id": "platform", "urls": output_urls}])
 
 
 @contextlib.contextmanager

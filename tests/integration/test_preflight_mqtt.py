@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +18,8 @@ import pytest
 from relay.preflight import CheckItem, PreflightResult, check_mqtt
 from relay.settings import MqttSettings
 from tests.support.mosquitto import Mosquitto
+from tests.support.relay_cli import relay_cli
+from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port
 
 pytestmark = pytest.mark.integration
@@ -49,20 +50,11 @@ async def test_no_broker_is_a_failure_within_the_timeout() -> None:
     assert time.monotonic() - started < 5.0
 
 
-def config(rtmp_port: int, broker: Mosquitto | None) -> str:
-    mqtt = "[mqtt]\nenabled = false\n"
-    if broker is not None:
-        mqtt = (f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
-                f'username = "{USER}"\npassword = "{PASSWORD}"\n')
-    return f"""
-id = "studio-x"
-[server]
-rtmp = "127.0.0.1:{rtmp_port}"
-[[inputs]]
-id = "main"
-kind = "rtmp"
-key = "main-key-1"
-{mqtt}"""
+def config(tmp: Path, rtmp_port: int, broker: Mosquitto | None) -> str:
+    mqtt = None if broker is None else {"host": broker.host, "port": broker.port, "username": USER,
+                                        "password": PASSWORD}
+    return studio_config(tmp, rtmp_port, relay_id="studio-x", mqtt=mqtt,
+                         inputs=[{"id": "main", "kind": "rtmp", "key": "main-key-1"}])
 
 
 @contextlib.asynccontextmanager
@@ -93,17 +85,7 @@ async def running_relay(broker: Mosquitto, answer: PreflightResult) -> AsyncIter
 async def relay_check(tmp: Path, text: str, *extra: str) -> tuple[int, str, str]:
     path = tmp / "relay.toml"
     path.write_text(text)
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "relay", "check", "-c", str(path),
-                                                "--sample-s", "2", *extra, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await relay_cli("check", "-c", str(path), "--sample-s", "2", *extra)
 
 
 async def test_a_running_relay_is_asked_over_mqtt(tmp_path: Path) -> None:
@@ -111,7 +93,7 @@ async def test_a_running_relay_is_asked_over_mqtt(tmp_path: Path) -> None:
                               CheckItem("clock", "warn", "clock sync unknown")], sample_s=2.0)
     with Mosquitto(tmp_path, users={USER: PASSWORD}) as broker:
         async with running_relay(broker, answer) as requests:
-            code, out, err = await relay_check(tmp_path, config(free_port(), broker))
+            code, out, err = await relay_check(tmp_path, config(tmp_path, free_port(), broker))
     assert code == 1, out + err
     assert out.strip() == answer.render_text("studio-x")
     assert "already running" in err
@@ -123,6 +105,6 @@ async def test_port_taken_and_mqtt_off_cannot_check(tmp_path: Path) -> None:
     with socket.socket() as other_relay:
         other_relay.bind(("127.0.0.1", 0))
         other_relay.listen()
-        code, out, err = await relay_check(tmp_path, config(other_relay.getsockname()[1], None))
+        code, out, err = await relay_check(tmp_path, config(tmp_path, other_relay.getsockname()[1], None))
     assert code == 2
     assert "[mqtt] is disabled" in err and out == ""

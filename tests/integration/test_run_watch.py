@@ -20,7 +20,8 @@ import pytest
 
 from tests.support.publishers import ffmpeg_publisher
 from tests.support.raw_rtmp import AUDIO, RawRtmpPublisher, make_clip, read_flv_tags
-from tests.support.relay_proc import RelayProcess, studio_config
+from tests.support.relay_proc import RelayProcess
+from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port
 from tests.support.waiting import until_accepting
 

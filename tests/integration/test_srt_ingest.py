@@ -25,7 +25,8 @@ from relay.ingest.srt import PipeReader, SrtInput, SrtReceiver, listener_uri, pa
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.settings import InputSettings
 from tests.support.publishers import Publisher, ffmpeg_args
-from tests.support.relay_proc import RelayProcess, studio_config
+from tests.support.relay_proc import RelayProcess
+from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port, require
 from tests.support.waiting import until
 

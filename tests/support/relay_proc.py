@@ -17,7 +17,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from relay.studio.configs import relay_toml
 from relay.studio.logfollow import LogWaitError
 from relay.studio.relayrun import RELAY, RelayRun
 
@@ -100,28 +99,3 @@ class RelayProcess:
             return self.log.wait_for(name, after=after, timeout=timeout, **match)
         except LogWaitError as e:
             raise AssertionError(str(e)) from None
-
-
-def studio_config(
-    tmp: Path,
-    rtmp_port: int,
-    *,
-    inputs: list[dict[str, Any]] | None = None,
-    outputs: list[dict[str, Any]] | None = None,
-    thresholds: dict[str, Any] | None = None,
-    failover: dict[str, Any] | None = None,
-    mqtt: dict[str, Any] | None = None,
-    extra: str = "",
-) -> str:
-    """A relay.toml for tests: RTMP ingest on `rtmp_port`, MQTT off unless given,
-    journal in `tmp`, JSON logs. Inputs default to `main` (priority 1) and
-    `backup` (priority 2) with keys `main-key-1234` and `backup-key-5678`."""
-
-    inputs = inputs if inputs is not None else [
-        {"id": "main", "kind": "rtmp", "key": "main-key-1234", "priority": 1},
-        {"id": "backup", "kind": "rtmp", "key": "backup-key-5678", "priority": 2},
-    ]
-    server = {"rtmp": f"127.0.0.1:{rtmp_port}", "handshake_timeout_s": 2.0, "idle_timeout_s": 3.0}
-    return relay_toml("test-studio", server=server, inputs=inputs, outputs=outputs or [],
-                      thresholds=thresholds, failover=failover, mqtt=mqtt, journal=tmp / "journal.sqlite3",
-                      extra=extra)
