@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from relay import __version__
 from relay.control.commands import Dispatcher, Outcome, PolicyAct, Request
 from relay.control.commands import execute as run_command
+from relay.control.state import HostFaultDoc, InputDoc, InputStatusWord, OutputDoc, StateDoc
 from relay.events import Event, EventBus, iso_utc
 from relay.graph import SLATE, MediaGraph
 from relay.redact import redact_url
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from relay.media import MediaPacket
 
 
-def status_word(input_id: str, status: InputStatus, on_air: str | None) -> str:
+def status_word(input_id: str, status: InputStatus, on_air: str | None) -> InputStatusWord:
     """SPEC 7 `input/<id>/status`: offline, failed, active, degraded or standby."""
     if not status.connected:
         return "offline"
@@ -64,11 +65,12 @@ class ControlApi:
 
     # -- what is read -------------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
-        """The retained MQTT `state`, and what `relay status` prints: secrets redacted."""
+    def state(self) -> StateDoc:
+        """The retained MQTT `state`, and what `relay status` prints: secrets redacted
+        (relay/control/state.py types every key)."""
         now = self._clock()
         on_air = self.graph.on_air
-        inputs: dict[str, Any] = {}
+        inputs: dict[str, InputDoc] = {}
         for ch in self.graph.inputs():
             st = ch.status(now)
             inputs[ch.input_id] = {
@@ -81,12 +83,14 @@ class ControlApi:
                             "value": f.value, "threshold": f.threshold} for f in st.faults],
             }
         policy = self.graph.policy
-        outputs = {o.settings.id: {"status": o.status, "url_index": o.url_index,
+        outputs: dict[str, OutputDoc] = {o.settings.id: {"status": o.status, "url_index": o.url_index,
                                    "url": redact_url(o.settings.urls[o.url_index].get_secret_value()),
                                    "video_tags": o.settings.video_tags,
                                    "cannot_carry": o.cannot_carry}
                    for o in self.graph.outputs}
         hf = self.host.fault.open
+        host_fault: HostFaultDoc | None = None if hf is None else {"signal": hf.signal, "tier": hf.tier,
+                                                                    "value": hf.value}
         return {
             "relay": self.settings.id,
             "version": __version__,
@@ -98,7 +102,7 @@ class ControlApi:
             "drill": self._wall_clock_drill(policy.snapshot().get("drill")),
             "inputs": inputs,
             "outputs": outputs,
-            "host_fault": None if hf is None else {"signal": hf.signal, "tier": hf.tier, "value": hf.value},
+            "host_fault": host_fault,
             "last_stop": self.last_stop,
             "dashboard": self.dashboard_url,  # for the fleet page
         }
@@ -140,11 +144,11 @@ class ControlApi:
         """A time on the graph's clock as UTC ISO 8601."""
         return iso_utc(self._wall() - (now - t)) if isinstance(t, int | float) else None
 
-    def _wall_clock_drill(self, drill: object) -> object:
+    def _wall_clock_drill(self, drill: object) -> dict[str, Any] | None:
         """The policy's drill state with its ``started``/``until`` as UTC ISO times (a
-        monotonic reading means nothing outside the process)."""
+        monotonic reading means nothing outside the process); None when there is none."""
         if not isinstance(drill, dict):
-            return drill
+            return None
         now = self._clock()
         return {**drill, **{k: self._iso(v, now) for k in ("started", "until")
                             if isinstance(v := drill.get(k), int | float)}}

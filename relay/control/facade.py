@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from relay.control.commands import Dispatcher, Outcome, Request
+from relay.control.state import StateDoc
 from relay.events import EventBus
 from relay.settings import RelaySettings
 
@@ -19,7 +20,7 @@ class DaemonFacade(Protocol):
     bus: EventBus
     commands: Dispatcher  # the one dispatcher every transport runs commands through
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> StateDoc:
         """The retained ``state`` content (secrets already redacted)."""
         ...
 

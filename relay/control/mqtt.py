@@ -24,6 +24,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import aiomqtt
@@ -38,6 +39,7 @@ from relay.backoff import ReconnectBackoff
 from relay.control.discovery import discovery_payload
 from relay.control.facade import DaemonFacade
 from relay.control.outbox import Kind, Outbox, Outgoing
+from relay.control.state import StateDoc
 from relay.control.topics import HA_STATUS, Topics, valid_response_topic
 from relay.events import Event, Preflight, iso_utc
 from relay.log import get_logger
@@ -66,7 +68,7 @@ def encode_json(body: Any) -> bytes:
     return json.dumps(scrub_value(body), separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def worst_tier(state: dict[str, Any]) -> int | None:
+def worst_tier(state: Mapping[str, Any]) -> int | None:
     """The most severe open fault tier in a state snapshot (1 is worst), or None."""
     tiers: list[int] = []
     for inp in (state.get("inputs") or {}).values():
@@ -144,7 +146,7 @@ class MqttControl:
         self._problem: str | None = None  # the failure last logged, so a retry series logs it once
         self._reassert_online = False
         self._last_reassert = 0.0
-        self._last_state: dict[str, Any] | None = None
+        self._last_state: StateDoc | None = None
         self._seq = 0
         self._thumbnail_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -29,7 +29,7 @@ from relay.events import Event, EventSink, FaultCleared, FaultRaised, OutputConn
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push.carriage import CannotCarry, carries, form_of
-from relay.push.policy import PushPolicy
+from relay.push.policy import OutputStatus, PushPolicy
 from relay.push.probe import probe_url
 from relay.push.queue import PushQueue
 from relay.push.rtmp_publish import PushError
@@ -114,7 +114,7 @@ class Output:
             self._queue.wake()
 
     @property
-    def status(self) -> str:
+    def status(self) -> OutputStatus:
         return "failed" if self._refusing is not None else self.policy.status
 
     @property

@@ -21,8 +21,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from relay.events import EventSink, FaultCleared, FaultRaised, OutputUrlChanged
+
+OutputStatus = Literal["pushing", "reconnecting", "failed"]  # SPEC 7 `output/<output>/status`
 
 SIGNAL = "push"
 
@@ -77,7 +80,7 @@ class PushPolicy:
         return self._tier
 
     @property
-    def status(self) -> str:
+    def status(self) -> OutputStatus:
         if self.connected:
             return "pushing"
         return "failed" if self._tier == 1 else "reconnecting"

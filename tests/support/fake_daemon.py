@@ -10,7 +10,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from relay.control.commands import Dispatcher, Outcome, Request
+from relay.control.state import InputDoc, OutputDoc, StateDoc, validate_state
 from relay.events import EventBus, Switched
+from relay.redact import redact_url
 from relay.settings import InputSettings, MqttSettings, OutputSettings, RelaySettings
 
 
@@ -24,6 +26,11 @@ def relay_settings(mqtt: MqttSettings, relay_id: str = "studio-a") -> RelaySetti
     )
 
 
+# what an encoder sends, as the relay's channels report it (MediaGraph channel format())
+ENCODER_FORMAT = {"codec": "h264", "profile": "High", "level": "4.1", "width": 1280, "height": 720,
+                  "fps": 30.0, "audio_codec": "aac", "sample_rate": 48000, "channels": 2}
+
+
 class FakeDaemon:
     def __init__(self, settings: RelaySettings) -> None:
         self.settings = settings
@@ -32,27 +39,35 @@ class FakeDaemon:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.jpeg: bytes | None = None
         self.started = time.monotonic()
-        self._state: dict[str, Any] = {
+        on_air = settings.inputs[0].id
+        inputs: dict[str, InputDoc] = {
+            i.id: {"status": "active" if i.id == on_air else "standby", "priority": i.priority,
+                   "kind": i.kind, "connected": True, "format": dict(ENCODER_FORMAT), "faults": []}
+            for i in settings.inputs}
+        outputs: dict[str, OutputDoc] = {
+            o.id: {"status": "pushing", "url_index": 0, "url": redact_url(o.urls[0].get_secret_value()),
+                   "video_tags": o.video_tags, "cannot_carry": None}
+            for o in settings.outputs}
+        # the relay's own state type (relay/control/state.py): the fake cannot drift from it
+        self._state: StateDoc = {
             "relay": settings.id,
             "version": "test",
-            "active_input": "main",
+            "active_input": on_air,
+            "since": "2025-01-01T00:00:00.000Z",
+            "switching_to": None,
             "mode": "auto",
             "failback": "auto",
-            "since": "2025-01-01T00:00:00.000Z",
             "drill": None,
-            "inputs": {
-                "main": {"status": "active", "priority": 1, "kind": "rtmp", "connected": True, "faults": []},
-                "backup": {"status": "standby", "priority": 2, "kind": "rtmp", "connected": True,
-                           "faults": []},
-            },
-            "outputs": {"douyin": {"status": "pushing", "url_index": 0,
-                                   "url": "rtmp://push.example.com/live/***"}},
+            "inputs": inputs,
+            "outputs": outputs,
             "host_fault": None,
             "last_stop": None,
+            "dashboard": None,
         }
 
-    def state(self) -> dict[str, Any]:
-        return copy.deepcopy(self._state)
+    def state(self) -> StateDoc:
+        """A copy, checked against StateDoc each time (whatever a test changed in it)."""
+        return validate_state(copy.deepcopy(self._state))
 
     def health(self) -> dict[str, Any]:
         return {"uptime_s": round(time.monotonic() - self.started, 1), "version": "test",

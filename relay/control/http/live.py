@@ -25,7 +25,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,7 +53,7 @@ class LiveSource(Protocol):
 
     bus: EventBus
 
-    def state(self) -> dict[str, Any]: ...
+    def state(self) -> Mapping[str, Any]: ...  # relay/control/state.py's StateDoc; {} with no relay
 
     def health(self) -> dict[str, Any]: ...
 
@@ -93,7 +93,7 @@ class LiveFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self.state: dict[str, Any] = {}
+        self.state: Mapping[str, Any] = {}
         self.state_seq = 0
         self.health: dict[str, Any] = {}
         self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY_S)

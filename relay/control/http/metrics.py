@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -63,7 +63,7 @@ class EventCounters:
 
 
 class RelayCollector(Collector):
-    def __init__(self, relay_id: str, state: Callable[[], dict[str, Any]],
+    def __init__(self, relay_id: str, state: Callable[[], Mapping[str, Any]],
                  health: Callable[[], dict[str, Any]], counters: EventCounters,
                  extra: Callable[[], dict[str, Any]] = dict) -> None:
         self._relay_id = relay_id
@@ -186,7 +186,7 @@ class RelayCollector(Collector):
 class Metrics:
     """The ``/metrics`` page of one relay."""
 
-    def __init__(self, relay_id: str, state: Callable[[], dict[str, Any]],
+    def __init__(self, relay_id: str, state: Callable[[], Mapping[str, Any]],
                  health: Callable[[], dict[str, Any]], extra: Callable[[], dict[str, Any]] = dict) -> None:
         self.counters = EventCounters()
         self.registry = CollectorRegistry(auto_describe=False)
