@@ -196,7 +196,7 @@ def test_submit_never_blocks_and_resumes_video_at_a_keyframe(clips: dict[str, Pa
     for p in packets[:30]:
         analyzer.submit(p)
     elapsed = time.perf_counter() - started
-    assert elapsed < 0.05  # 30 submits, none waited
+    assert elapsed < 1.0  # 30 submits, none waited (generous: the worker is not running, a wait is forever)
     # non-reference pictures are left out (never decoded), references queue until 10
     skipped = analyzer.skipped
     assert analyzer.backlog == 10 and skipped > 0 and analyzer.dropped == 20 - skipped
