@@ -8,6 +8,12 @@ from tests.support.realtime import no_realtime
 # Nothing the tests start runs real-time (tests/support/realtime.py: SVT-AV1 as root).
 no_realtime()
 
+# Hermetic: a RELAY_ variable of the shell running the suite (RELAY_MQTT__HOST=...) would
+# configure every relay a test starts; only the suite's own RELAY_TEST_* (README) stay.
+for _name in [n for n in os.environ if n.upper().startswith("RELAY_")]:
+    if not _name.upper().startswith("RELAY_TEST_"):
+        del os.environ[_name]
+
 # Tests run the project's own console script from the venv the setup created.
 VENV_BIN = os.path.dirname(sys.executable)
 os.environ["PATH"] = VENV_BIN + os.pathsep + os.environ.get("PATH", "")

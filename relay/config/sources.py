@@ -42,6 +42,8 @@ ENV_PREFIX = "RELAY_"
 NESTING = "__"
 # RELAY_CONFIG names the file itself (relay/cli.py); it is not a key.
 NOT_KEYS = frozenset({"CONFIG"})
+# RELAY_TEST_* belong to the test suite (README), which runs relays that inherit them.
+NOT_KEY_PREFIX = "TEST_"
 # `<secret>_file` key → the key it fills.
 SECRET_FILES = {"key_file": "key", "passphrase_file": "passphrase", "password_file": "password",
                 "token_file": "token", "url_file": "url", "urls_file": "urls"}
@@ -180,7 +182,8 @@ class Environment(EnvSettingsSource):
         environ = self.current.environ
         for var in sorted(environ):
             name = var[len(ENV_PREFIX):]
-            if var.upper().startswith(ENV_PREFIX) and name.upper() not in NOT_KEYS and self._check(var):
+            if (var.upper().startswith(ENV_PREFIX) and name.upper() not in NOT_KEYS
+                    and not name.upper().startswith(NOT_KEY_PREFIX) and self._check(var)):
                 accepted[var.lower()] = environ[var]
         return accepted
 

@@ -282,6 +282,6 @@ def test_chromium_renders_the_report_with_its_fault_bands(tmp_path: Path) -> Non
     assert near((0xF0, 0xA2, 0x02)) > 200  # tier-2 amber
     assert near((0x2C, 0xA2, 0x5F)) > 500  # the green "on air" strips
     assert near((0x1F, 0x4E, 0x79), tol=40) > 500  # the plotted series
-    keep = os.environ.get("RELAY_REPORT_SCREENSHOT")  # to look at it: RELAY_REPORT_SCREENSHOT=/tmp/x.png
+    keep = os.environ.get("RELAY_TEST_REPORT_SCREENSHOT")  # to look at it: =/tmp/x.png (README)
     if keep:
         Path(keep).write_bytes(png.read_bytes())

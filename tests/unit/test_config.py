@@ -210,6 +210,7 @@ def test_environment_overrides_scalars_and_nested_keys(tmp_path: Path) -> None:
         "RELAY_FAILOVER__MIN_DWELL_S": "2",
         "RELAY_MQTT__DISCOVERY": "true",
         "RELAY_CONFIG": "/etc/relay/other.toml",  # names the file, not a key: ignored
+        "RELAY_TEST_ARTIFACTS": "/tmp/shots",  # the test suite's own (README): ignored
         "OTHER_VAR": "untouched",
     })
     assert s.id == "studio-c"
