@@ -293,7 +293,8 @@ async def test_failback_to_preferred_url_when_it_returns(tmp_path: Path, clip: l
     assert len(rec["video"]) >= 2 * 30 and max_gap(rec["video"]) <= 100
 
 
-async def test_srt_push_through_srt_live_transmit(tmp_path: Path, clip: list[MediaPacket]) -> None:
+async def push_srt(tmp_path: Path, packets: list[MediaPacket], events: list[Event], seconds: float) -> Path:
+    """Push ``seconds`` of ``packets`` over SRT to srt-live-transmit listening; what it got, as MPEG-TS."""
     tool = require("srt-live-transmit")
     port = free_port(kind=2)  # SOCK_DGRAM
     ts_path = tmp_path / "got.ts"
@@ -301,11 +302,10 @@ async def test_srt_push_through_srt_live_transmit(tmp_path: Path, clip: list[Med
         listener = subprocess.Popen([tool, "-a:no", f"srt://127.0.0.1:{port}?mode=listener", "file://con"],
                                     stdout=sink, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.3)
-        events: list[Event] = []
+        time.sleep(0.3)  # its listener is UDP: nothing to connect to and see
         out = Output(settings([f"srt://127.0.0.1:{port}?mode=caller"]), ThresholdSettings(), events.append)
         await out.start()
-        await feed([out], timeline([clip]), 4.0)
+        await feed([out], timeline([packets]), seconds)
         await out.stop()
         time.sleep(0.5)
     finally:
@@ -315,6 +315,12 @@ async def test_srt_push_through_srt_live_transmit(tmp_path: Path, clip: list[Med
         except subprocess.TimeoutExpired:
             listener.kill()
             listener.wait()
+    return ts_path
+
+
+async def test_srt_push_through_srt_live_transmit(tmp_path: Path, clip: list[MediaPacket]) -> None:
+    events: list[Event] = []
+    ts_path = await push_srt(tmp_path, clip, events, 4.0)
     assert any(isinstance(e, OutputConnected) for e in events)
     with av.open(str(ts_path)) as c:
         kinds = sorted(s.type for s in c.streams)

@@ -6,7 +6,6 @@ Every recording is read back and decoded by FFmpeg 8 (PyAV)."""
 from __future__ import annotations
 
 import itertools
-import subprocess
 import time
 from pathlib import Path
 
@@ -17,11 +16,10 @@ from relay.events import Event, FaultCleared, FaultRaised, OutputConnected, Outp
 from relay.media import MediaPacket
 from relay.push.output import Output
 from relay.settings import ThresholdSettings
-from tests.integration.test_output import feed, settings, timeline, wait_for
-from tests.support.clips import encode, flv_packets, flv_tags
+from tests.integration.test_output import feed, push_srt, settings, timeline, wait_for
+from tests.support.clips import decode_video, encode, flv_packets, flv_tags
 from tests.support.nginx import NginxRtmp
 from tests.support.node_media import NodeMediaServer
-from tests.support.tools import free_port, require
 
 pytestmark = pytest.mark.integration
 
@@ -42,20 +40,6 @@ def _video_dts(path: Path) -> list[int]:
                 if p.dts is not None and p.size]
 
 
-def _recorded(path: Path) -> tuple[str, int, int]:
-    """(codec FFmpeg names, pictures decoded, decode errors) of a recording."""
-    errors = pictures = 0
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        name = stream.codec_context.codec.canonical_name
-        for packet in container.demux(stream):
-            try:
-                pictures += len(packet.decode())
-            except av.error.FFmpegError:
-                errors += 1
-    return str(name), pictures, errors
-
-
 @pytest.mark.parametrize("codec", ["hevc", "av1"])
 async def test_enhanced_rtmp_to_node_media_server(tmp_path: Path, codec: str) -> None:
     events: list[Event] = []
@@ -69,7 +53,7 @@ async def test_enhanced_rtmp_to_node_media_server(tmp_path: Path, codec: str) ->
         time.sleep(0.5)
         recordings = platform.recordings("show")
         assert recordings, platform.log()[-2000:]
-        name, pictures, errors = _recorded(recordings[-1])
+        name, pictures, errors = decode_video(recordings[-1])
         dts = _video_dts(recordings[-1])
     assert (name, errors) == (codec, 0)
     assert pictures >= 3 * 30
@@ -97,7 +81,7 @@ async def test_hevc_to_a_legacy_only_platform_is_refused_loudly_then_h264_flows(
         await out.stop()
         time.sleep(0.5)
         recordings = platform.recordings("show")
-        name, pictures, errors = _recorded(recordings[-1])
+        name, pictures, errors = decode_video(recordings[-1])
     assert fault.tier == 1 and fault.value == "hevc" and fault.threshold == "legacy"  # type: ignore[attr-defined]
     assert "video_tags" in (fault.detail or "")  # type: ignore[attr-defined]
     assert cleared.value == "h264"  # type: ignore[attr-defined]
@@ -120,45 +104,21 @@ async def test_hevc_as_codec_id_12_to_nginx_rtmp(tmp_path: Path) -> None:
         await out.stop()
         time.sleep(0.5)
         recording = platform.recordings("show")[-1]
-        name, pictures, errors = _recorded(recording)
+        name, pictures, errors = decode_video(recording)
     raw = recording.read_bytes()
     first_video = raw.index(b"\x09", 13)  # the first video tag: codec id 12 in its first body byte
     assert raw[first_video + 11] & 0x0F == 12
     assert (name, errors) == ("hevc", 0) and pictures >= 3 * 30
 
 
-async def _push_srt(tmp_path: Path, packets: list[MediaPacket], events: list[Event]) -> Path:
-    tool = require("srt-live-transmit")
-    port = free_port(kind=2)
-    ts_path = tmp_path / "got.ts"
-    with open(ts_path, "wb") as sink:
-        listener = subprocess.Popen([tool, "-a:no", f"srt://127.0.0.1:{port}?mode=listener", "file://con"],
-                                    stdout=sink, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(0.3)
-        out = Output(settings([f"srt://127.0.0.1:{port}?mode=caller"]), ThresholdSettings(), events.append)
-        await out.start()
-        await feed([out], timeline([packets]), 3.0)
-        await out.stop()
-        time.sleep(0.5)
-    finally:
-        listener.terminate()
-        try:
-            listener.wait(2)
-        except subprocess.TimeoutExpired:
-            listener.kill()
-            listener.wait()
-    return ts_path
-
-
 async def test_hevc_over_srt_and_av1_refused(tmp_path: Path) -> None:
     events: list[Event] = []
-    ts_path = await _push_srt(tmp_path, _clip("hevc"), events)
+    ts_path = await push_srt(tmp_path, _clip("hevc"), events, 3.0)
     assert any(isinstance(e, OutputConnected) for e in events)
-    name, pictures, errors = _recorded(ts_path)
+    name, pictures, errors = decode_video(ts_path)
     assert (name, errors) == ("hevc", 0) and pictures >= 2 * 30
     events = []
     (tmp_path / "av1").mkdir()
-    ts_path = await _push_srt(tmp_path / "av1", _clip("av1"), events)
+    ts_path = await push_srt(tmp_path / "av1", _clip("av1"), events, 3.0)
     assert any(isinstance(e, FaultRaised) and e.signal == "codec" and e.value == "av1" for e in events)
     assert ts_path.stat().st_size == 0  # connected before the codec was known; nothing went out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -144,10 +145,12 @@ def write_flv(packets: list[MediaPacket], form: str = "enhanced") -> bytes:
     return bytes(out)
 
 
-def decode_flv(data: bytes) -> tuple[str, int, int]:
-    """What FFmpeg makes of an FLV file: (video codec it names, pictures decoded, errors)."""
+def decode_video(source: bytes | Path, fmt: str | None = None) -> tuple[str, int, int]:
+    """What FFmpeg makes of a stream's video, in memory or a recording on disk (its
+    format named or probed): (the codec it names, pictures decoded, decode errors)."""
     pictures = errors = 0
-    with av.open(io.BytesIO(data), "r", format="flv") as container:
+    file = io.BytesIO(source) if isinstance(source, bytes) else str(source)
+    with av.open(file, "r", format=fmt) as container:
         stream = container.streams.video[0]
         name = stream.codec_context.codec.canonical_name
         for packet in container.demux(stream):
@@ -156,3 +159,8 @@ def decode_flv(data: bytes) -> tuple[str, int, int]:
             except av.error.FFmpegError:
                 errors += 1
     return str(name), pictures, errors
+
+
+def decode_flv(data: bytes) -> tuple[str, int, int]:
+    """:func:`decode_video` of an FLV file in memory."""
+    return decode_video(data, "flv")
