@@ -51,8 +51,9 @@ async def daemon(broker: Mosquitto) -> AsyncIterator[FakeDaemon]:
 
 
 async def test_status_for_a_person_and_as_json(daemon: FakeDaemon, broker: Mosquitto, tmp_path: Path) -> None:
-    daemon.raise_fault("backup", "black", 1, 1.0, 0.98)
-    await asyncio.sleep(0.6)  # the poller publishes the change
+    async with Watcher(broker, "relay/studio-a/input/backup/status") as w:
+        daemon.raise_fault("backup", "black", 1, 1.0, 0.98)
+        await w.wait_for(lambda m: m.payload == b"failed")  # the poller published the change
     cfg = write_config(tmp_path / "relay.toml", broker)
     code, out, err = await relay_cli("status", "-c", str(cfg))
     assert code == 0, err
