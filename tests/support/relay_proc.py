@@ -20,7 +20,7 @@ from typing import Any
 from relay.studio.logfollow import LogWaitError
 from relay.studio.relayrun import RELAY, RelayRun
 
-__all__ = ["RELAY", "RelayProcess", "studio_config"]
+__all__ = ["RELAY", "RelayProcess"]
 
 
 class RelayProcess:
