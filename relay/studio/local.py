@@ -13,6 +13,7 @@ Stream keys are random, and the configuration holding them is readable by its ow
 from __future__ import annotations
 
 import secrets
+import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,8 @@ class LocalStudio:
     def start_encoder(self, name: str, *, black_at_s: float | None = None) -> Child:
         """(Re)start encoder `name`; `black_at_s`: its picture goes black at that encoder time."""
         args = encoder_args(self.encoder_url(name), LOOKS[name], black_at_s)
-        self.encoders[name] = Child(f"{name} encoder", args, self.logs / f"{name}-encoder.log").start()
+        self.encoders[name] = Child(f"{name} encoder", args, self.logs / f"{name}-encoder.log",
+                                    stop_signal=signal.SIGINT).start()  # both end their stream cleanly
         return self.encoders[name]
 
     def stop_relay(self) -> None:

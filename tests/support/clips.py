@@ -19,23 +19,9 @@ import numpy as np
 from relay.ingest.rtmp.flv import FlvDemuxer
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push import flv
+from relay.studio.encoders import ENCODERS, encoder_options
 
-ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1"}
-
-
-def encoder_options(codec: str, gop: int, *, low_delay: bool = True, bitrate: bool = False) -> dict[str, str]:
-    """Fast settings a live encoder would use: a keyframe every ``gop`` pictures, no
-    look-ahead, quiet logs. x265 keeps its open GOPs (CRA keyframes with RASL pictures),
-    as OBS's and FFmpeg's HEVC encoders do by default. ``bitrate``: the stream's
-    bit_rate will be set (SVT-AV1 then needs CBR: it has no VBR in low delay)."""
-    if codec == "hevc":
-        options = {"preset": "ultrafast", "x265-params": f"keyint={gop}:min-keyint={gop}:log-level=error"}
-        return {**options, "tune": "zerolatency"} if low_delay else options
-    if codec == "av1":
-        # pred-struct 1: low delay (no hidden frames waiting for the future); preset 12: fastest
-        params = "pred-struct=1:lp=1" + (":rc=2" if bitrate else "")
-        return {"preset": "12", "g": str(gop), "svtav1-params": params}
-    return {"preset": "ultrafast", "tune": "zerolatency", "g": str(gop), "keyint_min": str(gop)}
+__all__ = ["ENCODERS", "encoder_options"]  # the harness's: the tests' PyAV encoders use them too
 
 
 @dataclass

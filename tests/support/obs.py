@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from relay.studio.procs import Child
 from tests.support.tools import require
 
 PROFILE = "Relay"
@@ -83,46 +83,33 @@ def write_obs_home(home: Path, *, server: str, key: str, clip: Path, keyint_sec:
     return config
 
 
-class ObsStudio:
-    """One headless OBS process streaming with the configuration under ``home``."""
+class ObsStudio(Child):
+    """One headless OBS process streaming with the configuration under ``home`` (a
+    :class:`Child` of the studio harness: its own session, killed as a group)."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self.log_path = home / "obs-console.log"
         xvfb_run = require("xvfb-run")
         obs = require("obs")
         env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
                "LIBGL_ALWAYS_SOFTWARE": "1", "QT_QPA_PLATFORM": "xcb"}
         env.pop("DISPLAY", None)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            [xvfb_run, "--auto-servernum", "--server-args=-screen 0 1280x720x24",
-             obs, "--startstreaming", "--disable-shutdown-check", "--multi", "--disable-updater",
-             "--profile", PROFILE, "--collection", COLLECTION],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=home, start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+        args = [xvfb_run, "--auto-servernum", "--server-args=-screen 0 1280x720x24",
+                obs, "--startstreaming", "--disable-shutdown-check", "--multi", "--disable-updater",
+                "--profile", PROFILE, "--collection", COLLECTION]
+        super().__init__("obs", args, home / "obs-console.log", cwd=home, env=env)
+        self.start()
 
     def log(self) -> str:
         """OBS's console output and its own latest log file."""
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        text = self.log_text()
         logs = sorted((self.home / ".config" / "obs-studio" / "logs").glob("*.txt"))
         if logs:
             text += "\n--- " + logs[-1].name + "\n" + logs[-1].read_text(errors="replace")
         return text[-20000:]
 
-    def kill(self) -> None:
-        """OBS dies (a crash, the PC switched off): no clean end of stream."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
     def close(self) -> None:
-        if self.alive():
-            self.kill()
-        self._log.close()
+        self.kill()  # as a crash or the PC switched off: no clean end of stream
 
 
 @contextlib.contextmanager

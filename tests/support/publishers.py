@@ -24,13 +24,11 @@ keyframe every ``gop`` frames) and AAC, muxed as FLV.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -183,9 +181,10 @@ def pyav_publisher(url: str, seconds: float, *, video: str = "testsrc2", audio: 
     while the audio is stamped by the wall clock. ``freeze_at``: the picture stops moving.
 
     A child rather than a thread: a PyAV write blocked on a dead socket cannot be
-    interrupted in a thread, but a process can always be killed.
+    interrupted in a thread, but a process can always be killed. The encoder is the
+    studio harness's (relay/studio/encoders.py: ``pyav_publish``).
     """
-    args = [sys.executable, "-m", "tests.support.publishers", "pyav", url, "--seconds", f"{seconds:g}",
+    args = [sys.executable, "-m", "relay.studio.encoders", "pyav", url, "--seconds", f"{seconds:g}",
             "--video", video, "--audio", audio or "none", "--size", size, "--fps", str(fps),
             "--gop", str(gop), "--audio-fast", f"{audio_fast:g}"]
     if audio_jump is not None:
@@ -199,119 +198,3 @@ def pyav_publisher(url: str, seconds: float, *, video: str = "testsrc2", audio: 
     args += ["--codec", codec, "--container", container]
     with _running(args, cwd=_REPO) as publisher:
         yield publisher
-
-
-_MARKERS = {"red": (81, 90, 240), "blue": (41, 240, 110)}  # BT.601 limited-range Y, U, V
-
-
-def _pyav_publish(url: str, seconds: float, video: str, audio: str | None, size: str, fps: int,
-                  gop: int, audio_jump: tuple[float, int] | None = None, audio_fast: float = 0.0,
-                  freeze_at: float | None = None, codec: str = "h264", marker: str | None = None,
-                  black_at: float | None = None, container_format: str = "flv") -> None:
-    """Encode and publish in real time; runs in the child process of :func:`pyav_publisher`."""
-    from fractions import Fraction
-
-    import av
-    import numpy as np
-
-    width, height = (int(v) for v in size.split("x"))
-    sample_rate, frame_samples = 44100, 1024
-    container = av.open(url, "w", format=container_format)
-    try:
-        if codec == "h264":
-            vstream = container.add_stream("libx264", rate=fps)
-            vstream.options = {"tune": "zerolatency", "preset": "ultrafast"}
-        else:
-            from tests.support.clips import ENCODERS, encoder_options
-
-            vstream = container.add_stream(ENCODERS[codec], rate=fps,
-                                           options=encoder_options(codec, gop, low_delay=False, bitrate=True))
-            # A bitrate like a live encoder's (the test picture alone codes to a few kbit/s,
-            # which the bitrate signal would rightly call a dead input)
-            vstream.bit_rate = 300_000
-        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
-        vstream.codec_context.gop_size = gop
-        astream = None
-        if audio is not None:
-            astream = container.add_stream("aac", rate=sample_rate, layout="mono")
-        ramp = np.tile(np.arange(width, dtype=np.uint16), (height, 1))
-        plain = np.full((height // 2, width), 128, dtype=np.uint8)
-        marked = plain
-        if marker is not None:  # the U plane then the V plane, each packed into height/4 rows
-            y_mark, u_mark, v_mark = _MARKERS[marker]
-            u, v = (np.full((height // 2, width // 2), 128, dtype=np.uint8) for _ in range(2))
-            u[:32, :32], v[:32, :32] = u_mark, v_mark
-            marked = np.vstack([u.reshape(height // 4, width), v.reshape(height // 4, width)])
-        start = time.monotonic()
-        frames = round(seconds * fps)
-        samples_sent = 0
-        for index in range(frames):
-            moving = video != "frozen" and (freeze_at is None or index < freeze_at * fps)
-            shift = index * 4 if moving else (0 if freeze_at is None else round(freeze_at * fps) * 4)
-            black = video == "black" or (black_at is not None and index >= black_at * fps)
-            picture = ((ramp + shift) % 220) + 16
-            luma = np.zeros((height, width), np.uint8) if black else picture.astype(np.uint8)
-            if marker is not None and not black:
-                luma[:64, :64] = y_mark
-            chroma = plain if black else marked
-            frame = av.VideoFrame.from_ndarray(np.vstack([luma, chroma]), format="yuv420p")
-            frame.pts, frame.time_base = index, Fraction(1, fps)
-            for packet in vstream.encode(frame):
-                container.mux(packet)
-            # The device delivers (1 + audio_fast) x the nominal rate; stamped by the wall clock.
-            while astream is not None and samples_sent * fps <= index * sample_rate * (1 + audio_fast):
-                t = (np.arange(frame_samples) + samples_sent) / sample_rate
-                tone = 0.3 * np.sin(2 * np.pi * 1000 * t) if audio == "sine" else np.zeros(frame_samples)
-                aframe = av.AudioFrame.from_ndarray(tone.astype(np.float32).reshape(1, -1), format="fltp",
-                                                    layout="mono")
-                wall = samples_sent / (sample_rate * (1 + audio_fast))
-                pts = round(wall * sample_rate)
-                if audio_jump is not None and wall >= audio_jump[0]:
-                    pts += round(audio_jump[1] * sample_rate / 1000)
-                aframe.sample_rate, aframe.pts = sample_rate, pts
-                aframe.time_base = Fraction(1, sample_rate)
-                for packet in astream.encode(aframe):
-                    container.mux(packet)
-                samples_sent += frame_samples
-            delay = start + (index + 1) / fps - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        for packet in vstream.encode(None):
-            container.mux(packet)
-        if astream is not None:
-            for packet in astream.encode(None):
-                container.mux(packet)
-    finally:
-        container.close()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.support.publishers")
-    sub = parser.add_subparsers(dest="tool", required=True)
-    pyav = sub.add_parser("pyav", help="publish with PyAV")
-    pyav.add_argument("url")
-    pyav.add_argument("--seconds", type=float, required=True)
-    pyav.add_argument("--video", default="testsrc2", choices=["testsrc2", "black", "frozen"])
-    pyav.add_argument("--audio", default="sine", choices=["sine", "silence", "none"])
-    pyav.add_argument("--size", default="640x360")
-    pyav.add_argument("--fps", type=int, default=30)
-    pyav.add_argument("--gop", type=int, default=30)
-    pyav.add_argument("--audio-jump-at", type=float)
-    pyav.add_argument("--audio-jump-ms", type=int, default=0)
-    pyav.add_argument("--audio-fast", type=float, default=0.0)
-    pyav.add_argument("--freeze-at", type=float)
-    pyav.add_argument("--black-at", type=float)
-    pyav.add_argument("--marker", choices=sorted(_MARKERS))
-    pyav.add_argument("--codec", default="h264", choices=["h264", "hevc", "av1"])
-    pyav.add_argument("--container", default="flv", choices=["flv", "mpegts"])
-    args = parser.parse_args(argv)
-    jump = None if args.audio_jump_at is None else (args.audio_jump_at, args.audio_jump_ms)
-    # SIGINT ends the publish cleanly (the finally above closes the container).
-    _pyav_publish(args.url, args.seconds, args.video, None if args.audio == "none" else args.audio,
-                  args.size, args.fps, args.gop, jump, args.audio_fast, args.freeze_at, args.codec,
-                  args.marker, args.black_at, args.container)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
