@@ -17,12 +17,16 @@ from typing import Any
 
 
 def toml_value(v: Any) -> str:
+    """`v` as TOML: a JSON string is a TOML basic string, so a key or URL with quotes or
+    backslashes stays one string; a mapping is an inline table."""
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, str):
-        return json.dumps(v)
+    if isinstance(v, str | Path):
+        return json.dumps(str(v))
     if isinstance(v, list | tuple):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
     return str(v)
 
 
