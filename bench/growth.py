@@ -99,7 +99,8 @@ def measure_cost(label: str, clip: Path | list[Path], inputs: int, outputs: int,
         for i in range(outputs):
             relay.wait_for("output_connected", output=f"out{i + 1}", timeout=30)
         time.sleep(warmup)
-        spy = start_profile(relay.pid, seconds, profile, workdir) if profile else None
+        spy = (start_profile(relay.pid, seconds, profile, workdir / "py-spy.log", rate=500)
+               if profile else None)
         for _ in range(repeat):
             loop0 = loop_thread_seconds(relay)
             cpu0, t0 = relay.cpu_seconds(), time.monotonic()
@@ -129,16 +130,18 @@ def loop_thread_seconds(relay: RelayUnderTest) -> float:
     return 0.0
 
 
-def start_profile(pid: int, seconds: float, out: Path, workdir: Path) -> subprocess.Popen[bytes]:
-    """py-spy sampling Relay's threads (without pausing it) for `seconds`."""
+def start_profile(pid: int, seconds: float, out: Path, log: Path, *,
+                  rate: int | None = None) -> subprocess.Popen[bytes]:
+    """py-spy sampling Relay's threads (without pausing it) for `seconds`, `rate` samples a
+    second (py-spy's default 100 if None), raw stacks into `out`."""
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if py_spy is None:
         raise SystemExit("bench: profiling needs py-spy (the test extras and scripts/bench install it)")
-    with open(workdir / "py-spy.log", "wb") as log:
-        return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                                 "--threads", "--nonblocking", "--rate", "500", "--format", "raw",
-                                 "--output", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=log)
+    args = [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--threads",
+            "--nonblocking", *(["--rate", str(rate)] if rate is not None else []), "--format", "raw",
+            "--output", str(out)]
+    with open(log, "wb") as err:
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
 
 
 @dataclass(frozen=True)

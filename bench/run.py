@@ -50,7 +50,7 @@ from bench.figures import (
     first_after,
     longest_gap,
 )
-from bench.growth import GROWTH_CASES, measure_cost, run_growth
+from bench.growth import GROWTH_CASES, measure_cost, run_growth, start_profile
 from bench.nginx import bench_platform
 from bench.report import BLACK, KILLED, STALLED, Machine, Results, load, render, save, versions
 from bench.sweep import run_sweep
@@ -199,14 +199,8 @@ class Bench:
     def _start_profile(self) -> subprocess.Popen[bytes] | None:
         if not self.opts.profile:
             return None
-        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-        if py_spy is None:
-            raise SystemExit("bench: --profile needs py-spy (scripts/bench installs it into .venv)")
-        out = Path(self.opts.profile).resolve()
-        return subprocess.Popen([py_spy, "record", "--pid", str(self.relay.pid), "--duration",
-                                 str(int(self.opts.measure_seconds)), "--threads", "--nonblocking",
-                                 "--format", "raw", "--output", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=open(self._log("py-spy"), "wb"))
+        return start_profile(self.relay.pid, self.opts.measure_seconds, Path(self.opts.profile).resolve(),
+                             self._log("py-spy"))
 
     def _finish_profile(self, proc: subprocess.Popen[bytes]) -> str:
         proc.wait(60)
