@@ -22,7 +22,7 @@ from relay.watch.decode_plan import CALM_S
 from relay.watch.frames import FrameStats
 from relay.watch.input import InputWatch
 from tests.support.waiting import until
-from tests.unit.test_analysis import encode_clip, read_packets
+from tests.unit.test_analysis import analysed, encode_clip, read_packets
 
 pytestmark = pytest.mark.integration
 
@@ -53,16 +53,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def cpu_ms_per_video_second(packets: list[MediaPacket], every_picture: bool) -> tuple[float, int]:
-    seen: list[FrameStats] = []
-    analyzer = InputAnalyzer("main", seen.extend, queue_packets=len(packets) + 1, every_picture=every_picture)
-    analyzer.start()
-    try:
-        for p in packets:
-            analyzer.submit(p)
-        assert analyzer.wait_idle(120.0)
-    finally:
-        analyzer.stop()
-    assert analyzer.dropped == 0 and analyzer.decode_errors == 0
+    analyzer, _ = analysed(packets, 120.0, every_picture=every_picture)
+    assert analyzer.decode_errors == 0
     return analyzer.cpu_s * 1000.0 / SECONDS, analyzer.video_frames
 
 

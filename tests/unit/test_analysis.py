@@ -81,19 +81,28 @@ def read_packets(path: Path, arrival_offset: float = 0.0) -> list[MediaPacket]:
     return packets
 
 
-def analyse(
-    packets: list[MediaPacket], **kwargs: object
-) -> tuple[list[VideoFrameStats], list[AudioFrameStats]]:
+def analysed(packets: list[MediaPacket], timeout_s: float = 60.0,
+             **kwargs: Any) -> tuple[InputAnalyzer, list[FrameStats]]:
+    """Every packet through a real InputAnalyzer (its worker thread) until it is idle:
+    the stopped analyzer, for its counters, and the statistics it delivered. Nothing
+    is dropped: its queue holds the whole clip."""
     seen: list[FrameStats] = []
-    analyzer = InputAnalyzer("main", seen.extend, queue_packets=len(packets) + 1, **kwargs)  # type: ignore[arg-type]
+    analyzer = InputAnalyzer("main", seen.extend, queue_packets=len(packets) + 1, **kwargs)
     analyzer.start()
     try:
         for pkt in packets:
             analyzer.submit(pkt)
-        assert analyzer.wait_idle(60.0)
+        assert analyzer.wait_idle(timeout_s)
     finally:
         analyzer.stop()
     assert analyzer.dropped == 0
+    return analyzer, seen
+
+
+def analyse(
+    packets: list[MediaPacket], **kwargs: object
+) -> tuple[list[VideoFrameStats], list[AudioFrameStats]]:
+    _, seen = analysed(packets, **kwargs)
     return [s for s in seen if isinstance(s, VideoFrameStats)], [
         s for s in seen if isinstance(s, AudioFrameStats)
     ]
@@ -251,15 +260,7 @@ def analyse_both(packets: list[MediaPacket]) -> tuple[list[VideoFrameStats], lis
     """(every picture's statistics, the plan's, pictures decoded by each)."""
     out = []
     for every in (True, False):
-        seen: list[FrameStats] = []
-        analyzer = InputAnalyzer("main", seen.extend, queue_packets=len(packets) + 1, every_picture=every)
-        analyzer.start()
-        try:
-            for pkt in packets:
-                analyzer.submit(pkt)
-            assert analyzer.wait_idle(60.0)
-        finally:
-            analyzer.stop()
+        analyzer, seen = analysed(packets, every_picture=every)
         assert analyzer.decode_errors == 0
         out.append(([s for s in seen if isinstance(s, VideoFrameStats)], analyzer.video_frames))
     (every, every_n), (plan, plan_n) = out

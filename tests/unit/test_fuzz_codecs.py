@@ -23,7 +23,7 @@ from relay.ingest.rtmp.flv import FlvDemuxer, FlvError
 from relay.media import VideoConfig
 from tests.support.clips import encode, flv_tags
 from tests.unit.test_demux_codecs import _Pipe
-from tests.unit.test_fuzz_parsers import bounded, mutated
+from tests.unit.test_fuzz_parsers import bounded, mutated, parses_or_raises
 
 HEVC = encode("hevc", 320, 180, frames=6, gop=3, low_delay=False, formats=("mp4", "flv", "mpegts"))
 AV1 = encode("av1", 320, 180, frames=4, gop=2, formats=("flv",))
@@ -140,12 +140,4 @@ BYTE_PARSERS: dict[str, tuple[Callable[[bytes], object], tuple[type[BaseExceptio
 
 @pytest.mark.parametrize("name", list(BYTE_PARSERS))
 def test_random_bytes(name: str) -> None:
-    parse, errors = BYTE_PARSERS[name]
-
-    @settings(max_examples=200)
-    @given(st.binary(max_size=2048))
-    def check(data: bytes) -> None:
-        with bounded(), suppress(errors):
-            parse(data)
-
-    check()
+    parses_or_raises(*BYTE_PARSERS[name])
