@@ -18,7 +18,7 @@ from tests.support.nginx import NginxRtmp, refused_url
 from tests.support.publishers import ffmpeg_publisher
 from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port
-from tests.support.waiting import until_accepting
+from tests.support.waiting import until_listening
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def relay_check(tmp: Path, text: str, *extra: str) -> Iterator[subprocess.Popen[
 
 
 def wait_listening(port: int, proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
-    until_accepting(port, timeout, "relay check", alive=lambda: proc.poll() is None,
+    until_listening(port, timeout, "relay check", alive=lambda: proc.poll() is None,
                     detail=lambda: str(proc.communicate()) if proc.poll() is not None else "")
 
 

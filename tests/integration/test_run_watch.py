@@ -23,7 +23,7 @@ from tests.support.raw_rtmp import AUDIO, RawRtmpPublisher, make_clip, read_flv_
 from tests.support.relay_proc import RelayProcess
 from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port
-from tests.support.waiting import until_accepting
+from tests.support.waiting import until_listening
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def faults_after(relay: RelayProcess, since: dict[str, Any], input_id: str = "ma
 
 
 def wait_listening(relay: RelayProcess, port: int, timeout: float = 20) -> None:
-    until_accepting(port, timeout, "relay", alive=relay.alive, detail=relay.tail)
+    until_listening(port, timeout, "relay", alive=relay.alive, detail=relay.tail)
 
 
 def test_black_picture_is_tier1_within_deadline(tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ Both return how long the wait took, for the few tests that report or bound it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import time
 from collections.abc import Callable
 
 import pytest
+
+from relay.studio.procs import listening
 
 POLL_S = 0.05  # cheap enough for any condition here, short beside every timeout in the suite
 
@@ -48,20 +48,14 @@ def until_sync(condition: Callable[[], object], timeout: float, what: str, *,
     return time.monotonic() - start
 
 
-def accepting(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether something accepts TCP connections on ``port`` right now."""
-    with contextlib.suppress(OSError), socket.create_connection((host, port), 0.2):
-        return True
-    return False
-
-
-def until_accepting(port: int, timeout: float, what: str, *, alive: Callable[[], bool] | None = None,
+def until_listening(port: int, timeout: float, what: str, *, alive: Callable[[], bool] | None = None,
                     detail: Callable[[], str] | None = None) -> float:
-    """Wait until ``what`` (a process under test) accepts on ``port``; a process that
-    ``alive()`` says has died fails the test at once instead of at the timeout."""
+    """Wait until ``what`` (a process under test) listens on TCP ``port`` (read from /proc:
+    the check is no connection); a process that ``alive()`` says has died fails the test
+    at once instead of at the timeout."""
     def up() -> bool:
         if alive is not None and not alive():
-            pytest.fail(_failure(f"{what} to accept on port {port} (it died)", 0, detail))
-        return accepting(port)
+            pytest.fail(_failure(f"{what} to listen on port {port} (it died)", 0, detail))
+        return listening(port)
 
-    return until_sync(up, timeout, f"{what} to accept on port {port}", poll=0.1, detail=detail)
+    return until_sync(up, timeout, f"{what} to listen on port {port}", poll=0.1, detail=detail)
