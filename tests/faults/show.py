@@ -30,19 +30,16 @@ from typing import Any
 
 import av
 
-from tests.support.nginx import NginxRtmp
 from tests.support.raw_rtmp import FlvTag, RawRtmpPublisher, read_flv_tags
 from tests.support.recording import Recording, marker_filter
 from tests.support.relay_proc import RelayProcess
-from tests.support.relay_toml import studio_config
-from tests.support.tools import free_port, require
+from tests.support.studio import BACKUP_KEY, FAST_FAILOVER, MAIN_KEY, PLATFORM_KEY, StudioBase, input_key
+from tests.support.tools import require
 
 Clip = list[FlvTag]
 Timestamp = Callable[[int, float, int], int]
 Body = Callable[[FlvTag, float], bytes | None]
 
-MAIN_KEY, BACKUP_KEY, PLATFORM_KEY = "main-key-1234", "backup-key-5678", "platform-key-42"
-FAST_FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 4.0, "min_dwell_s": 2.0}
 MAX_GAP_MS = 1000  # at the platform, on either track: a viewer would notice more
 
 
@@ -113,42 +110,26 @@ class ClipFeed:
         self.publisher.close()
 
 
-class Show:
-    """nginx (the platform; or `platform`, started by the test), `relay run` on a free
-    RTMP port, and the feeds a test starts. Everything is stopped through `stack`, also
-    when the test fails. `outputs` default to one, "platform", pushing to PLATFORM_KEY."""
+class Show(StudioBase):
+    """The studio (tests/support/studio.py: nginx, or `platform` started by the test;
+    `relay run` on a free RTMP port) and the feeds a test starts. Everything is stopped
+    through `stack`, also when the test fails."""
 
-    def __init__(self, tmp: Path, stack: ExitStack, *, inputs: list[dict[str, Any]] | None = None,
-                 outputs: list[dict[str, Any]] | None = None, failover: dict[str, Any] | None = None,
-                 thresholds: dict[str, Any] | None = None, mqtt: dict[str, Any] | None = None,
-                 extra_env: dict[str, str] | None = None, relay_dir: Path | None = None,
-                 platform: NginxRtmp | None = None) -> None:
-        self.tmp, self.stack = tmp, stack
-        self.platform = platform or stack.enter_context(NginxRtmp(tmp))
-        self.port = free_port()
-        self.outputs = outputs if outputs is not None else [
-            {"id": "platform", "urls": [self.platform.url(PLATFORM_KEY)]}]
-        self.config = studio_config(tmp, self.port, inputs=inputs, outputs=self.outputs,
-                                    failover=failover or FAST_FAILOVER, thresholds=thresholds, mqtt=mqtt)
+    def __init__(self, tmp: Path, stack: ExitStack, *, extra_env: dict[str, str] | None = None,
+                 relay_dir: Path | None = None, **kw: Any) -> None:
+        super().__init__(tmp, stack, **kw)
         self.extra_env = extra_env
         self.relay = self.start_relay(relay_dir or tmp)
         self.feeds: list[ClipFeed] = []
         self.finished_at = float("inf")  # when finish() began ending the show (epoch s)
 
-    def start_relay(self, directory: Path) -> RelayProcess:
+    def start_relay(self, directory: Path, **kw: Any) -> RelayProcess:
         """Start `relay run` with this show's configuration, its log in `directory`."""
-        directory.mkdir(parents=True, exist_ok=True)
-        relay = RelayProcess(directory, self.config, extra_env=self.extra_env).start()
-        self.stack.callback(relay.stop, False)
-        relay.wait_for("started", timeout=20)
-        return relay
-
-    def url(self, key: str) -> str:
-        return f"rtmp://127.0.0.1:{self.port}/live/{key}"
+        return super().start_relay(directory, extra_env=self.extra_env, **kw)
 
     def feed(self, name: str, clip: Clip, **kw: Any) -> ClipFeed:
         """Start an encoder publishing `clip` to input `name` ("main" or "backup")."""
-        feed = ClipFeed(self.port, MAIN_KEY if name == "main" else BACKUP_KEY, clip, **kw)
+        feed = ClipFeed(self.port, input_key(name), clip, **kw)
         self.stack.callback(feed.stop)
         self.feeds.append(feed)
         return feed.start()

@@ -17,45 +17,15 @@ from typing import Any
 
 import pytest
 
-from tests.support.nginx import NginxRtmp
-from tests.support.publishers import Publisher, ffmpeg_publisher
-from tests.support.recording import Recording, marker_filter, read_recording
-from tests.support.relay_proc import RelayProcess
-from tests.support.relay_toml import studio_config
-from tests.support.tools import free_port
+from tests.support.publishers import Publisher
+from tests.support.recording import marker_filter
+from tests.support.studio import Studio as BaseStudio
+from tests.support.studio import assert_viewer_ok
 
 pytestmark = pytest.mark.integration
 
-MAIN_KEY, BACKUP_KEY, PLATFORM_KEY = "main-key-1234", "backup-key-5678", "platform-key-42"
-FAST_FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 4.0, "min_dwell_s": 2.0}
 
-
-class Studio:
-    def __init__(self, tmp: Path, stack: ExitStack, *, failover: dict[str, Any] | None = None,
-                 outputs: list[dict[str, Any]] | None = None,
-                 thresholds: dict[str, Any] | None = None) -> None:
-        self.tmp, self.stack = tmp, stack
-        self.platform = stack.enter_context(NginxRtmp(tmp))
-        self.port = free_port()
-        outputs = outputs or [{"id": "platform", "urls": [self.platform.url(PLATFORM_KEY)]}]
-        config = studio_config(tmp, self.port, outputs=outputs, failover=failover or FAST_FAILOVER,
-                               thresholds=thresholds)
-        self.relay = RelayProcess(tmp, config).start()
-        stack.callback(self.relay.stop, False)
-        self.relay.wait_for("started", timeout=20)
-        self.publishers: dict[str, Publisher] = {}
-
-
-    def url(self, key: str) -> str:
-        return f"rtmp://127.0.0.1:{self.port}/live/{key}"
-
-    def publish(self, name: str, **kw: Any) -> Publisher:
-        key, color = (MAIN_KEY, "red") if name == "main" else (BACKUP_KEY, "blue")
-        vf = kw.pop("vf", marker_filter(color))
-        pub = self.stack.enter_context(ffmpeg_publisher(self.url(key), extra_output_args=["-vf", vf], **kw))
-        self.publishers[name] = pub
-        return pub
-
+class Studio(BaseStudio):
     def start_show(self, **main_kw: Any) -> Publisher:
         """Main on air first (so the recording starts with it), then the backup
         publishing and healthy long enough to be a failover candidate."""
@@ -66,31 +36,11 @@ class Studio:
         time.sleep(2.5)  # healthy_for_s = 1 s, with margin for a loaded machine
         return main
 
-    def on_air(self, to: str, timeout: float = 15.0) -> dict[str, Any]:
-        """Wait for the next switch to `to` after the ones already waited for."""
-        return self.relay.next_switch(to, timeout)
-
-    def finish(self) -> Recording:
-        """Stop relay (closing the push cleanly) while the encoders still publish (else the
-        slate would rightly go on air at the end), then read the one recording."""
-        assert self.relay.stop() == 0
-        for pub in self.publishers.values():
-            pub.stop()
-        files = self.platform.recordings(PLATFORM_KEY)
-        assert len(files) == 1, f"the push reconnected: {files}\n{self.relay.tail()}"
-        return read_recording(files[0])
-
 
 @contextmanager
 def studio(tmp: Path, **kw: Any) -> Iterator[Studio]:
     with ExitStack() as stack:
         yield Studio(tmp, stack, **kw)
-
-
-def assert_viewer_ok(rec: Recording, max_gap_ms: int) -> None:
-    assert rec.strictly_rising(), "timestamps went backwards at the platform"
-    assert rec.max_video_gap_ms() <= max_gap_ms, rec.max_video_gap_ms()
-    assert rec.max_audio_gap_ms() <= max_gap_ms, rec.max_audio_gap_ms()
 
 
 def test_killed_main_goes_to_backup_and_back(tmp_path: Path) -> None:

@@ -33,20 +33,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.support.mosquitto import Mosquitto, Watcher
-from tests.support.nginx import NginxRtmp
-from tests.support.publishers import Publisher, ffmpeg_publisher
-from tests.support.recording import Recording, marker_filter, read_recording
-from tests.support.relay_proc import RelayProcess
-from tests.support.relay_toml import studio_config
-from tests.support.tools import free_port, require
+from tests.support.recording import Recording
+from tests.support.studio import PLATFORM_KEY, Studio, assert_viewer_ok
+from tests.support.tools import require
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
-MAIN_KEY, BACKUP_KEY, PLATFORM_KEY = "main-key-1234", "backup-key-5678", "platform-key-42"
 RELAY_ID = "test-studio"  # studio_config's id
 BASE = f"relay/{RELAY_ID}"
-FAST_FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 4.0, "min_dwell_s": 2.0}
 
 
 # -- the platform, as a viewer sees it live --------------------------------------------
@@ -100,34 +95,17 @@ class PlatformViewer:
 # -- a studio with MQTT on --------------------------------------------------------------
 
 
-class MqttStudio:
-    """nginx (the platform), `relay run` talking to ``broker``, publishers on demand."""
+class MqttStudio(Studio):
+    """The studio (tests/support/studio.py) with `relay run` talking to ``broker``."""
 
     def __init__(self, tmp: Path, stack: ExitStack, broker: Mosquitto, *,
                  mqtt: dict[str, Any] | None = None, failover: dict[str, Any] | None = None,
                  extra: str = "") -> None:
-        self.tmp, self.stack, self.broker = tmp, stack, broker
-        self.platform = stack.enter_context(NginxRtmp(tmp))
-        self.port = free_port()
+        self.broker = broker
         self.journal = tmp / "journal.sqlite3"
         mqtt_table = {"host": broker.host, "port": broker.port, "health_interval_s": 1.0, **(mqtt or {})}
-        self.config = studio_config(tmp, self.port, outputs=[{"id": "platform",
-                                                               "urls": [self.platform.url(PLATFORM_KEY)]}],
-                                    failover=failover or FAST_FAILOVER, mqtt=mqtt_table, extra=extra)
-        self.relay = RelayProcess(tmp, self.config).start()
-        stack.callback(self.relay.stop, False)
-        self.publishers: dict[str, Publisher] = {}
+        super().__init__(tmp, stack, failover=failover, mqtt=mqtt_table, extra=extra, wait_started=False)
         self.startup_switches = 0
-
-    def url(self, key: str) -> str:
-        return f"rtmp://127.0.0.1:{self.port}/live/{key}"
-
-    def publish(self, name: str) -> Publisher:
-        key, color = (MAIN_KEY, "red") if name == "main" else (BACKUP_KEY, "blue")
-        pub = self.stack.enter_context(ffmpeg_publisher(self.url(key),
-                                                        extra_output_args=["-vf", marker_filter(color)]))
-        self.publishers[name] = pub
-        return pub
 
     def viewer(self) -> PlatformViewer:
         viewer = PlatformViewer(self.platform.url(PLATFORM_KEY))
@@ -164,17 +142,6 @@ class MqttStudio:
         assert {label for label, _, _ in runs[on_main:]} == {"main"}, runs
         assert runs[-1][2] - runs[on_main][1] >= at_least_ms, runs
 
-    def finish(self) -> Recording:
-        """Stop the relay (exit 0), then the publishers, and read the platform's one recording.
-
-        The relay goes first so that the encoders leaving does not end the show with a failover."""
-        assert self.relay.stop() == 0
-        for pub in self.publishers.values():
-            pub.stop()
-        files = self.platform.recordings(PLATFORM_KEY)
-        assert len(files) == 1, f"the push reconnected: {files}\n{self.relay.tail()}"
-        return read_recording(files[0])
-
 
 @contextlib.asynccontextmanager
 async def mqtt_studio(tmp: Path, broker: Mosquitto, **kw: Any) -> AsyncIterator[MqttStudio]:
@@ -182,12 +149,6 @@ async def mqtt_studio(tmp: Path, broker: Mosquitto, **kw: Any) -> AsyncIterator[
         studio = MqttStudio(tmp, stack, broker, **kw)
         await studio.running()
         yield studio
-
-
-def assert_viewer_ok(rec: Recording, max_gap_ms: int = 1000) -> None:
-    assert rec.strictly_rising(), "timestamps went backwards at the platform"
-    assert rec.max_video_gap_ms() <= max_gap_ms, rec.max_video_gap_ms()
-    assert rec.max_audio_gap_ms() <= max_gap_ms, rec.max_audio_gap_ms()
 
 
 # -- MQTT helpers ----------------------------------------------------------------------------

@@ -21,9 +21,10 @@ import av
 import av.logging
 import pytest
 
-from tests.integration.test_failover_e2e import BACKUP_KEY, MAIN_KEY, PLATFORM_KEY, studio
+from tests.integration.test_failover_e2e import studio
 from tests.support.publishers import Publisher, ffmpeg_publisher
 from tests.support.recording import marker_filter
+from tests.support.studio import BACKUP_KEY, MAIN_KEY, PLATFORM_KEY
 from tests.support.tools import require
 
 pytestmark = pytest.mark.integration
