@@ -24,6 +24,7 @@ from relay.push.output import Output
 from relay.settings import OutputSettings, ThresholdSettings
 from tests.support.nginx import BlackHole, NginxRtmp, refused_url
 from tests.support.tools import free_port, require
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -140,13 +141,15 @@ def max_gap(stamps: list[tuple[int, int, int]]) -> int:
 
 
 async def wait_for(events: list[Event], kind: type[Event], timeout: float, **match: Any) -> Event:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for e in events:
-            if isinstance(e, kind) and all(getattr(e, k) == v for k, v in match.items()):
-                return e
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no {kind.__name__} {match} within {timeout} s; got {[e.name for e in events]}")
+    """The first event of ``kind`` with the ``match``ing fields, waiting for it on the loop."""
+    def first() -> Event | None:
+        return next((e for e in events if isinstance(e, kind)
+                     and all(getattr(e, k) == v for k, v in match.items())), None)
+
+    await until(first, timeout, f"{kind.__name__} {match}", detail=lambda: f"got {[e.name for e in events]}")
+    found = first()
+    assert found is not None
+    return found
 
 
 async def test_push_five_seconds_records_continuous_media(tmp_path: Path, clip: list[MediaPacket]) -> None:
