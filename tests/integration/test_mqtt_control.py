@@ -327,12 +327,13 @@ async def test_broker_absent_at_start_then_started(tmp_path: Path) -> None:
 async def test_wrong_password_logs_one_clear_line_and_the_daemon_carries_on(tmp_path: Path) -> None:
     with Mosquitto(tmp_path, users={"relay": "right-pass-8123"}) as broker:
         daemon = make_daemon(broker, username="relay", password=SecretStr("wrong-pass-5521"))
-        control = MqttControl(daemon, backoff=ReconnectBackoff(0.2, 0.4))
+        backoff = ReconnectBackoff(0.2, 0.4)
+        control = MqttControl(daemon, backoff=backoff)
         lag = LoopLag()
         lag_task = asyncio.create_task(lag.run())
         with capture_logs() as logs:
             await control.start()
-            await asyncio.sleep(3.0)  # several attempts
+            await until(lambda: backoff.attempts >= 5, 10, "five refused logins")
             daemon.put_on_air("backup")  # the daemon's own work is unaffected
             assert daemon.state()["active_input"] == "backup"
             await control.stop()

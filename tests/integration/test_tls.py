@@ -101,10 +101,12 @@ async def test_rtmps_trusts_a_self_signed_certificate_when_configured(
         publisher.close()
 
 
-def control_for(broker: Mosquitto, ca_file: str | None) -> tuple[FakeDaemon, MqttControl]:
+def control_for(broker: Mosquitto, ca_file: str | None) -> tuple[ReconnectBackoff, MqttControl]:
+    """MQTT over TLS to ``broker``, retrying every 0.1 to 0.5 s (the backoff counts the attempts)."""
     daemon = FakeDaemon(relay_settings(MqttSettings(host="127.0.0.1", port=broker.port, tls=True,
                                                     ca_file=ca_file, health_interval_s=0.5)))
-    return daemon, MqttControl(daemon, backoff=ReconnectBackoff(0.2, 0.5))
+    backoff = ReconnectBackoff(0.2, 0.5)
+    return backoff, MqttControl(daemon, backoff=backoff)
 
 
 async def test_mqtt_over_tls_to_a_broker_with_the_studios_ca(tmp_path: Path, ca: TestCA) -> None:
@@ -135,9 +137,9 @@ async def test_mqtt_refuses_a_broker_certificate_the_configuration_does_not_vouc
     else:
         (cert, key), trusted = ca.issue("broker", ["localhost", "127.0.0.1"]), None
     with Mosquitto(tmp_path, tls=(cert, key)) as broker, capture_logs() as logs:
-        _, control = control_for(broker, trusted)
+        backoff, control = control_for(broker, trusted)
         await control.start()
-        await asyncio.sleep(2.0)  # several attempts
+        await until(lambda: backoff.attempts >= 4, 10, "four refused attempts")
         assert not control.connected
         await control.stop()
     unreachable = [line for line in logs if line["event"] == "mqtt_unreachable"]
