@@ -31,7 +31,7 @@ from typing import Any
 import av
 
 from tests.support.raw_rtmp import FlvTag, RawRtmpPublisher, read_flv_tags
-from tests.support.recording import Recording, marker_filter
+from tests.support.recording import Recording, demux, marker_filter
 from tests.support.relay_proc import RelayProcess
 from tests.support.studio import BACKUP_KEY, FAST_FAILOVER, MAIN_KEY, PLATFORM_KEY, StudioBase, input_key
 from tests.support.tools import require
@@ -163,21 +163,12 @@ def read_timeline(path: Path) -> tuple[Recording, int, int]:
     timestamps only, every video packet labelled "packet"; plus how many video packets
     the decoder refused and how many frames it produced."""
     rec, refused, decoded = Recording(), 0, 0
-    with av.open(str(path)) as container:
-        streams = [*container.streams.video[:1], *container.streams.audio[:1]]
-        for packet in container.demux(*streams):
-            if packet.dts is None:
-                continue
-            ms = int(packet.dts * packet.time_base * 1000)
-            if packet.stream.type == "audio":
-                rec.audio.append(ms)
-                continue
-            rec.video_dts.append(ms)
-            rec.video.append((ms, "packet"))
-            try:
-                decoded += len(packet.decode())
-            except av.error.FFmpegError:
-                refused += 1
+    for ms, packet in demux(path, rec):
+        rec.video.append((ms, "packet"))
+        try:
+            decoded += len(packet.decode())
+        except av.error.FFmpegError:
+            refused += 1
     return rec, refused, decoded
 
 

@@ -10,6 +10,7 @@ player would use.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,12 +77,12 @@ def _label(rgb: np.ndarray) -> str:
     return "other"
 
 
-def read_recording(path: Path) -> Recording:
-    rec = Recording()
+def demux(path: Path, rec: Recording) -> Iterator[tuple[int, av.Packet]]:
+    """A recording's first video and audio stream in order: each audio timestamp (ms) is
+    added to ``rec.audio``, each video one to ``rec.video_dts``, and the video packets
+    are yielded with it (packets without a timestamp are skipped)."""
     with av.open(str(path)) as container:
-        vstreams = container.streams.video
-        astreams = container.streams.audio
-        streams = [*vstreams[:1], *astreams[:1]]
+        streams = [*container.streams.video[:1], *container.streams.audio[:1]]
         for packet in container.demux(*streams):
             if packet.dts is None:
                 continue
@@ -90,11 +91,17 @@ def read_recording(path: Path) -> Recording:
                 rec.audio.append(ms)
                 continue
             rec.video_dts.append(ms)
-            for frame in packet.decode():
-                rgb = frame.to_ndarray(format="rgb24")
-                size = (frame.width, frame.height)
-                if not rec.sizes or rec.sizes[-1] != size:
-                    rec.sizes.append(size)
-                pts = frame.pts if frame.pts is not None else packet.dts
-                rec.video.append((int(pts * frame.time_base * 1000), _label(rgb)))
+            yield ms, packet
+
+
+def read_recording(path: Path) -> Recording:
+    rec = Recording()
+    for _, packet in demux(path, rec):
+        for frame in packet.decode():
+            rgb = frame.to_ndarray(format="rgb24")
+            size = (frame.width, frame.height)
+            if not rec.sizes or rec.sizes[-1] != size:
+                rec.sizes.append(size)
+            pts = frame.pts if frame.pts is not None else packet.dts
+            rec.video.append((int(pts * frame.time_base * 1000), _label(rgb)))
     return rec
