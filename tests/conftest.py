@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 import sys
 
+import pytest
+
 from tests.support.realtime import no_realtime
 
 # Nothing the tests start runs real-time (tests/support/realtime.py: SVT-AV1 as root).
@@ -26,3 +28,37 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 settings.register_profile("relay", max_examples=300, derandomize=True, database=None, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile("relay")
+
+
+# -- the order files are handed out in ---------------------------------------------------------
+# ./scripts/test runs the files on four workers (pyproject: -n 4 --dist loadfile): most tests
+# wait on real time (encoders, failovers, timeouts), so four fit on the 2-core machine. Files
+# start in this order: first those that only compute (the unit tests, the analysis cost, the
+# install), all together while no real-time test runs beside them to be starved of CPU; then
+# the real-time files, longest first, so that none starts late and keeps the run waiting (the
+# figures are their serial wall times in seconds, measured on the 2-core machine; they order
+# the files and bound nothing). A file not named runs after these, in collection order.
+COMPUTE_FIRST = ("tests/unit/", "tests/integration/test_analysis.py",
+                 "tests/integration/test_analysis_codecs.py",
+                 "tests/integration/test_systemd_units.py", "tests/integration/test_slate.py",
+                 "tests/integration/test_slate_codecs.py", "tests/integration/test_config_cli.py")
+LONGEST_FIRST = {
+    "test_bench_smoke.py": 207, "test_decode_plan_e2e.py": 88, "test_interleaved_faults.py": 79,
+    "test_codecs_e2e.py": 78, "test_obs.py": 75, "test_publisher_faults.py": 75, "test_mqtt_e2e.py": 72,
+    "test_demo.py": 67, "test_failover_e2e.py": 62, "test_run_watch.py": 54, "test_output.py": 51,
+    "test_drill_e2e.py": 42, "test_hostile_peers.py": 36, "test_dashboard_browser.py": 32,
+    "test_preflight_check.py": 31, "test_push_codecs.py": 31, "test_control_plane_faults.py": 30,
+    "test_platform_faults.py": 25, "test_rtmp_ingest.py": 24, "test_unlike_encoders.py": 24,
+    "test_mqtt_control.py": 23, "test_srt_ingest.py": 21,
+}
+
+
+def _rank(item: pytest.Item) -> tuple[int, int]:
+    path = item.nodeid.split("::")[0]
+    if path.startswith(COMPUTE_FIRST):
+        return (0, 0)
+    return (1, -LONGEST_FIRST.get(path.rsplit("/", 1)[-1], 0))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_rank)  # stable: a file's tests keep their order
