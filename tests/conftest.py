@@ -31,25 +31,27 @@ settings.load_profile("relay")
 
 
 # -- the order files are handed out in ---------------------------------------------------------
-# ./scripts/test runs the files on four workers (pyproject: -n 4 --dist loadfile): most tests
-# wait on real time (encoders, failovers, timeouts), so four fit on the 2-core machine. Files
-# start in this order: first those that only compute (the unit tests, the analysis cost, the
-# install), all together while no real-time test runs beside them to be starved of CPU; then
-# the real-time files, longest first, so that none starts late and keeps the run waiting (the
-# figures are their serial wall times in seconds, measured on the 2-core machine; they order
-# the files and bound nothing). A file not named runs after these, in collection order.
-COMPUTE_FIRST = ("tests/unit/", "tests/integration/test_analysis.py",
-                 "tests/integration/test_analysis_codecs.py",
-                 "tests/integration/test_systemd_units.py", "tests/integration/test_slate.py",
-                 "tests/integration/test_slate_codecs.py", "tests/integration/test_config_cli.py")
+# ./scripts/test runs whole files on five workers (pyproject: -n 5 --dist loadfile): a real-time
+# file waits most of its time (encoders in real time, failovers, timeouts) and keeps about a
+# third of a core busy, so five of them use some 1.5 of the 2-core machine's cores. Files start
+# in this order: first those that only compute (the unit tests, the analysis cost, `relay
+# config-check`, the slate's pictures, the install), all together while no real-time test runs
+# beside them to be starved of CPU; then the real-time files, longest first, so that none starts
+# late and keeps the run waiting. The figures are their serial wall times in seconds, measured
+# on the 2-core machine: they order the files and bound nothing. A file not named runs after
+# these, in collection order.
+COMPUTE_FIRST = ("tests/unit/", "tests/integration/test_analysis_codecs.py",
+                 "tests/integration/test_config_cli.py", "tests/integration/test_slate.py",
+                 "tests/integration/test_slate_codecs.py", "tests/integration/test_systemd_units.py")
 LONGEST_FIRST = {
-    "test_bench_smoke.py": 207, "test_decode_plan_e2e.py": 88, "test_interleaved_faults.py": 79,
-    "test_codecs_e2e.py": 78, "test_obs.py": 75, "test_publisher_faults.py": 75, "test_mqtt_e2e.py": 72,
-    "test_demo.py": 67, "test_failover_e2e.py": 62, "test_run_watch.py": 54, "test_output.py": 51,
-    "test_drill_e2e.py": 42, "test_hostile_peers.py": 36, "test_dashboard_browser.py": 32,
-    "test_preflight_check.py": 31, "test_push_codecs.py": 31, "test_control_plane_faults.py": 30,
-    "test_platform_faults.py": 25, "test_rtmp_ingest.py": 24, "test_unlike_encoders.py": 24,
-    "test_mqtt_control.py": 23, "test_srt_ingest.py": 21,
+    "test_bench_smoke.py": 207, "test_decode_plan_e2e.py": 88, "test_mqtt_e2e.py": 84,
+    "test_interleaved_faults.py": 79, "test_codecs_e2e.py": 78, "test_obs.py": 75,
+    "test_publisher_faults.py": 75, "test_demo.py": 67, "test_failover_e2e.py": 62,
+    "test_drill_e2e.py": 55, "test_run_watch.py": 54, "test_output.py": 51, "test_hostile_peers.py": 36,
+    "test_dashboard_browser.py": 32, "test_preflight_check.py": 31, "test_push_codecs.py": 31,
+    "test_control_plane_faults.py": 30, "test_platform_faults.py": 25, "test_rtmp_ingest.py": 24,
+    "test_unlike_encoders.py": 24, "test_mqtt_control.py": 24, "test_srt_ingest.py": 23,
+    "test_analysis.py": 16,
 }
 
 
