@@ -19,6 +19,7 @@ from relay.settings import FailoverSettings
 from relay.switch.switcher import Switcher
 from relay.watch.decoder import open_decoder
 from tests.support.clips import decode_flv, encode, flv_packets, write_flv
+from tests.support.hangproof import hang_proof
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,10 @@ def _played(source: SlateSource, seconds: float) -> list[MediaPacket]:
 
 @pytest.mark.parametrize("codec", ["hevc", "av1"])
 def test_the_slate_is_encoded_in_the_codec_of_the_stream_it_replaces(codec: str) -> None:
+    hang_proof(_slate_in_codec, codec)
+
+
+def _slate_in_codec(codec: str) -> None:
     stream = encode(codec, 640, 360, frames=2, gop=2, formats=("flv",))
     target = video_config(codec, stream.extradata["flv"])
     started = time.perf_counter()
@@ -52,6 +57,10 @@ def test_the_slate_is_encoded_in_the_codec_of_the_stream_it_replaces(codec: str)
 
 @pytest.mark.parametrize("codec", ["hevc", "av1"])
 def test_the_bridge_picture_is_encoded_in_the_targets_codec(codec: str) -> None:
+    hang_proof(_bridge_in_codec, codec)
+
+
+def _bridge_in_codec(codec: str) -> None:
     stream = encode(codec, 320, 180, frames=4, gop=4, formats=("flv",))
     packets = flv_packets(stream.raw["flv"])
     config = packets[-1].config
@@ -95,6 +104,10 @@ def test_a_1080p_bridge_is_ready_within_half_a_second_of_cpu(codec: str) -> None
     """The platform waits while the bridge is encoded: what it costs at 1080p per codec
     (the process's CPU time, the encoders' own threads included, which load on the
     machine does not inflate the way it does wall time)."""
+    hang_proof(_bridge_cost, codec)
+
+
+def _bridge_cost(codec: str) -> None:
     stream = encode(codec, 1920, 1080, frames=1, gop=1, formats=("flv",))
     config = video_config(codec, stream.extradata["flv"])
     picture = av.VideoFrame.from_ndarray(np.full((1080, 1920, 3), 90, np.uint8), format="rgb24")
