@@ -271,8 +271,13 @@ def test_pipe_reader_times_out_only_after_media_started() -> None:
         assert reader.read(100) == b"x" * 10  # waited 0.4 s > timeout: fine before the first byte
         with pytest.raises(TimeoutError):
             reader.read(100)
+        # stopped while waiting: end of file (a reader with time to spare, so a late timer
+        # thread on a busy machine cannot turn it into a timeout)
+        patient = PipeReader(r, 5.0, stop.is_set)
+        os.write(w, b"y")
+        assert patient.read(100) == b"y"
         threading.Timer(0.2, stop.set).start()
-        assert reader.read(100) == b""  # stopped: end of file
+        assert patient.read(100) == b""
     finally:
         os.close(r)
         os.close(w)
