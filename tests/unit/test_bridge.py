@@ -57,7 +57,8 @@ def test_a_still_is_encoded_to_match_the_target_stream() -> None:
     assert np.abs(luma[0] - luma[1]).mean() < 1.0
 
 
-def test_the_bridge_follows_what_the_switcher_wants() -> None:
+def recording_bridge() -> tuple[Bridge, list[str]]:
+    """A bridge of a real 720p picture, and the inputs it was asked to describe (encode)."""
     picture, video, audio = target_stream()
     requests: list[str] = []
 
@@ -65,7 +66,11 @@ def test_the_bridge_follows_what_the_switcher_wants() -> None:
         requests.append(input_id)
         return BridgeRequest(input_id, picture, video, audio, 30.0)
 
-    bridge = Bridge(describe)
+    return Bridge(describe), requests
+
+
+def test_the_bridge_follows_what_the_switcher_wants() -> None:
+    bridge, requests = recording_bridge()
     try:
         assert bridge.update(None, time.monotonic()) == []
         start = time.monotonic()
@@ -86,14 +91,7 @@ def test_the_bridge_follows_what_the_switcher_wants() -> None:
 
 
 def test_a_bridge_prepared_ahead_of_a_fault_goes_on_air_at_once_and_a_stale_one_is_made_again() -> None:
-    picture, video, audio = target_stream()
-    requests: list[str] = []
-
-    def describe(input_id: str) -> BridgeRequest:
-        requests.append(input_id)
-        return BridgeRequest(input_id, picture, video, audio, 30.0)
-
-    bridge = Bridge(describe)
+    bridge, requests = recording_bridge()
     try:
         t0 = time.monotonic()
         bridge.prepare("backup", t0)
