@@ -21,6 +21,13 @@ raised, the media graph has the bridge to the likely target encoded ahead
 encoding (tens to a few hundred milliseconds of a busy machine). A prepared bridge
 older than ``WARM_MAX_AGE_S`` is not used (its picture would be stale).
 
+An encoder that never returns (the bundled SVT-AV1 has been seen to deadlock inside
+``svt_av1_enc_get_packet``) must not take the bridges of the rest of the show with it: a
+bridge not ready ``BRIDGE_STUCK_S`` after it was asked for is given up (logged
+``bridge_encode_stuck``, that switch goes on at the target's keyframe without one, as after
+a failed encoding), and the stuck worker thread is left behind for a fresh one
+(push/encoder_worker.py).
+
 Without a decoded picture of the target (none decoded yet) the slate's image is
 encoded to the same format instead. A bridge to the slate itself is the slate
 rewound to its keyframe (the daemon does that: no encoding needed).
@@ -35,6 +42,7 @@ from typing import Any
 
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, VideoConfig
+from relay.push.encoder_worker import EncoderWorker
 from relay.push.slate import SlateClip, SlateSource, encode_slate, encode_still
 
 log = get_logger("relay.push.bridge")
@@ -42,6 +50,7 @@ log = get_logger("relay.push.bridge")
 BRIDGE_LOOP_S = 0.5  # one closed group per loop: a keyframe every half second
 BRIDGE_WARM_S = 1.0  # a tier-1 fault this close to being raised on air: encode the bridge ahead
 WARM_MAX_AGE_S = 3.0  # a bridge prepared longer ago than this is encoded again if wanted
+BRIDGE_STUCK_S = 10.0  # a bridge not ready this long after it was wanted: its encoder is stuck
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +79,12 @@ class Bridge:
     its own worker thread when one is wanted, plays it from when it is ready, drops it
     when it is no longer wanted. Never blocks the loop."""
 
-    def __init__(self, describe: Callable[[str], BridgeRequest]) -> None:
+    def __init__(self, describe: Callable[[str], BridgeRequest],
+                 encode: Callable[[BridgeRequest], SlateClip] = encode_bridge) -> None:
         self._describe = describe
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bridge")
+        self._encode = encode
+        self._worker = EncoderWorker("bridge")
+        self.abandoned_workers = 0  # worker threads left behind in a stuck encoder
         self._for: str | None = None
         self._job: concurrent.futures.Future[SlateClip] | None = None
         self._source: SlateSource | None = None
@@ -92,7 +104,7 @@ class Bridge:
             if warm_for == input_id and now - prepared_at < WARM_MAX_AGE_S:
                 return
             job.cancel()
-        self._warm = (input_id, now, self._pool.submit(encode_bridge, self._describe(input_id)))
+        self._warm = (input_id, now, self._worker.submit(self._encode, self._describe(input_id)))
 
     def _take_warm(self, input_id: str, now: float) -> concurrent.futures.Future[SlateClip] | None:
         warm, self._warm = self._warm, None
@@ -122,8 +134,12 @@ class Bridge:
             self._requested_at = now
             warm = self._take_warm(wanted, now)
             self._prepared = warm is not None
-            self._job = warm or self._pool.submit(encode_bridge, self._describe(wanted))
+            self._job = warm or self._worker.submit(self._encode, self._describe(wanted))
         job = self._job
+        if self._source is None and job is not None and not job.done() \
+                and now - self._requested_at > BRIDGE_STUCK_S:
+            self._abandon_worker(wanted, now)
+            return []
         if self._source is None and job is not None and job.done():
             self._job = None
             try:
@@ -138,6 +154,18 @@ class Bridge:
             self._source = SlateSource(clip, now)
         return [] if self._source is None else self._source.next_packets(now)
 
+    def _abandon_worker(self, wanted: str, now: float) -> None:
+        """The encoder has not returned in ``BRIDGE_STUCK_S``: give this bridge up and leave
+        the stuck thread behind, so later bridges get a worker of their own."""
+        log.error("bridge_encode_stuck", input=wanted, waited_s=round(now - self._requested_at, 1))
+        self._job = None
+        self._failed = wanted
+        if self._warm is not None:
+            self._warm[2].cancel()
+            self._warm = None
+        self._worker = self._worker.abandon()
+        self.abandoned_workers += 1
+
     def _drop(self) -> None:
         if self._job is not None:
             self._job.cancel()
@@ -151,4 +179,4 @@ class Bridge:
         if self._warm is not None:
             self._warm[2].cancel()
             self._warm = None
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._worker.shutdown()

@@ -5,20 +5,25 @@ it were one more input: it encodes the first clip at start-up (a default 30 fps
 format, before any input is seen), then follows the stream the slate would replace
 (the media graph names it: the input on air, else the last one on air) and
 re-encodes, in a worker thread, when that stream's format really changes. Encoding
-never runs on the loop; until a new clip is ready the old one keeps playing.
+never runs on the loop; until a new clip is ready the old one keeps playing. An encoding
+not done in ``SLATE_STUCK_S`` is given up (``slate_encode_stuck``; its worker thread is
+left behind, push/encoder_worker.py) and the old clip plays on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, VideoConfig
+from relay.push.encoder_worker import EncoderWorker
 from relay.push.slate import SlateClip, SlateSource, encode_slate
 from relay.settings import SlateSettings
 
+SLATE_STUCK_S = 60.0  # an encoding of the slate not done in this long: its encoder is stuck
 SLATE_FPS_TOLERANCE = 0.05  # a frame-rate change the slate follows: 5 %, not measurement noise
 STANDARD_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0)
 log = get_logger("relay.push.slate")
@@ -34,9 +39,13 @@ def snap_fps(fps: float) -> float:
 
 
 class SlateControl:
-    def __init__(self, settings: SlateSettings, clock: Callable[[], float]) -> None:
+    def __init__(self, settings: SlateSettings, clock: Callable[[], float],
+                 encode: Callable[..., SlateClip] = encode_slate, stuck_s: float = SLATE_STUCK_S) -> None:
         self._settings = settings
         self._clock = clock
+        self._encode_clip = encode
+        self._stuck_s = stuck_s
+        self._worker = EncoderWorker("slate")
         self.source: SlateSource | None = None
         self._encoding = False
         # the last format encoded for: not asked again if the clip cannot fit it (unreadable avcC)
@@ -89,14 +98,20 @@ class SlateControl:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._worker.shutdown()
 
     async def _encode(self, video: VideoConfig | None, audio: AudioConfig | None, fps: float) -> None:
         s = self._settings
         audio_file = None if s.audio == "silence" else s.audio
         self._encoding = True
+        job = self._worker.submit(functools.partial(self._encode_clip, s.image, video, audio, fps,
+                                                     audio_file=audio_file))
         try:
-            clip: SlateClip = await asyncio.to_thread(encode_slate, s.image, video, audio, fps,
-                                                      audio_file=audio_file)
+            clip: SlateClip = await asyncio.wait_for(asyncio.wrap_future(job), self._stuck_s)
+        except TimeoutError:
+            log.error("slate_encode_stuck", waited_s=self._stuck_s, fps=fps)
+            self._worker = self._worker.abandon()
+            return
         finally:
             self._encoding = False
         if self.source is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from fractions import Fraction
 
@@ -10,9 +11,9 @@ import numpy as np
 
 from relay.codec import h264
 from relay.media import AudioConfig, Track, VideoConfig
-from relay.push.bridge import WARM_MAX_AGE_S, Bridge, BridgeRequest
+from relay.push.bridge import BRIDGE_STUCK_S, WARM_MAX_AGE_S, Bridge, BridgeRequest, encode_bridge
 from relay.push.silence import aac_config
-from relay.push.slate import encode_still
+from relay.push.slate import SlateClip, encode_still
 
 
 def target_stream(width: int = 1280, height: int = 720) -> tuple[av.VideoFrame, VideoConfig, AudioConfig]:
@@ -117,4 +118,43 @@ def test_a_bridge_prepared_ahead_of_a_fault_goes_on_air_at_once_and_a_stale_one_
         bridge.update("backup", now + 0.2 + WARM_MAX_AGE_S + 0.1)
         assert requests == ["backup", "spare", "backup", "backup", "backup"]
     finally:
+        bridge.close()
+
+
+def test_a_stuck_encoder_is_given_up_and_the_next_bridge_gets_a_fresh_worker() -> None:
+    picture, video, audio = target_stream(320, 180)
+    release = threading.Event()
+    calls: list[str] = []
+
+    def encode(request: BridgeRequest) -> SlateClip:
+        calls.append(request.input_id)
+        if len(calls) == 1:
+            release.wait(60)  # an encoder that does not return (SVT-AV1's deadlock)
+        return encode_bridge(request)
+
+    bridge = Bridge(lambda input_id: BridgeRequest(input_id, picture, video, audio, 30.0), encode)
+    try:
+        t0 = time.monotonic()
+        assert bridge.update("backup", t0) == []
+        deadline = time.monotonic() + 10
+        while calls != ["backup"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert calls == ["backup"]
+        stuck = [t for t in threading.enumerate() if t.name == "bridge" and t.is_alive()]
+        assert bridge.update("backup", t0 + BRIDGE_STUCK_S - 0.5) == [] and bridge.abandoned_workers == 0
+        assert bridge.update("backup", t0 + BRIDGE_STUCK_S + 0.5) == [] and bridge.abandoned_workers == 1
+        assert bridge.update("backup", t0 + BRIDGE_STUCK_S + 1) == []  # that switch goes on without one
+        assert calls == ["backup"]
+
+        # the next switch's bridge is encoded by a fresh worker, not queued behind the stuck one
+        assert bridge.update(None, time.monotonic()) == []
+        deadline = time.monotonic() + 10
+        packets = []
+        while not packets and time.monotonic() < deadline:
+            packets = bridge.update("spare", time.monotonic())
+            time.sleep(0.01)
+        assert packets and packets[0].keyframe and calls == ["backup", "spare"]
+        assert stuck and all(t.daemon and t.is_alive() for t in stuck)  # left behind, never joined at exit
+    finally:
+        release.set()
         bridge.close()
