@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import threading
 import time
@@ -116,6 +117,30 @@ def make_client(s: MqttSettings, identifier: str, version: aiomqtt.ProtocolVersi
     )
 
 
+def quiet_closed_socket_watch(loop: asyncio.AbstractEventLoop) -> None:
+    """aiomqtt asks the loop to watch paho's socket with ``call_soon_threadsafe(add_writer,
+    fd)``; when the broker drops the connection in between, the socket is closed before
+    that callback runs and the loop prints a traceback for the ``EBADF`` (harmless: the
+    connection loop reconnects). Such a callback is logged as one warning line instead;
+    every other unhandled error still goes to the loop's own handler."""
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        callback = getattr(context.get("handle"), "_callback", None)
+        if isinstance(exc, OSError) and exc.errno == errno.EBADF \
+                and getattr(callback, "__name__", "") in ("add_writer", "add_reader"):
+            log.warning("mqtt_socket_closed_before_watch", detail="the broker dropped the connection "
+                        "as the MQTT client began to write; reconnecting as usual")
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 class MqttControl:
     """Relay's MQTT presence. ``await start()`` returns at once (it never waits for the
     broker); ``await stop()`` publishes ``offline`` if connected and disconnects."""
@@ -178,6 +203,7 @@ class MqttControl:
             return
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        quiet_closed_socket_watch(self._loop)
         self._daemon.bus.subscribe(self._on_event)
         # The state is in the outbox before the first connect, so `online` never precedes it.
         self._poll_state()
