@@ -44,7 +44,7 @@ COMPUTE_FIRST = ("tests/unit/", "tests/integration/test_analysis_codecs.py",
                  "tests/integration/test_config_cli.py", "tests/integration/test_slate.py",
                  "tests/integration/test_slate_codecs.py", "tests/integration/test_systemd_units.py")
 LONGEST_FIRST = {
-    "test_bench_smoke.py": 207, "test_decode_plan_e2e.py": 88, "test_mqtt_e2e.py": 84,
+    "test_bench_smoke.py": 187, "test_decode_plan_e2e.py": 88, "test_mqtt_e2e.py": 84,
     "test_interleaved_faults.py": 79, "test_codecs_e2e.py": 78, "test_obs.py": 75,
     "test_publisher_faults.py": 75, "test_demo.py": 67, "test_failover_e2e.py": 62,
     "test_drill_e2e.py": 55, "test_run_watch.py": 54, "test_output.py": 51, "test_hostile_peers.py": 36,

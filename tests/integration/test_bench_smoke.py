@@ -1,5 +1,5 @@
 """scripts/bench runs end to end in a tiny mode (small clips, one run per fault, two
-losses in a phase sweep at 2-s keyframes, a half-minute soak) and writes a complete page
+losses in a phase sweep at 2-s keyframes, a quarter-minute soak) and writes a complete page
 to a temporary file, not docs/."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def test_bench_runs_end_to_end_and_writes_the_page(tmp_path: Path) -> None:
     require("nginx")
     out = tmp_path / "BENCHMARKS.md"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--runs", "1", "--soak-minutes", "0.5", "--measure-seconds", "5",
+        [sys.executable, "-m", "bench", "--runs", "1", "--soak-minutes", "0.25", "--measure-seconds", "5",
          "--warmup-seconds", "2", "--size", "640x360", "--video-kbps", "1000", "--sweep", "60:2",
          "--growth", "in1,out2", "--growth-seconds", "3", "--growth-repeat", "1",
          "--cache", str(tmp_path / "clips"), "--workdir", str(tmp_path / "work"), "--out", str(out)],
