@@ -23,11 +23,10 @@ from relay.config.problems import ConfigError, Loc
 from relay.config.rules import Rules
 from relay.config.shown import as_toml, shown
 from relay.config.sources import load
-from relay.redact import register_secret, scrub, url_key
+from relay.redact import MIN_URL_FRAGMENT, register_secret, register_url, scrub
 from relay.settings import RelaySettings
 
 EX_CONFIG = 78  # sysexits.h: systemd's RestartPreventExitStatus stops a restart loop on it
-MIN_URL_FRAGMENT = 8
 # apprise's plain webhooks: the host is a server of the studio's, not a token.
 WEBHOOK_SCHEMES = ("json", "jsons", "xml", "xmls", "form", "forms")
 
@@ -87,7 +86,7 @@ def register_secrets(settings: RelaySettings) -> None:
         for secret in (inp.key, inp.passphrase):
             register_secret(secret.get_secret_value() if secret else None)
         if inp.url is not None:
-            _register_url(inp.url.get_secret_value())
+            register_url(inp.url.get_secret_value())
     if settings.mqtt.password is not None:
         register_secret(settings.mqtt.password.get_secret_value())
     for user in settings.http.users:
@@ -97,27 +96,7 @@ def register_secrets(settings: RelaySettings) -> None:
         _register_alert_url(alert.url.get_secret_value())
     for out in settings.outputs:
         for url in out.urls:
-            _register_url(url.get_secret_value())
-
-
-def _register_url(url: str) -> None:
-    register_secret(url)
-    fragments = [url_key(url)]
-    try:
-        parts = urlsplit(url)
-        fragments.append(parts.password)
-        # SRT ingest URLs carry the platform's key in `streamid` and the passphrase in the query.
-        fragments += [value for _, value in parse_qsl(parts.query)]
-    except ValueError:
-        pass
-    if fragments[0] and "?" in fragments[0]:
-        fragments.append(fragments[0].split("?", 1)[0])
-    for fragment in fragments:
-        # The scrubber replaces a secret wherever it occurs in any log text: a short path
-        # segment such as "out" or "test" would mangle words like "output_connected".
-        # Platform keys are long; a short fragment stays masked inside its full URL.
-        if fragment and len(fragment) >= MIN_URL_FRAGMENT:
-            register_secret(fragment)
+            register_url(url.get_secret_value())
 
 
 def _register_alert_url(url: str) -> None:
