@@ -8,14 +8,11 @@ HEVC and AV1, as FFmpeg 8 writes it) and MPEG-TS carry.
 
 from __future__ import annotations
 
+import functools
 import io
-import pickle
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
@@ -24,8 +21,7 @@ from relay.ingest.rtmp.flv import FlvDemuxer
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push import flv
 from relay.studio.encoders import ENCODERS, encoder_options
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.hangproof import in_child
 
 __all__ = ["ENCODERS", "encoder_options"]  # the harness's: the tests' PyAV encoders use them too
 
@@ -57,34 +53,17 @@ def picture(index: int, width: int, height: int, kind: str = "moving") -> av.Vid
 
 
 AV1_TIMEOUT_S = 15.0  # an AV1 clip of the tests takes well under a second (0.3 s); a hang is cut here
-AV1_TRIES = 3
 
 
 def encode(codec: str, width: int = 320, height: int = 180, *, frames: int = 12, gop: int = 6,
            formats: tuple[str, ...] = ("mp4", "flv", "mpegts"), pix_fmt: str = "yuv420p",
            kind: str = "moving", low_delay: bool = True, options: dict[str, str] | None = None) -> Clip:
-    """A clip from the real encoder. AV1 is encoded in a child process: SVT-AV1 (the one
-    PyAV bundles) now and then deadlocks inside svt_av1_enc_get_packet, every thread idle on
-    a futex, and a C call cannot be interrupted; the child is killed and the clip encoded
-    again (seen once in the suite: a worker hung until the run was stopped)."""
-    args: dict[str, Any] = dict(codec=codec, width=width, height=height, frames=frames, gop=gop,
-                                formats=formats, pix_fmt=pix_fmt, kind=kind, low_delay=low_delay,
-                                options=options)
-    if codec != "av1":
-        return encode_here(**args)
-    code = ("import pickle, sys; from tests.support.clips import encode_here; "
-            "sys.stdout.buffer.write(pickle.dumps(encode_here(**pickle.loads(sys.stdin.buffer.read()))))")
-    for _ in range(AV1_TRIES):
-        try:
-            done = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(args), capture_output=True,
-                                  timeout=AV1_TIMEOUT_S, cwd=REPO, check=True)
-        except subprocess.TimeoutExpired:
-            continue  # the library hung (see above): killed by run(); encode again
-        except subprocess.CalledProcessError as e:
-            raise AssertionError(f"AV1 encode failed: {e.stderr.decode(errors='replace')[-2000:]}") from None
-        clip: Clip = pickle.loads(done.stdout)
-        return clip
-    raise AssertionError(f"SVT-AV1 hung {AV1_TRIES} times in a row encoding a {width}x{height} clip")
+    """A clip from the real encoder. AV1 is encoded in a forked child (tests/support/hangproof.py):
+    SVT-AV1 (the one PyAV bundles) now and then deadlocks, and a C call cannot be
+    interrupted; the child is killed and the clip encoded again."""
+    work = functools.partial(encode_here, codec, width, height, frames=frames, gop=gop, formats=formats,
+                             pix_fmt=pix_fmt, kind=kind, low_delay=low_delay, options=options)
+    return in_child(work, timeout_s=AV1_TIMEOUT_S) if codec == "av1" else work()
 
 
 def encode_here(codec: str, width: int, height: int, *, frames: int, gop: int, formats: tuple[str, ...],
