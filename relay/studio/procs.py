@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -39,11 +40,48 @@ def need_tool(name: str) -> str:
     return path
 
 
+EPHEMERAL_TABLE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10000  # below this live the well-known and registered services
+_handed_out: set[int] = set()
+
+
+def port_pool() -> range:
+    """Where :func:`free_port` looks: below the kernel's ephemeral range, so that no
+    outgoing connection can take the port before its listener binds it (a port from
+    ``bind(0)`` is an ephemeral one, and any connect() anywhere may pick it next); when
+    tests run on xdist workers each worker gets its own slice, so two of them never
+    pick the same port at the same moment."""
+    top = 32768
+    with contextlib.suppress(OSError, ValueError):
+        top = int(EPHEMERAL_TABLE.read_text().split()[0])
+    if top - LOWEST_PORT < 1000:  # an unusual kernel setting: take what is above it
+        return range(61000, 65536)
+    pool = range(LOWEST_PORT, top)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        slices = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), int(worker[2:]) + 1)
+        size = len(pool) // slices
+        start = pool.start + int(worker[2:]) * size
+        pool = range(start, start + size)
+    return pool
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free on 127.0.0.1 right now (TCP by default, UDP for SRT)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free on 127.0.0.1 right now (TCP by default, UDP for SRT), picked from
+    :func:`port_pool` and never the same twice in one process."""
+    pool = port_pool()
+    for _ in range(200):
+        port = random.choice(pool)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise StudioError(f"no free port in {pool.start}-{pool.stop - 1} after 200 tries")
 
 
 def file_text(path: Path) -> str:
