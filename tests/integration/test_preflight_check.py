@@ -134,7 +134,8 @@ def test_missing_backup_publisher_fails(tmp_path: Path) -> None:
     result = json.loads(out)
     assert result["result"] == "fail" and result["exit_code"] == 2
     checks = {c["name"]: c for c in result["checks"]}
-    assert checks["input main"]["result"] == "pass"
+    main = checks["input main"]
+    assert main["result"] == "pass" or _late_only(f"⚠ {main['detail']}"), main
     assert checks["input backup"]["result"] == "fail"
     assert "not connected" in checks["input backup"]["detail"]
     assert checks["compatible backup"]["result"] == "warn"

@@ -13,7 +13,9 @@ time, slots, work and log lines (docs/SECURITY.md):
 - a refusal (wrong application or key, key already live) is flushed for at most
   ``REFUSAL_FLUSH_S``, then the socket is aborted: ``transport.close()`` alone
   waits for a peer that may never read;
-- *slots*: at most ``max_connections`` sockets, closing ones included. Connections
+- *slots*: at most ``max_connections`` sockets, closing ones included, once Relay has
+  seen them (asyncio accepts up to ``LISTEN_BACKLOG`` in one go before any reaches
+  :meth:`admit`, so under a flood the port holds at most the sum). Connections
   that have not published get all but one slot per RTMP input (those are kept for
   the encoders), at most ``max_pending_per_address`` from one address; when either
   is full one of them makes room for the newcomer: those older than
@@ -50,6 +52,7 @@ _MAX_UNSENT = 1024 * 1024  # a peer that never reads our (tiny) replies is not a
 REFUSAL_FLUSH_S = 1.0
 EVICTION_GRACE_S = 1.0
 LOG_PER_SECOND = 5
+LISTEN_BACKLOG = 128  # also how many connections asyncio accepts in one go
 
 
 def _peer_address(transport: asyncio.BaseTransport) -> tuple[str, str]:
@@ -322,7 +325,7 @@ class RtmpServer:
         """Bind and listen; port 0 picks any free port (see :attr:`port`)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Connection(self), self.host, self._port,
-                                                reuse_address=True, backlog=128)
+                                                reuse_address=True, backlog=LISTEN_BACKLOG)
         sockets = self._server.sockets
         if sockets:
             self._port = int(sockets[0].getsockname()[1])
