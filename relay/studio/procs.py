@@ -51,12 +51,12 @@ def port_pool() -> range:
     ``bind(0)`` is an ephemeral one, and any connect() anywhere may pick it next); when
     tests run on xdist workers each worker gets its own slice, so two of them never
     pick the same port at the same moment."""
-    top = 32768
-    with contextlib.suppress(OSError, ValueError):
-        top = int(EPHEMERAL_TABLE.read_text().split()[0])
-    if top - LOWEST_PORT < 1000:  # an unusual kernel setting: take what is above it
-        return range(61000, 65536)
-    pool = range(LOWEST_PORT, top)
+    low, high = 32768, 60999  # Linux's default ephemeral range
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        low, high = (int(n) for n in EPHEMERAL_TABLE.read_text().split()[:2])
+    pool = range(LOWEST_PORT, low)
+    if len(pool) < 1000:  # an unusual kernel setting: what is above the range, else anywhere
+        pool = range(high + 1, 65536) if high < 64535 else range(LOWEST_PORT, 65536)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if worker.startswith("gw") and worker[2:].isdigit():
         slices = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), int(worker[2:]) + 1)
