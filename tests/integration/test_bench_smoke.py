@@ -44,7 +44,7 @@ def test_bench_runs_end_to_end_and_writes_the_page(tmp_path: Path) -> None:
         assert row is not None and int(row.group(1)) == 1, page
     # the figures are real measurements, not placeholders
     assert "n/a" not in page, page
-    lat = re.search(r"^\| through Relay minus direct \| (\d+) \| ([\d.]+) ms \|", page, re.MULTILINE)
+    lat = re.search(r"^\| through Relay minus direct \| (\d+) \| (-?[\d.]+) ms \|", page, re.MULTILINE)
     assert lat is not None and int(lat.group(1)) > 50, page
     # a killed publisher is seen at once: the viewer's freeze is far below a second even here
     killed = re.search(r"^\| killed \| 1 \| (\d+) ms", page, re.MULTILINE)

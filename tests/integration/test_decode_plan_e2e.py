@@ -26,7 +26,11 @@ from tests.support.publishers import Publisher, ffmpeg_publisher
 pytestmark = pytest.mark.integration
 
 CUT_AT = 6.5  # after the analysis settled (2 s of every picture), mid-group for both encoders
-LOAD_SLACK_S = 0.7  # a shared 2-core machine: the publisher's start and the loop's turns
+# a shared 2-core machine: the times are taken from the wall clock at connect + CUT_AT, and a
+# live encoder paced by -re slips behind when the machine is busy, so its CUT_AT reaches
+# Relay late (1.26 s over silence_warn_s seen with six test workers); the bench measures
+# the bars themselves from the frames' own arrival
+LOAD_SLACK_S = 1.2
 OBS_X264 = ["-preset", "veryfast", "-profile:v", "high", "-bf", "2", "-b:v", "1500k", "-maxrate", "1500k",
             "-bufsize", "1500k", "-sc_threshold", "0"]
 

@@ -99,7 +99,8 @@ def test_obs_dies_the_backup_goes_on_air_and_obs_returns(tmp_path: Path, clip: P
     except AssertionError:
         raise AssertionError(f"the viewer saw {viewer.frames()} frames\n{viewer.tail()}\n{relay.tail()}"
                              f"\n{obs.log()[-3000:]}") from None
-    time.sleep(3.0)  # backup healthy for healthy_for_s, with margin
+    # backup healthy for healthy_for_s, with margin (its ffmpeg's frames can come late here)
+    relay.wait_healthy("backup", FAILOVER["healthy_for_s"] + 2.0)
 
     # OBS dies (crash, PC switched off): at once to the healthy backup.
     obs.kill()

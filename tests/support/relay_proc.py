@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,33 @@ class RelayProcess:
             return self.log.wait_for(name, after=after, timeout=timeout, **match)
         except LogWaitError as e:
             raise AssertionError(str(e)) from None
+
+    def open_faults(self, input_id: str, worst_tier: int = 2) -> list[tuple[str, int]]:
+        """The faults of tier `worst_tier` or worse open on an input now, as its log says."""
+        open_: set[tuple[str, int]] = set()
+        for e in self.lines():
+            if e.get("input") != input_id or e.get("event") not in ("fault_raised", "fault_cleared"):
+                continue
+            key = (str(e.get("signal")), int(e.get("tier", 0)))
+            (open_.add if e["event"] == "fault_raised" else open_.discard)(key)
+        return sorted(f for f in open_ if f[1] <= worst_tier)
+
+    def wait_healthy(self, input_id: str, for_s: float, timeout: float = 30.0) -> None:
+        """Wait until an input has had no tier-1 or tier-2 fault open for `for_s` on end
+        (what makes it a candidate to switch to, SPEC 4): on a loaded machine a publisher's
+        late frames can raise a jitter warning, and a test about switching to a healthy
+        input must not kill the one on air before it is."""
+        deadline = time.monotonic() + timeout
+        healthy_since: float | None = None
+        while True:
+            now = time.monotonic()
+            if self.open_faults(input_id):
+                healthy_since = None
+            elif healthy_since is None:
+                healthy_since = now
+            if healthy_since is not None and now - healthy_since >= for_s:
+                return
+            if now > deadline:
+                raise AssertionError(f"{input_id} never healthy for {for_s} s within {timeout} s: "
+                                     f"{self.open_faults(input_id)}\n{self.tail()}")
+            time.sleep(0.1)
