@@ -33,7 +33,7 @@ class Studio(BaseStudio):
         self.on_air("main")
         self.publish("backup")
         self.relay.wait_for("input_connected", input="backup", timeout=15)
-        time.sleep(2.5)  # healthy_for_s = 1 s, with margin for a loaded machine
+        self.relay.wait_healthy("backup", 2.0)  # healthy_for_s = 1 s, with margin
         return main
 
 
