@@ -115,7 +115,8 @@ class ClipFeed:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(2)  # unblocks a send in progress in the feed thread
-        self._thread.join(5)
+        if self._thread.ident is not None:  # started (a refused connect never starts it)
+            self._thread.join(5)
         self.publisher.close()
 
 
