@@ -59,10 +59,9 @@ def port_pool() -> range:
         pool = range(high + 1, 65536) if high < 64535 else range(LOWEST_PORT, 65536)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if worker.startswith("gw") and worker[2:].isdigit():
-        slices = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), int(worker[2:]) + 1)
-        size = len(pool) // slices
-        start = pool.start + int(worker[2:]) * size
-        pool = range(start, start + size)
+        index = int(worker[2:])
+        size = len(pool) // max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), index + 1)
+        pool = range(pool.start + index * size, pool.start + (index + 1) * size)
     return pool
 
 

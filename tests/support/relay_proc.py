@@ -20,6 +20,7 @@ from typing import Any
 
 from relay.studio.logfollow import LogWaitError
 from relay.studio.relayrun import RELAY, RelayRun
+from tests.support.waiting import until_sync
 
 __all__ = ["RELAY", "RelayProcess"]
 
@@ -116,17 +117,17 @@ class RelayProcess:
         (what makes it a candidate to switch to, SPEC 4): on a loaded machine a publisher's
         late frames can raise a jitter warning, and a test about switching to a healthy
         input must not kill the one on air before it is."""
-        deadline = time.monotonic() + timeout
         healthy_since: float | None = None
-        while True:
+
+        def held() -> bool:
+            nonlocal healthy_since
             now = time.monotonic()
             if self.open_faults(input_id):
                 healthy_since = None
-            elif healthy_since is None:
+                return False
+            if healthy_since is None:
                 healthy_since = now
-            if healthy_since is not None and now - healthy_since >= for_s:
-                return
-            if now > deadline:
-                raise AssertionError(f"{input_id} never healthy for {for_s} s within {timeout} s: "
-                                     f"{self.open_faults(input_id)}\n{self.tail()}")
-            time.sleep(0.1)
+            return now - healthy_since >= for_s
+
+        until_sync(held, timeout, f"{input_id} healthy for {for_s:g} s", poll=0.1,
+                   detail=lambda: f"open: {self.open_faults(input_id)}\n{self.tail()}")

@@ -6,7 +6,6 @@ gets the same port twice."""
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,7 @@ from relay.studio import procs
 
 
 def _ephemeral_low() -> int:
-    return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return int(procs.EPHEMERAL_TABLE.read_text().split()[0])
 
 
 def test_ports_come_from_below_the_ephemeral_range_and_are_never_repeated() -> None:
