@@ -24,13 +24,12 @@ import math
 import signal
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
+from bench.chain import Child, RelayUnderTest, ViewerProcess
 from bench.clips import Clips
 from bench.figures import first_after, longest_gap
-
-if TYPE_CHECKING:
-    from bench.run import Bench
 
 SETTLE_S = 2.0  # main on air at least this long after a failback before the next loss
 WATCH_S = 2.5  # the backup stays on air at least this long after a failover
@@ -57,7 +56,23 @@ def next_loss(start: float, group_s: float, phase_s: float, now: float, lead_s: 
     return start + max(k, 0) * group_s + phase_s
 
 
-def run_sweep(bench: Bench, clips: Clips, group_s: float, points: int) -> list[SweepPoint]:
+class SweepChain(Protocol):
+    """What the sweep drives: the bench's chain (bench/run.py's `Bench`), named here so the
+    sweep does not import the runner that imports it."""
+
+    relay: RelayUnderTest
+    main: Child | None
+    viewer: ViewerProcess | None
+
+    def switches(self, to: str) -> int: ...
+    def start_main(self, clip: Path | None = None, *, direct: bool = False, wait: bool = True) -> None: ...
+    def replace_main(self, clip: Path) -> None: ...
+    def stop_main(self, sig: int = signal.SIGINT) -> None: ...
+    def restart_backup(self, clip: Path) -> float: ...
+    def note(self, msg: str) -> None: ...
+
+
+def run_sweep(bench: SweepChain, clips: Clips, group_s: float, points: int) -> list[SweepPoint]:
     """Main and backup on ``clips``; ``points`` losses of main; returns one figure set per loss."""
     assert bench.viewer is not None
     relay = bench.relay
