@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from relay import __version__
 from relay.events import Command, Event, EventSink, Preflight
 from relay.log import get_logger
-from relay.switch.policy import CommandResult, FailoverPolicy, Statuses
+from relay.switch.policy import At, CommandResult, FailoverPolicy, Statuses
 
 Role = Literal["viewer", "operator"]
 ROLES: tuple[Role, ...] = ("viewer", "operator")  # each may do what the ones before it may
@@ -52,6 +52,10 @@ MAX_NESTING = 16  # no request needs more than one level; Python's own parser re
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Transaction = Annotated[str, Field(max_length=128)] | StrictInt
+# When a switching command cuts (SPEC 4). Unset (None) means "now": a request that does
+# not say is recorded in the ``command`` event as it was sent.
+AT_HELP = ("now (default): cut at once, bridged until the input's keyframe; "
+           "keyframe: wait for its next keyframe, no visible cut")
 
 log = get_logger("relay.commands")
 
@@ -157,9 +161,11 @@ def may_send(role: Role, spec: CommandSpec) -> bool:
 @command("failover", role="operator", on_air=True, summary="switch away from the input on air")
 class FailoverRequest(Request):
     to: Id | None = Field(None, description="input to switch to (default: the best healthy backup)")
+    at: At | None = Field(None, description=AT_HELP)
 
     async def run(self, relay: CommandTarget) -> Outcome:
-        return await relay.decide(lambda policy, now, inputs: policy.failover(now, inputs, self.to))
+        return await relay.decide(
+            lambda policy, now, inputs: policy.failover(now, inputs, self.to, self.at or "now"))
 
 
 @command("failback", role="operator", on_air=True, summary="return to the most preferred healthy input")
@@ -172,9 +178,11 @@ class FailbackRequest(Request):
 class SwitchRequest(Request):
     to: Id = Field(description="input id (or 'slate')")
     force: bool = Field(False, description="even if it is failing (manual mode only)")
+    at: At | None = Field(None, description=AT_HELP)
 
     async def run(self, relay: CommandTarget) -> Outcome:
-        return await relay.decide(lambda policy, now, inputs: policy.switch(now, inputs, self.to, self.force))
+        return await relay.decide(
+            lambda policy, now, inputs: policy.switch(now, inputs, self.to, self.force, self.at or "now"))
 
 
 @command("mode", role="operator", summary="set the failover mode (manual: only commands switch)")

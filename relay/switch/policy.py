@@ -53,13 +53,13 @@ as ``suggested``, and escalations are still reported as tier-1 faults (the alarm
 Commands (methods named after them; relay/control/commands.py validates their arguments
 before they get here). Every error names what is wrong:
 
-- ``failover`` {``to``?}: to `to`, or to the best input healthy for `healthy_for_s`
+- ``failover`` {``to``?, ``at``?}: to `to`, or to the best input healthy for `healthy_for_s`
   other than the active one, else the slate. Repeating a ``failover`` without ``to``
   while its earlier choice is still on air is a no-op (QoS 1 may deliver twice; a
   duplicate must not bounce the air back).
 - ``failback_now`` (the ``failback`` command): to the most preferred input healthy for
   `healthy_for_s`.
-- ``switch`` {``to``, ``force``?}: to that input. A failing target is refused unless
+- ``switch`` {``to``, ``force``?, ``at``?}: to that input. A failing target is refused unless
   ``force`` is true, which is only accepted in `manual` mode (in `auto` the fault rule
   would switch away again at once).
 - ``set_mode``, ``set_failback``: ``auto``/``manual``.
@@ -71,6 +71,9 @@ A command that names what is already true is ``ok`` and changes nothing (a repea
 command switch *pins* the choice: automatic failback (and leaving a commanded slate)
 waits until a ``failback`` command, a fault-driven switch, or a change to `auto` mode.
 Commands are never held by `min_dwell_s`. A switching command during a drill ends the drill (not passed).
+``failover`` and ``switch`` cut at once (``at``: ``now``, the default; staff press them for
+what no detector sees) unless sent with ``at: keyframe``; ``failback`` and ``drill`` wait
+for the target's keyframe (`Decision.urgent`).
 
 Events: `take_events()` drains what the policy itself has to say, as `relay.events`
 objects: ``fault_raised``/``fault_cleared`` tier 1 for escalations (detail
@@ -93,6 +96,7 @@ from relay.watch.status import InputStatus, OpenFault
 
 Reason = Literal["fault", "command", "drill", "failback", "recovered"]
 Mode = Literal["auto", "manual"]
+At = Literal["now", "keyframe"]  # a command's timing: cut at once, or at the target's next keyframe
 Statuses = Mapping[str, InputStatus]  # input id -> what its watchers say now
 
 # Signals after which an input shows nothing at all: named first when an input has several.
@@ -102,12 +106,18 @@ _EVENT_BACKLOG = 256  # bounded: nobody draining must not grow memory
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Put `to` on air. `from_` is what was on air when the decision was taken."""
+    """Put `to` on air. `from_` is what was on air when the decision was taken.
+
+    `urgent`: cut at once (from the target's buffered keyframe, bridged live until its
+    next one) rather than wait with the input on air until the target's next keyframe.
+    Fault switches, leaving the slate and ``failover``/``switch`` commands (unless sent
+    with ``at: keyframe``) are urgent; ``failback``, drills and automatic failback wait."""
 
     to: str
     reason: Reason
     detail: str
     from_: str
+    urgent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +213,8 @@ class FailoverPolicy:
             return None
         if self.mode == "manual":
             self._held = None
-            self._suggested = Decision(want.to, want.reason, want.detail, self.active)
+            self._suggested = Decision(want.to, want.reason, want.detail, self.active,
+                                       urgent=want.reason != "failback")
             return None
         self._suggested = None
         if not want.urgent and self._last_auto is not None:
@@ -214,7 +225,9 @@ class FailoverPolicy:
                 return None
         if want.reason == "fault":
             self._pinned = False
-        return self._go(now, want.to, want.reason, want.detail, automatic=True)
+        # A fault or the slate on air: nothing worse to cut away from; a failback waits.
+        return self._go(now, want.to, want.reason, want.detail, automatic=True,
+                        urgent=want.reason != "failback")
 
     def fault_target(self, now: float, inputs: Statuses) -> str | None:
         """Where a fault on the input on air would send the show now (None: the slate, or
@@ -262,7 +275,7 @@ class FailoverPolicy:
             # A real fault wins over the rehearsal, in either mode: get off the failing target now.
             return self._go(
                 now, back, "fault", f"drill to {drill.to} aborted: {drill.to}: {why}; back to {back}",
-                automatic=True,
+                automatic=True, urgent=True,
             )
         if now < drill.until:
             return None
@@ -389,8 +402,9 @@ class FailoverPolicy:
 
     # ------------------------------------------------------------------ switching
 
-    def _go(self, now: float, to: str, reason: Reason, detail: str, *, automatic: bool) -> Decision:
-        decision = Decision(to=to, reason=reason, detail=detail, from_=self.active)
+    def _go(self, now: float, to: str, reason: Reason, detail: str, *, automatic: bool,
+            urgent: bool = False) -> Decision:
+        decision = Decision(to=to, reason=reason, detail=detail, from_=self.active, urgent=urgent)
         self.active = to
         self._since = now
         self._pending = to
@@ -434,17 +448,18 @@ class FailoverPolicy:
     # limits, unknown fields). Each answers with a CommandResult; what cannot be done
     # (an unknown input, a failing target) is an error naming why, and changes nothing.
 
-    def failover(self, now: float, inputs: Statuses, to: str | None = None) -> CommandResult:
-        return self._command(now, lambda: self._failover(now, self._input_arg(to, "to"), inputs))
+    def failover(self, now: float, inputs: Statuses, to: str | None = None, at: At = "now") -> CommandResult:
+        return self._command(now, lambda: self._failover(now, self._input_arg(to, "to"), inputs, at))
 
     def failback_now(self, now: float, inputs: Statuses) -> CommandResult:
         return self._command(now, lambda: self._failback_now(now, inputs))
 
-    def switch(self, now: float, inputs: Statuses, to: str, force: bool = False) -> CommandResult:
+    def switch(self, now: float, inputs: Statuses, to: str, force: bool = False,
+               at: At = "now") -> CommandResult:
         def act() -> CommandResult:
             target = self._input_arg(to, "to")
             assert target is not None
-            return self._switch(now, target, force, inputs)
+            return self._switch(now, target, force, inputs, at)
         return self._command(now, act)
 
     def set_mode(self, mode: Mode) -> CommandResult:
@@ -481,7 +496,7 @@ class FailoverPolicy:
         if failing is not None:
             raise CommandError(f"{verb}: {to!r} is failing ({failing[0]}); refusing to put it on air")
 
-    def _failover(self, now: float, to: str | None, inputs: Statuses) -> CommandResult:
+    def _failover(self, now: float, to: str | None, inputs: Statuses, at: At) -> CommandResult:
         if to is None:
             if self._failover_choice == self.active:
                 return self._ok(None, note=f"already failed over to {self.active!r}; name 'to' to move on")
@@ -498,7 +513,8 @@ class FailoverPolicy:
         else:
             self._refuse_failing(now, "failover", to, inputs)
         self._cancel_drill(now, "failover command")
-        decision = self._go(now, to, "command", f"failover command: {self.active} -> {to}", automatic=False)
+        decision = self._go(now, to, "command", f"failover command: {self.active} -> {to}", automatic=False,
+                            urgent=at == "now")
         self._failover_choice = to
         self._pinned = True
         return self._ok(decision)
@@ -519,7 +535,7 @@ class FailoverPolicy:
         return self._ok(self._go(now, best, "command", f"failback command: {self.active} -> {best}",
                                  automatic=False))
 
-    def _switch(self, now: float, to: str, force: bool, inputs: Statuses) -> CommandResult:
+    def _switch(self, now: float, to: str, force: bool, inputs: Statuses, at: At) -> CommandResult:
         if to == self.active:
             self._pinned = True
             self._cancel_drill(now, "switch command")  # "keep this on air": no return
@@ -538,7 +554,7 @@ class FailoverPolicy:
         detail = f"switch command: {self.active} -> {to}"
         if failing is not None:
             detail += f" (forced: {failing[0]})"
-        decision = self._go(now, to, "command", detail, automatic=False)
+        decision = self._go(now, to, "command", detail, automatic=False, urgent=at == "now")
         self._pinned = True
         return self._ok(decision)
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import cast
+
 import pytest
 
-from relay.control.commands import COMMANDS, RequestError, parse_request
+from relay.control.commands import COMMANDS, CommandTarget, Outcome, PolicyAct, RequestError, parse_request
+from relay.settings import FailoverSettings
+from relay.switch.policy import Decision, FailoverPolicy
+from relay.watch.status import InputStatus
 
 
 def ok(command: str, payload: bytes) -> dict[str, object]:
@@ -33,6 +39,8 @@ def test_valid_requests_become_daemon_arguments() -> None:
     assert ok("drill", b'{"seconds": 10}') == {"seconds": 10.0}
     assert ok("output", b'{"output": "douyin", "url_index": 1}') == {"output": "douyin", "url_index": 1}
     assert ok("ping", b"{}") == {}
+    assert ok("failover", b'{"at": "keyframe"}') == {"at": "keyframe"}
+    assert ok("switch", b'{"to": "backup", "at": "now"}') == {"to": "backup", "force": False, "at": "now"}
 
 
 @pytest.mark.parametrize(("command", "payload", "says"), [
@@ -51,6 +59,10 @@ def test_valid_requests_become_daemon_arguments() -> None:
     ("drill", b'{"to": "backup"}', "missing 'seconds'"),
     ("failback", b'{"to": "main"}', "unexpected field 'to' (accepted: transaction)"),
     ("switch", b"{}", "missing 'to'"),
+    ("switch", b'{"to": "backup", "at": "later"}', "'at'"),
+    ("failover", b'{"at": "KEYFRAME"}', "'at'"),
+    ("failback", b'{"at": "now"}', "unexpected field 'at'"),
+    ("drill", b'{"seconds": 10, "at": "now"}', "unexpected field 'at'"),
     ("check", b'{"sample_s": 121}', "'sample_s': Input should be less than or equal to 120"),
     ("output", b'{"output": "douyin", "url_index": -1}', "'url_index'"),
     ("output", b'{"output": "douyin", "url_index": 1.5}', "'url_index'"),
@@ -87,3 +99,34 @@ def test_oversized_payload_is_refused_before_it_is_read() -> None:
 def test_an_overlong_transaction_is_not_echoed() -> None:
     error = refused("ping", b'{"transaction": "' + b"t" * 200 + b'"}')
     assert error.transaction is None
+
+
+class _Target:
+    """Just enough of the relay's control API to run a switching request against a policy."""
+
+    def __init__(self) -> None:
+        self.policy = FailoverPolicy(FailoverSettings(), {"main": 1, "backup": 2})
+        self.policy.active = "main"
+        self.inputs = {i: InputStatus(i, p, True, (), 0.0) for i, p in (("main", 1), ("backup", 2))}
+        self.decisions: list[Decision | None] = []
+
+    async def decide(self, act: PolicyAct) -> Outcome:
+        result = act(self.policy, 60.0, self.inputs)
+        self.decisions.append(result.decision)
+        return Outcome(result.ok, result.data, result.error)
+
+
+@pytest.mark.parametrize(("command", "payload", "urgent"), [
+    ("failover", b"{}", True),
+    ("failover", b'{"at": "now"}', True),
+    ("failover", b'{"at": "keyframe"}', False),
+    ("switch", b'{"to": "backup"}', True),
+    ("switch", b'{"to": "backup", "at": "keyframe"}', False),
+])
+def test_a_switching_request_tells_the_policy_when_to_cut(command: str, payload: bytes, urgent: bool) -> None:
+    target = _Target()
+    request = parse_request(command, payload, 4096)
+    outcome = asyncio.run(request.run(cast(CommandTarget, target)))
+    assert outcome.ok
+    (decision,) = target.decisions
+    assert decision is not None and (decision.to, decision.urgent) == ("backup", urgent)

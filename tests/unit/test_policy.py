@@ -162,7 +162,7 @@ def test_starts_on_the_slate_until_an_input_has_been_healthy_for_healthy_for_s()
     assert show.active == "slate"
     (at, decision), = show.run(TICK)
     assert at == 3.0
-    assert decision == Decision("main", "recovered", "startup: main healthy for 3 s", "slate")
+    assert decision == Decision("main", "recovered", "startup: main healthy for 3 s", "slate", urgent=True)
     assert show.policy.snapshot()["since"] == 3.0
 
 
@@ -215,7 +215,8 @@ def test_a_long_drop_switches_to_the_backup_within_one_evaluate() -> None:
     show = on_air(Show())
     show.studio.fault("main", "stalled", 1)
     decision = show.evaluate()
-    assert decision == Decision("backup", "fault", "main: stalled (tier 1); backup healthy for 20 s", "main")
+    assert decision == Decision("backup", "fault", "main: stalled (tier 1); backup healthy for 20 s", "main",
+                               urgent=True)
     assert show.active == "backup"
 
 
@@ -456,7 +457,7 @@ def test_a_failed_switch_moves_on_to_the_next_candidate_then_the_slate() -> None
     show = on_air(Show(priorities={"main": 1, "backup": 2, "spare": 3}, unverifiable={"backup", "spare"}))
     show.studio.fault("main", "stalled", 1)
     assert show.evaluate() == Decision(
-        "backup", "fault", "main: stalled (tier 1); backup healthy for 20 s", "main")
+        "backup", "fault", "main: stalled (tier 1); backup healthy for 20 s", "main", urgent=True)
     switched = show.run(2.0)  # the switcher reports backup unverified at 22 s
     assert [(at, d.to, d.detail) for at, d in switched] == [
         (22.0, "spare", "backup: switch not verified; spare healthy for 22 s")]
@@ -507,7 +508,8 @@ def test_manual_mode_never_switches_by_itself_but_commands_do() -> None:
         "to": "main", "reason": "recovered", "detail": "startup: main healthy for 30 s"}
     result = show.command("switch", to="main")
     assert result.ok
-    assert result.decision == Decision("main", "command", "switch command: slate -> main", "slate")
+    assert result.decision == Decision("main", "command", "switch command: slate -> main", "slate",
+                                       urgent=True)
     show.studio.fault("main", "black", 1)
     assert show.run(30.0) == []
     assert show.active == "main"
@@ -574,7 +576,8 @@ def test_failover_without_to_picks_the_best_healthy_other_input_or_the_slate() -
     show = on_air(Show(priorities={"main": 1, "backup": 2, "spare": 3}))
     show.studio.fault("backup", "frozen", 2)
     result = show.command("failover")
-    assert result.decision == Decision("spare", "command", "failover command: main -> spare", "main")
+    assert result.decision == Decision("spare", "command", "failover command: main -> spare", "main",
+                                       urgent=True)
     solo = on_air(Show(priorities={"main": 1}))
     result = solo.command("failover")
     assert result.decision is not None and result.decision.to == "slate"
@@ -657,6 +660,59 @@ def test_a_failover_without_to_delivered_twice_does_not_bounce_back() -> None:
     assert show.active == "backup"
 
 
+# ---------------------------------------------------------------------- when a switch cuts
+
+
+@pytest.mark.parametrize("name", ["failover", "switch"])
+def test_failover_and_switch_commands_cut_at_once_unless_sent_at_keyframe(name: str) -> None:
+    show = on_air(Show())
+    now = show.command(name, to="backup")
+    assert now.decision is not None and now.decision.urgent
+    show.run(1.0)
+    back = show.command(name, to="main", at="keyframe")
+    assert back.decision is not None and (back.decision.to, back.decision.urgent) == ("main", False)
+
+
+def test_a_failover_command_without_to_cuts_at_once_too() -> None:
+    show = on_air(Show())
+    result = show.command("failover")
+    assert result.decision is not None and (result.decision.to, result.decision.urgent) == ("backup", True)
+
+
+def test_failback_and_drill_commands_wait_for_the_keyframe() -> None:
+    show = on_air(Show())
+    drill = show.command("drill", to="backup", seconds=5)
+    assert drill.decision is not None and not drill.decision.urgent
+    (_, back), = show.run(5.0)  # the drill's own return
+    assert (back.to, back.reason, back.urgent) == ("main", "drill", False)
+    show.command("switch", to="backup")
+    failback = show.command("failback")
+    assert failback.decision is not None
+    assert (failback.decision.to, failback.decision.urgent) == ("main", False)
+
+
+def test_fault_switches_are_urgent_and_automatic_failback_waits() -> None:
+    show = on_air(Show())
+    show.studio.disconnect("main")
+    fault = show.evaluate()
+    assert fault is not None and (fault.to, fault.reason, fault.urgent) == ("backup", "fault", True)
+    show.studio.connect("main")
+    (_, failback), = show.run(10.0)
+    assert (failback.to, failback.reason, failback.urgent) == ("main", "failback", False)
+
+
+def test_an_escalation_and_a_drill_aborted_by_a_fault_are_urgent() -> None:
+    show = on_air(Show())
+    show.studio.fault("main", "frozen", 2)
+    (_, escalated), = show.run(show.settings.escalate_after_s)
+    assert (escalated.to, escalated.reason, escalated.urgent) == ("backup", "fault", True)
+    show = on_air(Show())
+    show.command("drill", to="backup", seconds=30)
+    show.studio.fault("backup", "stalled", 1)
+    aborted = show.evaluate()
+    assert aborted is not None and (aborted.to, aborted.reason, aborted.urgent) == ("main", "fault", True)
+
+
 # ---------------------------------------------------------------------- drills
 
 
@@ -698,7 +754,7 @@ def test_a_fault_during_a_drill_wins() -> None:
     show.studio.fault("backup", "stalled", 1)
     decision = show.evaluate()
     detail = "drill to backup aborted: backup: stalled (tier 1); back to main"
-    assert decision == Decision("main", "fault", detail, "backup")
+    assert decision == Decision("main", "fault", detail, "backup", urgent=True)
     _, finished = show.policy.take_events()
     assert isinstance(finished, DrillFinished) and not finished.passed
     assert finished.figures["aborted"] == "stalled (tier 1)"
