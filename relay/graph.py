@@ -245,6 +245,9 @@ class MediaGraph:
         self._waiters: list[_Waiter] = []
         self._evaluate_soon = False
         self._stopping = False
+        # Who else sees what goes on air, packet by packet, as the outputs do (the dashboard's
+        # program preview): called on the loop, must be quick and must not raise.
+        self.program_taps: list[Callable[[MediaPacket], None]] = []
 
     # -- what is on air -----------------------------------------------------------------
 
@@ -311,6 +314,8 @@ class MediaGraph:
         for pkt in pkts:
             for out in self.outputs:
                 out.send(pkt)
+            for tap in self.program_taps:
+                tap(pkt)
 
     # -- decisions ------------------------------------------------------------------------
 
