@@ -280,6 +280,6 @@ def test_the_dashboard_in_a_browser(studio: dict[str, Any]) -> None:
     assert m[("relay_output_sent_bytes_total", (("output", "platform"),))] > 100_000
     # frames that arrived over the last second: a 30 fps feed, bunched up after a pause on a
     # loaded machine (41 seen with six test workers on two cores)
-    assert 20 < m[("relay_input_fps", (("input", "main"),))] < 60
+    assert 20 < m[("relay_input_frames_per_second", (("input", "main"),))] < 60
     assert m[("relay_mqtt_connected", ())] == 1.0
     assert m[("relay_input_open_faults", (("input", "main"), ("tier", "1")))] == 0.0

@@ -352,7 +352,7 @@ class HttpServer:
         return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     async def prometheus(self, request: web.Request) -> web.Response:
-        body = await asyncio.to_thread(self.metrics.render)
+        body = await self.metrics.page()  # the snapshot on the loop, the rendering in a worker
         return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8",
                                                 "Cache-Control": "no-store"})
 
