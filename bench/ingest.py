@@ -18,9 +18,9 @@ from pathlib import Path
 
 import av
 
-from relay.ingest.rtmp import amf0
-from relay.ingest.rtmp.chunks import AUDIO, COMMAND_AMF0, SET_CHUNK_SIZE, VIDEO, ChunkWriter, set_chunk_size
-from relay.ingest.rtmp.session import PublishSession
+from relay.rtmp import amf0
+from relay.rtmp.chunks import AUDIO, COMMAND_AMF0, SET_CHUNK_SIZE, VIDEO, ChunkWriter, set_chunk_size
+from relay.rtmp.server_session import PublishSession
 from relay.media import MediaPacket
 
 KEY = "bench-ingest-key"

@@ -450,7 +450,7 @@ class MediaGraph:
         rtmp_inputs = {i.key.get_secret_value(): self.channels[i.id] for i in s.inputs
                        if i.kind == "rtmp" and i.key is not None}
         if s.server.rtmp and rtmp_inputs:
-            from relay.ingest.rtmp.server import RtmpServer
+            from relay.ingest.rtmp_server import RtmpServer
 
             host, port = split_host_port(s.server.rtmp)
             server = RtmpServer(

@@ -26,7 +26,7 @@ is written: no code path can write a tag that misnames the codec of the data beh
 
 from __future__ import annotations
 
-from relay.ingest.rtmp import amf0
+from relay.rtmp import amf0
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push.carriage import CannotCarry
 

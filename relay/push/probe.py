@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from relay.ingest.rtmp import amf0
-from relay.ingest.rtmp.chunks import COMMAND_AMF0, ChunkError, ChunkReader, ChunkWriter
+from relay.rtmp import amf0
+from relay.rtmp.chunks import COMMAND_AMF0, ChunkError, ChunkReader, ChunkWriter
 from relay.push.rtmp_publish import PushError, tls_context
 from relay.redact import MASK, redact_url, url_key
 

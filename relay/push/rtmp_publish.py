@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from relay.ingest.rtmp import amf0
+from relay.rtmp import amf0
 
 RTMP_VERSION = 3
 HANDSHAKE_SIZE = 1536

@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from relay.ingest.rtmp.server import LISTEN_BACKLOG
+from relay.ingest.rtmp_server import LISTEN_BACKLOG
 from tests.faults.show import (
     BACKUP_KEY,
     PLATFORM_KEY,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from relay.ingest.rtmp import amf0
-from relay.ingest.rtmp.chunks import COMMAND_AMF0, ChunkReader, ChunkWriter
-from relay.ingest.rtmp.handshake import Handshake
+from relay.rtmp import amf0
+from relay.rtmp.chunks import COMMAND_AMF0, ChunkReader, ChunkWriter
+from relay.rtmp.handshake import Handshake
 from relay.push.probe import probe_rtmp, probe_srt, probe_url
 from tests.support.nginx import BlackHole, NginxRtmp, refused_url
 from tests.support.tools import free_port, require

@@ -15,8 +15,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from relay.events import Event, InputRejected
-from relay.ingest.rtmp import RtmpServer
-from relay.ingest.rtmp.chunks import VIDEO
+from relay.ingest.rtmp_server import RtmpServer
+from relay.rtmp.chunks import VIDEO
 from tests.integration.test_rtmp_ingest import SIZE, RecordingPort
 from tests.support import hostile
 from tests.support.publishers import ffmpeg_publisher

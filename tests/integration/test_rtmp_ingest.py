@@ -16,8 +16,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from relay.events import Event, InputRejected
-from relay.ingest.rtmp import RtmpServer, amf0
-from relay.ingest.rtmp.chunks import COMMAND_AMF0, ChunkWriter
+from relay.ingest.rtmp_server import RtmpServer, amf0
+from relay.rtmp.chunks import COMMAND_AMF0, ChunkWriter
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from tests.support.publishers import Publisher, ffmpeg_publisher, gstreamer_publisher, pyav_publisher
 from tests.support.waiting import until

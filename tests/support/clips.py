@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from relay.ingest.rtmp.flv import FlvDemuxer
+from relay.rtmp.flv import FlvDemuxer
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push import flv
 from relay.studio.encoders import ENCODERS, encoder_options

@@ -20,8 +20,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from relay.ingest.rtmp import amf0
-from relay.ingest.rtmp.chunks import COMMAND_AMF0, USER_CONTROL, VIDEO, ChunkWriter
+from relay.rtmp import amf0
+from relay.rtmp.chunks import COMMAND_AMF0, USER_CONTROL, VIDEO, ChunkWriter
 
 HANDSHAKE = b"\x03" + bytes(1536) + bytes(1536)  # C0 + C1 + C2 (the server checks neither packet)
 SET_CHUNK_SIZE = 1
@@ -273,8 +273,8 @@ class MalformedPlatform:
                 self._talk(conn)
 
     def _talk(self, conn: socket.socket) -> None:
-        from relay.ingest.rtmp.chunks import ChunkReader
-        from relay.ingest.rtmp.handshake import Handshake
+        from relay.rtmp.chunks import ChunkReader
+        from relay.rtmp.handshake import Handshake
 
         conn.settimeout(0.2)
         shake, reader, writer = Handshake(), ChunkReader(), ChunkWriter()

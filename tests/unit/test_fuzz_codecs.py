@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from relay.codec import av1, hevc, video
 from relay.ingest.demux import DemuxSource, _Av1Track, _HevcTrack, _Session
-from relay.ingest.rtmp.flv import FlvDemuxer, FlvError
+from relay.rtmp.flv import FlvDemuxer, FlvError
 from relay.media import VideoConfig
 from tests.support.clips import encode, flv_tags
 from tests.unit.test_demux_codecs import _Pipe

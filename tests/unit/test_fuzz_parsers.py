@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from relay.codec import aac, h264
 from relay.ingest.demux import DemuxSource, _AudioTrack, _Session, _VideoTrack
-from relay.ingest.rtmp import amf0
-from relay.ingest.rtmp.chunks import (
+from relay.rtmp import amf0
+from relay.rtmp.chunks import (
     AUDIO,
     COMMAND_AMF0,
     DATA_AMF0,
@@ -35,10 +35,10 @@ from relay.ingest.rtmp.chunks import (
     ChunkReader,
     ChunkWriter,
 )
-from relay.ingest.rtmp.flv import FlvDemuxer, FlvError
-from relay.ingest.rtmp.handshake import Handshake, HandshakeError
-from relay.ingest.rtmp.server import _PROTOCOL_ERRORS
-from relay.ingest.rtmp.session import PublishSession
+from relay.rtmp.flv import FlvDemuxer, FlvError
+from relay.rtmp.handshake import Handshake, HandshakeError
+from relay.ingest.rtmp_server import _PROTOCOL_ERRORS
+from relay.rtmp.server_session import PublishSession
 from relay.push.rtmp_publish import ChunkReader as PushChunkReader
 from relay.push.rtmp_publish import ReplyError, chunk_message
 from tests.unit.test_rtmp_flv import AVCC_360P, AVCC_1080P

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from relay.events import Event, FaultCleared, FaultRaised, OutputUrlChanged
-from relay.ingest.rtmp import amf0
+from relay.rtmp import amf0
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push import flv
 from relay.push.policy import PushPolicy

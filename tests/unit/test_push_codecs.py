@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.ingest.rtmp import amf0
-from relay.ingest.rtmp.flv import FlvDemuxer
+from relay.rtmp import amf0
+from relay.rtmp.flv import FlvDemuxer
 from relay.media import VideoConfig
 from relay.push import flv
 from relay.push.carriage import FORMS, CannotCarry, carries, form_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.ingest.rtmp import amf0
+from relay.rtmp import amf0
 from relay.push.rtmp_publish import ChunkReader, ReplyError, chunk_message
 
 

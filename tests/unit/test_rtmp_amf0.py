@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from relay.ingest.rtmp import amf0
+from relay.rtmp import amf0
 
 
 @pytest.mark.parametrize("value", [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.ingest.rtmp.chunks import (
+from relay.rtmp.chunks import (
     AUDIO,
     COMMAND_AMF0,
     VIDEO,

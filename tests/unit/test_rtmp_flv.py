@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relay.codec import av1
-from relay.ingest.rtmp.flv import FlvDemuxer, FlvError, TimestampUnwrapper
+from relay.rtmp.flv import FlvDemuxer, FlvError, TimestampUnwrapper
 from relay.media import MediaPacket, Track, VideoConfig
 from tests.support.clips import encode, flv_tags
 

@@ -11,8 +11,8 @@ import tracemalloc
 import pytest
 from structlog.testing import capture_logs
 
-from relay.ingest.rtmp import amf0
-from relay.ingest.rtmp.chunks import (
+from relay.rtmp import amf0
+from relay.rtmp.chunks import (
     AUDIO,
     COMMAND_AMF0,
     DATA_AMF0,
@@ -22,7 +22,7 @@ from relay.ingest.rtmp.chunks import (
     ChunkReader,
     ChunkWriter,
 )
-from relay.ingest.rtmp.session import SessionError
+from relay.rtmp.server_session import SessionError
 from tests.unit.test_rtmp_chunks import fmt0, fmt3
 from tests.unit.test_rtmp_flv import AVCC_360P, NALUS, avc
 from tests.unit.test_rtmp_session import KEY, FakePort, make

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from relay.events import Event, InputConnected, InputRejected
-from relay.ingest.rtmp.server import RejectionLimiter
+from relay.ingest.rtmp_server import RejectionLimiter
 
 
 def test_rejections_are_limited_per_second_and_the_held_back_are_counted() -> None:

@@ -10,8 +10,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from relay.events import Event, InputRejected
-from relay.ingest.rtmp import amf0
-from relay.ingest.rtmp.chunks import (
+from relay.rtmp import amf0
+from relay.rtmp.chunks import (
     ACKNOWLEDGEMENT,
     AUDIO,
     COMMAND_AMF0,
@@ -24,8 +24,8 @@ from relay.ingest.rtmp.chunks import (
     ChunkWriter,
     RtmpMessage,
 )
-from relay.ingest.rtmp.handshake import HandshakeError
-from relay.ingest.rtmp.session import PublishSession, SessionError
+from relay.rtmp.handshake import HandshakeError
+from relay.rtmp.server_session import PublishSession, SessionError
 from relay.media import MediaPacket, VideoConfig
 from tests.unit.test_rtmp_flv import AVCC_360P, NALUS, avc
 
@@ -245,7 +245,7 @@ def test_media_on_another_message_stream_is_ignored() -> None:
 
 def test_random_bytes_only_ever_raise_protocol_errors() -> None:
     """Garbage at every layer closes the connection through a protocol error, never a crash."""
-    from relay.ingest.rtmp.server import _PROTOCOL_ERRORS
+    from relay.ingest.rtmp_server import _PROTOCOL_ERRORS
 
     rng = random.Random(20240611)
     refused = survived = 0

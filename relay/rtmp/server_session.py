@@ -31,8 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 from relay.events import EventSink, InputRejected
-from relay.ingest.rtmp import amf0
-from relay.ingest.rtmp.chunks import (
+from relay.rtmp import amf0
+from relay.rtmp.chunks import (
     ACKNOWLEDGEMENT,
     AUDIO,
     COMMAND_AMF0,
@@ -57,8 +57,8 @@ from relay.ingest.rtmp.chunks import (
     stream_begin,
     window_ack_size,
 )
-from relay.ingest.rtmp.flv import FlvDemuxer, FlvError
-from relay.ingest.rtmp.handshake import Handshake
+from relay.rtmp.flv import FlvDemuxer, FlvError
+from relay.rtmp.handshake import Handshake
 from relay.log import get_logger
 from relay.media import InputPort
 

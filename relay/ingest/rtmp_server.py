@@ -37,11 +37,11 @@ from collections.abc import Callable
 from typing import Any
 
 from relay.events import Event, EventSink, InputRejected
-from relay.ingest.rtmp.amf0 import AmfError
-from relay.ingest.rtmp.chunks import ChunkError
-from relay.ingest.rtmp.flv import FlvError
-from relay.ingest.rtmp.handshake import HandshakeError
-from relay.ingest.rtmp.session import PublishSession, SessionError
+from relay.rtmp.amf0 import AmfError
+from relay.rtmp.chunks import ChunkError
+from relay.rtmp.flv import FlvError
+from relay.rtmp.handshake import HandshakeError
+from relay.rtmp.server_session import PublishSession, SessionError
 from relay.log import get_logger
 from relay.media import InputPort
 
