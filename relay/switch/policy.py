@@ -32,11 +32,14 @@ Rules in `auto` mode (evaluated in this order):
    was active, reason ``drill``) or at once when the drill target is failing (back to the
    input that was active, or the best healthy one, or the slate; reason ``fault``). A
    drill runs to its end in `manual` mode too: it is a command's consequence.
-2. On the slate, the best input healthy for `healthy_for_s` goes on air, reason
-   ``recovered`` (detail ``startup: ...`` the first time). The policy starts on the slate.
+2. On the slate (at start, or with every input lost), once an input has been healthy for
+   `OFF_SLATE_HEALTHY_S` (1 s) the most preferred input then healthy goes on air at once
+   (several healthy within that second: the most preferred), reason ``recovered``
+   (detail ``startup: ...`` the first time). The policy starts on the slate.
 3. The active input is failing, or a tier-2 fault of it has lasted `escalate_after_s`
    while another input is healthy for `healthy_for_s` (*escalation*): switch to the best
-   input healthy for `healthy_for_s`, else to the slate; reason ``fault``, the detail
+   input healthy for `healthy_for_s`, else to what would leave the slate at once (rule 2:
+   straight there, no slate in between), else to the slate; reason ``fault``, the detail
    names the cause (``main: escalated: frozen tier 2 for 15 s; backup healthy for 40 s``).
 4. Failback `auto`: a more preferred input healthy for `failback_after_s` goes back on
    air, reason ``failback``. Failback `manual`: only the ``failback`` command does it.
@@ -102,6 +105,9 @@ Statuses = Mapping[str, InputStatus]  # input id -> what its watchers say now
 # Signals after which an input shows nothing at all: named first when an input has several.
 _NOTHING_TO_SHOW = frozenset({"disconnected", "stalled"})
 _EVENT_BACKLOG = 256  # bounded: nobody draining must not grow memory
+# Off the slate at once (SPEC 4): nothing is worse than the slate, so an input healthy this
+# long replaces it without waiting healthy_for_s (which governs switches between inputs).
+OFF_SLATE_HEALTHY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,15 +240,14 @@ class FailoverPolicy:
         nothing on air), without deciding anything."""
         if self.active == self.slate_id:
             return None
-        return self._best_healthy(now, inputs, self.settings.healthy_for_s, exclude=self.active)
+        return self._replacement(now, inputs, exclude=self.active)
 
     def _automatic_choice(self, now: float, inputs: Statuses) -> _Want | None:
         active = self.active
-        healthy_for_s = self.settings.healthy_for_s
         if active == self.slate_id:
             if self._pinned:
                 return None
-            best = self._best_healthy(now, inputs, healthy_for_s)
+            best = self._off_slate(now, inputs)
             if best is None:
                 return None
             how = f"{best} healthy for {self._healthy_text(now, best, inputs)} s"
@@ -251,7 +256,7 @@ class FailoverPolicy:
         trouble = self._trouble(now, active, inputs)
         if trouble is not None:
             why, urgent = trouble
-            best = self._best_healthy(now, inputs, healthy_for_s, exclude=active)
+            best = self._replacement(now, inputs, exclude=active)
             if best is None:
                 return _Want(self.slate_id, "fault", f"{active}: {why}; no healthy input, slate", urgent)
             how = f"{best} healthy for {self._healthy_text(now, best, inputs)} s"
@@ -269,7 +274,7 @@ class FailoverPolicy:
             why = trouble[0]
             back = drill.return_to
             if self._failing(now, back, inputs) is not None:
-                best = self._best_healthy(now, inputs, self.settings.healthy_for_s, exclude=drill.to)
+                best = self._replacement(now, inputs, exclude=drill.to)
                 back = self.slate_id if best is None else best
             self._finish_drill(now, passed=False, figures={"aborted": why, "returned_to": back})
             # A real fault wins over the rehearsal, in either mode: get off the failing target now.
@@ -357,6 +362,20 @@ class FailoverPolicy:
 
     def _healthy_text(self, now: float, input_id: str, inputs: Statuses) -> str:
         return _secs(self._healthy_for(now, input_id, inputs) or 0.0)
+
+    def _off_slate(self, now: float, inputs: Statuses, exclude: str | None = None) -> str | None:
+        """What leaves the slate now: once any input has been healthy for OFF_SLATE_HEALTHY_S,
+        the most preferred input healthy at all (several that became healthy within that
+        second: the preferred one, so main wins a start where both arrive together)."""
+        if self._best_healthy(now, inputs, OFF_SLATE_HEALTHY_S, exclude=exclude) is None:
+            return None
+        return self._best_healthy(now, inputs, 0.0, exclude=exclude)
+
+    def _replacement(self, now: float, inputs: Statuses, exclude: str) -> str | None:
+        """Where a fault of `exclude` goes: the best input healthy for healthy_for_s, else
+        what would leave the slate at once anyway (straight there: no slate in between)."""
+        best = self._best_healthy(now, inputs, self.settings.healthy_for_s, exclude=exclude)
+        return best if best is not None else self._off_slate(now, inputs, exclude=exclude)
 
     def _best_healthy(
         self,

@@ -153,17 +153,89 @@ def settings(**changes: object) -> FailoverSettings:
 # ---------------------------------------------------------------------- start-up and slate
 
 
-def test_starts_on_the_slate_until_an_input_has_been_healthy_for_healthy_for_s() -> None:
+def test_starts_on_the_slate_until_an_input_has_been_healthy_for_1_s() -> None:
     show = Show()
     assert show.active == "slate"
     assert show.policy.snapshot()["since"] is None
     show.studio.connect("main", "backup")
-    assert show.run(3.0 - TICK) == []
+    assert show.run(1.0 - TICK) == []
     assert show.active == "slate"
     (at, decision), = show.run(TICK)
-    assert at == 3.0
-    assert decision == Decision("main", "recovered", "startup: main healthy for 3 s", "slate", urgent=True)
-    assert show.policy.snapshot()["since"] == 3.0
+    assert at == 1.0
+    assert decision == Decision("main", "recovered", "startup: main healthy for 1 s", "slate", urgent=True)
+    assert show.policy.snapshot()["since"] == 1.0
+
+
+def test_healthy_for_s_does_not_hold_the_slate() -> None:
+    show = Show(settings=settings(healthy_for_s=10.0, min_dwell_s=30.0))
+    show.studio.connect("backup")
+    (at, decision), = show.run(2.0)
+    assert (at, decision.to, decision.reason, decision.urgent) == (1.0, "backup", "recovered", True)
+
+
+@pytest.mark.parametrize(("first", "then", "after_s"), [
+    ("main", "backup", 0.5), ("backup", "main", 0.5), ("backup", "main", 1.0 - TICK),
+])
+def test_at_start_the_preferred_input_goes_on_air_whichever_arrives_first_within_a_second(
+    first: str, then: str, after_s: float,
+) -> None:
+    show = Show()
+    show.studio.connect(first)
+    show.run(after_s)
+    show.studio.connect(then)  # healthy within the second the first one waited
+    switched = show.run(30.0)
+    assert [(at, d.to, d.reason) for at, d in switched] == [(1.0, "main", "recovered")]
+
+
+def test_an_input_arriving_after_that_second_comes_on_air_by_failback() -> None:
+    show = Show()
+    show.studio.connect("backup")
+    switched = show.run(1.0 + TICK)
+    show.studio.connect("main")  # at 1.125: the backup has been on air since 1 s
+    switched += show.run(30.0)
+    assert [(at, d.to, d.reason) for at, d in switched] == [(1.0, "backup", "recovered"),
+                                                            (11.125, "main", "failback")]
+
+
+def test_the_second_counts_from_when_an_input_became_healthy_for_good() -> None:
+    show = Show()
+    show.studio.connect("backup")
+    show.run(0.75)
+    show.studio.fault("backup", "cadence", 2)  # not healthy: the count starts again
+    show.run(0.5)
+    show.studio.clear("backup", "cadence")  # healthy from 1.25
+    (at, decision), = show.run(5.0)
+    assert (at, decision.to) == (2.25, "backup")
+
+
+def test_a_tier_3_warning_does_not_hold_the_slate() -> None:
+    show = Show()
+    show.studio.connect("main")
+    show.studio.fault("main", "cadence", 3)  # frames arriving unevenly: still healthy
+    (at, decision), = show.run(5.0)
+    assert (at, decision.to) == (1.0, "main")
+
+
+def test_off_the_slate_in_manual_mode_is_only_suggested_and_a_commanded_slate_stays() -> None:
+    show = Show(settings=settings(mode="manual"))
+    show.studio.connect("main", "backup")
+    assert show.run(5.0) == []
+    suggested = show.policy.snapshot()["suggested"]
+    assert isinstance(suggested, dict) and suggested["to"] == "main"
+    show.command("mode", mode="auto")
+    (_, decision), = show.run(TICK)
+    assert decision.to == "main"
+    show.command("switch", to="slate")
+    assert show.run(30.0) == []
+    assert show.active == "slate"
+
+
+def test_a_failed_switch_off_the_slate_goes_straight_to_the_next_healthy_input() -> None:
+    show = Show(unverifiable={"main"})
+    show.studio.connect("main", "backup")
+    switched = show.run(5.0)  # main at 1 s, not verified at 3 s: backup, healthy for 3 s
+    assert [(at, d.to, d.reason) for at, d in switched] == [(1.0, "main", "recovered"),
+                                                            (3.0, "backup", "fault")]
 
 
 def test_first_healthy_input_leaves_the_slate_then_the_preferred_one_fails_back() -> None:
@@ -171,8 +243,8 @@ def test_first_healthy_input_leaves_the_slate_then_the_preferred_one_fails_back(
     show.studio.connect("backup")
     show.run_until(2.0)
     show.studio.connect("main")
-    (at, decision), = show.run_until(3.0)
-    assert (at, decision.to, decision.reason) == (3.0, "backup", "recovered")
+    assert show.active == "backup"  # since 1 s
+    show.run_until(3.0)
     (at, decision), = show.run_until(30.0)
     # main healthy since 2 s: failback after failback_after_s = 10 s
     assert (at, decision.to, decision.reason) == (12.0, "main", "failback")
@@ -190,8 +262,22 @@ def test_nothing_healthy_goes_to_the_slate_and_the_first_recovered_input_replace
     assert show.run(30) == []
     show.studio.connect("backup")  # at 50
     (at, decision), = show.run(10)
-    assert (at, decision.to, decision.reason) == (53.0, "backup", "recovered")
-    assert decision.detail == "backup healthy for 3 s; leaving the slate"
+    assert (at, decision.to, decision.reason, decision.urgent) == (51.0, "backup", "recovered", True)
+    assert decision.detail == "backup healthy for 1 s; leaving the slate"
+
+
+@pytest.mark.parametrize("first", ["main", "backup"])
+def test_with_every_input_lost_the_preferred_one_back_within_a_second_goes_on_air(first: str) -> None:
+    show = on_air(Show())
+    show.studio.disconnect("backup")
+    show.studio.disconnect("main")
+    show.run(10.0)
+    assert show.active == "slate"
+    show.studio.connect(first)
+    show.run(0.5)
+    show.studio.connect("backup" if first == "main" else "main")
+    switched = show.run(30.0)
+    assert [(at, d.to, d.reason) for at, d in switched] == [(31.0, "main", "recovered")]
 
 
 # ---------------------------------------------------------------------- the fault rule
@@ -237,19 +323,44 @@ def test_faults_of_a_standby_input_do_not_switch() -> None:
     assert show.run(30) == []
 
 
-def test_backup_not_healthy_long_enough_means_the_slate_then_the_backup() -> None:
+def test_backup_healthy_under_1_s_means_the_slate_then_the_backup() -> None:
     show = on_air(Show())
     show.studio.disconnect("backup")
     show.run_until(30.0)
     show.studio.connect("backup")
-    show.run_until(31.0)
+    show.run_until(30.5)
     show.studio.fault("main", "stalled", 1)
     decision = show.evaluate()
     assert decision is not None
     assert (decision.to, decision.reason) == ("slate", "fault")
-    # The slate is left as soon as the backup has been healthy for 3 s: no min_dwell_s wait.
+    # The slate is left as soon as the backup has been healthy for 1 s: no min_dwell_s wait.
     (at, decision), = show.run(5.0)
-    assert (at, decision.to, decision.reason) == (33.0, "backup", "recovered")
+    assert (at, decision.to, decision.reason) == (31.0, "backup", "recovered")
+
+
+def test_a_fault_goes_straight_to_a_backup_healthy_for_1_s_not_via_the_slate() -> None:
+    show = on_air(Show())
+    show.studio.disconnect("backup")
+    show.run_until(30.0)
+    show.studio.connect("backup")
+    show.run_until(31.5)  # healthy for 1.5 s: under healthy_for_s, but the slate would go at once
+    assert show.policy.fault_target(show.now, show.studio.statuses()) == "backup"
+    show.studio.fault("main", "stalled", 1)
+    decision = show.evaluate()
+    assert decision is not None
+    assert (decision.to, decision.reason, decision.detail) == (
+        "backup", "fault", "main: stalled (tier 1); backup healthy for 1.5 s")
+
+
+def test_a_backup_healthy_for_healthy_for_s_goes_before_a_preferred_one_just_back() -> None:
+    show = on_air(Show(priorities={"main": 1, "backup": 2, "spare": 3}))
+    show.studio.disconnect("backup")
+    show.run_until(30.0)
+    show.studio.connect("backup")  # healthy for 2 s at the fault; spare for 32 s
+    show.run_until(32.0)
+    show.studio.fault("main", "stalled", 1)
+    decision = show.evaluate()
+    assert decision is not None and decision.to == "spare"
 
 
 def test_never_switches_to_an_input_that_is_failing() -> None:
@@ -381,10 +492,10 @@ def test_a_black_backup_soon_after_a_switch_goes_to_the_slate_when_nothing_is_he
     show.studio.clear("main", "black")  # main healthy from 20.5
     show.run_until(21.0)
     show.studio.fault("backup", "black", 1)
-    (at, decision), = show.run(TICK)  # not held by min_dwell_s; main not healthy for 3 s yet
+    (at, decision), = show.run(TICK)  # not held by min_dwell_s; main not healthy for 1 s yet
     assert (decision.to, decision.reason) == ("slate", "fault")
     (at, decision), = show.run_until(24.0)
-    assert (at, decision.to, decision.reason) == (23.5, "main", "recovered")
+    assert (at, decision.to, decision.reason) == (21.5, "main", "recovered")
 
 
 @pytest.mark.parametrize("blow", ["stalled", "disconnect"])
@@ -480,9 +591,9 @@ def test_a_failed_switch_target_is_failing_for_a_while_then_healthy_again() -> N
     assert not refused.ok
     assert refused.error == "switch: 'backup' is failing (switch not verified); send force: true in manual " \
         "mode to switch anyway"
-    # failing for failed_switch_hold_s (= failback_after_s, 10 s), then healthy for 3 s again
+    # failing for failed_switch_hold_s (= failback_after_s, 10 s), then healthy for 1 s again
     (at, decision), = show.run(20.0)
-    assert (at, decision.to, decision.reason) == (35.0, "backup", "recovered")
+    assert (at, decision.to, decision.reason) == (33.0, "backup", "recovered")
     show.run(1.0)
     assert show.policy.snapshot()["failed_switches"] == {}
 
