@@ -6,8 +6,8 @@
 const $ = (sel) => document.querySelector(sel);
 const S = { hello: null, state: {}, health: {}, history: [], commands: {}, csrf: null, thumbs: {} };
 const HISTORY = 300;
-const FIGURES = [["fps", "fps", 1], ["bitrate_kbps", "kbit/s", 0], ["drift_ms", "drift ms", 0],
-                 ["loudness_dbfs", "dBFS", 1], ["luma", "luma", 2]];
+const FIGURES = [["fps", "dash.fig_fps", 1], ["bitrate_kbps", "dash.fig_kbps", 0], ["drift_ms", "dash.fig_drift_ms", 0],
+                 ["loudness_dbfs", "dash.fig_dbfs", 1], ["luma", "dash.fig_luma", 2]];
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -23,7 +23,7 @@ function el(tag, attrs = {}, ...children) {
 function clock(iso) {
   if (!iso) return "";
   const d = new Date(iso);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  return d.toLocaleTimeString(LANG, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 }
 
 function ago(iso) {
@@ -31,7 +31,11 @@ function ago(iso) {
   let s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
   s %= 60;
-  return h ? `${h} h ${m} min` : m ? `${m} min ${s} s` : `${s} s`;
+  return h ? t("common.ago_h", { h, m }) : m ? t("common.ago_m", { m, s }) : t("common.ago_s", { s });
+}
+
+function sinceText(iso) {
+  return t("dash.since", { time: clock(iso), ago: ago(iso) });
 }
 
 function num(v, digits) {
@@ -60,21 +64,24 @@ function confirmDialog(text) {
 // -- commands -------------------------------------------------------------------------------
 
 function describeCommand(name, args) {
-  const to = args.to ? ` to ${args.to}` : "";
+  // Issue 21: failover and switch cut at once (bridged until the target's keyframe) unless
+  // the request says "at": "keyframe"; failback and drill always wait for the keyframe.
+  const when = args.at === "keyframe" ? t("dash.cut_keyframe") : t("dash.cut_now");
   switch (name) {
-    case "failover": return `Fail over${to || " to the best healthy backup"}? This changes what is on air now.`;
-    case "failback": return "Fail back to the most preferred healthy input? This changes what is on air now.";
-    case "switch": return `Put ${args.to} on air now?`;
-    case "drill": return `Drill${to || " the best healthy backup"} for ${args.seconds} s? It goes on air, then back.`;
-    case "output": return `Move output ${args.output} to ingest URL #${args.url_index}?`;
-    default: return `Send ${name} ${JSON.stringify(args)}?`;
+    case "failover": return (args.to ? t("dash.confirm_failover_to", { to: args.to }) : t("dash.confirm_failover")) + " " + when;
+    case "failback": return t("dash.confirm_failback") + " " + t("dash.cut_keyframe");
+    case "switch": return t("dash.confirm_switch", { to: args.to }) + " " + when;
+    case "drill": return (args.to ? t("dash.confirm_drill_to", { to: args.to, seconds: args.seconds })
+                                  : t("dash.confirm_drill", { seconds: args.seconds })) + " " + t("dash.cut_keyframe");
+    case "output": return t("dash.confirm_output", { output: args.output, index: args.url_index });
+    default: return t("dash.confirm_other", { name, args: JSON.stringify(args) });
   }
 }
 
 async function send(name, args = {}) {
   const spec = S.commands[name];
-  if (!spec) { toast(`${name}: this relay has no such command`, "error"); return null; }
-  if (!spec.allowed) { toast(`${name}: needs the ${spec.role} role`, "error"); return null; }
+  if (!spec) { toast(t("dash.no_such_command", { name }), "error"); return null; }
+  if (!spec.allowed) { toast(t("dash.needs_role", { name, role: spec.role }), "error"); return null; }
   if (spec.on_air && !(await confirmDialog(describeCommand(name, args)))) return null;
   const started = performance.now();
   let running = null;
@@ -92,7 +99,7 @@ async function send(name, args = {}) {
     });
     reply = await r.json();
   } catch (e) {
-    toast(`${name}: no answer (${e})`, "error");
+    toast(t("dash.no_answer", { name, error: String(e) }), "error");
     return null;
   } finally {
     if (running) clearInterval(running);
@@ -100,7 +107,7 @@ async function send(name, args = {}) {
   }
   if (name === "check" && reply.status === "ok") renderChecklist({ ...reply.data, ts: new Date().toISOString() });
   const ms = Math.round(performance.now() - started);
-  if (reply.status === "ok") toast(`${name}: done (${ms} ms)`, "ok");
+  if (reply.status === "ok") toast(t("dash.done", { name, ms }), "ok");
   else toast(`${name}: ${reply.error}`, "error");
   return reply;
 }
@@ -111,7 +118,7 @@ function button(name, text, args, cls) {
   const b = el("button", { class: cls || (spec.on_air ? "danger" : "secondary"), "data-command": name,
                            title: spec.summary, onclick: () => send(name, typeof args === "function" ? args() : args) },
                text);
-  if (!spec.allowed) { b.disabled = true; b.title = `${spec.summary} (needs the ${spec.role} role)`; }
+  if (!spec.allowed) { b.disabled = true; b.title = t("dash.summary_needs_role", { summary: spec.summary, role: spec.role }); }
   return b;
 }
 
@@ -121,19 +128,19 @@ function renderActions() {
   const st = S.state;
   const a = $("#actions");
   a.replaceChildren(...[
-    button("failover", "Failover"),
-    button("failback", "Failback"),
-    button("mode", st.mode === "manual" ? "Mode: manual → auto" : "Mode: auto → manual",
+    button("failover", t("dash.btn_failover")),
+    button("failback", t("dash.btn_failback")),
+    button("mode", st.mode === "manual" ? t("dash.btn_mode_to_auto") : t("dash.btn_mode_to_manual"),
            () => ({ mode: S.state.mode === "manual" ? "auto" : "manual" })),
-    button("failback_policy", st.failback === "manual" ? "Failback: manual → auto" : "Failback: auto → manual",
+    button("failback_policy", st.failback === "manual" ? t("dash.btn_failback_to_auto") : t("dash.btn_failback_to_manual"),
            () => ({ policy: S.state.failback === "manual" ? "auto" : "manual" })),
-    button("drill", "Drill backup 10 s", { seconds: 10 }),
+    button("drill", t("dash.btn_drill", { seconds: 10 }), { seconds: 10 }),
   ].filter(Boolean));
-  $("#check-actions").replaceChildren(...[button("check", "Run pre-show check", {}, "secondary")].filter(Boolean));
+  $("#check-actions").replaceChildren(...[button("check", t("dash.btn_check"), {}, "secondary")].filter(Boolean));
   const more = $("#more-commands");
   more.replaceChildren(...Object.values(S.commands).filter((c) => !PLACED.has(c.name) || c.name === "ping")
     .map(commandForm));
-  if (!more.children.length) more.append(el("span", { class: "muted" }, "none"));
+  if (!more.children.length) more.append(el("span", { class: "muted" }, t("common.none")));
 }
 
 function commandForm(spec) {
@@ -183,7 +190,7 @@ function sparkline(values) {
   const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
   line.setAttribute("points", pts.map(([i, v]) => `${i},${(19 - ((v - lo) / (hi - lo)) * 18).toFixed(1)}`).join(" "));
   const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
-  title.textContent = `last ${values.length} s: ${lo.toFixed(1)} to ${hi.toFixed(1)}`;
+  title.textContent = t("dash.sparkline_title", { n: values.length, lo: lo.toFixed(1), hi: hi.toFixed(1) });
   svg.append(title);
   svg.append(line);
   return svg;
@@ -193,7 +200,7 @@ const IMAGES = {};  // one <img> per input, kept across redraws: a redraw never 
 
 function inputImage(id) {
   let img = IMAGES[id];
-  if (!img) img = IMAGES[id] = el("img", { alt: `picture of ${id}`, "data-seq": "0" });
+  if (!img) img = IMAGES[id] = el("img", { alt: t("dash.picture_of", { id }), "data-seq": "0" });
   const seq = String(S.thumbs[id] || 0);
   if (S.thumbs[id] && img.dataset.seq !== seq) { img.src = thumbUrl(id); img.dataset.seq = seq; }
   return img;
@@ -207,19 +214,19 @@ function thumbUrl(key) {
 function renderOnAir() {
   const st = S.state;
   $("#relay-id").textContent = st.relay || (S.hello && S.hello.relay) || "relay";
-  document.title = `Relay ${st.relay || ""}: ${st.active_input || "nothing"} on air`;
+  document.title = t("dash.page_title", { relay: st.relay || "", input: st.active_input || t("dash.nothing") });
   const active = $("#active-input");
-  active.textContent = st.active_input || "nothing yet";
+  active.textContent = st.active_input || t("dash.nothing_yet");
   active.className = "on-air-name" + (st.active_input === "slate" ? " slate" : "");
-  $("#since").textContent = st.since ? `since ${clock(st.since)} (${ago(st.since)})` : "";
-  $("#mode").textContent = `mode ${st.mode || "?"}`;
-  $("#failback").textContent = `failback ${st.failback || "?"}`;
+  $("#since").textContent = st.since ? sinceText(st.since) : "";
+  $("#mode").textContent = t("dash.chip_mode", { mode: label("value", st.mode || "?") });
+  $("#failback").textContent = t("dash.chip_failback", { policy: label("value", st.failback || "?") });
   const worst = st.worst_tier;
   const w = $("#worst");
-  w.textContent = worst ? `worst open fault: tier ${worst}` : "no open fault";
+  w.textContent = worst ? t("common.worst_fault", { tier: worst }) : t("common.no_open_fault");
   w.className = "chip " + (worst ? `tier-${worst}` : "clear");
   const drill = st.drill;
-  $("#drill").textContent = drill ? `drill of ${drill.to} until ${clock(drill.until)}` : "";
+  $("#drill").textContent = drill ? t("dash.drill_until", { to: drill.to, until: clock(drill.until) }) : "";
   const url = thumbUrl("on_air");
   const pic = $("#on-air-picture");
   if (url && pic.getAttribute("src") !== url) pic.src = url;
@@ -229,7 +236,7 @@ const CODECS = { h264: "H.264", hevc: "HEVC", av1: "AV1", aac: "AAC" };
 
 function formatText(f) {
   // What the encoder sends: "HEVC Main 4.1 · 1280x720 · 30 fps · AAC 48 kHz 2 ch".
-  if (!f || !f.codec) return "format not known yet";
+  if (!f || !f.codec) return t("dash.format_unknown");
   const parts = [[CODECS[f.codec] || f.codec, f.profile, f.level].filter(Boolean).join(" ")];
   if (f.width && f.height) parts.push(`${f.width}x${f.height}`);
   if (f.fps) parts.push(`${num(f.fps, 2).replace(/\.?0+$/, "")} fps`);
@@ -246,21 +253,23 @@ function renderInputs() {
     const st = inputs[id], h = health[id] || {};
     const hist = S.history.map((s) => (s.inputs && s.inputs[id]) || {});
     const faults = (st.faults || []).map((f) => el("li", {},
-      el("span", { class: `chip tier-${f.tier}` }, `tier ${f.tier}`), " ", el("b", {}, f.signal),
-      f.since ? ` since ${clock(f.since)}` : "", f.value !== null && f.value !== undefined ? ` (${f.value})` : ""));
+      el("span", { class: `chip tier-${f.tier}` }, t("common.tier", { tier: f.tier })), " ",
+      el("b", { title: f.signal, "data-signal": f.signal }, label("signal", f.signal)),
+      f.since ? " " + t("dash.since_clock", { time: clock(f.since) }) : "", f.value !== null && f.value !== undefined ? ` (${f.value})` : ""));
     const srt = typeof h.srt_rtt_ms === "number"
-      ? el("div", { class: "muted" }, `SRT: RTT ${num(h.srt_rtt_ms, 0)} ms, loss ${num(h.srt_loss_pct, 1)} %`) : null;
+      ? el("div", { class: "muted" }, t("dash.srt_line", { rtt: num(h.srt_rtt_ms, 0), loss: num(h.srt_loss_pct, 1) })) : null;
     return el("article", { class: `card tile${id === S.state.active_input ? " on-air-tile" : ""}`, "data-input": id },
       el("div", { class: "head" }, el("span", { class: "name" }, id),
-         el("span", { class: `status ${st.status}` }, st.status)),
+         el("span", { class: `status ${st.status}`, "data-status": st.status }, label("status", st.status))),
       el("div", { class: "picture" }, inputImage(id)),
-      el("div", { class: "muted" }, `${st.kind} · priority ${st.priority}${st.connected ? "" : " · not connected"}`),
+      el("div", { class: "muted" }, t("dash.input_line", { kind: st.kind, priority: st.priority })
+         + (st.connected ? "" : " · " + t("dash.not_connected"))),
       el("div", { class: "muted format", "data-format": (st.format && st.format.codec) || "" }, formatText(st.format)),
       el("div", { class: "figures" }, FIGURES.map(([k, label, d]) => el("div", { class: "figure", "data-figure": k },
-        el("span", { class: "k" }, label), el("span", { class: "v" }, num(h[k], d)), sparkline(hist.map((x) => x[k]))))),
+        el("span", { class: "k" }, t(label)), el("span", { class: "v" }, num(h[k], d)), sparkline(hist.map((x) => x[k]))))),
       srt,
       el("ul", { class: "faults" }, faults),
-      id !== S.state.active_input ? el("div", { class: "actions" }, button("switch", `Put ${id} on air`, { to: id })) : null);
+      id !== S.state.active_input ? el("div", { class: "actions" }, button("switch", t("dash.btn_put_on_air", { id }), { to: id })) : null);
   }));
 }
 
@@ -271,16 +280,16 @@ function renderOutputs() {
     const h = health[id] || {};
     const count = h.urls || (o.urls ? o.urls.length : 0);
     const others = [];
-    for (let i = 0; i < count; i++) if (i !== o.url_index) others.push(button("output", `Use URL #${i}`, { output: id, url_index: i }, "secondary"));
+    for (let i = 0; i < count; i++) if (i !== o.url_index) others.push(button("output", t("dash.btn_use_url", { index: i }), { output: id, url_index: i }, "secondary"));
     return el("article", { class: "card tile", "data-output": id },
-      el("div", { class: "head" }, el("span", { class: "name" }, id), el("span", { class: `status ${o.status}` }, o.status)),
-      el("div", {}, `ingest URL #${o.url_index}`), el("div", { class: "url" }, o.url || ""),
-      el("div", { class: "muted" }, `video tags: ${o.video_tags || "legacy"}`),
-      o.cannot_carry ? el("div", { class: "faults cannot-carry" }, el("span", { class: "chip tier-1" }, "tier 1"), " ", o.cannot_carry) : null,
+      el("div", { class: "head" }, el("span", { class: "name" }, id), el("span", { class: `status ${o.status}`, "data-status": o.status }, label("status", o.status))),
+      el("div", {}, t("dash.ingest_url", { index: o.url_index })), el("div", { class: "url" }, o.url || ""),
+      el("div", { class: "muted" }, t("dash.video_tags", { tags: o.video_tags || "legacy" })),
+      o.cannot_carry ? el("div", { class: "faults cannot-carry" }, el("span", { class: "chip tier-1" }, t("common.tier", { tier: 1 })), " ", o.cannot_carry) : null,
       el("div", { class: "figures" },
-        el("div", { class: "figure" }, el("span", { class: "k" }, "kbit/s"), el("span", { class: "v" }, num(h.bitrate_kbps, 0))),
-        el("div", { class: "figure" }, el("span", { class: "k" }, "reconnects"), el("span", { class: "v" }, h.reconnects ?? "—")),
-        el("div", { class: "figure" }, el("span", { class: "k" }, "queue ms"), el("span", { class: "v" }, h.queue_ms ?? "—"))),
+        el("div", { class: "figure" }, el("span", { class: "k" }, t("dash.fig_kbps")), el("span", { class: "v" }, num(h.bitrate_kbps, 0))),
+        el("div", { class: "figure" }, el("span", { class: "k" }, t("dash.fig_reconnects")), el("span", { class: "v" }, h.reconnects ?? "—")),
+        el("div", { class: "figure" }, el("span", { class: "k" }, t("dash.fig_queue_ms")), el("span", { class: "v" }, h.queue_ms ?? "—"))),
       others.length ? el("div", { class: "actions" }, others.filter(Boolean)) : null);
   }));
 }
@@ -288,27 +297,27 @@ function renderOutputs() {
 function renderHost() {
   const h = S.health.host || {}, mqtt = S.health.mqtt;
   $("#host").replaceChildren(
-    ...[["CPU %", h.cpu_pct, 0], ["memory free %", h.mem_free_pct, 0], ["disk free GB", h.disk_free_gb, 1],
-        ["uptime min", typeof S.health.uptime_s === "number" ? S.health.uptime_s / 60 : null, 0]]
-      .map(([k, v, d]) => el("div", { class: "figure" }, el("span", { class: "k" }, k), el("span", { class: "v" }, num(v, d)))));
+    ...[["dash.fig_cpu", h.cpu_pct, 0], ["dash.fig_mem_free", h.mem_free_pct, 0], ["dash.fig_disk_free", h.disk_free_gb, 1],
+        ["dash.fig_uptime", typeof S.health.uptime_s === "number" ? S.health.uptime_s / 60 : null, 0]]
+      .map(([k, v, d]) => el("div", { class: "figure" }, el("span", { class: "k" }, t(k)), el("span", { class: "v" }, num(v, d)))));
   const m = $("#mqtt");
-  if (!mqtt || mqtt.enabled === false) { m.textContent = "MQTT off"; m.className = "pill"; }
-  else { m.textContent = mqtt.connected ? "MQTT connected" : "MQTT disconnected"; m.className = "pill " + (mqtt.connected ? "on" : "off"); }
+  if (!mqtt || mqtt.enabled === false) { m.textContent = t("dash.mqtt_off"); m.className = "pill"; }
+  else { m.textContent = mqtt.connected ? t("dash.mqtt_connected") : t("dash.mqtt_disconnected"); m.className = "pill " + (mqtt.connected ? "on" : "off"); }
 }
 
 function eventText(e) {
   const skip = new Set(["seq", "event", "ts", "relay"]);
-  if (e.event === "switched") return `${e.from || "nothing"} → ${e.to} (${e.reason})` + (e.gap_ms != null ? `, gap ${Math.round(e.gap_ms)} ms` : "");
+  if (e.event === "switched") return `${e.from || t("dash.nothing")} → ${e.to} (${label("reason", e.reason)})` + (e.gap_ms != null ? t("dash.ev_gap", { ms: Math.round(e.gap_ms) }) : "");
   if (e.event === "fault_raised" || e.event === "fault_cleared")
-    return `${e.input || e.output || "host"}: ${e.signal} tier ${e.tier}` + (e.value != null ? ` (${e.value})` : "");
-  if (e.event === "command") return `${e.command} ${JSON.stringify(e.args || {})} → ${e.status}${e.error ? ` (${e.error})` : ""} · by ${e.source || "?"}`;
+    return `${e.input || e.output || t("dash.host")}: ${label("signal", e.signal)} ${t("common.tier", { tier: e.tier })}` + (e.value != null ? ` (${e.value})` : "");
+  if (e.event === "command") return `${e.command} ${JSON.stringify(e.args || {})} → ${label("value", e.status)}${e.error ? ` (${e.error})` : ""} · ${t("dash.ev_by", { source: e.source || "?" })}`;
   return Object.entries(e).filter(([k, v]) => !skip.has(k) && v !== null && typeof v !== "object").map(([k, v]) => `${k} ${v}`).join(" · ");
 }
 
 function addEvent(e, atTop = true) {
   const list = $("#events");
   const li = el("li", { class: `ev-${e.event}${e.tier ? ` tier-${e.tier}` : ""}`, "data-seq": e.seq },
-    el("span", { class: "t" }, clock(e.ts)), el("span", { class: "n" }, e.event), el("span", { class: "d" }, eventText(e)));
+    el("span", { class: "t" }, clock(e.ts)), el("span", { class: "n", title: e.event }, label("event", e.event)), el("span", { class: "d" }, eventText(e)));
   if (atTop) list.prepend(li); else list.append(li);
   while (list.children.length > 200) list.lastChild.remove();
   if (e.event === "preflight") renderChecklist(e);
@@ -330,7 +339,7 @@ function onCheckProgress(body) {
 
 function checkLine(c) {
   return el("div", { class: c.result || "" },
-    `${c.result === "pass" ? "✓" : c.result === "warn" ? "!" : "✗"} ${c.name || ""}: ${c.detail || ""}`);
+    `${c.result === "pass" ? "✓" : c.result === "warn" ? "!" : "✗"} ${label("check", c.name || "")}: ${c.detail || ""}`);
 }
 
 function renderRunningCheck() {
@@ -338,7 +347,7 @@ function renderRunningCheck() {
   const box = $("#checklist");
   box.className = "checklist";
   const secs = Math.round((performance.now() - S.check.started) / 1000);
-  box.replaceChildren(el("div", { class: "running" }, `running the pre-show check… ${secs} s: ${S.check.step}`),
+  box.replaceChildren(el("div", { class: "running" }, t("dash.check_running", { secs, step: S.check.step })),
     ...S.check.items.map(checkLine));
 }
 
@@ -346,7 +355,7 @@ function renderChecklist(result) {
   S.check = null;
   const box = $("#checklist");
   box.className = "checklist";
-  box.replaceChildren(el("div", { class: result.result }, `result: ${result.result} (${clock(result.ts)})`),
+  box.replaceChildren(el("div", { class: result.result }, t("dash.check_result", { result: label("value", result.result), time: clock(result.ts) })),
     ...(result.checks || []).map(checkLine));
 }
 
@@ -355,9 +364,9 @@ async function loadReports() {
     const r = await fetch("/api/reports", { credentials: "same-origin" });
     const body = await r.json();
     const items = (body.sessions || []).slice(0, 20).map((s, i) => el("li", {},
-      el("a", { href: s.url, target: "_blank", rel: "noopener" }, new Date(s.started * 1000).toLocaleString()),
-      i === 0 && !s.stopped ? " (this session, so far)" : s.stop_reason ? ` · ${s.stop_reason}` : ""));
-    $("#report-list").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, "no session recorded")]));
+      el("a", { href: s.url, target: "_blank", rel: "noopener" }, new Date(s.started * 1000).toLocaleString(LANG)),
+      i === 0 && !s.stopped ? " " + t("dash.this_session") : s.stop_reason ? ` · ${label("stop", s.stop_reason)}` : ""));
+    $("#report-list").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, t("dash.no_session"))]));
   } catch (e) { /* the list is a convenience: the live page goes on */ }
 }
 
@@ -375,10 +384,10 @@ function connect() {
     S.hello = h; S.csrf = h.csrf; S.state = h.state || {}; S.health = h.health || {};
     S.history = (h.history || []).slice(-HISTORY); S.thumbs = h.thumbnails || {};
     S.commands = Object.fromEntries((h.commands || []).map((c) => [c.name, c]));
-    $("#user").textContent = `${h.user} (${h.role})`;
+    $("#user").textContent = `${h.user} (${label("role", h.role)})`;
     $("#events").replaceChildren();
     (h.events || []).forEach((e) => addEvent(e));
-    link.textContent = "live"; link.className = "pill on";
+    link.textContent = t("common.live"); link.className = "pill on";
     renderAll();
     loadReports();
   });
@@ -400,7 +409,7 @@ function connect() {
     for (const id of Object.keys(IMAGES)) inputImage(id);
   });
   source.onerror = () => {
-    link.textContent = "reconnecting…"; link.className = "pill off";
+    link.textContent = t("common.reconnecting"); link.className = "pill off";
     if (source.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
   };
 }
@@ -412,5 +421,5 @@ document.addEventListener("DOMContentLoaded", () => {
     location.href = "/login";
   });
   connect();
-  setInterval(() => { if (S.state.since) $("#since").textContent = `since ${clock(S.state.since)} (${ago(S.state.since)})`; }, 1000);
+  setInterval(() => { if (S.state.since) $("#since").textContent = sinceText(S.state.since); }, 1000);
 });

@@ -13,7 +13,7 @@ const IMAGES = {};
 
 function picture(r) {
   let img = IMAGES[r.relay];
-  if (!img) img = IMAGES[r.relay] = el("img", { alt: `what ${r.relay} has on air` });
+  if (!img) img = IMAGES[r.relay] = el("img", { alt: t("fleet.picture_alt", { relay: r.relay }) });
   const src = r.thumbnail ? `/api/fleet/${encodeURIComponent(r.relay)}/thumbnail.jpg?n=${r.thumbnail}` : null;
   if (src && img.getAttribute("src") !== src) img.src = src;
   return img;
@@ -24,15 +24,15 @@ function tile(r) {
   const worst = r.worst_tier;
   return el("article", { class: "card tile", "data-relay": r.relay },
     el("div", { class: "head" }, el("span", { class: "name" }, r.relay),
-       el("span", { class: `status ${online ? "pushing" : "offline"}` }, r.availability)),
+       el("span", { class: `status ${online ? "pushing" : "offline"}`, "data-status": r.availability }, label("status", r.availability))),
     el("div", { class: "picture" }, picture(r)),
-    el("div", {}, el("span", { class: "label" }, "on air "), el("b", { class: "fleet-on-air" }, r.active_input || "nothing")),
+    el("div", {}, el("span", { class: "label" }, t("fleet.on_air") + " "), el("b", { class: "fleet-on-air" }, r.active_input || t("dash.nothing"))),
     el("div", { class: "chips" },
-       el("span", { class: "chip " + (worst ? `tier-${worst}` : "clear") }, worst ? `worst open fault: tier ${worst}` : "no open fault"),
-       r.mode ? el("span", { class: "chip" }, `mode ${r.mode}`) : null),
-    el("div", { class: "muted" }, Object.entries(r.inputs || {}).map(([i, s]) => `${i} ${s}`).join(" · ")),
-    el("div", { class: "muted" }, Object.entries(r.outputs || {}).map(([o, s]) => `${o} ${s}`).join(" · ")),
-    r.dashboard ? el("a", { href: r.dashboard }, "open its dashboard") : el("span", { class: "muted" }, "no dashboard"));
+       el("span", { class: "chip " + (worst ? `tier-${worst}` : "clear") }, worst ? t("common.worst_fault", { tier: worst }) : t("common.no_open_fault")),
+       r.mode ? el("span", { class: "chip" }, t("dash.chip_mode", { mode: label("value", r.mode) })) : null),
+    el("div", { class: "muted" }, Object.entries(r.inputs || {}).map(([i, s]) => `${i} ${label("status", s)}`).join(" · ")),
+    el("div", { class: "muted" }, Object.entries(r.outputs || {}).map(([o, s]) => `${o} ${label("status", s)}`).join(" · ")),
+    r.dashboard ? el("a", { href: r.dashboard }, t("fleet.open_dashboard")) : el("span", { class: "muted" }, t("fleet.no_dashboard")));
 }
 
 async function refresh() {
@@ -42,12 +42,12 @@ async function refresh() {
     if (r.status === 401) { location.href = "/login?next=/fleet"; return; }
     const body = await r.json();
     const b = document.getElementById("broker");
-    b.textContent = body.connected ? "broker connected" : "broker disconnected";
+    b.textContent = body.connected ? t("fleet.broker_connected") : t("fleet.broker_disconnected");
     b.className = "pill " + (body.connected ? "on" : "off");
     document.getElementById("fleet").replaceChildren(...body.relays.map(tile));
-    link.textContent = "live"; link.className = "pill on";
+    link.textContent = t("common.live"); link.className = "pill on";
   } catch (e) {
-    link.textContent = "reconnecting…"; link.className = "pill off";
+    link.textContent = t("common.reconnecting"); link.className = "pill off";
   }
 }
 
