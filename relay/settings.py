@@ -183,6 +183,7 @@ class InputSettings(Section):
 class SlateSettings(Section):
     image: str | None = None  # PNG/JPEG; None = a plain dark slate with Relay's text
     audio: str = "silence"  # "silence" or an audio file path
+    language: Literal["en", "zh-CN"] = "en"  # the built-in slate's words (relay/i18n), as viewers read them
 
 
 class OutputSettings(Section):
@@ -356,6 +357,8 @@ class HttpSettings(Section):
     login_window_s: PositiveSeconds = 300.0
     thumbnail_interval_s: Annotated[float, Field(ge=0.2)] = 1.0  # each input's picture on the page
     fleet: bool = True  # list every relay on the MQTT broker (relay/+/state) on /fleet
+    # the pages' and reports' language: "auto" = each browser's Accept-Language (else English)
+    language: Literal["auto", "en", "zh-CN"] = "auto"
 
 
 class AlertSettings(Section):
@@ -370,6 +373,7 @@ class AlertSettings(Section):
     dedup_s: Seconds = 300.0  # the same alert (event, subject, signal, kind) again within this is dropped
     retries: Annotated[int, Field(ge=0, le=10)] = 3  # after a failed send, with backoff
     timeout_s: PositiveSeconds = 10.0
+    language: Literal["en", "zh-CN"] = "en"  # the alert texts' language (relay/i18n)
 
 
 class RelaySettings(Section):

@@ -16,16 +16,16 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from html import escape
 from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from relay import __version__
+from relay import __version__, i18n
 from relay.control.commands import Dispatcher, Outcome, Request
 from relay.control.fleet import FleetWatch
+from relay.control.http import pages
 from relay.control.http.api import command_list, json_response, openapi, run_command
 from relay.control.http.auth import Accounts, LoginLimiter, Session, Sessions
 from relay.control.http.live import LiveFeed, LiveSource
@@ -218,8 +218,10 @@ class HttpServer:
 
     def page(self, name: str) -> Handler:
         async def serve(request: web.Request) -> web.Response:
-            return web.Response(body=_static(name), content_type="text/html",
-                                headers={"Cache-Control": "no-store"})
+            lang = pages.language(request, self.settings.language)
+            return web.Response(text=pages.render(name, lang), content_type="text/html",
+                                headers={"Cache-Control": "no-store", "Content-Language": lang,
+                                         "Vary": "Accept-Language"})
         return serve
 
     async def static(self, request: web.Request) -> web.Response:
@@ -235,13 +237,16 @@ class HttpServer:
 
     # login
 
-    async def login_page(self, request: web.Request, message: str = "", status: int = 200) -> web.Response:
-        html = _static("login.html").decode()
+    async def login_page(self, request: web.Request, message: tuple[str, dict[str, Any]] | None = None,
+                         status: int = 200) -> web.Response:
+        lang = pages.language(request, self.settings.language)
         target = _safe_next(request.query.get("next") or "/")
-        html = (html.replace("{{relay}}", escape(self.relay_id)).replace("{{next}}", escape(target))
-                .replace("{{message}}", escape(message)))
+        html = pages.render("login.html", lang, {"relay": self.relay_id, "next": target,
+                                                 "message": i18n.t(lang, message[0], **message[1])
+                                                 if message else ""})
         return web.Response(text=html, content_type="text/html", status=status,
-                            headers={"Cache-Control": "no-store"})
+                            headers={"Cache-Control": "no-store", "Content-Language": lang,
+                                     "Vary": "Accept-Language"})
 
     async def login(self, request: web.Request) -> web.Response:
         origin = request.headers.get("Origin")
@@ -254,7 +259,7 @@ class HttpServer:
         wait = self.limiter.retry_after(client, user)
         if wait > 0:
             log.warning("http_login_limited", user=user, client=client, retry_after_s=round(wait))
-            response = await self.login_page(request, f"Too many failed logins: try again in {wait:.0f} s.",
+            response = await self.login_page(request, ("login.too_many", {"seconds": f"{wait:.0f}"}),
                                               status=429)
             response.headers["Retry-After"] = str(max(1, round(wait)))
             return response
@@ -263,7 +268,7 @@ class HttpServer:
         if account is None:
             self.limiter.failed(client, user)
             log.warning("http_login_failed", user=user, client=client)
-            return await self.login_page(request, "Wrong user name or password.", status=401)
+            return await self.login_page(request, ("login.wrong", {}), status=401)
         cookie, _ = self.sessions.create(account)
         log.info("http_login", user=account.name, role=account.role, client=client)
         response = web.HTTPSeeOther(target)
@@ -406,4 +411,3 @@ def _same_origin(origin: str, request: web.Request) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and parts.netloc == request.host
-
