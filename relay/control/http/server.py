@@ -28,8 +28,9 @@ from relay.control.fleet import FleetWatch
 from relay.control.http import pages
 from relay.control.http.api import command_list, json_response, openapi, run_command
 from relay.control.http.auth import Accounts, LoginLimiter, Session, Sessions
-from relay.control.http.live import LiveFeed, LiveSource
+from relay.control.http.live import HEARTBEAT_S, LiveFeed, LiveSource
 from relay.control.http.metrics import Metrics
+from relay.control.http.preview import ProgramPreview
 from relay.log import get_logger
 from relay.settings import HttpSettings, split_host_port
 
@@ -40,7 +41,8 @@ MAX_BODY = 64 * 1024
 MAX_REQUEST_BYTES = 4096  # a command's JSON body, as on MQTT
 PUBLIC = frozenset({"/healthz", "/login", "/static/login.css", "/static/favicon.svg"})
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
+       "script-src 'self'; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -102,6 +104,10 @@ class HttpServer:
                              extra_health=extra_health)
         self.metrics = Metrics(relay_id, relay.state, relay.health, extra_health)
         self.commands = relay.commands
+        self.preview = ProgramPreview()  # what is on air, moving (the relay's on-air packets)
+        # a relay's control API reaches its media graph; `relay dashboard` serves none
+        self._program_taps: list[Callable[[Any], None]] | None = getattr(
+            getattr(relay, "graph", None), "program_taps", None)
         self.fleet: FleetWatch | None = None  # every relay on the broker, when [http] fleet is on
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -125,11 +131,15 @@ class HttpServer:
         if not self.fleet_only:
             self.relay.bus.subscribe(self.metrics.counters)
             self.live.start(self.relay_id)
+            if self._program_taps is not None:
+                self._program_taps.append(self.preview.on_packet)
         log.info("http_listening", host=host, port=self.port, url=self.url)
 
     async def stop(self) -> None:
         if self.fleet is not None:
             await self.fleet.stop()
+        if self._program_taps is not None and self.preview.on_packet in self._program_taps:
+            self._program_taps.remove(self.preview.on_packet)
         await self.live.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -203,6 +213,7 @@ class HttpServer:
         r.add_get("/api/events", self.events)
         r.add_get("/api/live", self.live_stream)
         r.add_get("/api/thumbnails/{key}.jpg", self.thumbnail)
+        r.add_get("/api/preview", self.preview_stream)
         r.add_get("/api/reports", self.reports)
         r.add_get("/reports/{session}", self.report)
         r.add_get("/metrics", self.prometheus)
@@ -320,6 +331,36 @@ class HttpServer:
             pass
         return response
 
+    async def preview_stream(self, request: web.Request) -> web.StreamResponse:
+        """The program preview (preview.py) over a WebSocket: a JSON text message names
+        each init segment's codecs, every binary message is MP4 to append as it is."""
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
+        await ws.prepare(request)
+        viewer = self.preview.join()
+        # the page sends nothing; reading is how its close (or a dead link) is noticed
+        reading = asyncio.create_task(_drain(ws), name="http-preview-read")
+        try:
+            while not reading.done():
+                getting = asyncio.ensure_future(viewer.queue.get())
+                await asyncio.wait({getting, reading}, return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()
+                    break
+                message = getting.result()
+                if message is None:
+                    break
+                if isinstance(message, str):
+                    await ws.send_str(message)
+                else:
+                    await ws.send_bytes(message)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.preview.leave(viewer)
+            reading.cancel()
+            await ws.close()
+        return ws
+
     def hello_extra(self, who: Identity) -> dict[str, Any]:
         """More for a page's first message: the commands, from the registry."""
         return {"commands": command_list(who.role)}
@@ -392,6 +433,11 @@ class HttpServer:
         except (SessionNotFound, JournalError) as e:
             raise web.HTTPNotFound(text=str(e)) from None
         return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    async for _ in ws:
+        pass
 
 
 def _int(text: str | None) -> int | None:
