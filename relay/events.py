@@ -39,6 +39,7 @@ SIGNAL_WORDS = {
     "push": "push to the platform failing",
     "host": "short of resources",
     "codec": "video codec the platform cannot follow",
+    "recording": "local recording failing",
 }
 
 
@@ -204,6 +205,26 @@ class Preflight(Event):
     name: ClassVar[str] = "preflight"
     result: str
     checks: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class ConfigReloaded(Event):
+    """The configuration was read again (SIGHUP, `relay reload`) and what changed applied."""
+
+    name: ClassVar[str] = "config_reloaded"
+    changed: list[str] = field(default_factory=list)  # keys: "thresholds.black_s", "outputs.douyin.urls"
+    source: str | None = None  # "signal", "mqtt", "http:alice"
+
+
+@dataclass(kw_only=True)
+class ConfigReloadRefused(Event):
+    """The configuration read again was not applied; the running one stays as it was."""
+
+    name: ClassVar[str] = "config_reload_refused"
+    reason: str
+    keys: list[str] = field(default_factory=list)  # the keys that cannot change while running
+    problems: list[str] = field(default_factory=list)  # a broken file's problems, one line each
+    source: str | None = None
 
 
 EventSink = Callable[[Event], None]

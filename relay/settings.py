@@ -302,6 +302,17 @@ class JournalSettings(Section):
     retention_days: Annotated[float, Field(gt=0)] = 30.0
 
 
+class RecordingSettings(Section):
+    """What went to the platform, kept on this PC (SPEC 7a): copied, never re-encoded."""
+
+    path: str | None = None  # a directory; None ("" in TOML) = no recording
+    segment_minutes: Annotated[float, Field(ge=1, le=1440)] = 60.0  # a new file every hour (at a keyframe)
+    keep_days: Annotated[float, Field(gt=0)] = 7.0  # older segments are deleted
+    max_gb: Annotated[float, Field(gt=0)] = 50.0  # the oldest segments go first beyond this
+    min_free_gb: Annotated[float, Field(ge=0)] = 1.0  # stop recording (a fault) with less free than this
+    queue_ms: Annotated[int, Field(ge=1000, le=60000)] = 10000  # media held for a slow disk, then dropped
+
+
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -312,7 +323,7 @@ class LogSettings(Section):
 EVENT_NAMES = (
     "started", "stopping", "input_connected", "input_disconnected", "input_rejected", "fault_raised",
     "fault_cleared", "switched", "switch_failed", "output_connected", "output_failed", "output_url_changed",
-    "drill_started", "drill_finished", "command", "preflight",
+    "drill_started", "drill_finished", "command", "preflight", "config_reloaded", "config_reload_refused",
 )
 ALERT_SHORTHANDS = ("tier1", "tier2", "tier3", "drill_failed", "drill_passed")
 DEFAULT_ALERT_EVENTS = ("tier1", "switched", "switch_failed", "output_url_changed", "drill_failed")
@@ -386,6 +397,7 @@ class RelaySettings(Section):
     thresholds: ThresholdSettings = ThresholdSettings()
     mqtt: MqttSettings = MqttSettings()
     journal: JournalSettings = JournalSettings()
+    recording: RecordingSettings = RecordingSettings()
     log: LogSettings = LogSettings()
     http: HttpSettings = HttpSettings()
     alerts: list[AlertSettings] = []

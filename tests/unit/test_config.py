@@ -113,6 +113,7 @@ SECTION_MODELS: dict[str, type[BaseModel]] = {
     "thresholds": models.ThresholdSettings,
     "mqtt": models.MqttSettings,
     "journal": models.JournalSettings,
+    "recording": models.RecordingSettings,
     "log": models.LogSettings,
     "http": models.HttpSettings,
     "alerts": models.AlertSettings,
@@ -417,7 +418,7 @@ level = "debug"
     expected = [
         "id = \"studio a\": expected 1 to 64 letters, digits, '-' or '_'",
         "colour: unknown key; expected one of: id, server, inputs, slate, outputs, failover, thresholds, "
-        "mqtt, journal, log, http, alerts",
+        "mqtt, journal, recording, log, http, alerts",
         'server.rtmp = "0.0.0.0:70000": expected host:port with a port from 0 to 65535, e.g. 0.0.0.0:1935',
         "inputs.main: ",  # see below: the duplicated id makes both elements positional
         "inputs[0].priority = 0: expected a number >= 1",

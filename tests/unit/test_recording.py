@@ -1,0 +1,165 @@
+"""The show's local recording (push/recording.py, push/segments.py): what is written
+decodes, with both tracks; segments roll at the hour and on a change of picture size;
+a failing or full disk raises the `recording` fault once and clears it when writing
+works again; old segments go by age and size. The worker's steps are driven directly
+(`take`, `close`) on a fake wall clock; no thread, no sleep."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import av
+import pytest
+
+from relay.events import Event, FaultCleared, FaultRaised
+from relay.media import MediaPacket
+from relay.push.recording import RETRY_S, Recorder
+from relay.push.segments import locate, prune, segment_name, segments
+from relay.push.slate import SlateClip, encode_slate
+from relay.settings import RecordingSettings
+
+T0 = 1_796_000_000.0  # a UTC epoch some way into an hour
+
+
+@pytest.fixture(scope="module")
+def clip() -> SlateClip:
+    return encode_slate(None, None, None, 30.0, seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def small_clip() -> SlateClip:
+    from relay.media import VideoConfig
+
+    return encode_slate(None, VideoConfig("h264", b"", 320, 180), None, 30.0, seconds=1.0)
+
+
+class Wall:
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def timeline(clip: SlateClip, seconds: int, start_ms: int = 0) -> list[MediaPacket]:
+    """The slate's one-second loop repeated, as the switcher's output timeline would carry it."""
+    out: list[MediaPacket] = []
+    for i in range(seconds):
+        shift = start_ms + i * 1000
+        for pkt in (*clip.video, *clip.audio):
+            if pkt.dts < 1000:
+                out.append(replace(pkt, dts=pkt.dts + shift, pts=pkt.pts + shift))
+    return sorted(out, key=lambda p: p.dts)
+
+
+def recorder(tmp: Path, wall: Wall, events: list[Event], **kw: object) -> Recorder:
+    settings = RecordingSettings(path=str(tmp / "rec"), **kw)  # type: ignore[arg-type]
+    return Recorder(settings, "studio-a", events.append, wall=wall)
+
+
+def feed(rec: Recorder, wall: Wall, pkts: list[MediaPacket]) -> None:
+    base = pkts[0].dts
+    start = wall.t
+    for pkt in pkts:
+        wall.t = start + (pkt.dts - base) / 1000
+        rec.take(pkt)
+
+
+def decoded(path: Path) -> tuple[int, int, tuple[int, int]]:
+    """(video frames, audio packets, picture size) as a player reads the file."""
+    with av.open(str(path)) as f:
+        size = (f.streams.video[0].codec_context.width, f.streams.video[0].codec_context.height)
+        audio = sum(1 for p in f.demux(f.streams.audio[0]) if p.size)
+    with av.open(str(path)) as f:
+        frames = sum(1 for _ in f.decode(video=0))
+    return frames, audio, size
+
+
+def test_what_went_out_is_written_as_mp4_that_decodes(tmp_path: Path, clip: SlateClip) -> None:
+    wall, events = Wall(), []
+    rec = recorder(tmp_path, wall, events)
+    feed(rec, wall, timeline(clip, 3))
+    rec.close()
+    files = segments(tmp_path / "rec", "studio-a")
+    assert [f.path.name for f in files] == [segment_name("studio-a", T0)]
+    frames, audio, size = decoded(files[0].path)
+    assert frames >= 85 and audio >= 130 and size == (1280, 720)
+    assert events == []
+
+
+def test_a_segment_an_hour_and_a_new_one_when_the_picture_changes(tmp_path: Path, clip: SlateClip,
+                                                                  small_clip: SlateClip) -> None:
+    wall, events = Wall(T0 - T0 % 3600 + 3598.5), []  # 1.5 s before the hour turns
+    rec = recorder(tmp_path, wall, events)
+    feed(rec, wall, timeline(clip, 3))
+    feed(rec, wall, timeline(small_clip, 2, start_ms=3000))
+    rec.close()
+    files = segments(tmp_path / "rec", "studio-a")
+    assert len(files) == 3, files
+    sizes = [decoded(f.path)[2] for f in files]
+    assert sizes == [(1280, 720), (1280, 720), (320, 180)]
+    assert files[1].start == T0 - T0 % 3600 + 3600  # the hour's first keyframe
+    assert all(decoded(f.path)[0] >= 25 for f in files)
+
+
+def test_a_failing_path_raises_the_fault_once_and_it_clears_when_writing_works(tmp_path: Path,
+                                                                              clip: SlateClip) -> None:
+    wall, events = Wall(), []
+    (tmp_path / "rec").write_text("a file where the directory should be")
+    rec = recorder(tmp_path, wall, events)
+    feed(rec, wall, timeline(clip, 3))
+    raised = [e for e in events if isinstance(e, FaultRaised)]
+    assert len(raised) == 1 and raised[0].signal == "recording" and raised[0].tier == 2
+    assert raised[0].input is None and raised[0].detail
+    assert rec.health()["status"] == "failing"
+    (tmp_path / "rec").unlink()
+    feed(rec, wall, timeline(clip, int(RETRY_S) + 2, start_ms=3000))
+    rec.close()
+    cleared = [e for e in events if isinstance(e, FaultCleared)]
+    assert len(cleared) == 1 and cleared[0].signal == "recording"
+    assert len(segments(tmp_path / "rec", "studio-a")) == 1
+
+
+def test_too_little_free_space_is_the_fault_too(tmp_path: Path, clip: SlateClip) -> None:
+    wall, events = Wall(), []
+    rec = recorder(tmp_path, wall, events, min_free_gb=1e9)
+    feed(rec, wall, timeline(clip, 2))
+    raised = [e for e in events if isinstance(e, FaultRaised)]
+    assert len(raised) == 1 and "disk full" in (raised[0].detail or "")
+    assert segments(tmp_path / "rec", "studio-a") == []
+
+
+def test_old_segments_go_by_age_then_size_and_other_relays_files_stay(tmp_path: Path) -> None:
+    d = tmp_path / "rec"
+    d.mkdir()
+    now = T0
+    paths = []
+    for i, age_days in enumerate((9, 3, 2, 1)):
+        p = d / segment_name("studio-a", now - age_days * 86400)
+        p.write_bytes(b"x" * (100 + i))
+        os.utime(p, (now - age_days * 86400 + 3600, now - age_days * 86400 + 3600))
+        paths.append(p)
+    other = d / segment_name("studio-b", now - 20 * 86400)
+    other.write_bytes(b"x")
+    os.utime(other, (now - 20 * 86400, now - 20 * 86400))
+    removed = prune(d, "studio-a", now, keep_days=7, max_bytes=250, writing=paths[3])
+    assert removed == [paths[0], paths[1]]  # 9 days old; then the oldest until 102 + 103 fit
+    assert paths[2].exists() and paths[3].exists() and other.exists()
+
+
+def test_a_moment_is_found_in_its_segment(tmp_path: Path) -> None:
+    d = tmp_path / "rec"
+    d.mkdir()
+    first, second = d / segment_name("studio-a", T0), d / segment_name("studio-a", T0 + 3600)
+    for p, end in ((first, T0 + 3600), (second, T0 + 4000)):
+        p.write_bytes(b"x")
+        os.utime(p, (end, end))
+    m = locate(d, "studio-a", T0 + 125.4)
+    assert m is not None and m.file == first.name and m.offset_s == pytest.approx(125.4)
+    assert m.fragment() == f"{first.name}#t=125"
+    later = locate(d, "studio-a", T0 + 3700)
+    assert later is not None and later.file == second.name
+    assert locate(d, "studio-a", T0 - 1) is None  # before the recording began
+    assert locate(d, "studio-a", T0 + 5000) is None  # after it ended
