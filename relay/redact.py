@@ -51,6 +51,8 @@ def register_url(url: str) -> None:
         pass
     if fragments[0] and "?" in fragments[0]:
         fragments.append(fragments[0].split("?", 1)[0])
+    if fragments[0]:
+        fragments.append(_stem(fragments[0].split("?", 1)[0]))
     for fragment in fragments:
         if fragment and len(fragment) >= MIN_URL_FRAGMENT:
             register_secret(fragment)
@@ -79,21 +81,37 @@ def scrub_value(value: Any) -> Any:
     return scrub(str(value))  # what json.dumps(default=str) would write
 
 
+RTMP_SCHEMES = ("rtmp", "rtmps", "rtmpt", "rtmpe")
+HTTP_SCHEMES = ("http", "https")  # an HTTP-FLV pull: the stream key is the file's name
+
+
 def url_key(url: str) -> str | None:
-    """The secret part of an ingest URL: the stream key (last path segment for
-    RTMP, ``streamid``/``passphrase`` for SRT), or None if there is none."""
-    parts = urlsplit(url)
-    if parts.scheme in ("rtmp", "rtmps", "rtmpt", "rtmpe"):
-        segs = [s for s in parts.path.split("/") if s]
-        if len(segs) >= 2:
-            return segs[-1] + (("?" + parts.query) if parts.query else "")
+    """The secret part of an ingest URL: the stream key (last path segment for RTMP,
+    with its query; the file's name for HTTP-FLV, ``/live/KEY.flv``), or None if there is
+    none (SRT keeps its ``streamid``/``passphrase`` in the query, masked as a whole)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    segs = [s for s in parts.path.split("/") if s]
+    if parts.scheme in RTMP_SCHEMES and len(segs) >= 2:
+        return segs[-1] + (("?" + parts.query) if parts.query else "")
+    if parts.scheme in HTTP_SCHEMES and segs:
+        return segs[-1]
     return None
 
 
+def _stem(name: str) -> str:
+    """``KEY.flv`` → ``KEY``: the key is masked with or without its extension."""
+    return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+
+
 def redact_url(url: str) -> str:
-    """An ingest URL safe to show: RTMP stream key, query string and password masked.
+    """An ingest URL safe to show: the stream key (RTMP's last path segment, an
+    HTTP-FLV file's name), the query string and the password masked.
 
     ``rtmp://push.example.com/live/abc?token=x`` → ``rtmp://push.example.com/live/***``
+    ``https://cdn/live/KEY.flv?auth_key=x`` → ``https://cdn/live/***.flv``
     """
     try:
         parts = urlsplit(url)
@@ -105,11 +123,14 @@ def redact_url(url: str) -> str:
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{user}@{host}"
     path = parts.path
-    if parts.scheme in ("rtmp", "rtmps", "rtmpt", "rtmpe"):
-        segs = path.split("/")
-        nonempty = [i for i, s in enumerate(segs) if s]
-        if len(nonempty) >= 2:
-            segs[nonempty[-1]] = MASK
-        path = "/".join(segs)
+    segs = path.split("/")
+    nonempty = [i for i, s in enumerate(segs) if s]
+    if parts.scheme in RTMP_SCHEMES and len(nonempty) >= 2:
+        segs[nonempty[-1]] = MASK
+    elif parts.scheme in HTTP_SCHEMES and nonempty:  # /live/KEY.flv → /live/***.flv
+        last = segs[nonempty[-1]]
+        stem = _stem(last)
+        segs[nonempty[-1]] = MASK + last[len(stem):]
+    path = "/".join(segs)
     query = MASK if parts.query else ""
     return urlunsplit((parts.scheme, netloc, path, query, ""))

@@ -346,6 +346,16 @@ def _alert_url(value: SecretStr) -> SecretStr:
     return value
 
 
+MIN_TOKEN_LENGTH = 16
+
+
+def _token_length(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < MIN_TOKEN_LENGTH:  # never quoted back: it is a secret
+        raise ValueError(f"an API token needs at least {MIN_TOKEN_LENGTH} characters "
+                         "(e.g. from `openssl rand -hex 24`)")
+    return value
+
+
 class HttpUser(Section):
     """One account of the dashboard and HTTP API (SPEC 7a)."""
 
@@ -354,7 +364,8 @@ class HttpUser(Section):
     # plain text or a hash from `relay hash-password`; only a hash is kept in memory
     password: SecretStr | None = None
     password_file: str | None = None
-    token: SecretStr | None = None  # API token for scripts: `Authorization: Bearer <token>`
+    # API token for scripts: `Authorization: Bearer <token>`; long enough not to be guessed
+    token: Annotated[SecretStr, AfterValidator(_token_length)] | None = None
     token_file: str | None = None
 
 
@@ -370,6 +381,20 @@ class HttpSettings(Section):
     fleet: bool = True  # list every relay on the MQTT broker (relay/+/state) on /fleet
     # the pages' and reports' language: "auto" = each browser's Accept-Language (else English)
     language: Literal["auto", "en", "zh-CN"] = "auto"
+    # Serve HTTPS (PEM files; the cookie is then Secure), or leave both empty behind an HTTPS proxy.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # Proxies whose X-Forwarded-For names the client (addresses or networks, e.g. "127.0.0.1");
+    # from anyone else the header is ignored and the peer address is the client.
+    trusted_proxies: list[str] = []
+    # Host headers answered (DNS rebinding); empty: the listen address, localhost, this PC's
+    # names and public_url's host.
+    allowed_hosts: list[str] = []
+    max_connections: Annotated[int, Field(ge=8, le=4096)] = 128  # sockets of the HTTP port in all
+    max_connections_per_address: Annotated[int, Field(ge=2, le=1024)] = 32  # trusted proxies excepted
+    request_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0  # headers, then the body, each within
+    idle_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0  # a connection with no request is closed
+    live_per_account: Annotated[int, Field(ge=1, le=256)] = 16  # open live pages; the oldest is closed
 
 
 class AlertSettings(Section):

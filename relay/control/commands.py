@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ REMEMBERED_REQUESTS = 64  # (command, transaction) pairs answered again, not rer
 # pile up work: a few requests run at once, the rest are refused at once as busy.
 MAX_REQUESTS_IN_PROGRESS = 8
 MAX_NESTING = 16  # no request needs more than one level; Python's own parser recurses
+SHOWN_NAME = 40  # characters of an unknown command's name that logs, events and replies show
+SHOWN_ERROR = 200  # characters of a refusal's reason recorded (it may quote what was sent)
+REFUSALS_PER_SECOND = 5  # refused requests recorded (event, log line) per sender; the rest counted
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Transaction = Annotated[str, Field(max_length=128)] | StrictInt
@@ -270,7 +274,7 @@ def parse_request(command: str, payload: bytes, max_bytes: int) -> Request:
         raise RequestError(f"request too large: {len(payload)} bytes (limit {max_bytes})")
     spec = COMMANDS.get(command)
     if _nesting(payload) > MAX_NESTING:
-        raise RequestError(f"{command}: JSON nested too deeply (more than {MAX_NESTING} levels)")
+        raise RequestError(f"{shown_name(command)}: JSON nested too deeply (more than {MAX_NESTING} levels)")
     try:
         body: object = json.loads(payload) if payload.strip() else {}
     except (ValueError, UnicodeDecodeError) as e:
@@ -322,8 +326,23 @@ def _nesting(payload: bytes) -> int:
     return deepest
 
 
+def shown_name(command: str) -> str:
+    """A command name as logs, events and replies may show it: a known name as it is;
+    anything else (a requester's text) cut to :data:`SHOWN_NAME` characters of
+    ``[A-Za-z0-9_.-]``, the rest as ``?``, so it can neither flood a line nor forge one."""
+    if command in COMMANDS:
+        return command
+    cut = "".join(c if c.isascii() and (c.isalnum() or c in "_.-") else "?" for c in command[:SHOWN_NAME])
+    return cut + ("…" if len(command) > SHOWN_NAME else "")
+
+
+def nesting_depth(payload: bytes) -> int:
+    """How deep JSON nests (see :func:`_nesting`); for other readers of strangers' JSON."""
+    return _nesting(payload)
+
+
 def _unknown(command: str) -> str:
-    return f"unknown command {command!r}; commands are {', '.join(COMMANDS)}"
+    return f"unknown command {shown_name(command)!r}; commands are {', '.join(COMMANDS)}"
 
 
 def _transaction_of(body: object) -> str | int | None:
@@ -358,16 +377,50 @@ class Executor(Protocol):
         ...
 
 
+class RefusalLimit:
+    """At most ``per_second`` refusals recorded per sender a second; counts the rest, so
+    the next one recorded can say how many were not (``suppressed``)."""
+
+    MAX_SENDERS = 256  # senders are configured users and transports; a bound all the same
+
+    def __init__(self, per_second: int = REFUSALS_PER_SECOND,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._per_second = per_second
+        self._clock = clock
+        self._senders: OrderedDict[str, list[float | int]] = OrderedDict()  # [window start, passed, held]
+
+    def allow(self, sender: str) -> int | None:
+        """None: do not record this one. Otherwise how many were held back before it."""
+        now = self._clock()
+        entry = self._senders.get(sender)
+        if entry is None:
+            entry = self._senders[sender] = [now, 0, 0]
+            while len(self._senders) > self.MAX_SENDERS:
+                self._senders.popitem(last=False)
+        if now - entry[0] >= 1.0:
+            entry[0], entry[1] = now, 0
+        if entry[1] >= self._per_second:
+            entry[2] += 1
+            return None
+        entry[1] += 1
+        held = int(entry[2])
+        entry[2] = 0
+        return held
+
+
 class Dispatcher:
     """The one path from a request's bytes to its SPEC 7 reply, for every transport."""
 
-    def __init__(self, relay: Executor, emit: EventSink, *, remember: int = REMEMBERED_REQUESTS) -> None:
+    def __init__(self, relay: Executor, emit: EventSink, *, remember: int = REMEMBERED_REQUESTS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._relay = relay
         self._emit = emit
         self._remember = remember
-        self._answers: OrderedDict[tuple[str, str | int], asyncio.Future[dict[str, Any]]] = OrderedDict()
+        # keyed by sender too: one user's (or transport's) transaction id never answers another's
+        self._answers: OrderedDict[tuple[str, str, str | int], asyncio.Future[dict[str, Any]]] = OrderedDict()
         self._in_progress = 0
         self._running: set[str] = set()  # the one-at-a-time commands now running
+        self._refusals = RefusalLimit(clock=clock)
 
     async def run(self, command: str, payload: bytes, *, source: str, max_bytes: int,
                   role: Role | None = None) -> dict[str, Any]:
@@ -381,7 +434,7 @@ class Dispatcher:
                                    request.transaction)
         except RequestError as e:
             return self._refuse(command, e.message, e.transaction, source)
-        key = (command, request.transaction) if request.transaction is not None else None
+        key = (source, command, request.transaction) if request.transaction is not None else None
         earlier = self._answers.get(key) if key is not None else None
         if earlier is not None:  # a redelivery or a resend: the same answer, run once
             return await asyncio.shield(earlier)
@@ -408,11 +461,20 @@ class Dispatcher:
         return None
 
     def _refuse(self, command: str, error: str, transaction: str | int | None, source: str) -> dict[str, Any]:
-        log.warning("request_refused", command=command, source=source, error=error)
-        self._announce(command, {}, "error", error, source)
+        """The sender always gets its answer; the record (event, log line) gets a few a
+        second per sender, the next one saying how many were left out. A refused name is
+        recorded bounded (:func:`shown_name`), never as sent."""
+        held = self._refusals.allow(source)
+        if held is not None:
+            name = shown_name(command)
+            said = error if len(error) <= SHOWN_ERROR else error[:SHOWN_ERROR] + "…"
+            extra = {"suppressed": held} if held else {}
+            log.warning("request_refused", command=name, source=source, error=said, **extra)
+            self._announce(name, extra, "error", said, source)
         return {"status": "error", "data": {}, "error": error, "transaction": transaction}
 
-    async def _run_once(self, key: tuple[str, str | int], request: Request, source: str) -> dict[str, Any]:
+    async def _run_once(self, key: tuple[str, str, str | int], request: Request,
+                        source: str) -> dict[str, Any]:
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._answers[key] = answer
         while len(self._answers) > self._remember:

@@ -37,6 +37,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from relay import __version__
 from relay.backoff import ReconnectBackoff
+from relay.control.commands import shown_name
 from relay.control.discovery import discovery_payload
 from relay.control.facade import DaemonFacade
 from relay.control.outbox import Kind, Outbox, Outgoing
@@ -481,7 +482,8 @@ class MqttControl:
     async def _handle_request(self, command: str, message: aiomqtt.Message) -> None:
         if message.retain:
             # SPEC 7: a retained request would run again on every reconnect; never act on one.
-            log.warning("mqtt_request_ignored", command=command, reason="retained message on a request topic")
+            log.warning("mqtt_request_ignored", command=shown_name(command),
+                        reason="retained message on a request topic")
             return
         props = message.properties
         response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
@@ -502,7 +504,7 @@ class MqttControl:
         topic = self.topics.response(command)
         usable = valid_response_topic(response_topic, self.topics)
         if response_topic is not None and not usable:
-            log.warning("mqtt_response_topic_refused", command=command,
+            log.warning("mqtt_response_topic_refused", command=shown_name(command),
                         detail=f"a Response Topic must be under {self.topics.base}/response/; "
                                "replying on the command's response topic")
         if usable and response_topic is not None and self._protocol is aiomqtt.ProtocolVersion.V5:

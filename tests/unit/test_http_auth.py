@@ -11,29 +11,33 @@ from relay.cli import main
 from relay.control.http.auth import Accounts, LoginLimiter, Sessions, hash_password, is_hash, verify_password
 from relay.settings import HttpUser
 
+FAST = 2**10  # the tests' own hashes; the default cost is tested once, in test_http_hardening.py
+
 
 def test_passwords_are_kept_only_as_scrypt_hashes() -> None:
-    stored = hash_password("s3cret-pass")
+    stored = hash_password("s3cret-pass", n=FAST)
     assert is_hash(stored) and "s3cret" not in stored
     assert verify_password("s3cret-pass", stored) and not verify_password("s3cret-pasS", stored)
-    assert hash_password("s3cret-pass") != stored  # salted
-    accounts = Accounts([HttpUser(name="alice", role="operator", password=SecretStr("s3cret-pass")),
-                         HttpUser(name="vic", password=SecretStr(stored), token=SecretStr("tok-0123456789"))])
+    assert hash_password("s3cret-pass", n=FAST) != stored  # salted
+    accounts = Accounts(n=FAST, users=[
+        HttpUser(name="alice", role="operator", password=SecretStr("s3cret-pass")),
+        HttpUser(name="vic", password=SecretStr(stored), token=SecretStr("tok-0123456789abcdef"))])
     alice = accounts.check_password("alice", "s3cret-pass")
     assert alice is not None and alice.role == "operator" and is_hash(alice.password_hash or "")
     assert accounts.check_password("vic", "s3cret-pass") is not None  # a hash from the file works as is
     assert accounts.check_password("alice", "wrong") is None
     assert accounts.check_password("nobody", "s3cret-pass") is None
-    vic = accounts.check_token("tok-0123456789")
+    vic = accounts.check_token("tok-0123456789abcdef")
     assert vic is not None and vic.name == "vic" and vic.role == "viewer"
-    assert accounts.check_token("tok-012345678") is None and accounts.check_token("") is None
+    assert accounts.check_token("tok-0123456789abcde") is None and accounts.check_token("") is None
 
 
 def test_sessions_expire_and_end() -> None:
     now = [1000.0]
     sessions = Sessions(3600, clock=lambda: now[0])
-    accounts = Accounts([HttpUser(name="alice", role="operator", token=SecretStr("tok-abcdefgh"))])
-    account = accounts.check_token("tok-abcdefgh")
+    accounts = Accounts([HttpUser(name="alice", role="operator", token=SecretStr("tok-abcdefgh-ijklmnop"))],
+                        n=FAST)
+    account = accounts.check_token("tok-abcdefgh-ijklmnop")
     assert account is not None
     cookie, session = sessions.create(account)
     assert sessions.get(cookie) is session and len(session.csrf) >= 24

@@ -2,35 +2,53 @@
 
 - Passwords are kept only as scrypt hashes (a plain password from the configuration is
   hashed at start-up; a hash from `relay hash-password` is used as it is). Checking
-  one costs ~50 ms of CPU, so callers run :meth:`Accounts.check_password` in a worker
-  thread (hashlib releases the GIL): the event loop never waits on it.
-- API tokens (``Authorization: Bearer``) are kept as SHA-256 digests and compared in
-  constant time.
+  one costs ~0.5 s of CPU and 128 MiB (N=2^17, current guidance), so callers run
+  :meth:`Accounts.check_password` in a worker thread (hashlib releases the GIL), one
+  at a time (:data:`CONCURRENT_CHECKS`): the event loop never waits on it, and a flood
+  of logins cannot multiply the memory.
+- API tokens (``Authorization: Bearer``, at least :data:`MIN_TOKEN_LENGTH` characters)
+  are kept as SHA-256 digests and compared in constant time.
 - :class:`Sessions`: a random cookie value per login, stored by digest with its user,
-  role, CSRF token and expiry. The cookie is HttpOnly and SameSite=Strict; every
-  state-changing request from the page must also carry the session's CSRF token.
-- :class:`LoginLimiter`: failed logins per (client, user) and per client within a
-  window; over the limit, logins are refused until the window has passed. Pure, driven
-  by a clock, so it is unit-tested without sleeping.
+  role, CSRF token and expiry; at most :data:`SESSIONS_PER_ACCOUNT` per account, so
+  one account logging in again and again only ends its own oldest sessions.
+- :class:`LoginLimiter`: every guess (password or token) is counted *before* it is
+  checked, so guesses sent all at once are held to the limit as well as guesses in a
+  row. Per client and account, per client, and per account from clients that never
+  logged into it (at most :data:`ACCOUNT_GUESSES` a window, whoever sends them): a
+  guesser elsewhere cannot lock out the operator on the studio PC, who logged in from
+  there before. Pure, driven by a clock, so it is unit-tested without sleeping.
 """
 
 from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from relay.settings import HttpUser
+from relay.settings import MIN_TOKEN_LENGTH, HttpUser
 
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB and ~50 ms per check (RFC 7914 interactive)
+# RFC 7914 / OWASP: N=2^17, r=8, p=1 (128 MiB, ~0.5 s here).
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
+MAX_SCRYPT_MEMORY = 1024 * 1024 * 1024  # a stored hash that needs more is refused at start, loudly
 SCHEME = "scrypt"
-SESSION_LIMIT = 1000  # live sessions kept; the oldest is dropped beyond it
+CONCURRENT_CHECKS = 1  # scrypt checks at once (each holds 128 MiB for ~0.5 s)
+SESSION_LIMIT = 1000  # live sessions kept in all; the oldest is dropped beyond it
+SESSIONS_PER_ACCOUNT = 50  # one account's own oldest session is dropped beyond it
 CLIENT_FACTOR = 4  # a client may fail this many times the per-user limit across user names
+ACCOUNT_GUESSES = 10  # guesses checked per account per window from clients it does not know
+KNOWN_CLIENTS = 64  # addresses remembered per account after a successful login
+
+
+def scrypt_memory(n: int, r: int, p: int) -> int:
+    """What hashlib.scrypt needs for these parameters (OpenSSL's count), plus slack."""
+    return 128 * r * (n + p + 2) + 1024 * 1024
 
 
 def _b64(data: bytes) -> str:
@@ -41,25 +59,43 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """``scrypt$16384$8$1$<salt>$<hash>``: what `relay hash-password` prints."""
+def hash_password(password: str, *, salt: bytes | None = None, n: int = SCRYPT_N) -> str:
+    """``scrypt$131072$8$1$<salt>$<hash>``: what `relay hash-password` prints."""
     salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
-                            maxmem=64 * 1024 * 1024, dklen=32)
-    return f"{SCHEME}${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P,
+                            maxmem=scrypt_memory(n, SCRYPT_R, SCRYPT_P), dklen=32)
+    return f"{SCHEME}${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
 
 
 def is_hash(text: str) -> bool:
     return text.startswith(SCHEME + "$") and len(text.split("$")) == 6
 
 
-def verify_password(password: str, stored: str) -> bool:
+def hash_problem(stored: str) -> str | None:
+    """Why a stored hash can never verify (None: it can): parameters unreadable or
+    beyond :data:`MAX_SCRYPT_MEMORY`. Said at start, not discovered at a failed login."""
     try:
         _, n, r, p, salt, digest = stored.split("$")
-        expected = _unb64(digest)
-        got = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p),
-                             maxmem=64 * 1024 * 1024, dklen=len(expected))
+        n_, r_, p_ = int(n), int(r), int(p)
+        _unb64(salt), _unb64(digest)
     except (ValueError, TypeError):
+        return "not a scrypt hash from `relay hash-password`"
+    if n_ < 2 or n_ & (n_ - 1) or r_ < 1 or p_ < 1:
+        return "scrypt N must be a power of 2 and r, p at least 1"
+    if scrypt_memory(n_, r_, p_) > MAX_SCRYPT_MEMORY:
+        return f"scrypt N={n_}, r={r_} needs more than {MAX_SCRYPT_MEMORY >> 20} MiB"
+    return None
+
+
+def verify_password(password: str, stored: str) -> bool:
+    if hash_problem(stored) is not None:
+        return False
+    _, n, r, p, salt, digest = stored.split("$")
+    expected = _unb64(digest)
+    try:
+        got = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p),
+                             maxmem=scrypt_memory(int(n), int(r), int(p)), dklen=len(expected))
+    except (ValueError, TypeError, MemoryError):
         return False
     return hmac.compare_digest(got, expected)
 
@@ -79,22 +115,27 @@ class Account:
 class Accounts:
     """The configured users, with nothing but hashes kept."""
 
-    def __init__(self, users: list[HttpUser]) -> None:
+    def __init__(self, users: list[HttpUser], *, n: int = SCRYPT_N) -> None:
         self._by_name: dict[str, Account] = {}
+        self._checking = threading.BoundedSemaphore(CONCURRENT_CHECKS)
         for user in users:
             password = user.password.get_secret_value() if user.password is not None else None
-            stored = None if password is None else password if is_hash(password) else hash_password(password)
+            stored = password if password is None or is_hash(password) else hash_password(password, n=n)
+            problem = None if stored is None else hash_problem(stored)
+            if problem is not None:  # a user who strengthened the hash is told, not silently locked out
+                raise ValueError(f"[http] user {user.name}: password hash unusable: {problem}")
             token = user.token.get_secret_value() if user.token is not None else None
             self._by_name[user.name] = Account(user.name, user.role, stored,
                                                None if token is None else _token_digest(token))
         # Checking an unknown name costs the same as a known one (no user-name oracle).
-        self._dummy = hash_password(secrets.token_hex(8))
+        self._dummy = hash_password(secrets.token_hex(8), n=n)
 
     def check_password(self, name: str, password: str) -> Account | None:
-        """Blocking (scrypt): call it in a worker thread."""
+        """Blocking (scrypt, one check at a time): call it in a worker thread."""
         account = self._by_name.get(name)
         stored = account.password_hash if account is not None else None
-        ok = verify_password(password, stored or self._dummy)
+        with self._checking:
+            ok = verify_password(password, stored or self._dummy)
         return account if ok and account is not None and stored is not None else None
 
     def check_token(self, token: str) -> Account | None:
@@ -112,6 +153,11 @@ class Session:
     role: str
     csrf: str
     expires: float
+    key: bytes = b""  # the cookie's digest: which entry of Sessions this is
+
+    def csrf_matches(self, sent: str | None) -> bool:
+        """Constant time: the comparison says nothing about how much of a guess was right."""
+        return sent is not None and hmac.compare_digest(sent.encode(), self.csrf.encode())
 
 
 class Sessions:
@@ -121,14 +167,21 @@ class Sessions:
         self.lifetime_s = lifetime_s
         self._clock = clock
         self._sessions: collections.OrderedDict[bytes, Session] = collections.OrderedDict()
+        self._by_user: dict[str, collections.OrderedDict[bytes, None]] = {}
+        self.on_end: list[Callable[[Session], None]] = []  # told when a session ends (live streams close)
 
     def create(self, account: Account) -> tuple[str, Session]:
         cookie = secrets.token_urlsafe(32)
+        key = _token_digest(cookie)
         session = Session(account.name, account.role, secrets.token_urlsafe(24),
-                          self._clock() + self.lifetime_s)
-        self._sessions[_token_digest(cookie)] = session
+                          self._clock() + self.lifetime_s, key)
+        self._sessions[key] = session
+        mine = self._by_user.setdefault(account.name, collections.OrderedDict())
+        mine[key] = None
+        while len(mine) > SESSIONS_PER_ACCOUNT:  # this account's own oldest, nobody else's
+            self._drop(next(iter(mine)))
         while len(self._sessions) > SESSION_LIMIT:
-            self._sessions.popitem(last=False)
+            self._drop(next(iter(self._sessions)))
         return cookie, session
 
     def get(self, cookie: str | None) -> Session | None:
@@ -139,51 +192,125 @@ class Sessions:
         if session is None:
             return None
         if session.expires <= self._clock():
-            del self._sessions[key]
+            self._drop(key)
             return None
         return session
 
+    def alive(self, session: Session) -> bool:
+        """Still logged in: not ended, not expired (ends it when it just expired)."""
+        if self._sessions.get(session.key) is not session:
+            return False
+        if session.expires <= self._clock():
+            self._drop(session.key)
+            return False
+        return True
+
     def end(self, cookie: str | None) -> None:
         if cookie:
-            self._sessions.pop(_token_digest(cookie), None)
+            self._drop(_token_digest(cookie))
+
+    def count(self, user: str) -> int:
+        return len(self._by_user.get(user, ()))
+
+    def _drop(self, key: bytes) -> None:
+        session = self._sessions.pop(key, None)
+        if session is None:
+            return
+        mine = self._by_user.get(session.user)
+        if mine is not None:
+            mine.pop(key, None)
+            if not mine:
+                del self._by_user[session.user]
+        for listener in self.on_end:
+            listener(session)
+
+
+@dataclass(slots=True)
+class Guess:
+    """One admitted login or token guess, counted before it was checked."""
+
+    client: str
+    user: str
+    time: float
+    keys: list[tuple[str, str]] = field(default_factory=list)
 
 
 class LoginLimiter:
-    """At most ``attempts`` failed logins per (client, user) and ``CLIENT_FACTOR`` times as
-    many per client within ``window_s``; beyond that, :meth:`retry_after` says how long
-    the client must wait. A success does not erase the failures (no reset by guessing
-    one account right)."""
+    """Guesses (password or token) counted *before* they are checked, within ``window_s``:
 
-    def __init__(self, attempts: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    - at most ``attempts`` per (client, user),
+    - at most ``CLIENT_FACTOR`` times as many per client across user names,
+    - at most :data:`ACCOUNT_GUESSES` per user from clients that have not logged into
+      it before (its known clients keep their own per-client budget), so however many
+      addresses guess, an account gets at most that many checked a window, and the
+      operator's own PC is not locked out by them.
+
+    :meth:`admit` counts a guess or says how long to wait; a guess that proves right is
+    :meth:`forgiven` (a success does not erase the failures before it)."""
+
+    def __init__(self, attempts: int, window_s: float, clock: Callable[[], float] = time.monotonic,
+                 *, account_guesses: int = ACCOUNT_GUESSES) -> None:
         self.attempts = attempts
         self.window_s = window_s
+        self.account_guesses = max(account_guesses, attempts)
         self._clock = clock
-        self._failures: dict[tuple[str, str], collections.deque[float]] = {}
+        self._guesses: dict[tuple[str, str], collections.deque[float]] = {}
+        self._known: dict[str, collections.OrderedDict[str, None]] = {}  # user → clients that logged in
 
     def _recent(self, key: tuple[str, str], now: float) -> collections.deque[float]:
-        times = self._failures.get(key)
+        times = self._guesses.get(key)
         if times is None:
             return collections.deque()
         while times and now - times[0] >= self.window_s:
             times.popleft()
         if not times:
-            del self._failures[key]
+            del self._guesses[key]
         return times
 
+    def _limits(self, client: str, user: str) -> list[tuple[tuple[str, str], int]]:
+        limits = [((client, user), self.attempts), ((client, ""), self.attempts * CLIENT_FACTOR)]
+        if client not in self._known.get(user, ()):
+            limits.append((("", user), self.account_guesses))
+        return limits
+
     def retry_after(self, client: str, user: str) -> float:
-        """Seconds until this client may try this user again (0: it may now)."""
+        """Seconds until this client may guess this user again (0: it may now)."""
         now = self._clock()
         waits = [0.0]
-        for key, limit in (((client, user), self.attempts), ((client, ""), self.attempts * CLIENT_FACTOR)):
+        for key, limit in self._limits(client, user):
             times = self._recent(key, now)
             if len(times) >= limit:
                 waits.append(times[len(times) - limit] + self.window_s - now)
         return max(waits)
 
-    def failed(self, client: str, user: str) -> None:
+    def admit(self, client: str, user: str) -> Guess | float:
+        """Count this guess now (a :class:`Guess`) or say how many seconds to wait."""
+        wait = self.retry_after(client, user)
+        if wait > 0:
+            return wait
         now = self._clock()
-        for key in ((client, user), (client, "")):
-            self._failures.setdefault(key, collections.deque()).append(now)
-        if len(self._failures) > 10_000:  # a flood of names: forget the stale ones
-            for key in list(self._failures):
+        guess = Guess(client, user, now)
+        for key, _ in self._limits(client, user):
+            self._guesses.setdefault(key, collections.deque()).append(now)
+            guess.keys.append(key)
+        if len(self._guesses) > 10_000:  # a flood of names: forget the stale ones
+            for key in list(self._guesses):
                 self._recent(key, now)
+        return guess
+
+    def forgive(self, guess: Guess) -> None:
+        """The guess was right: it is not a failure, and the client is now known to the account."""
+        for key in guess.keys:
+            times = self._guesses.get(key)
+            if times is not None:
+                with contextlib.suppress(ValueError):
+                    times.remove(guess.time)
+        known = self._known.setdefault(guess.user, collections.OrderedDict())
+        known[guess.client] = None
+        known.move_to_end(guess.client)
+        while len(known) > KNOWN_CLIENTS:
+            known.popitem(last=False)
+
+    def failed(self, client: str, user: str) -> None:
+        """A failure counted after the fact (the old order; kept for callers that check first)."""
+        self.admit(client, user)
