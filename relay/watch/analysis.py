@@ -250,7 +250,9 @@ class InputAnalyzer:
             return []  # a priming frame: its sound overlaps what came before, not decoded
         mean = levels[-1]
         rms_dbfs = max(10.0 * math.log10(mean), FLOOR_DB) if mean > 0 else FLOOR_DB
-        return [AudioFrameStats(now=pkt.arrival, pts=tag, rms_dbfs=rms_dbfs)]
+        peak = self._audio.peak  # the same frame's highest sample, for the dashboard's meters
+        peak_dbfs = max(20.0 * math.log10(peak), FLOOR_DB) if peak > 0 else FLOOR_DB
+        return [AudioFrameStats(now=pkt.arrival, pts=tag, rms_dbfs=rms_dbfs, peak_dbfs=peak_dbfs)]
 
 
 class _Group:
@@ -483,6 +485,7 @@ class _AudioDecoder:
         ctx: Any = av.CodecContext.create(config.codec, "r")
         ctx.extradata = config.extradata
         self._ctx = ctx
+        self.peak = 0.0  # the last decoded frame's highest sample (full scale = 1.0)
 
     def decode(self, pkt: MediaPacket) -> list[float]:
         """The mean square (full scale = 1.0) of each decoded frame."""
@@ -495,4 +498,5 @@ class _AudioDecoder:
             if samples.dtype.kind in "iu":  # integer sample formats: scale to full scale = 1.0
                 samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
             out.append(float(np.mean(np.square(samples, dtype=np.float64))) if samples.size else 0.0)
+            self.peak = float(np.max(np.abs(samples))) if samples.size else 0.0
         return out

@@ -20,6 +20,7 @@ class AudioFrameStats:
     now: float
     pts: int
     rms_dbfs: float  # RMS over all channels; a full-scale sine is -3 dBFS; floored at -120
+    peak_dbfs: float = -120.0  # the highest sample of the frame; full scale is 0 dBFS
 
 
 FrameStats = VideoFrameStats | AudioFrameStats

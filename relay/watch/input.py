@@ -61,6 +61,7 @@ class InputWatch:
         self._healthy_since: float | None = None
         self._last_video: VideoFrameStats | None = None
         self._loudness: deque[tuple[float, float]] = deque()  # (now, mean square)
+        self._peaks: deque[tuple[float, float]] = deque()  # (now, peak dBFS), for the dashboard's meters
 
     @property
     def connected(self) -> bool:
@@ -84,6 +85,7 @@ class InputWatch:
         self._connected_at = None
         self._last_video = None
         self._loudness.clear()
+        self._peaks.clear()
         self.disconnected.on_disconnected(now, reason)
         self.disconnected.tick(now)  # tier 1 at once, not at the next tick
         self._refresh_health(now)
@@ -115,6 +117,7 @@ class InputWatch:
             return
         self.silence.on_frame(stats)
         self._loudness.append((stats.now, 10.0 ** (stats.rms_dbfs / 10.0)))
+        self._peaks.append((stats.now, stats.peak_dbfs))
 
     def on_stats(self, stats: FrameStats) -> None:
         """Either kind of frame statistics (what the analysis worker's callback delivers)."""
@@ -166,6 +169,7 @@ class InputWatch:
             "luma": _round(video.luma_mean if video else None, 3),
             "dark_fraction": _round(video.dark_fraction if video else None, 3),
             "loudness_dbfs": _round(self._loudness_dbfs(now), 1),
+            "peak_dbfs": _round(self._peak_dbfs(now), 1),
             "srt_rtt_ms": self.srt_link.rtt_ms,
             "srt_loss_pct": self.srt_link.loss_pct,
         }
@@ -181,6 +185,12 @@ class InputWatch:
             self._healthy_since = None
         elif self._healthy_since is None:
             self._healthy_since = now
+
+    def _peak_dbfs(self, now: float) -> float | None:
+        """The highest sample over the loudness window."""
+        while self._peaks and self._peaks[0][0] <= now - _LOUDNESS_WINDOW_S:
+            self._peaks.popleft()
+        return max(p for _, p in self._peaks) if self._peaks else None
 
     def _loudness_dbfs(self, now: float) -> float | None:
         while self._loudness and self._loudness[0][0] <= now - _LOUDNESS_WINDOW_S:
