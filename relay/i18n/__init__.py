@@ -110,3 +110,17 @@ def page_strings(lang: str) -> str:
     the element."""
     text = json.dumps(dict(catalogue(lang)), ensure_ascii=False, separators=(",", ":"))
     return text.replace("<", "\\u003c")
+
+
+def label(lang: str, area: str, name: object) -> str:
+    """The label of a SPEC name ("signal", "black"): its translation when the catalogue has
+    one, else the name itself (the fixed names read as English already)."""
+    if name is None:
+        return ""
+    text = catalogue(lang if lang in LANGUAGES else DEFAULT).get(f"{area}.{name}")
+    return str(name) if text is None else text
+
+
+def count(lang: str, key: str, n: int, /, **params: object) -> str:
+    """`key`.one or `key`.other by `n` (English plurals; Chinese has one form for both)."""
+    return t(lang, f"{key}.{'one' if n == 1 else 'other'}", n=n, **params)

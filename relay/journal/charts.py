@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
+from relay.i18n import t
+
 TIER_COLOURS = {1: "#d62728", 2: "#f0a202", 3: "#5b7fa8"}  # red, amber, grey-blue
 DASH = "\u2013"  # en dash, for time ranges
-TIER_NAMES = {1: "tier 1", 2: "tier 2", 3: "tier 3"}
 
 WIDTH = 1120
 LEFT = 78  # room for the panel titles and y labels
@@ -163,6 +164,7 @@ def timeline_svg(
     markers: Sequence[Marker] = (),
     on_air: Sequence[tuple[float, float]] | None = None,
     width: int = WIDTH,
+    lang: str = "en",
 ) -> str:
     """One chart: `panels` stacked on a shared time axis from `t0` to `t1` (epoch seconds).
 
@@ -188,20 +190,22 @@ def timeline_svg(
     ]
 
     # Lanes: when this subject was on air, and its faults as solid bars.
-    lanes = ((air_y, "on air"), (fault_y, "faults")) if on_air is not None else ((fault_y, "faults"),)
+    on_air_text, faults_text = t(lang, "report.lane_on_air"), t(lang, "report.lane_faults")
+    lanes = ((air_y, on_air_text), (fault_y, faults_text)) if on_air is not None else \
+        ((fault_y, faults_text),)
     for lane_y, lane in lanes:
         out.append(f'<text class="lane-label" x="{LEFT - 6}" y="{lane_y + LANE_H - 1}" '
                    f'text-anchor="end">{lane}</text>')
     for start, end in on_air or ():
         out.append(f'<rect class="on-air" x="{x(start):.1f}" y="{air_y}" '
                    f'width="{max(x(end) - x(start), 1):.1f}" height="{LANE_H}" fill="#2ca25f">'
-                   f"<title>on air {clock_text(start)}{DASH}{clock_text(end)}</title></rect>")
+                   f"<title>{escape(on_air_text)} {clock_text(start)}{DASH}{clock_text(end)}</title></rect>")
     panels_bottom = panels_top + len(panels) * (PANEL_H + PANEL_GAP) - PANEL_GAP
     # Milder tiers first so a tier-1 band is drawn on top of what it overlaps.
     for band in sorted(bands, key=lambda b: -b.tier):
         colour = TIER_COLOURS.get(band.tier, "#888")
         bx, bw = x(band.start), max(x(band.end) - x(band.start), 2.0)
-        tip = escape(f"{band.label} ({TIER_NAMES.get(band.tier, band.tier)}) "
+        tip = escape(f"{band.label} ({t(lang, 'common.tier', tier=band.tier)}) "
                      f"{clock_text(band.start)}{DASH}{clock_text(band.end)}")
         out.append(f'<rect class="fault-lane tier-{band.tier}" x="{bx:.1f}" y="{fault_y}" width="{bw:.1f}" '
                    f'height="{LANE_H}" fill="{colour}"><title>{tip}</title></rect>')
@@ -238,7 +242,7 @@ def timeline_svg(
                        'stroke="#9aa3ad" stroke-dasharray="2 3"/>')
         if not segments:
             out.append(f'<text class="no-data" x="{LEFT + plot_w / 2:.0f}" y="{top + PANEL_H / 2 + 4:.0f}" '
-                       'text-anchor="middle">no data</text>')
+                       f'text-anchor="middle">{escape(t(lang, "report.no_data"))}</text>')
         for seg in segments:
             if panel.step:
                 coords: list[str] = []
@@ -288,9 +292,11 @@ def timeline_svg(
             tx = mx - 3 if anchor == "end" else mx + 3
             label = (f'<text class="marker-label" x="{tx:.1f}" y="{label_y}" text-anchor="{anchor}" '
                      f'fill="{colour}">{escape(marker.label)}</text>')
+        time = clock_text(marker.ts)
         out.append(f'<g class="{escape(marker.kind)}-marker" data-ts="{marker.ts:.3f}">'
                    f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{label_y + 2}" y2="{panels_bottom}" '
                    f'stroke="{colour}" stroke-width="1.2" stroke-dasharray="4 2"/>{label}'
-                   f"<title>{escape(marker.label)} at {clock_text(marker.ts)}</title></g>")
+                   f"<title>{escape(t(lang, 'report.marker_at', label=marker.label, time=time))}"
+                   "</title></g>")
     out.append("</svg>")
     return "\n".join(out)

@@ -2,12 +2,17 @@
 
 Inline CSS and inline SVG only (charts.py): no script, no font or image to fetch,
 so it opens from a USB stick on a PC with no network. Times are the studio PC's
-local time, said once in the header.
+local time, said once in the header. Its words are in one of the catalogues'
+languages (relay/i18n). Served by the dashboard it carries its own CSP (REPORT_CSP),
+which lets in exactly its one <style> element by hash and nothing else: no style
+attribute is used anywhere in it.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import sqlite3
@@ -18,7 +23,8 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from relay import __version__
+from relay import __version__, i18n
+from relay.i18n import label, t
 from relay.journal.charts import DASH, TIER_COLOURS, Band, Marker, Panel, clock_text, timeline_svg
 from relay.journal.review import (
     TIMES,
@@ -72,6 +78,9 @@ svg.chart .marker-label { font-weight: 600; }
 svg.chart .no-data { fill: #9aa3ad; font-style: italic; }
 .legend { color: var(--muted); font-size: 12px; margin: -8px 0 12px; }
 .legend i { display: inline-block; width: 14px; height: 10px; margin: 0 4px 0 12px; vertical-align: middle; }
+.legend i.tier-1 { background: var(--t1); } .legend i.tier-2 { background: var(--t2); }
+.legend i.tier-3 { background: var(--t3); } .legend i.on-air { background: #2ca25f; }
+.legend i.switch { border-left: 2px dashed #222; width: 2px; }
 table.events { border-collapse: collapse; width: 100%; font-size: 13px; }
 table.events th { text-align: left; background: #eef1f4; position: sticky; top: 0; }
 table.events th, table.events td { padding: 4px 8px; border-bottom: 1px solid var(--line);
@@ -86,20 +95,28 @@ footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
 @media print { body { padding: 0; } h2 { break-after: avoid; } figure { break-inside: avoid; } }
 """
 
+# The report's CSP when the dashboard serves it: its one <style> by hash, pictures only as
+# data: (none today), no script, no fetch, no form, never framed.
+STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
+REPORT_CSP = (f"default-src 'none'; style-src '{STYLE_HASH}'; img-src data:; script-src 'none'; "
+              "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
 _HIDDEN_FIELDS = {"event", "ts", "relay", "input", "output"}
 
 
-def duration_text(seconds: float) -> str:
+def duration_text(seconds: float, lang: str = "en") -> str:
     s = round(seconds)
     if s < 60:
-        return f"{s} s"
+        return t(lang, "common.seconds", s=s)
     if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+        return t(lang, "report.duration_m", m=s // 60, s=f"{s % 60:02d}")
+    return t(lang, "report.duration_h", h=s // 3600, m=f"{s % 3600 // 60:02d}")
 
 
-def _ms_text(ms: float) -> str:
-    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+def _ms_text(ms: float, lang: str = "en") -> str:
+    if ms < 1000:
+        return t(lang, "common.ms", ms=f"{ms:.0f}")
+    return t(lang, "common.seconds", s=f"{ms / 1000:.1f}")
 
 
 def _value_text(value: Any) -> str:
@@ -110,40 +127,42 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
-def event_details(event: EventRow) -> str:
+def event_details(event: EventRow, lang: str = "en") -> str:
     """A person's one-line reading of an event's fields."""
     b = event.body
     if event.name == "switched":
-        parts = [str(b.get("reason", ""))]
-        for key, label in (("gap_ms", "gap"), ("freeze_ms", "freeze"), ("added_delay_ms", "added delay")):
+        parts = [label(lang, "reason", b.get("reason", ""))]
+        for key, name in (("gap_ms", "review.cut_gap"), ("freeze_ms", "review.cut_freeze"),
+                          ("added_delay_ms", "review.cut_added_delay")):
             if isinstance(b.get(key), int | float):
-                parts.append(f"{label} {_ms_text(float(b[key]))}")
+                parts.append(f"{t(lang, name)} {_ms_text(float(b[key]), lang)}")
         if b.get("verified") is not None:
-            parts.append("verified" if b.get("verified") else "NOT verified")
+            parts.append(t(lang, "report.verified" if b.get("verified") else "report.not_verified"))
         return " · ".join(p for p in parts if p)
     if event.name in ("fault_raised", "fault_cleared"):
-        parts = [f"{b.get('signal')} tier {b.get('tier')}"]
+        parts = [f"{label(lang, 'signal', b.get('signal'))} {t(lang, 'common.tier', tier=b.get('tier'))}"]
         if b.get("value") is not None:
-            parts.append(f"value {_value_text(b.get('value'))}")
+            parts.append(t(lang, "report.value", value=_value_text(b.get("value"))))
         if b.get("threshold") is not None:
-            parts.append(f"threshold {_value_text(b.get('threshold'))}")
+            parts.append(t(lang, "report.threshold", value=_value_text(b.get("threshold"))))
         if b.get("duration_s") is not None:
-            parts.append(f"lasted {duration_text(float(b['duration_s']))}")
+            parts.append(t(lang, "report.lasted", duration=duration_text(float(b["duration_s"]), lang)))
         if b.get("detail"):
             parts.append(str(b["detail"]))
         return " · ".join(parts)
     if event.name == "drill_finished":
         figures = b.get("figures") if isinstance(b.get("figures"), dict) else {}
-        verdict = "PASSED" if b.get("passed") else "FAILED"
-        return " · ".join([verdict, *drill_figures(figures or {})])
+        verdict = t(lang, "report.drill_passed" if b.get("passed") else "report.drill_failed")
+        return " · ".join([verdict, *drill_figures(figures or {}, lang)])
     if event.name == "command":
         args = b.get("args") or {}
-        text = f"{b.get('command')} {_value_text(args)} → {b.get('status')}" if args else \
-            f"{b.get('command')} → {b.get('status')}"
+        status = label(lang, "value", b.get("status"))
+        text = f"{b.get('command')} {_value_text(args)} → {status}" if args else \
+            f"{b.get('command')} → {status}"
         if b.get("error"):
             text += f" ({b['error']})"
         if b.get("source"):
-            text += f" · from {b['source']}"
+            text += " · " + t(lang, "report.from_source", source=b["source"])
         return text
     skip = _HIDDEN_FIELDS | ({"from", "to"} if event.name in ("switch_failed", "drill_started") else set())
     return " · ".join(f"{k} {_value_text(v)}" for k, v in b.items() if k not in skip and v is not None)
@@ -152,16 +171,24 @@ def event_details(event: EventRow) -> str:
 # -- sections --------------------------------------------------------------------------------
 
 
+def _date_text(start: datetime, lang: str) -> str:
+    weekday = t(lang, "report.weekdays").split(",")[start.weekday()]
+    month = t(lang, "report.months").split(",")[start.month - 1]
+    return t(lang, "report.date", weekday=weekday, day=f"{start.day:02d}", month=month, year=start.year)
+
+
 def _header(r: Review) -> str:
-    s = r.session
+    s, lang = r.session, r.lang
     start = datetime.fromtimestamp(r.start)
     zone = datetime.fromtimestamp(r.start).astimezone().strftime("UTC%z")
-    stop = "still running (or cut short and not yet marked)" if r.running else escape(s.stop_reason or "?")
+    stop = t(lang, "report.still_running") if r.running else escape(label(lang, "stop", s.stop_reason or "?"))
     return (
-        f"<header><h1>Post-show review {DASH} {escape(s.relay)}</h1>"
-        f'<p class="sub">Session <b>{escape(s.id)}</b> · {start:%A %d %B %Y} · '
-        f"{clock_text(r.start)}{DASH}{clock_text(r.end)} ({duration_text(r.duration_s)}) · stopped: {stop} · "
-        f"Relay {escape(s.version or '?')} · times are local ({zone})</p></header>"
+        f"<header><h1>{escape(t(lang, 'report.heading', dash=DASH, relay=s.relay))}</h1>"
+        f'<p class="sub">{t(lang, "report.session", session=f"<b>{escape(s.id)}</b>")} · '
+        f"{escape(_date_text(start, lang))} · "
+        f"{clock_text(r.start)}{DASH}{clock_text(r.end)} ({duration_text(r.duration_s, lang)}) · "
+        f"{escape(t(lang, 'report.stopped', why=''))}{stop} · "
+        f"Relay {escape(s.version or '?')} · {escape(t(lang, 'report.local_times', zone=zone))}</p></header>"
     )
 
 
@@ -171,125 +198,142 @@ def _card(card_id: str, title: str, body: str, attrs: dict[str, Any] | None = No
 
 
 def _summary(r: Review) -> str:
-    cards = [_card("summary-duration", "Duration",
-                   f'<div class="big">{duration_text(r.duration_s)}</div>'
-                   f'<div class="small">{clock_text(r.start)}{DASH}{clock_text(r.end)} · stopped: '
-                   f'{escape(r.session.stop_reason or "running")}</div>',
+    lang = r.lang
+    stopped = t(lang, "report.stopped", why=label(lang, "stop", r.session.stop_reason or "running"))
+    cards = [_card("summary-duration", t(lang, "report.duration"),
+                   f'<div class="big">{duration_text(r.duration_s, lang)}</div>'
+                   f'<div class="small">{clock_text(r.start)}{DASH}{clock_text(r.end)} · '
+                   f"{escape(stopped)}</div>",
                    {"seconds": round(r.duration_s, 1)})]
 
     rows = []
     for out in r.outputs:
-        share = "no data" if out.uptime_share is None else f"{out.uptime_share:.1%}"
-        moved = f" · URL changed {len(out.url_changes)}{TIMES}" if out.url_changes else ""
+        share = t(lang, "report.no_data") if out.uptime_share is None else f"{out.uptime_share:.1%}"
+        moved = (" · " + escape(t(lang, "report.url_changed", n=len(out.url_changes), times=TIMES))
+                 if out.url_changes else "")
         rows.append(f'<div class="output-uptime" data-output="{escape(out.id)}" '
                     f'data-uptime="{"" if out.uptime_share is None else round(out.uptime_share, 4)}">'
                     f'<b>{escape(out.id)}</b> <span class="big">{share}</span>'
                     f'<span class="small">{moved}</span></div>')
-    cards.append(_card("summary-uptime", "Output uptime (pushing)",
-                       "".join(rows) or '<div class="small">no outputs</div>'))
+    cards.append(_card("summary-uptime", t(lang, "report.output_uptime"),
+                       "".join(rows) or f'<div class="small">{escape(t(lang, "report.no_outputs"))}</div>'))
 
     chips = "".join(
-        f'<span class="chip tier-{t}{" zero" if n == 0 else ""}">tier {t}: {n}</span>'
-        for t, n in sorted(r.faults_by_tier.items())
+        f'<span class="chip tier-{tier}{" zero" if n == 0 else ""}">'
+        f'{escape(t(lang, "report.tier_count", tier=tier, n=n))}</span>'
+        for tier, n in sorted(r.faults_by_tier.items())
     )
-    cards.append(_card("summary-faults", "Faults by tier", chips,
-                       {f"tier{t}": n for t, n in r.faults_by_tier.items()}))
+    cards.append(_card("summary-faults", t(lang, "report.faults_by_tier"), chips,
+                       {f"tier{tier}": n for tier, n in r.faults_by_tier.items()}))
 
     by_count = sorted(r.switch_reasons.items(), key=lambda kv: -kv[1])
-    reasons = " · ".join(f"{escape(k)} {v}" for k, v in by_count)
-    failed = (f'<div class="small fail">{r.switch_failures} failed verification</div>'
-              if r.switch_failures else "")
-    cards.append(_card("summary-switches", "Switches",
-                       f'<div class="big">{len(r.switches)}</div><div class="small">{reasons or "none"}</div>'
+    reasons = " · ".join(f"{escape(label(lang, 'reason', k))} {v}" for k, v in by_count)
+    failed = (f'<div class="small fail">{escape(t(lang, "report.failed_verification", n=r.switch_failures))}'
+              "</div>" if r.switch_failures else "")
+    cards.append(_card("summary-switches", t(lang, "report.switches"),
+                       f'<div class="big">{len(r.switches)}</div>'
+                       f'<div class="small">{reasons or escape(t(lang, "common.none"))}</div>'
                        f"{failed}", {"count": len(r.switches), "failed": r.switch_failures}))
 
     gap = r.longest_gap
-    gap_body = ('<div class="big">none</div>' if gap is None else
-                f'<div class="big">{_ms_text(gap.ms)}</div>'
-                f'<div class="small">{escape(gap.what)} at {clock_text(gap.ts)}</div>')
-    cards.append(_card("summary-gap", "Longest output gap", gap_body,
+    gap_body = (f'<div class="big">{escape(t(lang, "common.none"))}</div>' if gap is None else
+                f'<div class="big">{_ms_text(gap.ms, lang)}</div>'
+                f'<div class="small">'
+                f'{escape(t(lang, "report.at_time", what=gap.what, time=clock_text(gap.ts)))}</div>')
+    cards.append(_card("summary-gap", t(lang, "report.longest_gap"), gap_body,
                        {"ms": "" if gap is None else round(gap.ms, 1)}))
 
     drills = []
     for d in r.drills:
-        verdict = ('<span class="pass">passed</span>' if d.passed else
-                   '<span class="fail">failed</span>' if d.passed is False else "unfinished")
-        figures = "".join(f"<li>{escape(phrase)}</li>" for phrase in drill_figures(d.figures))
+        verdict = (f'<span class="pass">{escape(t(lang, "report.passed"))}</span>' if d.passed else
+                   f'<span class="fail">{escape(t(lang, "report.failed"))}</span>' if d.passed is False
+                   else escape(t(lang, "report.unfinished")))
+        figures = "".join(f"<li>{escape(phrase)}</li>" for phrase in drill_figures(d.figures, lang))
         drills.append(f'<div class="drill" data-to="{escape(d.to)}" data-passed="{d.passed}">'
                       f"{clock_text(d.ts)} → <b>{escape(d.to)}</b> {verdict}"
                       f'<ul class="small figures">{figures}</ul></div>')
     passed = sum(1 for d in r.drills if d.passed)
-    cards.append(_card("summary-drills", "Drills",
+    cards.append(_card("summary-drills", t(lang, "report.drills"),
                        "".join(drills)
-                       or '<div class="big">none</div><div class="small">no backup rehearsed</div>',
+                       or f'<div class="big">{escape(t(lang, "common.none"))}</div>'
+                       f'<div class="small">{escape(t(lang, "report.no_drill"))}</div>',
                        {"passed": passed, "failed": sum(1 for d in r.drills if d.passed is False)}))
     return f'<section class="summary">{"".join(cards)}</section>'
 
 
 def _advice(r: Review) -> str:
     items = [
-        f'<li class="tier-{a.tier}"><span class="who">{escape(a.subject)}</span>{escape(a.text)}</li>'
+        f'<li class="tier-{a.tier}"><span class="who">{escape(label(r.lang, "subject", a.subject))}</span>'
+        f"{escape(a.text)}</li>"
         for a in r.advice
-    ] or ['<li class="clean">Nothing to fix: no fault worth a change was recorded. Keep rehearsing the '
-          "backup before every show.</li>"]
-    return (f'<section id="advice"><h2>What to look at before the next show</h2>'
+    ] or [f'<li class="clean">{escape(t(r.lang, "report.clean"))}</li>']
+    return (f'<section id="advice"><h2>{escape(t(r.lang, "report.advice"))}</h2>'
             f'<ol class="advice">{"".join(items)}</ol></section>')
 
 
-def _bands(bands: list[FaultBand]) -> list[Band]:
-    return [Band(b.start, b.end, b.tier, b.signal + (f": {b.detail}" if b.detail else "")) for b in bands]
+def _bands(bands: list[FaultBand], lang: str) -> list[Band]:
+    return [Band(b.start, b.end, b.tier,
+                 label(lang, "signal", b.signal) + (f": {b.detail}" if b.detail else "")) for b in bands]
 
 
-def _legend() -> str:
-    return ('<p class="legend">faults:'
-            + "".join(f'<i style="background:{c}"></i>tier {t}' for t, c in TIER_COLOURS.items())
-            + '<i style="background:#2ca25f"></i>on air'
-            + '<i style="border-left:2px dashed #222;width:2px"></i>switch</p>')
+def _legend(lang: str) -> str:
+    return (f'<p class="legend">{escape(t(lang, "report.legend_faults"))}'
+            + "".join(f'<i class="tier-{tier}"></i>{escape(t(lang, "common.tier", tier=tier))}'
+                      for tier in TIER_COLOURS)
+            + f'<i class="on-air"></i>{escape(t(lang, "report.legend_on_air"))}'
+            + f'<i class="switch"></i>{escape(t(lang, "report.legend_switch"))}</p>')
 
 
 def _charts(r: Review, progress: Callable[[str], None]) -> str:
-    markers = [Marker(s.ts, f"{s.from_ or '?'} → {s.to} ({s.reason})") for s in r.switches]
+    lang = r.lang
+    markers = [Marker(s.ts, f"{s.from_ or '?'} → {s.to} ({label(lang, 'reason', s.reason)})")
+               for s in r.switches]
     priority = {str(i.get("id")): i.get("priority") for i in r.session.config.get("inputs", [])
                 if isinstance(i, dict)}
-    parts = ['<section id="inputs"><h2>Inputs</h2>', _legend()]
+    parts = [f'<section id="inputs"><h2>{escape(t(lang, "dash.inputs"))}</h2>', _legend(lang)]
     for input_id in r.inputs:
         progress(f"drawing the timeline of input {input_id}")
         series = r.input_series.get(input_id, {})
         panels = [
-            Panel("fps", "frame rate", "fps", series.get("fps", []), floor_zero=True),
-            Panel("bitrate", "bitrate", "kbit/s", series.get("bitrate_kbps", []), floor_zero=True),
-            Panel("drift", "A/V drift", "ms", series.get("drift_ms", []), centre_zero=True),
-            Panel("loudness", "loudness", "dBFS", series.get("loudness_dbfs", [])),
+            Panel("fps", t(lang, "report.panel_fps"), "fps", series.get("fps", []), floor_zero=True),
+            Panel("bitrate", t(lang, "report.panel_bitrate"), "kbit/s", series.get("bitrate_kbps", []),
+                  floor_zero=True),
+            Panel("drift", t(lang, "report.panel_drift"), "ms", series.get("drift_ms", []), centre_zero=True),
+            Panel("loudness", t(lang, "report.panel_loudness"), "dBFS", series.get("loudness_dbfs", [])),
         ]
-        role = "backup" if input_id in r.backups else "main"
-        pri = f", priority {priority[input_id]}" if priority.get(input_id) is not None else ""
+        role = t(lang, "report.backup" if input_id in r.backups else "report.main")
+        pri = (t(lang, "report.priority", priority=priority[input_id])
+               if priority.get(input_id) is not None else "")
         svg = timeline_svg(
-            chart_id=f"input-{input_id}", title=f"input {input_id}", t0=r.start, t1=r.end, panels=panels,
-            bands=_bands([b for b in r.bands if b.kind == "input" and b.subject == input_id]),
-            markers=markers, on_air=[(a, b) for a, b, who in r.on_air if who == input_id],
+            chart_id=f"input-{input_id}", title=t(lang, "report.input_title", input=input_id), t0=r.start,
+            t1=r.end, panels=panels,
+            bands=_bands([b for b in r.bands if b.kind == "input" and b.subject == input_id], lang),
+            markers=markers, on_air=[(a, b) for a, b, who in r.on_air if who == input_id], lang=lang,
         )
-        sent = " then ".join(r.formats.get(input_id, [])) or "format not seen"
+        sent = t(lang, "report.then").join(r.formats.get(input_id, [])) or t(lang, "report.format_not_seen")
         parts.append(f'<figure class="input-chart" data-input="{escape(input_id)}"><figcaption>'
-                     f'{escape(input_id)} <span class="small">({role}{pri})</span> '
+                     f'{escape(input_id)} <span class="small">({escape(role + pri)})</span> '
                      f'<span class="small format">{escape(sent)}</span></figcaption>'
                      f"{svg}</figure>")
     parts.append("</section>")
 
     if r.outputs:
-        parts.append('<section id="outputs"><h2>Outputs</h2>')
+        parts.append(f'<section id="outputs"><h2>{escape(t(lang, "dash.outputs"))}</h2>')
         for out in r.outputs:
             progress(f"drawing the timeline of output {out.id}")
             series = r.output_series.get(out.id, {})
             url_markers = [Marker(e.ts, f"→ URL #{e.body.get('to_index')}", "url") for e in out.url_changes]
             svg = timeline_svg(
-                chart_id=f"output-{out.id}", title=f"output {out.id}", t0=r.start, t1=r.end,
+                chart_id=f"output-{out.id}", title=t(lang, "report.output_title", output=out.id), t0=r.start,
+                t1=r.end,
                 panels=[
-                    Panel("bitrate", "bitrate", "kbit/s", series.get("bitrate_kbps", []), floor_zero=True),
-                    Panel("url-index", "ingest URL", "", series.get("url_index", []),
+                    Panel("bitrate", t(lang, "report.panel_bitrate"), "kbit/s",
+                          series.get("bitrate_kbps", []), floor_zero=True),
+                    Panel("url-index", t(lang, "report.panel_ingest_url"), "", series.get("url_index", []),
                           step=True, levels=max(len(out.urls), 1)),
                 ],
-                bands=_bands([b for b in r.bands if b.kind == "output" and b.subject == out.id]),
-                markers=url_markers,
+                bands=_bands([b for b in r.bands if b.kind == "output" and b.subject == out.id], lang),
+                markers=url_markers, lang=lang,
             )
             urls = " · ".join(f"#{n} {escape(u)}" for n, u in enumerate(out.urls))
             parts.append(f'<figure class="output-chart" data-output="{escape(out.id)}"><figcaption>'
@@ -299,52 +343,58 @@ def _charts(r: Review, progress: Callable[[str], None]) -> str:
     if any(v is not None for _, v in r.host_series.get("cpu_pct", [])):
         progress("drawing the host timeline")
         svg = timeline_svg(
-            chart_id="host", title="host", t0=r.start, t1=r.end,
+            chart_id="host", title=t(lang, "report.host_title"), t0=r.start, t1=r.end,
             panels=[Panel("cpu", "CPU", "%", r.host_series["cpu_pct"], floor_zero=True),
-                    Panel("memory", "memory free", "%", r.host_series["mem_free_pct"], floor_zero=True)],
-            bands=_bands([b for b in r.bands if b.kind == "host"]),
+                    Panel("memory", t(lang, "report.panel_memory_free"), "%", r.host_series["mem_free_pct"],
+                          floor_zero=True)],
+            bands=_bands([b for b in r.bands if b.kind == "host"], lang), lang=lang,
         )
-        parts.append(f'<section id="host"><h2>Studio PC</h2><figure class="host-chart">{svg}</figure>'
-                     "</section>")
+        parts.append(f'<section id="host"><h2>{escape(t(lang, "dash.studio_pc"))}</h2>'
+                     f'<figure class="host-chart">{svg}</figure></section>')
     return "".join(parts)
 
 
 def _events(r: Review) -> str:
+    lang = r.lang
     rows = []
     for e in r.events:
         tier = f" tier-{e.tier}" if e.tier else ""
         ms = round((e.ts % 1) * 1000) % 1000
         rows.append(f'<tr class="ev-{escape(e.name)}{tier}"><td class="time">{clock_text(e.ts)}.{ms:03d}</td>'
-                    f'<td class="name">{escape(e.name)}</td><td class="subject">{escape(e.subject())}</td>'
-                    f'<td class="details">{escape(event_details(e))}</td></tr>')
-    body = "".join(rows) or '<tr><td colspan="4">no events</td></tr>'
-    return (f'<section id="events"><h2>Events ({len(r.events)})</h2><table class="events">'
-            "<thead><tr><th>time</th><th>event</th><th>subject</th><th>details</th></tr></thead>"
+                    f'<td class="name" title="{escape(e.name)}">{escape(label(lang, "event", e.name))}</td>'
+                    f'<td class="subject">{escape(e.subject())}</td>'
+                    f'<td class="details">{escape(event_details(e, lang))}</td></tr>')
+    body = "".join(rows) or f'<tr><td colspan="4">{escape(t(lang, "report.no_events"))}</td></tr>'
+    heads = "".join(f"<th>{escape(t(lang, key))}</th>" for key in
+                    ("report.col_time", "report.col_event", "report.col_subject", "report.col_details"))
+    return (f'<section id="events"><h2>{escape(t(lang, "report.events", n=len(r.events)))}</h2>'
+            f'<table class="events"><thead><tr>{heads}</tr></thead>'
             f"<tbody>{body}</tbody></table></section>")
 
 
 def render_review(review: Review, progress: Callable[[str], None] = lambda _: None) -> str:
-    title = f"Relay post-show review {DASH} {review.session.relay} {DASH} {review.session.id}"
+    lang = review.lang
+    title = t(lang, "report.title", dash=DASH, relay=review.session.relay, session=review.session.id)
     generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
         + _header(review) + _summary(review) + _advice(review) + _charts(review, progress) + _events(review)
-        + f"<footer>Written by relay {escape(__version__)} on {generated} from the session journal."
+        + f"<footer>{escape(t(lang, 'report.footer', version=__version__, generated=generated))}"
         "</footer></body></html>\n"
     )
 
 
 def render_report(db_path: str, session_id: str | None = None,
-                  progress: Callable[[str], None] = lambda _: None) -> str:
-    """The review of `session_id` (None: the most recent session) as one HTML document.
+                  progress: Callable[[str], None] = lambda _: None, lang: str = "en") -> str:
+    """The review of `session_id` (None: the most recent session) as one HTML document in `lang`.
 
     Raises :class:`relay.journal.store.JournalError` when there is no journal at
     `db_path` and :class:`relay.journal.review.SessionNotFound` for an unknown session."""
     with reading(db_path) as conn:
         progress("reading the journal")
-        review = review_session(conn, session_id)
+        review = review_session(conn, session_id, lang)
     progress(f"session {review.session.id}: {len(review.events)} events, "
              f"{duration_text(review.duration_s)}")
     return render_review(review, progress)
@@ -401,7 +451,8 @@ def run_report(args: argparse.Namespace) -> int:
     try:
         if args.list:
             return _print_sessions(path)
-        html = render_report(path, None if args.last else args.session, progress)
+        lang = i18n.from_environment()
+        html = render_report(path, None if args.last else args.session, progress, lang)
     except (JournalError, SessionNotFound) as e:
         print(f"relay report: {e}", file=sys.stderr)
         return 1
@@ -417,5 +468,5 @@ def run_report(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"relay report: cannot write {output}: {e}", file=sys.stderr)
         return 1
-    print(f"report written to {output} ({len(html.encode()) / 1024:.0f} KiB); open it in a browser")
+    print(t(lang, "cli.report_written", path=output, kib=f"{len(html.encode()) / 1024:.0f}"))
     return 0

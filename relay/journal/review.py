@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.codec.video import describe
+from relay.i18n import count, label, t
 from relay.journal.store import CRASH, SessionInfo, list_sessions
 
 SLATE = "slate"
@@ -25,24 +26,10 @@ LONG_GAP_MS = 1000.0
 OFFLINE_SHARE = 0.2
 INPUT_METRICS = ("fps", "bitrate_kbps", "drift_ms", "loudness_dbfs")
 
-# What a tech should check for each signal (SPEC 3), in the studio's words.
-SIGNAL_HINTS = {
-    "disconnected": "the encoder dropped its connection: check its network link and that it does not restart",
-    "stalled": "the encoder stopped sending while connected: check the encoder PC's CPU/GPU load and "
-               "its uplink",
-    "cadence": "frames arrived unevenly: check the encoder's load (dropped or lagged frames in its stats) "
-               "and the network's jitter",
-    "black": "the picture went black: check the camera or capture source and the active scene in the encoder",
-    "frozen": "the picture froze: check the camera feed and the capture card (HDMI cable, signal lock)",
-    "silence": "the sound went silent: check the microphones, the mixer and the encoder's audio source",
-    "audio_missing": "no audio arrived with the video: check the encoder's audio track and audio encoder",
-    "drift": "audio and video drifted apart: check the encoder's A/V sync settings (audio sync offset, one "
-             "48 kHz sample rate for every device, device timestamps)",
-    "bitrate": "the bitrate dropped: check the encoder's rate control (CBR) and the uplink's bandwidth",
-    "srt_link": "the SRT link had high latency or loss: check the network path or raise the SRT latency",
-    "push": "pushing to the platform failed: check the uplink and the ingest URL with the platform",
-    "host": "the studio PC itself was short of resources",
-}
+# What a tech should check for each signal (SPEC 3), in the studio's words: "hint.<signal>"
+# in the catalogues (relay/i18n).
+HINTED = ("disconnected", "stalled", "cadence", "black", "frozen", "silence", "audio_missing", "drift",
+          "bitrate", "srt_link", "push", "host")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +140,7 @@ class Review:
     longest_gap: Gap | None
     advice: list[Advice] = field(default_factory=list)
     formats: dict[str, list[str]] = field(default_factory=dict)  # per input, what it sent, in order
+    lang: str = "en"  # the language of its texts (relay/i18n)
 
     @property
     def duration_s(self) -> float:
@@ -179,8 +167,9 @@ def find_session(conn: sqlite3.Connection, session_id: str | None) -> SessionInf
     raise SessionNotFound(f"no session {session_id!r} in the journal (see relay report --list)")
 
 
-def review_session(conn: sqlite3.Connection, session_id: str | None = None) -> Review:
-    """Everything the report shows about one session (None: the most recent one)."""
+def review_session(conn: sqlite3.Connection, session_id: str | None = None, lang: str = "en") -> Review:
+    """Everything the report shows about one session (None: the most recent one), its texts
+    in `lang`."""
     session = find_session(conn, session_id)
     events = [
         EventRow(ts=r["ts"], name=r["name"], input=r["input"], output=r["output"], signal=r["signal"],
@@ -252,13 +241,14 @@ def review_session(conn: sqlite3.Connection, session_id: str | None = None) -> R
         if first_on_air is not None and ts >= first_on_air:
             output_samples[output_id] += 1
             pushing[output_id] += is_pushing
-    outputs = _outputs(session, events, output_series, pushing, output_samples, first_on_air, end)
+    outputs = _outputs(session, events, output_series, pushing, output_samples, first_on_air, end, lang)
 
     gaps = [o for out in outputs for o in out.outages]
     for sw in switches:
         ms = sw.gap_ms if sw.gap_ms is not None else sw.freeze_ms
         if ms is not None:
-            gaps.append(Gap(sw.ts, ms, f"switch {sw.from_ or '?'} → {sw.to} ({sw.reason})"))
+            gaps.append(Gap(sw.ts, ms, t(lang, "review.gap_switch", source=sw.from_ or "?", to=sw.to,
+                                         reason=label(lang, "reason", sw.reason))))
     faults_by_tier = Counter(e.tier for e in events if e.name == "fault_raised" and e.tier is not None)
 
     review = Review(
@@ -271,6 +261,7 @@ def review_session(conn: sqlite3.Connection, session_id: str | None = None) -> R
         longest_gap=max(gaps, key=lambda g: g.ms) if gaps else None,
     )
     review.formats = formats
+    review.lang = lang
     review.advice = advise(review, {i: offline[i] / n for i, n in input_samples.items() if n})
     return review
 
@@ -385,6 +376,7 @@ def _outputs(
     samples: Counter[str],
     start: float | None,
     end: float,
+    lang: str = "en",
 ) -> list[OutputReview]:
     """Each output's review; uptime is counted from `start`, when the first input went on
     air (None: nothing ever went on air, so there is no uptime to speak of)."""
@@ -411,12 +403,14 @@ def _outputs(
                     up_since = None
             elif e.name == "output_connected":
                 if down_since is not None:
-                    outages.append(Gap(down_since, (e.ts - down_since) * 1000.0, f"output {oid} not pushing"))
+                    outages.append(Gap(down_since, (e.ts - down_since) * 1000.0,
+                                       t(lang, "review.gap_output", output=oid)))
                     down_since = None
                 if up_since is None:
                     up_since = e.ts
         if down_since is not None:
-            outages.append(Gap(down_since, (end - down_since) * 1000.0, f"output {oid} not pushing"))
+            outages.append(Gap(down_since, (end - down_since) * 1000.0,
+                               t(lang, "review.gap_output", output=oid)))
         if up_since is not None:
             up_spans.append((up_since, end))
         if samples[oid]:
@@ -441,74 +435,78 @@ def _outputs(
 TIMES = "\u00d7"  # the multiplication sign, as in "black x2", but typeset
 
 
-def _ms(value: Any) -> str | None:
+def _ms(value: Any, lang: str = "en") -> str | None:
     ms = _float(value)
     if ms is None:
         return None
-    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+    if ms < 1000:
+        return t(lang, "common.ms", ms=f"{ms:.0f}")
+    return t(lang, "common.seconds", s=f"{ms / 1000:.1f}")
 
 
-def drill_figures(figures: dict[str, Any]) -> list[str]:
+def drill_figures(figures: dict[str, Any], lang: str = "en") -> list[str]:
     """A drill's figures as a person reads them, one phrase each (never a raw dictionary):
     how long the backup was on air, the cut, where it returned, and what each output did."""
     phrases: list[str] = []
     planned, on_air = _float(figures.get("seconds")), _float(figures.get("on_air_s"))
     if on_air is not None:
-        phrases.append(f"on air {on_air:.1f} s" + (f" of {planned:g} s" if planned is not None else ""))
+        phrases.append(t(lang, "review.drill_on_air", on_air=f"{on_air:.1f}") if planned is None else
+                       t(lang, "review.drill_on_air_of", on_air=f"{on_air:.1f}", planned=f"{planned:g}"))
     elif planned is not None:
-        phrases.append(f"{planned:g} s planned")
+        phrases.append(t(lang, "review.drill_planned", planned=f"{planned:g}"))
     if figures.get("verified") is not None:
-        phrases.append("media verified" if figures.get("verified") else "media NOT verified")
-    cut = [f"{label} {text}" for key, label in (("gap_ms", "gap"), ("freeze_ms", "freeze"),
-                                                ("added_delay_ms", "added delay"))
-           if (text := _ms(figures.get(key))) is not None]
+        verified = "review.media_verified" if figures.get("verified") else "review.media_not_verified"
+        phrases.append(t(lang, verified))
+    cut = [f"{t(lang, label_key)} {text}" for key, label_key in (
+               ("gap_ms", "review.cut_gap"), ("freeze_ms", "review.cut_freeze"),
+               ("added_delay_ms", "review.cut_added_delay"))
+           if (text := _ms(figures.get(key), lang)) is not None]
     if cut:
-        phrases.append("cut: " + ", ".join(cut))
+        phrases.append(t(lang, "review.cut", parts=t(lang, "common.list_sep").join(cut)))
     if figures.get("aborted"):
-        phrases.append(f"aborted: {figures['aborted']}")
+        phrases.append(t(lang, "review.aborted", why=figures["aborted"]))
     if figures.get("returned_to"):
-        phrases.append(f"back to {figures['returned_to']}")
+        phrases.append(t(lang, "review.back_to", input=figures["returned_to"]))
     elif figures.get("not_returned"):
-        phrases.append(f"did not return ({figures['not_returned']})")
+        phrases.append(t(lang, "review.not_returned", why=figures["not_returned"]))
     outputs = figures.get("outputs")
     if isinstance(outputs, dict):
         for output_id, verdict in outputs.items():
             if not isinstance(verdict, dict):
                 continue
-            status = str(verdict.get("status") or "?")
+            status = label(lang, "status", verdict.get("status") or "?")
             kbps = _float(verdict.get("min_kbps"))
-            rate = f", at least {kbps:,.0f} kbit/s" if kbps is not None else ""
-            phrases.append(f"output {output_id} {'OK' if verdict.get('ok') else 'FAILED'} ({status}{rate})")
+            rate = t(lang, "review.at_least", kbps=f"{kbps:,.0f}") if kbps is not None else ""
+            ok = "review.output_ok" if verdict.get("ok") else "review.output_failed"
+            phrases.append(t(lang, "review.drill_output", output=output_id, status=status, rate=rate,
+                             verdict=t(lang, ok)))
     known = {"seconds", "on_air_s", "verified", "gap_ms", "freeze_ms", "added_delay_ms", "aborted",
              "returned_to", "not_returned", "outputs"}
     phrases += [f"{k} {v}" for k, v in figures.items() if k not in known and isinstance(v, str | int | float)]
     return phrases
 
 
-def _count_text(counter: Counter[str]) -> str:
-    return ", ".join(f"{name} {TIMES}{n}" if n > 1 else name for name, n in counter.most_common())
+def _count_text(counter: Counter[str], lang: str = "en", area: str = "signal") -> str:
+    return t(lang, "common.list_sep").join(f"{label(lang, area, name)} {TIMES}{n}" if n > 1
+                                          else label(lang, area, name) for name, n in counter.most_common())
 
 
-def _plural(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
-
-
-def _hints(signals: Counter[str]) -> str:
-    hints = "; ".join(SIGNAL_HINTS[s] for s in signals if s in SIGNAL_HINTS)
-    return f": {hints}." if hints else "."
+def _hints(signals: Counter[str], lang: str = "en") -> str:
+    hints = t(lang, "review.hint_sep").join(t(lang, f"hint.{s}") for s in signals if s in HINTED)
+    return t(lang, "review.hints", hints=hints) if hints else t(lang, "review.no_hints")
 
 
 def advise(review: Review, offline_share: dict[str, float]) -> list[Advice]:
     """Rules that turn the session's data into what to look at before the next show."""
     advice: list[Advice] = []
+    lang = review.lang
 
-    def add(tier: int, subject: str, text: str) -> None:
-        advice.append(Advice(tier, subject, text))
+    def add(tier: int, subject: str, key: str, **params: Any) -> None:
+        advice.append(Advice(tier, subject, t(lang, key, **params)))
 
     raised = [e for e in review.events if e.name == "fault_raised"]
     if review.session.stop_reason == CRASH:
-        add(1, "relay", "This session ended without a clean stop (a crash or a power cut): read the system "
-                        "log (journalctl -u relay) around the end of the session and check the PC's power.")
+        add(1, "relay", "review.crash")
 
     for input_id in review.inputs:
         mine = [e for e in raised if e.input == input_id]
@@ -517,72 +515,66 @@ def advise(review: Review, offline_share: dict[str, float]) -> list[Advice]:
         tier2 = Counter(e.signal or "?" for e in mine
                         if e.tier == 2 and e.signal != "drift" and (e.signal or "?") not in tier1)
         if tier1:
-            add(1, input_id, f"Input {input_id} had {_plural(sum(tier1.values()), 'tier-1 fault')} "
-                             f"({_count_text(tier1)}){_hints(tier1)}")
+            add(1, input_id, "review.input_tier1", input=input_id,
+                faults=count(lang, "review.n_tier1_faults", sum(tier1.values())),
+                counts=_count_text(tier1, lang), hints=_hints(tier1, lang))
         if tier2:
-            add(2, input_id, f"Input {input_id} had tier-2 faults ({_count_text(tier2)}){_hints(tier2)}")
+            add(2, input_id, "review.input_tier2", input=input_id, counts=_count_text(tier2, lang),
+                hints=_hints(tier2, lang))
         drift = [e for e in mine if e.signal == "drift"]
         if drift:
             worst = min(e.tier or 3 for e in drift)
-            add(worst, input_id,
-                f"Input {input_id}: {_plural(len(drift), 'audio/video drift fault')} (worst tier {worst}): "
-                f"{SIGNAL_HINTS['drift']}.")
+            add(worst, input_id, "review.input_drift", input=input_id, worst=worst,
+                faults=count(lang, "review.n_drift_faults", len(drift)), hint=t(lang, "hint.drift"))
         share = offline_share.get(input_id, 0.0)
         if input_id in review.backups and share > OFFLINE_SHARE:
-            add(1, input_id, f"Backup {input_id} was offline for {share:.0%} of the session: a dead backup "
-                             "is no backup; check that its encoder runs and publishes before the show.")
+            add(1, input_id, "review.backup_offline", input=input_id, share=f"{share:.0%}")
 
     for backup in review.backups:
         drills = [d for d in review.drills if d.to == backup]
         failed = [d for d in drills if d.passed is False]
         if not drills:
-            add(2, backup, f"Backup {backup} was never drilled this session: rehearse it before the next "
-                           f"show (relay drill --to {backup}).")
+            add(2, backup, "review.never_drilled", input=backup)
         elif failed:
-            figures = ", ".join(drill_figures(failed[0].figures))
-            add(1, backup, f"The drill of backup {backup} failed ({figures}): fix the backup path and "
-                           "rehearse it again.")
+            figures = t(lang, "common.list_sep").join(drill_figures(failed[0].figures, lang))
+            add(1, backup, "review.drill_failed", input=backup, figures=figures)
 
     for out in review.outputs:
         if out.url_changes:
             last = out.url_changes[-1].body
-            add(2, out.id, f"Output {out.id} changed ingest URL {len(out.url_changes)}{TIMES} (last to URL "
-                           f"#{last.get('to_index')}: {last.get('reason', '?')}): check the primary ingest "
-                           "point with the platform, and the uplink.")
+            add(2, out.id, "review.url_changed", output=out.id, n=len(out.url_changes), times=TIMES,
+                index=last.get("to_index"), reason=last.get("reason", "?"))
         if out.uptime_share is not None and out.uptime_share < 0.99:
-            add(1 if out.uptime_share < 0.95 else 2, out.id,
-                f"Output {out.id} was pushing only {out.uptime_share:.1%} of the session: "
-                f"{SIGNAL_HINTS['push']}.")
+            add(1 if out.uptime_share < 0.95 else 2, out.id, "review.output_uptime", output=out.id,
+                share=f"{out.uptime_share:.1%}", hint=t(lang, "hint.push"))
 
     gap = review.longest_gap
     if gap is not None and gap.ms >= LONG_GAP_MS:
-        add(2, "outputs", f"The longest gap at the platform was {gap.ms / 1000:.1f} s ({gap.what}): viewers "
-                          "saw it; find what caused it.")
+        add(2, "outputs", "review.long_gap", seconds=f"{gap.ms / 1000:.1f}", what=gap.what)
 
     if review.switch_failures:
         targets = Counter(str(e.body.get("to")) for e in review.events if e.name == "switch_failed")
-        add(1, "switching", f"{_plural(review.switch_failures, 'switch', 'switches')} failed verification "
-                            f"({_count_text(targets)}): that input did not deliver media when it was needed.")
+        add(1, "switching", "review.switch_failures",
+            switches=count(lang, "review.n_switches", review.switch_failures),
+            counts=_count_text(targets, lang, "input"))
 
     host = [e for e in raised if e.signal == "host"]
     if host:
         details = [str(e.body.get("detail") or e.body.get("value") or "") for e in host]
         worst = min(e.tier or 3 for e in host)
         if any("cpu" in d.lower() for d in details):
-            add(worst, "host", f"The studio PC's CPU was overloaded {len(host)}{TIMES} ({details[0]}): close "
-                               "other programs, or move the encoder or other work off this PC.")
+            add(worst, "host", "review.host_cpu", n=len(host), times=TIMES, detail=details[0])
         else:
-            add(worst, "host", f"The studio PC had {_plural(len(host), 'host fault')} ({details[0]}): check "
-                               "memory, disk space and the network interfaces.")
+            add(worst, "host", "review.host_other", faults=count(lang, "review.n_host_faults", len(host)),
+                detail=details[0])
 
     rejected = [e for e in review.events if e.name == "input_rejected"]
     if rejected:
-        add(3, "inputs", f"{_plural(len(rejected), 'publisher')} refused (wrong stream key or a second "
-                         "publisher): check the encoders' stream settings.")
+        add(3, "inputs", "review.rejected", publishers=count(lang, "review.n_publishers", len(rejected)))
 
     minor = Counter(e.signal or "?" for e in raised if e.tier == 3 and e.signal not in ("drift", "host"))
     if minor:
-        add(3, "inputs", f"Minor faults to look at after the show: {_count_text(minor)}.")
+        add(3, "inputs", "review.minor", counts=_count_text(minor, lang))
 
     advice.sort(key=lambda a: a.tier)
     return advice
