@@ -421,7 +421,7 @@ class HttpServer:
         return json_response({"sessions": sessions[::-1]})
 
     async def report(self, request: web.Request) -> web.Response:
-        from relay.journal.report import render_report
+        from relay.journal.report import REPORT_CSP, render_report
         from relay.journal.review import SessionNotFound
         from relay.journal.store import JournalError
 
@@ -429,10 +429,14 @@ class HttpServer:
         if not self.journal_path:
             raise web.HTTPNotFound(text="no journal")
         try:
-            html = await asyncio.to_thread(render_report, self.journal_path, session)
+            lang = pages.language(request, self.settings.language)
+            html = await asyncio.to_thread(render_report, self.journal_path, session, lambda _: None, lang)
         except (SessionNotFound, JournalError) as e:
             raise web.HTTPNotFound(text=str(e)) from None
-        return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+        # the report's own CSP: the page's style-src 'self' would refuse its inline <style>
+        return web.Response(text=html, content_type="text/html",
+                            headers={"Cache-Control": "no-store", "Content-Security-Policy": REPORT_CSP,
+                                     "Content-Language": lang, "Vary": "Accept-Language"})
 
 
 async def _drain(ws: web.WebSocketResponse) -> None:
