@@ -7,10 +7,12 @@ import os
 import sys
 from collections.abc import Sequence
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 from relay import __version__
-from relay.control.commands import COMMANDS, CliDefault, Request
+
+if TYPE_CHECKING:
+    from relay.control.commands import Request
 
 DEFAULT_CONFIG = "/etc/relay/relay.toml"
 EX_USAGE = 2
@@ -31,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"relay {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run the daemon until SIGTERM/SIGINT")
-    _config_arg(p)
+    _run_args(sub.add_parser("run", help=RUN_HELP))
 
     p = sub.add_parser("config-check", help="validate a configuration and print it, secrets redacted")
     _config_arg(p, required=True)
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-s", type=float, default=10.0, help="seconds to watch each input (default 10)")
 
     # Commands to a running relay, over MQTT (SPEC 7); they print the reply.
+    from relay.control.commands import COMMANDS
+
     p = sub.add_parser("status", help="print the running relay's state (retained on MQTT)")
     _remote_args(p)
     for spec in COMMANDS.values():
@@ -77,8 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RUN_HELP = "run the daemon until SIGTERM/SIGINT"
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+
+
 def remote_commands() -> set[str]:
     """`relay status` and every command of the registry the command line sends."""
+    from relay.control.commands import COMMANDS
+
     return {"status"} | {spec.cli_name for spec in COMMANDS.values() if spec.cli}
 
 
@@ -86,6 +98,8 @@ def command_arguments(model: type[Request]) -> list[tuple[list[str], dict[str, A
     """A command's fields as argparse arguments: required ones positional, the others
     ``--options``, a flag for a boolean; choices, types and help from the model. What
     the model then refuses (a limit) is bad usage too: see relay.control.remote."""
+    from relay.control.commands import CliDefault
+
     arguments: list[tuple[list[str], dict[str, Any]]] = []
     for name, info in model.model_fields.items():
         if name == "transaction":
@@ -127,6 +141,13 @@ def _remote_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:
+        # `relay run` must listen within 1 s of starting (SPEC 10): it reads only what it
+        # needs, without the other commands' models.
+        run = argparse.ArgumentParser(prog="relay run", description=RUN_HELP)
+        _run_args(run)
+        return _run(run.parse_args(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -137,12 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return config_check(args.config, as_json=args.json)
     if args.command == "run":
-        from relay.config import load_or_exit
-
-        settings = load_or_exit(args.config)  # before anything heavy is imported: a bad config exits 78
-        from relay.daemon import run
-
-        return run(settings)
+        return _run(args)
     if args.command in remote_commands():
         from relay.control.remote import run_remote
 
@@ -165,6 +181,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dashboard(args)
     parser.error(f"unknown command {args.command}")
     return EX_USAGE
+
+
+def _run(args: argparse.Namespace) -> int:
+    from relay.config import load_or_exit
+
+    settings = load_or_exit(args.config)  # before anything heavy is imported: a bad config exits 78
+    from relay.early_listen import EarlyListeners
+
+    # Encoders connecting while the media stack imports are held, not refused (they
+    # would wait their retry delay): relay/early_listen.py.
+    early = EarlyListeners.bind(settings)
+    from relay.daemon import run
+
+    return run(settings, early)
 
 
 def _hash_password() -> int:

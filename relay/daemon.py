@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from relay.control.alerts import AlertChannel
     from relay.control.http.server import HttpServer
     from relay.control.mqtt import MqttControl
+    from relay.early_listen import EarlyListeners
     from relay.journal.store import EarlyEvents, Journal
 
 EX_UNAVAILABLE = 69  # sysexits: a port Relay must listen on is taken
@@ -44,8 +45,9 @@ log = get_logger("relay.daemon")
 
 
 class Daemon:
-    def __init__(self, settings: RelaySettings) -> None:
+    def __init__(self, settings: RelaySettings, early: EarlyListeners | None = None) -> None:
         self.settings = settings
+        self.early = early  # sockets `relay run` bound before importing us (relay/early_listen.py)
         self.bus = EventBus()
         self.bus.subscribe(EventLogger(settings.id))
         outputs = [Output(o, settings.thresholds, self.bus.emit) for o in settings.outputs if o.enabled]
@@ -87,6 +89,7 @@ class Daemon:
             self.graph.start_analyzers()
             try:
                 await self.graph.start_sources()
+                self._close_early_listeners()
                 await self._start_http()
             except OSError as e:  # a port taken: say so plainly, let systemd retry
                 log.error("cannot_listen", error=e.strerror or str(e))
@@ -108,6 +111,7 @@ class Daemon:
             self.notifier.ready(status="relaying")
             await self._stop.wait()
         finally:
+            self._close_early_listeners()
             self.notifier.stopping()
             self.bus.emit(Stopping(reason=self._stop_reason))
             sampler.stop()
@@ -194,6 +198,13 @@ class Daemon:
             channel.start()
             self.bus.subscribe(channel)
 
+    def _close_early_listeners(self) -> None:
+        """The ingest serves on the sockets bound early; one nobody took must not hold
+        encoders in its queue for ever."""
+        if self.early is not None:
+            for host, port in self.early.close():
+                log.warning("early_listener_unused", host=host, port=port)
+
     def _on_host_sample(self, sample: HostSample) -> None:
         self.host.sample(self.graph.clock(), sample)
 
@@ -222,11 +233,12 @@ def _hand_over(loop: asyncio.AbstractEventLoop, deliver: Callable[[HostSample], 
         loop.call_soon_threadsafe(deliver, sample)
 
 
-def run(settings: RelaySettings) -> int:
+def run(settings: RelaySettings, early: EarlyListeners | None = None) -> int:
     fmt = settings.log.format
     configure(settings.log.level, force_json=None if fmt == "auto" else fmt == "json")
-    daemon = Daemon(settings)
-    asyncio.run(daemon.serve())
+    daemon = Daemon(settings, early)
+    with asyncio.Runner(loop_factory=None if early is None else early.loop_factory()) as runner:
+        runner.run(daemon.serve())
     return daemon.exit_code
 
 
