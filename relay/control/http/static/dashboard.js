@@ -267,6 +267,7 @@ function renderInputs() {
       el("div", { class: "muted format", "data-format": (st.format && st.format.codec) || "" }, formatText(st.format)),
       el("div", { class: "figures" }, FIGURES.map(([k, label, d]) => el("div", { class: "figure", "data-figure": k },
         el("span", { class: "k" }, t(label)), el("span", { class: "v" }, num(h[k], d)), sparkline(hist.map((x) => x[k]))))),
+      soundMeters(h),
       srt,
       el("ul", { class: "faults" }, faults),
       id !== S.state.active_input ? el("div", { class: "actions" }, button("switch", t("dash.btn_put_on_air", { id }), { to: id })) : null);
