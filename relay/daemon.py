@@ -21,12 +21,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from relay import __version__
+from relay.config import loaded_path
 from relay.control.api import ControlApi
 from relay.events import EventBus, Started, Stopping
 from relay.graph import MediaGraph
 from relay.log import EventLogger, configure, get_logger
 from relay.notify import Notifier
 from relay.push.output import Output
+from relay.push.recording import Recorder
+from relay.reload import Reloader
 from relay.settings import RelaySettings
 from relay.watch.host import HostSample, HostSampler, HostWatch
 from relay.watch.loop_lag import LoopLag
@@ -51,11 +54,13 @@ class Daemon:
         self.bus = EventBus()
         self.bus.subscribe(EventLogger(settings.id))
         outputs = [Output(o, settings.thresholds, self.bus.emit) for o in settings.outputs if o.enabled]
-        self.graph = MediaGraph(settings, self.bus.emit, outputs)
+        self.graph = MediaGraph(settings, self.bus.emit, outputs, recorder=self._recorder(settings))
         self.bus.subscribe(self.graph.on_event)
         self.host = HostWatch(settings.thresholds, self.bus.emit)
         self.loop_lag = LoopLag()
         self.api = ControlApi(settings, self.bus, self.graph, self.host, loop_lag=self.loop_lag)
+        self.reloader = Reloader(self, loaded_path())
+        self.api.reloader = self._reload_command
         self.journal: Journal | None = None
         self.control: MqttControl | None = None
         self.alerts: list[AlertChannel] = []
@@ -65,6 +70,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._stop_reason = "signal"
         self._tasks: list[asyncio.Task[None]] = []
+        self._reloads: set[asyncio.Task[Any]] = set()
         self._last_watchdog = 0.0
 
     def request_stop(self, reason: str) -> None:
@@ -75,6 +81,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)  # `systemctl reload relay`
         opening = self._open_journal()
         self._start_alerts()
         if self.settings.mqtt.enabled:
@@ -184,10 +191,27 @@ class Daemon:
         self.api.dashboard_url = self.http.url  # in the state, for the fleet page
 
     def control_health(self) -> dict[str, Any]:
-        """The control plane's own figures beside the media's: MQTT, alerts."""
+        """The control plane's own figures beside the media's: MQTT, alerts, the recording."""
         mqtt = self.control.status() if self.control is not None else {"enabled": False, "connected": False}
+        recorder = self.graph.recorder
         return {"mqtt": mqtt,
-                "alerts": [{"destination": a.name, **a.status()} for a in self.alerts]}
+                "alerts": [{"destination": a.name, **a.status()} for a in self.alerts],
+                "recording": recorder.health() if isinstance(recorder, Recorder) else None}
+
+    def _on_sighup(self) -> None:
+        """Read the configuration again (relay/reload.py); the outcome is its event."""
+        task = asyncio.create_task(self.reloader.reload("signal"), name="reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload_command(self) -> dict[str, Any]:
+        return (await self.reloader.reload("command")).as_dict()
+
+    def _recorder(self, settings: RelaySettings) -> Recorder | None:
+        """The show's local recording, when `[recording] path` is set."""
+        if not settings.recording.path:
+            return None
+        return Recorder(settings.recording, settings.id, self.bus.emit)
 
     def _start_alerts(self) -> None:
         """One worker thread per [[alerts]] destination, fed by the bus (never blocking it)."""

@@ -29,7 +29,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from relay.events import (
     DrillFinished,
@@ -46,13 +46,14 @@ from relay.push.bridge import BRIDGE_WARM_S, Bridge, BridgeRequest
 from relay.push.policy import OutputStatus
 from relay.push.silence import silent_aac_frame
 from relay.push.slate_control import SlateControl, snap_fps
-from relay.settings import InputSettings, OutputSettings, RelaySettings, split_host_port
+from relay.settings import InputSettings, OutputSettings, RelaySettings, ThresholdSettings, split_host_port
 from relay.switch.drill import DrillCheck, DrilledOutput
 from relay.switch.policy import CommandResult, Decision, FailoverPolicy, Statuses
 from relay.switch.switcher import Switcher
 from relay.watch.analysis import InputAnalyzer
 from relay.watch.frames import FrameStats, VideoFrameStats
 from relay.watch.input import Health, InputWatch
+from relay.watch.retune import retune_watch
 from relay.watch.status import InputStatus
 
 SLATE = "slate"
@@ -85,6 +86,22 @@ class OutputPort(DrilledOutput, Protocol):
     def send(self, pkt: MediaPacket) -> None: ...
 
     def select_url(self, index: int) -> None: ...
+
+
+class RecorderPort(Protocol):
+    """The show's local recording (relay.push.recording.Recorder): one more consumer of
+    what goes to the outputs, with its own worker thread and bounded queue."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def send(self, pkt: MediaPacket) -> None: ...
+
+
+@runtime_checkable
+class ReloadedOutput(Protocol):
+    def reconfigure(self, settings: OutputSettings, thresholds: ThresholdSettings) -> None: ...
 
 
 class Source(Protocol):
@@ -225,13 +242,15 @@ class _Waiter:
 
 class MediaGraph:
     def __init__(self, settings: RelaySettings, emit: EventSink, outputs: Sequence[OutputPort] = (),
-                 *, clock: Callable[[], float] = time.monotonic) -> None:
+                 *, clock: Callable[[], float] = time.monotonic,
+                 recorder: RecorderPort | None = None) -> None:
         self.settings = settings
         self.emit = emit
         self.clock = clock
         self.channels: dict[str, InputChannel] = {}
         self.sources: list[Source] = []
         self.outputs: list[OutputPort] = list(outputs)
+        self.recorder = recorder
         self.policy = FailoverPolicy(settings.failover, {i.id: i.priority for i in settings.inputs},
                                      slate_id=SLATE)
         self.switcher = Switcher(settings.failover, emit, silent_aac_frame)
@@ -311,9 +330,12 @@ class MediaGraph:
     def _forward(self, pkts: list[MediaPacket], now: float) -> None:
         if self.switcher.active != self._on_air:
             self._on_air, self._on_air_since = self.switcher.active, now
+        recorder = self.recorder
         for pkt in pkts:
             for out in self.outputs:
                 out.send(pkt)
+            if recorder is not None:
+                recorder.send(pkt)
             for tap in self.program_taps:
                 tap(pkt)
 
@@ -432,6 +454,38 @@ class MediaGraph:
 
         await asyncio.gather(every(MEDIA_TICK_S, media), every(WATCH_TICK_S, self.watch_tick))
 
+    # -- a reload (SPEC 10) ------------------------------------------------------------------
+
+    def reconfigure(self, new: RelaySettings) -> None:
+        """What a reload may change while media flows, applied in place: thresholds (every
+        watcher, analyzer and output retuned, their state kept), failover settings (read
+        at the policy's and the switcher's next decision; a mode or failback policy the
+        file changes is set as a command would), outputs' URLs. relay/config/diff.py
+        says which keys reach here; nothing is reconnected that did not change."""
+        old = self.settings
+        if new.thresholds != old.thresholds:
+            t = new.thresholds
+            for ch in self.channels.values():
+                retune_watch(ch.watch, old.thresholds, t)
+                # the picture analysis takes these with its next decoder (a new connection or format)
+                analyzer = ch.analyzer
+                analyzer._black_luma, analyzer._black_pixels = t.black_luma, t.black_pixels
+                analyzer._frozen_db = t.frozen_db
+        if new.failover != old.failover:
+            self.policy.settings = new.failover
+            self.policy.failed_switch_hold_s = new.failover.failback_after_s
+            self.switcher._settings = new.failover  # read at each switch (switch_at, delays)
+            if new.failover.mode != old.failover.mode:
+                self.policy.set_mode(new.failover.mode)
+            if new.failover.failback != old.failover.failback:
+                self.policy.set_failback(new.failover.failback)
+        wanted = {o.id: o for o in new.outputs}
+        for out in self.outputs:
+            settings = wanted.get(out.settings.id)
+            if settings is not None and isinstance(out, ReloadedOutput):
+                out.reconfigure(settings, new.thresholds)
+        self.settings = new
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def open_inputs(self) -> None:
@@ -483,12 +537,25 @@ class MediaGraph:
     async def start_outputs(self) -> None:
         for out in self.outputs:
             await out.start()
+        if self.recorder is not None:
+            await self.recorder.start()
+
+    async def replace_recorder(self, recorder: RecorderPort | None) -> None:
+        """A reload's new recording settings: the old recorder closes its segment (playable),
+        the new one starts at the next keyframe; the outputs never notice."""
+        old, self.recorder = self.recorder, recorder
+        if recorder is not None:
+            await recorder.start()
+        if old is not None:
+            await old.stop()
 
     async def stop(self) -> None:
         """Outputs first (the platform gets a clean end of what was on air, not a slate
         because the inputs are being closed), then the ingest sources and the workers."""
         self._stopping = True
-        await asyncio.gather(*(out.stop() for out in self.outputs), return_exceptions=True)
+        recorder = [self.recorder] if self.recorder is not None else []
+        await asyncio.gather(*(out.stop() for out in self.outputs), *(r.stop() for r in recorder),
+                             return_exceptions=True)
         for src in self.sources:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(src.stop(), 2.0)

@@ -30,7 +30,8 @@ EX_CONFIG = 78  # sysexits.h: systemd's RestartPreventExitStatus stops a restart
 # apprise's plain webhooks: the host is a server of the studio's, not a token.
 WEBHOOK_SCHEMES = ("json", "jsons", "xml", "xmls", "form", "forms")
 
-__all__ = ["EX_CONFIG", "ConfigError", "config_check", "load_or_exit", "load_settings", "register_secrets"]
+__all__ = ["EX_CONFIG", "ConfigError", "config_check", "load_or_exit", "load_settings", "loaded_path",
+           "register_secrets"]
 
 
 def load_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> RelaySettings:
@@ -42,12 +43,24 @@ def load_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
 
 def load_or_exit(path: str | os.PathLike[str]) -> RelaySettings:
     """:func:`load_settings` for `relay run`: on a bad configuration print the problems
-    to stderr and exit with status 78 (EX_CONFIG), no traceback."""
+    to stderr and exit with status 78 (EX_CONFIG), no traceback. The file is remembered
+    (:func:`loaded_path`): a reload reads it again."""
+    global _LOADED_PATH
     try:
-        return load_settings(path)
+        settings = load_settings(path)
     except ConfigError as e:
         _print_problems(str(path), e.problems)
         raise SystemExit(EX_CONFIG) from None
+    _LOADED_PATH = Path(path).absolute()  # a reload finds it whatever the working directory then
+    return settings
+
+
+_LOADED_PATH: Path | None = None
+
+
+def loaded_path() -> Path | None:
+    """The file `relay run` read its configuration from (None in a test's own daemon)."""
+    return _LOADED_PATH
 
 
 def config_check(path: str, as_json: bool) -> int:

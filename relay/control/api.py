@@ -11,7 +11,7 @@ report what really went on air.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from relay import __version__
@@ -57,6 +57,8 @@ class ControlApi:
         self.started_at = self._clock()
         self.last_stop: str | None = None  # why the previous session ended (from the journal)
         self.dashboard_url: str | None = None  # where people open this relay's dashboard, if served
+        # the `reload` command's work (relay/reload.py), set by the daemon
+        self.reloader: Callable[[], Awaitable[dict[str, Any]]] | None = None
         # One dispatcher for every transport (MQTT, HTTP): one check or drill at a time in all.
         self.commands = Dispatcher(self, bus.emit)
         # Who hears the pre-show check as it runs (the dashboard): {"step": text} or
@@ -197,6 +199,11 @@ class ControlApi:
         result = await run_preflight(self.graph, sample_s, progress=lambda text: tell({"step": text}),
                                      on_item=lambda item: tell({"item": item.to_dict()}))
         return result.to_dict()
+
+    async def reload(self) -> dict[str, Any]:
+        if self.reloader is None:
+            return {"applied": False, "reason": "this relay cannot reload its configuration"}
+        return await self.reloader()
 
     def emit(self, event: Event) -> None:
         self.bus.emit(event)

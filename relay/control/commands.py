@@ -106,6 +106,10 @@ class CommandTarget(Protocol):
     def emit(self, event: Event) -> None:
         ...
 
+    async def reload(self) -> dict[str, Any]:
+        """Read the configuration file again and apply what changed (relay/reload.py)."""
+        ...
+
 
 class Request(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
@@ -246,6 +250,14 @@ class CheckRequest(Request):
         report = await relay.preflight(DEFAULT_CHECK_SAMPLE_S if self.sample_s is None else self.sample_s)
         relay.emit(Preflight(result=report["result"], checks=report["checks"]))
         return Outcome(True, report)
+
+
+@command("reload", role="operator", one_at_a_time=True,
+         summary="read the configuration file again and apply what changed, as SIGHUP does")
+class ReloadRequest(Request):
+    async def run(self, relay: CommandTarget) -> Outcome:
+        done = await relay.reload()
+        return Outcome(bool(done["applied"]), done, None if done["applied"] else str(done["reason"]))
 
 
 @command("ping", role="viewer", summary="check that the relay answers commands")

@@ -113,6 +113,30 @@ class Output:
             self._retarget.set()
             self._queue.wake()
 
+    def reconfigure(self, settings: OutputSettings, thresholds: ThresholdSettings) -> None:
+        """A reload (SPEC 10): new thresholds apply at the next write and failure; new ingest
+        URLs replace the list, and the connection moves only if the URL it pushes to is no
+        longer the same at its place in the list (then to the first, the preferred one)."""
+        urls = [u.get_secret_value() for u in settings.urls]
+        for url in urls:
+            register_url(url)
+        with self._lock:
+            self._stall_s = thresholds.push_stall_s
+            self.policy._stall_s = thresholds.push_stall_s
+            self.policy._failed_reconnects = thresholds.push_failed_reconnects
+            index = self.policy.current
+            moved = index >= len(urls) or urls[index] != self._urls[index]
+            self._urls = urls
+            self.settings = settings
+            self.policy.urls = [redact_url(u) for u in urls]
+            if moved:
+                self.policy.current = self.policy.preferred = 0
+            self.policy.preferred = min(self.policy.preferred, len(urls) - 1)
+        if moved:
+            self._log.info("output_urls_replaced", url_index=0)
+            self._retarget.set()
+            self._queue.wake()
+
     @property
     def status(self) -> OutputStatus:
         return "failed" if self._refusing is not None else self.policy.status
