@@ -22,7 +22,11 @@ from relay.codec.bits import BitReader, leb128, read_leb128
 OBU_SEQUENCE_HEADER = 1
 OBU_TEMPORAL_DELIMITER = 2
 OBU_FRAME_HEADER = 3
+OBU_TILE_GROUP = 4
+OBU_METADATA = 5
 OBU_FRAME = 6
+OBU_TILE_LIST = 8
+OBU_PADDING = 15
 _KEY_FRAME = 0
 
 # AV1 Annex A: no level goes beyond 16384 luma samples a side (MaxHSize) or
@@ -276,3 +280,15 @@ def with_sequence_header(data: bytes, config: Av1ConfigInfo) -> bytes:
         return data
     at = obus[0].end if obus and obus[0].type == OBU_TEMPORAL_DELIMITER else 0
     return data[:at] + config.sequence_header + data[at:]
+
+
+def frame_bytes(data: bytes) -> int:
+    """Bytes of the temporal unit's frame, frame header and tile OBUs, its picture content:
+    padding (OBU_PADDING) and metadata OBUs, sequence headers and delimiters left out (see
+    h264.slice_bytes_avcc: hard CBR pads). A temporal unit that does not split counts whole."""
+    try:
+        obus = split_obus(data)
+    except Av1Error:
+        return len(data)
+    return sum(o.end - o.start for o in obus
+               if o.type in (OBU_FRAME_HEADER, OBU_TILE_GROUP, OBU_FRAME, OBU_TILE_LIST))

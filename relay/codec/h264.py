@@ -323,3 +323,20 @@ def first_slice_avcc(data: bytes, nal_length_size: int = 4) -> tuple[bool, int] 
             return (header >> 5) & 3 != 0, values[1] % 5
         pos += size
     return None
+
+
+def slice_bytes_avcc(data: bytes, nal_length_size: int = 4) -> int:
+    """Bytes of the access unit's coded slices (NAL types 1-5), its picture content: filler
+    data (12), SEI (6), parameter sets and delimiters left out. Hard CBR pads every
+    picture to the same size with filler NAL units (x264 `nal-hrd=cbr:filler=1`, OBS's
+    default), so only this size says how much the picture changed. A length that runs
+    past the packet ends the count (it is a cue, never a parse)."""
+    total = 0
+    pos = 0
+    while pos + nal_length_size < len(data):
+        size = int.from_bytes(data[pos:pos + nal_length_size], "big")
+        pos += nal_length_size
+        if NAL_SLICE <= data[pos] & 0x1F <= NAL_IDR:
+            total += min(size, len(data) - pos)
+        pos += size
+    return total

@@ -326,3 +326,18 @@ def with_parameter_sets(data: bytes, hvcc: HevcConfigInfo) -> bytes:
     lead = 1 if nals and nal_type(nals[0]) == NAL_AUD else 0
     sets = [*hvcc.vps, *hvcc.sps, *hvcc.pps]
     return b"".join(len(n).to_bytes(size, "big") + n for n in [*nals[:lead], *sets, *nals[lead:]])
+
+
+def slice_bytes(data: bytes, nal_length_size: int = 4) -> int:
+    """Bytes of the access unit's slice segments (VCL NAL types 0-31), its picture content:
+    filler data (FD_NUT 38), SEI (39, 40), parameter sets and delimiters left out (see
+    h264.slice_bytes_avcc: hard CBR pads with filler)."""
+    total = 0
+    pos = 0
+    while pos + nal_length_size < len(data):
+        size = int.from_bytes(data[pos:pos + nal_length_size], "big")
+        pos += nal_length_size
+        if (data[pos] >> 1) & 0x3F <= _VCL_LAST:
+            total += min(size, len(data) - pos)
+        pos += size
+    return total

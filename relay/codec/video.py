@@ -145,3 +145,17 @@ def picture_kind(config: VideoConfig, data: bytes) -> tuple[bool, int] | None:
         kind = hevc.first_picture_type(data)
         return None if kind < 0 else (kind >= hevc.NAL_BLA_W_LP or kind & 1 == 1, kind)
     return None
+
+
+def picture_bytes(config: VideoConfig, data: bytes) -> int:
+    """The compressed size of an access unit's picture content: its slices (H.264, HEVC) or
+    frame and tile OBUs (AV1), without filler, padding, SEI, metadata or parameter sets.
+    Hard CBR pads every picture to the same size (x264 `nal-hrd=cbr:filler=1`, OBS's
+    default), so only this size moves when the picture changes."""
+    if config.codec == "h264":
+        return h264.slice_bytes_avcc(data)
+    if config.codec == "hevc":
+        return hevc.slice_bytes(data)
+    if config.codec == "av1":
+        return av1.frame_bytes(data)
+    return len(data)

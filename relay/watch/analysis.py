@@ -48,7 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from relay.codec.h264 import SLICE_P
-from relay.codec.video import picture_kind
+from relay.codec.video import picture_bytes, picture_kind
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.watch.decode_plan import CALM_S, AudioSampler, DecodePlan, Look
@@ -130,12 +130,38 @@ class InputAnalyzer:
     def submit(self, pkt: MediaPacket) -> None:
         """Hand one packet over for analysis; never blocks. What the analysis will never
         decode is left out here (a few bytes read). Full: drop, and resume video at a keyframe."""
+        if pkt.track is Track.VIDEO and self._resync:
+            if not pkt.keyframe:
+                self.dropped += 1
+                return
+            self._resync = False
+        tag = self._tag(pkt)
+        if tag is None:
+            return
+        if len(self._inbox) >= self._inbox_max:
+            self.dropped += 1
+            self._resync = True
+            return
+        self._inbox.append((pkt, tag))
+        self._accepted += 1
+
+    def analyse_now(self, pkt: MediaPacket) -> list[FrameStats]:
+        """What the worker makes of `pkt`, on the caller's thread, with no queue: for tests
+        and benchmarks that replay a clip by its own timestamps (arrival times) without
+        waiting in real time. Never with the worker running."""
+        assert self._thread is None, "analyse_now drives the analysis itself"
+        tag = self._tag(pkt)
+        if tag is None:
+            return []
+        cpu_start = time.thread_time()
+        try:
+            return self._analyse(pkt, tag)
+        finally:
+            self.cpu_s += time.thread_time() - cpu_start
+
+    def _tag(self, pkt: MediaPacket) -> int | None:
+        """For video the slice kind, for audio the window start (or prime); None: never decoded."""
         if pkt.track is Track.VIDEO:
-            if self._resync:
-                if not pkt.keyframe:
-                    self.dropped += 1
-                    return
-                self._resync = False
             tag = SLICE_P
             config = pkt.config
             if isinstance(config, VideoConfig):
@@ -143,24 +169,18 @@ class InputAnalyzer:
                 if first is not None:
                     if not first[0]:
                         self.skipped += 1  # a picture nothing refers to: never decoded
-                        return
+                        return None
                     tag = first[1]
-        else:
-            if pkt.config is not self._sampled_config:
-                self._sampled_config = pkt.config if isinstance(pkt.config, AudioConfig) else None
-                self._sampler = AudioSampler(AUDIO_WINDOW_MS)
-            wanted = self._sampler.frame(pkt.pts)
-            if wanted == AudioSampler.SKIP:
-                self.skipped += 1
-                return
-            start = self._sampler.window_start
-            tag = start if wanted == AudioSampler.MEASURE and start is not None else _PRIME
-        if len(self._inbox) >= self._inbox_max:
-            self.dropped += 1
-            self._resync = True
-            return
-        self._inbox.append((pkt, tag))
-        self._accepted += 1
+            return tag
+        if pkt.config is not self._sampled_config:
+            self._sampled_config = pkt.config if isinstance(pkt.config, AudioConfig) else None
+            self._sampler = AudioSampler(AUDIO_WINDOW_MS)
+        wanted = self._sampler.frame(pkt.pts)
+        if wanted == AudioSampler.SKIP:
+            self.skipped += 1
+            return None
+        start = self._sampler.window_start
+        return start if wanted == AudioSampler.MEASURE and start is not None else _PRIME
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until every accepted packet is analysed (tests and benchmarks; never on the loop)."""
@@ -307,7 +327,8 @@ class _VideoAnalysis:
         previous = self._previous
         if previous is not None and previous.held_bytes + group.held_bytes > HELD_BYTES_MAX:
             previous.release()  # memory first; a late look then finds its change at the keyframe
-        self.plan.packet(pkt.arrival, pkt.keyframe, kind, len(pkt.data))  # may start watching
+        # the picture's own bytes: hard CBR pads every picture to one size with filler
+        self.plan.packet(pkt.arrival, pkt.keyframe, kind, picture_bytes(self.config, pkt.data))
         continues = self._run is not None and self._continues(group, pkt)
         if pkt.keyframe:
             self.plan.pinned = False

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from relay.codec.video import picture_bytes
 from relay.events import Event, FaultRaised
 from relay.media import MediaPacket, Track
 from relay.settings import ThresholdSettings
 from relay.watch.analysis import InputAnalyzer
-from relay.watch.decode_plan import CALM_S
+from relay.watch.decode_plan import CALM_S, FrameSizes
 from relay.watch.frames import FrameStats
 from relay.watch.input import InputWatch
+from tests.support import detection
 from tests.support.waiting import until
 from tests.unit.test_analysis import analysed, encode_clip, read_packets
 
@@ -135,3 +137,30 @@ async def test_black_becomes_tier_1_within_2_3_s(media: dict[str, Path]) -> None
     assert event.tier == 1
     assert 2.0 - 0.1 <= latency <= 2.3
     assert not any(e.signal in {"stalled", "cadence", "audio_missing"} and e.tier <= 2 for _, e in raised)
+
+
+def test_hard_cbr_with_filler_cannot_hide_a_cut_to_black(tmp_path: Path) -> None:
+    """OBS's default output (x264 hard CBR with filler, 250-frame keyframes, B-frames): every
+    picture is padded to the same size, black or not, so the compressed size of the whole
+    packet says nothing; the slices' size does. A calm scene cuts to black mid-group and
+    black is raised within black_s + 0.3 s (SPEC 3), long before the next keyframe (issue 20:
+    4.16 s before the filler was left out of the size cue). Replayed on the clip's own clock."""
+    onset = 5.0
+    clip = detection.encode(tmp_path / "cbr.mp4", "h264", "cbr", 250 / 30, "black", onset, onset + 3.0)
+    packets = detection.read_packets(clip)
+    before = sorted(len(p.data) for p in packets if 2.0 < p.arrival < onset and not p.keyframe)
+    after = [len(p.data) for p in packets if onset <= p.arrival < onset + 2.5 and not p.keyframe]
+    # padded: no picture after the cut is a quarter of the usual size (the old cue's ratio)
+    assert min(after) * 4 > before[len(before) // 2], f"not padded: {before} then {after}"
+    result = detection.replay(packets)
+    black = result.first("black")
+    start = detection.first_black(clip, onset)
+    assert black is not None, f"raised: {[(e.signal, e.tier) for _, e in result.raised]}"
+    assert black[1].tier == 1
+    assert black[0] - start <= ThresholdSettings().black_s + 0.3
+    # the whole packet's size never looks like a change; the slices' size does, at the cut
+    whole, slices = FrameSizes(), FrameSizes()
+    cut = [p for p in packets if 2.0 < p.arrival < onset + 2.5 and not p.keyframe]
+    assert not any(whole.changed(0, len(p.data)) for p in cut if p.arrival >= onset - 0.1)
+    seen = [p.arrival for p in cut if slices.changed(0, picture_bytes(p.config, p.data))]
+    assert seen and onset - 0.1 <= seen[0] <= onset + 0.2, seen

@@ -11,6 +11,7 @@ import pytest
 
 from relay.codec import h264
 from relay.codec.bits import BitReader
+from tests.support.clips import encode
 
 
 @dataclass
@@ -171,3 +172,29 @@ def test_an_sps_beyond_every_level_is_refused() -> None:
                b"\x03\x00\xf2<X\xba\x80\x01\x00\x04h\xce\x0f\xc8")
     with pytest.raises(h264.H264Error, match="beyond every level"):
         h264.parse_avcc_config(corrupt)
+
+
+def test_hard_cbr_pads_every_picture_but_the_slices_say_what_changed() -> None:
+    """x264 with hard CBR and filler (OBS's default) pads each picture to the same size with
+    filler NAL units (type 12); only the slices' bytes move with the picture."""
+    cbr = {"b": "2000000", "minrate": "2000000", "maxrate": "2000000", "bufsize": "2000000",
+           "x264-params": "nal-hrd=cbr:filler=1"}
+    clip = encode("h264", 320, 180, frames=12, gop=30, formats=("mp4",), kind="still", options=cbr)
+    padded = [data for data, _, _, _ in clip.packets["mp4"][6:]]
+    assert len({len(data) for data in padded}) <= 3, "expected hard CBR: every picture the same size"
+    assert any(nal[0] & 0x1F == 12 for data in padded for nal in h264.split_avcc(data))
+    for data in padded:
+        slices = sum(len(nal) for nal in h264.split_avcc(data) if nal[0] & 0x1F in (1, 5))
+        assert h264.slice_bytes_avcc(data) == slices
+        assert slices * 10 < len(data)  # a still picture: its slices are a sliver of the budget
+
+
+def test_slice_bytes_leave_out_sei_filler_and_parameter_sets() -> None:
+    def nal(kind: int, size: int) -> bytes:
+        return size.to_bytes(4, "big") + bytes([0x60 | kind]) + b"\x80" * (size - 1)
+
+    unit = nal(9, 2) + nal(7, 10) + nal(8, 4) + nal(6, 30) + nal(5, 100) + nal(5, 50) + nal(12, 900)
+    assert h264.slice_bytes_avcc(unit) == 150
+    assert h264.slice_bytes_avcc(nal(1, 40) + nal(12, 9000)) == 40
+    assert h264.slice_bytes_avcc(nal(1, 40)[:20]) == 16  # cut short: counts what is there
+    assert h264.slice_bytes_avcc(b"") == 0

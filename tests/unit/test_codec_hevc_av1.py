@@ -156,3 +156,31 @@ def test_bit_reading_helpers() -> None:
         read_leb128(b"\x80" * 9, 0, av1.Av1Error)
     assert hevc.level_name(93) == "3.1" and hevc.level_name(120) == "4"
     assert av1.level_name(8) == "4.0" and av1.level_name(31) == "max"
+
+
+def test_picture_bytes_leave_out_hevc_filler_and_sei() -> None:
+    """HEVC: FD_NUT (38), prefix and suffix SEI (39, 40), parameter sets and AUD are not
+    the picture; the slices of a real x265 clip are all of it but its SEI."""
+    def nal(kind: int, size: int) -> bytes:
+        return size.to_bytes(4, "big") + bytes([kind << 1, 1]) + b"\x80" * (size - 2)
+
+    unit = nal(35, 3) + nal(39, 40) + nal(19, 500) + nal(40, 20) + nal(38, 4000)
+    config = VideoConfig("hevc", b"", 320, 180)
+    assert hevc.slice_bytes(unit) == video.picture_bytes(config, unit) == 500
+    clip = encode("hevc", formats=("mp4",))
+    for data, _, _, _ in clip.packets["mp4"]:
+        nals = hevc.split_length_prefixed(data)
+        assert hevc.slice_bytes(data) == sum(len(n) for n in nals if (n[0] >> 1) & 0x3F < 32) > 0
+
+
+def test_picture_bytes_leave_out_av1_padding_and_metadata() -> None:
+    def obu(kind: int, size: int) -> bytes:
+        return bytes([(kind << 3) | 0x02]) + leb128(size) + b"\x00" * size
+
+    unit = obu(2, 0) + obu(6, 300) + obu(5, 12) + obu(15, 5000)
+    config = VideoConfig("av1", b"", 320, 180)
+    assert av1.frame_bytes(unit) == video.picture_bytes(config, unit) == 1 + 2 + 300  # header, size, payload
+    assert av1.frame_bytes(obu(3, 10) + obu(4, 200) + obu(15, 90)) == 12 + 203
+    clip = encode("av1", formats=("mp4",))
+    for data, _, _, _ in clip.packets["mp4"]:
+        assert 0 < av1.frame_bytes(data) <= len(data)
