@@ -91,6 +91,9 @@ def test_service_contract(name: str) -> None:
     assert one["Type"] == "notify"
     assert one["NotifyAccess"] == "main"
     assert one["Restart"] == "always"
+    # Back on air within 4 s of a restart: listening before OBS's first retry, 2 s after
+    # the drop (tests/faults/test_daemon_kill.py); never 0, a failing start must not spin.
+    assert re.fullmatch(r"\d+ms", one["RestartSec"]) and 100 <= int(one["RestartSec"][:-2]) <= 500
     assert one["RestartPreventExitStatus"] == "78"  # a configuration error must not loop
     assert re.fullmatch(r"\d+s", one["WatchdogSec"]) and int(one["WatchdogSec"][:-1]) >= 5
     assert re.fullmatch(r"\d+s", one["TimeoutStopSec"]) and int(one["TimeoutStopSec"][:-1]) > 5
