@@ -1,0 +1,96 @@
+"""A reload's parts that only compute (SPEC 10): which keys changed between two
+configurations and which of them a running relay takes (config/diff.py), and watchers
+retuned in place (watch/retune.py) on a fake clock: new thresholds count from the
+reload, what the signal has seen and an open fault are kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relay.config.diff import changed_keys, fixed_keys
+from relay.events import Event, FaultCleared, FaultRaised
+from relay.media import MediaPacket, Track, VideoConfig
+from relay.settings import RelaySettings, ThresholdSettings
+from relay.watch.input import InputWatch
+from relay.watch.retune import retune_watch
+
+
+def settings(**over: Any) -> RelaySettings:
+    base: dict[str, Any] = {
+        "inputs": [{"id": "main", "kind": "rtmp", "key": "main-key-1234", "priority": 1},
+                   {"id": "backup", "kind": "rtmp", "key": "backup-key-5678", "priority": 2}],
+        "outputs": [{"id": "douyin", "urls": ["rtmp://push-1.example.com/live/SECRET1",
+                                              "rtmp://push-2.example.com/live/SECRET1"]}],
+    }
+    base.update(over)
+    return RelaySettings.model_validate(base)
+
+
+def test_the_changed_keys_are_named_as_the_configuration_names_them() -> None:
+    old = settings()
+    new = settings(thresholds={"black_s": 3.0}, failover={"mode": "manual"},
+                   outputs=[{"id": "douyin", "urls": ["rtmp://push-9.example.com/live/SECRET2"]},
+                            {"id": "kuaishou", "urls": ["rtmp://k.example.com/live/K"]}],
+                   http={"users": [{"name": "alice", "role": "operator", "password": "pw-1234567"}]})
+    changed = changed_keys(old, new)
+    assert changed == ["outputs.douyin.urls", "outputs.kuaishou", "failover.mode", "thresholds.black_s",
+                       "http.users"]
+    assert not any("SECRET" in key for key in changed)
+    assert changed_keys(old, settings()) == []
+    # what a running relay takes, and what needs a restart (a new output is a new connection)
+    assert fixed_keys(changed, old) == ["outputs.kuaishou"]
+
+
+def test_a_secret_changed_is_a_change_but_never_shown() -> None:
+    old = settings()
+    new = settings(inputs=[{"id": "main", "kind": "rtmp", "key": "another-key-99", "priority": 1},
+                           {"id": "backup", "kind": "rtmp", "key": "backup-key-5678", "priority": 2}])
+    assert changed_keys(old, new) == ["inputs.main.key"]
+    assert fixed_keys(["inputs.main.key"], old) == ["inputs.main.key"]
+
+
+def test_listen_addresses_and_other_fixed_keys_are_refused_by_name() -> None:
+    old = settings()
+    new = settings(server={"rtmp": "0.0.0.0:1936"}, mqtt={"host": "broker.lan"},
+                   http={"listen": "0.0.0.0:8081",
+                         "users": [{"name": "a", "password": "x-1234567"}]},
+                   recording={"path": "/var/lib/relay/recordings", "keep_days": 3},
+                   alerts=[{"url": "json://hooks.example.com/relay"}])
+    changed = changed_keys(old, new)
+    assert fixed_keys(changed, old) == ["server.rtmp (a listen address)", "mqtt.host",
+                                        "http.listen (a listen address)"]
+    assert {"recording.path", "recording.keep_days", "alerts", "http.users"} <= set(changed)
+
+
+def video(dts: int, key: bool = False) -> MediaPacket:
+    return MediaPacket(Track.VIDEO, dts, dts, b"\x00\x00\x00\x01\x65", key,
+                       VideoConfig("h264", b"", 640, 360), arrival=dts / 1000)
+
+
+def test_a_stall_threshold_changed_mid_show_counts_from_then_and_keeps_the_input_watched() -> None:
+    events: list[Event] = []
+    old = ThresholdSettings(input_stall_ms=700)
+    watch = InputWatch("main", 1, old, events.append)
+    watch.on_connected(0.0)
+    for i in range(30):  # one second of 30 fps
+        watch.on_packet(i / 30, video(i * 33, key=i == 0))
+        watch.tick(i / 30)
+    retune_watch(watch, old, ThresholdSettings(input_stall_ms=300))
+    # the packets stop at 0.97 s: stalled 300 ms later, not 700
+    for now in (1.1, 1.2, 1.25):
+        watch.tick(now)
+    assert not [e for e in events if isinstance(e, FaultRaised) and e.signal == "stalled"]
+    watch.tick(1.3)
+    raised = [e for e in events if isinstance(e, FaultRaised) and e.signal == "stalled"]
+    assert len(raised) == 1 and raised[0].threshold == 300.0
+    # an open fault stays open through a reload and clears once when media returns
+    retune_watch(watch, ThresholdSettings(input_stall_ms=300), ThresholdSettings(input_stall_ms=400))
+    assert watch.stalled.fault.open is not None
+    watch.on_packet(1.5, video(1500, key=True))
+    for now in (1.6, 2.0, 2.6, 3.0):
+        watch.on_packet(now, video(int(now * 1000)))
+        watch.tick(now)
+    cleared = [e for e in events if isinstance(e, FaultCleared) and e.signal == "stalled"]
+    assert len(cleared) == 1
+    assert len([e for e in events if isinstance(e, FaultRaised) and e.signal == "stalled"]) == 1
+    assert watch.connected  # nothing was reset: the input is the same, still watched
