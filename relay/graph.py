@@ -285,7 +285,13 @@ class MediaGraph:
     # -- media path -----------------------------------------------------------------------
 
     def on_media(self, input_id: str, pkt: MediaPacket, now: float) -> None:
-        """A packet from an input (or the slate): through the switcher to every output."""
+        """A packet from an input (or the slate): through the switcher to every output. The
+        live bridge's target's pictures go to the bridge too; at its keyframe, where the
+        switcher goes back to copying, what the bridge has ready goes out first."""
+        if self.bridge.live_for == input_id:
+            if pkt.track is Track.VIDEO and pkt.keyframe:
+                self._run_bridge(now)
+            self.bridge.feed(input_id, pkt, now)
         self._forward(self.switcher.on_packet(input_id, pkt, now), now)
 
     def on_input_gone(self, input_id: str) -> None:
@@ -299,11 +305,13 @@ class MediaGraph:
         if ch is None:
             return BridgeRequest(input_id, None, None, None, 30.0, self.settings.slate.image)
         return BridgeRequest(input_id, ch.analyzer.latest_picture, ch.video_config, ch.audio_config,
-                             snap_fps(ch.fps), self.settings.slate.image)
+                             snap_fps(ch.fps), self.settings.slate.image,
+                             tuple(self.switcher.buffered(input_id)))
 
     def _run_bridge(self, now: float) -> None:
-        """The still picture that carries a fault switch to the target's next keyframe
-        (push/bridge.py); to the slate, the slate rewound to its keyframe does it."""
+        """The bridge that carries an urgent switch to the target's next keyframe (the live
+        bridge, or the still: push/bridge.py); to the slate, the slate rewound to its
+        keyframe does it."""
         wanted = self.switcher.bridge_wanted()
         if wanted == SLATE:
             if not self._slate_rewound:
@@ -313,7 +321,7 @@ class MediaGraph:
         else:
             self._slate_rewound = False
         for pkt in self.bridge.update(wanted, now):
-            self._forward(self.switcher.on_bridge_packet(pkt, now), now)
+            self._forward(self.switcher.on_bridge_packet(pkt, now, live=self.bridge.mode == "live"), now)
 
     def _warm_bridge(self, now: float) -> None:
         """A tier-1 fault about to be raised on the input on air: have the bridge to where
@@ -389,7 +397,7 @@ class MediaGraph:
         failing = on_air is not None and on_air.watch.status(now).worst_tier == 1
         log.info("switching", to=decision.to, reason=reason, detail=decision.detail)
         self._forward(self.switcher.request_switch(decision.to, now, reason,
-                                                   urgent=decision.reason == "fault" or failing), now)
+                                                   urgent=decision.urgent or failing), now)
 
     # -- the ticks --------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import av
 from av.codec.context import Flags
+from av.video.frame import PictureType
 
 from relay.codec import av1, h264, hevc
 from relay.codec.video import in_band_config, video_config
@@ -100,6 +101,51 @@ def encode_group(source: av.VideoFrame, fmt: StillFormat, frames: int, *,
     return packets, config
 
 
+LIVE_KEYINT = 100_000  # the live bridge's one keyframe is its first: it ends at the input's own
+
+
+class LiveEncoder:
+    """Pictures encoded one at a time as they come, timestamps kept (milliseconds): the live
+    bridge (push/live_bridge.py). The first picture is the only keyframe; no B-frames, so
+    each picture comes out as it goes in. Blocking: worker threads only."""
+
+    def __init__(self, fmt: StillFormat, preset: str = "ultrafast") -> None:
+        self.format = fmt
+        encoder, options = _options(fmt, LIVE_KEYINT, preset)
+        ctx: Any = av.CodecContext.create(encoder, "w")
+        ctx.width, ctx.height = fmt.width, fmt.height
+        ctx.pix_fmt = "yuv420p"
+        ctx.framerate = fmt.rate
+        ctx.time_base = Fraction(1, 1000)  # the source's own millisecond timestamps
+        ctx.gop_size = LIVE_KEYINT
+        ctx.max_b_frames = 0
+        ctx.flags |= Flags.global_header
+        ctx.options = options
+        if fmt.codec == "av1":
+            _no_realtime_here()
+        ctx.open()
+        self._ctx = ctx
+        self.config: VideoConfig | None = None  # known from the first picture out
+        self.encoded = 0
+
+    def encode(self, picture: av.VideoFrame, pts_ms: int) -> list[tuple[int, bytes, bool]]:
+        """``picture`` shown at ``pts_ms``: the (pts, data, keyframe) of what comes out."""
+        fmt = self.format
+        if (picture.width, picture.height, picture.format.name) != (fmt.width, fmt.height, "yuv420p"):
+            picture = picture.reformat(width=fmt.width, height=fmt.height, format="yuv420p")
+        picture.pict_type = PictureType.NONE  # a decoded keyframe says "I": the encoder would obey
+        picture.pts = pts_ms
+        out = []
+        for packet in self._ctx.encode(picture):
+            data = bytes(packet)
+            if self.config is None:
+                self.config = _record(fmt, bytes(self._ctx.extradata or b""), data)
+            carried, key = _frame(self.config, data)
+            out.append((int(packet.pts if packet.pts is not None else pts_ms), carried, key))
+        self.encoded += len(out)
+        return out
+
+
 _CAP_SYS_NICE = 23
 _CAPABILITY_VERSION_3 = 0x20080522
 
@@ -123,29 +169,41 @@ def _no_realtime_here() -> None:
         libc.capset(header, data)
 
 
-def _packets(fmt: StillFormat, header: bytes, coded: list[bytes]) -> tuple[list[MediaPacket], VideoConfig]:
-    """The encoder's output as Relay's packets and record (what ingest would make of it)."""
-    frames: list[tuple[bytes, bool]]
+def _record(fmt: StillFormat, header: bytes, first: bytes) -> VideoConfig:
+    """The decoder configuration record of an encoder's output (what ingest would make of it),
+    from its global header and its first (key) frame."""
     if fmt.codec == "av1":
         # SVT-AV1's extradata is written before it encodes and differs from the sequence
         # header in its stream: the record is built from the key frame's own.
         config = video_config("av1", av1.build_av1c_config(header))
-        config = in_band_config(config, coded[0]) or config
-        reduced = av1.parse_av1c_config(config.extradata).reduced_still_picture_header
-        frames = [(data, av1.is_key_frame(data, reduced)) for data in coded]
-    elif fmt.codec == "hevc":
+        return in_band_config(config, first) or config
+    if fmt.codec == "hevc":
         sets = hevc.annexb_to_frame(header)
-        config = video_config("hevc", hevc.build_hvcc_config(sets.vps, sets.sps, sets.pps))
-        frames = [(f.data, f.irap) for f in map(hevc.annexb_to_frame, coded)]
-    else:
-        if header.startswith(b"\x01"):  # already an avcC record
-            record = header
-        else:
-            nals = h264.split_annexb(header)
-            record = h264.build_avcc_config([n for n in nals if h264.nal_type(n) == h264.NAL_SPS],
-                                            [n for n in nals if h264.nal_type(n) == h264.NAL_PPS])
-        config = video_config("h264", record)
-        frames = [(f.data, f.idr) for f in map(h264.annexb_to_avcc, coded)]
+        return video_config("hevc", hevc.build_hvcc_config(sets.vps, sets.sps, sets.pps))
+    if header.startswith(b"\x01"):  # already an avcC record
+        return video_config("h264", header)
+    nals = h264.split_annexb(header)
+    return video_config("h264", h264.build_avcc_config([n for n in nals if h264.nal_type(n) == h264.NAL_SPS],
+                                                       [n for n in nals if h264.nal_type(n) == h264.NAL_PPS]))
+
+
+def _frame(config: VideoConfig, data: bytes) -> tuple[bytes, bool]:
+    """One encoded frame as Relay carries it (length-prefixed, parameter sets out), and
+    whether it is a keyframe."""
+    if config.codec == "av1":
+        reduced = av1.parse_av1c_config(config.extradata).reduced_still_picture_header
+        return data, av1.is_key_frame(data, reduced)
+    if config.codec == "hevc":
+        frame = hevc.annexb_to_frame(data)
+        return frame.data, frame.irap
+    avc = h264.annexb_to_avcc(data)
+    return avc.data, avc.idr
+
+
+def _packets(fmt: StillFormat, header: bytes, coded: list[bytes]) -> tuple[list[MediaPacket], VideoConfig]:
+    """The encoder's output as Relay's packets and record (what ingest would make of it)."""
+    config = _record(fmt, header, coded[0])
+    frames = [_frame(config, data) for data in coded]
     packets = []
     for index, (data, key) in enumerate(frames):
         ts = video_offset_ms(index, fmt.rate)

@@ -20,18 +20,20 @@ Output timeline
     the output (re)started from.
 
 Switching (``FailoverSettings.switch_at``)
-    ``auto`` (the default) picks per switch. When the input on air is healthy
-    (failback, commands, drills, leaving the slate) it stays on air and the cut
-    happens at the target's next keyframe, exactly as ``next`` does, with no
-    freeze and no added delay. When it is not (``urgent``: a fault), the switch
-    starts at once from the target's buffered keyframe if that adds no more than
-    ``max_added_delay_ms`` in all (its age, less the pause the fault already
-    made); otherwise a *bridge* goes on air at once: a still picture encoded to
-    match the target (its latest decoded picture, made by push/bridge.py and fed
-    in with ``on_bridge_packet``), until the target's next keyframe arrives and
-    the cut happens there. The bridge freezes the picture but never stops the
-    media, and adds no delay. A waiting switch whose input on air then fails
-    (``urge``, or that input disconnecting) turns urgent the same way.
+    ``auto`` (the default) picks per switch. Unless the switch is ``urgent`` (a
+    fault, an operator's cut, leaving the slate: the policy's decision says so) the
+    input on air stays on air and the cut happens at the target's next keyframe, as
+    ``next`` does, with no freeze and no added delay. An urgent switch starts at once
+    from the target's buffered keyframe if that adds no more than
+    ``max_added_delay_ms`` in all (its age, less the pause the fault already made);
+    otherwise a *bridge* (push/bridge.py, fed in with ``on_bridge_packet``) goes on
+    air as soon as it is ready, and the cut happens at the target's next keyframe.
+    The live bridge is the target's own pictures re-encoded on its own timeline: it
+    starts like a buffered switch (continuous, the pause taken from the viewer's
+    buffer), the target's audio goes out with it on the same offset, and the cut
+    keeps that offset. The still (the fallback) is held from the last picture shown.
+    A waiting switch whose input on air then fails (``urge``, or that input
+    disconnecting) turns urgent the same way.
     ``buffered``: the switch happens at once from the target's buffered group of
     pictures (gop.py): its keyframe and everything after it go out in one burst.
     Nothing freezes, but the output timeline is now ahead of the wall clock by
@@ -83,21 +85,13 @@ Audio the new input does not have
 Codec parameters
     Packets keep pointing at their own input's VideoConfig/AudioConfig; a switch
     always starts with the new input's keyframe, so an output sees the new
-    configuration on that keyframe and signals new sequence headers there. That
-    keyframe also carries its parameter sets in band (H.264 SPS/PPS, HEVC
-    VPS/SPS/PPS, the AV1 sequence header: codec/video.py), for ingest chains and
-    parsers that keep only the first sequence header they saw. An HEVC keyframe may
-    be a CRA whose RASL pictures reference pictures from before it (open GOPs,
-    x265's default): after a cut (a switch, or the delay take-back resuming) the
-    keyframe goes out as HEVC's splice point, an end of sequence and a BLA picture
-    (codec/hevc.py), which starts a new coded video sequence (the two encoders'
-    picture order counts would otherwise collide, and FFmpeg drops a picture with a
-    duplicate one), and the RASL pictures, which cannot decode, are left out until
-    the first picture that is not one (H.265 8.1.3). The show's codec is the first
-    video codec that went out: unless ``mixed_codecs``, a switch to an input that
-    sends another is refused (it fails at once; the policy keeps off such inputs
-    anyway, watch/codec.py) and the input on air's pictures in another codec are
-    not forwarded.
+    configuration on that keyframe and signals new sequence headers there; the
+    keyframe after every cut also carries its parameter sets in band and, for HEVC,
+    goes out as a splice point with the pictures that cannot decode left out
+    (splice.py). The show's codec is the first video codec that went out: unless
+    ``mixed_codecs``, a switch to an input that sends another is refused (it fails
+    at once; the policy keeps off such inputs anyway, watch/codec.py) and the input
+    on air's pictures in another codec are not forwarded.
 
 Verification and reports
     A switch is verified once the target's keyframe went out and then at least
@@ -121,14 +115,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from relay.codec.video import CodecError, as_cut_point, is_leading_after_cut, with_parameter_sets
 from relay.events import EventSink, Switched
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.settings import FailoverSettings
-from relay.switch.gop import MAX_GOP_MS, GopBuffer, ends_before
-from relay.switch.timeline import DEFAULT_AUDIO, InputTimeline, SilenceClock, audio_frame_ms
+from relay.switch.gop import MAX_GOP_MS, ends_before
+from relay.switch.records import InputState, SwitchRecord
+from relay.switch.splice import cut_point, leading_after_cut, parameter_sets_in_band
+from relay.switch.timeline import DEFAULT_AUDIO, SilenceClock, audio_frame_ms
 
 AUDIO_GONE_S = 0.5  # an active input with no audio packet for this long gets silence instead
 JUMP_PAIR_S = 2.0  # a jump of the other track within this is the same discontinuity
@@ -136,62 +130,6 @@ STALE_BUFFER_S = 1.0  # a buffered group whose newest packet is older than this 
 VERIFY_PACKETS = 3  # video packets of the target after its first, to call media "flowing"
 MAX_KEYFRAME_WAIT_S = MAX_GOP_MS / 1000  # a waiting switch gives up on a keyframe later than this
 MAX_SILENCE_BACKFILL_MS = 1000  # silence never reaches further back than this behind the video
-
-
-@dataclass(slots=True)
-class _Switch:
-    to: str
-    from_: str | None
-    reason: str
-    requested_at: float
-    cut_at: float | None = None  # when the target's keyframe went out
-    freeze_ms: float = 0.0
-    added_delay_ms: float = 0.0
-    gap_ms: float = 0.0
-    flowing: int = 0  # target video packets on air (sent or held back) since the cut
-    urgent: bool = False  # the input on air is failing: do not wait with it on air
-    bridge: bool = False  # a bridge picture is wanted until the target's keyframe (auto)
-    bridged_at: float | None = None  # when the bridge went on air for this switch
-
-
-@dataclass(slots=True)
-class _Input:
-    timeline: InputTimeline = field(default_factory=InputTimeline)
-    gop: GopBuffer = field(default_factory=GopBuffer)
-    last_arrival: float | None = None  # when its latest packet arrived
-    codec: str | None = None  # its latest video packet's codec
-
-
-def _parameter_sets_in_band(keyframe: MediaPacket) -> bytes:
-    """The keyframe's data with its configuration's parameter sets in band."""
-    config = keyframe.config
-    if not isinstance(config, VideoConfig):
-        return keyframe.data
-    try:
-        return with_parameter_sets(config, keyframe.data)
-    except CodecError:
-        return keyframe.data  # unreadable: the sequence header still carries them
-
-
-def _cut_point(data: bytes, keyframe: MediaPacket) -> bytes:
-    """``data`` (the keyframe's, parameter sets added or not) fit to start the stream anew."""
-    config = keyframe.config
-    if not isinstance(config, VideoConfig):
-        return data
-    try:
-        return as_cut_point(config, data)
-    except CodecError:
-        return data
-
-
-def _leading_after_cut(pkt: MediaPacket) -> bool:
-    config = pkt.config
-    if not isinstance(config, VideoConfig):
-        return False
-    try:
-        return is_leading_after_cut(config, pkt.data)
-    except CodecError:
-        return False
 
 
 class Switcher:
@@ -204,10 +142,10 @@ class Switcher:
         self._settings = settings
         self._emit = emit
         self._silence = silence
-        self._inputs: dict[str, _Input] = {}
+        self._inputs: dict[str, InputState] = {}
         self._active: str | None = None
         self._offset = {Track.VIDEO: 0, Track.AUDIO: 0}  # the active input's, per track
-        self._switch: _Switch | None = None
+        self._switch: SwitchRecord | None = None
         self._resync = False  # the active input reconnected: wait for its keyframe
         self._results: list[tuple[str, bool]] = []
         self._last_failure: str | None = None
@@ -222,8 +160,9 @@ class Switcher:
         self._skipping = False  # dropping added delay: not forwarding until the next keyframe
         self._jump: tuple[Track, float] | None = None  # the last single-track jump, and when
         self._silence_clock: SilenceClock | None = None
-        self._bridge: _Input | None = None  # the bridge picture on air (auto), else None
-        self._bridge_for: str | None = None  # whose picture the bridge holds
+        self._bridge: InputState | None = None  # the bridge on air (auto), else None
+        self._bridge_for: str | None = None  # the input it bridges to
+        self._bridge_live = False  # it is the live bridge (the target's own pictures), not the still
         self._params_due = False  # the next keyframe out carries its SPS/PPS in band
         self._max_video_pts: int | None = None  # the latest presentation time sent (B-frames)
         self._show_codec: str | None = None  # the video codec of the output (see Codec parameters)
@@ -248,7 +187,7 @@ class Switcher:
         """Take one packet of any input; returns the output packets to send now."""
         state = self._inputs.get(input_id)
         if state is None:
-            state = self._inputs[input_id] = _Input()
+            state = self._inputs[input_id] = InputState()
         state.last_arrival = now
         if pkt.track is Track.VIDEO and isinstance(pkt.config, VideoConfig):
             state.codec = pkt.config.codec
@@ -268,6 +207,8 @@ class Switcher:
         if switch is not None and switch.cut_at is None and switch.to == input_id:
             if is_keyframe:  # the group is this keyframe and the audio overlapping it
                 out += self._cut_over(switch, state.gop.packets(), now, buffered=False)
+            elif self._bridge_live and self._bridge_for == input_id and pkt.track is Track.AUDIO:
+                out += self._send(state, pkt, now)  # its own sound, with its pictures re-encoded
         elif input_id == self._active:
             if self._resync:
                 if is_keyframe:
@@ -284,23 +225,64 @@ class Switcher:
         out += self._fill_silence(now)
         return out
 
-    def on_bridge_packet(self, pkt: MediaPacket, now: float) -> list[MediaPacket]:
-        """One packet of the bridge picture (see the module docstring); returns what to send."""
-        if self._bridge is None:
-            switch = self._switch
-            if switch is None or not switch.bridge or switch.cut_at is not None:
-                return []  # not wanted (any more)
-            if not (pkt.track is Track.VIDEO and pkt.keyframe):
-                return []
-            self._bridge = _Input()
-            self._bridge_for = switch.to
-            switch.freeze_ms, switch.gap_ms = self._anchor(pkt, now, buffered=False)
-            switch.bridged_at = now
-            self._active = None
-            self._resync = False
-            self._silence_clock = None
+    def on_bridge_packet(self, pkt: MediaPacket, now: float, *, live: bool = False) -> list[MediaPacket]:
+        """One packet of the bridge (see the module docstring): ``live``, a picture of the
+        target re-encoded, on the target's own timeline; else the still's. Returns what to send."""
+        switch = self._switch
+        wanted = switch is not None and switch.bridge and switch.cut_at is None
+        if self._bridge is None or live != self._bridge_live or (
+                switch is not None and wanted and self._bridge_for != switch.to):
+            if switch is None or not wanted or not (pkt.track is Track.VIDEO and pkt.keyframe):
+                return []  # not wanted (any more), or not where it can start
+            return self._start_bridge(switch, pkt, now, live)
         self._bridge.timeline.observe(pkt)
         return self._send(self._bridge, pkt, now)
+
+    def _start_bridge(self, switch: SwitchRecord, keyframe: MediaPacket, now: float,
+                      live: bool) -> list[MediaPacket]:
+        """The bridge (or its other mode) goes on air from ``keyframe``. The live bridge
+        continues the output like a start from the buffer (its picture is the newest; the
+        pause before it drained the viewer's buffer), the still is held from the last
+        picture shown."""
+        before = self._delay_ms
+        freeze_ms, gap_ms = self._anchor(keyframe, now, buffered=live)
+        if live:
+            age_ms = max(0.0, (now - keyframe.arrival) * 1000)
+            self._delay_ms = max(0.0, before - max(0.0, gap_ms - self._frame_ms) + age_ms)
+        if switch.still_since is not None:
+            switch.freeze_ms += (now - switch.still_since) * 1000
+        switch.still_since = None if live else now
+        if switch.bridged:
+            switch.freeze_ms += freeze_ms
+        else:
+            switch.bridged = True
+            switch.freeze_ms, switch.gap_ms = freeze_ms, gap_ms
+        self._bridge = InputState()
+        self._bridge_for = switch.to
+        self._bridge_live = live
+        self._active = None
+        self._resync = False
+        self._silence_clock = None
+        self._bridge.timeline.observe(keyframe)
+        out = self._send(self._bridge, keyframe, now)
+        state = self._inputs.get(switch.to)
+        if live and state is not None:  # the target's sound from that picture on
+            for pkt in state.gop.packets():
+                if pkt.track is Track.AUDIO:
+                    out += self._send(state, pkt, now)
+        return out
+
+    def buffered(self, input_id: str) -> list[MediaPacket]:
+        """An input's buffered group of pictures, keyframe first (the live bridge's start)."""
+        state = self._inputs.get(input_id)
+        return [] if state is None else state.gop.packets()
+
+    @property
+    def bridge_mode(self) -> str | None:
+        """What bridge is on air: "live", "still", or None."""
+        if self._bridge is None:
+            return None
+        return "live" if self._bridge_live else "still"
 
     def bridge_wanted(self) -> str | None:
         """The input whose picture should bridge a switch now (None: no bridge needed)."""
@@ -337,7 +319,7 @@ class Switcher:
             urgent = reason == "fault"
         # From a bridge picture every switch is urgent: the picture on air is already still.
         urgent = urgent or self._bridge is not None
-        switch = _Switch(to=to, from_=self.active, reason=reason, requested_at=now, urgent=urgent)
+        switch = SwitchRecord(to=to, from_=self.active, reason=reason, requested_at=now, urgent=urgent)
         self._switch = switch
         state = self._inputs.get(to)
         if state is not None and not self._carries(state):
@@ -407,6 +389,7 @@ class Switcher:
             "added_delay_ms": round(self._delay_ms, 1),
             "dropping_delay": self._skipping,
             "silence": self._silence_clock is not None,
+            "bridge": self.bridge_mode,
             "last_failure": self._last_failure,
             "buffered": {
                 input_id: {"packets": len(state.gop), "span_ms": state.gop.span_ms}
@@ -416,11 +399,11 @@ class Switcher:
 
     # ---------------------------------------------------------------- switching
 
-    def _usable(self, state: _Input, now: float) -> bool:
+    def _usable(self, state: InputState, now: float) -> bool:
         packets = state.gop.packets()
         return bool(packets) and now - packets[-1].arrival <= STALE_BUFFER_S
 
-    def _within_budget(self, state: _Input, now: float) -> bool:
+    def _within_budget(self, state: InputState, now: float) -> bool:
         """Would starting from this buffered keyframe keep the delay within max_added_delay_ms?"""
         keyframe = state.gop.keyframe
         if keyframe is None:
@@ -431,7 +414,7 @@ class Switcher:
             pause_ms = max(0.0, (now - self._last_video_sent) * 1000 - self._frame_ms)
         return max(0.0, self._delay_ms - pause_ms + age_ms) <= self._settings.max_added_delay_ms
 
-    def _start_urgent(self, switch: _Switch, now: float) -> list[MediaPacket]:
+    def _start_urgent(self, switch: SwitchRecord, now: float) -> list[MediaPacket]:
         """``auto`` on a fault: from the buffer within the delay budget, else behind a bridge."""
         state = self._inputs.get(switch.to)
         if state is not None and self._usable(state, now) and self._within_budget(state, now):
@@ -440,10 +423,11 @@ class Switcher:
             return []  # nothing arrives from the target: no keyframe to bridge to; it waits
         switch.bridge = True
         if self._bridge is not None:  # already on air (a previous switch's): it goes on
-            switch.bridged_at = now
+            switch.bridged = True
+            switch.still_since = None if self._bridge_live else now
         return []
 
-    def _overdue(self, switch: _Switch, now: float) -> bool:
+    def _overdue(self, switch: SwitchRecord, now: float) -> bool:
         """Has the switch failed verification (see the module docstring)?"""
         within = self._settings.verify_within_s
         if switch.cut_at is not None or self._settings.switch_at == "buffered":
@@ -461,24 +445,34 @@ class Switcher:
         return now - switch.requested_at >= min(wait, MAX_KEYFRAME_WAIT_S + within)
 
     def _cut_over(
-        self, switch: _Switch, burst: list[MediaPacket], now: float, *, buffered: bool
+        self, switch: SwitchRecord, burst: list[MediaPacket], now: float, *, buffered: bool
     ) -> list[MediaPacket]:
         keyframe = burst[0]
         before = self._delay_ms
-        freeze_ms, gap_ms = self._anchor(keyframe, now, buffered=buffered)
+        if not buffered and self._bridge_live and self._bridge_for == switch.to:
+            # From its own pictures re-encoded to its own: the same timeline, the same offset.
+            freeze_ms = gap_ms = 0.0
+            self._params_due = self._cut_due = True
+            self._skipping = False
+            self._jump = None
+        else:
+            freeze_ms, gap_ms = self._anchor(keyframe, now, buffered=buffered)
         if buffered:
             age_ms = max(0.0, (now - keyframe.arrival) * 1000)
             pause_ms = max(0.0, gap_ms - self._frame_ms)
             self._delay_ms = max(0.0, before - pause_ms + age_ms)
         switch.cut_at = now
-        if switch.bridged_at is not None:  # the bridge held the picture still until now
-            switch.freeze_ms += (now - switch.bridged_at) * 1000 + freeze_ms
+        if switch.still_since is not None:  # the still held the picture until now
+            switch.freeze_ms += (now - switch.still_since) * 1000
+        if switch.bridged:
+            switch.freeze_ms += freeze_ms
         else:
             switch.freeze_ms = freeze_ms
             switch.gap_ms = gap_ms
         switch.added_delay_ms = max(0.0, self._delay_ms - before)
         self._active = switch.to
         self._bridge = None
+        self._bridge_live = False
         self._resync = False
         self._silence_clock = None
         state = self._inputs[switch.to]
@@ -529,17 +523,17 @@ class Switcher:
         """The video codec on air since the first picture went out (None before)."""
         return self._show_codec
 
-    def _carries(self, state: _Input) -> bool:
+    def _carries(self, state: InputState) -> bool:
         show = self._show_codec
         return self._settings.mixed_codecs or show is None or state.codec in (None, show)
 
-    def _refuse(self, switch: _Switch) -> None:
+    def _refuse(self, switch: SwitchRecord) -> None:
         state = self._inputs.get(switch.to)
         self._failed(switch)
         self._last_failure = (f"{switch.to} sends {state.codec if state else '?'}; {self._show_codec} is on "
                               "air and a platform cannot follow a change of codec (failover.mixed_codecs)")
 
-    def _verified(self, switch: _Switch) -> None:
+    def _verified(self, switch: SwitchRecord) -> None:
         self._switch = None
         self._results.append((switch.to, True))
         self._emit(
@@ -554,7 +548,7 @@ class Switcher:
             )
         )
 
-    def _failed(self, switch: _Switch) -> None:
+    def _failed(self, switch: SwitchRecord) -> None:
         self._switch = None
         self._results.append((switch.to, False))
         within = self._settings.verify_within_s
@@ -565,7 +559,7 @@ class Switcher:
 
     # --------------------------------------------------------------- forwarding
 
-    def _forward(self, state: _Input, pkt: MediaPacket, now: float, jumped: bool) -> list[MediaPacket]:
+    def _forward(self, state: InputState, pkt: MediaPacket, now: float, jumped: bool) -> list[MediaPacket]:
         """One packet of the active input, on the steady path."""
         if jumped:
             self._reanchor_jump(state, pkt, now)
@@ -580,7 +574,7 @@ class Switcher:
             return []
         return self._send(state, pkt, now)
 
-    def _send(self, state: _Input, pkt: MediaPacket, now: float) -> list[MediaPacket]:
+    def _send(self, state: InputState, pkt: MediaPacket, now: float) -> list[MediaPacket]:
         """Rewrite ``pkt`` onto the output timeline: a new packet, or none (audio that can't rise)."""
         offset = self._offset[pkt.track]
         dts = pkt.dts + offset
@@ -589,7 +583,7 @@ class Switcher:
         data = pkt.data
         if pkt.track is Track.VIDEO:
             if self._after_cut and not pkt.keyframe:
-                if _leading_after_cut(pkt):
+                if leading_after_cut(pkt):
                     return []  # references pictures from before the cut: cannot decode
                 self._after_cut = False
             if last is not None and dts <= last:
@@ -605,11 +599,11 @@ class Switcher:
                 self._show_codec = pkt.config.codec if isinstance(pkt.config, VideoConfig) else None
             if self._params_due and pkt.keyframe:
                 self._params_due = False
-                data = _parameter_sets_in_band(pkt)
+                data = parameter_sets_in_band(pkt)
             if pkt.keyframe:
                 self._after_cut, self._cut_due = self._cut_due, False
                 if self._after_cut:
-                    data = _cut_point(data, pkt)
+                    data = cut_point(data, pkt)
         else:
             floor = self._audio_floor
             if (last is not None and dts <= last) or (floor is not None and ends_before(pkt, floor - offset)):
@@ -620,7 +614,7 @@ class Switcher:
         self._last_out[pkt.track] = dts
         return [MediaPacket(pkt.track, dts, max(pts, dts), data, pkt.keyframe, pkt.config, pkt.arrival)]
 
-    def _reanchor_jump(self, state: _Input, pkt: MediaPacket, now: float) -> None:
+    def _reanchor_jump(self, state: InputState, pkt: MediaPacket, now: float) -> None:
         track = pkt.track
         other = Track.AUDIO if track is Track.VIDEO else Track.VIDEO
         last = self._last_out[track]
@@ -640,7 +634,7 @@ class Switcher:
 
     # ------------------------------------------------------------ added delay
 
-    def _should_skip(self, state: _Input, pkt: MediaPacket) -> bool:
+    def _should_skip(self, state: InputState, pkt: MediaPacket) -> bool:
         """Start dropping added delay here? Only so that the skip ends on the predicted keyframe."""
         if self._delay_ms <= self._settings.max_added_delay_ms:
             return False
@@ -671,9 +665,11 @@ class Switcher:
 
     def _fill_silence(self, now: float) -> list[MediaPacket]:
         last_video = self._last_out[Track.VIDEO]
-        if self._active is None or self._resync or last_video is None:
+        # the still brings its own silence; the live bridge has its target's sound, if any
+        source = self._active if self._bridge is None else self._bridge_for if self._bridge_live else None
+        if source is None or self._resync or last_video is None:
             return []
-        state = self._inputs.get(self._active)
+        state = self._inputs.get(source)
         if state is not None and state.timeline.has_audio(now, AUDIO_GONE_S):
             self._silence_clock = None
             return []

@@ -59,7 +59,8 @@ def test_a_still_is_encoded_to_match_the_target_stream() -> None:
 
 
 def recording_bridge() -> tuple[Bridge, list[str]]:
-    """A bridge of a real 720p picture, and the inputs it was asked to describe (encode)."""
+    """A bridge of a real 720p picture (no buffered group: the still), and the inputs it was
+    asked to describe (once when it is prepared ahead, once when it is wanted)."""
     picture, video, audio = target_stream()
     requests: list[str] = []
 
@@ -105,18 +106,18 @@ def test_a_bridge_prepared_ahead_of_a_fault_goes_on_air_at_once_and_a_stale_one_
             time.sleep(0.01)
             packets = bridge.update("backup", time.monotonic())
         assert packets and packets[0].keyframe
-        assert requests == ["backup"]  # the switch used the bridge prepared ahead
+        assert requests == ["backup", "backup"] and bridge.prepared  # the still prepared ahead went on air
         assert bridge.update(None, time.monotonic()) == []
 
         # prepared for another input, or too long ago: encoded again for the switch
         now = time.monotonic()
         bridge.prepare("spare", now)
         bridge.update("backup", now + 0.05)
-        assert requests == ["backup", "spare", "backup"]
+        assert requests == ["backup", "backup", "spare", "backup"] and not bridge.prepared
         bridge.update(None, now + 0.1)
         bridge.prepare("backup", now + 0.2)
         bridge.update("backup", now + 0.2 + WARM_MAX_AGE_S + 0.1)
-        assert requests == ["backup", "spare", "backup", "backup", "backup"]
+        assert requests == ["backup", "backup", "spare", "backup", "backup", "backup"] and not bridge.prepared
     finally:
         bridge.close()
 

@@ -86,8 +86,8 @@ def test_the_rasl_pictures_kept_would_show_broken_pictures(monkeypatch: pytest.M
     made from references it never got (here the two encoders run in step, so the old
     one's pictures stand in for them): no error is raised, the viewer just sees them."""
     main, backup = _studio("hevc", backup_gop=15)
-    monkeypatch.setattr(switcher_module, "_cut_point", lambda data, keyframe: data)
-    monkeypatch.setattr(switcher_module, "_leading_after_cut", lambda pkt: False)
+    monkeypatch.setattr(switcher_module, "cut_point", lambda data, keyframe: data)
+    monkeypatch.setattr(switcher_module, "leading_after_cut", lambda pkt: False)
     out = _run(main, backup, switch_at=0.7)
     first = _after_cut(out, backup)
     assert any(hevc.is_rasl(p.data) for p in out[first + 1:first + 4])
