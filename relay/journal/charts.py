@@ -11,6 +11,7 @@ column's minimum and maximum so a one-second dip still shows.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,6 +69,11 @@ class Marker:
 def clock_text(ts: float, with_seconds: bool = True) -> str:
     """Local wall-clock time, as the studio reads it."""
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S" if with_seconds else "%H:%M")
+
+
+def _columns(text: str) -> float:
+    """A label's width in average glyphs: a CJK character takes about two."""
+    return sum(1.9 if unicodedata.east_asian_width(c) in "WF" else 1.0 for c in text)
 
 
 def _fmt(value: float) -> str:
@@ -278,7 +284,7 @@ def timeline_svg(
     for marker in sorted(markers, key=lambda m: m.ts):
         mx = x(marker.ts)
         colour = "#6a3d9a" if marker.kind == "drill" else "#222"
-        text_w = _CHAR_W * len(marker.label)
+        text_w = _CHAR_W * _columns(marker.label)
         anchor = "end" if mx + 3 + text_w > width - 2 else "start"
         left = mx - 3 - text_w if anchor == "end" else mx + 3
         # A row is free if the label fits after that row's last label and the marker's line,

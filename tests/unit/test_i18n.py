@@ -1,0 +1,125 @@
+"""The catalogues (relay/i18n/<lang>.json): both languages hold the same keys with the same
+placeholders, every key the code and the pages name exists, every SPEC name people read
+has a label, and a page's language is chosen as documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from relay import i18n
+from relay.control.http import pages
+from relay.events import Event
+from relay.journal.review import HINTED
+
+ROOT = Path(__file__).resolve().parents[2]
+STATIC = ROOT / "relay" / "control" / "http" / "static"
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+QUOTED = re.compile(r"""["'`]([a-z][a-z0-9_]*(?:\.[A-Za-z0-9_-]+)+)["'`]""")
+SLOT = re.compile(r"\{\{t:([A-Za-z0-9_.-]+)\}\}")
+FILE_TYPES = {"html", "py", "js", "json", "css", "png", "svg"}  # "report.py" names a file, not a key
+
+
+def areas() -> set[str]:
+    return {key.split(".")[0] for key in i18n.catalogue("en")}
+
+
+def exists(key: str) -> bool:
+    strings = i18n.catalogue("en")
+    return key in strings or f"{key}.one" in strings  # i18n.count(key, n) reads key.one/other
+
+
+def used_keys() -> dict[str, set[str]]:
+    """Every quoted string shaped like a key of one of the catalogues' areas, per file."""
+    known = areas()
+    found: dict[str, set[str]] = {}
+    files = [*ROOT.joinpath("relay").rglob("*.py"), *STATIC.glob("*.js"), *STATIC.glob("*.html")]
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        keys = {k for k in QUOTED.findall(text) if k.split(".")[0] in known} | set(SLOT.findall(text))
+        keys = {k for k in keys if "." in k and k.rsplit(".")[-1] not in FILE_TYPES and k != "area.what"}
+        if keys:
+            found[str(path.relative_to(ROOT))] = keys
+    return found
+
+
+def test_both_catalogues_hold_the_same_keys_with_the_same_placeholders() -> None:
+    en, zh = i18n.catalogue("en"), i18n.catalogue("zh-CN")
+    assert sorted(set(en) - set(zh)) == [], "keys only in en.json"
+    assert sorted(set(zh) - set(en)) == [], "keys only in zh-CN.json"
+    for key in en:
+        assert i18n.KEY.match(key), key
+        assert en[key] and zh[key], key
+        assert set(PLACEHOLDER.findall(en[key])) == set(PLACEHOLDER.findall(zh[key])), key
+
+
+def test_every_key_the_code_and_the_pages_name_exists() -> None:
+    used = used_keys()
+    assert len(used) >= 8, sorted(used)  # the scan sees the pages, the report, alerts…
+    missing = {path: sorted(k for k in keys if not exists(k)) for path, keys in used.items()}
+    assert {p: k for p, k in missing.items() if k} == {}
+
+
+def test_every_page_is_filled_in_both_languages() -> None:
+    for name in ("index.html", "login.html", "fleet.html"):
+        for lang in i18n.LANGUAGES:
+            html = pages.render(name, lang, {"relay": "studio-a", "next": "/", "message": ""})
+            assert "{{" not in html, (name, lang, re.findall(r"\{\{[^}]*\}\}", html))
+            assert f'<html lang="{lang}">' in html
+    zh = pages.render("index.html", "zh-CN")
+    assert "数据" not in pages.render("index.html", "en") and "正在播出" in zh
+    block = zh.split('<script type="application/json" id="i18n">')[1].split("</script>")[0]
+    assert "<" not in block and i18n.catalogue("zh-CN")["dash.on_air"] in block  # cannot end early
+
+
+def test_spec_names_people_read_have_labels() -> None:
+    strings = i18n.catalogue("zh-CN")
+    events = {cls.name for cls in _subclasses(Event)}
+    assert not sorted(e for e in events if f"event.{e}" not in strings)
+    assert not sorted(s for s in HINTED if f"hint.{s}" not in strings or f"signal.{s}" not in strings)
+    for status in ("offline", "failed", "active", "degraded", "standby", "pushing", "reconnecting"):
+        assert f"status.{status}" in strings
+
+
+def _subclasses(cls: type) -> list[type[Event]]:
+    found: list[type[Event]] = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+def test_text_is_filled_and_falls_back() -> None:
+    assert i18n.t("zh-CN", "common.tier", tier=2) == "2 级"
+    assert i18n.t("en", "common.tier", tier=2) == "tier 2"
+    assert i18n.t("en", "dash.confirm_other", name="x", args='{"a": 1}') == 'Send x {"a": 1}?'
+    assert i18n.t("zh-CN", "no.such_key") == "no.such_key"
+    assert i18n.t("fr", "common.cancel") == "Cancel"
+    assert i18n.count("en", "review.n_switches", 1) == "1 switch"
+    assert i18n.count("en", "review.n_switches", 3) == "3 switches"
+    assert i18n.label("zh-CN", "signal", "black") == "黑屏"
+    assert i18n.label("zh-CN", "signal", "new_signal") == "new_signal"
+
+
+@pytest.mark.parametrize(("header", "configured", "expected"), [
+    ("zh-CN,zh;q=0.9,en;q=0.8", "auto", "zh-CN"),
+    ("en-US;q=0.5,zh-CN;q=0.9", "auto", "zh-CN"),  # by q, not by order
+    ("zh-TW", "auto", "zh-CN"),
+    ("zh-Hans-CN", "auto", "zh-CN"),
+    ("fr-FR,de;q=0.5", "auto", "en"),
+    ("zh;q=0", "auto", "en"),
+    (None, "auto", "en"),
+    ("en-US", "zh-CN", "zh-CN"),  # [http] language fixes it
+    ("zh-CN", "en", "en"),
+])
+def test_the_page_language(header: str | None, configured: str, expected: str) -> None:
+    assert i18n.negotiate(header, configured) == expected
+
+
+def test_the_cli_language_comes_from_the_locale() -> None:
+    assert i18n.from_environment({"LANG": "zh_CN.UTF-8"}) == "zh-CN"
+    assert i18n.from_environment({"LANG": "en_US.UTF-8", "LC_ALL": "zh_CN.UTF-8"}) == "zh-CN"
+    assert i18n.from_environment({"LANGUAGE": "en:zh_CN", "LANG": "zh_CN.UTF-8"}) == "en"
+    assert i18n.from_environment({"LANG": "C.UTF-8"}) == "en"
+    assert i18n.from_environment({}) == "en"
