@@ -68,11 +68,13 @@ function describeCommand(name, args) {
   // the request says "at": "keyframe"; failback and drill always wait for the keyframe.
   const when = args.at === "keyframe" ? t("dash.cut_keyframe") : t("dash.cut_now");
   switch (name) {
-    case "failover": return (args.to ? t("dash.confirm_failover_to", { to: args.to }) : t("dash.confirm_failover")) + " " + when;
-    case "failback": return t("dash.confirm_failback") + " " + t("dash.cut_keyframe");
-    case "switch": return t("dash.confirm_switch", { to: args.to }) + " " + when;
-    case "drill": return (args.to ? t("dash.confirm_drill_to", { to: args.to, seconds: args.seconds })
-                                  : t("dash.confirm_drill", { seconds: args.seconds })) + " " + t("dash.cut_keyframe");
+    case "failover": return t("dash.confirm_when", { text: args.to ? t("dash.confirm_failover_to", { to: args.to })
+                                                                   : t("dash.confirm_failover"), when });
+    case "failback": return t("dash.confirm_when", { text: t("dash.confirm_failback"), when: t("dash.cut_keyframe") });
+    case "switch": return t("dash.confirm_when", { text: t("dash.confirm_switch", { to: args.to }), when });
+    case "drill": return t("dash.confirm_when", { text: args.to ? t("dash.confirm_drill_to", { to: args.to, seconds: args.seconds })
+                                                                : t("dash.confirm_drill", { seconds: args.seconds }),
+                                                  when: t("dash.cut_keyframe") });
     case "output": return t("dash.confirm_output", { output: args.output, index: args.url_index });
     default: return t("dash.confirm_other", { name, args: JSON.stringify(args) });
   }
