@@ -127,8 +127,10 @@ class Accounts:
             token = user.token.get_secret_value() if user.token is not None else None
             self._by_name[user.name] = Account(user.name, user.role, stored,
                                                None if token is None else _token_digest(token))
-        # Checking an unknown name costs the same as a known one (no user-name oracle).
-        self._dummy = hash_password(secrets.token_hex(8), n=n)
+        # Checking an unknown name costs the same as a known one (no user-name oracle): the
+        # stand-in hash has the dearest cost among the accounts'.
+        costs = [int(a.password_hash.split("$")[1]) for a in self._by_name.values() if a.password_hash]
+        self._dummy = hash_password(secrets.token_hex(8), n=max(costs, default=n))
 
     def check_password(self, name: str, password: str) -> Account | None:
         """Blocking (scrypt, one check at a time): call it in a worker thread."""
@@ -138,7 +140,12 @@ class Accounts:
             ok = verify_password(password, stored or self._dummy)
         return account if ok and account is not None and stored is not None else None
 
+    def exists(self, name: str) -> bool:
+        return name in self._by_name
+
     def check_token(self, token: str) -> Account | None:
+        if len(token) < MIN_TOKEN_LENGTH:  # no configured token is this short
+            return None
         digest = _token_digest(token)
         found = None
         for account in self._by_name.values():  # every one compared: constant time in the match

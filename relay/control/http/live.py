@@ -136,10 +136,11 @@ class LiveFeed:
 
     # -- one page ------------------------------------------------------------------------
 
-    async def stream(self, hello: dict[str, Any]) -> AsyncIterator[str]:
+    async def stream(self, hello: dict[str, Any], page: Page | None = None) -> AsyncIterator[str]:
         """The text/event-stream of one page: first everything it needs to draw, then
-        every change. Ends when the page falls too far behind."""
-        page = Page()
+        every change. Ends when the page falls too far behind or is ended with
+        :meth:`close` (its session ended, its account opened too many)."""
+        page = page or Page()
         self._pages.add(page)
         try:
             first = {**hello, "state": self._state_body(), "health": self.health,
@@ -167,6 +168,11 @@ class LiveFeed:
                 page.queue.put_nowait(message)
             except asyncio.QueueFull:
                 self._close(page)
+
+    def close(self, page: Page) -> None:
+        """End one page's stream (it gets no more messages; its EventSource may reconnect)."""
+        if not page.dropped:
+            self._close(page)
 
     def _close(self, page: Page) -> None:
         page.dropped = True

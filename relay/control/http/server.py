@@ -7,18 +7,23 @@ for scripts and Prometheus. A state-changing request made with the cookie must a
 carry the session's CSRF token (``X-CSRF-Token``) and, when the browser says where it
 comes from (``Origin``), come from this very site. Nothing here blocks the loop: password
 checks, pictures and reports run in worker threads.
+
+The port is bounded like the RTMP port (door.py, docs/SECURITY.md): sockets per address
+and in all, header and body deadlines, an idle timeout, live streams per account, a Host
+allow-list; every password or token guess is counted before it is checked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -27,20 +32,32 @@ from relay.control.commands import Dispatcher, Outcome, Request
 from relay.control.fleet import FleetWatch
 from relay.control.http import pages
 from relay.control.http.api import command_list, json_response, openapi, run_command
-from relay.control.http.auth import Accounts, LoginLimiter, Session, Sessions
-from relay.control.http.live import HEARTBEAT_S, LiveFeed, LiveSource
+from relay.control.http.auth import Accounts, Guess, LoginLimiter, Session, Sessions
+from relay.control.http.door import (
+    ClientAddresses,
+    ConnectionGate,
+    GatedConnection,
+    HostAllowList,
+    LogBudget,
+    read_body,
+    safe_next,
+    tls_context,
+)
+from relay.control.http.live import HEARTBEAT_S, LiveFeed, LiveSource, Page
 from relay.control.http.metrics import Metrics
 from relay.control.http.preview import ProgramPreview
 from relay.log import get_logger
 from relay.settings import HttpSettings, split_host_port
 
 log = get_logger("relay.http")
+LISTEN_BACKLOG = 128
 
 COOKIE = "relay_session"
 MAX_BODY = 64 * 1024
 MAX_REQUEST_BYTES = 4096  # a command's JSON body, as on MQTT
 PUBLIC = frozenset({"/healthz", "/login", "/static/login.css", "/static/favicon.svg"})
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+TOKEN_GUESSER = "(token)"  # the limiter's account name for Bearer token guesses
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
        "script-src 'self'; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -64,6 +81,9 @@ class Identity:
     via: str  # "session" or "token"
     session: Session | None = None
 
+    def still_valid(self, sessions: Sessions) -> bool:
+        return self.session is None or sessions.alive(self.session)
+
 
 def public_url(settings: HttpSettings, port: int) -> str:
     """How people reach this dashboard: `public_url`, else this PC's name and the port."""
@@ -74,7 +94,8 @@ def public_url(settings: HttpSettings, port: int) -> str:
         host = socket.gethostname()
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}/"
+    scheme = "https" if settings.tls_cert and settings.tls_key else "http"
+    return f"{scheme}://{host}:{port}/"
 
 
 def _static(name: str) -> bytes:
@@ -100,6 +121,17 @@ class HttpServer:
         self.accounts: Accounts | None = None  # built in start(): hashing takes a moment
         self.sessions = Sessions(settings.session_hours * 3600)
         self.limiter = LoginLimiter(settings.login_attempts, settings.login_window_s, clock)
+        self.clients = ClientAddresses(settings.trusted_proxies)
+        self.hosts = HostAllowList(settings)
+        self.gate = ConnectionGate(settings.max_connections, settings.max_connections_per_address,
+                                   self.clients.trusted)
+        self.tls = bool(settings.tls_cert and settings.tls_key)
+        # what peers can make us say: one line a second each, the next says how many were held
+        self._said = {kind: LogBudget(1, clock) for kind in ("limited", "failed", "token", "host")}
+        self._live_pages: dict[str, collections.OrderedDict[Page, None]] = {}  # account → open live pages
+        self._session_pages: dict[bytes, set[Page]] = {}  # session → its open live pages
+        self.sessions.on_end.append(self._session_ended)
+        self._listener: asyncio.Server | None = None
         self.live = LiveFeed(relay, thumbnail_interval_s=settings.thumbnail_interval_s,
                              extra_health=extra_health)
         self.metrics = Metrics(relay_id, relay.state, relay.health, extra_health)
@@ -117,15 +149,23 @@ class HttpServer:
 
     async def start(self) -> None:
         self.accounts = await asyncio.to_thread(Accounts, list(self.settings.users))
-        app = web.Application(middlewares=[self._headers, self._auth], client_max_size=MAX_BODY)
+        app = web.Application(middlewares=[self._headers, self._door, self._auth], client_max_size=MAX_BODY)
         self._add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         host, port = split_host_port(self.settings.listen or "127.0.0.1:0")
-        site = web.TCPSite(self._runner, host, port, shutdown_timeout=1.0)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
+        context = tls_context(self.settings.tls_cert or "", self.settings.tls_key or "") if self.tls else None
+        manager, loop = self._runner.server, asyncio.get_running_loop()
+        assert manager is not None
+
+        def connection() -> GatedConnection:  # aiohttp's handler, admitted by the gate, with deadlines
+            return GatedConnection(manager, self.gate, self.settings.request_timeout_s, loop=loop,
+                                   access_log=None, keepalive_timeout=self.settings.idle_timeout_s)
+
+        self._listener = await loop.create_server(
+            connection, host or None, port, ssl=context, backlog=LISTEN_BACKLOG,
+            ssl_handshake_timeout=self.settings.request_timeout_s if context else None)
+        sockets = list(self._listener.sockets or [])
         self.port = int(sockets[0].getsockname()[1]) if sockets else port
         self.url = public_url(self.settings, self.port)
         if not self.fleet_only:
@@ -140,6 +180,9 @@ class HttpServer:
             await self.fleet.stop()
         if self._program_taps is not None and self.preview.on_packet in self._program_taps:
             self._program_taps.remove(self.preview.on_packet)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         await self.live.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -149,23 +192,43 @@ class HttpServer:
 
     @web.middleware
     async def _headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await handler(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        try:
+            response = await handler(request)
+        except web.HTTPException as raised:  # a redirect or 404 is a response too: same headers
+            _secure_headers(raised.headers)
+            raise
+        _secure_headers(response.headers)
         return response
+
+    @web.middleware
+    async def _door(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The Host allow-list, then the body's deadline (headers had theirs: GatedConnection)."""
+        if not self.hosts.allows(request.headers.get("Host")):
+            held = self._said["host"].allow()
+            if held is not None:
+                log.warning("http_host_refused", host=str(request.headers.get("Host"))[:80],
+                            client=self.clients.of(request), **_held(held))
+            return web.Response(text="unknown host name (see [http] allowed_hosts)\n", status=421)
+        if request.body_exists and await read_body(request, self.settings.request_timeout_s) is None:
+            return web.Response(text="request body too slow\n", status=408, headers={"Connection": "close"})
+        return await handler(request)
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in PUBLIC:
             return await handler(request)
         identity = self.identify(request)
+        if isinstance(identity, float):
+            limited = json_response({"status": "error", "error": f"too many wrong tokens: try again in "
+                                     f"{identity:.0f} s"}, status=429)
+            limited.headers["Retry-After"] = str(max(1, round(identity)))
+            return limited
         if identity is None:
             if request.path.startswith(("/api/", "/metrics")) or request.method != "GET":
                 return json_response({"status": "error", "error": "login needed (session cookie or "
                               "Authorization: Bearer token)"}, status=401)
-            raise web.HTTPSeeOther(f"/login?next={request.path_qs}" if request.path != "/" else "/login")
+            raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='/')}"
+                                   if request.path != "/" else "/login")
         if request.method in UNSAFE and identity.via == "session":
             problem = self._cross_site(request, identity)
             if problem:
@@ -174,20 +237,43 @@ class HttpServer:
         request["identity"] = identity
         return await handler(request)
 
-    def identify(self, request: web.Request) -> Identity | None:
+    def identify(self, request: web.Request) -> Identity | float | None:
+        """Who sends this request (None: nobody logged in; a float: token guesses are
+        limited for this client, seconds to wait)."""
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer ") and self.accounts is not None:
-            account = self.accounts.check_token(header.removeprefix("Bearer ").strip())
-            return None if account is None else Identity(account.name, account.role, "token")
+            return self._token_identity(request, header.removeprefix("Bearer ").strip())
         session = self.sessions.get(request.cookies.get(COOKIE))
         return None if session is None else Identity(session.user, session.role, "session", session)
+
+    def _token_identity(self, request: web.Request, token: str) -> Identity | float | None:
+        """A token is a guess like a password: limited per client (and from clients it was
+        never right from, per window in all), counted before it is checked, logged."""
+        assert self.accounts is not None
+        client = self.clients.of(request)
+        guess = self.limiter.admit(client, TOKEN_GUESSER)
+        if not isinstance(guess, Guess):
+            self._say("limited", "http_token_limited", client=client, retry_after_s=round(guess))
+            return guess
+        account = self.accounts.check_token(token)
+        if account is None:
+            self._say("token", "http_token_refused", client=client, path=request.path[:80])
+            return None
+        self.limiter.forgive(guess)
+        return Identity(account.name, account.role, "token")
+
+    def _say(self, kind: str, event: str, **fields: Any) -> None:
+        """A warning about a peer, within its budget (one a second, then a count)."""
+        held = self._said[kind].allow()
+        if held is not None:
+            log.warning(event, **fields, **_held(held))
 
     def _cross_site(self, request: web.Request, identity: Identity) -> str | None:
         origin = request.headers.get("Origin")
         if origin is not None and not _same_origin(origin, request):
-            return f"cross-site request refused (from {origin})"
+            return f"cross-site request refused (from {origin[:80]})"
         assert identity.session is not None
-        if request.headers.get("X-CSRF-Token") != identity.session.csrf:
+        if not identity.session.csrf_matches(request.headers.get("X-CSRF-Token")):
             return "missing or wrong X-CSRF-Token (reload the page)"
         return None
 
@@ -251,7 +337,7 @@ class HttpServer:
     async def login_page(self, request: web.Request, message: tuple[str, dict[str, Any]] | None = None,
                          status: int = 200) -> web.Response:
         lang = pages.language(request, self.settings.language)
-        target = _safe_next(request.query.get("next") or "/")
+        target = safe_next(request.query.get("next") or "/")
         html = pages.render("login.html", lang, {"relay": self.relay_id, "next": target,
                                                  "message": i18n.t(lang, message[0], **message[1])
                                                  if message else ""})
@@ -265,30 +351,33 @@ class HttpServer:
             return web.Response(text="cross-site login refused", status=403)
         form = await request.post()
         user, password = str(form.get("user") or "")[:64], str(form.get("password") or "")[:256]
-        target = _safe_next(str(form.get("next") or "/"))
-        client = request.remote or "?"
-        wait = self.limiter.retry_after(client, user)
-        if wait > 0:
-            log.warning("http_login_limited", user=user, client=client, retry_after_s=round(wait))
-            response = await self.login_page(request, ("login.too_many", {"seconds": f"{wait:.0f}"}),
-                                              status=429)
-            response.headers["Retry-After"] = str(max(1, round(wait)))
-            return response
+        target = safe_next(str(form.get("next") or "/"))
+        client = self.clients.of(request)
         assert self.accounts is not None
+        # a name that is no account may be a password typed in the wrong field: never logged
+        shown = user if self.accounts.exists(user) else "(unknown)"
+        guess = self.limiter.admit(client, user)  # counted now, before the ~0.5 s check
+        if not isinstance(guess, Guess):
+            self._say("limited", "http_login_limited", user=shown, client=client, retry_after_s=round(guess))
+            response = await self.login_page(request, ("login.too_many", {"seconds": f"{guess:.0f}"}),
+                                              status=429)
+            response.headers["Retry-After"] = str(max(1, round(guess)))
+            return response
         account = await asyncio.to_thread(self.accounts.check_password, user, password)
         if account is None:
-            self.limiter.failed(client, user)
-            log.warning("http_login_failed", user=user, client=client)
+            self._say("failed", "http_login_failed", user=shown, client=client)
             return await self.login_page(request, ("login.wrong", {}), status=401)
+        self.limiter.forgive(guess)
         cookie, _ = self.sessions.create(account)
         log.info("http_login", user=account.name, role=account.role, client=client)
         response = web.HTTPSeeOther(target)
         response.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", path="/",
-                            secure=self.settings.secure_cookie, max_age=int(self.sessions.lifetime_s))
+                            secure=self.settings.secure_cookie or self.tls,
+                            max_age=int(self.sessions.lifetime_s))
         raise response
 
     async def logout(self, request: web.Request) -> web.Response:
-        self.sessions.end(request.cookies.get(COOKIE))
+        self.sessions.end(request.cookies.get(COOKIE))  # its live pages end with it (_session_ended)
         response = web.HTTPSeeOther("/login")
         response.del_cookie(COOKIE, path="/")
         raise response
@@ -324,12 +413,52 @@ class HttpServer:
         await response.prepare(request)
         hello = {"user": who.user, "role": who.role, "relay": self.relay_id, "version": __version__,
                  "csrf": who.session.csrf if who.session is not None else None, **self.hello_extra(who)}
+        page = self._open_page(who)
         try:
-            async for chunk in self.live.stream(hello):
+            async for chunk in self.live.stream(hello, page):
+                if not who.still_valid(self.sessions):  # expired (logout closes it at once)
+                    break
                 await response.write(chunk.encode())
         except (ConnectionResetError, asyncio.CancelledError):
             pass
+        finally:
+            self._close_page(who, page)
         return response
+
+    def _open_page(self, who: Identity) -> Page:
+        """A live page for this account; beyond ``live_per_account`` its oldest is closed."""
+        page = Page()
+        mine = self._live_pages.setdefault(who.user, collections.OrderedDict())
+        mine[page] = None
+        while len(mine) > self.settings.live_per_account:
+            oldest = next(iter(mine))
+            del mine[oldest]
+            self.live.close(oldest)
+        if who.session is not None:
+            self._session_pages.setdefault(who.session.key, set()).add(page)
+        return page
+
+    def _close_page(self, who: Identity, page: Page) -> None:
+        mine = self._live_pages.get(who.user)
+        if mine is not None:
+            mine.pop(page, None)
+            if not mine:
+                del self._live_pages[who.user]
+        if who.session is not None:
+            pages_ = self._session_pages.get(who.session.key)
+            if pages_ is not None:
+                pages_.discard(page)
+                if not pages_:
+                    del self._session_pages[who.session.key]
+
+    def _session_ended(self, session: Session) -> None:
+        """Logout, expiry or eviction: that session's live pages end now."""
+        for page in self._session_pages.pop(session.key, set()):
+            self.live.close(page)
+
+    @property
+    def live_pages(self) -> dict[str, int]:
+        return {user: len(pages_) for user, pages_ in self._live_pages.items()}
 
     async def preview_stream(self, request: web.Request) -> web.StreamResponse:
         """The program preview (preview.py) over a WebSocket: a JSON text message names
@@ -448,11 +577,15 @@ def _int(text: str | None) -> int | None:
     return None if text in (None, "") else int(text)
 
 
-def _safe_next(target: str) -> str:
-    """Only a path on this site (never //elsewhere or a scheme): no open redirect."""
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
+def _secure_headers(headers: Any) -> None:
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+
+
+def _held(held: int) -> dict[str, int]:
+    return {"suppressed": held} if held else {}
 
 
 def _same_origin(origin: str, request: web.Request) -> bool:
@@ -461,3 +594,4 @@ def _same_origin(origin: str, request: web.Request) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and parts.netloc == request.host
+

@@ -420,8 +420,16 @@ function connect() {
 document.addEventListener("DOMContentLoaded", () => {
   $("#logout").addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    await fetch("/logout", { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": S.csrf || "" } });
-    location.href = "/login";
+    const logout = () => fetch("/logout", { method: "POST", credentials: "same-origin", redirect: "manual",
+                                           headers: { "X-CSRF-Token": S.csrf || "" } });
+    let r = await logout().catch(() => null);
+    if (r && r.status === 403) {  // no token yet, or a stale one: fetch this session's and try once more
+      const me = await fetch("/api/me", { credentials: "same-origin" }).then((x) => (x.ok ? x.json() : null), () => null);
+      if (me && me.csrf) { S.csrf = me.csrf; r = await logout().catch(() => null); }
+    }
+    // ended (the 303 to /login) or no session left to end: only then say so; else the login is still valid
+    if (r && (r.type === "opaqueredirect" || r.ok || r.status === 401)) location.href = "/login";
+    else toast(t("dash.no_answer", { name: "logout", error: r ? String(r.status) : "network" }), "error");
   });
   connect();
   setInterval(() => { if (S.state.since) $("#since").textContent = sinceText(S.state.since); }, 1000);
