@@ -19,6 +19,7 @@ import contextlib
 import json
 import sys
 import time
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -156,7 +157,11 @@ async def _status(client: aiomqtt.Client, topics: Topics, settings: RelaySetting
     if args.json:
         print(json.dumps({"availability": availability, "state": state}, indent=2))
     else:
-        print(format_status(state, availability))
+        try:
+            text = format_status(state, availability)
+        except (AttributeError, TypeError, ValueError):  # not the shape a relay publishes
+            text = f"relay {settings.id}: {availability}; its state is not readable (see --json)"
+        print(terminal_safe(text))
     return EXIT_OK if availability == "online" else EXIT_NO_ANSWER
 
 
@@ -248,7 +253,7 @@ async def _command(link: RelayLink, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reply, indent=2))
     else:
-        print(format_reply(command, reply))
+        print(terminal_safe(format_reply(command, reply)))
     ok = reply.get("status") == "ok"
     if not (drill and ok):
         return EXIT_OK if ok else EXIT_ERROR_REPLY
@@ -264,9 +269,11 @@ def _print_drill_verdict(event: dict[str, Any], args: argparse.Namespace) -> int
     if args.json:
         print(json.dumps(event, indent=2))
     else:
-        print(f"drill to {event.get('to')}: {'PASSED' if passed else 'FAILED'}")
-        for key, value in (event.get("figures") or {}).items():
-            print(f"  {key}: {_plain(value)}")
+        lines = [f"drill to {event.get('to')}: {'PASSED' if passed else 'FAILED'}"]
+        figures = event.get("figures")
+        figures = figures if isinstance(figures, dict) else {}
+        lines += [f"  {key}: {_plain(value)}" for key, value in figures.items()]
+        print(terminal_safe("\n".join(lines)))
     return EXIT_OK if passed else EXIT_ERROR_REPLY
 
 
@@ -325,6 +332,17 @@ def format_status(state: dict[str, Any], availability: str | None) -> str:
     if state.get("last_stop"):
         lines.append(f"last stop: {state['last_stop']}")
     return "\n".join(lines)
+
+
+def terminal_safe(text: str) -> str:
+    """What the broker said, fit for a terminal: control and format characters (an ESC
+    starting a terminal sequence, a carriage return overwriting a line, a bidi override)
+    shown escaped, never acted on. Anyone who may publish the state wrote this text."""
+    return "".join(c if c == "\n" or unicodedata.category(c) not in UNPRINTABLE
+                   else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def _plain(value: Any) -> str:
