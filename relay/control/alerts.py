@@ -36,6 +36,7 @@ from relay.events import (
     SwitchFailed,
     iso_utc,
 )
+from relay.i18n import label, t
 from relay.log import get_logger
 from relay.redact import scrub
 from relay.settings import AlertSettings
@@ -69,63 +70,73 @@ def matches(event: Event, chosen: frozenset[str]) -> bool:
     return False
 
 
-def describe(event: Event, relay_id: str, dashboard: str | None = None) -> Alert:
-    """An event in the studio's words: a short title for the phone's lock screen and a
-    body with the figures. Secrets are scrubbed (the event carries none; belt and braces)."""
+def describe(event: Event, relay_id: str, dashboard: str | None = None, lang: str = "en") -> Alert:
+    """An event in the studio's words (`lang`, relay/i18n): a short title for the phone's lock
+    screen and a body with the figures. Secrets are scrubbed (the event carries none; belt
+    and braces). The key, what makes two alerts the same, never depends on the language."""
     d = event.to_dict(relay_id)
-    subject = " ".join(f"{k} {d[k]}" for k in ("input", "output") if d.get(k))
+    subject = " ".join(f"{t(lang, 'alert.' + k, id=d[k])}" for k in ("input", "output") if d.get(k))
     key: tuple[str, ...] = (event.name, str(d.get("input") or ""), str(d.get("output") or ""))
     if isinstance(event, FaultRaised):
-        where = event.input or event.output or "host"
-        title = f"TIER {event.tier}: {event.signal} on {where}"
-        body = f"{event.signal} fault (tier {event.tier}) on {subject or 'the studio PC'}"
-        figures = [f"value {_value(event.value)}" if event.value is not None else "",
-                   f"threshold {_value(event.threshold)}" if event.threshold is not None else "",
+        where = event.input or event.output or t(lang, "alert.host")
+        signal = label(lang, "signal", event.signal)
+        title = t(lang, "alert.fault_title", tier=event.tier, signal=signal, where=where)
+        body = t(lang, "alert.fault_body", signal=signal, tier=event.tier,
+                 subject=subject or t(lang, "alert.studio_pc"))
+        figures = [t(lang, "report.value", value=_value(event.value)) if event.value is not None else "",
+                   t(lang, "report.threshold", value=_value(event.threshold))
+                   if event.threshold is not None else "",
                    event.detail or ""]
-        body += "".join(f"; {f}" for f in figures if f)
+        body += "".join(t(lang, "alert.more", text=f) for f in figures if f)
         # A worded value is the fault's kind ("never connected" at start-up, "publisher gone"
         # mid-show): a different incident, never a duplicate. A measured one is not.
         kind = event.value if isinstance(event.value, str) else ""
         key = (*key, event.signal, str(event.tier), kind)
     elif isinstance(event, FaultCleared):
-        title = f"cleared: {event.signal} on {event.input or event.output or 'host'}"
-        body = f"{event.signal} fault (tier {event.tier}) cleared on {subject or 'the studio PC'}"
+        signal = label(lang, "signal", event.signal)
+        title = t(lang, "alert.cleared_title", signal=signal,
+                  where=event.input or event.output or t(lang, "alert.host"))
+        body = t(lang, "alert.cleared_body", signal=signal, tier=event.tier,
+                 subject=subject or t(lang, "alert.studio_pc"))
         if event.duration_s is not None:
-            body += f" after {event.duration_s:.0f} s"
+            body += t(lang, "alert.after", seconds=f"{event.duration_s:.0f}")
         key = (*key, event.signal, str(event.tier))
     elif isinstance(event, Switched):
-        title = f"on air: {event.to} ({event.reason})"
-        body = f"switched {event.from_ or 'nothing'} → {event.to} ({event.reason})"
-        cut = [f"gap {event.gap_ms:.0f} ms" if event.gap_ms is not None else "",
-               f"freeze {event.freeze_ms:.0f} ms" if event.freeze_ms else ""]
-        body += "".join(f"; {c}" for c in cut if c)
+        reason = label(lang, "reason", event.reason)
+        title = t(lang, "alert.switched_title", to=event.to, reason=reason)
+        body = t(lang, "alert.switched_body", source=event.from_ or t(lang, "dash.nothing"), to=event.to,
+                 reason=reason)
+        cut = [t(lang, "alert.gap", ms=f"{event.gap_ms:.0f}") if event.gap_ms is not None else "",
+               t(lang, "alert.freeze", ms=f"{event.freeze_ms:.0f}") if event.freeze_ms else ""]
+        body += "".join(t(lang, "alert.more", text=c) for c in cut if c)
         key = (*key, event.from_ or "", event.to, event.reason)
     elif isinstance(event, SwitchFailed):
-        title = f"SWITCH FAILED: {event.to}"
-        body = f"the switch to {event.to} failed: {event.reason}"
+        title = t(lang, "alert.switch_failed_title", to=event.to)
+        body = t(lang, "alert.switch_failed_body", to=event.to, reason=event.reason)
         key = (*key, event.to)
     elif isinstance(event, OutputUrlChanged):
-        title = f"output {event.output}: ingest URL #{event.to_index}"
-        body = (f"output {event.output} moved from ingest URL #{event.from_index} to #{event.to_index} "
-                f"({event.reason}): {event.url}")
+        title = t(lang, "alert.url_title", output=event.output, index=event.to_index)
+        body = t(lang, "alert.url_body", output=event.output, source=event.from_index, index=event.to_index,
+                 reason=event.reason, url=event.url)
         key = (*key, str(event.to_index))
     elif isinstance(event, DrillFinished):
         from relay.journal.review import drill_figures
 
-        verdict = "passed" if event.passed else "FAILED"
-        title = f"drill of {event.to} {verdict}"
-        body = f"the drill of {event.to} {verdict}: " + ", ".join(drill_figures(event.figures))
-        key = (*key, event.to, verdict)
+        verdict = t(lang, "alert.drill_passed" if event.passed else "alert.drill_failed")
+        title = t(lang, "alert.drill_title", to=event.to, verdict=verdict)
+        body = t(lang, "alert.drill_body", to=event.to, verdict=verdict,
+                 figures=t(lang, "common.list_sep").join(drill_figures(event.figures, lang)))
+        key = (*key, event.to, "passed" if event.passed else "FAILED")
     elif isinstance(event, InputDisconnected):
-        title = f"input {event.input} disconnected"
-        body = f"input {event.input} disconnected ({event.reason})"
+        title = t(lang, "alert.disconnected_title", input=event.input)
+        body = t(lang, "alert.disconnected_body", input=event.input, reason=event.reason)
     else:
         shown = {k: v for k, v in d.items() if k not in ("event", "ts", "relay") and v is not None}
-        title = event.name.replace("_", " ") + (f": {subject}" if subject else "")
+        title = label(lang, "event", event.name).replace("_", " ") + (f": {subject}" if subject else "")
         body = ", ".join(f"{k} {_value(v)}" for k, v in shown.items()) or event.name
-    body = f"{body}\nat {iso_utc(event.ts)}"
+    body += "\n" + t(lang, "alert.at", time=iso_utc(event.ts))
     if dashboard:
-        body += f"\ndashboard: {dashboard}"
+        body += "\n" + t(lang, "alert.dashboard", url=dashboard)
     return Alert(key=key, title=scrub(f"[{relay_id}] {title}"), body=scrub(body), ts=event.ts)
 
 
@@ -179,17 +190,16 @@ class AlertLimiter:
         slot = self.next_slot(now)
         return slot is not None and slot <= now
 
-    def summary(self, now: float, relay_id: str) -> Alert:
+    def summary(self, now: float, relay_id: str, lang: str = "en") -> Alert:
         """One alert for everything held back (it takes one slot of the rate)."""
         held, self.held = self.held, []
         self._sent.append(now)
         if len(held) == 1:
             return held[0]
         lines = [a.title.removeprefix(f"[{relay_id}] ") for a in held[:HELD_LINES]]
-        more = f"\n… and {len(held) - HELD_LINES} more" if len(held) > HELD_LINES else ""
-        return Alert(key=("summary",), title=f"[{relay_id}] {len(held)} alerts (held back by the rate limit)",
-                     body="\n".join(lines) + more + "\nsee the dashboard or the journal for the details",
-                     ts=held[-1].ts)
+        more = "\n" + t(lang, "alert.and_more", n=len(held) - HELD_LINES) if len(held) > HELD_LINES else ""
+        return Alert(key=("summary",), title=f"[{relay_id}] " + t(lang, "alert.held_title", n=len(held)),
+                     body="\n".join(lines) + more + "\n" + t(lang, "alert.held_body"), ts=held[-1].ts)
 
 
 class Notifier(Protocol):
@@ -248,7 +258,7 @@ class AlertChannel:
     def __call__(self, event: Event) -> None:
         if not matches(event, self._chosen):
             return
-        alert = describe(event, self.relay_id, self._dashboard)
+        alert = describe(event, self.relay_id, self._dashboard, self.settings.language)
         while True:
             try:
                 self._queue.put_nowait(alert)
@@ -300,7 +310,7 @@ class AlertChannel:
             if alert is not None and self.limiter.offer(now, alert):
                 self._send(alert)
             if self.limiter.summary_due(now):
-                self._send(self.limiter.summary(now, self.relay_id))
+                self._send(self.limiter.summary(now, self.relay_id, self.settings.language))
 
     def _send(self, alert: Alert) -> None:
         assert self._notifier is not None

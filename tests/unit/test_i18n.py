@@ -1,6 +1,8 @@
 """The catalogues (relay/i18n/<lang>.json): both languages hold the same keys with the same
 placeholders, every key the code and the pages name exists, every SPEC name people read
 has a label, and a page's language is chosen as documented."""
+# Chinese text is punctuated with full-width colons and brackets, which is what is checked here.
+# ruff: noqa: RUF001
 
 from __future__ import annotations
 
@@ -123,3 +125,21 @@ def test_the_cli_language_comes_from_the_locale() -> None:
     assert i18n.from_environment({"LANGUAGE": "en:zh_CN", "LANG": "zh_CN.UTF-8"}) == "en"
     assert i18n.from_environment({"LANG": "C.UTF-8"}) == "en"
     assert i18n.from_environment({}) == "en"
+
+
+def test_alerts_in_chinese_are_the_same_alerts() -> None:
+    from relay.control.alerts import AlertLimiter, describe
+    from relay.events import FaultRaised, Switched
+
+    black = FaultRaised(input="main", signal="black", tier=1, value=0.99, threshold=0.98)
+    zh, en = describe(black, "studio-a", "http://studio-a.lan:8080/", "zh-CN"), describe(black, "studio-a")
+    assert zh.title == "[studio-a] 1 级：main 黑屏" and "数据看板：http://studio-a.lan:8080/" in zh.body
+    assert en.title == "[studio-a] TIER 1: black on main"
+    assert zh.key == en.key  # the language never makes two alerts different
+    switched = describe(Switched(from_="main", to="backup", reason="fault", gap_ms=120.0), "s", lang="zh-CN")
+    assert switched.title == "[s] 正在播出：backup（故障）" and "中断 120 毫秒" in switched.body
+    limiter = AlertLimiter(max_per_minute=1, dedup_s=0.0)
+    for n in range(3):
+        frozen = FaultRaised(input=f"in{n}", signal="frozen", tier=2, value=None, threshold=None)
+        limiter.offer(0.0, describe(frozen, "s", lang="zh-CN"))
+    assert limiter.summary(60.0, "s", "zh-CN").title == "[s] 2 条告警（因频率限制暂缓发送）"
