@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from relay import __version__, i18n
@@ -354,13 +355,37 @@ def _charts(r: Review, progress: Callable[[str], None]) -> str:
     return "".join(parts)
 
 
-def _events(r: Review) -> str:
+# (relay id, moment) → a link to that moment in the show's recording, or None (not recorded)
+RecordingLink = Callable[[str, float], str | None]
+LINKED = ("switched", "switch_failed", "fault_raised")  # the moments staff look at again
+
+
+def recording_links(directory: str) -> RecordingLink:
+    """Links into `[recording] path` on this PC, for a report opened here: the segment's
+    file:// URI with a media fragment (``#t=seconds``) the browser's player seeks to."""
+    from relay.push.segments import locate
+
+    folder = Path(directory).expanduser().absolute()
+
+    def link(relay_id: str, ts: float) -> str | None:
+        moment = locate(folder, relay_id, ts)
+        return None if moment is None else (folder / moment.file).as_uri() + f"#t={int(moment.offset_s)}"
+
+    return link
+
+
+def _events(r: Review, link: RecordingLink | None = None) -> str:
     lang = r.lang
     rows = []
     for e in r.events:
         tier = f" tier-{e.tier}" if e.tier else ""
         ms = round((e.ts % 1) * 1000) % 1000
-        rows.append(f'<tr class="ev-{escape(e.name)}{tier}"><td class="time">{clock_text(e.ts)}.{ms:03d}</td>'
+        when = f"{clock_text(e.ts)}.{ms:03d}"
+        href = link(r.session.relay, e.ts) if link is not None and e.name in LINKED else None
+        if href is not None:  # the moment in the recording (push/segments.py)
+            name = escape(href.rsplit("/", 1)[-1])
+            when = f'<a class="recording" href="{escape(href)}" title="{name}">{when}</a>'
+        rows.append(f'<tr class="ev-{escape(e.name)}{tier}"><td class="time">{when}</td>'
                     f'<td class="name" title="{escape(e.name)}">{escape(label(lang, "event", e.name))}</td>'
                     f'<td class="subject">{escape(e.subject())}</td>'
                     f'<td class="details">{escape(event_details(e, lang))}</td></tr>')
@@ -372,7 +397,8 @@ def _events(r: Review) -> str:
             f"<tbody>{body}</tbody></table></section>")
 
 
-def render_review(review: Review, progress: Callable[[str], None] = lambda _: None) -> str:
+def render_review(review: Review, progress: Callable[[str], None] = lambda _: None,
+                  link: RecordingLink | None = None) -> str:
     lang = review.lang
     title = t(lang, "report.title", dash=DASH, relay=review.session.relay, session=review.session.id)
     generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -380,14 +406,16 @@ def render_review(review: Review, progress: Callable[[str], None] = lambda _: No
         f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
-        + _header(review) + _summary(review) + _advice(review) + _charts(review, progress) + _events(review)
+        + _header(review) + _summary(review) + _advice(review) + _charts(review, progress)
+        + _events(review, link)
         + f"<footer>{escape(t(lang, 'report.footer', version=__version__, generated=generated))}"
         "</footer></body></html>\n"
     )
 
 
 def render_report(db_path: str, session_id: str | None = None,
-                  progress: Callable[[str], None] = lambda _: None, lang: str = "en") -> str:
+                  progress: Callable[[str], None] = lambda _: None, lang: str = "en",
+                  link: RecordingLink | None = None) -> str:
     """The review of `session_id` (None: the most recent session) as one HTML document in `lang`.
 
     Raises :class:`relay.journal.store.JournalError` when there is no journal at
@@ -397,7 +425,7 @@ def render_report(db_path: str, session_id: str | None = None,
         review = review_session(conn, session_id, lang)
     progress(f"session {review.session.id}: {len(review.events)} events, "
              f"{duration_text(review.duration_s)}")
-    return render_review(review, progress)
+    return render_review(review, progress, link)
 
 
 # -- the command ---------------------------------------------------------------------------
@@ -416,6 +444,17 @@ def _journal_path(args: argparse.Namespace) -> str | int:
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         return EX_CONFIG
+
+
+def _recording(args: argparse.Namespace) -> RecordingLink | None:
+    """Links into the show's recording, when the configuration keeps one on this PC."""
+    from relay.config import ConfigError, load_settings
+
+    try:
+        directory = load_settings(args.config).recording.path
+    except (ConfigError, OSError):
+        return None  # the report is written all the same, without the links
+    return None if not directory else recording_links(directory)
 
 
 def _print_sessions(path: str) -> int:
@@ -452,7 +491,7 @@ def run_report(args: argparse.Namespace) -> int:
         if args.list:
             return _print_sessions(path)
         lang = i18n.from_environment()
-        html = render_report(path, None if args.last else args.session, progress, lang)
+        html = render_report(path, None if args.last else args.session, progress, lang, _recording(args))
     except (JournalError, SessionNotFound) as e:
         print(f"relay report: {e}", file=sys.stderr)
         return 1

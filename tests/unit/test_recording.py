@@ -163,3 +163,33 @@ def test_a_moment_is_found_in_its_segment(tmp_path: Path) -> None:
     assert later is not None and later.file == second.name
     assert locate(d, "studio-a", T0 - 1) is None  # before the recording began
     assert locate(d, "studio-a", T0 + 5000) is None  # after it ended
+
+
+def test_the_report_links_each_switch_and_fault_to_its_moment_in_the_recording(tmp_path: Path) -> None:
+    from relay.events import FaultRaised as Raised
+    from relay.events import Switched
+    from relay.journal.report import recording_links, render_report
+    from relay.journal.store import Journal
+    from relay.settings import JournalSettings
+
+    start = 1_718_000_000.0  # on a whole second, as a segment's name keeps it
+    now = [start]
+    journal = Journal(JournalSettings(path=str(tmp_path / "j.sqlite3")), relay_id="studio-a",
+                      clock=lambda: now[0])
+    journal.open_session(version="0.1.0", config_summary={"inputs": [], "outputs": []})
+    journal.record_event(Switched(from_="main", to="backup", reason="fault", ts=start + 30.4))
+    journal.record_event(Raised(signal="black", tier=1, value=1.0, threshold=0.98, input="main",
+                                ts=start + 29.0))
+    # after the recording ended: no link
+    journal.record_event(Switched(from_="backup", to="main", reason="failback", ts=start + 500))
+    now[0] = start + 600
+    journal.close_session(reason="signal SIGTERM")
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    segment = rec / segment_name("studio-a", start)
+    segment.write_bytes(b"x")
+    os.utime(segment, (start + 100, start + 100))
+    html = render_report(str(tmp_path / "j.sqlite3"), link=recording_links(str(rec)))
+    assert f'href="{segment.as_uri()}#t=30"' in html
+    assert f'href="{segment.as_uri()}#t=29"' in html
+    assert html.count('class="recording"') == 2  # the failback at 500 s was after the recording ended
