@@ -25,7 +25,7 @@ def refused(command: str, payload: bytes, limit: int = 4096) -> RequestError:
 
 def test_every_spec_command_is_known() -> None:
     assert set(COMMANDS) == {"failover", "failback", "switch", "mode", "failback_policy", "drill", "output",
-                             "check", "ping"}
+                             "check", "ping", "reload"}  # reload: SPEC 6's `relay reload`
 
 
 def test_valid_requests_become_daemon_arguments() -> None:
