@@ -11,12 +11,13 @@ not, is recorded as a ``command`` event with ``source`` ``http:<user>``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiohttp import web
 
 from relay import __version__
-from relay.control.commands import COMMANDS, ROLES, Dispatcher, RequestError, may_send, parse_request
+from relay.control.commands import COMMANDS, ROLES, Dispatcher, Request, RequestError, may_send, parse_request
 from relay.control.http.live import encode
 
 STATUS = {"ok": 200, "invalid": 400, "role": 403, "refused": 409}
@@ -41,7 +42,14 @@ def command_list(role: str) -> list[dict[str, Any]]:
     """Every command as the dashboard draws it: what it does, who may send it, its fields."""
     return [{"name": spec.name, "summary": spec.summary, "role": spec.role, "on_air": spec.on_air,
              "allowed": may_send(role, spec),  # type: ignore[arg-type]
-             "schema": spec.request.model_json_schema()} for spec in COMMANDS.values()]
+             "schema": _schema(spec.request)} for spec in COMMANDS.values()]
+
+
+@functools.cache
+def _schema(model: type[Request]) -> dict[str, Any]:
+    """A request model's JSON schema: made once (pydantic takes milliseconds each time, and
+    every page and /api/commands asks)."""
+    return model.model_json_schema()
 
 
 async def run_command(dispatcher: Dispatcher, name: str, payload: bytes, user: str, role: str,
@@ -101,7 +109,7 @@ def openapi(relay_id: str) -> dict[str, Any]:
                             + (" Changes what is on air." if spec.on_air else "")
                             + " Same body and reply as MQTT request/" + spec.name + "."),
             "requestBody": {"required": False, "content": {"application/json": {
-                "schema": spec.request.model_json_schema()}}},
+                "schema": _schema(spec.request)}}},
             "responses": {code: {"description": text,
                                  "content": {"application/json": {"schema": REPLY_SCHEMA}}}
                           for code, text in (("200", "done"), ("400", "malformed request"),
