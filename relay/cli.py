@@ -184,14 +184,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from relay.early_listen import EarlyListeners
+
+    # Encoders connecting while the rest imports are held, not refused (they would wait
+    # their retry delay): relay/early_listen.py. First from a plain read of the file...
+    early = EarlyListeners.guess(args.config)
     from relay.config import load_or_exit
 
     settings = load_or_exit(args.config)  # before anything heavy is imported: a bad config exits 78
-    from relay.early_listen import EarlyListeners
-
-    # Encoders connecting while the media stack imports are held, not refused (they
-    # would wait their retry delay): relay/early_listen.py.
-    early = EarlyListeners.bind(settings)
+    early.settle(settings)  # ...then what the validated configuration says
     from relay.daemon import run
 
     return run(settings, early)

@@ -11,26 +11,36 @@ on that same socket: the asyncio loop made by :meth:`EarlyListeners.loop_factory
 asked to listen on an address bound early, takes the socket bound for it (as a socket
 handed over by systemd's socket activation would be).
 
-Only literal addresses with a port are bound early; a host name (which may resolve to
-several addresses) or port 0 is left to the server, as is an address already taken:
-the server then fails on it and says so, as it always did.
+The first bind comes from a plain read of the file (:meth:`EarlyListeners.guess`), before
+pydantic and the configuration's validation are even imported; once the configuration
+is validated, :meth:`EarlyListeners.settle` makes the sockets what it really listens on
+(closing a wrong guess, binding what the guess missed), so the guess only ever makes
+listening sooner. Only literal addresses with a port are bound early; a host name
+(which may resolve to several addresses) or port 0 is left to the server, as is an
+address already taken: the server then fails on it and says so, as it always did.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import socket
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-
-from relay.settings import RelaySettings, split_host_port
 
 if TYPE_CHECKING:
     import asyncio
 
+    from relay.settings import RelaySettings
+
 # The server sets its own backlog (asyncio listens again on the socket it is given).
 EARLY_BACKLOG = 128
+# What the guess assumes when the file does not say (RelaySettings' default; settle()
+# corrects the guess if that ever changes).
+GUESSED_RTMP = "0.0.0.0:1935"
+RTMP_ENV = "RELAY_SERVER__RTMP"  # the environment overrides the file (SPEC 5)
 
 Address = tuple[str, int]
 
@@ -42,21 +52,47 @@ class EarlyListeners:
         self._sockets: dict[Address, socket.socket] = {}
 
     @classmethod
-    def bind(cls, settings: RelaySettings) -> EarlyListeners:
-        """Bind what the configuration will listen on: the RTMP ingest, if any input uses it."""
+    def guess(cls, config_path: str) -> EarlyListeners:
+        """Bind what a plain read of the configuration file says the RTMP ingest will
+        listen on; nothing if the file cannot be read (the validation will say why)."""
         early = cls()
-        server = settings.server
-        if server.rtmp and any(i.kind == "rtmp" and i.key is not None for i in settings.inputs):
-            early._bind(*split_host_port(server.rtmp))
+        try:
+            with open(config_path, "rb") as f:
+                data = tomllib.load(f)
+            server = data.get("server", {})
+            rtmp = os.environ.get(RTMP_ENV, server.get("rtmp", GUESSED_RTMP))
+            inputs = data.get("inputs", [])
+            if any(isinstance(i, dict) and i.get("kind") == "rtmp" for i in inputs):
+                early._bind_all(_addresses(rtmp))
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass  # tomllib.TOMLDecodeError is a ValueError; a wrong shape: no guess
         return early
 
+    @classmethod
+    def bind(cls, settings: RelaySettings) -> EarlyListeners:
+        """Bind what the validated configuration listens on."""
+        early = cls()
+        early.settle(settings)
+        return early
+
+    def settle(self, settings: RelaySettings) -> None:
+        """Make the sockets what ``settings`` listens on: the RTMP ingest, if an input
+        uses it. A socket the guess bound elsewhere is closed."""
+        server = settings.server
+        wanted: list[Address] = []
+        if server.rtmp and any(i.kind == "rtmp" and i.key is not None for i in settings.inputs):
+            wanted = _addresses(server.rtmp)
+        for address in [a for a in self._sockets if a not in wanted]:
+            with contextlib.suppress(OSError):
+                self._sockets.pop(address).close()
+        self._bind_all(a for a in wanted if a not in self._sockets)
+
+    def _bind_all(self, addresses: Iterable[Address]) -> None:
+        for host, port in addresses:
+            self._bind(host, port)
+
     def _bind(self, host: str, port: int) -> None:
-        try:
-            family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-        except ValueError:
-            return  # a host name: the server resolves it itself
-        if port == 0:
-            return
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             # As asyncio's create_server does: reuse the address, IPv6 sockets IPv6 only.
@@ -106,3 +142,16 @@ class EarlyListeners:
                 return await super().create_server(protocol_factory, sock=sock, **kw)
 
         return _Loop
+
+
+def _addresses(value: str) -> list[Address]:
+    """``host:port`` (``[v6]:port``) as the one address to bind early, if it is a literal
+    address with a fixed port; otherwise none (the server binds it itself)."""
+    host, _, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        return []  # a host name, or not host:port at all
+    return [(host, number)] if 0 < number < 65536 else []

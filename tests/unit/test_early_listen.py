@@ -78,3 +78,34 @@ def test_an_address_already_taken_is_left_for_the_server_to_report(tmp_path: Pat
         taken.listen()
         port = int(taken.getsockname()[1])
         assert EarlyListeners.bind(settings_listening_on(tmp_path, port)).addresses == []
+
+
+def test_the_guess_from_the_file_is_kept_when_the_configuration_agrees(tmp_path: Path) -> None:
+    port = free_port()
+    settings = settings_listening_on(tmp_path, port)
+    early = EarlyListeners.guess(str(tmp_path / "relay.toml"))
+    assert early.addresses == [("127.0.0.1", port)]
+    sock = early._sockets[("127.0.0.1", port)]
+    early.settle(settings)
+    assert early.take("127.0.0.1", port) is sock  # not closed and bound again
+    sock.close()
+
+
+def test_a_wrong_guess_is_closed_and_what_the_configuration_says_is_bound(tmp_path: Path) -> None:
+    guessed, configured = free_port(), free_port()
+    (tmp_path / "guess.toml").write_text(studio_config(tmp_path, guessed))
+    early = EarlyListeners.guess(str(tmp_path / "guess.toml"))
+    assert early.addresses == [("127.0.0.1", guessed)]
+    early.settle(settings_listening_on(tmp_path, configured))  # e.g. RELAY_SERVER__RTMP said otherwise
+    assert early.addresses == [("127.0.0.1", configured)]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", guessed))  # free again
+    early.close()
+
+
+def test_no_guess_from_a_file_that_cannot_be_read(tmp_path: Path) -> None:
+    assert EarlyListeners.guess(str(tmp_path / "missing.toml")).addresses == []
+    (tmp_path / "bad.toml").write_text("[server\nrtmp = 1")
+    assert EarlyListeners.guess(str(tmp_path / "bad.toml")).addresses == []
+    (tmp_path / "odd.toml").write_text('server = "x"\ninputs = [{kind = "rtmp"}]')
+    assert EarlyListeners.guess(str(tmp_path / "odd.toml")).addresses == []
