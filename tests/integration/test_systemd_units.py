@@ -166,7 +166,8 @@ def checkout_copy(tmp: Path) -> Path:
     src = tmp / "checkout"
     for part in ("scripts", "relay", "config", "systemd"):
         shutil.copytree(REPO / part, src / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(REPO / "pyproject.toml", src / "pyproject.toml")
+    for name in ("pyproject.toml", "requirements.lock"):
+        shutil.copy2(REPO / name, src / name)
     return src
 
 
@@ -189,6 +190,18 @@ def test_install_stages_venv_units_and_configuration_idempotently(tmp_path: Path
                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert where.stdout.startswith(str(root / "opt/relay/venv")), "a real install, not a link to the checkout"
     assert not (src / "build").exists(), "pip must build from a copy, not in the checkout"
+    # the pinned versions of requirements.lock, not whatever is newest today
+    pinned: dict[str, set[str]] = {}  # a package may have one pin per Python version (markers)
+    for name, ver in re.findall(r"^([a-z0-9-]+)==([^ ;]+)", (src / "requirements.lock").read_text(), re.M):
+        pinned.setdefault(name, set()).add(ver)
+    installed = subprocess.run([venv_python, "-m", "pip", "list", "--format=freeze"], capture_output=True,
+                               text=True, timeout=60).stdout
+    for name, ver in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", installed, re.M):
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in pinned:
+            assert ver in pinned[key], (name, ver, pinned[key])
+    assert {"av", "aiomqtt", "pydantic"} <= {re.sub(r"[-_.]+", "-", n).lower()
+                                               for n in re.findall(r"^([A-Za-z0-9_.-]+)==", installed, re.M)}
 
     for name in UNITS:
         assert (root / "etc/systemd/system" / name).read_text() == unit_text(name)
