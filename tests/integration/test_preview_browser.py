@@ -174,6 +174,7 @@ def test_the_preview_plays_what_is_on_air_and_follows_a_failover(studio: dict[st
         screenshot(page, "preview-main-laptop")
 
         # -- a failover: the preview turns blue ----------------------------------------------------------
+        relay.wait_healthy("backup", for_s=1.5)  # late frames (a loaded machine) would mean the slate
         pressed = time.monotonic()
         assert command(base, "failover", {})["status"] == "ok"
         relay.wait_for("switched", to="backup", timeout=10)
@@ -184,10 +185,10 @@ def test_the_preview_plays_what_is_on_air_and_follows_a_failover(studio: dict[st
         assert colour(sample(page)["marker"]) == "blue"
         expect(page.locator("#active-input")).to_have_text("backup", timeout=5_000)
         screenshot(page, "preview-backup-laptop")
-        context.close()
 
-        # -- a phone joins mid-show: it starts at the latest keyframe, on backup ------------------------
-        context, page = log_in(browser, base, "alice", ALICE_PW, PHONE)
+        # -- a phone opens the page mid-show: it starts at the latest keyframe, on backup --------------
+        page.set_viewport_size(PHONE)
+        page.reload()
         page.wait_for_function("() => document.querySelector('#program.playing') !== null", timeout=15_000)
         assert colour(sample(page)["marker"]) == "blue"
         expect(page.locator("[data-input=main] [data-meter=peak]")).to_be_visible()
