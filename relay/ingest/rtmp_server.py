@@ -37,13 +37,13 @@ from collections.abc import Callable
 from typing import Any
 
 from relay.events import Event, EventSink, InputRejected
+from relay.log import get_logger
+from relay.media import InputPort
 from relay.rtmp.amf0 import AmfError
 from relay.rtmp.chunks import ChunkError
 from relay.rtmp.flv import FlvError
 from relay.rtmp.handshake import HandshakeError
 from relay.rtmp.server_session import PublishSession, SessionError
-from relay.log import get_logger
-from relay.media import InputPort
 
 _log = get_logger("relay.ingest.rtmp")
 

@@ -31,17 +31,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from relay.rtmp import amf0
-from relay.rtmp.chunks import COMMAND_AMF0, ChunkError, ChunkReader, ChunkWriter
 from relay.push.rtmp_publish import PushError, tls_context
 from relay.redact import MASK, redact_url, url_key
+from relay.rtmp.client_session import ClientSession, Refused, parse_rtmp_url
+from relay.rtmp.handshake import HandshakeError
 
 Stage = Literal["dns", "tcp", "tls", "handshake", "connect"]
 
-RTMP_VERSION = 3
-HANDSHAKE_SIZE = 1536
-DEFAULT_PORTS = {"rtmp": 1935, "rtmps": 443}
-_COMMAND_CSID = 3  # the chunk stream FFmpeg and OBS send commands on
 _FLASH_VER = "FMLE/3.0 (compatible; Relay probe)"  # some ingest servers only admit "encoders"
 
 
@@ -106,15 +102,11 @@ async def probe_rtmp(url: str, timeout_s: float, ca_file: str | None = None) -> 
     rtt_ms: float | None = None
     writer: asyncio.StreamWriter | None = None
     try:
-        parts = urlsplit(url)
-        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-            raise ProbeFailed("dns", "expected an rtmp:// or rtmps:// URL with a host")
-        host = parts.hostname
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
-        segments = [s for s in parts.path.split("/") if s]
-        app = "/".join(segments[:-1]) if len(segments) > 1 else "".join(segments)
-        netloc = f"[{host}]" if ":" in host else host
-        tc_url = f"{parts.scheme}://{netloc}{'' if parts.port is None else f':{parts.port}'}/{app}"
+        try:
+            target = parse_rtmp_url(url, need_key=False)
+        except ValueError:
+            raise ProbeFailed("dns", "expected an rtmp:// or rtmps:// URL with a host") from None
+        host, port = target.host, target.port
 
         loop = asyncio.get_running_loop()
         try:
@@ -126,7 +118,7 @@ async def probe_rtmp(url: str, timeout_s: float, ca_file: str | None = None) -> 
 
         stage = "tcp"
         reader, writer, rtt_ms = await _open_tcp(clock, infos, host, port)
-        if parts.scheme == "rtmps":
+        if target.scheme == "rtmps":
             stage = "tls"
             try:
                 context = tls_context(ca_file)
@@ -137,13 +129,11 @@ async def probe_rtmp(url: str, timeout_s: float, ca_file: str | None = None) -> 
                 raise ProbeFailed("tls", f"TLS with {host} failed ({e})") from None
 
         stage = "handshake"
-        await _handshake(clock, reader, writer)
-        stage = "connect"
-        await _connect(clock, reader, writer, app, tc_url)
+        await _converse(clock, reader, writer, ClientSession(target, publish=False, flash_ver=_FLASH_VER))
         return ProbeResult(True, "connect", None, rtt_ms, shown, clock.elapsed_ms())
     except ProbeFailed as f:
         return ProbeResult(False, f.stage, _secret_free(f.error, url), rtt_ms, shown, clock.elapsed_ms())
-    except (OSError, EOFError, ChunkError, amf0.AmfError) as e:
+    except (OSError, EOFError) as e:
         detail = _reason(e) if isinstance(e, OSError) else (str(e) or type(e).__name__)
         return ProbeResult(False, stage, _secret_free(detail, url), rtt_ms, shown, clock.elapsed_ms())
     finally:
@@ -174,50 +164,33 @@ async def _open_tcp(clock: _Clock, infos: list[Any], host: str,
     raise ProbeFailed("tcp", f"cannot connect to {host} port {port} ({'; '.join(errors)})")
 
 
-async def _handshake(clock: _Clock, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    # C1: time, four zero bytes (the plain handshake), random filler (5.2.3).
-    uptime = int(time.monotonic() * 1000) & 0xFFFFFFFF
-    c1 = uptime.to_bytes(4, "big") + bytes(4) + os.urandom(HANDSHAKE_SIZE - 8)
-    writer.write(bytes([RTMP_VERSION]) + c1)
-    await clock.within("handshake", writer.drain())
-    try:
-        s0s1 = await clock.within("handshake", reader.readexactly(1 + HANDSHAKE_SIZE))
-    except asyncio.IncompleteReadError:
-        raise ProbeFailed("handshake", "the server closed the connection during the RTMP handshake") from None
-    if s0s1[0] != RTMP_VERSION:
-        raise ProbeFailed("handshake", f"not an RTMP server (version byte 0x{s0s1[0]:02x})")
-    writer.write(s0s1[1:])  # C2 echoes S1 (5.2.4)
-    await clock.within("handshake", writer.drain())
-    try:
-        await clock.within("handshake", reader.readexactly(HANDSHAKE_SIZE))  # S2; opaque, as for any client
-    except asyncio.IncompleteReadError:
-        raise ProbeFailed("handshake", "the server closed the connection during the RTMP handshake") from None
+def _stage(session: ClientSession) -> Stage:
+    return "handshake" if session.state == "handshake" else "connect"
 
 
-async def _connect(clock: _Clock, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                   app: str, tc_url: str) -> None:
-    command = amf0.encode("connect", 1.0, {
-        "app": app, "type": "nonprivate", "flashVer": _FLASH_VER, "tcUrl": tc_url,
-    })
-    writer.write(ChunkWriter().message(_COMMAND_CSID, COMMAND_AMF0, 0, 0, command))
-    await clock.within("connect", writer.drain())
-    chunks = ChunkReader()
+async def _converse(clock: _Clock, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    session: ClientSession) -> None:
+    """The RTMP handshake and ``connect`` (relay/rtmp/client_session.py), until answered."""
     while True:
-        data = await clock.within("connect", reader.read(65536))
+        out = session.take()
+        if out:
+            writer.write(b"".join(out))
+            await clock.within(_stage(session), writer.drain())
+        if session.done:
+            return
+        data = await clock.within(_stage(session), reader.read(65536))
         if not data:
-            raise ProbeFailed("connect", "the server closed the connection instead of answering connect")
-        for message in chunks.feed(data):
-            if message.type_id != COMMAND_AMF0:
-                continue  # Window Ack Size, Set Peer Bandwidth, Stream Begin, onBWDone…: not needed
-            values = amf0.decode_all(message.payload.tobytes())
-            if len(values) < 2 or values[0] not in ("_result", "_error") or values[1] != 1.0:
-                continue
-            info = values[3] if len(values) > 3 and isinstance(values[3], dict) else {}
-            code = str(info.get("code", ""))
-            if values[0] == "_result" and code in ("", "NetConnection.Connect.Success"):
-                return
-            why = " ".join(str(x) for x in (code, info.get("description", "")) if x) or "refused"
-            raise ProbeFailed("connect", f"connect refused: {why}")
+            raise ProbeFailed(_stage(session), "the server closed the connection during the RTMP handshake"
+                              if session.state == "handshake" else
+                              "the server closed the connection instead of answering connect")
+        try:
+            session.receive(data)
+        except Refused as e:
+            raise ProbeFailed("connect", str(e)) from None
+        except HandshakeError as e:
+            raise ProbeFailed("handshake", str(e)) from None
+        except ValueError as e:  # a chunk stream or AMF0 the server broke
+            raise ProbeFailed(_stage(session), str(e) or type(e).__name__) from None
 
 
 async def probe_srt(url: str, timeout_s: float, *, binary: str = "srt-live-transmit") -> ProbeResult:

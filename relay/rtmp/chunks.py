@@ -59,7 +59,8 @@ COMMAND_AMF0 = 20
 DEFAULT_CHUNK_SIZE = 128  # until the peer sends Set Chunk Size (5.4.1)
 MAX_CHUNK_SIZE = 0xFFFFFF  # larger than any message can be (lengths are 24-bit)
 # 5.4.1 allows down to 1, but no encoder goes below the default, and 1-byte chunks make
-# a header to parse for every byte a peer sends.
+# a header to parse for every byte a peer sends: the ingest refuses them. The push
+# client takes what a platform sends (`min_chunk_size=1`): it reads only small replies.
 MIN_CHUNK_SIZE = DEFAULT_CHUNK_SIZE
 MAX_MESSAGE_SIZE = 4 * 1024 * 1024  # a 1080p keyframe at 20 Mbit/s is well under this
 MAX_COMMAND_SIZE = 64 * 1024  # commands and metadata are well under 4 KiB from any encoder
@@ -193,8 +194,10 @@ class ChunkReader:
 
     def __init__(self, *, max_message_size: int = MAX_MESSAGE_SIZE, max_buffered: int = MAX_BUFFERED,
                  max_chunk_streams: int = MAX_CHUNK_STREAMS, max_chunks_per_read: int = MAX_CHUNKS_PER_READ,
-                 max_messages_per_read: int = MAX_MESSAGES_PER_READ) -> None:
+                 max_messages_per_read: int = MAX_MESSAGES_PER_READ,
+                 min_chunk_size: int = MIN_CHUNK_SIZE) -> None:
         self.chunk_size = DEFAULT_CHUNK_SIZE
+        self.min_chunk_size = min_chunk_size
         self.bytes_received = 0  # all bytes fed, for Acknowledgement (5.4.3)
         # The bounds may change between messages (the session widens them once the
         # publisher is in): they apply from the next chunk header on.
@@ -312,7 +315,7 @@ class ChunkReader:
         if len(raw) < 4:
             raise ChunkError("short Set Chunk Size")
         size = _U32.unpack(raw)[0] & 0x7FFFFFFF  # the top bit "MUST be zero" (5.4.1)
-        if not MIN_CHUNK_SIZE <= size <= MAX_CHUNK_SIZE:
+        if not self.min_chunk_size <= size <= MAX_CHUNK_SIZE:
             raise ChunkError(f"chunk size {size} out of bounds")
         self.chunk_size = size
 
@@ -418,25 +421,30 @@ class ChunkWriter:
         self.chunk_size = chunk_size
 
     def message(self, csid: int, type_id: int, stream_id: int, timestamp: int, payload: bytes) -> bytes:
+        return b"".join(self.parts(csid, type_id, stream_id, timestamp, payload))
+
+    def parts(self, csid: int, type_id: int, stream_id: int, timestamp: int,
+              payload: bytes) -> list[bytes | memoryview]:
+        """:meth:`message` as the buffers to send, the payload's chunks as views into it
+        (for ``sendmsg``: a video frame is not copied on its way out). Timestamps are
+        32-bit milliseconds (they wrap after 49.7 days); from 0xFFFFFF on they go in the
+        extended field, repeated in every fmt 3 chunk as FFmpeg and nginx-rtmp expect."""
         if not 2 <= csid <= 63:
             raise ValueError("Relay only writes on the 1-byte-header chunk streams 2-63")
-        extended = timestamp >= _EXTENDED
-        field = _EXTENDED if extended else timestamp
-        ext = _U32.pack(timestamp & 0xFFFFFFFF) if extended else b""
-        out = bytearray()
-        out.append(csid)  # fmt 0
-        out += field.to_bytes(3, "big")
-        out += len(payload).to_bytes(3, "big")
-        out.append(type_id)
-        out += stream_id.to_bytes(4, "little")
-        out += ext
+        ts = timestamp & 0xFFFFFFFF
+        extended = ts >= _EXTENDED
+        ext = _U32.pack(ts) if extended else b""
+        header = (bytes([csid]) + (_EXTENDED if extended else ts).to_bytes(3, "big")  # fmt 0
+                  + len(payload).to_bytes(3, "big") + bytes([type_id])
+                  + stream_id.to_bytes(4, "little") + ext)
+        size = self.chunk_size
         view = memoryview(payload)
-        for start in range(0, max(len(payload), 1), self.chunk_size):
-            if start:
-                out.append(0xC0 | csid)  # fmt 3
-                out += ext
-            out += view[start:start + self.chunk_size]
-        return bytes(out)
+        out: list[bytes | memoryview] = [header, view[:size]]
+        continuation = bytes([0xC0 | csid]) + ext  # fmt 3
+        for start in range(size, len(payload), size):
+            out.append(continuation)
+            out.append(view[start:start + size])
+        return out
 
 
 def set_chunk_size(size: int) -> bytes:

@@ -1,4 +1,4 @@
-"""The server side of the plain RTMP handshake (Adobe RTMP specification 1.0, 5.2).
+"""Both sides of the plain RTMP handshake (Adobe RTMP specification 1.0, 5.2).
 
     client                      server
     C0 (version 3) + C1 (1536) ─▶
@@ -26,7 +26,13 @@ class HandshakeError(ValueError):
     """The peer is not speaking (plain) RTMP."""
 
 
-class Handshake:
+def _c1_s1() -> bytes:
+    """C1 or S1: our time, four zero bytes (the plain handshake, 5.2.3), random filler."""
+    uptime = int(time.monotonic() * 1000) & 0xFFFFFFFF
+    return uptime.to_bytes(4, "big") + b"\x00\x00\x00\x00" + os.urandom(PACKET_SIZE - 8)
+
+
+class ServerHandshake:
     """Feed it bytes as they arrive; it says what to send and when it is done.
 
     ``feed`` returns the bytes to send to the client (S0+S1+S2 once C0+C1 are in)
@@ -65,9 +71,44 @@ class Handshake:
 
     @staticmethod
     def _answer(c1: bytes) -> bytes:
-        # S1: our time, four zero bytes (plain handshake, 5.2.3), random filler.
-        uptime = int(time.monotonic() * 1000) & 0xFFFFFFFF
-        s1 = uptime.to_bytes(4, "big") + b"\x00\x00\x00\x00" + os.urandom(PACKET_SIZE - 8)
         # S2 echoes C1 (5.2.4). The spec puts our read time in bytes 4-8, but some
         # clients compare S2 with C1 byte for byte, so it goes back exactly as sent.
-        return bytes([RTMP_VERSION]) + s1 + c1
+        return bytes([RTMP_VERSION]) + _c1_s1() + c1
+
+
+class ClientHandshake:
+    """The client's side: :meth:`start` gives C0+C1; feed the server's bytes as they
+    arrive, and send what :meth:`feed` returns (C2, the echo of S1, once S1 is in).
+    When S2 has arrived :attr:`done` is true and :attr:`leftover` holds what followed it.
+    S2 is opaque, as every publisher treats it: servers fill it in different ways."""
+
+    __slots__ = ("_buffer", "_sent_c2", "done", "leftover")
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._sent_c2 = False
+        self.done = False
+        self.leftover = b""
+
+    @staticmethod
+    def start() -> bytes:
+        return bytes([RTMP_VERSION]) + _c1_s1()
+
+    def feed(self, data: bytes) -> bytes:
+        if self.done:
+            raise HandshakeError("handshake already complete")
+        self._buffer += data
+        reply = b""
+        if not self._sent_c2:
+            if self._buffer and self._buffer[0] != RTMP_VERSION:
+                raise HandshakeError(f"not an RTMP server (version byte 0x{self._buffer[0]:02x})")
+            if len(self._buffer) < 1 + PACKET_SIZE:
+                return b""
+            reply = bytes(self._buffer[1:1 + PACKET_SIZE])  # C2 echoes S1 (5.2.4)
+            del self._buffer[:1 + PACKET_SIZE]
+            self._sent_c2 = True
+        if len(self._buffer) >= PACKET_SIZE:
+            self.leftover = bytes(self._buffer[PACKET_SIZE:])
+            self._buffer = bytearray()
+            self.done = True
+        return reply

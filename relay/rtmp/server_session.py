@@ -31,6 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 from relay.events import EventSink, InputRejected
+from relay.log import get_logger
+from relay.media import InputPort
 from relay.rtmp import amf0
 from relay.rtmp.chunks import (
     ACKNOWLEDGEMENT,
@@ -58,9 +60,7 @@ from relay.rtmp.chunks import (
     window_ack_size,
 )
 from relay.rtmp.flv import FlvDemuxer, FlvError
-from relay.rtmp.handshake import Handshake
-from relay.log import get_logger
-from relay.media import InputPort
+from relay.rtmp.handshake import ServerHandshake
 
 OUT_CHUNK_SIZE = 4096
 ACK_WINDOW = 2_500_000  # what we ask the publisher to acknowledge at (we send almost nothing)
@@ -105,7 +105,7 @@ class PublishSession:
         self.closing: str | None = None  # set: flush `outgoing`, then close the connection
         self.port: InputPort | None = None  # the input this connection publishes to
         self.metadata: dict[str, Any] = {}
-        self._handshake: Handshake | None = Handshake()
+        self._handshake: ServerHandshake | None = ServerHandshake()
         self._reader = ChunkReader(max_message_size=MAX_COMMAND_SIZE, max_buffered=2 * MAX_COMMAND_SIZE,
                                    max_messages_per_read=MAX_MESSAGES_BEFORE_PUBLISH)
         self._writer = ChunkWriter()

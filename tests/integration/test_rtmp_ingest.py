@@ -16,9 +16,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from relay.events import Event, InputRejected
-from relay.ingest.rtmp_server import RtmpServer, amf0
-from relay.rtmp.chunks import COMMAND_AMF0, ChunkWriter
+from relay.ingest.rtmp_server import RtmpServer
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
+from relay.rtmp import amf0
+from relay.rtmp.chunks import COMMAND_AMF0, ChunkWriter
 from tests.support.publishers import Publisher, ffmpeg_publisher, gstreamer_publisher, pyav_publisher
 from tests.support.waiting import until
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from relay.rtmp.flv import FlvDemuxer
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push import flv
+from relay.rtmp.flv import FlvDemuxer
 from relay.studio.encoders import ENCODERS, encoder_options
 from tests.support.hangproof import in_child
 

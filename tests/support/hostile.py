@@ -274,10 +274,10 @@ class MalformedPlatform:
 
     def _talk(self, conn: socket.socket) -> None:
         from relay.rtmp.chunks import ChunkReader
-        from relay.rtmp.handshake import Handshake
+        from relay.rtmp.handshake import ServerHandshake
 
         conn.settimeout(0.2)
-        shake, reader, writer = Handshake(), ChunkReader(), ChunkWriter()
+        shake, reader, writer = ServerHandshake(), ChunkReader(), ChunkWriter()
         data = b""
         while not shake.done:
             data = self._recv(conn)

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from relay.codec import av1, hevc, video
 from relay.ingest.demux import DemuxSource, _Av1Track, _HevcTrack, _Session
-from relay.rtmp.flv import FlvDemuxer, FlvError
 from relay.media import VideoConfig
+from relay.rtmp.flv import FlvDemuxer, FlvError
 from tests.support.clips import encode, flv_tags
 from tests.unit.test_demux_codecs import _Pipe
 from tests.unit.test_fuzz_parsers import bounded, mutated, parses_or_raises

@@ -25,6 +25,9 @@ from hypothesis import strategies as st
 
 from relay.codec import aac, h264
 from relay.ingest.demux import DemuxSource, _AudioTrack, _Session, _VideoTrack
+from relay.ingest.rtmp_server import _PROTOCOL_ERRORS
+from relay.push.rtmp_publish import ChunkReader as PushChunkReader
+from relay.push.rtmp_publish import ReplyError, chunk_message
 from relay.rtmp import amf0
 from relay.rtmp.chunks import (
     AUDIO,
@@ -36,11 +39,8 @@ from relay.rtmp.chunks import (
     ChunkWriter,
 )
 from relay.rtmp.flv import FlvDemuxer, FlvError
-from relay.rtmp.handshake import Handshake, HandshakeError
-from relay.ingest.rtmp_server import _PROTOCOL_ERRORS
+from relay.rtmp.handshake import HandshakeError, ServerHandshake
 from relay.rtmp.server_session import PublishSession
-from relay.push.rtmp_publish import ChunkReader as PushChunkReader
-from relay.push.rtmp_publish import ReplyError, chunk_message
 from tests.unit.test_rtmp_flv import AVCC_360P, AVCC_1080P
 
 CPU_S = 0.5  # per example; the biggest inputs here take a few milliseconds
@@ -128,7 +128,7 @@ def test_amf0_round_trips_what_it_encodes(values: list[Any]) -> None:
 @given(mutated(b"\x03" + bytes(3072) + b"\x02\x00\x00\x00\x00\x00\x04\x05\x00\x00\x00\x00\x00\x00", 4),
        st.lists(st.integers(0, 4000), max_size=6))
 def test_handshake_completes_or_raises_handshake_error(data: bytes, cuts: list[int]) -> None:
-    shake = Handshake()
+    shake = ServerHandshake()
     with bounded():
         try:
             for piece in reads(data, cuts):
