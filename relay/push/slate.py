@@ -27,8 +27,10 @@ import numpy as np
 from av.video.frame import PictureType
 
 from relay.codec.h264 import H264Error, parse_avcc_config
+from relay.i18n import t
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
+from relay.push.card_text import text_mask
 from relay.push.silence import (
     SAMPLES_PER_FRAME,
     aac_config,
@@ -58,7 +60,7 @@ _BACKGROUND_BOTTOM = (52, 62, 88)
 _TEXT = (236, 238, 242)
 _SUBTEXT = (170, 180, 200)
 _ACCENT = (230, 80, 60)
-HEADLINE = "WE'LL BE RIGHT BACK"
+HEADLINE = "WE'LL BE RIGHT BACK"  # the English card's words (slate.headline / slate.subline)
 SUBLINE = "PLEASE STAND BY"
 
 # A 5x7 bitmap font for the card's text, rows top to bottom ('#' = ink), so the
@@ -114,24 +116,51 @@ def _stamp(canvas: np.ndarray, mask: np.ndarray, top: int, colour: tuple[int, in
     region[mask] = colour
 
 
-def render_card(width: int, height: int) -> np.ndarray:
+def _blend(canvas: np.ndarray, cover: np.ndarray, top: int, colour: tuple[int, int, int]) -> None:
+    """Lay anti-aliased text (coverage 0..1) centred on the canvas."""
+    left = (canvas.shape[1] - cover.shape[1]) // 2
+    region = canvas[top:top + cover.shape[0], left:left + cover.shape[1]].astype(np.float32)
+    alpha = cover[:, :, None]
+    region = region * (1 - alpha) + np.array(colour, np.float32) * alpha
+    canvas[top:top + cover.shape[0], left:left + cover.shape[1]] = region.round().astype(np.uint8)
+
+
+def _chinese_lines(width: int, height: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The Chinese card's headline and line below it (coverage), and the headline's scale unit."""
+    headline_text, subline_text = t("zh-CN", "slate.headline"), t("zh-CN", "slate.subline")
+    # Headline about 1/8 of the height (Chinese needs more pixels per character than the
+    # 5x7 capitals), never wider than 90 % of the picture.
+    size = max(8, min(height // 8, (width * 9 // 10) * 112 // (96 * max(1, len(headline_text)))))
+    return text_mask(headline_text, size), text_mask(subline_text, max(8, size // 2)), max(1, size // 8)
+
+
+def render_card(width: int, height: int, lang: str = "en") -> np.ndarray:
     """The built-in slate picture (RGB, height x width x 3): a dark gradient,
-    a headline and a line below it, sized to the picture."""
+    a headline and a line below it in `lang`, sized to the picture."""
     ramp = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
     top, bottom = np.array(_BACKGROUND_TOP, np.float32), np.array(_BACKGROUND_BOTTOM, np.float32)
     canvas = np.broadcast_to(top + (bottom - top) * ramp, (height, width, 3)).astype(np.uint8)
-    # Headline about 1/13 of the height, never wider than 90 % of the picture.
-    cols = len(HEADLINE) * 6 - 1
-    scale = max(1, min(height // 90, (width * 9 // 10) // cols))
-    headline = _text_mask(HEADLINE, scale)
-    subline = _text_mask(SUBLINE, max(1, scale // 2))
-    gap = 4 * scale
-    block = headline.shape[0] + gap + subline.shape[0]
-    y = (height - block) // 2
-    _stamp(canvas, headline, y, _TEXT)
-    _stamp(canvas, subline, y + headline.shape[0] + gap, _SUBTEXT)
+    if lang == "zh-CN":
+        cover, sub_cover, scale = _chinese_lines(width, height)
+        gap = 3 * scale
+        y = (height - (cover.shape[0] + gap + sub_cover.shape[0])) // 2
+        _blend(canvas, cover, y, _TEXT)
+        _blend(canvas, sub_cover, y + cover.shape[0] + gap, _SUBTEXT)
+        text_w = cover.shape[1]
+    else:
+        # Headline about 1/13 of the height, never wider than 90 % of the picture.
+        cols = len(HEADLINE) * 6 - 1
+        scale = max(1, min(height // 90, (width * 9 // 10) // cols))
+        headline = _text_mask(HEADLINE, scale)
+        subline = _text_mask(SUBLINE, max(1, scale // 2))
+        gap = 4 * scale
+        block = headline.shape[0] + gap + subline.shape[0]
+        y = (height - block) // 2
+        _stamp(canvas, headline, y, _TEXT)
+        _stamp(canvas, subline, y + headline.shape[0] + gap, _SUBTEXT)
+        text_w = headline.shape[1]
     # A short accent rule above the headline.
-    rule_w, rule_h = headline.shape[1] // 6, max(2, scale // 2)
+    rule_w, rule_h = text_w // 6, max(2, scale // 2)
     rule_top = max(0, y - 3 * scale)
     left = (width - rule_w) // 2
     canvas[rule_top:rule_top + rule_h, left:left + rule_w] = _ACCENT
@@ -309,13 +338,13 @@ def _matching_audio_config(audio: AudioConfig | None, sample_rate: int, channels
 
 
 def encode_slate(image_path: str | None, video: VideoConfig | None, audio: AudioConfig | None, fps: float,
-                 *, audio_file: str | None = None, seconds: float = 1.0) -> SlateClip:
+                 *, audio_file: str | None = None, seconds: float = 1.0, lang: str = "en") -> SlateClip:
     """Encode a slate loop matching the stream described by ``video``/``audio``/``fps``.
 
     Blocking (libx264 and AAC encoding): run it in a worker thread. With nothing
     known yet it encodes 1280x720 at 30 fps, High profile, 48 kHz stereo. An image
-    or audio file that cannot be read falls back to the built-in card / silence
-    (logged), because the last resort must always exist.
+    or audio file that cannot be read falls back to the built-in card (its words in
+    `lang`) / silence (logged), because the last resort must always exist.
     """
     fmt = SlateFormat.of(video, audio, fps)
     picture: np.ndarray | None = None
@@ -325,7 +354,7 @@ def encode_slate(image_path: str | None, video: VideoConfig | None, audio: Audio
         except (OSError, av.FFmpegError, StopIteration, ValueError) as exc:
             log.warning("slate_image_unusable", path=image_path, error=str(exc))
     if picture is None:
-        picture = render_card(fmt.width, fmt.height)
+        picture = render_card(fmt.width, fmt.height, lang)
     # At least two frames: a one-frame loop would send the same IDR picture back to back,
     # which H.264 forbids (consecutive IDRs must differ in idr_pic_id, 7.4.3).
     frames = max(2, round(seconds * fmt.rate))
@@ -452,16 +481,16 @@ class SlateSource:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write the built-in card as a PNG: ``python -m relay.push.slate OUT.png [WIDTHxHEIGHT]``."""
+    """Write the built-in card as a PNG: ``python -m relay.push.slate OUT.png [WIDTHxHEIGHT [LANG]]``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not 1 <= len(args) <= 2:
-        print("usage: python -m relay.push.slate OUT.png [WIDTHxHEIGHT]", file=sys.stderr)
+    if not 1 <= len(args) <= 3:
+        print("usage: python -m relay.push.slate OUT.png [WIDTHxHEIGHT [en|zh-CN]]", file=sys.stderr)
         return 2
     width, height = DEFAULT_WIDTH, DEFAULT_HEIGHT
-    if len(args) == 2:
+    if len(args) >= 2:
         w, _, h = args[1].partition("x")
         width, height = int(w), int(h)
-    write_png(args[0], render_card(width, height))
+    write_png(args[0], render_card(width, height, args[2] if len(args) == 3 else "en"))
     return 0
 
 
