@@ -303,10 +303,11 @@ class MediaGraph:
     def _bridge_request(self, input_id: str) -> BridgeRequest:
         ch = self.channels.get(input_id)
         if ch is None:
-            return BridgeRequest(input_id, None, None, None, 30.0, self.settings.slate.image)
+            return BridgeRequest(input_id, None, None, None, 30.0, self.settings.slate.image,
+                                 slate_language=self.settings.slate.language)
         return BridgeRequest(input_id, ch.analyzer.latest_picture, ch.video_config, ch.audio_config,
                              snap_fps(ch.fps), self.settings.slate.image,
-                             tuple(self.switcher.buffered(input_id)))
+                             tuple(self.switcher.buffered(input_id)), self.settings.slate.language)
 
     def _run_bridge(self, now: float) -> None:
         """The bridge that carries an urgent switch to the target's next keyframe (the live

@@ -76,6 +76,7 @@ class BridgeRequest:
     fps: float
     slate_image: str | None = None
     group: tuple[MediaPacket, ...] = ()  # its buffered group of pictures (keyframe first): the live bridge's
+    slate_language: str = "en"  # the built-in card's words ([slate] language)
 
 
 def encode_bridge(request: BridgeRequest) -> SlateClip:
@@ -84,7 +85,7 @@ def encode_bridge(request: BridgeRequest) -> SlateClip:
         return encode_still(request.picture, request.video, request.audio, request.fps,
                             seconds=BRIDGE_LOOP_S)
     return encode_slate(request.slate_image, request.video, request.audio, request.fps,
-                        seconds=BRIDGE_LOOP_S)
+                        seconds=BRIDGE_LOOP_S, lang=request.slate_language)
 
 
 class Bridge:
