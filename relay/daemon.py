@@ -18,6 +18,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relay import __version__
@@ -182,6 +183,7 @@ class Daemon:
         self.http = HttpServer(self.api, self.settings.http, self.settings.id,
                                journal_path=self.settings.journal.path,
                                extra_health=self.control_health)
+        self.http.recording_dir = recording_dir(self.settings)
         if self.settings.http.fleet and self.settings.mqtt.enabled:
             from relay.control.fleet import FleetWatch
 
@@ -248,6 +250,12 @@ class Daemon:
         if interval is not None and now - self._last_watchdog >= interval / 2:
             self._last_watchdog = now
             self.notifier.watchdog()
+
+
+def recording_dir(settings: RelaySettings) -> Path | None:
+    """Where the show's recording is, for the dashboard to serve (None: not recorded)."""
+    path = settings.recording.path
+    return Path(path).expanduser() if path else None
 
 
 def _hand_over(loop: asyncio.AbstractEventLoop, deliver: Callable[[HostSample], None],

@@ -113,6 +113,8 @@ class Reloader:
         if new.recording != old.recording:
             recorder = Recorder(new.recording, new.id, d.bus.emit) if new.recording.path else None
             await d.graph.replace_recorder(recorder)
+            if d.http is not None:
+                d.http.recording_dir = Path(new.recording.path).expanduser() if new.recording.path else None
         if new.alerts != old.alerts:
             await self._replace_alerts(new)
         if new.http.users != old.http.users and d.http is not None:

@@ -317,10 +317,19 @@ function eventText(e) {
   return Object.entries(e).filter(([k, v]) => !skip.has(k) && v !== null && typeof v !== "object").map(([k, v]) => `${k} ${v}`).join(" · ");
 }
 
+// A switch or a fault, while the show is recorded on this PC: its time opens the recording at
+// that moment (/recordings/at redirects to the segment with #t=seconds).
+const RECORDED_MOMENTS = new Set(["switched", "switch_failed", "fault_raised"]);
+
+function eventTime(e) {
+  if (!RECORDED_MOMENTS.has(e.event) || !(S.health && S.health.recording)) return clock(e.ts);
+  return el("a", { class: "recording", href: `/recordings/at?ts=${encodeURIComponent(e.ts)}`, target: "_blank", rel: "noopener" }, clock(e.ts));
+}
+
 function addEvent(e, atTop = true) {
   const list = $("#events");
   const li = el("li", { class: `ev-${e.event}${e.tier ? ` tier-${e.tier}` : ""}`, "data-seq": e.seq },
-    el("span", { class: "t" }, clock(e.ts)), el("span", { class: "n", title: e.event }, label("event", e.event)), el("span", { class: "d" }, eventText(e)));
+    el("span", { class: "t" }, eventTime(e)), el("span", { class: "n", title: e.event }, label("event", e.event)), el("span", { class: "d" }, eventText(e)));
   if (atTop) list.prepend(li); else list.append(li);
   while (list.children.length > 200) list.lastChild.remove();
   if (e.event === "preflight") renderChecklist(e);
