@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from relay import i18n
 from relay.preflight import CONNECT_GRACE_S, MQTT_TIMEOUT_S, PreflightResult, run_preflight
 from relay.settings import RelaySettings, split_host_port
 
@@ -55,7 +56,7 @@ def run_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
-        print(result.render_text(settings.id))
+        print(result.render_text(settings.id, i18n.from_environment()))
     return result.exit_code
 
 

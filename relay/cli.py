@@ -202,16 +202,18 @@ def _hash_password() -> int:
     import getpass
 
     from relay.control.http.auth import hash_password
+    from relay.i18n import from_environment, t
 
+    lang = from_environment()  # staff read these: LANG=zh_CN.UTF-8 gives Chinese
     if sys.stdin.isatty():
-        password = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != password:
-            print("relay hash-password: the two passwords differ", file=sys.stderr)
+        password = getpass.getpass(t(lang, "cli.password_prompt"))
+        if getpass.getpass(t(lang, "cli.password_again")) != password:
+            print(t(lang, "cli.passwords_differ"), file=sys.stderr)
             return 1
     else:
         password = sys.stdin.readline().rstrip("\n")
     if not password:
-        print("relay hash-password: an empty password", file=sys.stderr)
+        print(t(lang, "cli.password_empty"), file=sys.stderr)
         return EX_USAGE
     print(hash_password(password))
     return 0
@@ -224,6 +226,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
     from relay.config import EX_CONFIG, load_or_exit
     from relay.control.http.dashboard import serve_fleet
+    from relay.i18n import from_environment, t
     from relay.log import configure
 
     settings = load_or_exit(args.config)
@@ -231,14 +234,13 @@ def _dashboard(args: argparse.Namespace) -> int:
     if args.broker:
         host, _, port = args.broker.rpartition(":") if ":" in args.broker else (args.broker, "", "")
         if port and not port.isdigit():
-            print(f"relay dashboard: --broker {args.broker!r}: expected HOST or HOST:PORT", file=sys.stderr)
+            print(t(from_environment(), "cli.dashboard_broker", broker=repr(args.broker)), file=sys.stderr)
             return EX_USAGE
         mqtt = mqtt.model_copy(update={"host": host or args.broker, **({"port": int(port)} if port else {})})
     listen = args.listen or http.listen or "127.0.0.1:8090"
     http = http.model_copy(update={"listen": listen})
     if not http.users:
-        print("relay dashboard: no [http] users in the configuration: nothing is served without a login",
-              file=sys.stderr)
+        print(t(from_environment(), "cli.dashboard_no_users"), file=sys.stderr)
         return EX_CONFIG
     configure(settings.log.level)
     asyncio.run(serve_fleet(mqtt, http, f"{settings.id}-fleet"))

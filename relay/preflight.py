@@ -49,6 +49,7 @@ import psutil
 
 from relay.codec.video import label
 from relay.events import SIGNAL_WORDS
+from relay.i18n import count, t
 from relay.media import AudioConfig, VideoConfig
 from relay.push.carriage import CannotCarry, carries, form_of
 from relay.push.probe import ProbeResult, probe_url
@@ -111,23 +112,22 @@ class PreflightResult:
                                    str(c.get("detail", ""))))
         return cls(items, float(data.get("sample_s") or 0.0), float(data.get("elapsed_s") or 0.0))
 
-    def render_text(self, relay_id: str | None = None) -> str:
+    def render_text(self, relay_id: str | None = None, lang: str = "en") -> str:
+        """The checklist as staff read it, its frame in `lang` (relay/i18n)."""
         width = max((len(i.name) for i in self.items), default=0)
-        head = "Pre-show check" + (f" of relay {relay_id}" if relay_id else "")
+        head = t(lang, "check.head_of", relay=relay_id) if relay_id else t(lang, "check.head")
         if self.sample_s:
-            head += f" (inputs watched for {self.sample_s:g} s)"
+            head += t(lang, "check.watched", seconds=f"{self.sample_s:g}")
         lines = [head]
         lines += [f"{_MARK[i.result]} {i.name:<{width}}  {i.detail}" for i in self.items]
         fails = sum(i.result == "fail" for i in self.items)
         warns = sum(i.result == "warn" for i in self.items)
-        verdict = {"pass": "ALL PASS", "warn": "WARNINGS", "fail": "FAILED"}[self.result]
-        counts = ", ".join(p for p in (_plural(fails, "failure"), _plural(warns, "warning")) if p)
-        lines.append(f"{verdict}" + (f": {counts}" if counts else f": {len(self.items)} checks"))
+        verdict = t(lang, f"check.verdict_{self.result}")
+        counts = t(lang, "common.list_sep").join(
+            count(lang, key, n) for key, n in (("check.n_failures", fails), ("check.n_warnings", warns)) if n)
+        counts = counts or count(lang, "check.n_checks", len(self.items))
+        lines.append(verdict + t(lang, "check.counts", counts=counts))
         return "\n".join(lines)
-
-
-def _plural(n: int, word: str) -> str:
-    return "" if n == 0 else f"{n} {word}" + ("s" if n != 1 else "")
 
 
 # -- inputs ---------------------------------------------------------------------------------
