@@ -143,3 +143,14 @@ def test_alerts_in_chinese_are_the_same_alerts() -> None:
         frozen = FaultRaised(input=f"in{n}", signal="frozen", tier=2, value=None, threshold=None)
         limiter.offer(0.0, describe(frozen, "s", lang="zh-CN"))
     assert limiter.summary(60.0, "s", "zh-CN").title == "[s] 2 条告警（因频率限制暂缓发送）"
+
+
+def test_the_checklist_in_chinese() -> None:
+    from relay.preflight import PreflightResult
+
+    result = PreflightResult.from_dict({"result": "warn", "sample_s": 5, "checks": [
+        {"name": "input main", "result": "pass", "detail": "ok"},
+        {"name": "host", "result": "warn", "detail": "CPU 95 %"}]})
+    zh = result.render_text("studio-a", "zh-CN").splitlines()
+    assert zh[0] == "Relay studio-a 开播前检查（输入源观察了 5 秒）" and zh[-1] == "有警告：1 项警告"
+    assert result.render_text("studio-a").splitlines()[-1] == "WARNINGS: 1 warning"
