@@ -187,3 +187,21 @@ def test_a_failing_packet_never_reaches_the_media_plane() -> None:
         preview.on_packet(video(132))
         assert preview.join().queue.qsize() >= 2  # init and the keyframe's group again
     asyncio.run(scenario())
+
+
+def test_previews_are_live_streams_bounded_per_account_and_ended_with_their_session() -> None:
+    async def scenario() -> None:
+        preview = ProgramPreview()
+        preview.on_packet(video(0, key=True))
+        first = preview.join("alice", b"s1", per_account=2)
+        second = preview.join("alice", b"s2", per_account=2)
+        vic = preview.join("vic", b"s3", per_account=2)
+        third = preview.join("alice", b"s2", per_account=2)
+        assert first.closed and not second.closed and not third.closed  # alice's oldest made room
+        assert drain(first)[-1] is None
+        preview.end_session(b"s2")  # alice logs out of that session
+        assert second.closed and third.closed and not vic.closed
+        assert preview.viewers == 1
+        preview.leave(vic)
+        assert preview.viewers == 0
+    asyncio.run(scenario())

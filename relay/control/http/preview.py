@@ -20,6 +20,7 @@ framing of our own). Measured figures are in docs/ARCHITECTURE.md.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ Message = bytes | str  # a fragment, or a JSON text announcing an init segment
 
 @dataclass(eq=False)  # each viewer is itself (kept in a set)
 class Viewer:
+    account: str = ""
+    session: bytes | None = None  # the login session it came with (a token has none)
     queue: asyncio.Queue[Message | None] = field(default_factory=lambda: asyncio.Queue(VIEWER_QUEUE))
     closed: bool = False
 
@@ -46,6 +49,7 @@ class Viewer:
 class ProgramPreview:
     def __init__(self) -> None:
         self._viewers: set[Viewer] = set()
+        self._by_account: dict[str, collections.OrderedDict[Viewer, None]] = {}  # oldest first
         self._video: VideoConfig | None = None
         self._audio: AudioConfig | None = None
         self._program: fmp4.Program | None = None  # what the current init segment declares
@@ -141,7 +145,7 @@ class ProgramPreview:
 
     def _close(self, viewer: Viewer) -> None:
         viewer.closed = True
-        self._viewers.discard(viewer)
+        self._forget(viewer)
         while True:  # make room for the end marker
             try:
                 viewer.queue.put_nowait(None)
@@ -151,10 +155,12 @@ class ProgramPreview:
 
     # -- one page ------------------------------------------------------------------------------
 
-    def join(self) -> Viewer:
+    def join(self, account: str = "", session: bytes | None = None, per_account: int = 0) -> Viewer:
         """A page starts watching: the init segment and the group so far, then live. When
-        the group was too long to keep, the page's player skips to the next keyframe."""
-        viewer = Viewer()
+        the group was too long to keep, the page's player skips to the next keyframe.
+        Beyond ``per_account`` previews of one account (the live streams it may hold,
+        ``[http] live_per_account``), its oldest is closed."""
+        viewer = Viewer(account, session)
         if self._program is not None:
             for message in self._init_message():
                 viewer.queue.put_nowait(message)
@@ -162,9 +168,26 @@ class ProgramPreview:
                 for pkt, duration in self._group:
                     viewer.queue.put_nowait(self._fragment(pkt, duration))
         self._viewers.add(viewer)
+        mine = self._by_account.setdefault(account, collections.OrderedDict())
+        mine[viewer] = None
+        while per_account and len(mine) > per_account:
+            self._close(next(iter(mine)))
         return viewer
 
     def leave(self, viewer: Viewer) -> None:
-        self._viewers.discard(viewer)
+        self._forget(viewer)
         with contextlib.suppress(asyncio.QueueFull):
             viewer.queue.put_nowait(None)
+
+    def end_session(self, session: bytes) -> None:
+        """Logout, expiry or eviction: the previews that session opened end now."""
+        for viewer in [v for v in self._viewers if v.session == session]:
+            self._close(viewer)
+
+    def _forget(self, viewer: Viewer) -> None:
+        self._viewers.discard(viewer)
+        mine = self._by_account.get(viewer.account)
+        if mine is not None:
+            mine.pop(viewer, None)
+            if not mine:
+                del self._by_account[viewer.account]
