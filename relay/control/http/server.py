@@ -21,9 +21,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from importlib import resources
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
@@ -119,9 +117,6 @@ class HttpServer:
         self.settings = settings
         self.relay_id = relay_id
         self.journal_path = journal_path
-        # `[recording] path` (push/recording.py): the segments served to logged-in users; a
-        # reload may change it (relay/reload.py)
-        self.recording_dir: Path | None = None
         self.extra_health = extra_health
         self.accounts: Accounts | None = None  # built in start(): hashing takes a moment
         self.sessions = Sessions(settings.session_hours * 3600)
@@ -307,8 +302,6 @@ class HttpServer:
         r.add_get("/api/preview", self.preview_stream)
         r.add_get("/api/reports", self.reports)
         r.add_get("/reports/{session}", self.report)
-        r.add_get("/recordings/at", self.recording_at)
-        r.add_get("/recordings/{name}", self.recording)
         r.add_get("/metrics", self.prometheus)
         r.add_get("/api/commands", self.command_list)
         r.add_post("/api/commands/{name}", self.command)
@@ -460,6 +453,7 @@ class HttpServer:
 
     def _session_ended(self, session: Session) -> None:
         """Logout, expiry or eviction: that session's live pages end now."""
+        self.preview.end_session(session.key)
         for page in self._session_pages.pop(session.key, set()):
             self.live.close(page)
 
@@ -470,9 +464,12 @@ class HttpServer:
     async def preview_stream(self, request: web.Request) -> web.StreamResponse:
         """The program preview (preview.py) over a WebSocket: a JSON text message names
         each init segment's codecs, every binary message is MP4 to append as it is."""
+        who: Identity = request["identity"]
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
         await ws.prepare(request)
-        viewer = self.preview.join()
+        # a live stream like a page's: live_per_account bounds them; a logout ends them
+        viewer = self.preview.join(who.user, who.session.key if who.session else None,
+                                   self.settings.live_per_account)
         # the page sends nothing; reading is how its close (or a dead link) is noticed
         reading = asyncio.create_task(_drain(ws), name="http-preview-read")
         try:
@@ -483,7 +480,7 @@ class HttpServer:
                     getting.cancel()
                     break
                 message = getting.result()
-                if message is None:
+                if message is None or not who.still_valid(self.sessions):
                     break
                 if isinstance(message, str):
                     await ws.send_str(message)
@@ -566,53 +563,13 @@ class HttpServer:
             raise web.HTTPNotFound(text="no journal")
         try:
             lang = pages.language(request, self.settings.language)
-            html = await asyncio.to_thread(render_report, self.journal_path, session, lambda _: None, lang,
-                                           self._recording_link)
+            html = await asyncio.to_thread(render_report, self.journal_path, session, lambda _: None, lang)
         except (SessionNotFound, JournalError) as e:
             raise web.HTTPNotFound(text=str(e)) from None
         # the report's own CSP: the page's style-src 'self' would refuse its inline <style>
         return web.Response(text=html, content_type="text/html",
                             headers={"Cache-Control": "no-store", "Content-Security-Policy": REPORT_CSP,
                                      "Content-Language": lang, "Vary": "Accept-Language"})
-
-
-    # -- the show's recording (push/segments.py) --------------------------------------------
-
-    def _recording_link(self, relay_id: str, ts: float) -> str | None:
-        """A moment of the show in the recording, as this server serves it (the report's links)."""
-        from relay.push.segments import locate
-
-        directory = self.recording_dir
-        moment = None if directory is None else locate(directory, relay_id, ts)
-        return None if moment is None else f"/recordings/{quote(moment.file)}#t={int(moment.offset_s)}"
-
-    async def recording_at(self, request: web.Request) -> web.Response:
-        """``/recordings/at?ts=<UTC ISO time or epoch>``: to the segment playing from that
-        moment (the dashboard's event feed links here), or 404 when nothing was recorded then."""
-        text = request.query.get("ts", "")
-        try:
-            ts = float(text) if text.replace(".", "", 1).isdigit() else datetime.fromisoformat(
-                text.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            raise web.HTTPBadRequest(text="ts: expected a UTC ISO 8601 time or a Unix time") from None
-        link = await asyncio.to_thread(self._recording_link, self.relay_id, ts)
-        if link is None:
-            raise web.HTTPNotFound(text="nothing was recorded at that moment")
-        raise web.HTTPFound(link)
-
-    async def recording(self, request: web.Request) -> web.StreamResponse:
-        """One segment of this relay's recording (ranges served: the player seeks)."""
-        from relay.push.segments import segments
-
-        directory, name = self.recording_dir, request.match_info["name"]
-        if directory is None:
-            raise web.HTTPNotFound(text="no recording")
-        # only a name this relay's listing holds: nothing else on the disk is reachable
-        found = await asyncio.to_thread(segments, directory, self.relay_id)
-        path = next((seg.path for seg in found if seg.path.name == name), None)
-        if path is None:
-            raise web.HTTPNotFound(text="no such segment")
-        return web.FileResponse(path, headers={"Content-Type": "video/mp4", "Cache-Control": "no-store"})
 
 
 async def _drain(ws: web.WebSocketResponse) -> None:
