@@ -4,9 +4,11 @@
 
 One show, in turn: a reload that changes a threshold (applied, no input or output
 reconnects), a broken file (refused, the show goes on), a listen address changed
-(refused, naming the key), main killed (the backup goes on air), the recording moved to
-a path that cannot be written (the `recording` fault, and the push goes on). Then the
-recording is read back as a player would: one segment with both encoders' pictures.
+(refused, naming the key), main killed (the backup goes on air), the dashboard's event
+feed opening the recording at the switch in Chromium (screenshots in
+test-artifacts/dashboard/), the recording moved to a path that cannot be written (the
+`recording` fault, and the push goes on). Then the recording is read back as a player
+would: one segment with both encoders' pictures.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
+from relay.control.http.auth import hash_password
 from relay.push.segments import segments
+from tests.integration.test_dashboard_browser import ALICE_PW, LAPTOP, launch, log_in, shot
 from tests.support.recording import read_recording
 from tests.support.studio import PLATFORM_KEY, Studio, assert_viewer_ok
+from tests.support.tools import free_port
 from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.integration
@@ -31,7 +37,11 @@ def test_a_show_is_recorded_and_reloaded_without_dropping_anything(tmp_path: Pat
     in_the_way = tmp_path / "not-a-directory"
     in_the_way.write_text("a file where the recording directory would be")
     with ExitStack() as stack:
-        s = Studio(tmp_path, stack, extra=f'[recording]\npath = "{recordings}"\n')
+        http = free_port()
+        cheap = hash_password(ALICE_PW, n=2**10)  # the real cost is tested in test_http_hardening
+        alice = f'{{ name = "alice", role = "operator", password = "{cheap}" }}'
+        s = Studio(tmp_path, stack, extra=f'[recording]\npath = "{recordings}"\n\n'
+                                          f'[http]\nlisten = "127.0.0.1:{http}"\nusers = [{alice}]\n')
         relay = s.relay
         assert relay.proc is not None
         config = relay.config_path
@@ -81,6 +91,22 @@ def test_a_show_is_recorded_and_reloaded_without_dropping_anything(tmp_path: Pat
         size_at_switch = segment.path.stat().st_size
         until_sync(lambda: segment.path.stat().st_size > size_at_switch + 200_000, 15,
                    "two seconds of the backup in the recording")
+
+        # the dashboard's event feed: the switch's time opens the recording at that moment
+        with sync_playwright() as p:
+            browser = launch(p)
+            _, page = log_in(browser, f"http://127.0.0.1:{http}", "alice", ALICE_PW, LAPTOP)
+            link = page.locator("#events li.ev-switched a.recording").first
+            expect(link).to_be_visible(timeout=10_000)
+            shot(page, "events-linked-to-the-recording")
+            page.goto(f"http://127.0.0.1:{http}" + str(link.get_attribute("href")))
+            assert page.url.split("/")[-1].startswith(segment.path.name + "#t="), page.url
+            playable = ("() => { const v = document.querySelector('video');"
+                        " return v && v.duration > 0 && v.duration; }")
+            duration = page.wait_for_function(playable, timeout=10_000).json_value()
+            assert duration > 2, duration
+            shot(page, "recording-opened-at-the-switch")
+            browser.close()
 
         # the recording moved where it cannot be written: the fault, and the push goes on
         reload_with(applied.replace(f'path = "{recordings}"', f'path = "{in_the_way / "recordings"}"'))

@@ -313,6 +313,9 @@ function eventText(e) {
   if (e.event === "switched") return `${e.from || t("dash.nothing")} → ${e.to} (${label("reason", e.reason)})` + (e.gap_ms != null ? t("dash.ev_gap", { ms: Math.round(e.gap_ms) }) : "");
   if (e.event === "fault_raised" || e.event === "fault_cleared")
     return `${e.input || e.output || t("dash.host")}: ${label("signal", e.signal)} ${t("common.tier", { tier: e.tier })}` + (e.value != null ? ` (${e.value})` : "");
+  // the configuration's keys, as config-check and the file name them
+  if (e.event === "config_reloaded") return (e.changed || []).join(", ") || "—";
+  if (e.event === "config_reload_refused") return (e.keys && e.keys.length ? e.keys : e.problems || []).join("; ") || e.reason || "";
   if (e.event === "command") return `${e.command} ${JSON.stringify(e.args || {})} → ${label("value", e.status)}${e.error ? ` (${e.error})` : ""} · ${t("dash.ev_by", { source: e.source || "?" })}`;
   return Object.entries(e).filter(([k, v]) => !skip.has(k) && v !== null && typeof v !== "object").map(([k, v]) => `${k} ${v}`).join(" · ");
 }
