@@ -257,7 +257,10 @@ class CheckRequest(Request):
 class ReloadRequest(Request):
     async def run(self, relay: CommandTarget) -> Outcome:
         done = await relay.reload()
-        return Outcome(bool(done["applied"]), done, None if done["applied"] else str(done["reason"]))
+        if done["applied"]:  # what changed, as `relay reload` prints it
+            return Outcome(True, {"changed": ", ".join(done["changed"]) or "nothing"})
+        problems = done.get("problems") or []
+        return Outcome(False, done, str(done["reason"]) + "".join(f"\n  {p}" for p in problems))
 
 
 @command("ping", role="viewer", summary="check that the relay answers commands")

@@ -94,3 +94,30 @@ def test_a_stall_threshold_changed_mid_show_counts_from_then_and_keeps_the_input
     assert len(cleared) == 1
     assert len([e for e in events if isinstance(e, FaultRaised) and e.signal == "stalled"]) == 1
     assert watch.connected  # nothing was reset: the input is the same, still watched
+
+
+class Target:
+    """The `reload` command's target: answers as relay/reload.py's ReloadOutcome would."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+
+    async def reload(self) -> dict[str, Any]:
+        return self.answer
+
+
+async def test_the_reload_command_says_what_changed_or_why_it_was_refused() -> None:
+    from relay.control.commands import COMMANDS, execute
+    from relay.control.remote import format_reply
+
+    request = COMMANDS["reload"].request()
+    done = await execute(request, Target({"applied": True, "changed": ["thresholds.black_s", "alerts"]}))  # type: ignore[arg-type]
+    assert done.ok and format_reply("reload", {"status": "ok", "data": done.data}) == (
+        "reload: ok\n  changed: thresholds.black_s, alerts")
+    nothing = await execute(request, Target({"applied": True, "changed": []}))  # type: ignore[arg-type]
+    assert nothing.data == {"changed": "nothing"}
+    broken = await execute(request, Target({  # type: ignore[arg-type]
+        "applied": False, "changed": [], "refused": [], "reason": "relay.toml has problems; the running "
+        "configuration is kept", "problems": ["thresholds.black_s = -1: expected a number >= 0"]}))
+    assert not broken.ok and broken.error == ("relay.toml has problems; the running configuration is kept\n"
+                                              "  thresholds.black_s = -1: expected a number >= 0")
