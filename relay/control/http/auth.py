@@ -38,7 +38,7 @@ from relay.settings import MIN_TOKEN_LENGTH, HttpUser
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
 MAX_SCRYPT_MEMORY = 1024 * 1024 * 1024  # a stored hash that needs more is refused at start, loudly
 SCHEME = "scrypt"
-CONCURRENT_CHECKS = 1  # scrypt checks at once (each holds 128 MiB for ~0.5 s)
+CONCURRENT_CHECKS = 1  # strangers' scrypt checks at once (128 MiB, ~0.5 s each); known clients: +1
 SESSION_LIMIT = 1000  # live sessions kept in all; the oldest is dropped beyond it
 SESSIONS_PER_ACCOUNT = 50  # one account's own oldest session is dropped beyond it
 CLIENT_FACTOR = 4  # a client may fail this many times the per-user limit across user names
@@ -118,6 +118,9 @@ class Accounts:
     def __init__(self, users: list[HttpUser], *, n: int = SCRYPT_N) -> None:
         self._by_name: dict[str, Account] = {}
         self._checking = threading.BoundedSemaphore(CONCURRENT_CHECKS)
+        # a client that logged into the account before has a lane of its own: a flood of
+        # strangers' guesses (unknown names cost a check too) does not queue the operator
+        self._checking_known = threading.BoundedSemaphore(1)
         for user in users:
             password = user.password.get_secret_value() if user.password is not None else None
             stored = password if password is None or is_hash(password) else hash_password(password, n=n)
@@ -132,11 +135,12 @@ class Accounts:
         costs = [int(a.password_hash.split("$")[1]) for a in self._by_name.values() if a.password_hash]
         self._dummy = hash_password(secrets.token_hex(8), n=max(costs, default=n))
 
-    def check_password(self, name: str, password: str) -> Account | None:
-        """Blocking (scrypt, one check at a time): call it in a worker thread."""
+    def check_password(self, name: str, password: str, *, known: bool = False) -> Account | None:
+        """Blocking (scrypt, one check at a time per lane): call it in a worker thread.
+        ``known``: the client logged into this account before (:meth:`LoginLimiter.knows`)."""
         account = self._by_name.get(name)
         stored = account.password_hash if account is not None else None
-        with self._checking:
+        with self._checking_known if known else self._checking:
             ok = verify_password(password, stored or self._dummy)
         return account if ok and account is not None and stored is not None else None
 
@@ -279,6 +283,10 @@ class LoginLimiter:
         if client not in self._known.get(user, ()):
             limits.append((("", user), self.account_guesses))
         return limits
+
+    def knows(self, client: str, user: str) -> bool:
+        """This client logged into this account before (its guesses have a budget of their own)."""
+        return client in self._known.get(user, ())
 
     def retry_after(self, client: str, user: str) -> float:
         """Seconds until this client may guess this user again (0: it may now)."""

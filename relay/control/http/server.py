@@ -21,7 +21,9 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
@@ -50,7 +52,7 @@ from relay.log import get_logger
 from relay.settings import HttpSettings, split_host_port
 
 log = get_logger("relay.http")
-LISTEN_BACKLOG = 128
+LISTEN_BACKLOG = 64  # accepted in one go before the gate sees them: a flood holds this many more at once
 
 COOKIE = "relay_session"
 MAX_BODY = 64 * 1024
@@ -117,6 +119,9 @@ class HttpServer:
         self.settings = settings
         self.relay_id = relay_id
         self.journal_path = journal_path
+        # `[recording] path` (push/recording.py): the segments served to logged-in users; a
+        # reload may change it (relay/reload.py)
+        self.recording_dir: Path | None = None
         self.extra_health = extra_health
         self.accounts: Accounts | None = None  # built in start(): hashing takes a moment
         self.sessions = Sessions(settings.session_hours * 3600)
@@ -302,6 +307,8 @@ class HttpServer:
         r.add_get("/api/preview", self.preview_stream)
         r.add_get("/api/reports", self.reports)
         r.add_get("/reports/{session}", self.report)
+        r.add_get("/recordings/at", self.recording_at)
+        r.add_get("/recordings/{name}", self.recording)
         r.add_get("/metrics", self.prometheus)
         r.add_get("/api/commands", self.command_list)
         r.add_post("/api/commands/{name}", self.command)
@@ -363,7 +370,8 @@ class HttpServer:
                                               status=429)
             response.headers["Retry-After"] = str(max(1, round(guess)))
             return response
-        account = await asyncio.to_thread(self.accounts.check_password, user, password)
+        account = await asyncio.to_thread(self.accounts.check_password, user, password,
+                                          known=self.limiter.knows(client, user))
         if account is None:
             self._say("failed", "http_login_failed", user=shown, client=client)
             return await self.login_page(request, ("login.wrong", {}), status=401)
@@ -563,13 +571,53 @@ class HttpServer:
             raise web.HTTPNotFound(text="no journal")
         try:
             lang = pages.language(request, self.settings.language)
-            html = await asyncio.to_thread(render_report, self.journal_path, session, lambda _: None, lang)
+            html = await asyncio.to_thread(render_report, self.journal_path, session, lambda _: None, lang,
+                                           self._recording_link)
         except (SessionNotFound, JournalError) as e:
             raise web.HTTPNotFound(text=str(e)) from None
         # the report's own CSP: the page's style-src 'self' would refuse its inline <style>
         return web.Response(text=html, content_type="text/html",
                             headers={"Cache-Control": "no-store", "Content-Security-Policy": REPORT_CSP,
                                      "Content-Language": lang, "Vary": "Accept-Language"})
+
+
+    # -- the show's recording (push/segments.py) --------------------------------------------
+
+    def _recording_link(self, relay_id: str, ts: float) -> str | None:
+        """A moment of the show in the recording, as this server serves it (the report's links)."""
+        from relay.push.segments import locate
+
+        directory = self.recording_dir
+        moment = None if directory is None else locate(directory, relay_id, ts)
+        return None if moment is None else f"/recordings/{quote(moment.file)}#t={int(moment.offset_s)}"
+
+    async def recording_at(self, request: web.Request) -> web.Response:
+        """``/recordings/at?ts=<UTC ISO time or epoch>``: to the segment playing from that
+        moment (the dashboard's event feed links here), or 404 when nothing was recorded then."""
+        text = request.query.get("ts", "")
+        try:
+            ts = float(text) if text.replace(".", "", 1).isdigit() else datetime.fromisoformat(
+                text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise web.HTTPBadRequest(text="ts: expected a UTC ISO 8601 time or a Unix time") from None
+        link = await asyncio.to_thread(self._recording_link, self.relay_id, ts)
+        if link is None:
+            raise web.HTTPNotFound(text="nothing was recorded at that moment")
+        raise web.HTTPFound(link)
+
+    async def recording(self, request: web.Request) -> web.StreamResponse:
+        """One segment of this relay's recording (ranges served: the player seeks)."""
+        from relay.push.segments import segments
+
+        directory, name = self.recording_dir, request.match_info["name"]
+        if directory is None:
+            raise web.HTTPNotFound(text="no recording")
+        # only a name this relay's listing holds: nothing else on the disk is reachable
+        found = await asyncio.to_thread(segments, directory, self.relay_id)
+        path = next((seg.path for seg in found if seg.path.name == name), None)
+        if path is None:
+            raise web.HTTPNotFound(text="no such segment")
+        return web.FileResponse(path, headers={"Content-Type": "video/mp4", "Cache-Control": "no-store"})
 
 
 async def _drain(ws: web.WebSocketResponse) -> None:
