@@ -72,9 +72,9 @@ def test_sixty_wrong_passwords_at_once_get_the_limit_checked_and_one_log_line_ea
         assert accounts is not None
         real = accounts.check_password
 
-        def counting(user: str, password: str) -> object:
+        def counting(user: str, password: str, *, known: bool = False) -> object:
             checked.append(user)
-            return real(user, password)
+            return real(user, password, known=known)
         accounts.check_password = counting  # type: ignore[method-assign]
         # 60 guesses on 20 connections at once (each login is its own request)
         statuses = [st for three in parallel(20, lambda i: [s.login("alice", f"guess-{i}-{j}")[0]
