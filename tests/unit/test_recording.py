@@ -193,3 +193,27 @@ def test_the_report_links_each_switch_and_fault_to_its_moment_in_the_recording(t
     assert f'href="{segment.as_uri()}#t=30"' in html
     assert f'href="{segment.as_uri()}#t=29"' in html
     assert html.count('class="recording"') == 2  # the failback at 500 s was after the recording ended
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc", "av1"])
+def test_every_codec_the_platform_gets_is_recorded_without_re_encoding(tmp_path: Path, codec: str) -> None:
+    """An encoder's packets as Relay's RTMP ingest delivers them (no sound track: the
+    segment opens with video only after AUDIO_WAIT_MS); every picture decodes."""
+    from tests.support.clips import encode, flv_packets
+
+    packets = flv_packets(encode(codec, 320, 180, frames=60, gop=30, formats=("flv",)).raw["flv"])
+    wall, events = Wall(), []
+    rec = recorder(tmp_path, wall, events)
+    feed(rec, wall, packets)
+    rec.close()
+    [segment] = segments(tmp_path / "rec", "studio-a")
+    with av.open(str(segment.path)) as f:
+        assert f.streams.video[0].codec_context.name in {"h264": ("h264",), "hevc": ("hevc",),
+                                                         "av1": ("libdav1d", "av1")}[codec]
+        assert sum(1 for _ in f.decode(video=0)) == 60
+    # copied as they came, not re-encoded (MP4's AV1 binding leaves out the temporal
+    # delimiter OBU, 0x12 0x00, that starts each temporal unit: AV1-ISOBMFF 2.4)
+    sent = [p.data.removeprefix(b"\x12\x00") if codec == "av1" else p.data for p in packets]
+    with av.open(str(segment.path)) as f:
+        assert [bytes(p) for p in f.demux(video=0) if p.size] == sent
+    assert events == []
