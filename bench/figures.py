@@ -125,3 +125,24 @@ def cpu_percent(cpu_seconds: float, wall_seconds: float) -> float:
 
 def change_pct(start: float, end: float) -> float:
     return 100.0 * (end - start) / start if start else math.nan
+
+
+def slope_per_hour(samples: Sequence[tuple[float, float]], *, last_s: float = 3600.0) -> tuple[float, float]:
+    """A least-squares line through ``(seconds, value)`` samples of the last ``last_s``
+    seconds: (its slope per hour, the seconds it spans). A slope, not first-vs-last, so
+    one high or low sample does not decide, and a plateau reads as flat where a
+    percentage over the whole soak cannot tell it from a steady creep. NaN for fewer
+    than two samples or no time between them."""
+    if not samples:
+        return math.nan, 0.0
+    end = samples[-1][0]
+    window = [(t, v) for t, v in samples if t >= end - last_s]
+    span = window[-1][0] - window[0][0] if window else 0.0
+    if len(window) < 2 or span <= 0:
+        return math.nan, span
+    n = len(window)
+    mean_t = sum(t for t, _ in window) / n
+    mean_v = sum(v for _, v in window) / n
+    var_t = sum((t - mean_t) ** 2 for t, _ in window)
+    cov = sum((t - mean_t) * (v - mean_v) for t, v in window)
+    return cov / var_t * 3600.0, span

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.figures import FailoverGap, Summary, change_pct, percentile
+from bench.figures import FailoverGap, Summary, change_pct, percentile, slope_per_hour
 from bench.sweep import SweepPoint
 
 KILLED, STALLED, BLACK = "killed", "stalled", "black"
@@ -180,6 +180,24 @@ def soak_figures(r: Results) -> tuple[int, int, int]:
     return after[0], after[-1], highest
 
 
+SLOPE_BAR_MB_H = 0.5  # a studio PC runs for weeks: 0.5 MB/h is 84 MB in a week
+SLOPE_WINDOW_S = 3600.0  # the slope is fitted over the soak's last hour
+
+
+def soak_slope(r: Results) -> tuple[float, float]:
+    """RSS slope in MB/h by least squares over the soak's last hour (after the warm-up),
+    and the seconds that fit spans (less than an hour: a shorter soak)."""
+    after = [(t, rss / MB) for t, rss in r.soak_rss if t >= r.soak_warmup_s]
+    return slope_per_hour(after, last_s=SLOPE_WINDOW_S)
+
+
+def _slope(r: Results) -> str:
+    slope, span = soak_slope(r)
+    if math.isnan(slope):
+        return "n/a"
+    return f"{slope:+.2f} MB/h" + ("" if span >= SLOPE_WINDOW_S - 60 else f" (over {span / 60:.0f} min)")
+
+
 def bars(r: Results) -> list[tuple[str, str, str, bool]]:
     """(what, measured, bar, met) for every SPEC 11 performance bar."""
     out: list[tuple[str, str, str, bool]] = []
@@ -215,6 +233,10 @@ def bars(r: Results) -> list[tuple[str, str, str, bool]]:
     change = change_pct(start, end)
     out.append((f"memory: RSS change over the {r.soak_minutes:g}-minute soak", f"{change:+.1f} %",
                 "within ±5 %", abs(change) <= 5))
+    slope, span = soak_slope(r)
+    if span >= SLOPE_WINDOW_S - 60:  # judged only on a soak with a whole last hour (2 h are asked for)
+        out.append(("memory: RSS slope over the soak's last hour (least squares)", _slope(r),
+                    f"≤ {SLOPE_BAR_MB_H:g} MB/h", slope <= SLOPE_BAR_MB_H))
     out.append(("output reconnects over the whole run", str(r.reconnects_total), "0",
                 r.reconnects_total == 0))
     for group, points in r.sweep.items():
@@ -393,7 +415,9 @@ def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
         f"blackdetect), both measured over {r.measure_s:g} s with the same clips.",
         f"- Soak: {r.soak_minutes:g} minutes with both inputs live and main on air; RSS sampled every "
         f"5 s; the soak starts 5 s after the last failback and its starting figure is taken after a "
-        f"{r.soak_warmup_s:.0f} s warm-up. Output reconnects "
+        f"{r.soak_warmup_s:.0f} s warm-up. The RSS slope is a least-squares line through the samples "
+        "of the soak's last hour (of all of it when shorter), in MB per hour; judged against "
+        f"{SLOPE_BAR_MB_H:g} MB/h only when the soak has a whole last hour. Output reconnects "
         "are `output_connected` events after the first one, over the whole run.",
         "",
         "## Failover gap at the viewer",
@@ -452,11 +476,13 @@ def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
         "",
         "## Soak",
         "",
-        "| minutes | RSS after warm-up | RSS at end | highest RSS | change | output reconnects (soak / "
-        "whole run) | frames at the viewer | longest pause at the viewer | event loop lag p99 / max |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| minutes | RSS after warm-up | RSS at end | highest RSS | change | RSS slope, last hour | "
+        "output reconnects (soak / whole run) | frames at the viewer | longest pause at the viewer | "
+        "event loop lag p99 / max |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         f"| {r.soak_minutes:g} | {start / MB:.1f} MB | {end / MB:.1f} MB | {highest / MB:.1f} MB | "
-        f"{change_pct(start, end):+.1f} % | {r.reconnects_soak} / {r.reconnects_total} | {r.soak_frames} | "
+        f"{change_pct(start, end):+.1f} % | {_slope(r)} | {r.reconnects_soak} / {r.reconnects_total} | "
+        f"{r.soak_frames} | "
         f"{_ms(r.soak_viewer_gap_ms)} | {_lag(r.soak_loop_lag_ms)} |",
         "",
         "Event loop lag: how much later than asked Relay's loop-lag task (relay/watch/loop_lag.py, "

@@ -15,6 +15,7 @@ from bench.figures import (
     failover_gap,
     longest_gap,
     percentile,
+    slope_per_hour,
 )
 
 FRAME = 1 / 30
@@ -100,3 +101,19 @@ def test_cpu_and_change() -> None:
     assert cpu_percent(3.0, 30.0) == pytest.approx(10.0)
     assert math.isnan(cpu_percent(1.0, 0.0))
     assert change_pct(100.0, 104.0) == pytest.approx(4.0)
+
+
+def test_the_rss_slope_is_a_least_squares_fit_over_the_last_hour() -> None:
+    # 2 h: rising 4 MB/h for the first hour, flat (with noise) for the last: the fit says flat
+    first = [(t, 150 + 4 * t / 3600) for t in range(0, 3600, 5)]
+    last = [(t, 154 + (0.3 if (t // 5) % 2 else -0.3)) for t in range(3600, 7205, 5)]
+    slope, span = slope_per_hour(first + last)
+    assert abs(slope) < 0.05 and span == 3600
+    # one high sample does not decide, as it would first against last
+    spiky = [(t, 150.0) for t in range(0, 3600, 5)] + [(3600.0, 160.0)]
+    assert slope_per_hour(spiky)[0] < 0.5
+    # a steady creep is its rate per hour, whatever the window
+    creep = [(t, 100 + 0.9 * t / 3600) for t in range(0, 7200, 5)]
+    assert abs(slope_per_hour(creep)[0] - 0.9) < 1e-9
+    assert abs(slope_per_hour(creep, last_s=600)[0] - 0.9) < 1e-9
+    assert math.isnan(slope_per_hour([(1.0, 5.0)])[0]) and math.isnan(slope_per_hour([])[0])

@@ -125,3 +125,20 @@ def test_obs_default_cpu_bars_growth_table_loop_lag_and_the_profile_before(tmp_p
     assert "| relay run, keyframe every 8.33 s | 9.0 % | 160 MB |" in page
     assert "| 2 ms / 40 ms |" in page  # the soak's loop lag: p99 / max
     assert "## Profile before issue 14" in page and "`_VideoDecoder.decode`" in page
+
+
+def test_the_soak_reports_its_rss_slope_and_judges_it_on_a_whole_last_hour() -> None:
+    # the 5-minute soak: the slope is shown, not judged
+    short = results()
+    assert not any("slope" in what for what, *_ in bars(short))
+    # a 2-hour soak that creeps 1 MB/h: within ±5 % over the soak, but the slope says no
+    hours = [(t, int((150 + 1.0 * t / 3600) * MB)) for t in range(0, 7200, 5)]
+    creeping = results(soak_minutes=120, soak_rss=hours)
+    slope_rows = [row for row in bars(creeping) if "slope" in row[0]]
+    assert [ok for *_, ok in bars(creeping) if not ok] == [False]
+    assert slope_rows and slope_rows[0][1] == "+1.00 MB/h" and not slope_rows[0][3]
+    noisy = [(t, 150 * MB + (t // 5 % 3) * 4096) for t in range(0, 7200, 5)]
+    flat = results(soak_minutes=120, soak_rss=noisy)
+    assert all(ok for *_, ok in bars(flat))
+    page = render(creeping, Machine("Test CPU", 2, 8.0, "Debian", "6.1"), {})
+    assert "+1.00 MB/h" in page
