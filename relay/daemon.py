@@ -202,6 +202,8 @@ class Daemon:
 
     def _on_sighup(self) -> None:
         """Read the configuration again (relay/reload.py); the outcome is its event."""
+        if self._stop.is_set():
+            return  # stopping: nothing left to apply it to
         task = asyncio.create_task(self.reloader.reload("signal"), name="reload")
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
