@@ -105,7 +105,7 @@ class SlateControl:
         audio_file = None if s.audio == "silence" else s.audio
         self._encoding = True
         job = self._worker.submit(functools.partial(self._encode_clip, s.image, video, audio, fps,
-                                                     audio_file=audio_file))
+                                                     audio_file=audio_file, lang=s.language))
         try:
             clip: SlateClip = await asyncio.wait_for(asyncio.wrap_future(job), self._stuck_s)
         except TimeoutError:
