@@ -26,9 +26,9 @@ is written: no code path can write a tag that misnames the codec of the data beh
 
 from __future__ import annotations
 
-from relay.rtmp import amf0
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push.carriage import CannotCarry
+from relay.rtmp import amf0
 
 MSG_AUDIO = 8
 MSG_VIDEO = 9
@@ -36,6 +36,9 @@ MSG_DATA = 18
 
 _CODEC_IDS = {"legacy": {"h264": 7}, "enhanced": {"h264": 7}, "codec_id_12": {"h264": 7, "hevc": 12}}
 _FOURCCS = {"hevc": b"hvc1", "av1": b"av01"}  # enhanced only
+# What an enhanced output announces in `connect` (Enhanced RTMP: the fourCcList strict
+# array): the video codecs Relay can send it.
+ENHANCED_FOURCC_LIST = ("hvc1", "av01", "avc1")
 _WITH_COMPOSITION_TIME = ("h264", "hevc")  # av01's CodedFrames carries none (Enhanced RTMP v2)
 _KEY, _INTER = 1, 2  # FLV frame types
 _SEQUENCE, _FRAMES = 0, 1  # AVCPacketType / VideoPacketType: sequence start, coded frames

@@ -58,7 +58,8 @@ def _same(a: VideoConfig | AudioConfig | None, b: VideoConfig | AudioConfig | No
 class RtmpSink:
     def __init__(self, url: str, connect_timeout: float, stall_timeout: float, form: str = "legacy",
                  ca_file: str | None = None) -> None:
-        self._publisher = RtmpPublisher(url, connect_timeout, stall_timeout, ca_file)
+        extra = {"fourCcList": list(flv.ENHANCED_FOURCC_LIST)} if form == "enhanced" else None
+        self._publisher = RtmpPublisher(url, connect_timeout, stall_timeout, ca_file, connect_extra=extra)
         self._form = form
         self._video: VideoConfig | None = None
         self._audio: AudioConfig | None = None

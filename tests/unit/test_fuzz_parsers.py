@@ -26,8 +26,6 @@ from hypothesis import strategies as st
 from relay.codec import aac, h264
 from relay.ingest.demux import DemuxSource, _AudioTrack, _Session, _VideoTrack
 from relay.ingest.rtmp_server import _PROTOCOL_ERRORS
-from relay.push.rtmp_publish import ChunkReader as PushChunkReader
-from relay.push.rtmp_publish import ReplyError, chunk_message
 from relay.rtmp import amf0
 from relay.rtmp.chunks import (
     AUDIO,
@@ -38,6 +36,7 @@ from relay.rtmp.chunks import (
     ChunkReader,
     ChunkWriter,
 )
+from relay.rtmp.client_session import REPLY_BOUNDS
 from relay.rtmp.flv import FlvDemuxer, FlvError
 from relay.rtmp.handshake import HandshakeError, ServerHandshake
 from relay.rtmp.server_session import PublishSession
@@ -343,25 +342,26 @@ def test_a_mutated_mpegts_capture_ends_the_session_with_a_reason(data: bytes) ->
     assert reason == "ended" or reason.startswith("error: ")
 
 
-# -- the push client's reader ---------------------------------------------------------------
+# -- the one chunk reader with the push client's bounds (a platform's replies) -------------
 
 @st.composite
 def platform_replies(draw: st.DrawFn) -> bytes:
     size = draw(st.sampled_from([1, 3, 128, 4096]))
-    out = bytearray(chunk_message(2, 1, 0, 0, size.to_bytes(4, "big"), chunk_size=128))
+    out = bytearray(ChunkWriter(128).message(2, 1, 0, 0, size.to_bytes(4, "big")))
+    writer = ChunkWriter(size)
     for type_id, csid, stream_id, ts, payload in draw(st.lists(message, max_size=10)):
-        out += chunk_message(min(csid, 63), type_id, stream_id, ts, payload or b"\x05", chunk_size=size)
+        out += writer.message(min(csid, 63), type_id, stream_id, ts, payload or b"\x05")
     return draw(mutated(bytes(out), 6))
 
 
 @given(platform_replies(), st.lists(st.integers(0, 10000), max_size=8))
-def test_the_push_reader_parses_or_raises_reply_error(data: bytes, cuts: list[int]) -> None:
-    reader = PushChunkReader()
+def test_the_reader_with_reply_bounds_parses_or_raises_chunk_error(data: bytes, cuts: list[int]) -> None:
+    reader = ChunkReader(**REPLY_BOUNDS)
     with bounded():
         try:
             for piece in reads(data, cuts):
                 reader.feed(piece)
-        except ReplyError:
+        except ChunkError:
             pass
 
 
@@ -369,7 +369,7 @@ def test_the_push_reader_parses_or_raises_reply_error(data: bytes, cuts: list[in
 BYTE_PARSERS: dict[str, tuple[Callable[[bytes], object], tuple[type[BaseException], ...]]] = {
     "amf0": (amf0.decode_all, (amf0.AmfError,)),
     "chunks": (lambda d: ChunkReader().feed(d), (ChunkError,)),
-    "push reader": (lambda d: PushChunkReader().feed(d), (ReplyError,)),
+    "chunks, reply bounds": (lambda d: ChunkReader(**REPLY_BOUNDS).feed(d), (ChunkError,)),
     "avcC": (h264.parse_avcc_config, (h264.H264Error,)),
     "annex B": (h264.annexb_to_avcc, (h264.H264Error,)),
     "ASC": (aac.parse_audio_specific_config, (aac.AacError,)),

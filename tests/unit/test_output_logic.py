@@ -8,19 +8,14 @@ import threading
 import pytest
 
 from relay.events import Event, FaultCleared, FaultRaised, OutputUrlChanged
-from relay.rtmp import amf0
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
-from relay.push import flv
+from relay.push import flv, rtmp_publish
 from relay.push.policy import PushPolicy
 from relay.push.queue import PushQueue
-from relay.push.rtmp_publish import (
-    ChunkReader,
-    PushError,
-    chunk_message,
-    chunk_parts,
-    parse_rtmp_url,
-    send_parts,
-)
+from relay.push.rtmp_publish import PushError, send_parts, target_of
+from relay.rtmp import amf0
+from relay.rtmp.chunks import ChunkReader, ChunkWriter
+from relay.rtmp.client_session import REPLY_BOUNDS
 
 
 def policy(events: list[Event], urls: int = 2, failback: str = "auto") -> PushPolicy:
@@ -134,29 +129,31 @@ def test_queue_restart_at_keyframe_and_empty_get() -> None:
 
 def test_chunking_round_trip_with_extended_timestamp() -> None:
     payload = bytes(range(256)) * 40  # 10240 bytes: three 4096-byte chunks
-    reader = ChunkReader()
+    reader = ChunkReader(**REPLY_BOUNDS)
     reader.chunk_size = 4096
     for ts in (1234, 0x1_2345_6789):
-        wire = chunk_message(6, 9, 1, ts, payload)
+        wire = ChunkWriter(4096).message(6, 9, 1, ts, payload)
         msgs = reader.feed(wire[:100]) + reader.feed(wire[100:])
-        assert msgs == [(9, 1, payload)]
+        assert [(m.type_id, m.stream_id, m.timestamp, m.payload.tobytes()) for m in msgs] == [
+            (9, 1, ts & 0xFFFFFFFF, payload)]
 
 
 def test_chunk_reader_follows_set_chunk_size() -> None:
-    reader = ChunkReader()
-    wire = chunk_message(2, 1, 0, 0, (64).to_bytes(4, "big"), chunk_size=128)
-    wire += chunk_message(3, 20, 0, 0, amf0.encode("_result", 1.0, None, {"x": 1.0}), chunk_size=64)
+    reader = ChunkReader(**REPLY_BOUNDS)
+    wire = ChunkWriter(128).message(2, 1, 0, 0, (64).to_bytes(4, "big"))
+    wire += ChunkWriter(64).message(3, 20, 0, 0, amf0.encode("_result", 1.0, None, {"x": 1.0}))
     msgs = reader.feed(wire)
-    assert [m[0] for m in msgs] == [1, 20] and reader.chunk_size == 64
-    assert amf0.decode_all(msgs[1][2])[0] == "_result"
+    # Set Chunk Size is applied by the reader itself, not handed on
+    assert [m.type_id for m in msgs] == [20] and reader.chunk_size == 64
+    assert amf0.decode_all(msgs[0].payload.tobytes())[0] == "_result"
 
 
 def test_parse_rtmp_url_keeps_query_in_stream_name() -> None:
-    t = parse_rtmp_url("rtmps://push.example.com/live/app2/key?sign=abc")
+    t = target_of("rtmps://push.example.com/live/app2/key?sign=abc")
     assert (t.host, t.port, t.app, t.stream) == ("push.example.com", 443, "live/app2", "key?sign=abc")
     assert t.tc_url == "rtmps://push.example.com/live/app2"
     with pytest.raises(PushError):
-        parse_rtmp_url("rtmp://host/onlyapp")
+        target_of("rtmp://host/onlyapp")
 
 
 def test_flv_tag_bodies() -> None:
@@ -177,7 +174,8 @@ def test_a_message_goes_out_from_views_of_its_payload_byte_for_byte_through_a_fu
     """send_parts hands the kernel the payload's chunks as views (no joined copy); a socket
     whose buffer fills takes part of a buffer at a time, and nothing is lost or repeated."""
     payload = bytes(range(256)) * 1200  # 300 KiB: 75 chunks, more than the socket buffer
-    parts = chunk_parts(6, 9, 1, 0x1000000, payload)  # an extended timestamp in every chunk
+    writer = ChunkWriter(4096)
+    parts = writer.parts(6, 9, 1, 0x1000000, payload)  # an extended timestamp in every chunk
     assert any(isinstance(p, memoryview) and p.obj is payload for p in parts)
     a, b = socket.socketpair()
     a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
@@ -195,4 +193,31 @@ def test_a_message_goes_out_from_views_of_its_payload_byte_for_byte_through_a_fu
         a.close()
         reader.join(10)
         b.close()
-    assert sent == len(received) and bytes(received) == chunk_message(6, 9, 1, 0x1000000, payload)
+    assert sent == len(received) and bytes(received) == writer.message(6, 9, 1, 0x1000000, payload)
+
+
+def test_every_resolved_address_is_tried_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name that resolves to a dead IPv6 address first and a live IPv4 one second
+    (a broken IPv6 route) still connects, as OBS does; when none answers, each is named."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))  # bound, never listening: connecting is refused
+    dead_port = dead.getsockname()[1]
+    answers = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", dead_port, 0, 0)),
+               (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", dead_port)),
+               (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+    monkeypatch.setattr(rtmp_publish.socket, "getaddrinfo", lambda *a, **k: answers)
+    try:
+        sock = rtmp_publish.open_tcp("ingest.example", port, 5.0)
+        assert sock.getpeername()[:2] == ("127.0.0.1", port)
+        sock.close()
+        answers.pop()
+        with pytest.raises(PushError) as failed:
+            rtmp_publish.open_tcp("ingest.example", dead_port, 5.0)
+        assert "::1" in str(failed.value) and "127.0.0.1" in str(failed.value)
+    finally:
+        server.close()
+        dead.close()
