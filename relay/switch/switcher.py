@@ -58,8 +58,8 @@ Dropping added delay
     input at the point of a group from where the rest of the group is the added
     delay (its keyframe interval predicts the next keyframe; a whole group when
     the delay exceeds one; when that point has passed, in the next group), and
-    resumes at that keyframe,
-    stamped one frame interval after the last output frame. The timestamps stay
+    resumes at that keyframe, stamped one frame interval after the last output
+    frame. The timestamps stay
     continuous; the content jumps forward by the skipped span and the viewer's
     buffer shrinks by it. A keyframe later than predicted skips more than the
     delay (the player then waits that much); an earlier one skips less and
@@ -76,11 +76,9 @@ Jumps of the active input's own timeline
     switcher keeps the output continuous and does not try to repair it.
 
 Audio the new input does not have
-    While the active input sends no audio (none within ``AUDIO_GONE_S``), the
-    output audio track is filled with encoded AAC silence in the last audio
-    configuration the output carried (AAC-LC 48 kHz stereo if it never carried
-    any), one 1024-sample frame after another up to the output video timestamp,
-    timed in samples (timeline.SilenceClock).
+    While the active input sends none (within ``AUDIO_GONE_S``), the output gets AAC
+    silence in the last audio configuration it carried (else AAC-LC 48 kHz stereo) up
+    to the output video timestamp, timed in samples (timeline.SilenceClock).
 
 Codec parameters
     Packets keep pointing at their own input's VideoConfig/AudioConfig; a switch
@@ -94,21 +92,18 @@ Codec parameters
     on air's pictures in another codec are not forwarded.
 
 Verification and reports
-    A switch is verified once the target's keyframe went out and then at least
-    ``VERIFY_PACKETS`` further video packets of the target arrived on air, sent
-    or held back by the delay take-back (what Relay chose not to send is not the
-    target failing). It failed when that has not happened ``verify_within_s``
-    after the cut, or, before the cut, when nothing at all has arrived from the
-    target for ``verify_within_s``, or its keyframe is overdue: ``verify_within_s``
-    beyond the request and beyond the keyframe its own interval predicts (at most
-    ``MAX_KEYFRAME_WAIT_S`` after the request). A switch still waiting for its
-    keyframe is then abandoned and the old input (or the bridge) stays on air.
-    ``(to, verified)`` is queued for the policy (``pop_results``). A verified
-    switch is announced here with the figures only the switcher has
-    (``Switched``: freeze, added delay, gap); a failed one is announced by the
-    policy (``SwitchFailed``, it decides what follows), so the switcher only
-    keeps why it failed in ``health()["last_failure"]``. A switch superseded by
-    a newer request reports nothing.
+    A switch is verified once ``VERIFY_PACKETS`` video packets of the target went on
+    air after its keyframe (sent or held back by the delay take-back: what Relay chose
+    not to send is not the target failing), or its live bridge put that many of its
+    pictures on air (the cut at its keyframe follows). It failed when that has not
+    happened ``verify_within_s`` after the cut, or, before it, when nothing arrived
+    from the target for ``verify_within_s`` or its keyframe is overdue (beyond the
+    one its own interval predicts, at most ``MAX_KEYFRAME_WAIT_S``): the old input
+    (or the bridge) stays on air. ``(to, verified)`` goes to the policy
+    (``pop_results``); a verified switch is announced here with the figures only the
+    switcher has (``Switched``: freeze, added delay, gap), a failed one by the policy
+    (``SwitchFailed``; the reason is kept in ``health()["last_failure"]``). A switch
+    superseded by a newer request reports nothing.
 """
 
 from __future__ import annotations
@@ -163,6 +158,7 @@ class Switcher:
         self._bridge: InputState | None = None  # the bridge on air (auto), else None
         self._bridge_for: str | None = None  # the input it bridges to
         self._bridge_live = False  # it is the live bridge (the target's own pictures), not the still
+        self._live_verified: SwitchRecord | None = None  # a switch verified on its live bridge, cut pending
         self._params_due = False  # the next keyframe out carries its SPS/PPS in band
         self._max_video_pts: int | None = None  # the latest presentation time sent (B-frames)
         self._show_codec: str | None = None  # the video codec of the output (see Codec parameters)
@@ -173,9 +169,9 @@ class Switcher:
 
     @property
     def active(self) -> str | None:
-        """The input on air; while a bridge picture is on air, the input it leads to."""
-        if self._bridge is not None and self._switch is not None:
-            return self._switch.to
+        """The input on air; while a bridge is on air, the input it leads to."""
+        if self._bridge is not None:
+            return self._switch.to if self._switch is not None else self._bridge_for
         return self._active
 
     @property
@@ -204,9 +200,12 @@ class Switcher:
         out: list[MediaPacket] = []
         switch = self._switch
         is_keyframe = pkt.track is Track.VIDEO and pkt.keyframe
-        if switch is not None and switch.cut_at is None and switch.to == input_id:
+        waiting = switch if switch is not None and switch.cut_at is None and switch.to == input_id else None
+        if waiting is None and self._live_verified is not None and self._live_verified.to == input_id:
+            waiting = self._live_verified
+        if waiting is not None:
             if is_keyframe:  # the group is this keyframe and the audio overlapping it
-                out += self._cut_over(switch, state.gop.packets(), now, buffered=False)
+                out += self._cut_over(waiting, state.gop.packets(), now, buffered=False)
             elif self._bridge_live and self._bridge_for == input_id and pkt.track is Track.AUDIO:
                 out += self._send(state, pkt, now)  # its own sound, with its pictures re-encoded
         elif input_id == self._active:
@@ -229,14 +228,23 @@ class Switcher:
         """One packet of the bridge (see the module docstring): ``live``, a picture of the
         target re-encoded, on the target's own timeline; else the still's. Returns what to send."""
         switch = self._switch
-        wanted = switch is not None and switch.bridge and switch.cut_at is None
+        if switch is None or not switch.bridge or switch.cut_at is not None:
+            switch = self._live_verified  # verified on the live bridge: on air until its keyframe
         if self._bridge is None or live != self._bridge_live or (
-                switch is not None and wanted and self._bridge_for != switch.to):
-            if switch is None or not wanted or not (pkt.track is Track.VIDEO and pkt.keyframe):
+                switch is not None and self._bridge_for != switch.to):
+            if switch is None or not (pkt.track is Track.VIDEO and pkt.keyframe):
                 return []  # not wanted (any more), or not where it can start
-            return self._start_bridge(switch, pkt, now, live)
-        self._bridge.timeline.observe(pkt)
-        return self._send(self._bridge, pkt, now)
+            out = self._start_bridge(switch, pkt, now, live)
+        else:
+            self._bridge.timeline.observe(pkt)
+            out = self._send(self._bridge, pkt, now)
+        if live and switch is self._switch and switch is not None and pkt.track is Track.VIDEO:
+            # the target's own pictures are on air: the switch is verified without its keyframe
+            switch.flowing += 1
+            if switch.flowing >= VERIFY_PACKETS:
+                self._live_verified = switch
+                self._verified(switch)
+        return out
 
     def _start_bridge(self, switch: SwitchRecord, keyframe: MediaPacket, now: float,
                       live: bool) -> list[MediaPacket]:
@@ -315,10 +323,12 @@ class Switcher:
         if to == self._active and self._bridge is None:
             self._switch = None  # back to the one on air: the pending switch is off
             return []
+        if current is None and self._live_verified is not None and to == self._live_verified.to:
+            return []  # on air through its live bridge
         if urgent is None:
             urgent = reason == "fault"
-        # From a bridge picture every switch is urgent: the picture on air is already still.
-        urgent = urgent or self._bridge is not None
+        # From the still every switch is urgent: the picture on air is already still.
+        urgent = urgent or (self._bridge is not None and not self._bridge_live)
         switch = SwitchRecord(to=to, from_=self.active, reason=reason, requested_at=now, urgent=urgent)
         self._switch = switch
         state = self._inputs.get(to)
@@ -372,14 +382,9 @@ class Switcher:
 
     def health(self) -> dict[str, object]:
         switch = self._switch
-        pending: dict[str, object] | None = None
-        if switch is not None:
-            pending = {
-                "to": switch.to,
-                "reason": switch.reason,
-                "since": switch.requested_at,
-                "cut_over": switch.cut_at is not None,
-            }
+        pending: dict[str, object] | None = None if switch is None else {
+            "to": switch.to, "reason": switch.reason, "since": switch.requested_at,
+            "cut_over": switch.cut_at is not None}
         return {
             "active": self._active,
             "pending": pending,
@@ -473,6 +478,7 @@ class Switcher:
         self._active = switch.to
         self._bridge = None
         self._bridge_live = False
+        self._live_verified = None
         self._resync = False
         self._silence_clock = None
         state = self._inputs[switch.to]

@@ -119,7 +119,12 @@ def test_a_fault_switch_puts_the_targets_own_pictures_on_air_until_its_keyframe(
         # main fails at 1.0 s; the backup's keyframe (0.0 s) is a second old: beyond 300 ms
         show.out += show.switcher.request_switch("backup", 1.0, "fault")
         assert show.switcher.bridge_wanted() == "backup"
+        show.play(1.3)
+        # the backup's own pictures are on air: the switch is verified before its keyframe
+        assert show.switcher.bridge_mode == "live" and show.switcher.active == "backup"
+        assert show.switcher.switching_to is None and show.switcher.pop_results() == [("main", True), ("backup", True)]
         show.play(2.0)
+        assert show.switcher.bridge_mode is None and show.switcher.active == "backup"
     finally:
         show.bridge.close()
     video = _check_continuous(show.out)
