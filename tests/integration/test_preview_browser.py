@@ -45,11 +45,11 @@ SAMPLE = """() => {
   const v = document.querySelector('#program');
   if (!v.videoWidth) return null;
   const c = document.createElement('canvas'); c.width = 64; c.height = 36;
-  const g = c.getContext('2d'); g.drawImage(v, 0, 0, 64, 36);
+  const g = c.getContext('2d', { willReadFrequently: true }); g.drawImage(v, 0, 0, 64, 36);
   const px = g.getImageData(0, 0, 64, 36).data;
   const marker = g.getImageData(1, 1, 1, 1).data;  // inside the publisher's 64x64 square of 640x360
   return { pixels: Array.from(px.filter((_, i) => i % 4 !== 3)), marker: [marker[0], marker[1], marker[2]],
-           time: v.currentTime, muted: v.muted, paused: v.paused };
+           time: v.currentTime, muted: v.muted, paused: v.paused, width: v.videoWidth };
 }"""
 WATCH_ARRIVALS = """() => {
   window.ARRIVALS = [];
@@ -112,8 +112,10 @@ users = [{{ name = "alice", role = "operator", password = "{ALICE_PW}", token = 
                                                                "min_dwell_s": 1.0}, extra=extra)
         relay = stack.enter_context(RelayProcess(tmp_path, config))
         relay.wait_for("started", timeout=20)
-        for key, marker in ((MAIN_KEY, "red"), (BACKUP_KEY, "blue")):
-            stack.enter_context(ffmpeg_publisher(f"rtmp://127.0.0.1:{rtmp_port}/live/{key}",
+        # backup is set up otherwise (a smaller picture: other parameter sets), so the
+        # failover makes the preview start again from a new init segment
+        for key, marker, size in ((MAIN_KEY, "red", "640x360"), (BACKUP_KEY, "blue", "480x270")):
+            stack.enter_context(ffmpeg_publisher(f"rtmp://127.0.0.1:{rtmp_port}/live/{key}", size=size,
                                                  extra_output_args=["-vf", marker_filter(marker)]))
             if key == MAIN_KEY:
                 relay.next_switch("main", timeout=20)
@@ -141,7 +143,7 @@ def test_the_preview_plays_what_is_on_air_and_follows_a_failover(studio: dict[st
         # -- moving, muted, main's red marker -----------------------------------------------------
         page.wait_for_function("() => document.querySelector('#program.playing') !== null", timeout=15_000)
         first = sample(page)
-        assert first["muted"] and not first["paused"]
+        assert first["muted"] and not first["paused"] and first["width"] == 640
         assert colour(first["marker"]) == "red", first["marker"]
         later = f"() => document.querySelector('#program').currentTime > {first['time']} + 0.5"
         page.wait_for_function(later, timeout=10_000)
@@ -154,7 +156,9 @@ def test_the_preview_plays_what_is_on_air_and_follows_a_failover(studio: dict[st
             behind.append(page.evaluate(BEHIND))
         print(f"preview: the picture shown arrived {max(b for b in behind if b is not None):.2f} s before "
               f"(samples {behind})")
-        assert all(b is not None and b < 3.0 for b in behind), behind
+        # the player keeps within 1.5 s of the newest picture it holds; a starved machine's
+        # stalls come on top ("a few seconds at most", SPEC 7a)
+        assert all(b is not None and b < 5.0 for b in behind), behind
 
         # -- per-input meters from the analysis ---------------------------------------------------
         for input_id in ("main", "backup"):
@@ -180,9 +184,10 @@ def test_the_preview_plays_what_is_on_air_and_follows_a_failover(studio: dict[st
         relay.wait_for("switched", to="backup", timeout=10)
         page.wait_for_function(
             f"() => {{ const s = ({SAMPLE})(); return s && s.marker[2] > 150 && s.marker[0] < 100; }}",
-            timeout=10_000, polling=50)
+            timeout=20_000, polling=50)  # 0.8-1.3 s seen at load 13-21 on 2 cores, once 7.9 s
         print(f"preview: backup's picture shown {time.monotonic() - pressed:.2f} s after the failover")
-        assert colour(sample(page)["marker"]) == "blue"
+        after = sample(page)
+        assert colour(after["marker"]) == "blue" and after["width"] == 480, after["width"]
         expect(page.locator("#active-input")).to_have_text("backup", timeout=5_000)
         screenshot(page, "preview-backup-laptop")
 
@@ -190,7 +195,8 @@ def test_the_preview_plays_what_is_on_air_and_follows_a_failover(studio: dict[st
         page.set_viewport_size(PHONE)
         page.reload()
         page.wait_for_function("() => document.querySelector('#program.playing') !== null", timeout=15_000)
-        assert colour(sample(page)["marker"]) == "blue"
+        joined = sample(page)
+        assert colour(joined["marker"]) == "blue" and joined["width"] == 480
         expect(page.locator("[data-input=main] [data-meter=peak]")).to_be_visible()
         screenshot(page, "preview-backup-phone")
         context.close()
