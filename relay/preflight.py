@@ -16,7 +16,7 @@ What is checked, each line pass (✔), warn (⚠) or fail (✖):
   (the switch will work but not seamlessly: the platform sees new parameters); a
   different video codec warns that Relay will not switch to it at all (SPEC 2);
 - every enabled output against the codec each input sends: one it cannot carry
-  (HEVC to ``video_tags = "legacy"``, AV1 over SRT) fails (push/carriage.py);
+  (HEVC to ``video_tags = "legacy"``, AV1 over SRT) fails (codec/carriage.py);
 - every URL of every enabled output: resolve, TCP (TLS), RTMP handshake and
   ``connect``, never publishing (:mod:`relay.push.probe`); SRT: the caller handshake;
 - MQTT: the broker is reachable and accepts our login (a pass if MQTT is off);
@@ -47,11 +47,11 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import psutil
 
+from relay.codec.carriage import CannotCarry, carries, form_of
 from relay.codec.video import label
 from relay.events import SIGNAL_WORDS
 from relay.i18n import count, t
 from relay.media import AudioConfig, VideoConfig
-from relay.push.carriage import CannotCarry, carries, form_of
 from relay.push.probe import ProbeResult, probe_url
 from relay.settings import MqttSettings, RelaySettings, ThresholdSettings
 from relay.watch.host import DiskProbe, HostSample, read_host_sample
@@ -272,7 +272,7 @@ def _describe(f: StreamFormat) -> str:
 
 
 def judge_carriage(settings: RelaySettings, codecs: dict[str, str]) -> list[CheckItem]:
-    """Every enabled output against the video codec each input sends (push/carriage.py)."""
+    """Every enabled output against the video codec each input sends (codec/carriage.py)."""
     items = []
     for out in (o for o in settings.outputs if o.enabled):
         forms = sorted({form_of(u.get_secret_value(), out.video_tags) for u in out.urls})

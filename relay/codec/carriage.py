@@ -1,9 +1,9 @@
 """Which video codecs each kind of destination can carry, and what to tell people when
-one cannot: the rule behind "never a tag that misnames the codec" (push/flv.py) and
+one cannot: the rule behind "never a tag that misnames the codec" (rtmp/flv.py) and
 the checks that say so before the show (config-check, `relay check`).
 
 A destination's *form* is how its video is written: for rtmp:// and rtmps:// the
-output's ``video_tags`` (``legacy``, ``enhanced``, ``codec_id_12``, push/flv.py
+output's ``video_tags`` (``legacy``, ``enhanced``, ``codec_id_12``, rtmp/flv.py
 explains each), for srt:// MPEG-TS, which carries H.264 and HEVC (stream types 0x1B
 and 0x24) and, in what platforms ingest, not AV1.
 """

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from relay.codec.carriage import FORMS, advice, carries, form_of
 from relay.codec.video import label
 from relay.config.problems import Loc, Problems, text_of
-from relay.push.carriage import FORMS, advice, carries, form_of
 from relay.settings import OutputSettings, RelaySettings, pull_file_path, split_host_port
 
 # Keys an input uses only for one kind; set on another kind they would be ignored silently.

@@ -13,7 +13,7 @@ progress (`sink.progress_at`); the loop side declares a write stalled after
 worker even inside a blocking write. Events are posted to the loop thread.
 
 Video the destination cannot carry (HEVC to a `legacy` RTMP output, AV1 over SRT:
-push/carriage.py) is never pushed: the connection is closed (or not opened), the
+codec/carriage.py) is never pushed: the connection is closed (or not opened), the
 `codec` fault is raised at tier 1 with `output_failed`, and the output waits,
 dropping media, for a keyframe of a codec it can carry, then connects again.
 """
@@ -25,10 +25,10 @@ import contextlib
 import threading
 import time
 
+from relay.codec.carriage import CannotCarry, carries, form_of
 from relay.events import Event, EventSink, FaultCleared, FaultRaised, OutputConnected, OutputFailed
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
-from relay.push.carriage import CannotCarry, carries, form_of
 from relay.push.policy import OutputStatus, PushPolicy
 from relay.push.probe import probe_url
 from relay.push.queue import PushQueue

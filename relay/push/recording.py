@@ -18,7 +18,7 @@ Fragmented MP4 (``frag_keyframe+empty_moov``): every player and browser opens it
 a file cut short by a crash or a full disk still plays up to its last fragment.
 No re-encoding: the packets are written as they were pushed. PyAV's muxer needs the
 codec records in its stream parameters, which only a demuxer can set: a few bytes of
-FLV (the sequence headers, push/flv.py) are read back once per segment as templates.
+FLV (the sequence headers, rtmp/flv.py) are read back once per segment as templates.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ import av
 from relay.events import Event, EventSink, FaultCleared, FaultRaised
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
-from relay.push import flv
 from relay.push.queue import PushQueue
 from relay.push.segments import Moment, locate, new_segment_path, prune
+from relay.rtmp import flv
 from relay.settings import RecordingSettings
 
 SIGNAL = "recording"
@@ -81,6 +81,7 @@ class Segment:
         self.video, self.audio = video, audio
         self._origin = first_dts
         self._last_dts: dict[Track, int] = {}
+        self.sound_changed = False  # sound of another format arrived: this file cannot hold it
         templates = _templates(video, audio)
         try:
             self._container: Any = av.open(str(path), "w", format="mp4", options={"movflags": MOVFLAGS})
@@ -247,17 +248,19 @@ class Recorder:
 
     def _due(self, pkt: MediaPacket, seg: Segment) -> bool:
         """A new segment at this keyframe: the hour turned (from the wall clock), or the
-        picture's format changed."""
+        picture's or the sound's format changed."""
         period = self.settings.segment_minutes * 60
         now = self._wall()
-        return int(now // period) != int(self._segment_wall // period) or not seg.fits(pkt)
+        return (int(now // period) != int(self._segment_wall // period) or not seg.fits(pkt)
+                or seg.sound_changed)
 
     def _write(self, pkt: MediaPacket) -> None:
         seg = self._segment
         if seg is None:
             return  # waiting for a keyframe
         if pkt.track is Track.AUDIO and not seg.fits(pkt):
-            return  # sound of another format: the next segment (at the next keyframe) has it
+            seg.sound_changed = True  # another format: the next segment (at the next keyframe) has it
+            return
         seg.write(pkt)
         if self._failure is not None:
             self._recovered()

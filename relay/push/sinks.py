@@ -1,7 +1,7 @@
 """Where an output's worker writes: one connection to one ingest URL.
 
 `RtmpSink` publishes FLV tags over RTMP/RTMPS (relay.push.rtmp_publish) in the
-output's form of FLV (push/flv.py); `SrtSink` muxes MPEG-TS with PyAV into the stdin
+output's form of FLV (rtmp/flv.py); `SrtSink` muxes MPEG-TS with PyAV into the stdin
 of an `srt-live-transmit` caller. Both are blocking and used from the output's
 worker thread only, except `abort`, which any thread may call to unblock a stuck
 write. Every failure is a `PushError` whose `kind` the failover policy reads; video
@@ -27,11 +27,11 @@ import av
 
 from relay.codec import h264, hevc
 from relay.codec.aac import AacError, build_adts_header, parse_audio_specific_config
+from relay.codec.carriage import CannotCarry, carries, form_of
 from relay.codec.video import CodecError
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
-from relay.push import flv
-from relay.push.carriage import CannotCarry, carries, form_of
 from relay.push.rtmp_publish import PushError, RtmpPublisher
+from relay.rtmp import flv
 
 
 class Sink(Protocol):

@@ -1,4 +1,5 @@
-"""FLV audio/video tag bodies → Relay's media vocabulary.
+"""FLV audio/video tag bodies, both ways: read into Relay's media vocabulary (the ingest),
+and written from it in the form a destination reads (the push; the second half below).
 
 RTMP audio (type 8) and video (type 9) messages carry exactly the body of an FLV
 tag (Adobe FLV file format specification 10.1, E.4.2 and E.4.3):
@@ -38,8 +39,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from relay.codec.aac import AacError, parse_audio_specific_config
+from relay.codec.carriage import CannotCarry
 from relay.codec.video import CodecError, in_band_config, video_config
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
+from relay.rtmp import amf0
 
 # The tag bytes from an offset to the end, copied once (chunks.Payload.tail).
 Body = Callable[[int], bytes]
@@ -259,3 +262,118 @@ class FlvDemuxer:
         except (AacError, IndexError) as exc:
             raise FlvError(f"bad AAC sequence header: {exc}") from exc
         self.audio_config = AudioConfig("aac", extradata, info.sample_rate, info.channels)
+
+
+# -- writing: what Relay pushes, in the form its destination reads ---------------------------
+#
+# Relay's packets are already length-prefixed NAL units / AV1 OBUs and raw AAC, FLV's own
+# framing, so a tag body is a few header bytes in front of the packet. Codec parameters
+# travel in sequence headers (packet type 0), sent when publishing starts and again
+# whenever the configuration changes, which is how a player learns of a new resolution.
+#
+# Which tag names which codec is decided in one place, :func:`_video_head`, from the
+# packet's own VideoConfig and the output's form (settings ``video_tags``):
+#
+# - ``legacy``: H.264 as codec id 7, what every RTMP server reads (nginx-rtmp knows
+#   nothing else); HEVC and AV1 cannot be carried.
+# - ``enhanced``: H.264 as codec id 7 still (enhanced RTMP keeps it, and so every server
+#   reads H.264 alike), HEVC and AV1 with an ExVideoTagHeader and their FourCC (``hvc1``,
+#   ``av01``): YouTube, OBS 29.1+, FFmpeg 6.1+, node-media-server 4.
+# - ``codec_id_12``: H.264 as codec id 7, HEVC as codec id 12 in a legacy tag (the
+#   CDN-Union extension Chinese platforms and CDNs read); AV1 cannot be carried.
+#
+# A codec the form cannot carry raises ``CannotCarry`` (codec/carriage.py) before a byte
+# is written: no code path can write a tag that misnames the codec of the data behind it.
+
+MSG_AUDIO = 8
+MSG_VIDEO = 9
+MSG_DATA = 18
+
+_CODEC_IDS = {"legacy": {"h264": CODEC_AVC}, "enhanced": {"h264": CODEC_AVC},
+              "codec_id_12": {"h264": CODEC_AVC, "hevc": CODEC_HEVC_12}}
+_FOURCC_OF = {"hevc": b"hvc1", "av1": b"av01"}  # in an ExVideoTagHeader, enhanced only
+# What an enhanced output announces in `connect` (the fourCcList strict array): the video
+# codecs Relay can send it.
+ENHANCED_FOURCC_LIST = tuple(fourcc.decode() for fourcc in FOURCCS)
+_FRAME_INTER = 2
+# SoundFormat 10 (AAC); for AAC the rate/size/type bits are fixed at 44 kHz / 16 bit /
+# stereo whatever the stream is (E.4.2.1): players read the AudioSpecificConfig.
+_AAC_FLAGS = (SOUND_AAC << 4) | 0x0F
+
+
+def _video_head(form: str, codec: str, keyframe: bool, packet_type: int, cts: int) -> bytes:
+    """The header bytes of a video tag: the one place a tag names its codec."""
+    frame = _FRAME_KEY if keyframe else _FRAME_INTER
+    codec_id = _CODEC_IDS.get(form, {}).get(codec)
+    if codec_id is not None:
+        return bytes([(frame << 4) | codec_id, packet_type]) + (cts & 0xFFFFFF).to_bytes(3, "big")
+    fourcc = _FOURCC_OF.get(codec)
+    if form != "enhanced" or fourcc is None:
+        raise CannotCarry(codec, form)
+    coded = packet_type == _EX_CODED_FRAMES and codec in _WITH_COMPOSITION_TIME
+    if coded and cts != 0:
+        head = bytes([_EX_HEADER | (frame << 4) | _EX_CODED_FRAMES]) + fourcc
+        return head + (cts & 0xFFFFFF).to_bytes(3, "big")
+    if coded:
+        packet_type = _EX_CODED_FRAMES_X
+    return bytes([_EX_HEADER | (frame << 4) | packet_type]) + fourcc
+
+
+def video_sequence_header(config: VideoConfig, form: str = "legacy") -> bytes:
+    """Packet type 0: the decoder configuration record (avcC, hvcC or av1C)."""
+    return _video_head(form, config.codec, True, _EX_SEQUENCE_START, 0) + config.extradata
+
+
+def audio_sequence_header(config: AudioConfig) -> bytes:
+    """AACPacketType 0: the AudioSpecificConfig."""
+    return bytes([_AAC_FLAGS, 0]) + config.extradata
+
+
+def video_body(pkt: MediaPacket, form: str = "legacy") -> bytes:
+    """Coded frames with the composition time offset pts - dts (SI24), in the tag its
+    configuration's codec takes in this form."""
+    config = pkt.config
+    if not isinstance(config, VideoConfig):
+        raise ValueError("a video packet without its VideoConfig")
+    return _video_head(form, config.codec, pkt.keyframe, _EX_CODED_FRAMES, pkt.pts - pkt.dts) + pkt.data
+
+
+def audio_body(pkt: MediaPacket) -> bytes:
+    """AACPacketType 1: one raw AAC frame."""
+    return bytes([_AAC_FLAGS, 1]) + pkt.data
+
+
+def body(pkt: MediaPacket, form: str = "legacy") -> tuple[int, bytes]:
+    """The RTMP message type and FLV tag body of a media packet."""
+    if pkt.track is Track.VIDEO:
+        return MSG_VIDEO, video_body(pkt, form)
+    return MSG_AUDIO, audio_body(pkt)
+
+
+def video_codec_id(codec: str, form: str) -> float:
+    """onMetaData's videocodecid: the legacy codec id, or the FourCC read as a number."""
+    codec_id = _CODEC_IDS.get(form, {}).get(codec)
+    if codec_id is not None:
+        return float(codec_id)
+    fourcc = _FOURCC_OF.get(codec)
+    if form != "enhanced" or fourcc is None:
+        raise CannotCarry(codec, form)
+    return float(int.from_bytes(fourcc, "big"))
+
+
+def metadata(video: VideoConfig | None, audio: AudioConfig | None, form: str = "legacy") -> bytes:
+    """``@setDataFrame("onMetaData", {...})``: what an encoder announces when it starts
+    publishing (platforms show it and some check it). Only known values are sent."""
+    meta: dict[str, object] = {"encoder": "relay"}
+    if video is not None:
+        meta["videocodecid"] = video_codec_id(video.codec, form)
+        if video.width and video.height:
+            meta["width"] = float(video.width)
+            meta["height"] = float(video.height)
+    if audio is not None:
+        meta["audiocodecid"] = float(SOUND_AAC)
+        if audio.sample_rate:
+            meta["audiosamplerate"] = float(audio.sample_rate)
+        if audio.channels:
+            meta["stereo"] = audio.channels > 1
+    return amf0.encode("@setDataFrame", "onMetaData", amf0.EcmaArray(meta))

@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
-from relay.push import flv
+from relay.rtmp import flv
 from relay.rtmp.flv import FlvDemuxer
 from relay.studio.encoders import ENCODERS, encoder_options
 from tests.support.hangproof import in_child
@@ -121,7 +121,7 @@ def flv_packets(data: bytes, arrival_offset: float = 0.0) -> list[MediaPacket]:
 
 
 def write_flv(packets: list[MediaPacket], form: str = "enhanced") -> bytes:
-    """An FLV file of what an RTMP output would push (push/flv.py: sequence headers when
+    """An FLV file of what an RTMP output would push (rtmp/flv.py: sequence headers when
     the configuration changes, then tags in the output's form), for FFmpeg to read back
     as a platform's recording would."""
     out = bytearray(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00")

@@ -1,6 +1,6 @@
 """No code path can push a tag that misnames its codec (issue 15).
 
-The video tag is derived in one place (push/flv.py `_video_head`) from the packet's own
+The video tag is derived in one place (rtmp/flv.py `_video_head`) from the packet's own
 VideoConfig and the output's form; a codec the form cannot carry raises CannotCarry
 before a byte is written. Checked three ways: every codec x form written and read back
 by FFmpeg 8 as a platform would; any mix of packets, codecs and forms (hypothesis),
@@ -13,12 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.rtmp import amf0
-from relay.rtmp.flv import FlvDemuxer
+from relay.codec.carriage import FORMS, CannotCarry, carries, form_of
 from relay.media import VideoConfig
-from relay.push import flv
-from relay.push.carriage import FORMS, CannotCarry, carries, form_of
 from relay.push.sinks import RtmpSink
+from relay.rtmp import amf0, flv
+from relay.rtmp.flv import FlvDemuxer
 from tests.support.clips import decode_flv, encode, flv_packets, write_flv
 
 CLIPS = {codec: flv_packets(encode(codec, 320, 180, frames=12, gop=6, low_delay=False,

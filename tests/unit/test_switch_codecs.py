@@ -1,6 +1,6 @@
 """Switching between two real HEVC encoders (x265 open GOPs: CRA keyframes with RASL
 pictures, B-frames) and two real AV1 encoders, as the platform sees the result: the
-output written as FLV by push/flv.py and read back and decoded by FFmpeg 8."""
+output written as FLV by rtmp/flv.py and read back and decoded by FFmpeg 8."""
 
 from __future__ import annotations
 
