@@ -205,3 +205,24 @@ def test_previews_are_live_streams_bounded_per_account_and_ended_with_their_sess
         preview.leave(vic)
         assert preview.viewers == 0
     asyncio.run(scenario())
+
+
+def test_fragments_waiting_together_go_as_one_message_and_announcements_alone() -> None:
+    async def scenario() -> None:
+        preview = ProgramPreview()
+        for dts in range(0, 200, 40):
+            preview.on_packet(video(dts, key=dts == 0))
+        viewer = preview.join()  # the init announcement, the init segment, four frames
+        announcement = await viewer.next()
+        assert isinstance(announcement, str) and json.loads(announcement)["codec"] == "h264"
+        catch_up = await viewer.next()
+        assert isinstance(catch_up, bytes)
+        assert boxes(catch_up) == [b"ftyp", b"moov"] + [b"moof", b"mdat"] * 4
+        preview.on_packet(video(200, key=True, config=OTHER_VIDEO))
+        preview.on_packet(video(240, config=OTHER_VIDEO))  # the frame at 160, then a new stream
+        preview.leave(viewer)
+        assert boxes(bytes(await viewer.next())) == [b"moof", b"mdat"]  # type: ignore[arg-type]
+        assert "avc1.4d4028" in str(await viewer.next())
+        assert boxes(bytes(await viewer.next())) == [b"ftyp", b"moov", b"moof", b"mdat"]  # type: ignore[arg-type]
+        assert await viewer.next() is None
+    asyncio.run(scenario())

@@ -44,6 +44,23 @@ class Viewer:
     session: bytes | None = None  # the login session it came with (a token has none)
     queue: asyncio.Queue[Message | None] = field(default_factory=lambda: asyncio.Queue(VIEWER_QUEUE))
     closed: bool = False
+    _held: list[Message | None] = field(default_factory=list)  # taken from the queue, not sent yet
+
+    async def next(self) -> Message | None:
+        """What to send next (None: the end). The fragments waiting together go as one
+        message (MP4 is a byte stream: the page appends it as it is), so a page that
+        opens, or one behind after a stall, gets its catch-up in one piece, not hundreds."""
+        first = self._held.pop() if self._held else await self.queue.get()
+        if not isinstance(first, bytes):
+            return first
+        parts = [first]
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if not isinstance(item, bytes):
+                self._held.append(item)  # an init announcement or the end: after these
+                break
+            parts.append(item)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class ProgramPreview:
