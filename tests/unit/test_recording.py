@@ -217,3 +217,28 @@ def test_every_codec_the_platform_gets_is_recorded_without_re_encoding(tmp_path:
     with av.open(str(segment.path)) as f:
         assert [bytes(p) for p in f.demux(video=0) if p.size] == sent
     assert events == []
+
+
+def test_sound_of_another_format_starts_a_new_segment_at_the_next_keyframe(tmp_path: Path,
+                                                                          clip: SlateClip) -> None:
+    """The backup's encoder at 44.1 kHz after main's 48 kHz: its sound is not lost for the
+    rest of the hour, a new file holds it from the next keyframe."""
+    from relay.codec.aac import build_audio_specific_config
+    from relay.media import AudioConfig
+
+    other = encode_slate(None, clip.video_config,
+                         AudioConfig("aac", build_audio_specific_config(2, 44100, 2), 44100, 2), 30.0,
+                         seconds=1.0)
+    wall, events = Wall(), []
+    rec = recorder(tmp_path, wall, events)
+    feed(rec, wall, timeline(clip, 2))
+    feed(rec, wall, timeline(other, 3, start_ms=2000))
+    rec.close()
+    files = segments(tmp_path / "rec", "studio-a")
+    assert len(files) == 2, files
+    rates = []
+    for f in files:
+        with av.open(str(f.path)) as c:
+            rates.append(c.streams.audio[0].codec_context.sample_rate)
+    assert rates == [48000, 44100]
+    assert decoded(files[1].path)[1] >= 80  # the 44.1 kHz sound, kept
