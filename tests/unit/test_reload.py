@@ -121,3 +121,24 @@ async def test_the_reload_command_says_what_changed_or_why_it_was_refused() -> N
         "configuration is kept", "problems": ["thresholds.black_s = -1: expected a number >= 0"]}))
     assert not broken.ok and broken.error == ("relay.toml has problems; the running configuration is kept\n"
                                               "  thresholds.black_s = -1: expected a number >= 0")
+
+
+def test_an_output_moves_only_when_the_url_it_pushes_to_changed() -> None:
+    from relay.push.output import Output
+
+    old = settings().outputs[0]
+    out = Output(old, ThresholdSettings(), lambda _: None)
+    # a backup URL added behind the one in use: no reconnect
+    grown = settings(outputs=[{"id": "douyin", "urls": [
+        "rtmp://push-1.example.com/live/SECRET1", "rtmp://push-2.example.com/live/SECRET1",
+        "rtmp://push-3.example.com/live/SECRET1"]}]).outputs[0]
+    out.reconfigure(grown, ThresholdSettings(push_stall_s=5.0))
+    assert not out._retarget.is_set() and out.url_index == 0 and len(out.policy.urls) == 3
+    assert out._stall_s == 5.0
+    # the URL in use replaced (a new stream key): the output moves to the new list's first
+    out.policy.current = 1
+    moved = settings(outputs=[{"id": "douyin", "urls": [
+        "rtmp://push-1.example.com/live/SECRET2", "rtmp://push-2.example.com/live/SECRET2"]}]).outputs[0]
+    out.reconfigure(moved, ThresholdSettings())
+    assert out._retarget.is_set() and out.url_index == 0
+    assert "SECRET2" not in " ".join(out.policy.urls)  # only ever shown redacted
