@@ -43,7 +43,7 @@ from relay.events import (
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push.bridge import BRIDGE_WARM_S, Bridge, BridgeRequest
-from relay.push.policy import OutputStatus
+from relay.push.reconnect import OutputStatus
 from relay.push.silence import silent_aac_frame
 from relay.push.slate_control import SlateControl, snap_fps
 from relay.settings import InputSettings, OutputSettings, RelaySettings, ThresholdSettings, split_host_port

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, TypeAdapter, with_config
 from typing_extensions import TypedDict  # pydantic validates a TypedDict only from here before 3.12
 
-from relay.push.policy import OutputStatus
+from relay.push.reconnect import OutputStatus
 
 InputStatusWord = Literal["offline", "failed", "active", "degraded", "standby"]
 FORBID = ConfigDict(extra="forbid")

@@ -199,7 +199,7 @@ class _Session:
         timeouts = (src.open_timeout_s, src.read_timeout_s)
         timeout = timeouts if any(t is not None for t in timeouts) else None
         with av.open(src.target, "r", format=src.format, options=src.options or None, timeout=timeout) as box:
-            tracks: dict[int, _VideoTrack | _HevcTrack | _Av1Track | _AudioTrack] = {}
+            tracks: dict[int, _H264Track | _HevcTrack | _Av1Track | _AudioTrack] = {}
             video = next((s for s in box.streams.video if _codec(s) in VIDEO_CODECS), None)
             audio = next((s for s in box.streams.audio if s.codec_context.name == "aac"), None)
             if video is not None:
@@ -286,7 +286,7 @@ class _Clock:
         return (2 * ticks * self._num + self._den) // (2 * self._den)  # rounded to nearest
 
 
-class _VideoTrack:
+class _H264Track:
     """H.264 packets to AVCC MediaPackets, following the parameter sets."""
 
     def __init__(self, stream: Any) -> None:
@@ -452,14 +452,14 @@ def _codec(stream: Any) -> str:
     return str(stream.codec_context.codec.canonical_name)
 
 
-def video_track(stream: Any) -> _VideoTrack | _HevcTrack | _Av1Track:
+def video_track(stream: Any) -> _H264Track | _HevcTrack | _Av1Track:
     """The converter for a demuxed video stream of a codec Relay carries."""
     name = _codec(stream)
     if name == "hevc":
         return _HevcTrack(stream)
     if name == "av1":
         return _Av1Track(stream)
-    return _VideoTrack(stream)
+    return _H264Track(stream)
 
 
 class _AudioTrack:

@@ -29,9 +29,9 @@ from relay.codec.carriage import CannotCarry, carries, form_of
 from relay.events import Event, EventSink, FaultCleared, FaultRaised, OutputConnected, OutputFailed
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
-from relay.push.policy import OutputStatus, PushPolicy
 from relay.push.probe import probe_url
 from relay.push.queue import PushQueue
+from relay.push.reconnect import OutputStatus, PushPolicy
 from relay.push.rtmp_publish import PushError
 from relay.push.sinks import Sink, make_sink
 from relay.redact import redact_url, register_url

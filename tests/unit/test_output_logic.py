@@ -10,8 +10,8 @@ import pytest
 from relay.events import Event, FaultCleared, FaultRaised, OutputUrlChanged
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push import rtmp_publish
-from relay.push.policy import PushPolicy
 from relay.push.queue import PushQueue
+from relay.push.reconnect import PushPolicy
 from relay.push.rtmp_publish import PushError, send_parts, target_of
 from relay.rtmp import amf0, flv
 from relay.rtmp.chunks import ChunkReader, ChunkWriter
