@@ -349,6 +349,16 @@ def _alert_url(value: SecretStr) -> SecretStr:
 MIN_TOKEN_LENGTH = 16
 
 
+def _network(value: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an address or network (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
+    return value
+
+
 def _token_length(value: SecretStr) -> SecretStr:
     if len(value.get_secret_value()) < MIN_TOKEN_LENGTH:  # never quoted back: it is a secret
         raise ValueError(f"an API token needs at least {MIN_TOKEN_LENGTH} characters "
@@ -386,7 +396,7 @@ class HttpSettings(Section):
     tls_key: str | None = None
     # Proxies whose X-Forwarded-For names the client (addresses or networks, e.g. "127.0.0.1");
     # from anyone else the header is ignored and the peer address is the client.
-    trusted_proxies: list[str] = []
+    trusted_proxies: list[Annotated[str, AfterValidator(_network)]] = []
     # Host headers answered (DNS rebinding); empty: the listen address, localhost, this PC's
     # names and public_url's host.
     allowed_hosts: list[str] = []
