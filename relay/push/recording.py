@@ -9,8 +9,8 @@ copied into fragmented MP4 files, one segment an hour, kept by age and size.
 
 It is one more consumer of the output timeline, built like an Output: ``send`` never
 blocks and the queue is bounded in media time, so a slow, full or failing disk only
-ever drops its own media. A write that fails, or free space below ``min_free_gb``,
-raises the `recording` fault (tier 2: the show goes on, its record does not) and the
+ever drops its own media. A write that fails, one the disk holds for ``STALL_S`` (seen
+from the loop), or free space below ``min_free_gb`` raises the `recording` fault (tier 2: the show goes on, its record does not) and the
 worker tries again every ``RETRY_S`` at a keyframe; the fault clears when a segment is
 written again.
 
@@ -47,6 +47,7 @@ from relay.settings import RecordingSettings
 SIGNAL = "recording"
 TIER = 2  # the push goes on; only the local record of it is missing
 RETRY_S = 10.0  # after a failure, the next attempt (at a keyframe)
+STALL_S = 10.0  # one write held this long by the disk is the fault
 CHECK_EVERY_S = 30.0  # free space and the size cap, while writing
 AUDIO_WAIT_MS = 1000  # a segment's start waits this much media for the first sound packet
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
@@ -156,6 +157,9 @@ class Recorder:
         self._failure: str | None = None  # the open fault's detail
         self._retry_at = 0.0
         self._failed_since = 0.0
+        self._busy_since: float | None = None  # a packet being written since (the stall watch)
+        self._stalled = False  # on the loop: the stall fault is open
+        self._watch: asyncio.Task[None] | None = None
         self._checked_at = 0.0
         self._bytes_done = 0  # of closed segments
         self._log = log
@@ -166,17 +170,41 @@ class Recorder:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._run, name="recording", daemon=True)
         self._thread.start()
+        self._watch = asyncio.create_task(self._watch_stall(), name="recording-stall")
 
     async def stop(self) -> None:
         """Write what is queued (briefly) and close the segment: it stays playable."""
         self._stopping.set()
         self._queue.wake()
+        if self._watch is not None:
+            self._watch.cancel()
         thread = self._thread
         if thread is not None:
             await asyncio.to_thread(thread.join, 3.0)  # a dead disk may hold it: it is a daemon thread
 
     def send(self, pkt: MediaPacket) -> None:
         self._queue.put(pkt)
+
+    async def _watch_stall(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.check_stall(self._wall())
+
+    def check_stall(self, now: float) -> None:
+        """On the loop: a disk that holds one write for STALL_S (a dead network mount, a
+        dying USB disk) is the fault too, though no error ever comes back; cleared when
+        the write is done."""
+        since = self._busy_since
+        if since is not None and now - since >= STALL_S and not self._stalled:
+            self._stalled = True
+            if self._failure is None:
+                self._log.error("recording_stalled", path=str(self.directory))
+                self._emit(FaultRaised(signal=SIGNAL, tier=TIER, value="stalled", threshold=STALL_S,
+                                       detail=f"the disk has not finished a write for {STALL_S:g} s"))
+        elif since is None and self._stalled:
+            self._stalled = False
+            if self._failure is None:
+                self._emit(FaultCleared(signal=SIGNAL, tier=TIER, value=None, threshold=STALL_S))
 
     def locate(self, ts: float) -> Moment | None:
         """Where the moment ``ts`` (UTC epoch) is in the recording (reads the directory)."""
@@ -221,10 +249,13 @@ class Recorder:
         """One packet into the recording (the worker's step; a failure becomes the fault)."""
         if self._failure is not None and self._wall() < self._retry_at:
             return  # dropped: the disk is failing
+        self._busy_since = self._wall()
         try:
             self._take(pkt)
         except (OSError, av.FFmpegError, RecordingError, ValueError) as exc:
             self._fail(exc)
+        finally:
+            self._busy_since = None
 
     def _take(self, pkt: MediaPacket) -> None:
         if pkt.track is Track.AUDIO and isinstance(pkt.config, AudioConfig):
@@ -315,6 +346,7 @@ class Recorder:
         if self._failure is None:
             self._failed_since = self._wall()
             self._log.error("recording_failed", error=detail, path=str(self.directory))
+        if self._failure is None and not self._stalled:  # a stall's fault is already open
             self._emit(FaultRaised(signal=SIGNAL, tier=TIER, value=type(exc).__name__, threshold=None,
                                    detail=detail))
         self._failure = detail

@@ -242,3 +242,41 @@ def test_sound_of_another_format_starts_a_new_segment_at_the_next_keyframe(tmp_p
             rates.append(c.streams.audio[0].codec_context.sample_rate)
     assert rates == [48000, 44100]
     assert decoded(files[1].path)[1] >= 80  # the 44.1 kHz sound, kept
+
+
+def test_a_disk_that_holds_a_write_is_the_fault_and_it_clears_when_the_write_is_done(
+        tmp_path: Path, clip: SlateClip, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead network mount or a dying USB disk returns no error: the write just never
+    ends. The loop sees the worker held on one write for STALL_S (the worker runs in a
+    thread here; the test waits on events, never on time)."""
+    import threading
+
+    from relay.push import recording as module
+
+    wall, events = Wall(), []
+    rec = recorder(tmp_path, wall, events)
+    pkts = timeline(clip, 2)
+    feed(rec, wall, pkts[:40])  # a segment open and written
+    entered, release = threading.Event(), threading.Event()
+    real_write = module.Segment.write
+
+    def held(self: module.Segment, pkt: MediaPacket) -> None:
+        entered.set()
+        assert release.wait(30)
+        real_write(self, pkt)
+
+    monkeypatch.setattr(module.Segment, "write", held)
+    worker = threading.Thread(target=rec.take, args=(pkts[40],))
+    worker.start()
+    assert entered.wait(30)
+    rec.check_stall(wall.t + module.STALL_S - 1)
+    assert events == []
+    rec.check_stall(wall.t + module.STALL_S)
+    rec.check_stall(wall.t + module.STALL_S + 5)  # raised once
+    raised = [e for e in events if isinstance(e, FaultRaised)]
+    assert len(raised) == 1 and raised[0].signal == "recording" and raised[0].value == "stalled"
+    release.set()
+    worker.join(30)
+    rec.check_stall(wall.t + module.STALL_S + 6)
+    assert [type(e) for e in events] == [FaultRaised, FaultCleared]
+    rec.close()
