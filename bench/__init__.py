@@ -1,4 +1,4 @@
-"""The benchmark behind SPEC 11's performance bars: `scripts/bench`.
+"""The benchmark behind BEHAVIOUR §11's performance bars: `scripts/bench`.
 
 A real chain (pre-encoded 1080p30 clips published by `ffmpeg -c copy` → `relay run`
 → nginx-rtmp standing in for the platform → viewers that timestamp every video

@@ -1,7 +1,7 @@
 """docs/BENCHMARKS.md, written from the figures of one bench run (never by hand).
 
 :class:`Results` is everything a run measured; :func:`render` turns it into the
-page: when and where it ran, with which versions, how, and one table per SPEC 11
+page: when and where it ran, with which versions, how, and one table per BEHAVIOUR §11
 bar with the measured figure, the bar and MET / MISSED.
 """
 
@@ -25,8 +25,8 @@ from bench.sweep import SweepPoint
 
 KILLED, STALLED, BLACK = "killed", "stalled", "black"
 NOISY_BLACK = "noisy black"  # black with sensor noise (bench/clips.py)
-CPU_BAR_PCT = 8.0  # SPEC 11: two live inputs fully watched, % of one core
-CPU_RATIO_BAR = 0.35  # SPEC 11: against ffmpeg doing the nearest thing, same run
+CPU_BAR_PCT = 8.0  # BEHAVIOUR §11: two live inputs fully watched, % of one core
+CPU_RATIO_BAR = 0.35  # BEHAVIOUR §11: against ffmpeg doing the nearest thing, same run
 MB = 1024 * 1024
 
 
@@ -199,7 +199,7 @@ def _slope(r: Results) -> str:
 
 
 def bars(r: Results) -> list[tuple[str, str, str, bool]]:
-    """(what, measured, bar, met) for every SPEC 11 performance bar."""
+    """(what, measured, bar, met) for every BEHAVIOUR §11 performance bar."""
     out: list[tuple[str, str, str, bool]] = []
     stall_bar = r.thresholds["input_stall_ms"] + 300
     black_bar = r.thresholds["black_s"] * 1000 + 300
@@ -364,7 +364,7 @@ def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
         "",
         "## Summary",
         "",
-        "| bar (SPEC 11) | measured | bar | verdict |",
+        "| bar (BEHAVIOUR §11) | measured | bar | verdict |",
         "|---|---|---|---|",
         *[f"| {what} | {got} | {bar} | {_verdict(ok)} |" for what, got, bar, ok in table],
         "",
@@ -441,7 +441,7 @@ def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
         "frames at the viewer from 1 s before the loss to 0.5 s after the first backup frame (at the "
         "failback: from main's return to 1 s after its first frame). A *slate landing* is a switch "
         "to the slate in Relay's log (the viewer cannot tell a slate frame from the still picture "
-        "that bridges to the backup's next keyframe: both carry payloads of no clip). SPEC 11 asks "
+        "that bridges to the backup's next keyframe: both carry payloads of no clip). BEHAVIOUR §11 asks "
         "for at least 40 losses at 2 s and at 8.3 s (OBS's default, 250 frames) with no slate "
         "landing and no wait above 0.5 s beyond detection.",
         "",

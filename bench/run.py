@@ -439,7 +439,7 @@ def work_directory(keep: str | None) -> Iterator[Path]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="scripts/bench", description="Measure SPEC 11's performance bars "
+    p = argparse.ArgumentParser(prog="scripts/bench", description="Measure BEHAVIOUR §11's performance bars "
                                 "on a real publisher → Relay → nginx-rtmp → viewer chain.")
     p.add_argument("--runs", type=int, default=20, help="failover runs per fault kind (default 20)")
     p.add_argument("--soak-minutes", type=float, default=60.0, help="soak length (default 60)")

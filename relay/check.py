@@ -1,4 +1,4 @@
-"""`relay check` (SPEC 9): the pre-show check from the command line.
+"""`relay check` (BEHAVIOUR §9): the pre-show check from the command line.
 
 With no relay running on this configuration, a temporary media graph receives and
 watches the inputs for the sample window (nothing is pushed, no policy runs); with one

@@ -1,4 +1,4 @@
-"""The command line: `relay run`, `relay config-check`, and the rest of SPEC 6."""
+"""The command line: `relay run`, `relay config-check`, and the rest of BEHAVIOUR §6."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--sample-s", type=float, default=10.0, help="seconds to watch each input (default 10)")
 
-    # Commands to a running relay, over MQTT (SPEC 7); they print the reply.
+    # Commands to a running relay, over MQTT (BEHAVIOUR §7); they print the reply.
     from relay.control.commands import COMMANDS
 
     p = sub.add_parser("status", help="print the running relay's state (retained on MQTT)")
@@ -143,7 +143,7 @@ def _remote_args(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["run"]:
-        # `relay run` must listen within 1 s of starting (SPEC 10): it reads only what it
+        # `relay run` must listen within 1 s of starting (BEHAVIOUR §10): it reads only what it
         # needs, without the other commands' models.
         run = argparse.ArgumentParser(prog="relay run", description=RUN_HELP)
         _run_args(run)

@@ -1,4 +1,4 @@
-"""The RTMP ingest listening before the media stack is imported (SPEC 10: `relay run`
+"""The RTMP ingest listening before the media stack is imported (BEHAVIOUR §10: `relay run`
 listens within 1 s of starting; back on air within 4 s of a restart).
 
 Most of `relay run`'s start-up is importing PyAV and numpy. An encoder that connects
@@ -40,7 +40,7 @@ EARLY_BACKLOG = 128
 # What the guess assumes when the file does not say (RelaySettings' default; settle()
 # corrects the guess if that ever changes).
 GUESSED_RTMP = "0.0.0.0:1935"
-RTMP_ENV = "RELAY_SERVER__RTMP"  # the environment overrides the file (SPEC 5)
+RTMP_ENV = "RELAY_SERVER__RTMP"  # the environment overrides the file (BEHAVIOUR §5)
 
 Address = tuple[str, int]
 

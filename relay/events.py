@@ -17,14 +17,14 @@ from typing import Any, ClassVar
 
 
 class Tier(enum.IntEnum):
-    """Fault tiers of the studio emergency plan (SPEC 3)."""
+    """Fault tiers of the studio emergency plan (BEHAVIOUR §3)."""
 
     CRITICAL = 1  # switch to the backup at once
     IMPORTANT = 2  # warn; escalated to 1 if it persists while a healthy backup exists
     MINOR = 3  # log, fix after the show
 
 
-# Each SPEC 3 signal in the studio's words, for people reading a screen or a check's result.
+# Each BEHAVIOUR §3 signal in the studio's words, for people reading a screen or a check's result.
 SIGNAL_WORDS = {
     "disconnected": "encoder gone",
     "stalled": "no video arriving (stalled)",

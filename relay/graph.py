@@ -391,7 +391,7 @@ class MediaGraph:
             self.emit(event)
         if decision is None or self._stopping:
             return  # while stopping, inputs going away is not a fault to act on
-        # SPEC 7 knows fault/command/drill/failback; leaving the slate for a recovered
+        # BEHAVIOUR §7 knows fault/command/drill/failback; leaving the slate for a recovered
         # input is a return to a more preferred input, i.e. a failback.
         reason = "failback" if decision.reason == "recovered" else decision.reason
         on_air = self.channels.get(self.switcher.active or "")
@@ -463,7 +463,7 @@ class MediaGraph:
 
         await asyncio.gather(every(MEDIA_TICK_S, media), every(WATCH_TICK_S, self.watch_tick))
 
-    # -- a reload (SPEC 10) ------------------------------------------------------------------
+    # -- a reload (BEHAVIOUR §10) ------------------------------------------------------------------
 
     def reconfigure(self, new: RelaySettings) -> None:
         """What a reload may change while media flows, applied in place: thresholds (every

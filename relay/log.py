@@ -2,7 +2,7 @@
 
 When stderr is not a terminal each line is ``<N>{json}``: the ``<N>`` prefix is the
 syslog priority that journald reads (sd-daemon(3)), so ``journalctl -p warning``
-works. Events of the SPEC 7 vocabulary are logged by :func:`log_event` as one line
+works. Events of the BEHAVIOUR §7 vocabulary are logged by :func:`log_event` as one line
 whose ``event`` field is the event's name. Every string passes through
 :func:`relay.redact.scrub` before it is written.
 

@@ -1,4 +1,4 @@
-"""The pre-show check (SPEC 9): the whole chain, in under a minute, as a checklist.
+"""The pre-show check (BEHAVIOUR §9): the whole chain, in under a minute, as a checklist.
 
     ✔ input main          30.0 fps, 2480 kbit/s, drift +3 ms, -18.2 dBFS
     ⚠ compatible backup   720x1280 vs 1080x1920 on main: the switch will not be seamless
@@ -14,13 +14,13 @@ What is checked, each line pass (✔), warn (⚠) or fail (✖):
 - every backup input against the primary (the most preferred): video codec,
   resolution, frame rate, audio codec, sample rate and channels; a mismatch warns
   (the switch will work but not seamlessly: the platform sees new parameters); a
-  different video codec warns that Relay will not switch to it at all (SPEC 2);
+  different video codec warns that Relay will not switch to it at all (BEHAVIOUR §2);
 - every enabled output against the codec each input sends: one it cannot carry
   (HEVC to ``video_tags = "legacy"``, AV1 over SRT) fails (codec/carriage.py);
 - every URL of every enabled output: resolve, TCP (TLS), RTMP handshake and
   ``connect``, never publishing (:mod:`relay.push.probe`); SRT: the caller handshake;
 - MQTT: the broker is reachable and accepts our login (a pass if MQTT is off);
-- the host: CPU over the window, memory and disk against the SPEC 3 thresholds;
+- the host: CPU over the window, memory and disk against the BEHAVIOUR §3 thresholds;
 - the clock: synchronised per systemd-timesyncd/timedatectl, chrony or ntpd.
 
 Exit status 0 all pass, 1 warnings only, 2 a failure.
@@ -232,7 +232,7 @@ def judge_compatibility(primary_id: str, primary: StreamFormat, backup_id: str,
     if not primary.known or not backup.known:
         missing = primary_id if not primary.known else backup_id
         return CheckItem(name, "warn", f"not compared: no video from {missing}")
-    if backup.video_codec != primary.video_codec:  # not merely unseamless: never switched to (SPEC 2)
+    if backup.video_codec != primary.video_codec:  # not merely unseamless: never switched to (BEHAVIOUR §2)
         return CheckItem(name, "warn", f"sends {label(backup.video_codec)}, {primary_id} sends "
                          f"{label(primary.video_codec)}: Relay will not switch between them (a platform "
                          "cannot follow a change of codec); set both encoders to one codec")

@@ -1,4 +1,4 @@
-"""A reload (SPEC 10): SIGHUP, `systemctl reload relay` and the `reload` command read the
+"""A reload (BEHAVIOUR §10): SIGHUP, `systemctl reload relay` and the `reload` command read the
 configuration file again and apply what changed, without dropping an input or the push.
 
     read the file again (a worker thread) ── broken? ─────────▶ config_reload_refused (problems)

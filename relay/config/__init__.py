@@ -1,4 +1,4 @@
-"""Loading Relay's configuration (SPEC 5).
+"""Loading Relay's configuration (BEHAVIOUR §5).
 
 One TOML file, then ``RELAY_`` environment overrides (``__`` nests; elements of the
 ``inputs``/``outputs`` lists are addressed by their id: ``RELAY_INPUTS__main__KEY``),

@@ -1,4 +1,4 @@
-"""What a reload changes (SIGHUP, `relay reload`; SPEC 10): two configurations compared
+"""What a reload changes (SIGHUP, `relay reload`; BEHAVIOUR §10): two configurations compared
 key by key, and which of the changed keys a running relay can take.
 
 Keys are named as `relay config-check` and the problems name them: dotted, list

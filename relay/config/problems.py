@@ -1,4 +1,4 @@
-"""One line per mistake in the configuration (SPEC 5).
+"""One line per mistake in the configuration (BEHAVIOUR §5).
 
 Each line names the key (list elements by their id: ``inputs.backup.priority``), the
 environment variable or file that set it, the value with secrets masked, and what is

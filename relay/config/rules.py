@@ -1,4 +1,4 @@
-"""The rules that span several keys (SPEC 5), checked on the merged data.
+"""The rules that span several keys (BEHAVIOUR §5), checked on the merged data.
 
 pydantic checks each key against its own type; these need several at once (a stream
 key unique across inputs, a listen address per SRT input, a warning before its
@@ -179,7 +179,7 @@ class Rules:
 
     def check_codecs(self) -> None:
         """The codecs inputs declare (``codec``) against the outputs that must carry them and
-        against each other (SPEC 2: never a tag that misnames the codec; no switch between
+        against each other (BEHAVIOUR §2: never a tag that misnames the codec; no switch between
         codecs unless failover.mixed_codecs)."""
         declared = [(index, element["id"], element["codec"]) for index, element in self.elements("inputs")
                     if isinstance(element.get("codec"), str) and element["codec"] in FORMS["enhanced"]

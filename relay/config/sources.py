@@ -1,4 +1,4 @@
-"""Where the configuration comes from, as pydantic-settings sources (SPEC 5).
+"""Where the configuration comes from, as pydantic-settings sources (BEHAVIOUR §5).
 
 :class:`RelayConfig` is :class:`~relay.settings.RelaySettings` as a pydantic-settings
 ``BaseSettings``. Its sources, highest priority first:
@@ -129,7 +129,7 @@ class RelayConfig(BaseSettings, RelaySettings):
 
 class TomlFile(TomlConfigSettingsSource):
     """The one configuration file. pydantic-settings skips a file that does not exist;
-    SPEC 5 makes that an error, as are a file it cannot read and one that is not TOML.
+    BEHAVIOUR §5 makes that an error, as are a file it cannot read and one that is not TOML.
     Without the file nothing else is worth checking, so these raise at once."""
 
     def __init__(self, settings_cls: type[BaseSettings], current: Load) -> None:
@@ -156,7 +156,7 @@ class TomlFile(TomlConfigSettingsSource):
 
 
 class Environment(EnvSettingsSource):
-    """pydantic-settings' environment source, with what SPEC 5 adds to it:
+    """pydantic-settings' environment source, with what BEHAVIOUR §5 adds to it:
 
     - every ``RELAY_`` variable is checked against the keys first, and one that names no
       key (a typo, a table given a value, ``__`` into a single value) is reported naming

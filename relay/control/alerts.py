@@ -1,4 +1,4 @@
-"""Alerts to people's phones (SPEC 7a): chosen events sent through apprise.
+"""Alerts to people's phones (BEHAVIOUR §7a): chosen events sent through apprise.
 
 One :class:`AlertChannel` per ``[[alerts]]`` destination:
 

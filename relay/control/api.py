@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 def status_word(input_id: str, status: InputStatus, on_air: str | None) -> InputStatusWord:
-    """SPEC 7 `input/<id>/status`: offline, failed, active, degraded or standby."""
+    """BEHAVIOUR §7 `input/<id>/status`: offline, failed, active, degraded or standby."""
     if not status.connected:
         return "offline"
     if status.worst_tier == 1:

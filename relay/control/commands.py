@@ -1,4 +1,4 @@
-"""Every staff command, defined once (SPEC 7 ``request/<command>``, SPEC 6 ``relay <command>``).
+"""Every staff command, defined once (BEHAVIOUR §7 ``request/<command>``, BEHAVIOUR §6 ``relay <command>``).
 
 A command is one class here: its request model (pydantic, strict, unknown fields
 refused, limits stated in the fields), its handler (``run``), and the decorator
@@ -15,7 +15,7 @@ all come from :data:`COMMANDS`:
 validate it (:func:`parse_request`), check the sender's role, answer a transaction
 seen before with its first answer, run the handler, record a ``command`` event naming
 the sender (``source``: ``mqtt``, ``cli``, later ``http:alice``), and reply in
-SPEC 7's shape: ``{"status", "data", "error", "transaction"}``.
+BEHAVIOUR §7's shape: ``{"status", "data", "error", "transaction"}``.
 
 Strict means a string is never taken for a number nor ``true`` for 1, and an unknown
 field is an error (a typo must not silently do something else). Whether an input or
@@ -56,7 +56,7 @@ REFUSALS_PER_SECOND = 5  # refused requests recorded (event, log line) per sende
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Transaction = Annotated[str, Field(max_length=128)] | StrictInt
-# When a switching command cuts (SPEC 4). Unset (None) means "now": a request that does
+# When a switching command cuts (BEHAVIOUR §4). Unset (None) means "now": a request that does
 # not say is recorded in the ``command`` event as it was sent.
 AT_HELP = ("now (default): cut at once, bridged until the input's keyframe; "
            "keyframe: wait for its next keyframe, no visible cut")
@@ -100,7 +100,7 @@ class CommandTarget(Protocol):
         ...
 
     async def preflight(self, sample_s: float) -> dict[str, Any]:
-        """The pre-show check inside the running relay: its report (SPEC 9)."""
+        """The pre-show check inside the running relay: its report (BEHAVIOUR §9)."""
         ...
 
     def emit(self, event: Event) -> None:
@@ -424,7 +424,7 @@ class RefusalLimit:
 
 
 class Dispatcher:
-    """The one path from a request's bytes to its SPEC 7 reply, for every transport."""
+    """The one path from a request's bytes to its BEHAVIOUR §7 reply, for every transport."""
 
     def __init__(self, relay: Executor, emit: EventSink, *, remember: int = REMEMBERED_REQUESTS,
                  clock: Callable[[], float] = time.monotonic) -> None:

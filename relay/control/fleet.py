@@ -1,4 +1,4 @@
-"""The fleet: every relay on the MQTT broker, as the fleet page shows it (SPEC 7a).
+"""The fleet: every relay on the MQTT broker, as the fleet page shows it (BEHAVIOUR §7a).
 
 Studios with several rooms run one Relay per channel on one broker. :class:`FleetWatch`
 subscribes to ``<prefix>/+/state``, ``+/availability`` and ``+/thumbnail`` (all retained,

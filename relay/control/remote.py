@@ -1,6 +1,6 @@
-"""`relay status`, `relay failover` and the other commands to a running relay (SPEC 6).
+"""`relay status`, `relay failover` and the other commands to a running relay (BEHAVIOUR §6).
 
-They talk to it over MQTT (SPEC 7) through the broker named in the configuration:
+They talk to it over MQTT (BEHAVIOUR §7) through the broker named in the configuration:
 `status` reads the retained ``state`` and ``availability``; a command is sent on
 ``request/<command>`` with a unique transaction and, over MQTT 5, a Response Topic
 and Correlation Data of its own (a relay connected with 3.1.1 answers on
@@ -186,7 +186,7 @@ class RelayLink:
             self._watching_events = True
 
     async def request(self, command: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Send one command and return its SPEC 7 reply; raises :class:`NoAnswer`."""
+        """Send one command and return its BEHAVIOUR §7 reply; raises :class:`NoAnswer`."""
         deadline = time.monotonic() + timeout_s
         transaction = f"cli-{uuid.uuid4().hex[:16]}"
         shared_reply = self.topics.response(command)

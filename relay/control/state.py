@@ -1,4 +1,4 @@
-"""The SPEC 7 state document: what the retained MQTT ``state``, ``GET /api/state``,
+"""The BEHAVIOUR §7 state document: what the retained MQTT ``state``, ``GET /api/state``,
 `relay status` and the dashboard read.
 
 One type, used by the relay's renderer (:meth:`relay.control.api.ControlApi.state`, so

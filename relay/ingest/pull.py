@@ -1,4 +1,4 @@
-"""Pull inputs: Relay fetches the media itself (SPEC 2, kind ``pull``).
+"""Pull inputs: Relay fetches the media itself (BEHAVIOUR §2, kind ``pull``).
 
 - ``rtmp://``, ``rtmps://``, ``http(s)://`` (HTTP-FLV, or anything FFmpeg probes):
   PyAV opens the URL in the shared demux loop with the input's open and read

@@ -367,7 +367,7 @@ def listener_uri(host: str, port: int, latency_ms: int, passphrase: str | None) 
 
 
 class SrtInput:
-    """An SRT input: Relay listens, the encoder calls (SPEC 2)."""
+    """An SRT input: Relay listens, the encoder calls (BEHAVIOUR §2)."""
 
     def __init__(self, settings: InputSettings, listen: str, port: InputPort, emit: EventSink,
                  on_link_stats: Callable[[float, float, float, int], None], *,

@@ -1,7 +1,7 @@
 """The post-show review as data: what happened in a session and what to fix.
 
 Reads one session from the journal and turns its events and health samples into
-the figures of the report (SPEC 8): uptime per output, faults by tier, switches,
+the figures of the report (BEHAVIOUR §8): uptime per output, faults by tier, switches,
 the longest gap the platform saw, drills, fault bands and switch markers for the
 charts, and rules that turn all that into advice for the next show. No HTML here:
 `report.py` renders a :class:`Review`.
@@ -26,7 +26,7 @@ LONG_GAP_MS = 1000.0
 OFFLINE_SHARE = 0.2
 INPUT_METRICS = ("fps", "bitrate_kbps", "drift_ms", "loudness_dbfs")
 
-# What a tech should check for each signal (SPEC 3), in the studio's words: "hint.<signal>"
+# What a tech should check for each signal (BEHAVIOUR §3), in the studio's words: "hint.<signal>"
 # in the catalogues (relay/i18n).
 HINTED = ("disconnected", "stalled", "cadence", "black", "frozen", "silence", "audio_missing", "drift",
           "bitrate", "srt_link", "push", "host")

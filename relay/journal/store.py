@@ -1,6 +1,6 @@
-"""The session journal (SPEC 8): every `relay run` recorded in SQLite.
+"""The session journal (BEHAVIOUR §8): every `relay run` recorded in SQLite.
 
-One file holds sessions, every event of the SPEC 7 vocabulary (commands are events
+One file holds sessions, every event of the BEHAVIOUR §7 vocabulary (commands are events
 named ``command``, also seen through the ``commands`` view) and one health sample
 per input, output and host per second. The post-show report reads it back.
 

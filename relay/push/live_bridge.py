@@ -1,4 +1,4 @@
-"""The live bridge: the target's own pictures, re-encoded, until its next keyframe (SPEC 4).
+"""The live bridge: the target's own pictures, re-encoded, until its next keyframe (BEHAVIOUR §4).
 
 A fault switch (or an operator's cut) whose target's buffered keyframe is too old to
 start from would otherwise wait for the target's next keyframe, up to 10 s. The live

@@ -1,5 +1,5 @@
 """One platform destination: a worker thread pushing the output timeline to the
-current ingest URL, failing over between the destination's URLs (SPEC 4).
+current ingest URL, failing over between the destination's URLs (BEHAVIOUR §4).
 
     loop thread                         worker thread (one per output)
     send(pkt) ──▶ PushQueue ──────────▶ sink.write(pkt) ──▶ RTMP(S) / SRT
@@ -114,7 +114,7 @@ class Output:
             self._queue.wake()
 
     def reconfigure(self, settings: OutputSettings, thresholds: ThresholdSettings) -> None:
-        """A reload (SPEC 10): new thresholds apply at the next write and failure; new ingest
+        """A reload (BEHAVIOUR §10): new thresholds apply at the next write and failure; new ingest
         URLs replace the list, and the connection moves only if the URL it pushes to is no
         longer the same at its place in the list (then to the first, the preferred one)."""
         urls = [u.get_secret_value() for u in settings.urls]

@@ -1,5 +1,5 @@
-"""When an output reconnects, moves to its next ingest URL, and fails back (SPEC 3 `push`
-row, SPEC 4 "Output failover"). Pure: fed with outcomes and a clock, it returns what to
+"""When an output reconnects, moves to its next ingest URL, and fails back (BEHAVIOUR §3 `push`
+row, BEHAVIOUR §4 "Output failover"). Pure: fed with outcomes and a clock, it returns what to
 try next and emits the `push` fault and `output_url_changed` events.
 
 The `push` fault climbs the tiers as the trouble grows, and is raised and cleared once
@@ -25,7 +25,7 @@ from typing import Literal
 
 from relay.events import EventSink, FaultCleared, FaultRaised, OutputUrlChanged
 
-OutputStatus = Literal["pushing", "reconnecting", "failed"]  # SPEC 7 `output/<output>/status`
+OutputStatus = Literal["pushing", "reconnecting", "failed"]  # BEHAVIOUR §7 `output/<output>/status`
 
 SIGNAL = "push"
 

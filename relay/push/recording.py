@@ -1,4 +1,4 @@
-"""The show's local recording (`[recording] path`, SPEC 7a): what went to the platform,
+"""The show's local recording (`[recording] path`, BEHAVIOUR §7a): what went to the platform,
 copied into fragmented MP4 files, one segment an hour, kept by age and size.
 
     loop thread                          worker thread (its own)

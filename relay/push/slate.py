@@ -1,4 +1,4 @@
-"""The slate: the last-resort input Relay makes itself (SPEC 2 "Slate").
+"""The slate: the last-resort input Relay makes itself (BEHAVIOUR §2 "Slate").
 
 When no input is healthy the platform must still receive a stream, or it closes
 the live room. The slate is a short clip, one closed group of pictures of a still

@@ -1,4 +1,4 @@
-"""The slate, kept ready to stand in for the stream on air (SPEC 2, "Slate").
+"""The slate, kept ready to stand in for the stream on air (BEHAVIOUR §2, "Slate").
 
 :class:`SlateControl` owns the slate that the media graph feeds to the switcher as if
 it were one more input: it encodes the first clip at start-up (a default 30 fps

@@ -1,4 +1,4 @@
-"""What a drill proved (SPEC 9): media on the backup path *and at the outputs*.
+"""What a drill proved (BEHAVIOUR §9): media on the backup path *and at the outputs*.
 
 The failover policy runs the drill (switch for N seconds, verify the cut, return)
 and passes it when the switcher verified the cut to the target (its packets went to

@@ -1,4 +1,4 @@
-"""The failover policy: which input is on air, and why (SPEC 3 and 4).
+"""The failover policy: which input is on air, and why (BEHAVIOUR §3 and 4).
 
 `FailoverPolicy` is a plain state machine. It reads no clock and touches no media:
 the daemon feeds it the time (monotonic seconds) and the watchers' view of every
@@ -105,7 +105,7 @@ Statuses = Mapping[str, InputStatus]  # input id -> what its watchers say now
 # Signals after which an input shows nothing at all: named first when an input has several.
 _NOTHING_TO_SHOW = frozenset({"disconnected", "stalled"})
 _EVENT_BACKLOG = 256  # bounded: nobody draining must not grow memory
-# Off the slate at once (SPEC 4): nothing is worse than the slate, so an input healthy this
+# Off the slate at once (BEHAVIOUR §4): nothing is worse than the slate, so an input healthy this
 # long replaces it without waiting healthy_for_s (which governs switches between inputs).
 OFF_SLATE_HEALTHY_S = 1.0
 
@@ -331,7 +331,7 @@ class FailoverPolicy:
         return None
 
     def _escalation(self, now: float, input_id: str, inputs: Statuses) -> OpenFault | None:
-        """The oldest tier-2 fault held for escalate_after_s, if a healthy backup exists (SPEC 3)."""
+        """The oldest tier-2 fault held for escalate_after_s, if a healthy backup exists (BEHAVIOUR §3)."""
         status = inputs.get(input_id)
         if input_id == self.slate_id or status is None:
             return None
@@ -449,7 +449,7 @@ class FailoverPolicy:
         self._events.append(SwitchFailed(to=to, reason=f"no media within {within} s", input=to))
         if to == self.slate_id:
             return  # the last resort: there is nowhere else to go
-        # A failed switch is itself a tier-1 fault (SPEC 4): the next evaluate moves on.
+        # A failed switch is itself a tier-1 fault (BEHAVIOUR §4): the next evaluate moves on.
         self._failed_at[to] = now
 
     def _finish_drill(self, now: float, *, passed: bool, figures: dict[str, object]) -> None:

@@ -1,4 +1,4 @@
-"""The switcher: every input's packets in, one continuous output timeline out (SPEC 4).
+"""The switcher: every input's packets in, one continuous output timeline out (BEHAVIOUR §4).
 
 The switcher is a plain object: no sockets, threads or clock reads; the daemon
 feeds it every packet of every input with the time it has, and sends whatever it

@@ -1,4 +1,4 @@
-"""`bitrate` (SPEC 3): the input's own bitrate against its recent normal.
+"""`bitrate` (BEHAVIOUR §3): the input's own bitrate against its recent normal.
 
 The current rate is the bytes (audio and video) that arrived over the last second.
 Once a second it is added to the history whose median over `bitrate_median_window_s`

@@ -1,4 +1,4 @@
-"""`cadence` (SPEC 3): is the video arriving at the rate the encoder claims, evenly?
+"""`cadence` (BEHAVIOUR §3): is the video arriving at the rate the encoder claims, evenly?
 
 Two views of every video packet: its arrival time (what the network and encoder
 deliver) and its decode timestamp (what the encoder claims).

@@ -1,4 +1,4 @@
-"""`codec` (SPEC 2, 4): an input whose video codec the show cannot switch to.
+"""`codec` (BEHAVIOUR §2, 4): an input whose video codec the show cannot switch to.
 
 A platform follows a change of resolution at a keyframe, not a change of codec: a
 stream that starts as H.264 and continues as HEVC breaks at the platform. So unless

@@ -1,4 +1,4 @@
-"""`disconnected` and `stalled` (SPEC 3): is a publisher there, and is its video flowing?"""
+"""`disconnected` and `stalled` (BEHAVIOUR §3): is a publisher there, and is its video flowing?"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`drift` (SPEC 3): the audio timeline moving against the video timeline.
+"""`drift` (BEHAVIOUR §3): the audio timeline moving against the video timeline.
 
 Two measures, the larger in magnitude wins (positive: audio stamped late, it lags):
 

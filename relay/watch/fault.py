@@ -1,4 +1,4 @@
-"""One signal's fault on one subject: tiers, hold times and hysteresis (SPEC 3).
+"""One signal's fault on one subject: tiers, hold times and hysteresis (BEHAVIOUR §3).
 
 A signal feeds a `Fault` with what it sees, tier by tier ("is the tier-2 condition
 true right now?"), stamped with the time the sample belongs to; `tick(now)` then

@@ -1,4 +1,4 @@
-"""`host` (SPEC 3): the studio PC itself (CPU, memory, disk, network interfaces).
+"""`host` (BEHAVIOUR §3): the studio PC itself (CPU, memory, disk, network interfaces).
 
 `read_host_sample()` asks psutil (CPU use is measured since the previous call in the
 same thread); `HostSampler` calls it once a second in a thread of its own, so the
@@ -6,7 +6,7 @@ event loop never waits on /proc or on a disk: ``disk_usage`` on a dead network m
 blocks in stat() for minutes, so the disk is read through a `DiskProbe` that waits
 for it at most a second (the figure is then unknown, None) and never has more than
 one read stuck on it. `HostWatch` judges the samples and reads no clock, so it is
-tested with made-up samples. All host troubles are one fault, `host`, as SPEC 3 has one
+tested with made-up samples. All host troubles are one fault, `host`, as BEHAVIOUR §3 has one
 row for them: tier 2 while any of CPU (held `host_cpu_s`), memory, disk or growing
 NIC error counters is wrong, tier 1 while a network interface that was up is down.
 The raise names every cause in `detail`; `value`/`threshold` describe the first.

@@ -1,4 +1,4 @@
-"""`InputWatch`: every SPEC 3 signal of one input, and what the failover policy reads.
+"""`InputWatch`: every BEHAVIOUR §3 signal of one input, and what the failover policy reads.
 
 Fed on the event loop with the input's connection changes, its packets (packet-level
 signals, no decoding), the analysis worker's frame statistics and SRT statistics;

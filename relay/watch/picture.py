@@ -1,4 +1,4 @@
-"""`black` and `frozen` (SPEC 3), from the analysis worker's per-frame statistics.
+"""`black` and `frozen` (BEHAVIOUR §3), from the analysis worker's per-frame statistics.
 
 Each frame's verdict is stamped with the arrival time of the packet that carried it,
 so the hold time counts from when the picture really went black, not from when the

@@ -1,4 +1,4 @@
-"""New thresholds for watchers that are running (a reload, SPEC 10), without a restart.
+"""New thresholds for watchers that are running (a reload, BEHAVIOUR §10), without a restart.
 
 Every signal takes its thresholds once, in its constructor, and keeps what it derives
 from them as plain values (``_stall_s``, ``_db``, the settings object itself as

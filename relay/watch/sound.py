@@ -1,4 +1,4 @@
-"""`silence` and `audio_missing` (SPEC 3)."""
+"""`silence` and `audio_missing` (BEHAVIOUR §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`srt_link` (SPEC 3): the SRT connection's own statistics, as srt-live-transmit reports them."""
+"""`srt_link` (BEHAVIOUR §3): the SRT connection's own statistics, as srt-live-transmit reports them."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 class OpenFault:
     """A fault raised and not yet cleared."""
 
-    signal: str  # "stalled", "black", ... (SPEC 3 first column)
+    signal: str  # "stalled", "black", ... (BEHAVIOUR §3 first column)
     tier: int  # 1, 2 or 3
     since: float  # monotonic time it was raised
     value: float | str | None = None

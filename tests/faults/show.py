@@ -9,7 +9,7 @@ and encoders replaying marked clips over the bare RTMP publisher.
         rec = show.finish()[PLATFORM_KEY]       # SIGTERM → exit 0, one recording per key
         assert_nothing_lost(rec)
 
-"Nothing lost" (SPEC 11) is what every test here ends with: the push never
+"Nothing lost" (BEHAVIOUR §11) is what every test here ends with: the push never
 reconnected (one recording file at the platform), timestamps rose strictly on both
 tracks with no gap beyond a generous bound, and the daemon ran throughout and
 stopped cleanly. Bounds are generous because the two cores are shared.

@@ -1,4 +1,4 @@
-"""SPEC 11 / SPEC 7: the control plane never holds the media plane back.
+"""BEHAVIOUR §11 / BEHAVIOUR §7: the control plane never holds the media plane back.
 
 tests/integration/test_mqtt_control.py proves the MQTT side (buffering, reconnects,
 a clear line for a wrong password) against a fake daemon with no media; here the

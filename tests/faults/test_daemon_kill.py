@@ -1,4 +1,4 @@
-"""SPEC 11 / SPEC 10: Relay killed outright (SIGKILL: the OOM killer, a kernel bug, a
+"""BEHAVIOUR §11 / BEHAVIOUR §10: Relay killed outright (SIGKILL: the OOM killer, a kernel bug, a
 power cut of the process) under systemd semantics: `Restart=always` starts it again
 with the same configuration, it listens within about a second, the show is back at the
 platform within 4 s of the restart with the encoders reconnecting as OBS does, and its
@@ -10,7 +10,7 @@ and after the unit's `RestartSec` a restart of the same command line, as the uni
 systemd/relay.service would. The show starts with the backup's encoder ahead of main's
 (main goes on air first all the same), and after the restart both come back together.
 
-The two bars are SPEC 10's, on Relay's own time: on two cores shared by the whole suite,
+The two bars are BEHAVIOUR §10's, on Relay's own time: on two cores shared by the whole suite,
 the time Relay's main thread spent queued for a CPU (the kernel's schedstat) is taken
 out, while the encoders' retry schedule, which no load changes, is kept. The wall-clock
 figures are bounded generously and printed.
@@ -50,8 +50,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 SESSIONS = "SELECT id, started, stopped, stop_reason FROM sessions ORDER BY started"
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "relay.service"
-RESTART_TO_AIR_S = 4.0  # SPEC 10: back at the platform within 4 s of the restart
-LISTEN_WITHIN_S = 1.0  # SPEC 10: `relay run` listens within 1 s of starting
+RESTART_TO_AIR_S = 4.0  # BEHAVIOUR §10: back at the platform within 4 s of the restart
+LISTEN_WITHIN_S = 1.0  # BEHAVIOUR §10: `relay run` listens within 1 s of starting
 LISTEN_LOADED_S = 5.0  # the same as seen on a machine the whole suite shares (the figure is printed)
 RESTART_TO_AIR_LOADED_S = 20.0  # the same, as seen on a machine the whole suite shares
 # OBS (libobs obs-output.c, output_reconnect): after a drop it tries again after its
@@ -206,7 +206,7 @@ def test_sigkill_then_restart_is_back_on_air_within_4_s_with_the_journal_intact(
         first = show.relay
         viewer = stack.enter_context(PlatformViewer(show.platform.url(PLATFORM_KEY)))
         # The show starts with the backup's encoder a moment ahead of main's: main goes
-        # on air first all the same (SPEC 4, off the slate at once).
+        # on air first all the same (BEHAVIOUR §4, off the slate at once).
         encoders = [ObsLikeEncoder(show.port, input_key("backup"), backup_clip).start()]
         stack.callback(encoders[0].stop)
         first.wait_for("input_connected", input="backup")

@@ -1,4 +1,4 @@
-"""SPEC 11, platform side, through `relay run`: the platform's primary ingest fails
+"""BEHAVIOUR §11, platform side, through `relay run`: the platform's primary ingest fails
 and the output must move to the backup ingest URL while the inputs (and any other
 output) carry on untouched.
 

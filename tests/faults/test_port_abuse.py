@@ -1,4 +1,4 @@
-"""SPEC 11: garbage, half-open and slow connections on the RTMP and SRT ports during a
+"""BEHAVIOUR §11: garbage, half-open and slow connections on the RTMP and SRT ports during a
 show are refused and logged, and nothing else is disturbed.
 
 A handful of each on the RTMP port (with a wrong key and a second publisher) is

@@ -1,4 +1,4 @@
-"""SPEC 11, publisher side: what an encoder can do to Relay on air, and what the
+"""BEHAVIOUR §11, publisher side: what an encoder can do to Relay on air, and what the
 platform must still receive (tests/faults/show.py: "nothing lost").
 
 Killed, stalled, black, frozen, silent, desynchronised publishers and timestamps

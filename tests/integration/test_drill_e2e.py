@@ -1,4 +1,4 @@
-"""Drills and the pre-show check against the real daemon (SPEC 9): `relay run` with a
+"""Drills and the pre-show check against the real daemon (BEHAVIOUR §9): `relay run` with a
 real Mosquitto, ffmpeg encoders and nginx-rtmp as the platform.
 
 A drill must be seen where it matters: the backup's picture at the platform (live

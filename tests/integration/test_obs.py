@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 
 MAIN_KEY, BACKUP_KEY, PLATFORM_KEY = "main-key-1234", "backup-key-5678", "platform-key-42"
 FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 3.0, "min_dwell_s": 2.0}
-BAR_S = 0.5  # SPEC 11: no switch leaves the platform without media for longer, beyond detection
+BAR_S = 0.5  # BEHAVIOUR §11: no switch leaves the platform without media for longer, beyond detection
 LOAD_SLACK_S = 0.3  # OBS, x264, Relay, nginx and the viewer share two cores
 
 

@@ -1,5 +1,5 @@
-"""A show recorded on the studio PC and its configuration reloaded mid-show (SPEC 7a
-'Recording', SPEC 10 'SIGHUP'), end to end: FFmpeg publishers (main red, backup blue)
+"""A show recorded on the studio PC and its configuration reloaded mid-show (BEHAVIOUR §7a
+'Recording', BEHAVIOUR §10 'SIGHUP'), end to end: FFmpeg publishers (main red, backup blue)
 → `relay run` with `[recording] path` → nginx-rtmp standing in for the platform.
 
 One show, in turn: a reload that changes a threshold (applied, no input or output

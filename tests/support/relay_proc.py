@@ -114,7 +114,7 @@ class RelayProcess:
 
     def wait_healthy(self, input_id: str, for_s: float, timeout: float = 30.0) -> None:
         """Wait until an input has had no tier-1 or tier-2 fault open for `for_s` on end
-        (what makes it a candidate to switch to, SPEC 4): on a loaded machine a publisher's
+        (what makes it a candidate to switch to, BEHAVIOUR §4): on a loaded machine a publisher's
         late frames can raise a jitter warning, and a test about switching to a healthy
         input must not kill the one on air before it is."""
         healthy_since: float | None = None

@@ -1,4 +1,4 @@
-"""Request validation (SPEC 7 commands): strict types, no unknown fields, clear messages."""
+"""Request validation (BEHAVIOUR §7 commands): strict types, no unknown fields, clear messages."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def refused(command: str, payload: bytes, limit: int = 4096) -> RequestError:
 
 def test_every_spec_command_is_known() -> None:
     assert set(COMMANDS) == {"failover", "failback", "switch", "mode", "failback_policy", "drill", "output",
-                             "check", "ping", "reload"}  # reload: SPEC 6's `relay reload`
+                             "check", "ping", "reload"}  # reload: BEHAVIOUR §6's `relay reload`
 
 
 def test_valid_requests_become_daemon_arguments() -> None:

@@ -154,7 +154,7 @@ async def test_main_goes_on_air_then_a_dead_main_is_left_at_once_for_the_backup(
     studio.connect_all()
     on_main = await studio.run_until(lambda: studio.graph.on_air.input == "main")
     assert studio.graph.on_air.since == on_main
-    assert 1.0 <= on_main <= 4.0  # healthy for 1 s off the slate (SPEC 4), then the cut
+    assert 1.0 <= on_main <= 4.0  # healthy for 1 s off the slate (BEHAVIOUR §4), then the cut
     await studio.run(1.0)
     studio.kill("main")
     killed = studio.now

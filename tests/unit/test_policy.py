@@ -1,4 +1,4 @@
-"""FailoverPolicy, scenario by scenario on a fake clock (SPEC 3 and 4).
+"""FailoverPolicy, scenario by scenario on a fake clock (BEHAVIOUR §3 and 4).
 
 In the manner of GStreamer fallbackswitch's tests: a small fake studio (the watchers'
 view of each input) and a show loop that evaluates the policy every tick, like the
@@ -104,7 +104,7 @@ class Show:
         return decision
 
     def command(self, name: str, **args: Any) -> CommandResult:
-        """A staff command by its SPEC 7 name, with arguments already validated (the
+        """A staff command by its BEHAVIOUR §7 name, with arguments already validated (the
         request models in relay/control/commands.py check their shape)."""
         now, inputs, policy = self.now, self.studio.statuses(), self.policy
         result = {

@@ -1,4 +1,4 @@
-"""A reload's parts that only compute (SPEC 10): which keys changed between two
+"""A reload's parts that only compute (BEHAVIOUR §10): which keys changed between two
 configurations and which of them a running relay takes (config/diff.py), and watchers
 retuned in place (watch/retune.py) on a fake clock: new thresholds count from the
 reload, what the signal has seen and an open fault are kept."""

@@ -1,4 +1,4 @@
-"""The SPEC 7 state document has one type (relay/control/state.py): the relay's control
+"""The BEHAVIOUR §7 state document has one type (relay/control/state.py): the relay's control
 API renders it, and the tests' FakeDaemon, which stands in for the relay in every MQTT
 and CLI test, renders the same, so the two cannot drift apart unnoticed."""
 
@@ -46,7 +46,7 @@ async def test_the_relays_state_is_the_same_type_before_and_after_a_failover() -
     json.dumps(state)
 
 
-@pytest.mark.parametrize("change", ["a key too many", "a key missing", "a status word not in SPEC 7",
+@pytest.mark.parametrize("change", ["a key too many", "a key missing", "a status word not in BEHAVIOUR §7",
                                     "a fault without its tier", "a number as a string"])
 def test_a_state_that_drifted_from_the_type_is_refused(change: str) -> None:
     state = copy.deepcopy(dict(fake().state()))
@@ -54,7 +54,7 @@ def test_a_state_that_drifted_from_the_type_is_refused(change: str) -> None:
         state["on_air"] = "main"
     elif change == "a key missing":
         del state["switching_to"]
-    elif change == "a status word not in SPEC 7":
+    elif change == "a status word not in BEHAVIOUR §7":
         state["inputs"]["main"]["status"] = "live"
     elif change == "a fault without its tier":
         state["inputs"]["main"]["faults"] = [{"signal": "black", "since": None, "value": 1.0,

@@ -1,4 +1,4 @@
-"""InputWatch against synthetic timelines on a fake clock: every SPEC 3 input signal.
+"""InputWatch against synthetic timelines on a fake clock: every BEHAVIOUR §3 input signal.
 
 A `Studio` plays one encoder: 30 fps video and AAC-paced audio (1024 samples at 48 kHz),
 with the frame statistics the analysis worker would post, and a tick every 100 ms.

@@ -83,7 +83,7 @@ def openapi(relay_id: str) -> dict[str, Any]:
                                 "responses": {"200": {"description": "health", "content": json_object},
                                               "401": error}}},
         "/api/events": {"get": {
-            "summary": "events of this session (the SPEC 7 vocabulary), paged by sequence number",
+            "summary": "events of this session (the BEHAVIOUR §7 vocabulary), paged by sequence number",
             "parameters": [
                 {"name": "after", "in": "query", "schema": {"type": "integer"},
                  "description": "events after this seq, oldest first"},
@@ -119,8 +119,8 @@ def openapi(relay_id: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": f"Relay {relay_id}", "version": __version__,
-                 "description": "The HTTP API of one relay (SPEC 7a). Log in on /login (cookie; send the "
-                                "X-CSRF-Token from /api/me with every POST) or send Authorization: "
+                 "description": "The HTTP API of one relay (BEHAVIOUR §7a). Log in on /login (cookie; "
+                                "send the X-CSRF-Token from /api/me with every POST) or send Authorization: "
                                 "Bearer <token> (a user's token from [http] users)."},
         "components": {"securitySchemes": {
             "cookie": {"type": "apiKey", "in": "cookie", "name": "relay_session"},

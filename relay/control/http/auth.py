@@ -1,4 +1,4 @@
-"""Accounts of the dashboard and HTTP API (SPEC 7a): who may look, who may act.
+"""Accounts of the dashboard and HTTP API (BEHAVIOUR §7a): who may look, who may act.
 
 - Passwords are kept only as scrypt hashes (a plain password from the configuration is
   hashed at start-up, :data:`PLAIN_N`; a hash from `relay hash-password`, N=2^17 as

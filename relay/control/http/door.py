@@ -1,4 +1,4 @@
-"""The HTTP port's door (SPEC 7a, docs/SECURITY.md): who is asking, from where, under
+"""The HTTP port's door (BEHAVIOUR §7a, docs/SECURITY.md): who is asking, from where, under
 which name, and how much of the port one address may hold. The same rule as the RTMP
 port: a bad peer only ever costs itself.
 

@@ -1,4 +1,4 @@
-"""Prometheus ``/metrics`` (SPEC 7a), with prometheus-client.
+"""Prometheus ``/metrics`` (BEHAVIOUR §7a), with prometheus-client.
 
 Names follow Prometheus's conventions (prometheus.io/docs/practices/naming): base units
 (``_seconds``, ``_bytes``, ``_ratio`` for 0..1), ``_total`` counters for what accumulates

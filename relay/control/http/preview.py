@@ -1,4 +1,4 @@
-"""The dashboard's program preview: what is on air, moving, in the browser (SPEC 7a).
+"""The dashboard's program preview: what is on air, moving, in the browser (BEHAVIOUR §7a).
 
 The graph hands every on-air packet to :meth:`ProgramPreview.on_packet` (its
 ``program_taps``), exactly what the outputs get. Nothing is decoded or encoded: each
