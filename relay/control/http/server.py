@@ -482,7 +482,7 @@ class HttpServer:
         reading = asyncio.create_task(_drain(ws), name="http-preview-read")
         try:
             while not reading.done():
-                getting = asyncio.ensure_future(viewer.queue.get())
+                getting = asyncio.ensure_future(viewer.next())
                 await asyncio.wait({getting, reading}, return_when=asyncio.FIRST_COMPLETED)
                 if not getting.done():
                     getting.cancel()
