@@ -59,11 +59,12 @@ WATCH_ARRIVALS = """() => {
     ws.addEventListener('message', (m) => {
       if (typeof m.data === 'string') return;
       const b = new DataView(m.data);
-      // a one-sample fragment of the video track (track 1): moof > mfhd, traf > tfhd, tfdt (v1)
-      if (b.getUint32(12) !== 0x6d666864 || b.getUint32(44) !== 1) return;
-      const tfdt = Number(b.getBigUint64(60));
-      window.ARRIVALS.push([performance.now(), tfdt / 1000]);
-      if (window.ARRIVALS.length > 2000) window.ARRIVALS.shift();
+      // one-sample fragments (moof > mfhd, traf > tfhd, tfdt v1) of the video track (track 1)
+      for (let at = 0; at + 8 <= b.byteLength; at += b.getUint32(at)) {
+        if (b.getUint32(at + 4) !== 0x6d6f6f66 || b.getUint32(at + 44) !== 1) continue;
+        window.ARRIVALS.push([performance.now(), Number(b.getBigUint64(at + 60)) / 1000]);
+      }
+      while (window.ARRIVALS.length > 2000) window.ARRIVALS.shift();
     });
     return ws;
   };
