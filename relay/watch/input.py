@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 
 from relay.events import EventSink
+from relay.log import get_logger
 from relay.media import MediaPacket, Track, VideoConfig
 from relay.settings import ThresholdSettings
 from relay.watch.bitrate import BitrateSignal
@@ -30,6 +32,8 @@ from relay.watch.picture import BlackSignal, FrozenSignal
 from relay.watch.sound import AudioMissingSignal, SilenceSignal
 from relay.watch.srt_link import SrtLinkSignal
 from relay.watch.status import InputStatus
+
+log = get_logger("relay.watch.input")
 
 _LOUDNESS_WINDOW_S = 1.0
 
@@ -61,6 +65,7 @@ class InputWatch:
         self._healthy_since: float | None = None
         self._last_video: VideoFrameStats | None = None
         self._loudness: deque[tuple[float, float]] = deque()  # (now, mean square)
+        self.tick_errors: dict[str, int] = {}  # signal -> exceptions its tick raised
         self._peaks: deque[tuple[float, float]] = deque()  # (now, peak dBFS), for the dashboard's meters
 
     @property
@@ -131,18 +136,29 @@ class InputWatch:
             self.srt_link.on_stats(now, rtt_ms, loss_pct)
 
     def tick(self, now: float) -> None:
-        self.disconnected.tick(now)
-        self.stalled.tick(now)
-        self.cadence.tick(now, stalled=self.stalled.fault.open is not None)
-        self.audio_missing.tick(now)
-        self.drift.tick(now)
-        self.bitrate.tick(now)
-        self.black.tick(now)
-        self.frozen.tick(now)
-        self.silence.tick(now)
-        self.srt_link.tick(now)
-        self.codec.tick(now)
-        self._refresh_health(now)
+        """Every signal's time-based conditions. One signal that raises (a bug) is logged
+        and skipped: the others, and the health the policy reads, still run (issue 22)."""
+        steps: tuple[tuple[str, Callable[[float], None]], ...] = (
+            ("disconnected", self.disconnected.tick),
+            ("stalled", self.stalled.tick),
+            ("cadence", lambda t: self.cadence.tick(t, stalled=self.stalled.fault.open is not None)),
+            ("audio_missing", self.audio_missing.tick),
+            ("drift", self.drift.tick),
+            ("bitrate", self.bitrate.tick),
+            ("black", self.black.tick),
+            ("frozen", self.frozen.tick),
+            ("silence", self.silence.tick),
+            ("srt_link", self.srt_link.tick),
+            ("codec", self.codec.tick),
+            ("health", self._refresh_health),
+        )
+        for name, step in steps:
+            try:
+                step(now)
+            except Exception:
+                count = self.tick_errors[name] = self.tick_errors.get(name, 0) + 1
+                if count in (1, 10, 100) or count % 1000 == 0:  # a bug every tick: not a flood
+                    log.exception("watch_signal_failed", input=self.input_id, signal=name, count=count)
 
     # -- outputs ---------------------------------------------------------------------------
 

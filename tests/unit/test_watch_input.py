@@ -417,3 +417,26 @@ def test_srt_link_rtt_or_loss_for_hold_time() -> None:
     assert studio.faults() == [("raised", "srt_link", 2)]
     assert 16.0 <= studio.when("raised", "srt_link") <= 16.0 + SLACK
     assert studio.watch.health(21.0)["srt_loss_pct"] == 8.0
+
+
+def test_one_signal_raising_in_its_tick_leaves_the_others_working(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in one signal (issue 22) must not stop the rest: black still fires at black_s,
+    health is still refreshed, and the failure is counted (and logged) per signal."""
+    def black_at_5(studio: Studio) -> Studio:
+        studio.run_until(5.0)
+        studio.enc.dark_fraction = 1.0
+        studio.run_until(8.0)
+        return studio
+
+    healthy = black_at_5(Studio())
+    studio = Studio()
+
+    def broken(now: float) -> None:
+        raise RuntimeError("a bug in drift")
+
+    monkeypatch.setattr(studio.watch.drift, "tick", broken)
+    black_at_5(studio)
+    assert studio.faults() == healthy.faults() == [("raised", "black", 1)]
+    assert studio.when("raised", "black") == healthy.when("raised", "black")
+    assert studio.watch.status(8.0).worst_tier == 1
+    assert studio.watch.tick_errors["drift"] >= 50 and set(studio.watch.tick_errors) == {"drift"}
