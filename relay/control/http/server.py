@@ -87,6 +87,9 @@ class Identity:
         return self.session is None or sessions.alive(self.session)
 
 
+IDENTITY = web.RequestKey("identity", Identity)  # who sent the request, set by _auth
+
+
 def public_url(settings: HttpSettings, port: int) -> str:
     """How people reach this dashboard: `public_url`, else this PC's name and the port."""
     if settings.public_url:
@@ -239,7 +242,7 @@ class HttpServer:
             if problem:
                 log.warning("http_request_refused", path=request.path, user=identity.user, reason=problem)
                 return json_response({"status": "error", "error": problem}, status=403)
-        request["identity"] = identity
+        request[IDENTITY] = identity
         return await handler(request)
 
     def identify(self, request: web.Request) -> Identity | float | None:
@@ -393,7 +396,7 @@ class HttpServer:
     # reading
 
     async def me(self, request: web.Request) -> web.Response:
-        who: Identity = request["identity"]
+        who: Identity = request[IDENTITY]
         return json_response({"user": who.user, "role": who.role, "relay": self.relay_id,
                               "version": __version__,
                       "csrf": who.session.csrf if who.session is not None else None})
@@ -415,7 +418,7 @@ class HttpServer:
         return json_response(self.live.events_page(after, before, limit))
 
     async def live_stream(self, request: web.Request) -> web.StreamResponse:
-        who: Identity = request["identity"]
+        who: Identity = request[IDENTITY]
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
         await response.prepare(request)
@@ -472,7 +475,7 @@ class HttpServer:
     async def preview_stream(self, request: web.Request) -> web.StreamResponse:
         """The program preview (preview.py) over a WebSocket: a JSON text message names
         each init segment's codecs, every binary message is MP4 to append as it is."""
-        who: Identity = request["identity"]
+        who: Identity = request[IDENTITY]
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
         await ws.prepare(request)
         # a live stream like a page's: live_per_account bounds them; a logout ends them
@@ -507,11 +510,11 @@ class HttpServer:
         return {"commands": command_list(who.role)}
 
     async def command_list(self, request: web.Request) -> web.Response:
-        who: Identity = request["identity"]
+        who: Identity = request[IDENTITY]
         return json_response({"commands": command_list(who.role)})
 
     async def command(self, request: web.Request) -> web.Response:
-        who: Identity = request["identity"]
+        who: Identity = request[IDENTITY]
         payload = await request.read()
         return await run_command(self.commands, request.match_info["name"], payload, who.user, who.role,
                                  MAX_REQUEST_BYTES)
