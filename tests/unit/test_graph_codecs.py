@@ -11,7 +11,7 @@ import json
 from relay.control.remote import format_status
 from relay.events import FaultCleared, FaultRaised, Switched
 from relay.media import Track, VideoConfig
-from tests.unit.test_graph import Studio
+from tests.support.graph_harness import GraphStudio as Studio
 
 
 def _studio(mixed: bool = False) -> Studio:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from relay.control.state import validate_state
 from relay.settings import MqttSettings
 from tests.support.fake_daemon import FakeDaemon, relay_settings
-from tests.unit.test_graph import Studio
+from tests.support.graph_harness import GraphStudio as Studio
 
 
 def fake() -> FakeDaemon:
