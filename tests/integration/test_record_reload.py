@@ -98,6 +98,7 @@ def test_a_show_is_recorded_and_reloaded_without_dropping_anything(tmp_path: Pat
             _, page = log_in(browser, f"http://127.0.0.1:{http}", "alice", ALICE_PW, LAPTOP)
             link = page.locator("#events li.ev-switched a.recording").first
             expect(link).to_be_visible(timeout=10_000)
+            expect(page.locator("#recording .v")).to_have_text("on")  # the Studio PC card says it records
             shot(page, "events-linked-to-the-recording")
             page.goto(f"http://127.0.0.1:{http}" + str(link.get_attribute("href")))
             assert page.url.split("/")[-1].startswith(segment.path.name + "#t="), page.url

@@ -302,10 +302,20 @@ function renderHost() {
   $("#host").replaceChildren(
     ...[["dash.fig_cpu", h.cpu_pct, 0], ["dash.fig_mem_free", h.mem_free_pct, 0], ["dash.fig_disk_free", h.disk_free_gb, 1],
         ["dash.fig_uptime", typeof S.health.uptime_s === "number" ? S.health.uptime_s / 60 : null, 0]]
-      .map(([k, v, d]) => el("div", { class: "figure" }, el("span", { class: "k" }, t(k)), el("span", { class: "v" }, num(v, d)))));
+      .map(([k, v, d]) => el("div", { class: "figure" }, el("span", { class: "k" }, t(k)), el("span", { class: "v" }, num(v, d)))),
+    ...recordingFigure(S.health.recording));
   const m = $("#mqtt");
   if (!mqtt || mqtt.enabled === false) { m.textContent = t("dash.mqtt_off"); m.className = "pill"; }
   else { m.textContent = mqtt.connected ? t("dash.mqtt_connected") : t("dash.mqtt_disconnected"); m.className = "pill " + (mqtt.connected ? "on" : "off"); }
+}
+
+// The show's recording on this PC ([recording] path), when it is kept: on / waiting / failing,
+// the segment or the error as its title.
+function recordingFigure(r) {
+  if (!r) return [];
+  const word = r.status === "failing" ? "dash.rec_failing" : r.status === "recording" ? "dash.rec_on" : "dash.rec_waiting";
+  return [el("div", { class: "figure", id: "recording", title: r.error || r.segment || "" },
+    el("span", { class: "k" }, t("dash.fig_recording")), el("span", { class: `v rec-${r.status}` }, t(word)))];
 }
 
 function eventText(e) {
