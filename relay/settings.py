@@ -201,7 +201,7 @@ class OutputSettings(Section):
     # rtmps://: trust only the CA certificates in this PEM file (a platform or proxy with
     # its own CA, or its self-signed certificate); None = the system's CAs
     ca_file: str | None = None
-    # How video goes out to rtmp(s):// URLs, as the platform reads it (push/flv.py):
+    # How video goes out to rtmp(s):// URLs, as the platform reads it (rtmp/flv.py):
     # "legacy" H.264 only (codec id 7: every RTMP server); "enhanced" H.264, HEVC and AV1
     # (enhanced RTMP FourCC: YouTube, OBS 29.1+ servers); "codec_id_12" H.264 and HEVC as
     # FLV codec id 12 (Chinese platforms and CDNs). srt:// URLs carry H.264 and HEVC.
@@ -293,6 +293,8 @@ class MqttSettings(Section):
     health_interval_s: PositiveSeconds = 2.0
     thumbnail_interval_s: Seconds = 0.0
     discovery: bool = False
+    # Home Assistant's discovery prefix (its MQTT options; birth messages on <prefix>/status)
+    discovery_prefix: TopicPrefix = "homeassistant"
     event_buffer: Annotated[int, Field(ge=10)] = 1000
     max_request_bytes: Annotated[int, Field(ge=64)] = 4096
 

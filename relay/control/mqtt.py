@@ -42,7 +42,7 @@ from relay.control.discovery import discovery_payload
 from relay.control.facade import DaemonFacade
 from relay.control.outbox import Kind, Outbox, Outgoing
 from relay.control.state import StateDoc
-from relay.control.topics import HA_STATUS, Topics, valid_response_topic
+from relay.control.topics import Topics, valid_response_topic
 from relay.events import Event, Preflight, iso_utc
 from relay.log import get_logger
 from relay.redact import scrub_value
@@ -156,7 +156,7 @@ class MqttControl:
         self._daemon = daemon
         self.settings = daemon.settings.mqtt
         self.relay_id = daemon.settings.id
-        self.topics = Topics(self.settings.topic_prefix, self.relay_id)
+        self.topics = Topics(self.settings.topic_prefix, self.relay_id, self.settings.discovery_prefix)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.outbox = Outbox(self.settings.event_buffer, on_put=self._wake.set)
@@ -172,6 +172,8 @@ class MqttControl:
         self._problem: str | None = None  # the failure last logged, so a retry series logs it once
         self._reassert_online = False
         self._last_reassert = 0.0
+        self._announced = False  # Home Assistant discovery published (for the dashboard's URL below)
+        self._announced_dashboard: str | None = None
         self._last_state: StateDoc | None = None
         self._seq = 0
         self._thumbnail_task: asyncio.Task[None] | None = None
@@ -207,10 +209,7 @@ class MqttControl:
         quiet_closed_socket_watch(self._loop)
         self._daemon.bus.subscribe(self._on_event)
         # The state is in the outbox before the first connect, so `online` never precedes it.
-        self._poll_state()
-        if self.settings.discovery:
-            self.outbox.set_retained(self.topics.discovery,
-                                     encode_json(discovery_payload(self.topics, __version__)))
+        self._poll_state()  # and the discovery, when on
         self._tasks = [
             asyncio.create_task(self._connection_loop(), name="mqtt-connection"),
             asyncio.create_task(self._watch_state(), name="mqtt-state"),
@@ -286,6 +285,8 @@ class MqttControl:
             self._state_failing = True
             return
         self._state_failing = False
+        if self.settings.discovery:
+            self._announce(state.get("dashboard"))
         if state == self._last_state:
             return
         self._last_state = state
@@ -301,6 +302,15 @@ class MqttControl:
         for output_id, out in (state.get("outputs") or {}).items():
             self.outbox.set_retained(self.topics.output_status(output_id),
                                      str(out.get("status") or "failed").encode())
+
+    def _announce(self, dashboard: str | None) -> None:
+        """Home Assistant discovery, again when the dashboard's URL (its configuration_url)
+        becomes known: the dashboard starts after MQTT and may listen on a port of the OS's."""
+        if self._announced and dashboard == self._announced_dashboard:
+            return
+        self._announced, self._announced_dashboard = True, dashboard
+        self.outbox.set_retained(self.topics.discovery, encode_json(
+            discovery_payload(self.topics, __version__, self._daemon.settings, dashboard=dashboard)))
 
     def _queue_health(self) -> None:
         try:
@@ -361,7 +371,7 @@ class MqttControl:
             else:
                 await client.subscribe(self.topics.requests, qos=1)
             if self.settings.discovery:
-                await client.subscribe(HA_STATUS, qos=1)
+                await client.subscribe(self.topics.ha_status, qos=1)
             # Retained state first, then `online` (SPEC 7): a consumer that sees the relay
             # online already finds its state.
             self.outbox.republish_all()
@@ -419,10 +429,10 @@ class MqttControl:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             topic = message.topic.value
-            if topic == HA_STATUS:
+            if self.settings.discovery and topic == self.topics.ha_status:
                 # The retained birth message arrives on every subscribe; discovery just went out.
                 if message.payload in (b"online", "online") and not message.retain:
-                    log.info("mqtt_discovery_republished", reason="homeassistant/status online")
+                    log.info("mqtt_discovery_republished", reason=f"{topic} online")
                     self.outbox.touch(self.topics.discovery)
             elif topic == self.topics.availability:
                 self._on_availability(message)

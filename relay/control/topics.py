@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-HA_STATUS = "homeassistant/status"  # Home Assistant's birth/last-will topic
-
 
 @dataclass(frozen=True)
 class Topics:
     prefix: str
     relay_id: str
+    discovery_prefix: str = "homeassistant"  # Home Assistant's ([mqtt] discovery_prefix)
 
     @property
     def base(self) -> str:
@@ -72,7 +71,12 @@ class Topics:
     @property
     def discovery(self) -> str:
         """Home Assistant device-based discovery (HA 2024.11+)."""
-        return f"homeassistant/device/{self.relay_id}/config"
+        return f"{self.discovery_prefix}/device/{self.relay_id}/config"
+
+    @property
+    def ha_status(self) -> str:
+        """Home Assistant's birth/last-will topic, under its discovery prefix."""
+        return f"{self.discovery_prefix}/status"
 
 
 MAX_RESPONSE_TOPIC = 256

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import sys
 import time
@@ -357,10 +358,11 @@ async def test_home_assistant_discovery_and_its_republication(broker: Mosquitto)
             first = await w.wait_for(lambda m: True)
             assert first.retain
             config = json.loads(first.payload)
-            platforms = sorted(c["p"] for c in config["cmps"].values())
-            assert platforms == ["button", "select", "sensor", "sensor"]
+            platforms = collections.Counter(c["p"] for c in config["cmps"].values())
+            # per input and output binary sensors and sensors (tests/unit/test_ha_discovery.py)
+            assert platforms == {"binary_sensor": 6, "sensor": 14, "select": 2, "button": 3}
             assert config["availability_topic"] == f"{BASE}/availability"
-            select = next(c for c in config["cmps"].values() if c["p"] == "select")
+            select = config["cmps"]["relay_studio-a_mode"]
             assert select["command_topic"] == f"{BASE}/request/mode"
             # Home Assistant restarts: it announces itself, the relay answers with discovery
             await w.client.publish("homeassistant/status", b"online", qos=1)
@@ -369,6 +371,10 @@ async def test_home_assistant_discovery_and_its_republication(broker: Mosquitto)
             command = select["command_template"].replace("{{ value }}", "manual")
             await w.client.publish(select["command_topic"], command.encode(), qos=1)
             await until(lambda: ("mode", {"mode": "manual"}) in daemon.calls, 5, "the mode command")
+            # the dashboard listens (after MQTT started): its URL is announced as the device's
+            daemon._state["dashboard"] = "http://studio-pc:8080/"
+            again = await w.wait_for(lambda m: json.loads(m.payload)["dev"].get("cu") is not None)
+            assert json.loads(again.payload)["dev"]["cu"] == "http://studio-pc:8080/"
     finally:
         await control.stop()
 

@@ -1,4 +1,4 @@
-"""The outbox (what waits for the broker), reconnect backoff, topics and discovery."""
+"""The outbox (what waits for the broker), reconnect backoff and topics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import random
 import pytest
 
 from relay.backoff import ReconnectBackoff
-from relay.control.discovery import discovery_payload
 from relay.control.outbox import Kind, Outbox, Outgoing
 from relay.control.topics import Topics, valid_response_topic
 
@@ -139,7 +138,7 @@ def test_topics_follow_spec_7() -> None:
     assert t.command_of("relay/studio-a/request/") is None
     assert t.command_of("relay/studio-b/request/failover") is None
     assert t.command_of("relay/studio-a/response/failover") is None
-    assert t.discovery == "homeassistant/device/studio-a/config"
+    assert t.discovery == "homeassistant/device/studio-a/config"  # tests/unit/test_ha_discovery.py: the rest
     topics = Topics("relay", "studio-a")
     assert valid_response_topic("relay/studio-a/response/x/1", topics)
     assert not valid_response_topic("relay/+/response", topics) and not valid_response_topic("", topics)
@@ -147,17 +146,3 @@ def test_topics_follow_spec_7() -> None:
     assert not valid_response_topic("relay/studio-a/response/x/+", topics)
     assert not valid_response_topic("relay/studio-a/state", topics)
     assert not valid_response_topic("relay/studio-a/response/" + "x" * 300, topics)
-
-
-def test_discovery_declares_the_four_entities() -> None:
-    t = Topics("relay", "studio-a")
-    cfg = discovery_payload(t, "1.2.3")
-    cmps = cfg["cmps"]
-    assert {c["p"] for c in cmps.values()} == {"sensor", "select", "button"}
-    assert all(c["unique_id"] == key for key, c in cmps.items())
-    mode = cmps["relay_studio-a_mode"]
-    assert mode["command_topic"] == "relay/studio-a/request/mode"
-    assert mode["command_template"].replace("{{ value }}", "auto") == '{"mode": "auto"}'
-    assert cmps["relay_studio-a_failover"]["command_topic"] == "relay/studio-a/request/failover"
-    assert cfg["availability_topic"] == t.availability and cfg["dev"]["sw"] == "1.2.3"
-    assert cfg["o"]["name"] == "relay"
