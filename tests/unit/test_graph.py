@@ -149,10 +149,13 @@ async def test_every_transport_shares_the_relays_one_dispatcher() -> None:
 
 
 async def _start_in_order(first: str, second: str, gap_s: float) -> Studio:
-    """``first`` connects at 0, ``second`` ``gap_s`` later (each sending from its connect)."""
+    """Relay up with no encoder yet (the slate; both inputs `disconnected`); ``first``
+    connects at 0.5 s, ``second`` ``gap_s`` later, each sending from its connect."""
     studio = Studio()
+    studio.live = set()
+    await studio.run(0.5)
+    studio.encoders[first].start = studio.now
     studio.live = {first}
-    studio.encoders[first].start = 0.0
     studio.graph.channels[first].connect(f"{first}-encoder")
     await studio.run(gap_s)
     studio.encoders[second].start = studio.now
@@ -162,10 +165,12 @@ async def _start_in_order(first: str, second: str, gap_s: float) -> Studio:
 
 
 async def test_the_slate_is_left_for_the_first_input_healthy_for_1_s_in_show_time() -> None:
-    """Off the slate at once (BEHAVIOUR §4): not after healthy_for_s (3 s), after 1 s."""
+    """Off the slate at once (BEHAVIOUR §4): once healthy for 1 s, not healthy_for_s (3 s).
+    A new connection is healthy once its `disconnected` fault has cleared (clear_after_s,
+    1 s), so the encoder that connected at 0.5 s is on air by 2.5 s, not 4.5 s."""
     studio = await _start_in_order("backup", "main", 5.0)  # main long after: the backup alone
     assert studio.graph.on_air.input == "backup"
-    assert studio.graph.on_air.since is not None and 1.0 <= studio.graph.on_air.since <= 1.5
+    assert studio.graph.on_air.since is not None and 2.5 <= studio.graph.on_air.since <= 2.7
 
 
 async def test_main_goes_on_air_first_whichever_encoder_arrives_first() -> None:
