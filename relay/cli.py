@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
-from relay import __version__
+from relay import version
 
 if TYPE_CHECKING:
     from relay.control.commands import Request
@@ -26,11 +26,20 @@ def _config_arg(p: argparse.ArgumentParser, required: bool = False) -> None:
     )
 
 
+class _Version(argparse.Action):
+    """`relay --version`, with the version read only when asked for (see relay.version)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"relay {version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relay", description="Failover stream relay for live-commerce studios."
     )
-    parser.add_argument("--version", action="version", version=f"relay {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     _run_args(sub.add_parser("run", help=RUN_HELP))
