@@ -52,10 +52,12 @@ function onInit(msg) {
     // e.g. HEVC in a Chromium without its decoder: the thumbnail stays, and says why
     PREVIEW.blocked = true;
     document.getElementById("program").classList.remove("playing");
+    document.getElementById("sound").hidden = true;
     previewNote(t("preview.cannot_play", { codec: CODECS[msg.codec] || msg.codec }));
     return;
   }
   PREVIEW.blocked = false;
+  document.getElementById("sound").hidden = false;
   previewNote("");
   PREVIEW.queue.push({ mime: msg.init });
   pump();
@@ -97,6 +99,7 @@ function followLiveEdge() {
   const video = document.getElementById("program");
   const sb = PREVIEW.sb;
   if (!video || !sb || PREVIEW.ms.readyState !== "open") return;
+  if (PREVIEW.blocked) { video.pause(); video.classList.remove("playing"); return; }
   const ranges = video.buffered;
   if (!ranges.length) return;
   const start = ranges.start(ranges.length - 1), end = ranges.end(ranges.length - 1);
