@@ -168,6 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return config_check(args.config, as_json=args.json)
     if args.command == "run":
         return _run(args)
+    if args.command == "reload":
+        from relay.config import load_or_exit
+
+        settings = load_or_exit(args.config)
+        if not settings.mqtt.enabled:  # no MQTT: SIGHUP, and the answer from the journal
+            from relay.control.signal_reload import reload_by_signal
+
+            return reload_by_signal(settings, args.config, DEFAULT_CONFIG)
     if args.command in remote_commands():
         from relay.control.remote import run_remote
 
