@@ -52,7 +52,8 @@ LONGEST_FIRST = {
     "test_control_plane_faults.py": 30, "test_platform_faults.py": 25, "test_rtmp_ingest.py": 24,
     "test_unlike_encoders.py": 24, "test_mqtt_control.py": 24, "test_srt_ingest.py": 23,
     "test_http_flood.py": 30, "test_dashboard_logout.py": 10,
-    "test_analysis.py": 16, "test_record_reload.py": 36, "test_reload_cli.py": 20, "test_preview_browser.py": 45,
+    "test_analysis.py": 16, "test_record_reload.py": 36, "test_reload_cli.py": 20,
+    "test_preview_browser.py": 45,
     "test_live_bridge_e2e.py": 40, "test_daemon_kill.py": 27,
 }
 
