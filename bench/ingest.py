@@ -18,10 +18,10 @@ from pathlib import Path
 
 import av
 
+from relay.media import MediaPacket
 from relay.rtmp import amf0
 from relay.rtmp.chunks import AUDIO, COMMAND_AMF0, SET_CHUNK_SIZE, VIDEO, ChunkWriter, set_chunk_size
 from relay.rtmp.server_session import PublishSession
-from relay.media import MediaPacket
 
 KEY = "bench-ingest-key"
 
