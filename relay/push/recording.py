@@ -10,9 +10,9 @@ copied into fragmented MP4 files, one segment an hour, kept by age and size.
 It is one more consumer of the output timeline, built like an Output: ``send`` never
 blocks and the queue is bounded in media time, so a slow, full or failing disk only
 ever drops its own media. A write that fails, one the disk holds for ``STALL_S`` (seen
-from the loop), or free space below ``min_free_gb`` raises the `recording` fault (tier 2: the show goes on, its record does not) and the
-worker tries again every ``RETRY_S`` at a keyframe; the fault clears when a segment is
-written again.
+from the loop), or free space below ``min_free_gb`` raises the `recording` fault (tier 2:
+the show goes on, its record does not) and the worker tries again every ``RETRY_S`` at a
+keyframe; the fault clears when a segment is written again.
 
 Fragmented MP4 (``frag_keyframe+empty_moov``): every player and browser opens it, and
 a file cut short by a crash or a full disk still plays up to its last fragment.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from relay.codec import av1
-from relay.rtmp.flv import FlvDemuxer, FlvError, TimestampUnwrapper
 from relay.media import MediaPacket, Track, VideoConfig
+from relay.rtmp.flv import FlvDemuxer, FlvError, TimestampUnwrapper
 from tests.support.clips import encode, flv_tags
 
 # avcC records written by x264 (captured from ffmpeg/PyAV runs): 640x360 and

@@ -10,6 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from relay.events import Event, InputRejected
+from relay.media import MediaPacket, VideoConfig
 from relay.rtmp import amf0
 from relay.rtmp.chunks import (
     ACKNOWLEDGEMENT,
@@ -26,7 +27,6 @@ from relay.rtmp.chunks import (
 )
 from relay.rtmp.handshake import HandshakeError
 from relay.rtmp.server_session import PublishSession, SessionError
-from relay.media import MediaPacket, VideoConfig
 from tests.unit.test_rtmp_flv import AVCC_360P, NALUS, avc
 
 KEY = "main-3f9c1a-secret"
