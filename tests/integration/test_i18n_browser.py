@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("RELAY_TEST_ARTIFACTS", REPO / "test-artifacts")) / "i18n"
 HAN = re.compile(r"[\u4e00-\u9fff]")
+PROBE = "test.no_such_key"  # a key asked for on purpose: the detector must report it
 __all__ = ["studio"]  # the dashboard test's studio, reused as a fixture
 
 
@@ -47,7 +48,7 @@ class Console:
 
     def problems(self) -> list[str]:
         signs = ("i18n:", "Content Security Policy", "Refused to")
-        return [m for m in self.messages if any(sign in m for sign in signs)]
+        return [m for m in self.messages if any(sign in m for sign in signs) and PROBE not in m]
 
 
 def _worth(message: ConsoleMessage) -> bool:
@@ -136,6 +137,9 @@ def test_the_pages_in_chinese_and_the_report_as_designed(studio: dict[str, Any])
         assert "关键帧" in said["keyframe"] and "立即" not in said["keyframe"], said
         assert "backup" in said["sw"] and "立即切换" in said["sw"], said
         assert "关键帧" in said["failback"] and "关键帧" in said["drill"], said
+        # The detector is live: a key the catalogue lacks is reported on the console.
+        with page.expect_console_message(lambda m: f"i18n: no text for {PROBE}" in m.text):
+            assert page.evaluate(f"() => t('{PROBE}')") == PROBE
         text = page.locator("body").inner_text()
         assert len(HAN.findall(text)) > 100, text[:400]
         assert not english_left(text), english_left(text)
