@@ -28,6 +28,7 @@ from relay.settings import RelaySettings
 if TYPE_CHECKING:
     from relay.control.alerts import AlertChannel
     from relay.control.api import ControlApi
+    from relay.control.http.auth import Accounts
     from relay.control.http.server import HttpServer
     from relay.events import EventBus
     from relay.graph import MediaGraph
@@ -71,7 +72,12 @@ class Reloader:
 
     async def reload(self, source: str) -> ReloadOutcome:
         async with self._lock:
-            outcome = await self._reload(source)
+            try:
+                outcome = await self._reload(source)
+            except Exception as e:  # a bug: said, never the end of the show
+                log.exception("reload_crashed", source=source)
+                outcome = ReloadOutcome(False, reason=f"the reload failed ({type(e).__name__}: {e}); "
+                                                      "part of it may be applied: see the log")
         emit = self._daemon.bus.emit
         if outcome.applied:
             emit(ConfigReloaded(changed=outcome.changed, source=source))
@@ -98,11 +104,20 @@ class Reloader:
             return ReloadOutcome(False, changed=changed, refused=refused,
                                  reason="cannot change while running (restart relay to change them): "
                                         + ", ".join(refused) + "; nothing was applied")
+        accounts = None
+        if new.http.users != old.http.users and self._daemon.http is not None:
+            from relay.control.http.auth import Accounts
+
+            try:  # the one part that can still fail (an unusable hash): before anything changes
+                accounts = await asyncio.to_thread(Accounts, list(new.http.users))
+            except ValueError as e:
+                return ReloadOutcome(False, changed=changed, problems=[str(e)],
+                                     reason="http.users cannot be used; nothing was applied")
         if changed:
-            await self._apply(old, new)
+            await self._apply(old, new, accounts)
         return ReloadOutcome(True, changed=changed)
 
-    async def _apply(self, old: RelaySettings, new: RelaySettings) -> None:
+    async def _apply(self, old: RelaySettings, new: RelaySettings, accounts: Accounts | None) -> None:
         d = self._daemon
         d.graph.reconfigure(new)  # thresholds, failover, outputs' URLs: in place
         if new.thresholds != old.thresholds:
@@ -117,8 +132,8 @@ class Reloader:
                 d.http.recording_dir = Path(new.recording.path).expanduser() if new.recording.path else None
         if new.alerts != old.alerts:
             await self._replace_alerts(new)
-        if new.http.users != old.http.users and d.http is not None:
-            await self._replace_accounts(new)
+        if accounts is not None and d.http is not None:
+            self._replace_accounts(new, accounts)
         d.settings = new
         d.api.settings = new
 
@@ -136,14 +151,13 @@ class Reloader:
             d.bus.unsubscribe(channel)
             await asyncio.to_thread(channel.stop)
 
-    async def _replace_accounts(self, new: RelaySettings) -> None:
-        """New accounts (hashing takes a moment: a worker thread); every page logs in again,
-        so a removed account or a changed role or password keeps no session."""
-        from relay.control.http.auth import Accounts, Sessions
+    def _replace_accounts(self, new: RelaySettings, accounts: Accounts) -> None:
+        """The new accounts (hashed beforehand, in a worker thread); every page logs in
+        again, so a removed account or a changed role or password keeps no session."""
+        from relay.control.http.auth import Sessions
 
         http = self._daemon.http
         assert http is not None
-        accounts = await asyncio.to_thread(Accounts, list(new.http.users))
         http.accounts = accounts
         http.settings = new.http
         http.sessions = Sessions(new.http.session_hours * 3600)

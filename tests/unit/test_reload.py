@@ -5,6 +5,7 @@ reload, what the signal has seen and an open fault are kept."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from relay.config.diff import changed_keys, fixed_keys
@@ -142,3 +143,47 @@ def test_an_output_moves_only_when_the_url_it_pushes_to_changed() -> None:
     out.reconfigure(moved, ThresholdSettings())
     assert out._retarget.is_set() and out.url_index == 0
     assert "SECRET2" not in " ".join(out.policy.urls)  # only ever shown redacted
+
+
+async def test_a_reload_applies_all_or_nothing(tmp_path: Path) -> None:
+    """relay/reload.py over a stand-in relay: new accounts replace the old and every page
+    logs in again; an account whose hash cannot be used refuses the whole reload, the
+    thresholds changed beside it included."""
+    from types import SimpleNamespace
+
+    from relay.config import load_settings
+    from relay.events import ConfigReloaded, ConfigReloadRefused, EventBus
+    from relay.graph import MediaGraph
+    from relay.reload import Reloader
+    from relay.watch.host import HostWatch
+
+    base = ('[[inputs]]\nid = "main"\nkind = "rtmp"\nkey = "main-key-1234"\n\n[mqtt]\nenabled = false\n\n'
+            '[http]\nlisten = "127.0.0.1:0"\n')
+    path = tmp_path / "relay.toml"
+    path.write_text(base + 'users = [{ name = "alice", role = "operator", password = "alice-Pa55-word" }]\n')
+    running = load_settings(path, {})
+    events: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(events.append)
+    sessions_before = object()
+    http = SimpleNamespace(accounts=None, settings=running.http, sessions=sessions_before, recording_dir=None)
+    daemon = SimpleNamespace(settings=running, bus=bus, graph=MediaGraph(running, bus.emit),
+                             host=HostWatch(running.thresholds, bus.emit),
+                             api=SimpleNamespace(settings=running), alerts=[], http=http)
+    reloader = Reloader(daemon, path)  # type: ignore[arg-type]
+
+    path.write_text(base + 'users = [{ name = "vic", role = "viewer", password = "vic-Pa55-word" }]\n'
+                    '\n[thresholds]\nblack_s = 3.0\n')
+    done = await reloader.reload("signal")
+    assert done.applied and done.changed == ["thresholds.black_s", "http.users"]
+    assert http.accounts is not None and http.sessions is not sessions_before
+    assert daemon.settings.thresholds.black_s == 3.0 and daemon.graph.settings is daemon.settings
+    assert isinstance(events[-1], ConfigReloaded)
+
+    applied = daemon.settings
+    path.write_text(base + 'users = [{ name = "vic", role = "viewer", password = "scrypt$1000$8$1$AA$AA" }]\n'
+                    '\n[thresholds]\nblack_s = 5.0\n')
+    refused = await reloader.reload("signal")
+    assert not refused.applied and "http.users" in (refused.reason or "")
+    assert daemon.settings is applied and daemon.graph.settings.thresholds.black_s == 3.0
+    assert isinstance(events[-1], ConfigReloadRefused)
