@@ -5,13 +5,18 @@ the assert is on behaviour, so a slow machine waits longer and never fails by ti
 ``until`` is for tests on the event loop (it sleeps with asyncio, so the servers under
 test run meanwhile); ``until_sync`` is its twin for plain threads and subprocess tests.
 Both return how long the wait took, for the few tests that report or bound it.
+
+``every``/``every_sync`` pace an action (a ping, a retry) until a condition holds, instead
+of a sleep in each test's loop. ``holds``/``holds_sync`` are for the spans a real-time test
+covers on purpose (the show runs on through a broker outage, long enough to read back): the
+time passes while a condition is checked all along, and the test fails the moment it breaks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -59,3 +64,63 @@ def until_listening(port: int, timeout: float, what: str, *, alive: Callable[[],
         return listening(port)
 
     return until_sync(up, timeout, f"{what} to listen on port {port}", poll=0.1, detail=detail)
+
+
+async def every(interval_s: float, action: Callable[[], Awaitable[object]], *,
+                until: Callable[[], object], timeout: float, what: str,
+                detail: Callable[[], str] | None = None) -> float:
+    """Run ``action()`` (awaited) now and every ``interval_s`` until ``until()`` is true (checked
+    before each run and between them); the seconds it took."""
+    start = time.monotonic()
+    while not until():
+        if time.monotonic() - start > timeout:
+            pytest.fail(_failure(what, timeout, detail))
+        await action()
+        next_at = time.monotonic() + interval_s
+        while time.monotonic() < next_at and not until():
+            await asyncio.sleep(min(POLL_S, max(0.0, next_at - time.monotonic())))
+    return time.monotonic() - start
+
+
+def every_sync(interval_s: float, action: Callable[[], object], *, until: Callable[[], object],
+               timeout: float, what: str, detail: Callable[[], str] | None = None) -> float:
+    """:func:`every` off the loop (``action`` is a plain call; it blocks)."""
+    start = time.monotonic()
+    while not until():
+        if time.monotonic() - start > timeout:
+            pytest.fail(_failure(what, timeout, detail))
+        action()
+        next_at = time.monotonic() + interval_s
+        while time.monotonic() < next_at and not until():
+            time.sleep(min(POLL_S, max(0.0, next_at - time.monotonic())))
+    return time.monotonic() - start
+
+
+async def holds(condition: Callable[[], object], seconds: float, what: str, *,
+                poll: float = POLL_S, detail: Callable[[], str] | None = None) -> None:
+    """Let ``seconds`` pass (on the loop) while ``condition()`` stays true, failing at once
+    when it does not. Only where the time itself is what is tested; to wait for something,
+    use :func:`until`."""
+    end = time.monotonic() + seconds
+    while True:
+        if not condition():
+            pytest.fail(f"{what} stopped holding {seconds - (end - time.monotonic()):.1f} s into "
+                        f"{seconds:g} s" + ("" if detail is None else f"\n{detail()}"))
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(poll, left))
+
+
+def holds_sync(condition: Callable[[], object], seconds: float, what: str, *,
+               poll: float = POLL_S, detail: Callable[[], str] | None = None) -> None:
+    """:func:`holds` off the loop (it blocks)."""
+    end = time.monotonic() + seconds
+    while True:
+        if not condition():
+            pytest.fail(f"{what} stopped holding {seconds - (end - time.monotonic()):.1f} s into "
+                        f"{seconds:g} s" + ("" if detail is None else f"\n{detail()}"))
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(poll, left))
