@@ -4,6 +4,7 @@ ingest URLs. Media is encoded on the fly with PyAV/libx264 and fed in real time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import subprocess
@@ -24,7 +25,7 @@ from relay.push.output import Output
 from relay.settings import OutputSettings, ThresholdSettings
 from tests.support.nginx import BlackHole, NginxRtmp, refused_url
 from tests.support.tools import free_port, require
-from tests.support.waiting import until
+from tests.support.waiting import until, until_sync
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +100,7 @@ async def feed(outputs: list[Output], packets: Iterator[MediaPacket], seconds: f
         if due - t0 > seconds:
             return
         delay = due - time.monotonic()
-        if delay > 0:
+        if delay > 0:  # a live source: each packet goes out at its own media time
             await asyncio.sleep(delay)
         for out in outputs:
             before = time.perf_counter()
@@ -134,6 +135,25 @@ def read_recording(path: Path) -> dict[str, list[tuple[int, int, int]]]:
     return out
 
 
+def sessions_closed(platform: NginxRtmp) -> None:
+    """Wait until nginx has logged the end of every session it took: its recordings are
+    then closed and whole."""
+    def closed() -> bool:
+        log = platform.error_log()
+        return log.count(" disconnect, client") >= log.count(" client connected")
+
+    until_sync(closed, 10, "nginx to close its sessions", detail=platform.error_log)
+
+
+def udp_bound(port: int) -> bool:
+    """Whether something has bound UDP ``port`` (read from /proc: the check sends nothing)."""
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            if any(int(line.split()[1].rsplit(":", 1)[1], 16) == port for line in f.readlines()[1:]):
+                return True
+    return False
+
+
 def max_gap(stamps: list[tuple[int, int, int]]) -> int:
     ts = [s[0] for s in stamps]
     assert all(b > a for a, b in itertools.pairwise(ts)), "timestamps not rising"
@@ -161,7 +181,7 @@ async def test_push_five_seconds_records_continuous_media(tmp_path: Path, clip: 
         assert out.status == "pushing"
         health = out.health()
         await out.stop()
-        time.sleep(0.3)
+        sessions_closed(platform)
         rec = read_recording(platform.recordings("show")[-1])
     assert isinstance(events[0], OutputConnected) and events[0].url.endswith("/live/***")
     assert health["bitrate_kbps"] > 10 and health["url_index"] == 0
@@ -183,7 +203,7 @@ async def test_refused_primary_moves_to_backup(tmp_path: Path, clip: list[MediaP
         await wait_for(events, OutputConnected, 5.0, url_index=1)
         await task
         await out.stop()
-        time.sleep(0.3)
+        sessions_closed(backup)
         rec = read_recording(backup.recordings("k")[-1])
     assert changed.to_index == 1 and changed.url.endswith("/***")  # type: ignore[attr-defined]
     tiers = [e.tier for e in events if isinstance(e, FaultRaised)]
@@ -201,12 +221,14 @@ async def test_platform_dies_mid_stream_reconnect_then_backup(
         await out.start()
         task = asyncio.create_task(feed([out], timeline([clip]), 7.0))
         await wait_for(events, OutputConnected, 5.0, url_index=0)
-        await asyncio.sleep(1.5)
+        # mid-stream: the primary is recording the show when it dies
+        await until(lambda: any(f.stat().st_size > 100_000 for f in primary.recordings("k")), 10,
+                    "the primary recording the show")
         primary.stop()
         await wait_for(events, OutputConnected, 6.0, url_index=1)
         await task
         await out.stop()
-        time.sleep(0.3)
+        sessions_closed(backup)
         rec = read_recording(backup.recordings("k")[-1])
     tiers = [e.tier for e in events if isinstance(e, FaultRaised)]
     assert tiers[0] == 3 and tiers[-1] == 1  # retried, then gave up on the URL
@@ -248,7 +270,7 @@ async def test_two_outputs_one_dead_other_continuous(tmp_path: Path, clip: list[
         dead_health = dead.health()
         await dead.stop()
         await good.stop()
-        time.sleep(0.3)
+        sessions_closed(platform)
         rec = read_recording(platform.recordings("k")[-1])
     assert dead_health["status"] in ("reconnecting", "failed") and int(dead_health["dropped"]) > 0
     assert int(dead_health["queue_ms"]) <= 500
@@ -263,7 +285,7 @@ async def test_codec_change_mid_stream_decodes_both_sizes(tmp_path: Path, clip: 
         await out.start()
         await feed([out], timeline([clip, big]), 3.9)
         await out.stop()
-        time.sleep(0.3)
+        sessions_closed(platform)
         rec = read_recording(platform.recordings("k")[-1])
     sizes = [v[1:] for v in rec["video"]]
     assert (640, 360) in sizes and (1280, 720) in sizes
@@ -289,8 +311,7 @@ async def test_failback_to_preferred_url_when_it_returns(tmp_path: Path, clip: l
             await task
             await out.stop()
         finally:
-            primary.stop()
-        time.sleep(0.3)
+            primary.stop()  # nginx has exited: its recording is closed
         rec = read_recording(primary.recordings("k")[-1])
     assert back.to_index == 0  # type: ignore[attr-defined]
     assert len(rec["video"]) >= 2 * 30 and max_gap(rec["video"]) <= 100
@@ -305,12 +326,13 @@ async def push_srt(tmp_path: Path, packets: list[MediaPacket], events: list[Even
         listener = subprocess.Popen([tool, "-a:no", f"srt://127.0.0.1:{port}?mode=listener", "file://con"],
                                     stdout=sink, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.3)  # its listener is UDP: nothing to connect to and see
+        until_sync(lambda: udp_bound(port), 10, "srt-live-transmit to bind its UDP port")
         out = Output(settings([f"srt://127.0.0.1:{port}?mode=caller"]), ThresholdSettings(), events.append)
         await out.start()
         await feed([out], timeline([packets]), seconds)
         await out.stop()
-        time.sleep(0.5)
+        # without auto-reconnect (-a:no) it exits once the caller has gone, its file written
+        until_sync(lambda: listener.poll() is not None, 10, "srt-live-transmit to see the caller go")
     finally:
         listener.terminate()
         try:
