@@ -79,19 +79,23 @@ def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
 
 def open_tcp(host: str, port: int, timeout: float) -> socket.socket:
     """A TCP connection to the first of the host's addresses that accepts, trying each in
-    turn within one ``timeout``. Raises PushError (dns, refused, timeout, error)."""
+    turn within one ``timeout``. Raises PushError (dns, refused, timeout, error).
+
+    Each address gets an equal share of the time left: a route that drops packets (a
+    broken IPv6 route: no refusal ever comes back) would otherwise spend the whole
+    timeout on the first address and never reach the one that works."""
     deadline = time.monotonic() + timeout
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise PushError("dns", f"cannot resolve {host}: {exc.strerror}") from None
     failures: list[tuple[str, str]] = []
-    for family, _, proto, _, address in infos:
+    for n, (family, _, proto, _, address) in enumerate(infos):
         left = deadline - time.monotonic()
         if left <= 0:
             break
         sock = socket.socket(family, socket.SOCK_STREAM, proto)
-        sock.settimeout(left)
+        sock.settimeout(left / (len(infos) - n))
         try:
             sock.connect(address)
         except ConnectionRefusedError:
