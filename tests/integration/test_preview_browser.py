@@ -208,6 +208,7 @@ def test_the_preview_plays_what_is_on_air_and_follows_a_failover(studio: dict[st
         expect(page.locator("#preview-note")).to_have_text("This browser cannot play HEVC: the picture is "
                                                            "the thumbnail")
         expect(page.locator("#program")).not_to_have_class("playing")
+        expect(page.locator("#sound")).to_be_hidden()
         screenshot(page, "preview-hevc-phone")
         context.close()
         browser.close()
