@@ -154,3 +154,33 @@ def test_the_checklist_in_chinese() -> None:
     zh = result.render_text("studio-a", "zh-CN").splitlines()
     assert zh[0] == "Relay studio-a 开播前检查（输入源观察了 5 秒）" and zh[-1] == "有警告：1 项警告"
     assert result.render_text("studio-a").splitlines()[-1] == "WARNINGS: 1 warning"
+
+
+def test_the_report_in_chinese_carries_its_own_csp_and_no_style_attribute(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+
+    from relay.events import DrillFinished, FaultCleared, FaultRaised, Switched, SwitchFailed
+    from relay.journal.report import REPORT_CSP, render_report
+    from tests.unit.test_journal_review import T0, _session
+
+    _session(tmp_path / "j.sqlite3", [
+        FaultRaised(ts=T0 + 10, input="main", signal="black", tier=1, value=0.99, threshold=0.98),
+        Switched(ts=T0 + 10.2, from_="main", to="backup", reason="fault", gap_ms=1500.0),
+        FaultCleared(ts=T0 + 20, input="main", signal="black", tier=1, value=0.2, threshold=0.98),
+        SwitchFailed(ts=T0 + 30, to="spare", reason="no media"),
+        DrillFinished(ts=T0 + 40, to="backup", passed=False, figures={"verified": False, "gap_ms": 2500}),
+    ])
+    zh = render_report(str(tmp_path / "j.sqlite3"), None, lang="zh-CN")
+    assert '<html lang="zh-CN">' in zh and "复盘报告" in zh and "黑屏" in zh and "演练" in zh
+    assert not re.findall(r"\b(?:report|review|hint|common|subject)\.[a-z_.]+", zh)  # every key has text
+    style = zh.split("<style>")[1].split("</style>")[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in REPORT_CSP and "script-src 'none'" in REPORT_CSP
+    assert zh.count("<style>") == 1 and " style=" not in zh  # an attribute would be refused
+    en = render_report(str(tmp_path / "j.sqlite3"), None)
+    assert en.split("<style>")[1].split("</style>")[0] == style  # one stylesheet, both languages
+    assert "Post-show review" in en and not HAN.search(en)
+
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
