@@ -94,6 +94,9 @@ def openapi(relay_id: str) -> dict[str, Any]:
             "responses": {"200": {"description": "a page of events", "content": json_object}, "401": error}}},
         "/api/live": {"get": {"summary": "Server-Sent Events: hello, state, health, event, thumbnails",
                               "responses": {"200": {"description": "text/event-stream"}, "401": error}}},
+        "/api/preview": {"get": {"summary": "WebSocket: what is on air as fragmented MP4 for Media Source "
+                                            "Extensions (a JSON text names each init segment's codecs)",
+                                 "responses": {"101": {"description": "WebSocket"}, "401": error}}},
         "/api/commands": {"get": {"summary": "every command, its role and request schema",
                                   "responses": {"200": {"description": "commands", "content": json_object}}}},
         "/api/fleet": {"get": {"summary": "every relay on the MQTT broker: on air, worst tier, dashboard",
