@@ -114,13 +114,19 @@ async function send(name, args = {}) {
   return reply;
 }
 
+// What a command does, in the page's language (the registry's own summary is English).
+function summary(spec) {
+  const text = label("command", spec.name);
+  return text === spec.name ? spec.summary : text;
+}
+
 function button(name, text, args, cls) {
   const spec = S.commands[name];
   if (!spec) return null;
   const b = el("button", { class: cls || (spec.on_air ? "danger" : "secondary"), "data-command": name,
-                           title: spec.summary, onclick: () => send(name, typeof args === "function" ? args() : args) },
+                           title: summary(spec), onclick: () => send(name, typeof args === "function" ? args() : args) },
                text);
-  if (!spec.allowed) { b.disabled = true; b.title = t("dash.summary_needs_role", { summary: spec.summary, role: spec.role }); }
+  if (!spec.allowed) { b.disabled = true; b.title = t("dash.summary_needs_role", { summary: summary(spec), role: label("role", spec.role) }); }
   return b;
 }
 
@@ -172,7 +178,7 @@ function commandForm(spec) {
     }
     send(spec.name, args);
   } }, fields, el("button", { type: "submit", class: spec.on_air ? "danger" : "secondary", disabled: !spec.allowed,
-                              title: spec.summary }, spec.name));
+                              title: summary(spec) }, spec.name));
   return form;
 }
 
