@@ -31,7 +31,8 @@ from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 
 log = get_logger("relay.http")
 
-GROUP_MAX_PACKETS = 1000  # about 13 s of 30 fps video with its audio; a longer group is not kept
+GROUP_MAX_PACKETS = 500  # 6.5 s of 30 fps video with its audio (a page that opens builds them
+# all at once on the loop: 10-19 ms measured); a longer group is not kept, the page waits for a keyframe
 VIEWER_QUEUE = GROUP_MAX_PACKETS + 200  # fragments waiting for one page; beyond it the page is closed
 DEFAULT_FRAME_MS = 33
 
