@@ -20,7 +20,7 @@ from relay.rtmp.chunks import VIDEO
 from tests.integration.test_rtmp_ingest import SIZE, RecordingPort
 from tests.support import hostile
 from tests.support.publishers import ffmpeg_publisher
-from tests.support.waiting import until
+from tests.support.waiting import every, holds, until
 from tests.unit.test_rtmp_flv import AVCC_360P, NALUS, avc
 
 pytestmark = pytest.mark.integration
@@ -95,10 +95,11 @@ async def test_a_refusal_nobody_reads_is_aborted_within_its_deadline(ingest: Ing
 async def test_refused_sockets_still_flushing_count_against_the_limit(ingest: Ingest) -> None:
     sockets: list[socket.socket] = []
     try:
-        for _ in range(12):
+        for k in range(12):
             sockets.append(await unread_refusal(ingest))
-            await asyncio.sleep(0.05)
-            assert ingest.server_sockets() <= ingest.server.max_connections
+            await until(lambda: ingest.server_sockets() <= ingest.server.max_connections, 5,
+                        f"no more sockets than the limit after refusal {k + 1}",
+                        detail=lambda: f"{ingest.server_sockets()} sockets")
         await until(lambda: ingest.server_sockets() == 0, 4, "every refused socket to be closed")
     finally:
         for s in sockets:
@@ -109,8 +110,8 @@ async def test_an_encoder_gets_in_through_a_flood_of_idle_sockets(ingest: Ingest
     """Item 4: 64 slots shared with idle sockets locked the encoders out."""
     idle = await asyncio.to_thread(hostile.idle, ingest.tcp, 30)
     try:
-        await asyncio.sleep(0.2)
-        assert ingest.server_sockets() <= ingest.server.max_connections
+        await until(lambda: ingest.server_sockets() <= ingest.server.max_connections, 5,
+                    "no more sockets than the limit", detail=lambda: f"{ingest.server_sockets()} sockets")
         url = f"rtmp://127.0.0.1:{ingest.tcp}/live/{KEY}"
         with ffmpeg_publisher(url, size=SIZE) as publisher:
             # the flood goes on while the encoder connects
@@ -119,9 +120,9 @@ async def test_an_encoder_gets_in_through_a_flood_of_idle_sockets(ingest: Ingest
             await until(lambda: len(ingest.port.video()) >= 30, 15, "the encoder's video")
             more = await asyncio.to_thread(hostile.idle, ingest.tcp, 30)  # and after it is in
             idle += more
-            await asyncio.sleep(0.5)
-            assert ingest.port.live and publisher.alive()
-            assert ingest.server_sockets() <= ingest.server.max_connections
+            await until(lambda: ingest.server_sockets() <= ingest.server.max_connections, 5,
+                        "no more sockets than the limit", detail=lambda: f"{ingest.server_sockets()} sockets")
+            await holds(lambda: ingest.port.live and publisher.alive(), 0.5, "the encoder live")
             await asyncio.to_thread(publisher.stop)
     finally:
         for s in idle:
@@ -134,11 +135,14 @@ async def test_one_address_cannot_take_every_pending_slot() -> None:
     try:
         flood = await asyncio.to_thread(hostile.idle, ingest.tcp, 10, "127.0.0.2")
         other = await asyncio.to_thread(hostile.idle, ingest.tcp, 2, "127.0.0.3")
-        await asyncio.sleep(0.3)
-        open_from = {c.host: 0 for c in ingest.server.connections}
-        for c in ingest.server.connections:
-            open_from[c.host] += 1
-        assert open_from == {"127.0.0.2": 3, "127.0.0.3": 2}
+        def open_from() -> dict[str, int]:
+            counts = {c.host: 0 for c in ingest.server.connections}
+            for c in ingest.server.connections:
+                counts[c.host] += 1
+            return counts
+
+        await until(lambda: open_from() == {"127.0.0.2": 3, "127.0.0.3": 2}, 5,
+                    "3 pending from the flooding address, 2 from the other", detail=lambda: str(open_from()))
         # the oldest of the flooding address went first
         assert not hostile.drain(flood[-1], 0.2) and hostile.drain(flood[0], 1.0)
         for s in flood + other:
@@ -153,9 +157,10 @@ async def test_protocol_error_logs_are_rate_limited_and_cut(ingest: Ingest) -> N
         sockets = [await asyncio.to_thread(hostile.huge_name, ingest.tcp) for _ in range(5)]
         sockets += [await asyncio.to_thread(hostile.garbage, ingest.tcp) for _ in range(40)]
         await until(lambda: len(ingest.rejected()) >= 5, 5, "refusals")
-        await asyncio.sleep(1.1)
+        await asyncio.sleep(1.1)  # kept: the log limiter's 1 s window must pass, on the server's own clock
         sockets.append(await asyncio.to_thread(hostile.garbage, ingest.tcp))  # says what was held back
-        await asyncio.sleep(0.3)
+        await until(lambda: any(line.get("suppressed") for line in logs if line["log_level"] == "warning"), 5,
+                    "the warning that says what was held back")
     for s in sockets:
         s.close()
     warnings = [line for line in logs if line["log_level"] == "warning"]
@@ -181,9 +186,8 @@ async def test_pings_do_not_hold_a_stream_key(ingest: Ingest) -> None:
     try:
         await until(lambda: len(ingest.port.packets) == 1, 5, "the one frame")
         started = time.monotonic()
-        while not ingest.port.reasons and time.monotonic() - started < 6:
-            await asyncio.to_thread(sock.sendall, talk.ping())
-            await asyncio.sleep(0.2)
+        await every(0.2, lambda: asyncio.to_thread(sock.sendall, talk.ping()),
+                    until=lambda: ingest.port.reasons, timeout=6, what="the idle timeout despite pings")
         assert ingest.port.reasons == ["timeout"]
         assert time.monotonic() - started < 3.5  # the 1.5 s idle deadline
     finally:
@@ -200,9 +204,9 @@ async def test_a_connection_kept_after_unpublish_goes_despite_pings(ingest: Inge
         await asyncio.to_thread(sock.sendall, talk.call("FCUnpublish", KEY))
         await until(lambda: ingest.port.reasons == ["unpublished"], 5, "the unpublish")
         started = time.monotonic()
-        while ingest.server_sockets() and time.monotonic() - started < 6:
-            await asyncio.to_thread(sock.sendall, talk.ping())
-            await asyncio.sleep(0.2)
+        await every(0.2, lambda: asyncio.to_thread(sock.sendall, talk.ping()),
+                    until=lambda: not ingest.server_sockets(), timeout=6,
+                    what="the connection closed despite pings")
         assert ingest.server_sockets() == 0
         assert time.monotonic() - started < 3.5  # handshake_timeout_s after the unpublish
     finally:
