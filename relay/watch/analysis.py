@@ -9,12 +9,16 @@ packet produced (a rewind's pictures come as one batch, so the loop judges them
 together, in order); the daemon wraps it with `loop.call_soon_threadsafe`.
 
 What is decoded (docs/ARCHITECTURE.md, "What is decoded and what it costs"):
-- Video (H.264, HEVC, AV1): what :class:`~relay.watch.decode_plan.DecodePlan` asks
-  for. While the picture is plainly alive, keyframes only, every reference picture's
-  compressed size watched; every reference picture once something looks suspicious,
-  starting again from the held group's keyframe so no picture's verdict comes late.
-  Non-reference pictures never (H.264: read from the slice header; HEVC: from the NAL
-  type; the decoder's `skip_frame=NONREF` too: codec/video.py `picture_kind`).
+- Video (H.264, HEVC, AV1): every reference picture, as it arrives (issue 20: no cue
+  read from the compressed stream sees every fault in time; a camera's iris closing on
+  its own noise keeps every picture's size, and hard CBR pads them all alike). With
+  ``every_picture=False``, what :class:`~relay.watch.decode_plan.DecodePlan` asks for:
+  while the picture is plainly alive, keyframes only, every reference picture's
+  compressed size watched (its slices' bytes: filler and SEI left out); every reference
+  picture once something looks suspicious, starting again from the held group's
+  keyframe so no picture's verdict comes late. Non-reference pictures never (H.264:
+  read from the slice header; HEVC: from the NAL type; the decoder's
+  `skip_frame=NONREF` too: codec/video.py `picture_kind`).
   libavcodec, one thread (no frame-threading delay, no extra cores), the loop filter
   skipped for H.264 and HEVC (deblocking changes pixels by a few levels at block
   edges, which neither a 98 % dark share nor a -60 dB difference can notice); AV1
@@ -79,14 +83,17 @@ class InputAnalyzer:
         black_pixels: float = 0.98,
         frozen_db: float = -60.0,
         queue_packets: int = 600,
-        every_picture: bool = False,
+        every_picture: bool = True,
     ) -> None:
         self.input_id = input_id
         self._on_stats = on_stats
         self._black_luma = black_luma
         self._black_pixels = black_pixels
         self._frozen_db = frozen_db
-        self._every_picture = every_picture  # no plan: decode every reference picture
+        # True (the default): every reference picture is decoded, whatever the compressed
+        # sizes say. False: the decode plan's keyframes-only mode while calm, which cannot
+        # see a fade to noisy black in time (decode_plan.py); for cost comparisons.
+        self._every_picture = every_picture
         # (packet, tag): for video the slice kind, for audio -1 (prime) or the window start.
         # A deque, not a queue.Queue: append and popleft need no lock of their own, and the
         # worker polls it every POLL_S instead of being woken for each packet.
@@ -198,8 +205,8 @@ class InputAnalyzer:
     @property
     def latest_picture(self) -> Any | None:
         """The latest decoded picture (an ``av.VideoFrame``; None before the first), for the
-        bridge of a fault switch (push/bridge.py). While the picture is plainly alive only
-        keyframes are decoded, so it can be a group old. Read from any thread: decoded
+        bridge of a fault switch (push/bridge.py): the latest reference picture (with
+        ``every_picture=False``, while calm, the latest keyframe). Read from any thread: decoded
         frames are reference-counted and never written again, and the attribute is swapped
         whole."""
         video = self._video

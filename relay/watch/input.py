@@ -36,6 +36,10 @@ from relay.watch.status import InputStatus
 log = get_logger("relay.watch.input")
 
 _LOUDNESS_WINDOW_S = 1.0
+# The latest judged picture may trail the latest video packet by the decoder's reordering
+# delay and the worker's poll (about 0.2 s), more on a busy machine; past this the picture
+# is not known (still well inside black_s).
+PICTURE_KNOWN_S = 1.0
 
 Health = dict[str, float | int | str | None]
 
@@ -66,6 +70,7 @@ class InputWatch:
         self._last_video: VideoFrameStats | None = None
         self._loudness: deque[tuple[float, float]] = deque()  # (now, mean square)
         self.tick_errors: dict[str, int] = {}  # signal -> exceptions its tick raised
+        self._last_video_packet: float | None = None  # arrival of the latest video packet
         self._peaks: deque[tuple[float, float]] = deque()  # (now, peak dBFS), for the dashboard's meters
 
     @property
@@ -89,6 +94,7 @@ class InputWatch:
             signal.reset(now)
         self._connected_at = None
         self._last_video = None
+        self._last_video_packet = None
         self._loudness.clear()
         self._peaks.clear()
         self.disconnected.on_disconnected(now, reason)
@@ -99,6 +105,7 @@ class InputWatch:
         if not self.connected:
             return
         if pkt.track is Track.VIDEO:
+            self._last_video_packet = now
             self.stalled.on_video_packet(now)
             self.cadence.on_video_packet(now, pkt.dts, pkt.config)
             self.audio_missing.on_video_packet(now)
@@ -195,8 +202,18 @@ class InputWatch:
     def _current(self, sample_time: float) -> bool:
         return self._connected_at is not None and sample_time >= self._connected_at
 
+    def picture_known(self) -> bool:
+        """Is the latest picture judged? False while the analysis has fallen more than
+        PICTURE_KNOWN_S behind the video that arrived (it dropped to the next keyframe, or
+        stopped): then nobody knows the picture is not black or frozen, and the input is
+        not healthy, so no switch goes to it (issue 20). True before the first picture is
+        judged: nothing was ever known of it, as before any analysis."""
+        video, arrived = self._last_video, self._last_video_packet
+        return video is None or arrived is None or arrived - video.now <= PICTURE_KNOWN_S
+
     def _refresh_health(self, now: float) -> None:
-        unhealthy = not self.connected or any(f.open is not None and f.open.tier <= 2 for f in self._faults)
+        unhealthy = (not self.connected or not self.picture_known()
+                     or any(f.open is not None and f.open.tier <= 2 for f in self._faults))
         if unhealthy:
             self._healthy_since = None
         elif self._healthy_since is None:

@@ -1,10 +1,10 @@
-"""What the analysis decodes, through `relay run` with real publishers (issue 14).
+"""What the analysis decodes, through `relay run` with real publishers (issues 14, 20).
 
-Relay decodes only keyframes while a picture is plainly alive, and every reference
-picture once a size or a keyframe looks suspicious (relay/watch/decode_plan.py). Here
-real encoders publish a moving picture long enough for the analysis to settle on
-keyframes, then cut, mid-group, to black, to black with sensor noise, to a frozen
-picture or to silence; the fault must come as it did when every picture was decoded.
+Relay decodes every reference picture of every input (relay/watch/analysis.py): the
+decode plan's keyframes-only mode (issue 14) could not see a fade to noisy black in
+time (issue 20), so the daemon never settles on keyframes. Here real encoders publish a
+moving picture, then cut, mid-group, to black, to black with sensor noise, to a frozen
+picture or to silence; the fault must come in time.
 
 Publishers: FFmpeg as the tests use it elsewhere (x264 ultrafast, zerolatency, a
 keyframe a second) and as OBS sends by default (x264 veryfast, High, two B-frames,
@@ -25,7 +25,7 @@ from tests.support.publishers import Publisher, ffmpeg_publisher
 
 pytestmark = pytest.mark.integration
 
-CUT_AT = 6.5  # after the analysis settled (2 s of every picture), mid-group for both encoders
+CUT_AT = 6.5  # mid-group for both encoders
 # a shared 2-core machine: the times are taken from the wall clock at connect + CUT_AT, and a
 # live encoder paced by -re slips behind when the machine is busy, so its CUT_AT reaches
 # Relay late (1.26 s over silence_warn_s seen with six test workers); the bench measures
@@ -59,7 +59,7 @@ def black_from(at: float, noise: bool) -> str:
 
 
 @pytest.mark.parametrize("noise", [False, True], ids=["black", "noisy-black"])
-def test_a_cut_to_black_after_the_analysis_settled_is_tier_1_at_black_s(
+def test_a_cut_to_black_mid_group_is_tier_1_at_black_s(
         tmp_path: Path, encoder: str, noise: bool) -> None:
     relay, port = start_relay(tmp_path)
     with relay, publish(encoder, port, filters=black_from(CUT_AT, noise)):
@@ -71,14 +71,10 @@ def test_a_cut_to_black_after_the_analysis_settled_is_tier_1_at_black_s(
         # black_s = 2 s; SPEC bar black_s + 0.3 s (the bench measures it at the platform)
         assert 2.0 - 0.1 <= after_cut <= 2.3 + LOAD_SLACK_S, after_cut
         decoding = relay.events("analysis_decoding", input="main")
-        # it had settled on keyframes before the cut, and went back to every picture for it
-        calm = [e for e in decoding if e["pictures"] == "keyframes"]
-        assert calm and ts(calm[0]) < ts(connected) + CUT_AT, decoding
-        watching = [e for e in decoding if e["pictures"] == "every reference" and ts(e) > ts(calm[0])]
-        assert watching and ts(watching[0]) < ts(fault), decoding
+        assert not any(e["pictures"] == "keyframes" for e in decoding), decoding  # every picture
 
 
-def test_a_freeze_after_the_analysis_settled_warns_at_frozen_warn_s(tmp_path: Path, encoder: str) -> None:
+def test_a_freeze_mid_group_warns_at_frozen_warn_s(tmp_path: Path, encoder: str) -> None:
     relay, port = start_relay(tmp_path)
     freeze = f"trim=end_frame={round(CUT_AT * 30)},tpad=stop=-1:stop_mode=clone"
     with relay, publish(encoder, port, filters=freeze):
@@ -88,7 +84,7 @@ def test_a_freeze_after_the_analysis_settled_warns_at_frozen_warn_s(tmp_path: Pa
         print(f"{encoder} frozen: tier 2 {after:.2f} s after the freeze")
         # frozen_warn_s = 3 s
         assert 3.0 - 0.2 <= after <= 3.5 + LOAD_SLACK_S, after
-        assert any(e["pictures"] == "keyframes" for e in relay.events("analysis_decoding", input="main"))
+        assert not any(e["pictures"] == "keyframes" for e in relay.events("analysis_decoding", input="main"))
 
 
 def test_silence_from_a_fifth_of_the_aac_frames_warns_at_silence_warn_s(tmp_path: Path, encoder: str) -> None:

@@ -31,10 +31,11 @@ from relay.watch.input import InputWatch
 from tests.support.tools import require
 
 SIZE = "640x360"
-FAULTS = ("black", "noisy_black", "fade", "frozen", "frozen_noisy", "clock")
+FAULTS = ("black", "noisy_black", "fade", "fade_noisy", "frozen", "frozen_noisy", "clock")
 # fault -> the signal it must raise (None: none may be raised) and the tier-1/2 deadline
 # beyond its threshold (SPEC 3: tier 1 + 0.3 s, tier 2 + 0.5 s)
 EXPECTED: dict[str, str | None] = {"black": "black", "noisy_black": "black", "fade": "black",
+                                   "fade_noisy": "black",
                                    "frozen": "frozen", "frozen_noisy": "frozen", "clock": None}
 _SCENE = f"testsrc2=size={SIZE}:rate=30"
 _NOISY = "noise=c0s=12:c0f=t+u"  # temporal noise at black level: luma 16-36 on a luma-26 field
@@ -51,6 +52,9 @@ def rate_args(codec: str, rate: str, bitrate_k: int) -> list[str]:
             "vbv": ["-b:v", b, "-maxrate", b, "-bufsize", b],
             "cbr": ["-b:v", b, "-minrate", b, "-maxrate", b, "-bufsize", b,
                     "-x264-params", "nal-hrd=cbr:filler=1"],
+            # as hardware encoders do: no keyframe at a scene cut (x264 puts an I picture there)
+            "cbr-nocut": ["-b:v", b, "-minrate", b, "-maxrate", b, "-bufsize", b,
+                          "-x264-params", "nal-hrd=cbr:filler=1:scenecut=0"],
         }[rate]
     base = ["-c:v", "libx265", "-preset", "veryfast", "-bf", "2"]
     params = {"crf": "crf=28", "vbr": f"bitrate={bitrate_k}",
@@ -61,17 +65,24 @@ def rate_args(codec: str, rate: str, bitrate_k: int) -> list[str]:
     return [*base, "-x265-params", f"log-level=error:{params[rate]}"]
 
 
-def scene(seconds: float) -> str:
+def studio(seconds: float, grain: bool = False) -> str:
     """A calm studio picture: testsrc2's first picture held, with a ticker running across
     its foot (11 % of the picture, -27 dB from one picture to the next). Codes below a
-    studio's bitrate, as a calm scene does: what hard CBR pads with filler."""
+    studio's bitrate, as a calm scene does: what hard CBR pads with filler. With `grain`,
+    a camera's temporal noise over it: the encoder spends its whole budget on every
+    picture, so a fault that costs as much (noisy black) keeps the slices' size too."""
     return (f"{_SCENE}:duration={seconds},trim=end_frame=1,tpad=stop_mode=clone:stop_duration={seconds}"
             f"[still];cellauto=s=640x40:rate=30,trim=duration={seconds}[ticker];"
-            f"[still][ticker]overlay=x=0:y=310:shortest=1,trim=duration={seconds}")
+            f"[still][ticker]overlay=x=0:y=310:shortest=1,trim=duration={seconds}"
+            + (",noise=c0s=5:c0f=t+u" if grain else ""))
 
 
-def filtergraph(fault: str, onset_s: float, seconds: float) -> str:
+def filtergraph(fault: str, onset_s: float, seconds: float, grain: bool = False) -> str:
     after = seconds - onset_s
+
+    def scene(seconds: float) -> str:
+        return studio(seconds, grain)
+
     black = f"color=c=black:size={SIZE}:rate=30:duration={after},format=yuv420p"
     if fault == "black":
         return f"{scene(onset_s)}[a];{black}[b];[a][b]concat=n=2:v=1:a=0"
@@ -79,6 +90,8 @@ def filtergraph(fault: str, onset_s: float, seconds: float) -> str:
         return f"{scene(onset_s)}[a];{black},lutyuv=y=26,{_NOISY}[b];[a][b]concat=n=2:v=1:a=0"
     if fault == "fade":  # a 1-s fade that ends in black at onset_s + 1
         return f"{scene(seconds)},fade=t=out:st={onset_s}:d=1"
+    if fault == "fade_noisy":  # an iris closing in 1 s on a camera whose noise stays: noisy black
+        return f"{studio(seconds)},fade=t=out:st={onset_s}:d=1,lutyuv=y='val+10',{_NOISY}"
     if fault == "frozen":  # the scene's last picture held
         return f"{scene(onset_s)},tpad=stop_mode=clone:stop_duration={after}"
     if fault == "frozen_noisy":  # a noisy camera's last picture held: hard to code, refined for long
@@ -89,9 +102,9 @@ def filtergraph(fault: str, onset_s: float, seconds: float) -> str:
 
 
 def encode(path: Path, codec: str, rate: str, keyframe_s: float, fault: str, onset_s: float,
-           seconds: float, bitrate_k: int = 2000) -> Path:
+           seconds: float, bitrate_k: int = 2000, grain: bool = False) -> Path:
     cmd = [require("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-           "-i", filtergraph(fault, onset_s, seconds), "-t", str(seconds), "-pix_fmt", "yuv420p",
+           "-i", filtergraph(fault, onset_s, seconds, grain), "-t", str(seconds), "-pix_fmt", "yuv420p",
            *rate_args(codec, rate, bitrate_k), "-g", str(round(keyframe_s * 30)),
            "-keyint_min", str(round(keyframe_s * 30)), "-an", str(path)]
     subprocess.run(cmd, check=True, timeout=300)
@@ -212,12 +225,12 @@ TAIL_S = 5.8  # clip after the fault: the longest deadline (5.3 s) and a little
 
 
 def run_case(directory: Path, codec: str, rate: str, keyframe_s: float, fault: str, onset_s: float,
-             bitrate_k: int = 2000, **analyzer_args: Any) -> Outcome:
+             bitrate_k: int = 2000, grain: bool = False, **analyzer_args: Any) -> Outcome:
     """Encode one clip (once: kept in `directory`), replay it, judge it."""
-    name = f"{codec}-{rate}-{keyframe_s:g}s-{fault}-at{onset_s:g}-{bitrate_k}k"
+    name = f"{codec}-{rate}-{keyframe_s:g}s-{fault}{'-grain' if grain else ''}-at{onset_s:g}-{bitrate_k}k"
     path = directory / f"{name}.mp4"
     if not path.exists():
-        encode(path, codec, rate, keyframe_s, fault, onset_s, onset_s + TAIL_S, bitrate_k)
+        encode(path, codec, rate, keyframe_s, fault, onset_s, onset_s + TAIL_S, bitrate_k, grain)
     th = MATRIX_THRESHOLDS
     result = replay(read_packets(path), th, **analyzer_args)
     signal = EXPECTED[fault]
@@ -237,3 +250,10 @@ def run_case(directory: Path, codec: str, rate: str, keyframe_s: float, fault: s
                          if e.signal in picture and (signal is None or (e.signal != signal
                                                                         and e.signal != "frozen"))})
     return Outcome(name, signal, delays, deadlines, unexpected, result.cpu_s, result.decoded)
+
+
+def onset(keyframe_s: float, phase: float, warm_s: float = 3.0) -> float:
+    """The fault's start: `phase` (0..1) into the first group that begins after `warm_s`
+    (the analysis has settled by then), rounded to a picture."""
+    groups = -(-warm_s // keyframe_s)
+    return round((groups * keyframe_s + phase * keyframe_s) * 30) / 30

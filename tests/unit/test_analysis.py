@@ -313,7 +313,7 @@ def test_a_keyframe_gone_black_rewinds_over_the_previous_group(
     every, _, _, _ = analyse_both(packets)
     monkeypatch.setattr(FrameSizes, "changed", lambda self, kind, size: False)
     seen: list[FrameStats] = []
-    analyzer = InputAnalyzer("main", seen.extend, queue_packets=len(packets) + 1)
+    analyzer = InputAnalyzer("main", seen.extend, queue_packets=len(packets) + 1, every_picture=False)
     analyzer.start()
     try:
         for pkt in packets:
@@ -336,7 +336,7 @@ def test_a_group_too_long_to_hold_is_decoded_as_it_comes_and_not_held(
     every, _, _, _ = analyse_both(packets)
     monkeypatch.setattr(analysis, "HELD_BYTES_MAX", 20_000)  # a few pictures at 320x240
     seen: list[FrameStats] = []
-    analyzer = InputAnalyzer("main", seen.extend, queue_packets=len(packets) + 1)
+    analyzer = InputAnalyzer("main", seen.extend, queue_packets=len(packets) + 1, every_picture=False)
     analyzer.start()
     try:
         for pkt in packets:

@@ -14,9 +14,10 @@ import pytest
 
 from relay.events import Event, FaultCleared, FaultRaised
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
-from relay.settings import ThresholdSettings
+from relay.settings import FailoverSettings, ThresholdSettings
+from relay.switch.policy import Decision, FailoverPolicy
 from relay.watch.frames import AudioFrameStats, VideoFrameStats
-from relay.watch.input import InputWatch
+from relay.watch.input import PICTURE_KNOWN_S, InputWatch
 
 TICK = 0.1
 SLACK = TICK + 1e-6  # one tick, and float rounding
@@ -48,6 +49,7 @@ class Encoder:
     diff_db: float = -25.0
     rms_dbfs: float = -18.0
     burst: int = 1  # deliver video frames in bunches of this many (late arrivals)
+    analysed: bool = True  # False: the analysis has fallen behind, no picture statistics come
 
 
 class Studio:
@@ -101,7 +103,9 @@ class Studio:
             dts = round(captured * 1000) + self.enc.video_ts_offset
             pkt = MediaPacket(Track.VIDEO, dts, dts, bytes(self.enc.video_bytes), False, VIDEO_CONFIG, t)
             self.watch.on_packet(t, pkt)
-            self.watch.on_video_frame(VideoFrameStats(t, dts, self.enc.dark_fraction, 0.4, self.enc.diff_db))
+            if self.enc.analysed:
+                stats = VideoFrameStats(t, dts, self.enc.dark_fraction, 0.4, self.enc.diff_db)
+                self.watch.on_video_frame(stats)
         self._held_video = []
 
     def _audio(self, t: float) -> None:
@@ -440,3 +444,44 @@ def test_one_signal_raising_in_its_tick_leaves_the_others_working(monkeypatch: p
     assert studio.when("raised", "black") == healthy.when("raised", "black")
     assert studio.watch.status(8.0).worst_tier == 1
     assert studio.watch.tick_errors["drift"] >= 50 and set(studio.watch.tick_errors) == {"drift"}
+
+
+def test_an_input_whose_latest_picture_is_not_judged_is_not_healthy_so_never_a_switch_target() -> None:
+    """Issue 20: a switch goes only to an input whose latest pictures are known to be
+    neither black nor frozen. The backup went black while its analysis fell behind (no
+    picture statistics): within PICTURE_KNOWN_S it stops being healthy, and the policy
+    fails main over to the slate, not onto the unknown picture; once its pictures are
+    judged again (black), it is failing."""
+    thresholds = ThresholdSettings()
+    main, backup = Studio(thresholds), Studio(thresholds)
+    backup.watch = InputWatch("backup", 2, thresholds, backup._record)
+    backup.watch.on_connected(0.0)
+    policy = FailoverPolicy(FailoverSettings(), {"main": 1, "backup": 2})
+
+    def run(end: float) -> Decision | None:
+        decision = None
+        while main.now < end - 1e-9:
+            t = round(main.now + TICK, 6)
+            main.run_until(t)
+            backup.run_until(t)
+            decision = policy.evaluate(t, {"main": main.watch.status(t), "backup": backup.watch.status(t)}) \
+                or decision
+            if decision is not None:
+                policy.switch_result(t, decision.to, True)
+        return decision
+
+    assert run(20.0) is not None and policy.active == "main"
+    assert backup.watch.status(20.0).healthy_for(20.0) > 15.0
+    backup.enc.analysed, backup.enc.dark_fraction = False, 1.0  # nobody knows it went black
+    run(20.0 + PICTURE_KNOWN_S - TICK)
+    assert backup.watch.picture_known() and backup.watch.status(main.now).healthy_since is not None
+    run(21.5)
+    assert not backup.watch.picture_known()
+    assert backup.watch.status(main.now).healthy_since is None  # no fault: the picture is unknown
+    main.enc.dark_fraction = 1.0
+    run(25.0)
+    assert policy.active == "slate", "switched onto a picture nobody had looked at"
+    backup.enc.analysed = True
+    run(28.0)
+    assert backup.watch.picture_known() and ("raised", "black", 1) in backup.faults()
+    assert policy.active == "slate"
