@@ -41,6 +41,7 @@ settings.load_profile("relay")
 # on the 2-core machine: they order the files and bound nothing. A file not named runs after
 # these, in collection order.
 COMPUTE_FIRST = ("tests/unit/", "tests/integration/test_analysis_codecs.py",
+                 "tests/integration/test_analysis_matrix.py",  # ~25 s of CPU: encodes, then replays
                  "tests/integration/test_config_cli.py", "tests/integration/test_slate.py",
                  "tests/integration/test_slate_codecs.py", "tests/integration/test_systemd_units.py")
 LONGEST_FIRST = {
