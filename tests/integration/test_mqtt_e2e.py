@@ -36,7 +36,7 @@ from tests.support.mosquitto import Mosquitto, Watcher
 from tests.support.recording import Recording
 from tests.support.studio import PLATFORM_KEY, Studio, assert_viewer_ok
 from tests.support.tools import require
-from tests.support.waiting import until
+from tests.support.waiting import holds, until
 
 pytestmark = pytest.mark.integration
 
@@ -78,6 +78,14 @@ class PlatformViewer:
     def first(self, label: str, after: float) -> float | None:
         """Arrival time of the first frame labelled ``label`` at or after ``after``."""
         return next((t for t, lab in list(self.frames) if t >= after and lab == label), None)
+
+    def on_for(self, label: str) -> float:
+        """How long the viewer has been seeing ``label`` without a break (0 if it does not now)."""
+        frames = list(self.frames)
+        k = len(frames)
+        while k > 0 and frames[k - 1][1] == label:
+            k -= 1
+        return frames[-1][0] - frames[k][0] if k < len(frames) else 0.0
 
     def last(self) -> str | None:
         """The label of the latest frame."""
@@ -124,6 +132,28 @@ class MqttStudio(Studio):
 
         await until(logged, timeout, f"{name} {match} in the log", detail=self.relay.tail)
         return found[after]
+
+    async def healthy(self, input_id: str, for_s: float, timeout: float = 30.0) -> None:
+        """Wait (on the loop) until ``input_id`` has had no tier-1 or tier-2 fault open for
+        ``for_s`` on end: a candidate to switch to (RelayProcess.wait_healthy's rule)."""
+        since: list[float] = []
+
+        def held() -> bool:
+            if self.relay.open_faults(input_id):
+                since.clear()
+                return False
+            since[:] = since or [time.monotonic()]
+            return time.monotonic() - since[0] >= for_s
+
+        await until(held, timeout, f"{input_id} healthy for {for_s:g} s", poll=0.1,
+                    detail=lambda: f"open: {self.relay.open_faults(input_id)}\n{self.relay.tail()}")
+
+    async def on_air_for(self, seconds: float, what: str) -> None:
+        """The show runs on for ``seconds`` with no switch (and the relay up) all along: the
+        span the platform's recording must hold of what is on air now."""
+        switches = len(self.relay.events("switched"))
+        await holds(lambda: self.relay.alive() and len(self.relay.events("switched")) == switches,
+                    seconds, what, detail=self.relay.tail)
 
     async def running(self) -> None:
         """Both encoders publishing and main on air. Should the backup be healthy first,
@@ -194,7 +224,12 @@ def event_names(watcher: Watcher) -> list[str]:
 async def test_late_subscriber_sees_every_retained_topic_and_health_flows(tmp_path: Path) -> None:
     with Mosquitto(tmp_path) as broker:
         async with mqtt_studio(tmp_path, broker, mqtt={"thumbnail_interval_s": 1.0}) as studio:
-            await asyncio.sleep(3.0)  # the relay runs a while: state settles, a thumbnail is taken
+            async with Watcher(broker, f"{BASE}/#") as early:  # until a thumbnail is out, state settled
+                await early.wait_for(on(f"{BASE}/thumbnail"), timeout_s=10)
+                for topic, settled in ((f"{BASE}/output/platform/status", b"pushing"),
+                                       (f"{BASE}/input/backup/status", b"standby")):
+                    await early.wait_for(lambda m, t=topic, v=settled: on(t)(m) and payload(m) == v,
+                                         timeout_s=20)
             async with Watcher(broker, f"{BASE}/#") as late:
                 await late.wait_for(on(f"{BASE}/availability", retained=True))
                 await late.wait_for(on(f"{BASE}/thumbnail", retained=True), timeout_s=5)
@@ -264,8 +299,7 @@ async def test_failover_request_puts_the_backup_on_air_within_2_s(tmp_path: Path
     with Mosquitto(tmp_path) as broker:
         async with mqtt_studio(tmp_path, broker) as studio, Watcher(broker, f"{BASE}/#") as w:
             viewer = studio.viewer()
-            await until(lambda: viewer.last() == "main", 15, "the viewer sees main")
-            await asyncio.sleep(1.0)
+            await until(lambda: viewer.on_for("main") >= 1.0, 15, "the viewer sees main for 1 s")
             wall_sent = time.time()
             sent = await request(w, "failover", {"to": "backup", "transaction": "tx-failover-1"})
             reply = await w.wait_for(on(f"{BASE}/response/failover"), timeout_s=5)
@@ -273,7 +307,7 @@ async def test_failover_request_puts_the_backup_on_air_within_2_s(tmp_path: Path
             on_backup = viewer.first("backup", sent)
             switched = await w.wait_for(json_on(f"{BASE}/event", lambda e: e["event"] == "switched"
                                                 and e["to"] == "backup"), timeout_s=5)
-            await asyncio.sleep(2.0)
+            await until(lambda: viewer.on_for("backup") >= 2.0, 10, "the viewer sees the backup for 2 s")
 
             # MQTT 5: the reply goes to the Response Topic, with the Correlation Data
             own = f"{BASE}/response/failback/test-{uuid.uuid4().hex[:8]}"
@@ -284,7 +318,7 @@ async def test_failover_request_puts_the_backup_on_air_within_2_s(tmp_path: Path
             back_sent = await request(w, "failback", {"transaction": "tx-failback-2"}, properties=props)
             direct = await w.wait_for(on(own), timeout_s=5)
             await until(lambda: viewer.first("main", back_sent) is not None, 5, "the viewer sees main again")
-            await asyncio.sleep(1.0)
+            await until(lambda: viewer.on_for("main") >= 1.0, 10, "the viewer sees main for 1 s again")
             shared_failback = w.on(f"{BASE}/response/failback")
             rec = studio.finish()
 
@@ -323,13 +357,19 @@ BAD_REQUESTS: list[tuple[str, bytes, str]] = [
 async def test_bad_commands_are_answered_with_errors_and_the_stream_is_undisturbed(tmp_path: Path) -> None:
     with Mosquitto(tmp_path) as broker:
         async with mqtt_studio(tmp_path, broker) as studio, Watcher(broker, f"{BASE}/#") as w:
-            await asyncio.sleep(1.0)
+            await w.wait_for(json_on(f"{BASE}/state", lambda s: s["active_input"] == "main"))
+            main_since = time.monotonic()
             for command, raw, _ in BAD_REQUESTS:
                 await request(w, command, raw)
             # A retained request is never acted on (it would run again on every reconnect).
             await request(w, "failover", {"to": "backup", "transaction": "t-retained"}, retain=True)
             await until(lambda: len(_replies(w)) >= len(BAD_REQUESTS), 10, "every bad request answered")
-            await asyncio.sleep(2.0)  # time for a wrong reply or a switch to show up
+            switches = len(studio.relay.events("switched"))
+            # the time for a wrong reply or a switch to show up: none may, all along
+            await holds(lambda: len(_replies(w)) == len(BAD_REQUESTS)
+                        and len(studio.relay.events("switched")) == switches and studio.relay.alive(),
+                        max(2.0, main_since + 3.0 - time.monotonic()),  # and main on air for 3 s
+                        "no further reply, no switch", detail=studio.relay.tail)
             await w.client.publish(f"{BASE}/request/failover", b"", qos=1, retain=True)  # clear it
             replies = _replies(w)
             states = [json.loads(p) for p in w.on(f"{BASE}/state")]
@@ -423,15 +463,22 @@ async def test_broker_outage_mid_show(tmp_path: Path) -> None:
                 mqtt_studio(tmp_path, broker, mqtt={"port": gate.port}) as studio:
             async with Watcher(broker, f"{BASE}/#") as before:
                 await before.wait_for(on(f"{BASE}/availability"))
-            await asyncio.sleep(1.0)
+                await before.wait_for(on(f"{BASE}/state"), timeout_s=5)
             broker.stop()
             outage_began = time.monotonic()
             await studio.wait_log("mqtt_disconnected", timeout=10)
-            await asyncio.sleep(3.0)
+
+            def show_goes_on() -> bool:  # the media plane never notices the outage
+                switches = len(studio.relay.events("switched"))
+                return studio.relay.alive() and switches == studio.startup_switches
+
+            await holds(show_goes_on, 3.0, "main on air, the relay up, through the outage",
+                        detail=studio.relay.tail)
             # A fault during the outage: the backup's encoder dies.
             os.killpg(studio.publishers["backup"].proc.pid, signal.SIGKILL)
             await studio.wait_log("fault_raised", input="backup", timeout=10)
-            await asyncio.sleep(outage_began + 20.0 - time.monotonic())
+            await holds(show_goes_on, outage_began + 20.0 - time.monotonic(),
+                        "main on air, the relay up, through a 20 s outage", detail=studio.relay.tail)
             gate.is_open = False
             broker.start()
             async with Watcher(broker, f"{BASE}/#") as after:
@@ -443,12 +490,15 @@ async def test_broker_outage_mid_show(tmp_path: Path) -> None:
                                                      and e.get("input") == "backup" and e.get("tier") == 1),
                                              timeout_s=5)
                 await after.wait_for(on(f"{BASE}/availability"), timeout_s=5)
-                await asyncio.sleep(1.0)
+                await after.wait_for(on(f"{BASE}/state"), timeout_s=5)
+                await after.wait_for(on(f"{BASE}/input/backup/status"), timeout_s=5)
+                # the outage's other buffered events, delivered with it
+                await after.wait_for(json_on(f"{BASE}/event", lambda e: e["event"] == "input_disconnected"),
+                                     timeout_s=5)
                 state = json.loads(after.on(f"{BASE}/state")[-1])
                 availability = after.on(f"{BASE}/availability")[-1]
                 backup_status = after.on(f"{BASE}/input/backup/status")[-1]
                 outage_events = event_names(after)
-            await asyncio.sleep(1.0)
             rec = await asyncio.to_thread(studio.finish)  # its MQTT goodbye passes through the gate
     finally:
         broker.stop()
@@ -471,7 +521,14 @@ async def test_wrong_password_is_one_clear_log_line_and_media_flows(tmp_path: Pa
         async with mqtt_studio(tmp_path, broker,
                                mqtt={"username": "relay-studio", "password": "wrong-pass-55d0"}) as studio:
             refused = await studio.wait_log("mqtt_login_refused", timeout=10)
-            await asyncio.sleep(4.0)
+            on_main_at = time.monotonic()
+            # Relay retries: the broker refuses it again (and the log must not say so twice)
+            await until(lambda: broker.log().count("not authorised") >= 3, 20,
+                        "the broker refusing the relay's retries", detail=broker.log)
+            await holds(lambda: studio.relay.alive()
+                        and len(studio.relay.events("switched")) == studio.startup_switches,
+                        max(0.0, on_main_at + 4.0 - time.monotonic()), "main on air for 4 s",
+                        detail=studio.relay.tail)
             rec = studio.finish()
 
     assert refused["level"] == "error" and "password" in refused["reason"], refused

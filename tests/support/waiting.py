@@ -17,10 +17,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import pytest
 
 from relay.studio.procs import listening
+
+
+class _Relay(Protocol):  # tests/support/relay_proc.py's RelayProcess, as far as waiting needs it
+    def alive(self) -> bool: ...
+    def events(self, name: str | None = None, **match: Any) -> list[dict[str, Any]]: ...
+    def tail(self, n: int = 60) -> str: ...
+
 
 POLL_S = 0.05  # cheap enough for any condition here, short beside every timeout in the suite
 
@@ -51,6 +59,20 @@ def until_sync(condition: Callable[[], object], timeout: float, what: str, *,
             pytest.fail(_failure(what, timeout, detail))
         time.sleep(poll)
     return time.monotonic() - start
+
+
+def udp_bound(port: int) -> bool:
+    """Whether something has bound UDP ``port`` (read from /proc: the check sends nothing,
+    where a probe datagram would reach the listener under test)."""
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as f:
+                rows = f.readlines()[1:]
+        except OSError:
+            continue
+        if any(int(row.split()[1].rsplit(":", 1)[1], 16) == port for row in rows):
+            return True
+    return False
 
 
 def until_listening(port: int, timeout: float, what: str, *, alive: Callable[[], bool] | None = None,
@@ -124,3 +146,11 @@ def holds_sync(condition: Callable[[], object], seconds: float, what: str, *,
         if left <= 0:
             return
         time.sleep(min(poll, left))
+
+
+def stays_on_air(relay: _Relay, seconds: float, what: str) -> None:
+    """The show runs on for ``seconds`` with no switch and the relay up, all along: the span
+    of what is on air now that the platform's recording must hold (blocks; off the loop)."""
+    switches = len(relay.events("switched"))
+    holds_sync(lambda: relay.alive() and len(relay.events("switched")) == switches, seconds, what,
+               detail=relay.tail)
