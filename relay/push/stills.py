@@ -134,7 +134,7 @@ class LiveEncoder:
         if (picture.width, picture.height, picture.format.name) != (fmt.width, fmt.height, "yuv420p"):
             picture = picture.reformat(width=fmt.width, height=fmt.height, format="yuv420p")
         picture.pict_type = PictureType.NONE  # a decoded keyframe says "I": the encoder would obey
-        picture.pts = pts_ms
+        picture.pts, picture.time_base = pts_ms, Fraction(1, 1000)  # else PyAV rescales from its own
         out = []
         for packet in self._ctx.encode(picture):
             data = bytes(packet)

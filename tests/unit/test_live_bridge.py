@@ -9,16 +9,18 @@ tested does not depend on how busy the machine is."""
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 import time
-from collections.abc import Callable
 
 import av
 import numpy as np
+import pytest
 
 from relay.events import Event, Switched
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push.bridge import LIVE_BEHIND_MAX_S, LIVE_START_MAX_S, Bridge, BridgeRequest
+from relay.push.live_bridge import LiveTranscoder
 from relay.push.silence import aac_config, silent_aac_frame
 from relay.settings import FailoverSettings
 from relay.switch.switcher import Switcher
@@ -75,36 +77,32 @@ class Show:
             self.out += self.switcher.on_bridge_packet(pkt, now, live=self.bridge.mode == "live")
         self.modes.append(self.bridge.mode)
 
-    def play(self, until: float, at: Callable[[float], None] | None = None) -> None:
-        """Every input's packets up to ``until`` (seconds) in arrival order; ``at(now)`` before each."""
+    def play(self, until: float) -> None:
+        """Every input's packets from where the last call stopped up to ``until`` (seconds),
+        in arrival order."""
         timeline = sorted(((name, p) for name, pkts in self.inputs.items() for p in pkts
-                           if self._next.get(name, 0.0) <= p.arrival < until), key=lambda item: item[1].arrival)
+                           if self._played <= p.arrival < until), key=lambda item: item[1].arrival)
         for name, pkt in timeline:
             now = pkt.arrival
-            if at is not None:
-                at(now)
             if self.bridge.live_for == name:
                 if pkt.track is Track.VIDEO and pkt.keyframe:
                     self.run_bridge(now)
                 self.bridge.feed(name, pkt, now)
             self.out += self.switcher.on_packet(name, pkt, now)
             self.run_bridge(now)
-        for name in self.inputs:
-            self._next[name] = until
-
-    _next: dict[str, float]
+        self._played = until
 
     def start(self) -> None:
-        self._next = {}
+        self._played = 0.0
         self.out += self.switcher.request_switch("main", 0.0, "command")
 
 
 def _check_continuous(out: list[MediaPacket]) -> list[MediaPacket]:
     video = [p for p in out if p.track is Track.VIDEO]
     audio = [p for p in out if p.track is Track.AUDIO]
-    assert all(b.dts > a.dts for a, b in zip(video, video[1:], strict=False))
-    assert all(b.dts > a.dts for a, b in zip(audio, audio[1:], strict=False))
-    steps = [b.pts - a.pts for a, b in zip(video, video[1:], strict=False)]
+    assert all(b.dts > a.dts for a, b in itertools.pairwise(video))
+    assert all(b.dts > a.dts for a, b in itertools.pairwise(audio))
+    steps = [b.pts - a.pts for a, b in itertools.pairwise(video)]
     assert max(steps) <= 34, steps  # never a picture held beyond its frame: no freeze in the timeline
     return video
 
@@ -122,7 +120,8 @@ def test_a_fault_switch_puts_the_targets_own_pictures_on_air_until_its_keyframe(
         show.play(1.3)
         # the backup's own pictures are on air: the switch is verified before its keyframe
         assert show.switcher.bridge_mode == "live" and show.switcher.active == "backup"
-        assert show.switcher.switching_to is None and show.switcher.pop_results() == [("main", True), ("backup", True)]
+        assert show.switcher.switching_to is None
+        assert show.switcher.pop_results() == [("main", True), ("backup", True)]
         show.play(2.0)
         assert show.switcher.bridge_mode is None and show.switcher.active == "backup"
     finally:
@@ -131,7 +130,8 @@ def test_a_fault_switch_puts_the_targets_own_pictures_on_air_until_its_keyframe(
     main_config, backup_config = _video_config(main), _video_config(backup)
     live = [p for p in video if p.config is not main_config and p.config is not backup_config]
     assert live and live[0].keyframe and not any(p.keyframe for p in live[1:])
-    assert isinstance(live[0].config, VideoConfig) and (live[0].config.width, live[0].config.height) == (320, 180)
+    config = live[0].config
+    assert isinstance(config, VideoConfig) and (config.width, config.height) == (320, 180)
     # from the bridge's first picture to the backup's keyframe at 1.5 s, every picture re-encoded
     assert 10 <= len(live) <= 16, len(live)
     assert "live" in show.modes and "still" not in show.modes
@@ -147,7 +147,7 @@ def test_a_fault_switch_puts_the_targets_own_pictures_on_air_until_its_keyframe(
     # what the platform decodes: every picture, none repeated (the ramp moves every frame)
     pictures = _decoded(show.out)
     assert len(pictures) == len(video)
-    assert min(float(np.abs(a - b).mean()) for a, b in zip(pictures, pictures[1:], strict=False)) > 0.5
+    assert min(float(np.abs(a - b).mean()) for a, b in itertools.pairwise(pictures)) > 0.5
     switched = [e for e in show.events if isinstance(e, Switched)]
     assert switched[-1].to == "backup" and switched[-1].freeze_ms < 40
 
@@ -160,7 +160,8 @@ def _video_config(packets: list[MediaPacket]) -> VideoConfig:
 
 def _rebase(pkt: MediaPacket, ms: int) -> MediaPacket:
     """The packet arriving ``ms`` earlier (its own timestamps kept: another encoder's clock)."""
-    return MediaPacket(pkt.track, pkt.dts, pkt.pts, pkt.data, pkt.keyframe, pkt.config, pkt.arrival + ms / 1000)
+    return MediaPacket(pkt.track, pkt.dts, pkt.pts, pkt.data, pkt.keyframe, pkt.config,
+                       pkt.arrival + ms / 1000)
 
 
 def _until(show: Show, mode: str, now: float, timeout: float = 20.0) -> None:
@@ -199,12 +200,12 @@ def test_a_live_bridge_that_falls_behind_live_gives_way_to_the_still() -> None:
     finally:
         show.bridge.close()
     video = [p for p in show.out if p.track is Track.VIDEO]
-    assert all(b.dts > a.dts for a, b in zip(video, video[1:], strict=False))
+    assert all(b.dts > a.dts for a, b in itertools.pairwise(video))
     assert len(_decoded(show.out)) == len(video)
 
 
 def test_a_live_bridge_not_ready_in_time_has_the_still_meanwhile_then_takes_over() -> None:
-    show, backup = _fallback_show(backup_gop=60)  # the backup's next keyframe at 2.0 s
+    show, _backup = _fallback_show(backup_gop=60)  # the backup's next keyframe at 2.0 s
     release = threading.Event()
     try:
         show.bridge._live_worker.submit(release.wait, 30)  # a catch-up that takes long
@@ -223,7 +224,7 @@ def test_a_live_bridge_not_ready_in_time_has_the_still_meanwhile_then_takes_over
         release.set()
         show.bridge.close()
     video = [p for p in show.out if p.track is Track.VIDEO]
-    assert all(b.dts > a.dts for a, b in zip(video, video[1:], strict=False))
+    assert all(b.dts > a.dts for a, b in itertools.pairwise(video))
     assert len(_decoded(show.out)) == len(video)
     switched = [e for e in show.events if isinstance(e, Switched)]
     assert switched[-1].to == "backup" and switched[-1].freeze_ms > 0  # the still held the picture
@@ -244,3 +245,25 @@ def test_without_a_buffered_group_the_bridge_is_the_still() -> None:
             bridge.close()
     finally:
         show.bridge.close()
+
+
+@pytest.mark.parametrize("codec", ["hevc", "av1"])
+def test_hevc_and_av1_are_bridged_in_their_own_codec(codec: str) -> None:
+    """The transcoder alone, in the worker's shoes: caught up from the keyframe, then
+    each picture re-encoded in the stream's codec, keeping its timestamps; what comes out
+    decodes (FFmpeg, from what an output would push)."""
+    packets = flv_packets(encode(codec, 320, 180, frames=20, gop=20, formats=("flv",)).raw["flv"])
+    video = [p for p in packets if p.track is Track.VIDEO]
+    config = video[0].config
+    assert isinstance(config, VideoConfig)
+    transcoder = LiveTranscoder(config, 30.0, video[:8])
+    transcoder.submitted = 1
+    out = transcoder.catch_up(1)
+    for seq, pkt in enumerate(video[8:], start=2):
+        transcoder.submitted = seq
+        out += transcoder.feed(pkt, seq)
+    assert out[0].keyframe and not any(p.keyframe for p in out[1:])
+    assert all(isinstance(p.config, VideoConfig) and p.config.codec == codec for p in out)
+    assert [p.pts for p in out] == [p.pts for p in video[7:7 + len(out)]]  # from the newest caught up
+    assert len(out) >= len(video) - 8 - 1  # every picture after it (a decoder may hold the last)
+    assert len(_decoded(out)) == len(out)
