@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.support.publishers import Publisher
 from tests.support.recording import marker_filter
 from tests.support.studio import Studio as BaseStudio
 from tests.support.studio import assert_viewer_ok
+from tests.support.waiting import stays_on_air
 
 pytestmark = pytest.mark.integration
 
@@ -49,11 +49,11 @@ def test_killed_main_goes_to_backup_and_back(tmp_path: Path) -> None:
         os.killpg(main.proc.pid, signal.SIGKILL)
         switched = s.on_air("backup", timeout=5)
         assert switched["reason"] == "fault"
-        time.sleep(3.0)
+        stays_on_air(s.relay, 3.0, "the backup on air")
         s.publish("main")  # the host's encoder comes back
         back = s.on_air("main", timeout=20)
         assert back["reason"] == "failback"
-        time.sleep(2.0)
+        stays_on_air(s.relay, 2.0, "main on air again")
         rec = s.finish()
     runs = [label for label, _, _ in rec.runs()]
     assert runs == ["main", "backup", "main"], rec.runs()
@@ -67,7 +67,7 @@ def test_stalled_main_goes_to_backup(tmp_path: Path) -> None:
         os.killpg(main.proc.pid, signal.SIGSTOP)
         try:
             switched = s.on_air("backup", timeout=5)
-            time.sleep(2.0)
+            stays_on_air(s.relay, 2.0, "the backup on air while main is stopped")
         finally:
             os.killpg(main.proc.pid, signal.SIGCONT)
         assert switched["reason"] == "fault"
@@ -84,7 +84,7 @@ def test_black_main_goes_to_backup(tmp_path: Path) -> None:
         assert switched["reason"] == "fault"
         fault = s.relay.events("fault_raised", signal="black", input="main")
         assert fault and fault[0]["tier"] == 1
-        time.sleep(2.0)
+        stays_on_air(s.relay, 2.0, "the backup on air")
         rec = s.finish()
     runs = rec.runs()
     labels = [label for label, _, _ in runs]
@@ -100,13 +100,13 @@ def test_both_inputs_dead_puts_slate_on_air_then_main_replaces_it(tmp_path: Path
         main = s.start_show()
         backup = s.publishers["backup"]
         os.killpg(backup.proc.pid, signal.SIGKILL)
-        time.sleep(1.0)
+        s.relay.wait_for("input_disconnected", input="backup", timeout=10)  # the backup is gone first
         os.killpg(main.proc.pid, signal.SIGKILL)
         s.on_air("slate", timeout=5)
-        time.sleep(4.0)  # the platform keeps receiving the slate
+        stays_on_air(s.relay, 4.0, "the slate on air")  # the platform keeps receiving the slate
         s.publish("main")
         s.on_air("main", timeout=15)
-        time.sleep(2.0)
+        stays_on_air(s.relay, 2.0, "main on air again")
         rec = s.finish()
     labels = [label for label, _, _ in rec.runs()]
     assert labels == ["main", "other", "main"], rec.runs()
