@@ -5,10 +5,33 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 
 from structlog.testing import capture_logs
 
 from relay.watch.loop_lag import LoopLag, run_queue_wait_ms
+from tests.support.waiting import until
+
+
+class CountedLag(LoopLag):
+    """The real measurement, counting its wake-ups so that a test waits for them."""
+
+    wakeups = 0
+
+    def note(self, now: float, lag_ms: float, queued_ms: float | None = None) -> None:
+        super().note(now, lag_ms, queued_ms)
+        self.wakeups += 1
+
+
+async def measured_across(lag: CountedLag, block: Callable[[], None]) -> None:
+    """Run ``lag`` on the loop, ``block`` the loop once it is measuring, and wait for the
+    wake-up that measures the block."""
+    task = asyncio.create_task(lag.run())
+    await until(lambda: lag.wakeups >= 2, 5, "the lag measuring")
+    seen = lag.wakeups
+    block()
+    await until(lambda: lag.wakeups > seen, 5, "the wake-up after the block")
+    task.cancel()
 
 
 def test_the_window_keeps_the_worst_lateness_of_its_last_seconds() -> None:
@@ -26,28 +49,24 @@ def test_the_window_keeps_the_worst_lateness_of_its_last_seconds() -> None:
 
 
 async def test_a_loop_blocked_by_its_own_work_is_measured_as_such() -> None:
-    lag = LoopLag(interval_s=0.02)
-    task = asyncio.create_task(lag.run())
-    await asyncio.sleep(0.1)
-    end = time.thread_time() + 0.3
-    while time.thread_time() < end:  # 0.3 s of the loop's own CPU, as a parser on a hostile read
-        pass
-    await asyncio.sleep(0.1)
+    lag = CountedLag(interval_s=0.02)
+
+    def busy() -> None:
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:  # 0.3 s of the loop's own CPU, as a parser on a hostile read
+            pass
+
+    await measured_across(lag, busy)
     assert lag.max_ms >= 250.0
     assert lag.work_window_ms(time.monotonic()) >= 250.0
-    task.cancel()
 
 
 async def test_a_loop_blocked_in_a_call_is_held_up_by_its_own_doing() -> None:
     """A blocking call on the loop uses no CPU but is Relay's fault all the same."""
-    lag = LoopLag(interval_s=0.02)
-    task = asyncio.create_task(lag.run())
-    await asyncio.sleep(0.1)
-    threading.Event().wait(0.3)
-    await asyncio.sleep(0.1)
+    lag = CountedLag(interval_s=0.02)
+    await measured_across(lag, lambda: threading.Event().wait(0.3))
     assert lag.max_ms >= 250.0
     assert lag.work_window_ms(time.monotonic()) >= 250.0
-    task.cancel()
 
 
 def test_the_kernel_says_how_long_this_thread_waited_for_a_cpu() -> None:
