@@ -72,6 +72,7 @@ class InputWatch:
         self.tick_errors: dict[str, int] = {}  # signal -> exceptions its tick raised
         self._last_video_packet: float | None = None  # arrival of the latest video packet
         self._peaks: deque[tuple[float, float]] = deque()  # (now, peak dBFS), for the dashboard's meters
+        self.bytes_received = 0  # media bytes since start, every connection (Prometheus counts them)
 
     @property
     def connected(self) -> bool:
@@ -116,6 +117,7 @@ class InputWatch:
             self.audio_missing.on_audio_packet(now)
             self.drift.on_audio_packet(now, pkt.dts, pkt.config)
         self.bitrate.on_packet(now, len(pkt.data))
+        self.bytes_received += len(pkt.data)
 
     def on_video_frame(self, stats: VideoFrameStats) -> None:
         if not self._current(stats.now):
@@ -188,6 +190,7 @@ class InputWatch:
             "nominal_fps": round(1000.0 / nominal, 2) if nominal else None,
             "jitter_ms": _round(self.cadence.jitter_ms(now) if self.connected else None, 1),
             "bitrate_kbps": _round(self.bitrate.kbps(now), 1),
+            "bytes_received": self.bytes_received,
             "drift_ms": _round(self.drift.drift_ms, 1),
             "luma": _round(video.luma_mean if video else None, 3),
             "dark_fraction": _round(video.dark_fraction if video else None, 3),

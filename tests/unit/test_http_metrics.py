@@ -15,7 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from relay.control.http.metrics import Metrics
 from relay.control.http.server import HttpServer
 from relay.events import EventBus, FaultCleared, FaultRaised, Switched, SwitchFailed
-from relay.settings import HttpSettings
+from relay.media import MediaPacket, Track, VideoConfig
+from relay.settings import HttpSettings, ThresholdSettings
+from relay.watch.input import InputWatch
 
 REPO = Path(__file__).resolve().parents[2]
 STATE: dict[str, Any] = {
@@ -26,8 +28,8 @@ STATE: dict[str, Any] = {
 }
 HEALTH: dict[str, Any] = {
     "uptime_s": 12.5,
-    "inputs": {"main": {"fps": 29.9, "bitrate_kbps": 2500.0, "drift_ms": -12.0, "loudness_dbfs": -20.0,
-                        "luma": 0.01, "jitter_ms": 4.0, "srt_rtt_ms": None},
+    "inputs": {"main": {"fps": 29.9, "bitrate_kbps": 2500.0, "bytes_received": 987654, "drift_ms": -12.0,
+                        "loudness_dbfs": -20.0, "luma": 0.01, "jitter_ms": 4.0, "srt_rtt_ms": None},
                "backup": {"fps": 30.0, "bitrate_kbps": 2400.0, "drift_ms": 3.0, "loudness_dbfs": -21.0,
                           "luma": 0.5}},
     "outputs": {"yt": {"bitrate_kbps": 2450.0, "reconnects": 2, "bytes_sent": 123456, "dropped": 7,
@@ -89,7 +91,7 @@ def test_names_are_in_base_units_with_counters_and_the_standard_collectors() -> 
     m = Metrics("studio-a", lambda: STATE, lambda: HEALTH, lambda: {"mqtt": {"connected": True}})
     s = _samples(m)
     main = (("input", "main"),)
-    assert s[("relay_input_received_bytes_per_second", main)] == 2500.0 * 1000 / 8
+    assert s[("relay_input_received_bytes_total", main)] == 987654.0
     assert s[("relay_input_drift_seconds", main)] == -0.012
     assert s[("relay_input_jitter_seconds", main)] == 0.004
     assert s[("relay_input_luma_ratio", main)] == 0.01
@@ -111,6 +113,21 @@ def test_names_are_in_base_units_with_counters_and_the_standard_collectors() -> 
     assert s[("process_open_fds", ())] >= 3
     assert any(n == "python_info" for n in names)
     assert any(n.startswith("python_gc_") for n in names)
+
+
+def test_an_input_counts_the_bytes_it_received_across_connections() -> None:
+    # a counter for rate(): it never goes back when the encoder reconnects
+    watch = InputWatch("main", 1, ThresholdSettings(), lambda event: None)
+    config = VideoConfig("h264", b"\x01avcC", 1280, 720)
+    for connection in range(2):
+        start = connection * 10.0
+        watch.on_connected(start)
+        for n in range(3):
+            watch.on_packet(start + n / 30, MediaPacket(Track.VIDEO, n * 33, n * 33, bytes(1000), n == 0,
+                                                        config, start + n / 30))
+        watch.on_disconnected(start + 1.0)
+    watch.on_packet(30.0, MediaPacket(Track.VIDEO, 0, 0, bytes(1000), True, config, 30.0))  # not connected
+    assert watch.health(30.0)["bytes_received"] == 6000
 
 
 def test_srt_figures_in_base_units() -> None:

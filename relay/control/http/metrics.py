@@ -42,13 +42,10 @@ from relay.events import Event, FaultCleared, FaultRaised, Switched, SwitchFaile
 
 PREFIX = "relay"
 _MS = 0.001
-_KBIT_TO_BYTES = 1000 / 8
 _PCT = 0.01
 # health key → (metric, scale to the base unit, help)
 INPUT_GAUGES: tuple[tuple[str, str, float, str], ...] = (
     ("fps", "input_frames_per_second", 1.0, "frames per second measured at arrival"),
-    ("bitrate_kbps", "input_received_bytes_per_second", _KBIT_TO_BYTES,
-     "bytes received over the last second (audio and video)"),
     ("drift_ms", "input_drift_seconds", _MS,
      "audio/video drift since the input connected (positive: audio late)"),
     ("loudness_dbfs", "input_loudness_dbfs", 1.0, "audio level, dBFS"),
@@ -217,7 +214,14 @@ class RelayCollector(Collector):
             tiers = collections.Counter(f.get("tier") for f in inp.get("faults") or [])
             for tier in (1, 2, 3):
                 faults.add_metric([relay, input_id, str(tier)], float(tiers.get(tier, 0)))
-        yield from (up, status, faults)
+        received = CounterMetricFamily(f"{PREFIX}_input_received_bytes",
+                                       "media bytes received since start (audio and video)",
+                                       labels=["relay", "input"])
+        for input_id, h in inputs_health.items():
+            value = _number(h.get("bytes_received"))
+            if value is not None:
+                received.add_metric([relay, input_id], value)
+        yield from (up, status, faults, received)
         for key, name, scale, text in INPUT_GAUGES:
             gauge = GaugeMetricFamily(f"{PREFIX}_{name}", text, labels=["relay", "input"])
             for input_id, h in inputs_health.items():
