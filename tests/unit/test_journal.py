@@ -21,6 +21,7 @@ from relay.events import Command, FaultRaised, OutputUrlChanged, Stopping, Switc
 from relay.journal.store import CRASH, Journal, config_summary, list_sessions, reading
 from relay.redact import register_secret
 from relay.settings import InputSettings, JournalSettings, OutputSettings, RelaySettings
+from tests.support.waiting import every_sync, until_sync
 
 T0 = 1_718_000_000.0  # a fixed epoch for the fake clock
 
@@ -145,7 +146,7 @@ while True:
     n += 1
     journal.record_event(FaultRaised(signal="cadence", tier=3, value=n, threshold=150, input="main"))
     journal.record_health(time.time(), {"inputs": {"main": {"fps": 30.0}}, "outputs": {}, "host": {}})
-    time.sleep(0.02)
+    time.sleep(0.02)  # a daemon's pace: some 50 events a second
 """
 
 
@@ -157,7 +158,9 @@ def test_a_crash_loses_at_most_the_last_second_and_is_named_at_the_next_start(tm
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
-        time.sleep(2.0)
+        # writing a while: more than 40 events committed (two seconds' worth, or so)
+        until_sync(lambda: _rows(path, "SELECT count(*) AS n FROM events")[0]["n"] > 40, 30,
+                   "the writer's commits")
         killed_at = time.time()
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
@@ -216,7 +219,7 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> No
     blocker = sqlite3.connect(journal.path, timeout=5.0)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
-        time.sleep(0.1)
+        time.sleep(0.1)  # kept: the writer thread gets to its queue (nothing to wait on shows it)
         started = time.perf_counter()
         for n in range(2000):
             journal.record_event(FaultRaised(signal="cadence", tier=3, value=n, threshold=150, input="main"))
@@ -256,12 +259,13 @@ def test_many_threads_write_while_a_reader_reads(tmp_path: Path) -> None:
             if n % 100 == 0:
                 journal.record_health(time.time(), _health())
 
+    def read_once() -> None:
+        with reading(journal.path) as conn:
+            reads.append(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
     def read_while_writing() -> None:
         # The report may read a journal while the daemon writes it (WAL).
-        while not done.is_set():
-            with reading(journal.path) as conn:
-                reads.append(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-            time.sleep(0.05)
+        every_sync(0.05, read_once, until=done.is_set, timeout=120, what="the writers to finish")
 
     reader = threading.Thread(target=read_while_writing)
     reader.start()
