@@ -15,6 +15,7 @@ from relay.events import Command, Event, InputConnected, Preflight
 from relay.redact import register_secret
 from relay.settings import MqttSettings
 from tests.support.fake_daemon import FakeDaemon, relay_settings
+from tests.support.waiting import until
 
 
 def control(**mqtt: Any) -> tuple[FakeDaemon, MqttControl, list[Event]]:
@@ -82,7 +83,7 @@ async def test_the_same_transaction_runs_once_even_when_concurrent() -> None:
     daemon.execute = slow  # type: ignore[method-assign]
     first = asyncio.create_task(c._answer("check", b'{"transaction": "x"}'))
     second = asyncio.create_task(c._answer("check", b'{"transaction": "x"}'))
-    await asyncio.sleep(0)
+    await until(lambda: calls >= 1, 2, "the first request running")
     gate.set()
     assert await first == await second
     assert calls == 1
@@ -128,8 +129,7 @@ async def test_events_from_other_threads_are_handed_to_the_loop() -> None:
     worker.start()
     worker.join()
     assert c.outbox.buffered_events == 0  # not touched from the worker thread
-    await asyncio.sleep(0.01)
-    assert c.outbox.buffered_events == 1
+    await until(lambda: c.outbox.buffered_events == 1, 2, "the event handed to the loop")
 
 
 async def test_a_preflight_event_is_also_the_retained_preflight() -> None:
@@ -195,11 +195,12 @@ async def test_concurrent_checks_run_one_at_a_time_and_extra_requests_are_refuse
     daemon.execute = slow  # type: ignore[method-assign]
     checks = [asyncio.create_task(c._answer("check", f'{{"transaction": "c{i}"}}'.encode()))
               for i in range(10)]
-    await asyncio.sleep(0.05)
+    # every check answered or running (the gate holds the running ones)
+    await until(lambda: sum(t.done() for t in checks) + running == 10, 2, "the checks dealt with")
     assert peak == 1, "a second pre-show check must not start while one runs"
     flood = [asyncio.create_task(c._answer("ping", f'{{"transaction": "p{i}"}}'.encode()))
              for i in range(50)]
-    await asyncio.sleep(0.05)
+    await until(lambda: sum(t.done() for t in checks + flood) + running == 60, 2, "the pings dealt with")
     assert peak <= 8, peak  # requests in progress are bounded
     gate.set()
     replies = await asyncio.gather(*checks, *flood)
