@@ -12,6 +12,13 @@ import pytest
 from relay.control.mqtt import quiet_closed_socket_watch
 
 
+async def callbacks_ran(loop: asyncio.AbstractEventLoop) -> None:
+    """Wait until the callbacks scheduled so far have run (the loop runs them in order)."""
+    ran = asyncio.Event()
+    loop.call_soon(ran.set)
+    await ran.wait()
+
+
 def test_a_watch_added_for_a_closed_socket_is_quiet_and_other_errors_are_not(
         caplog: pytest.LogCaptureFixture) -> None:
     def fail() -> None:
@@ -26,10 +33,10 @@ def test_a_watch_added_for_a_closed_socket_is_quiet_and_other_errors_are_not(
         b.close()
         # what aiomqtt does from paho's callback: the fd is closed by the time it runs
         loop.call_soon_threadsafe(loop.add_writer, fd, lambda: None)
-        await asyncio.sleep(0.05)
+        await callbacks_ran(loop)
         assert not [r for r in caplog.records if r.name == "asyncio"]
         loop.call_soon(fail)
-        await asyncio.sleep(0.05)
+        await callbacks_ran(loop)
 
     with caplog.at_level(logging.ERROR, logger="asyncio"):
         asyncio.run(scenario())
