@@ -57,8 +57,11 @@ def discovery_payload(topics: Topics, version: str, settings: RelaySettings, *,
     def add(key: str, platform: str, name: str, **options: Any) -> None:
         cmps[f"{uid}_{key}"] = {"p": platform, "name": name, "unique_id": f"{uid}_{key}", **options}
 
+    on_air = [*inputs, SLATE]
     add("active_input", "sensor", "On air", icon="mdi:video-input-component", device_class="enum",
-        options=[*inputs, SLATE], state_topic=topics.active_input)
+        options=on_air, state_topic=topics.active_input,
+        # `none` (nothing on air yet) is no option of the enum: HA shows "unknown"
+        value_template=f"{{{{ value if value in {on_air!r} else None }}}}")
     add("worst_tier", "sensor", "Worst fault tier", icon="mdi:alert", device_class="enum",
         options=TIER_OPTIONS, state_topic=topics.state, value_template=_TIER_TEMPLATE)
     add("on_air", "select", "Put on air", icon="mdi:video-switch", options=inputs,

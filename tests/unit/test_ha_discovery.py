@@ -331,6 +331,8 @@ def test_the_templates_read_the_relays_own_payloads() -> None:
     published[topics.input_status("main")] = "failed"
     assert read("worst_tier") == "1" and read("on_air") == "None" and read("active_input") == "slate"
     assert read("input_main_problem") == "ON"
+    published[topics.active_input] = "none"  # nothing on air yet
+    assert read("active_input") == "None" and read("on_air") == "None"
 
 
 def test_the_commands_rendered_are_what_the_relay_accepts() -> None:
