@@ -21,7 +21,7 @@ from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.rtmp import amf0
 from relay.rtmp.chunks import COMMAND_AMF0, ChunkWriter
 from tests.support.publishers import Publisher, ffmpeg_publisher, gstreamer_publisher, pyav_publisher
-from tests.support.waiting import until
+from tests.support.waiting import every, holds, until
 
 pytestmark = pytest.mark.integration
 
@@ -167,8 +167,8 @@ async def test_second_publisher_on_a_live_key_is_refused(ingest: Ingest) -> None
             await until(lambda: not second.alive(), 10, "the second publisher to be refused")
             assert second.proc.returncode != 0
         refused_at = len(port.video())
-        await asyncio.sleep(2)
-        assert len(port.video()) - refused_at >= 40, "the live publisher kept delivering"
+        # the live publisher kept delivering: 40 more frames within 2 s
+        await until(lambda: len(port.video()) - refused_at >= 40, 2, "40 frames more from the live publisher")
         assert first.alive() and port.live and port.peers == port.peers[:1]
         await stop(first)
     assert [(e.reason, e.input) for e in ingest.rejected()] == [("stream key already live", "main")]
@@ -198,13 +198,14 @@ async def test_hostile_connections_close_alone_while_a_publisher_streams(ingest:
         half_r, half_w = await asyncio.open_connection(host, tcp)  # connects, then says nothing
         loris_r, loris_w = await asyncio.open_connection(host, tcp)
 
-        async def slow_loris() -> None:
-            handshake = b"\x03" + bytes(1536)
-            for i in range(len(handshake)):  # one byte per second
-                loris_w.write(handshake[i:i + 1])
-                await asyncio.sleep(1)
+        handshake = iter(b"\x03" + bytes(1536))
 
-        dribble = asyncio.create_task(slow_loris())
+        async def one_byte() -> None:
+            loris_w.write(bytes([next(handshake)]))
+
+        # one byte per second, until it is cancelled below
+        dribble = asyncio.create_task(every(1.0, one_byte, until=lambda: False, timeout=1537,
+                                            what="the slow loris's handshake"))
         try:
             garbage_s, half_s, loris_s = await asyncio.gather(
                 _closed_within(garbage_r, 5), _closed_within(half_r, 5), _closed_within(loris_r, 5))
@@ -215,7 +216,9 @@ async def test_hostile_connections_close_alone_while_a_publisher_streams(ingest:
         assert garbage_s < 1.0  # refused at the first byte
         assert 1.0 < half_s < 3.5 and 1.0 < loris_s < 3.5  # the 1.5 s publish deadline
 
-        await asyncio.sleep(max(0.0, 4.0 - (time.monotonic() - window_start)))
+        # a window of 4 s at least to measure the delivery over; the publisher live all along
+        await holds(lambda: port.live and port.reasons == [],
+                    max(0.0, 4.0 - (time.monotonic() - window_start)), "the publisher live")
         elapsed = time.monotonic() - window_start
         delivered = port.video()[before:]
         fps = len(delivered) / elapsed
@@ -253,7 +256,8 @@ async def test_connection_limit_and_stop(ingest: Ingest) -> None:
     with ffmpeg_publisher(ingest.url(), size=SIZE) as publisher:
         await until(lambda: len(ingest.port.video()) >= 5, 10, "the publisher's video")
         idle = [await asyncio.open_connection(host, tcp) for _ in range(7)]  # 8 = the limit
-        await asyncio.sleep(0.2)
+        await until(lambda: len(ingest.server.connections) == 8, 5, "the 7 idle connections accepted",
+                    detail=lambda: f"{len(ingest.server.connections)} connections")
         extra_r, extra_w = await asyncio.open_connection(host, tcp)
         # the oldest connection that has not published makes room; the publisher stays
         oldest_r, oldest_w = idle.pop(0)
