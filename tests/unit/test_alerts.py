@@ -111,7 +111,7 @@ class FakeService:
         self.lock = threading.Lock()
 
     def __call__(self, title: str, body: str) -> tuple[bool, str]:
-        time.sleep(self.block_s)
+        time.sleep(self.block_s)  # kept: the service's own slowness is the fault under test
         with self.lock:
             self.tries.append((time.monotonic(), title))
             if self.failures > 0:

@@ -13,6 +13,7 @@ from relay.push.encoder_worker import EncoderWorker
 from relay.push.slate import SlateClip, encode_slate
 from relay.push.slate_control import SlateControl
 from relay.settings import SlateSettings
+from tests.support.waiting import until_sync
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,9 +38,7 @@ def test_an_abandoned_stuck_job_holds_up_neither_later_jobs_nor_the_process_exit
     worker = EncoderWorker("test-encoder")
     gate = threading.Event()
     stuck = worker.submit(gate.wait, 60)
-    deadline = time.monotonic() + 10
-    while not stuck.running() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until_sync(stuck.running, 10, "the stuck job running", poll=0.01)
     queued = worker.submit(str, "behind the stuck one")
     fresh = worker.abandon()
     assert queued.cancelled() and not stuck.done()
@@ -49,7 +48,8 @@ def test_an_abandoned_stuck_job_holds_up_neither_later_jobs_nor_the_process_exit
 
     # a process whose worker is stuck for good still exits at once
     script = ("import threading, time; from relay.push.encoder_worker import EncoderWorker; "
-              "w = EncoderWorker('stuck'); w.submit(threading.Event().wait); time.sleep(0.2); "
+              "w = EncoderWorker('stuck'); running = threading.Event(); "
+              "w.submit(lambda: (running.set(), threading.Event().wait())); running.wait(10); "
               "w.abandon().shutdown(); print('done')")
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,

@@ -132,9 +132,8 @@ def test_a_disk_that_does_not_answer_is_unknown_and_costs_one_stuck_thread(
     assert probe.free_gb() is None and probe.free_gb() is None
     assert time.monotonic() - started < 2.0
     assert calls == ["/mnt/dead"]  # the second reading did not start a second stuck thread
-    release.set()
-    time.sleep(0.05)
-    assert probe.free_gb() == 5.0
+    release.set()  # the mount answers: the probe reads it once its thread is back
+    until_sync(lambda: probe.free_gb() == 5.0, 5, "the reading after the mount answered", poll=0.01)
 
 
 def test_the_sampler_thread_delivers_samples_and_stops() -> None:
