@@ -23,7 +23,7 @@ from tests.support.raw_rtmp import AUDIO, RawRtmpPublisher, make_clip, read_flv_
 from tests.support.relay_proc import RelayProcess
 from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port
-from tests.support.waiting import until_listening
+from tests.support.waiting import every_sync, until_listening
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ def test_killed_publisher_is_disconnected_at_once(tmp_path: Path) -> None:
     relay, port = start_relay(tmp_path)
     with relay, ffmpeg_publisher(url(port)) as pub:
         relay.wait_for("input_connected", input="main", timeout=15)
-        time.sleep(2.0)
+        relay.wait_for("switched", to="main", timeout=15)  # its media flowing, healthy
         os.killpg(pub.proc.pid, signal.SIGKILL)
         killed = time.time()
         fault = relay.wait_for("fault_raised", signal="disconnected", input="main", timeout=10)
@@ -86,7 +86,7 @@ def test_stopped_publisher_is_stalled_after_threshold(tmp_path: Path) -> None:
     relay, port = start_relay(tmp_path)
     with relay, ffmpeg_publisher(url(port)) as pub:
         connected = relay.wait_for("input_connected", input="main", timeout=15)
-        time.sleep(2.0)
+        relay.wait_for("switched", to="main", timeout=15)  # its media flowing, healthy
         os.killpg(pub.proc.pid, signal.SIGSTOP)
         stopped = time.time()
         try:
@@ -192,9 +192,8 @@ def test_bad_publishers_refused_while_main_streams(tmp_path: Path) -> None:
         socks.append(loris)
         # one byte a second: the handshake deadline (2 s here) closes it
         with pytest.raises(OSError):
-            for _ in range(6):
-                loris.sendall(b"\x00")
-                time.sleep(1.0)
+            every_sync(1.0, lambda: loris.sendall(b"\x00"), until=lambda: False, timeout=6,
+                       what="the handshake deadline to cut a one-byte-a-second handshake")
         # the garbage and the half-open connections were closed too
         for s in (g, half):
             s.settimeout(5)
