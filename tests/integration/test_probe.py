@@ -17,6 +17,7 @@ from relay.rtmp.chunks import COMMAND_AMF0, ChunkReader, ChunkWriter
 from relay.rtmp.handshake import ServerHandshake
 from tests.support.nginx import BlackHole, NginxRtmp, refused_url
 from tests.support.tools import free_port, require
+from tests.support.waiting import udp_bound, until, until_sync
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,8 @@ def assert_no_key(result: object) -> None:
 async def test_nginx_accepts_handshake_and_connect_and_nothing_is_published(tmp_path: Path) -> None:
     with NginxRtmp(tmp_path) as platform:
         result = await probe_rtmp(platform.url(KEY), 5.0)
-        await asyncio.sleep(0.3)  # let nginx log the session end
+        await until(lambda: " disconnect, client" in platform.error_log(), 5, "nginx to log the session end",
+                    detail=platform.error_log)
         assert result.ok, result
         assert result.stage == "connect" and result.error is None
         assert result.rtt_ms is not None and 0 <= result.rtt_ms < 1000
@@ -149,7 +151,7 @@ def srt_listener(port: int) -> Iterator[subprocess.Popen[bytes]]:
                              "file://con"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.3)  # binding is immediate; this is margin on a busy machine
+        until_sync(lambda: udp_bound(port) or proc.poll() is not None, 10, "srt-live-transmit to bind")
         yield proc
     finally:
         proc.kill()
