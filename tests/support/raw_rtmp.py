@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.tools import require
+from tests.support.waiting import until_sync
 
 AUDIO, VIDEO, SCRIPT = 8, 9, 18
 
@@ -102,6 +103,7 @@ class RawRtmpPublisher:
         self.app, self.key, self.timeout = app, key, timeout
         self.sock: socket.socket | None = None
         self.received = bytearray()
+        self.played_s = 0.0  # media time sent by play(), every call together
         self._reader: threading.Thread | None = None
 
     def __enter__(self) -> RawRtmpPublisher:
@@ -126,7 +128,12 @@ class RawRtmpPublisher:
         self.send_message(20, 3, 0, 0, _amf_str("connect") + _amf_num(1)
                           + _amf_obj({"app": self.app, "type": "nonprivate", "tcUrl": tc_url}))
         self.send_message(20, 3, 0, 0, _amf_str("createStream") + _amf_num(2) + b"\x05")
-        time.sleep(0.2)  # let the server answer createStream (stream id 1 by convention)
+        # publish on the stream the server's answer to createStream made (id 1 by convention)
+        answered = _amf_str("_result") + _amf_num(2)
+        reader = self._reader
+        assert reader is not None
+        until_sync(lambda: answered in self.received or not reader.is_alive(), self.timeout,
+                   "the server's answer to createStream")
         self.send_message(20, 4, 1, 0, _amf_str("publish") + _amf_num(3) + b"\x05"
                           + _amf_str(self.key) + _amf_str("live"))
 
@@ -185,6 +192,7 @@ class RawRtmpPublisher:
             self.send_tag(t, timestamp(0, 0.0, t.kind))
         clip_ms = media[-1].ts + 33
         start = time.monotonic()
+        played_before = self.played_s
         loop = 0
         while True:
             for t in media:
@@ -193,12 +201,13 @@ class RawRtmpPublisher:
                 if wall >= seconds:
                     return
                 delay = ts / 1000 - wall
-                if delay > 0:
+                if delay > 0:  # an encoder sends each frame at its own time: the pace of a live source
                     time.sleep(delay)
                     wall = time.monotonic() - start
                 payload = body(t, wall)
                 if payload is not None:
                     self.send_tag(FlvTag(t.kind, t.ts, payload), timestamp(ts, wall, t.kind))
+                self.played_s = played_before + ts / 1000
             loop += 1
 
     def close(self) -> None:
