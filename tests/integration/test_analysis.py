@@ -23,7 +23,7 @@ from relay.watch.decode_plan import CALM_S, FrameSizes
 from relay.watch.frames import FrameStats
 from relay.watch.input import InputWatch
 from tests.support import detection
-from tests.support.waiting import until
+from tests.support.waiting import every, until
 from tests.unit.test_analysis import analysed, encode_clip, read_packets
 
 pytestmark = pytest.mark.integration
@@ -104,16 +104,15 @@ async def test_black_becomes_tier_1_within_2_3_s(media: dict[str, Path]) -> None
         start = time.monotonic() + 0.05
         watch.on_connected(start)
 
-        async def ticker() -> None:
-            while True:
-                watch.tick(time.monotonic())
-                await asyncio.sleep(0.1)
+        async def tick() -> None:
+            watch.tick(time.monotonic())
 
-        ticking = asyncio.create_task(ticker())
+        # the daemon's tick, every 0.1 s until cancelled below
+        ticking = asyncio.create_task(every(0.1, tick, until=lambda: False, timeout=3600, what="the ticks"))
         try:
             for p in packets:  # a publisher in real time, keyframes and B-frames as encoded
                 delay = start + p.dts / 1000.0 - time.monotonic()
-                if delay > 0:
+                if delay > 0:  # each packet at its own time: the pace of a live source
                     await asyncio.sleep(delay)
                 p.arrival = time.monotonic()
                 if p.track is Track.VIDEO and p.pts >= 3000 and first_black_arrival is None:
