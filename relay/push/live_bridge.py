@@ -166,7 +166,7 @@ class LiveRun:
     def wait(self, timeout: float) -> bool:
         """Block until every job handed over is done (tests and the bench only: never on the
         loop); False on timeout."""
-        done, pending = concurrent.futures.wait([job for _, job in self._jobs], timeout)
+        _, pending = concurrent.futures.wait([job for _, job in self._jobs], timeout)
         return not pending
 
     def stuck(self, now: float) -> bool:
