@@ -4,7 +4,6 @@ ingest URLs. Media is encoded on the fly with PyAV/libx264 and fed in real time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import itertools
 import subprocess
@@ -25,7 +24,7 @@ from relay.push.output import Output
 from relay.settings import OutputSettings, ThresholdSettings
 from tests.support.nginx import BlackHole, NginxRtmp, refused_url
 from tests.support.tools import free_port, require
-from tests.support.waiting import until, until_sync
+from tests.support.waiting import udp_bound, until, until_sync
 
 pytestmark = pytest.mark.integration
 
@@ -143,15 +142,6 @@ def sessions_closed(platform: NginxRtmp) -> None:
         return log.count(" disconnect, client") >= log.count(" client connected")
 
     until_sync(closed, 10, "nginx to close its sessions", detail=platform.error_log)
-
-
-def udp_bound(port: int) -> bool:
-    """Whether something has bound UDP ``port`` (read from /proc: the check sends nothing)."""
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        with contextlib.suppress(OSError), open(table) as f:
-            if any(int(line.split()[1].rsplit(":", 1)[1], 16) == port for line in f.readlines()[1:]):
-                return True
-    return False
 
 
 def max_gap(stamps: list[tuple[int, int, int]]) -> int:
