@@ -16,6 +16,7 @@ from types import TracebackType
 import av
 
 from tests.support.recording import _label
+from tests.support.waiting import until_sync
 
 
 class PlatformViewer:
@@ -59,14 +60,17 @@ class PlatformViewer:
 
     def wait_for(self, label: str, *, after: float, timeout: float) -> float:
         """When a picture of ``label`` was first decoded after ``after`` (time.time())."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def first() -> float | None:
             with self._lock:
-                for t, seen in self.seen:
-                    if t >= after and seen == label:
-                        return t
-            time.sleep(0.02)
-        with self._lock:
-            tail = self.seen[-5:]
-        raise AssertionError(f"{label} not seen at the platform within {timeout} s (last: {tail}, "
-                             f"error: {self.error})")
+                return next((t for t, seen in self.seen if t >= after and seen == label), None)
+
+        def last_seen() -> str:
+            with self._lock:
+                tail = self.seen[-5:]
+            return f"last: {tail}, error: {self.error}"
+
+        until_sync(lambda: first() is not None, timeout, f"{label} at the platform", poll=0.02,
+                   detail=last_seen)
+        found = first()
+        assert found is not None
+        return found

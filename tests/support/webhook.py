@@ -17,6 +17,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.waiting import until_sync
+
 
 class WebhookReceiver:
     def __init__(self, fail_first: int = 0) -> None:
@@ -66,10 +68,11 @@ class WebhookReceiver:
             return list(self.messages)
 
     def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for m in self.received():
-                if predicate(m):
-                    return m
-            time.sleep(0.02)
-        raise AssertionError(f"no matching webhook within {timeout} s; got {self.received()}")
+        def first() -> dict[str, Any] | None:
+            return next((m for m in self.received() if predicate(m)), None)
+
+        until_sync(lambda: first() is not None, timeout, "a matching webhook", poll=0.02,
+                   detail=lambda: f"got {self.received()}")
+        found = first()
+        assert found is not None
+        return found
