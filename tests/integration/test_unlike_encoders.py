@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import av
@@ -26,6 +25,7 @@ from tests.support.publishers import Publisher, ffmpeg_publisher
 from tests.support.recording import marker_filter
 from tests.support.studio import BACKUP_KEY, MAIN_KEY, PLATFORM_KEY
 from tests.support.tools import require
+from tests.support.waiting import holds_sync
 
 pytestmark = pytest.mark.integration
 
@@ -65,15 +65,19 @@ def test_a_switch_between_unlike_encoders_reads_with_zero_errors(tmp_path: Path)
 
         main = publish("main", MAIN_KEY, "red", OBS_LIKE)
         s.on_air("main")
-        publish("backup", BACKUP_KEY, "blue", CAVLC)
+        backup = publish("backup", BACKUP_KEY, "blue", CAVLC)
         s.relay.wait_for("input_connected", input="backup", timeout=15)
-        time.sleep(3.0)
+        s.relay.wait_healthy("backup", 2.0)  # a failover candidate (healthy_for_s = 1 s, with margin)
         os.killpg(main.proc.pid, signal.SIGKILL)
         s.on_air("backup")
-        time.sleep(4.0)
-        publish("main", MAIN_KEY, "red", OBS_LIKE)
+        # the show runs on the backup a while (a starved machine may put the slate up meanwhile:
+        # see below), then on main again; the relay and the encoders up all along
+        holds_sync(lambda: s.relay.alive() and backup.alive(), 4.0, "the show on the backup",
+                   detail=s.relay.tail)
+        main = publish("main", MAIN_KEY, "red", OBS_LIKE)
         s.on_air("main", timeout=20)
-        time.sleep(2.0)
+        holds_sync(lambda: s.relay.alive() and main.alive() and backup.alive(), 2.0, "the show on main again",
+                   detail=s.relay.tail)
         rec_path = s.platform.recordings(PLATFORM_KEY)[0]
         slate = [e for e in s.relay.events("switched") if e["to"] == "slate"]
         rec = s.finish()
