@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from tests.support.recording import Recording, read_recording
 from tests.support.relay_proc import RelayProcess
 from tests.support.relay_toml import studio_config
 from tests.support.tools import free_port, require
+from tests.support.waiting import stays_on_air
 
 pytestmark = pytest.mark.integration
 
@@ -80,13 +80,13 @@ def test_an_hevc_show_fails_over_and_back_at_two_platforms(tmp_path: Path) -> No
         relay.next_switch("main", timeout=30)
         _publish(stack, port, BACKUP_KEY, "hevc")
         relay.wait_for("input_connected", input="backup", timeout=20)
-        time.sleep(3.0)
+        relay.wait_healthy("backup", 2.0)  # a failover candidate (healthy_for_s = 1 s, with margin)
         os.killpg(main.proc.pid, signal.SIGKILL)
         over = relay.next_switch("backup", timeout=10)
-        time.sleep(3.0)
+        stays_on_air(relay, 3.0, "the backup on air")
         _publish(stack, port, MAIN_KEY, "hevc")
         back = relay.next_switch("main", timeout=30)
-        time.sleep(2.5)
+        stays_on_air(relay, 2.5, "main on air again")
         assert not relay.events("fault_raised", signal="codec"), relay.tail()
         switches = [(e["to"], e["reason"], e.get("freeze_ms"), e.get("gap_ms"))
                     for e in relay.events("switched")]
@@ -157,7 +157,7 @@ def test_hevc_over_srt_reaches_the_platform(tmp_path: Path) -> None:
         stack.enter_context(pyav_publisher(f"udp://127.0.0.1:{udp_port}?pkt_size=1316", 30, codec="hevc",
                                            marker="red", size=SIZE, gop=GOP, container="mpegts"))
         relay.next_switch("main", timeout=30)
-        time.sleep(4.0)
+        stays_on_air(relay, 4.0, "main on air over SRT")
         state = relay.events("input_connected", input="main")
         assert relay.stop() == 0
         files = nms.recordings(PLATFORM_KEY)
@@ -197,7 +197,8 @@ def test_an_h264_main_and_an_hevc_backup(tmp_path: Path) -> None:
         fault = relay.wait_for("fault_raised", signal="codec", input="backup", timeout=20)
         os.killpg(main.proc.pid, signal.SIGKILL)
         slate = relay.next_switch("slate", timeout=10)
-        time.sleep(2.0)
+        # time for a wrong switch to the HEVC backup to happen: none may, all along
+        stays_on_air(relay, 2.0, "the slate on air, not the backup")
         assert not [e for e in relay.events("switched") if e["to"] == "backup"]
         assert relay.stop() == 0
         files = nms.recordings(PLATFORM_KEY)
