@@ -32,10 +32,10 @@ def run_check(args: argparse.Namespace) -> int:
     from relay.config import load_or_exit
 
     settings = load_or_exit(args.config)
+    lang = i18n.from_environment()  # what a person reads; --json stays as the relay says it
     sample_s = float(args.sample_s)
     if not 0 < sample_s <= 45:
-        print("relay check: --sample-s must be more than 0 and at most 45 (the check takes under a minute)",
-              file=sys.stderr)
+        print(i18n.t(lang, "check.sample_s"), file=sys.stderr)
         return 2
     from relay.log import configure
 
@@ -44,19 +44,19 @@ def run_check(args: argparse.Namespace) -> int:
     configure("critical", force_json=False if sys.stderr.isatty() else None)
     progress = _progress_printer(args.json)
     try:
-        running = asyncio.run(_running_elsewhere(settings))
+        running = asyncio.run(_running_elsewhere(settings, lang))
         if running is not None:
-            progress(f"a relay is already running with this configuration ({running}): asking it")
-            result = asyncio.run(_check_remote(settings, sample_s))
+            progress(i18n.t(lang, "check.asking", why=running))
+            result = asyncio.run(_check_remote(settings, sample_s, lang))
         else:
-            result = asyncio.run(_check_here(settings, sample_s, progress))
+            result = asyncio.run(_check_here(settings, sample_s, progress, lang))
     except CheckUnavailable as e:
         print(f"relay check: {e}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
-        print(result.render_text(settings.id, i18n.from_environment()))
+        print(result.render_text(settings.id, lang))
     return result.exit_code
 
 
@@ -88,12 +88,12 @@ def rtmp_port_taken(settings: RelaySettings) -> bool:
     return False
 
 
-async def _running_elsewhere(settings: RelaySettings) -> str | None:
-    """Why we think a relay already runs with this configuration, or None."""
+async def _running_elsewhere(settings: RelaySettings, lang: str = i18n.DEFAULT) -> str | None:
+    """Why we think a relay already runs with this configuration (said in `lang`), or None."""
     if rtmp_port_taken(settings):
-        return f"RTMP port {settings.server.rtmp} in use"
+        return i18n.t(lang, "check.port_taken", address=settings.server.rtmp)
     if settings.mqtt.enabled and await _availability(settings) == "online":
-        return f"relay {settings.id} is online on MQTT"
+        return i18n.t(lang, "check.online", relay=settings.id)
     return None
 
 
@@ -115,11 +115,12 @@ async def _availability(settings: RelaySettings) -> str | None:
     return None
 
 
-async def _check_remote(settings: RelaySettings, sample_s: float) -> PreflightResult:
-    """Ask the running relay (MQTT ``request/check``) and wait for its answer."""
+async def _check_remote(settings: RelaySettings, sample_s: float,
+                        lang: str = i18n.DEFAULT) -> PreflightResult:
+    """Ask the running relay (MQTT ``request/check``) and wait for its answer. Its lines
+    come as it judged them, in English (the ``check`` reply is machine output)."""
     if not settings.mqtt.enabled:
-        raise CheckUnavailable("a relay already runs with this configuration and [mqtt] is disabled, "
-                               "so it cannot be asked to check; stop it, or enable MQTT")
+        raise CheckUnavailable(i18n.t(lang, "check.no_mqtt"))
     from relay.control.remote import NoAnswer, RelayLink, connect_broker
     from relay.control.topics import Topics
 
@@ -129,14 +130,14 @@ async def _check_remote(settings: RelaySettings, sample_s: float) -> PreflightRe
         async with connect_broker(settings.mqtt, MQTT_TIMEOUT_S) as (client, v5):
             reply = await RelayLink(client, v5, topics).request("check", {"sample_s": sample_s}, wait_s)
     except NoAnswer as e:
-        raise CheckUnavailable(str(e)) from None
+        raise CheckUnavailable(e.text(lang)) from None
     if reply.get("status") != "ok" or not isinstance(reply.get("data"), dict):
-        raise CheckUnavailable(f"the running relay could not check: {reply.get('error')}")
+        raise CheckUnavailable(i18n.t(lang, "check.remote_failed", error=reply.get("error")))
     return PreflightResult.from_dict(reply["data"])
 
 
 async def _check_here(settings: RelaySettings, sample_s: float,
-                      progress: Callable[[str], None]) -> PreflightResult:
+                      progress: Callable[[str], None], lang: str = i18n.DEFAULT) -> PreflightResult:
     """A temporary media graph: the configured ingest servers receive and watch the inputs
     for the window; nothing is pushed and no policy runs (the probes stand in for the outputs)."""
     from relay.events import EventBus
@@ -150,8 +151,9 @@ async def _check_here(settings: RelaySettings, sample_s: float,
         try:
             await graph.start_sources()
         except OSError as e:
-            raise CheckUnavailable(f"cannot receive the inputs: {e.strerror or e}") from None
-        return await run_preflight(graph, sample_s, connect_grace_s=CONNECT_GRACE_S, progress=progress)
+            raise CheckUnavailable(i18n.t(lang, "check.no_inputs", error=e.strerror or e)) from None
+        return await run_preflight(graph, sample_s, connect_grace_s=CONNECT_GRACE_S, progress=progress,
+                                   lang=lang)
     finally:
         ticking.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -41,6 +41,7 @@ import contextlib
 import dataclasses
 import shutil
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -50,7 +51,8 @@ import psutil
 from relay.codec.carriage import CannotCarry, carries, form_of
 from relay.codec.video import label
 from relay.events import SIGNAL_WORDS
-from relay.i18n import count, t
+from relay.i18n import DEFAULT, count, t
+from relay.i18n import label as label_of
 from relay.media import AudioConfig, VideoConfig
 from relay.push.probe import ProbeResult, probe_url
 from relay.settings import MqttSettings, RelaySettings, ThresholdSettings
@@ -72,14 +74,36 @@ CONNECT_GRACE_S = 10.0  # a temporary relay: encoders retrying every few seconds
 FPS_TOLERANCE = 0.02  # 29.97 and 30 are "the same" to a person, not to a seamless switch
 
 
+# A line's name and detail in a language (relay/i18n); English gives `name` and `detail`.
+Words = Callable[[str], tuple[str, str]]
+Text = Callable[[str], str]
+
+
 @dataclass
 class CheckItem:
     name: str
     result: Result
     detail: str
+    # Kept out of equality and of the payload: the MQTT ``preflight`` payload and ``--json``
+    # stay in English; a person's terminal reads the line in its own language.
+    words: Words | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def said(cls, result: Result, name: Text, detail: Text) -> CheckItem:
+        """A line whose words come from the catalogues; `name` and `detail` are its English."""
+        return cls(name(DEFAULT), result, detail(DEFAULT), lambda lang: (name(lang), detail(lang)))
+
+    def text(self, lang: str) -> tuple[str, str]:
+        """Its name and detail in `lang` (a line heard from another relay stays as it came)."""
+        return self.words(lang) if self.words is not None else (self.name, self.detail)
 
     def to_dict(self) -> dict[str, str]:
         return {"name": self.name, "result": self.result, "detail": self.detail}
+
+
+def _width(text: str) -> int:
+    """Columns on a terminal: a Chinese character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 @dataclass
@@ -114,12 +138,14 @@ class PreflightResult:
 
     def render_text(self, relay_id: str | None = None, lang: str = "en") -> str:
         """The checklist as staff read it, its frame in `lang` (relay/i18n)."""
-        width = max((len(i.name) for i in self.items), default=0)
+        said = [i.text(lang) for i in self.items]
+        width = max((_width(name) for name, _ in said), default=0)
         head = t(lang, "check.head_of", relay=relay_id) if relay_id else t(lang, "check.head")
         if self.sample_s:
             head += t(lang, "check.watched", seconds=f"{self.sample_s:g}")
         lines = [head]
-        lines += [f"{_MARK[i.result]} {i.name:<{width}}  {i.detail}" for i in self.items]
+        lines += [f"{_MARK[i.result]} {name}{' ' * (width - _width(name))}  {detail}"
+                  for i, (name, detail) in zip(self.items, said, strict=True)]
         fails = sum(i.result == "fail" for i in self.items)
         warns = sum(i.result == "warn" for i in self.items)
         verdict = t(lang, f"check.verdict_{self.result}")
@@ -142,12 +168,17 @@ class InputSample:
     health: dict[str, Any] = field(default_factory=dict)
 
 
+def _fixed(key: str, /, **params: object) -> Text:
+    """The text of one catalogue key, in whichever language is asked."""
+    return lambda lang: t(lang, key, **params)
+
+
 def judge_input(input_id: str, samples: Sequence[InputSample]) -> CheckItem:
-    name = f"input {input_id}"
+    name = _fixed("check.name_input", input=input_id)
     if not any(s.connected for s in samples):
-        return CheckItem(name, "fail", "no media: the encoder is not connected")
+        return CheckItem.said("fail", name, _fixed("check.input_absent"))
     if not all(s.connected for s in samples):
-        return CheckItem(name, "fail", "disconnected during the check")
+        return CheckItem.said("fail", name, _fixed("check.input_dropped"))
     worst: dict[str, OpenFault] = {}
     for s in samples:
         for f in s.faults:
@@ -155,55 +186,70 @@ def judge_input(input_id: str, samples: Sequence[InputSample]) -> CheckItem:
                 continue  # connected throughout: this is the fault still clearing after the connect
             if f.signal not in worst or f.tier < worst[f.signal].tier:
                 worst[f.signal] = f
-    figures = _figures(samples[-1].health)
+    health = samples[-1].health
     if not worst:
-        return CheckItem(name, "pass", figures or "healthy")
+        return CheckItem.said("pass", name,
+                              lambda lang: _figures(lang, health) or t(lang, "check.input_healthy"))
     faults = sorted(worst.values(), key=lambda f: f.tier)
-    words = "; ".join(f"{SIGNAL_WORDS.get(f.signal, f.signal)} (tier {f.tier}"
-                      + (f", {_value(f.value)}" if f.value is not None else "") + ")" for f in faults)
     result: Result = "fail" if faults[0].tier == 1 else "warn"
-    return CheckItem(name, result, words + (f"; {figures}" if figures else ""))
+
+    def detail(lang: str) -> str:
+        parts = [t(lang, "check.fault", what=_signal_words(lang, f.signal), tier=f.tier,
+                   value=t(lang, "check.fault_value", value=_value(f.value)) if f.value is not None else "")
+                 for f in faults]
+        figures = _figures(lang, health)
+        return t(lang, "check.sep_strong").join(parts + ([figures] if figures else []))
+    return CheckItem.said(result, name, detail)
+
+
+def _signal_words(lang: str, signal: str) -> str:
+    """A signal as the checklist says it: English keeps the logs' words; another language
+    says its label with the SPEC's name beside it (``黑屏 black``)."""
+    if lang == DEFAULT:
+        return SIGNAL_WORDS.get(signal, signal)
+    said = label_of(lang, "signal", signal)
+    return signal if said == signal else f"{said} {signal}"
 
 
 def _value(v: float | str) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def _figures(h: dict[str, Any]) -> str:
+def _figures(lang: str, h: dict[str, Any]) -> str:
     parts = []
     if h.get("fps") is not None:
-        parts.append(f"{h['fps']:.1f} fps")
+        parts.append(t(lang, "check.fig_fps", fps=f"{h['fps']:.1f}"))
     if h.get("bitrate_kbps") is not None:
-        parts.append(f"{h['bitrate_kbps']:.0f} kbit/s")
+        parts.append(t(lang, "check.fig_bitrate", kbps=f"{h['bitrate_kbps']:.0f}"))
     if h.get("drift_ms") is not None:
-        parts.append(f"drift {h['drift_ms']:+.0f} ms")
+        parts.append(t(lang, "check.fig_drift", ms=f"{h['drift_ms']:+.0f}"))
     if h.get("loudness_dbfs") is not None:
-        parts.append(f"{h['loudness_dbfs']:.1f} dBFS")
-    return ", ".join(parts)
+        parts.append(t(lang, "check.fig_loudness", dbfs=f"{h['loudness_dbfs']:.1f}"))
+    return t(lang, "check.sep").join(parts)
 
 
 # -- keyframes ---------------------------------------------------------------------------------------
 
 MAX_KEYFRAME_INTERVAL_S = 2.0  # the platforms' rule
 KEYFRAME_TOLERANCE_S = 0.05  # millisecond timestamps: 2 s at 29.97 fps measures 2.002 s
-KEYFRAME_ADVICE = ("set a keyframe every 2 s (OBS: Settings → Output → Keyframe Interval, "
-                   "Output Mode Advanced; FFmpeg: -g at twice the frame rate)")
+KEYFRAME_ADVICE = t(DEFAULT, "check.keyframe_advice")  # names OBS's setting and FFmpeg's option
 
 
 def judge_keyframes(input_id: str, interval_ms: int | None, since_last_s: float | None) -> CheckItem:
     """The keyframe interval measured on the input (``since_last_s``: how long ago its latest
     keyframe arrived, which bounds an interval not yet seen twice)."""
-    name = f"keyframes {input_id}"
+    name = _fixed("check.name_keyframes", input=input_id)
     limit = MAX_KEYFRAME_INTERVAL_S + KEYFRAME_TOLERANCE_S
+
+    def too_long(key: str, seconds: float) -> Text:
+        return lambda lang: t(lang, key, s=f"{seconds:.1f}", advice=t(lang, "check.keyframe_advice"))
     if interval_ms is not None and interval_ms / 1000 > limit:
-        return CheckItem(name, "warn", f"a keyframe every {interval_ms / 1000:.1f} s, above the platforms' "
-                                       f"2 s: {KEYFRAME_ADVICE}")
+        return CheckItem.said("warn", name, too_long("check.keyframes_long", interval_ms / 1000))
     if since_last_s is not None and since_last_s > limit:
-        return CheckItem(name, "warn", f"no keyframe for {since_last_s:.1f} s, above the platforms' 2 s: "
-                                       f"{KEYFRAME_ADVICE}")
+        return CheckItem.said("warn", name, too_long("check.keyframes_none_for", since_last_s))
     if interval_ms is None:
-        return CheckItem(name, "warn", "not measured: fewer than two keyframes seen")
-    return CheckItem(name, "pass", f"a keyframe every {interval_ms / 1000:.1f} s")
+        return CheckItem.said("warn", name, _fixed("check.keyframes_unmeasured"))
+    return CheckItem.said("pass", name, _fixed("check.keyframes_ok", s=f"{interval_ms / 1000:.1f}"))
 
 
 # -- primary/backup compatibility -----------------------------------------------------------------
@@ -228,43 +274,51 @@ class StreamFormat:
 
 def judge_compatibility(primary_id: str, primary: StreamFormat, backup_id: str,
                         backup: StreamFormat) -> CheckItem:
-    name = f"compatible {backup_id}"
+    name = _fixed("check.name_compatible", input=backup_id)
     if not primary.known or not backup.known:
         missing = primary_id if not primary.known else backup_id
-        return CheckItem(name, "warn", f"not compared: no video from {missing}")
+        return CheckItem.said("warn", name, _fixed("check.compat_unknown", input=missing))
     if backup.video_codec != primary.video_codec:  # not merely unseamless: never switched to (BEHAVIOUR §2)
-        return CheckItem(name, "warn", f"sends {label(backup.video_codec)}, {primary_id} sends "
-                         f"{label(primary.video_codec)}: Relay will not switch between them (a platform "
-                         "cannot follow a change of codec); set both encoders to one codec")
-    differences = []
+        return CheckItem.said("warn", name, _fixed("check.compat_codec", codec=label(backup.video_codec),
+                                                   primary=primary_id,
+                                                   primary_codec=label(primary.video_codec)))
+    differences: list[Text] = []
     if (backup.width, backup.height) != (primary.width, primary.height):
-        differences.append(f"{backup.width}x{backup.height} vs {primary.width}x{primary.height}")
+        differences.append(_fixed("check.diff_size", size=f"{backup.width}x{backup.height}",
+                                  primary_size=f"{primary.width}x{primary.height}"))
     if backup.fps and primary.fps and abs(backup.fps - primary.fps) > FPS_TOLERANCE * max(backup.fps,
                                                                                            primary.fps):
-        differences.append(f"{_fps(backup.fps)} fps vs {_fps(primary.fps)}")
+        differences.append(_fixed("check.diff_fps", fps=_fps(backup.fps), primary_fps=_fps(primary.fps)))
     if (backup.audio_codec is None) != (primary.audio_codec is None):
         has, lacks = (primary_id, backup_id) if backup.audio_codec is None else (backup_id, primary_id)
-        differences.append(f"audio on {has} only, {lacks} has none")
+        differences.append(_fixed("check.diff_audio_one", has=has, lacks=lacks))
     elif backup.audio_codec is not None:
         if backup.audio_codec != primary.audio_codec:
-            differences.append(f"audio {backup.audio_codec} vs {primary.audio_codec}")
+            differences.append(_fixed("check.diff_audio_codec", codec=backup.audio_codec,
+                                      primary_codec=primary.audio_codec))
         if backup.sample_rate != primary.sample_rate:
-            differences.append(f"{backup.sample_rate} Hz vs {primary.sample_rate} Hz")
+            differences.append(_fixed("check.diff_rate", rate=backup.sample_rate,
+                                      primary_rate=primary.sample_rate))
         if backup.channels != primary.channels:
-            differences.append(f"{backup.channels} vs {primary.channels} audio channels")
+            differences.append(_fixed("check.diff_channels", channels=backup.channels,
+                                      primary_channels=primary.channels))
     if differences:
-        return CheckItem(name, "warn", f"{', '.join(differences)} on {primary_id}: "
-                                       "the switch will not be seamless")
-    return CheckItem(name, "pass", f"same as {primary_id}: {_describe(primary)}")
+        return CheckItem.said("warn", name, lambda lang: t(
+            lang, "check.compat_differs", primary=primary_id,
+            differences=t(lang, "check.sep").join(d(lang) for d in differences)))
+    return CheckItem.said("pass", name, lambda lang: t(lang, "check.compat_same", primary=primary_id,
+                                                       format=_describe(lang, primary)))
 
 
 def _fps(fps: float) -> str:
     return f"{fps:.2f}".rstrip("0").rstrip(".")
 
 
-def _describe(f: StreamFormat) -> str:
-    video = f"{f.video_codec} {f.width}x{f.height}" + (f" {_fps(f.fps)} fps" if f.fps else "")
-    audio = f", {f.audio_codec} {f.sample_rate} Hz {f.channels} ch" if f.audio_codec else ", no audio"
+def _describe(lang: str, f: StreamFormat) -> str:
+    fps = t(lang, "check.fmt_fps", fps=_fps(f.fps)) if f.fps else ""
+    video = f"{f.video_codec} {f.width}x{f.height}{fps}"
+    audio = (t(lang, "check.fmt_audio", codec=f.audio_codec, rate=f.sample_rate, channels=f.channels)
+             if f.audio_codec else t(lang, "check.fmt_no_audio"))
     return video + audio
 
 
@@ -277,22 +331,42 @@ def judge_carriage(settings: RelaySettings, codecs: dict[str, str]) -> list[Chec
     for out in (o for o in settings.outputs if o.enabled):
         forms = sorted({form_of(u.get_secret_value(), out.video_tags) for u in out.urls})
         refused = [(i, c, f) for i, c in codecs.items() for f in forms if not carries(f, c)]
-        sent = ", ".join(sorted({label(c) for c in codecs.values()}))
+        sent = sorted({label(c) for c in codecs.values()})
+        name = _fixed("check.name_codecs", output=out.id)
         if refused:
             input_id, codec, form = refused[0]
-            items.append(CheckItem(f"codecs {out.id}", "fail", f"{input_id}: {CannotCarry(codec, form)}"))
+            items.append(CheckItem.said("fail", name, _cannot_carry(input_id, CannotCarry(codec, form))))
         elif codecs:
-            items.append(CheckItem(f"codecs {out.id}", "pass", f"carries {sent} ({out.video_tags} tags)"))
+            items.append(CheckItem.said("pass", name, _carries(sent, out.video_tags)))
     return items
 
 
+def _carries(codecs: list[str], tags: str) -> Text:
+    return lambda lang: t(lang, "check.carries", codecs=t(lang, "check.sep").join(codecs), tags=tags)
+
+
+def _cannot_carry(input_id: str, refusal: CannotCarry) -> Text:
+    """codec/carriage.py's refusal in the catalogue's words (its English is the same sentence)."""
+    codec, form = refusal.codec, refusal.form
+    advice = "mpegts" if form == "mpegts" else codec if codec in ("hevc", "av1") else "other"
+
+    def said(lang: str) -> str:
+        where = (t(lang, "check.carry_where_mpegts") if form == "mpegts"
+                 else t(lang, "check.carry_where_flv", form=form))
+        return t(lang, "check.cannot_carry", input=input_id, codec=label(codec), where=where,
+                 advice=t(lang, f"check.carry_advice_{advice}"))
+    return said
+
+
 def judge_probe(output_id: str, index: int, count: int, probe: ProbeResult) -> CheckItem:
-    name = f"output {output_id} {index + 1}/{count}"
+    name = _fixed("check.name_output", output=output_id, n=index + 1, of=count)
     if probe.ok:
-        what = "SRT handshake" if probe.url.startswith("srt:") else "handshake and connect"
-        took = f" ({probe.rtt_ms:g} ms)" if probe.rtt_ms is not None else ""
-        return CheckItem(name, "pass", f"{probe.url}: {what} OK{took}")
-    return CheckItem(name, "fail", f"{probe.url}: {probe.stage} failed: {probe.error}")
+        what = "check.probe_srt" if probe.url.startswith("srt:") else "check.probe_rtmp"
+        return CheckItem.said("pass", name, lambda lang: t(
+            lang, "check.probe_ok", url=probe.url, what=t(lang, what),
+            took=t(lang, "check.probe_took", ms=f"{probe.rtt_ms:g}") if probe.rtt_ms is not None else ""))
+    return CheckItem.said("fail", name, _fixed("check.probe_failed", url=probe.url, stage=probe.stage,
+                                               error=probe.error))
 
 
 # -- host and clock ---------------------------------------------------------------------------------
@@ -311,27 +385,32 @@ def cpu_busy_pct(before: Any, after: Any) -> float:
 
 def judge_host(sample: HostSample, thresholds: ThresholdSettings) -> CheckItem:
     """``sample`` taken at the end of the window: its CPU figure covers the window."""
-    t = thresholds
-    problems: list[tuple[Result, str]] = []
-    if sample.cpu_pct > t.host_cpu_pct:
-        problems.append(("warn", f"CPU {sample.cpu_pct:.0f} % (over {t.host_cpu_pct:g} %)"))
-    if sample.mem_free_pct < t.host_mem_free_pct:
-        problems.append(("warn", f"memory free {sample.mem_free_pct:.1f} % "
-                                 f"(under {t.host_mem_free_pct:g} %)"))
+    limits = thresholds
+    problems: list[tuple[Result, Text]] = []
+    if sample.cpu_pct > limits.host_cpu_pct:
+        problems.append(("warn", _fixed("check.host_cpu", pct=f"{sample.cpu_pct:.0f}",
+                                        limit=f"{limits.host_cpu_pct:g}")))
+    if sample.mem_free_pct < limits.host_mem_free_pct:
+        problems.append(("warn", _fixed("check.host_memory", pct=f"{sample.mem_free_pct:.1f}",
+                                        limit=f"{limits.host_mem_free_pct:g}")))
     if sample.disk_free_gb is None:
-        problems.append(("warn", f"disk free unknown: {t.host_disk_path} did not answer in time "
-                                 "(a dead network mount?)"))
-    elif sample.disk_free_gb < t.host_disk_free_gb:
-        problems.append(("warn", f"disk free {sample.disk_free_gb:.2f} GB on {t.host_disk_path} "
-                                 f"(under {t.host_disk_free_gb:g} GB)"))
+        problems.append(("warn", _fixed("check.host_disk_unknown", path=limits.host_disk_path)))
+    elif sample.disk_free_gb < limits.host_disk_free_gb:
+        problems.append(("warn", _fixed("check.host_disk", gb=f"{sample.disk_free_gb:.2f}",
+                                        path=limits.host_disk_path, limit=f"{limits.host_disk_free_gb:g}")))
     if sample.nics_up and not any(sample.nics_up.values()):
-        problems.append(("fail", "no network interface is up"))
-    disk = "unknown" if sample.disk_free_gb is None else f"{sample.disk_free_gb:.1f} GB"
-    figures = f"CPU {sample.cpu_pct:.0f} %, memory free {sample.mem_free_pct:.0f} %, disk free {disk}"
+        problems.append(("fail", _fixed("check.host_no_network")))
+    name = _fixed("check.name_host")
     if not problems:
-        return CheckItem("host", "pass", figures)
+        def figures(lang: str) -> str:
+            disk = (t(lang, "check.host_disk_na") if sample.disk_free_gb is None
+                    else t(lang, "check.host_disk_gb", gb=f"{sample.disk_free_gb:.1f}"))
+            return t(lang, "check.host_figures", cpu=f"{sample.cpu_pct:.0f}",
+                     memory=f"{sample.mem_free_pct:.0f}", disk=disk)
+        return CheckItem.said("pass", name, figures)
     result: Result = "fail" if any(r == "fail" for r, _ in problems) else "warn"
-    return CheckItem("host", result, "; ".join(text for _, text in problems))
+    return CheckItem.said(result, name, lambda lang: t(lang, "check.sep_strong").join(
+        text(lang) for _, text in problems))
 
 
 # A command's (exit status, output), or None when the program is not installed.
@@ -359,24 +438,24 @@ async def run_command(argv: Sequence[str], timeout_s: float = 3.0) -> tuple[int,
 
 async def check_clock(run: CommandRunner = run_command) -> CheckItem:
     """Asks systemd (timedatectl), then chrony, then ntpd; the first that answers decides."""
-    name = "clock"
+    name = _fixed("check.name_clock")
     answer = await run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"])
     if answer is not None and answer[0] == 0 and answer[1].strip() in ("yes", "no"):
         if answer[1].strip() == "yes":
-            return CheckItem(name, "pass", "synchronised (timedatectl)")
-        return CheckItem(name, "warn", "not synchronised (timedatectl): event times may be off")
+            return CheckItem.said("pass", name, _fixed("check.clock_synced", tool="timedatectl"))
+        return CheckItem.said("warn", name, _fixed("check.clock_off", tool="timedatectl"))
     answer = await run(["chronyc", "-n", "tracking"])
     if answer is not None and answer[0] == 0 and "Leap status" in answer[1]:
         leap = next(line for line in answer[1].splitlines() if "Leap status" in line).split(":", 1)[1].strip()
         if leap == "Normal":
-            return CheckItem(name, "pass", "synchronised (chrony)")
-        return CheckItem(name, "warn", f"not synchronised (chrony: {leap})")
+            return CheckItem.said("pass", name, _fixed("check.clock_synced", tool="chrony"))
+        return CheckItem.said("warn", name, _fixed("check.clock_leap", tool="chrony", leap=leap))
     answer = await run(["ntpq", "-c", "rv 0 leap,sync"])
     if answer is not None and answer[0] == 0 and "leap=" in answer[1]:
         if "leap=11" in answer[1] or "unsync" in answer[1]:
-            return CheckItem(name, "warn", "not synchronised (ntpd)")
-        return CheckItem(name, "pass", "synchronised (ntpd)")
-    return CheckItem(name, "warn", "clock sync unknown: no timedatectl, chrony or ntpd answered")
+            return CheckItem.said("warn", name, _fixed("check.clock_unsynced", tool="ntpd"))
+        return CheckItem.said("pass", name, _fixed("check.clock_synced", tool="ntpd"))
+    return CheckItem.said("warn", name, _fixed("check.clock_unknown"))
 
 
 # -- MQTT ------------------------------------------------------------------------------------------
@@ -384,9 +463,9 @@ async def check_clock(run: CommandRunner = run_command) -> CheckItem:
 
 async def check_mqtt(s: MqttSettings, timeout_s: float = MQTT_TIMEOUT_S) -> CheckItem:
     """A short connection with the configured credentials: reachable, and the login accepted."""
-    name = "mqtt"
+    name = _fixed("check.name_mqtt")
     if not s.enabled:
-        return CheckItem(name, "pass", "MQTT disabled")
+        return CheckItem.said("pass", name, _fixed("check.mqtt_off"))
     from relay.control.remote import NoAnswer, connect_broker
 
     broker = f"{s.host}:{s.port}"
@@ -394,11 +473,13 @@ async def check_mqtt(s: MqttSettings, timeout_s: float = MQTT_TIMEOUT_S) -> Chec
         async with asyncio.timeout(timeout_s), connect_broker(s, timeout_s, name="relay-check"):
             pass
     except TimeoutError:
-        return CheckItem(name, "fail", f"broker {broker} did not answer within {timeout_s:g} s")
+        return CheckItem.said("fail", name, _fixed("check.mqtt_silent", broker=broker, s=f"{timeout_s:g}"))
     except NoAnswer as e:
-        return CheckItem(name, "fail", str(e))
-    login = f" as {s.username}" if s.username else " (anonymous)"
-    return CheckItem(name, "pass", f"broker {broker} reachable, login accepted{login}")
+        return CheckItem.said("fail", name, e.text)
+    user = s.username
+    return CheckItem.said("pass", name, lambda lang: t(
+        lang, "check.mqtt_ok", broker=broker,
+        login=t(lang, "check.mqtt_as", user=user) if user else t(lang, "check.mqtt_anonymous")))
 
 
 # -- the check ----------------------------------------------------------------------------------------
@@ -463,7 +544,7 @@ async def _probe_outputs(settings: RelaySettings, timeout_s: float) -> list[Chec
             probe = probe_url(url, min(timeout_s, out.connect_timeout_s), out.ca_file)
             jobs.append((out.id, i, len(urls), probe))
     if not jobs:
-        return [CheckItem("outputs", "warn", "no enabled output: nothing would reach a platform")]
+        return [CheckItem.said("warn", _fixed("check.name_outputs"), _fixed("check.no_outputs"))]
     probes = await asyncio.gather(*(job for *_, job in jobs))
     return [judge_probe(o, i, n, p) for (o, i, n, _), p in zip(jobs, probes, strict=True)]
 
@@ -473,7 +554,8 @@ async def _host_sample(disk_path: str) -> HostSample:
     return await asyncio.to_thread(read_host_sample, disk_path, DiskProbe(disk_path))
 
 
-async def _wait_for_inputs(studio: CheckedStudio, grace_s: float, progress: Callable[[str], None]) -> None:
+async def _wait_for_inputs(studio: CheckedStudio, grace_s: float, progress: Callable[[str], None],
+                           lang: str = DEFAULT) -> None:
     """Until every input is connected and settled, or ``grace_s`` has passed."""
     if grace_s <= 0:
         return
@@ -486,7 +568,7 @@ async def _wait_for_inputs(studio: CheckedStudio, grace_s: float, progress: Call
             return
         if not told:
             waiting = ", ".join(inp.input_id for inp in inputs if not inp.connected)
-            progress(f"waiting up to {grace_s:g} s for inputs to connect: {waiting}")
+            progress(t(lang, "check.waiting", s=f"{grace_s:g}", inputs=waiting))
             told = True
         await asyncio.sleep(0.2)
 
@@ -495,11 +577,11 @@ async def run_preflight(studio: CheckedStudio, sample_s: float = 10.0, *, connec
                         probe_timeout_s: float = PROBE_TIMEOUT_S,
                         progress: Callable[[str], None] | None = None,
                         on_item: Callable[[CheckItem], None] | None = None,
-                        clock_runner: CommandRunner = run_command) -> PreflightResult:
+                        clock_runner: CommandRunner = run_command, lang: str = DEFAULT) -> PreflightResult:
     """The pre-show check: watches the inputs for ``sample_s`` while the outputs, MQTT
     and the clock are checked at the same time. ``on_item`` hears each line of the
     checklist as soon as it is judged (the dashboard shows the list growing); the result
-    keeps the lines in their fixed order."""
+    keeps the lines in their fixed order. ``progress`` hears what it is doing, in `lang`."""
     say = progress or (lambda _: None)
     told = on_item or (lambda _: None)
     started = time.monotonic()
@@ -517,9 +599,9 @@ async def run_preflight(studio: CheckedStudio, sample_s: float = 10.0, *, connec
         tell(check_clock(clock_runner)),
     )
     try:
-        await _wait_for_inputs(studio, connect_grace_s, say)
+        await _wait_for_inputs(studio, connect_grace_s, say, lang)
         inputs = studio.inputs()
-        say(f"watching {len(inputs)} inputs for {sample_s:g} s")
+        say(t(lang, "check.watching", n=len(inputs), s=f"{sample_s:g}"))
         samples: dict[str, list[InputSample]] = {inp.input_id: [] for inp in inputs}
         end = time.monotonic() + sample_s
         while True:

@@ -29,10 +29,12 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from relay import i18n
 from relay.codec.video import describe
 from relay.control.commands import COMMANDS, RequestError, validate_request
 from relay.control.mqtt import make_client, protocol_versions, reason_code
 from relay.control.topics import Topics
+from relay.i18n import t
 from relay.settings import MqttSettings, RelaySettings
 
 EXIT_OK = 0
@@ -50,14 +52,35 @@ def command_name(cli_name: str) -> str:
     return next(spec.name for spec in COMMANDS.values() if spec.cli and spec.cli_name == cli_name)
 
 
+class _Said:
+    """A parameter of a :class:`NoAnswer` that is itself a catalogue key: said in the
+    message's language when the message is (NoAnswer.text), English when printed plain."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __str__(self) -> str:
+        return t(i18n.DEFAULT, self.key)
+
+
 class NoAnswer(Exception):
-    """Nothing to print from the relay: the message says why."""
+    """Nothing to print from the relay: the message (English, as logged) says why, and
+    :meth:`text` says it in a person's language."""
+
+    def __init__(self, key: str, /, **params: object) -> None:
+        self.key, self.params = key, params
+        super().__init__(t(i18n.DEFAULT, key, **params))
+
+    def text(self, lang: str) -> str:
+        return t(lang, self.key, **{name: t(lang, value.key) if isinstance(value, _Said) else value
+                                    for name, value in self.params.items()})
 
 
 def run_remote(args: argparse.Namespace) -> int:
     from relay.config import load_or_exit
 
     settings = load_or_exit(args.config)
+    lang = i18n.from_environment()
     if args.command != "status":
         try:
             validate_request(command_name(args.command), request_args(args))
@@ -65,9 +88,9 @@ def run_remote(args: argparse.Namespace) -> int:
             print(f"relay {args.command}: {e.message}", file=sys.stderr)
             return EXIT_USAGE
     try:
-        return asyncio.run(_remote(settings, args))
+        return asyncio.run(_remote(settings, args, lang))
     except NoAnswer as e:
-        print(f"relay {args.command}: {e}", file=sys.stderr)
+        print(f"relay {args.command}: {e.text(lang)}", file=sys.stderr)
         return EXIT_NO_ANSWER
 
 
@@ -84,13 +107,13 @@ def request_args(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
-async def _remote(settings: RelaySettings, args: argparse.Namespace) -> int:
+async def _remote(settings: RelaySettings, args: argparse.Namespace, lang: str) -> int:
     topics = Topics(settings.mqtt.topic_prefix, settings.id)
     deadline = time.monotonic() + args.timeout
     async with connect_broker(settings.mqtt, args.timeout) as (client, v5):
         if args.command == "status":
-            return await _status(client, topics, settings, args, deadline)
-        return await _command(RelayLink(client, v5, topics), args)
+            return await _status(client, topics, settings, args, deadline, lang)
+        return await _command(RelayLink(client, v5, topics), args, lang)
 
 
 @contextlib.asynccontextmanager
@@ -111,11 +134,10 @@ async def connect_broker(s: MqttSettings, timeout_s: float, *, name: str = "rela
             if code in (1, 132) and version is not versions[-1]:
                 continue  # the broker refused MQTT 5: try 3.1.1
             if code in (4, 5, 134, 135):
-                raise NoAnswer(f"the MQTT broker at {broker} refused the login ({e}); "
-                               "check [mqtt] username and password / password_file") from None
-            raise NoAnswer(f"the MQTT broker at {broker} refused the connection ({e})") from None
+                raise NoAnswer("cli.mqtt_refused_login", broker=broker, error=e) from None
+            raise NoAnswer("cli.mqtt_refused", broker=broker, error=e) from None
         except aiomqtt.MqttError as e:
-            raise NoAnswer(f"cannot reach the MQTT broker at {broker} ({e})") from None
+            raise NoAnswer("cli.mqtt_unreachable", broker=broker, error=e) from None
         try:
             yield client, version is aiomqtt.ProtocolVersion.V5
         finally:
@@ -135,7 +157,7 @@ async def _next_message(client: aiomqtt.Client, deadline: float) -> aiomqtt.Mess
 
 
 async def _status(client: aiomqtt.Client, topics: Topics, settings: RelaySettings,
-                  args: argparse.Namespace, deadline: float) -> int:
+                  args: argparse.Namespace, deadline: float, lang: str = i18n.DEFAULT) -> int:
     await client.subscribe(topics.state, qos=1)
     await client.subscribe(topics.availability, qos=1)
     retained_by = min(deadline, time.monotonic() + RETAINED_WAIT_S)
@@ -152,15 +174,15 @@ async def _status(client: aiomqtt.Client, topics: Topics, settings: RelaySetting
         elif message.topic.value == topics.availability:
             availability = payload.decode(errors="replace")
     if state is None:
-        raise NoAnswer(f"no state for relay {settings.id!r} on the broker at "
-                       f"{settings.mqtt.host}:{settings.mqtt.port} (topic {topics.state}); is it running?")
+        raise NoAnswer("cli.no_state", relay=repr(settings.id),
+                       broker=f"{settings.mqtt.host}:{settings.mqtt.port}", topic=topics.state)
     if args.json:
         print(json.dumps({"availability": availability, "state": state}, indent=2))
     else:
         try:
-            text = format_status(state, availability)
+            text = format_status(state, availability, lang)
         except (AttributeError, TypeError, ValueError):  # not the shape a relay publishes
-            text = f"relay {settings.id}: {availability}; its state is not readable (see --json)"
+            text = t(lang, "cli.state_unreadable", relay=settings.id, availability=availability)
         print(terminal_safe(text))
     return EXIT_OK if availability == "online" else EXIT_NO_ANSWER
 
@@ -227,10 +249,9 @@ class RelayLink:
         while True:
             message = await _next_message(self.client, deadline)
             if message is None:
-                state = {"online": "online but silent", "offline": "offline"}.get(self.availability or "",
-                                                                                   "not seen")
-                raise NoAnswer(f"no reply from relay {self.topics.relay_id!r} within {timeout_s:g} s "
-                               f"(its availability: {state})")
+                seen = {"online": "silent", "offline": "offline"}.get(self.availability or "", "unseen")
+                raise NoAnswer("cli.no_reply", relay=repr(self.topics.relay_id), s=f"{timeout_s:g}",
+                               availability=_Said(f"cli.availability_{seen}"))
             payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
             topic = message.topic.value
             if topic == self.topics.availability:
@@ -244,7 +265,7 @@ class RelayLink:
                 return topic, body
 
 
-async def _command(link: RelayLink, args: argparse.Namespace) -> int:
+async def _command(link: RelayLink, args: argparse.Namespace, lang: str = i18n.DEFAULT) -> int:
     command = command_name(args.command)
     drill = command == "drill"
     if drill:  # the verdict comes later, as a drill_finished event
@@ -253,23 +274,23 @@ async def _command(link: RelayLink, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reply, indent=2))
     else:
-        print(terminal_safe(format_reply(command, reply)))
+        print(terminal_safe(format_reply(command, reply, lang)))
     ok = reply.get("status") == "ok"
     if not (drill and ok):
         return EXIT_OK if ok else EXIT_ERROR_REPLY
     # The drill runs now: wait for its verdict (its seconds, plus time to verify and return).
     if not args.json:
-        print(f"drill running for {args.seconds:g} s; waiting for the verdict...", flush=True)
+        print(t(lang, "cli.drill_running", s=f"{args.seconds:g}"), flush=True)
     verdict = await link.event("drill_finished", float(args.seconds) + args.timeout)
-    return _print_drill_verdict(verdict, args)
+    return _print_drill_verdict(verdict, args, lang)
 
 
-def _print_drill_verdict(event: dict[str, Any], args: argparse.Namespace) -> int:
+def _print_drill_verdict(event: dict[str, Any], args: argparse.Namespace, lang: str = i18n.DEFAULT) -> int:
     passed = bool(event.get("passed"))
     if args.json:
         print(json.dumps(event, indent=2))
     else:
-        lines = [f"drill to {event.get('to')}: {'PASSED' if passed else 'FAILED'}"]
+        lines = [t(lang, "cli.drill_passed" if passed else "cli.drill_failed", to=event.get("to"))]
         figures = event.get("figures")
         figures = figures if isinstance(figures, dict) else {}
         lines += [f"  {key}: {_plain(value)}" for key, value in figures.items()]
@@ -277,61 +298,78 @@ def _print_drill_verdict(event: dict[str, Any], args: argparse.Namespace) -> int
     return EXIT_OK if passed else EXIT_ERROR_REPLY
 
 
-def format_reply(command: str, reply: dict[str, Any]) -> str:
+def format_reply(command: str, reply: dict[str, Any], lang: str = i18n.DEFAULT) -> str:
+    """A command's reply for a person: the relay's own error text and the data's field
+    names (the reply's JSON, as --json prints it) stay as the relay sent them."""
     if reply.get("status") != "ok":
-        return f"{command}: error: {reply.get('error') or 'no reason given'}"
+        return t(lang, "cli.reply_error", command=command,
+                 error=reply.get("error") or t(lang, "cli.reply_no_reason"))
     data = reply.get("data") or {}
-    lines = [f"{command}: ok"]
+    lines = [t(lang, "cli.reply_ok", command=command)]
     lines += [f"  {key}: {_plain(value)}" for key, value in data.items()]
     return "\n".join(lines)
 
 
-def format_status(state: dict[str, Any], availability: str | None) -> str:
-    """The state for a person at a glance."""
+def format_status(state: dict[str, Any], availability: str | None, lang: str = i18n.DEFAULT) -> str:
+    """The state for a person at a glance, in `lang`; the SPEC's names in it (modes,
+    statuses, signals, ids) stay as published."""
     relay = state.get("relay", "?")
-    head = f"relay {relay}: {availability or 'availability unknown'}"
+    seen = (t(lang, f"cli.availability_{availability}") if availability in ("online", "offline")
+            else availability or t(lang, "cli.availability_unknown"))
+    head = t(lang, "cli.status_head", relay=relay, availability=seen)
     if state.get("version"):
-        head += f" (version {state['version']})"
+        head += t(lang, "cli.status_version", version=state["version"])
     lines = [head]
     if availability != "online":
-        lines.append("  (this is the last state it published; it is not online now)")
-    since = f" since {state['since']}" if state.get("since") else ""
-    lines.append(f"on air:    {state.get('active_input') or 'nothing'}{since}")
-    lines.append(f"mode:      {state.get('mode', '?')}, failback {state.get('failback', '?')}")
+        lines.append(t(lang, "cli.status_not_online"))
+    since = t(lang, "cli.status_since", since=state["since"]) if state.get("since") else ""
+    on_air = state.get("active_input") or t(lang, "cli.status_nothing")
+    lines.append(t(lang, "cli.status_on_air", input=on_air, since=since))
+    lines.append(t(lang, "cli.status_mode", mode=state.get("mode", "?"), failback=state.get("failback", "?")))
     if state.get("drill"):
-        lines.append(f"drill:     {_plain(state['drill'])}")
+        lines.append(t(lang, "cli.status_drill", drill=_plain(state["drill"])))
     inputs: dict[str, Any] = state.get("inputs") or {}
     if inputs:
-        lines.append("inputs:")
+        lines.append(t(lang, "cli.status_inputs"))
         width = max(len(i) for i in inputs)
         for input_id, inp in inputs.items():
-            row = (f"  {input_id:<{width}}  {inp.get('status', '?'):<9} priority {inp.get('priority', '?')}"
-                   f"  {inp.get('kind', '')}")
+            priority = t(lang, "cli.status_priority", priority=inp.get("priority", "?"))
+            row = f"  {input_id:<{width}}  {inp.get('status', '?'):<9} {priority}  {inp.get('kind', '')}"
             shown = inp.get("format") or {}
             if shown.get("codec"):
                 row += "  " + describe(shown["codec"], shown.get("profile"), shown.get("width"),
                                        shown.get("height"), shown.get("fps"))
             lines.append(row.rstrip())
             for fault in inp.get("faults") or []:
-                lines.append(f"  {'':<{width}}    tier {fault.get('tier')} {fault.get('signal')}: "
-                             f"{_plain(fault.get('value'))} (threshold {_plain(fault.get('threshold'))})"
-                             + (f" since {fault['since']}" if fault.get("since") else ""))
+                since = t(lang, "cli.status_since", since=fault["since"]) if fault.get("since") else ""
+                lines.append(f"  {'':<{width}}    " + t(
+                    lang, "cli.status_fault", tier=fault.get("tier"), since=since,
+                    signal=_signal(lang, fault.get("signal")), value=_plain(fault.get("value")),
+                    threshold=_plain(fault.get("threshold"))))
     outputs: dict[str, Any] = state.get("outputs") or {}
     if outputs:
-        lines.append("outputs:")
+        lines.append(t(lang, "cli.status_outputs"))
         width = max(len(o) for o in outputs)
         for output_id, out in outputs.items():
             status = f"{out.get('status', '?'):<12}"
             lines.append(f"  {output_id:<{width}}  {status} URL #{out.get('url_index', '?')}"
                          f"  {out.get('url', '')}".rstrip())
             if out.get("cannot_carry"):
-                lines.append(f"  {'':<{width}}    tier 1 codec: {out['cannot_carry']}")
+                lines.append(f"  {'':<{width}}    "
+                             + t(lang, "cli.status_cannot_carry", why=out["cannot_carry"]))
     host = state.get("host_fault")
-    lines.append("host:      ok" if not host else
-                 f"host:      tier {host.get('tier')} {host.get('signal')}: {_plain(host.get('value'))}")
+    lines.append(t(lang, "cli.status_host_ok") if not host else t(
+        lang, "cli.status_host_fault", tier=host.get("tier"), signal=_signal(lang, host.get("signal")),
+        value=_plain(host.get("value"))))
     if state.get("last_stop"):
-        lines.append(f"last stop: {state['last_stop']}")
+        lines.append(t(lang, "cli.status_last_stop", why=state["last_stop"]))
     return "\n".join(lines)
+
+
+def _signal(lang: str, signal: Any) -> Any:
+    """A fault's signal: its SPEC name, after its label in a language other than English."""
+    said = i18n.label(lang, "signal", signal)
+    return signal if lang == i18n.DEFAULT or said == str(signal) else f"{said} {signal}"
 
 
 def terminal_safe(text: str) -> str:
