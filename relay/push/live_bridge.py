@@ -66,11 +66,12 @@ class LiveTranscoder:
         and only if no packet came meanwhile)."""
         ctx: Any = av.CodecContext.create(decoder_name(self._video.codec), "r")
         ctx.extradata = self._video.extradata
-        ctx.thread_count = 2  # catching up is a burst: both cores if they are free
+        # One thread: no frame delay, and on a busy 2-core machine a second one made it slower
+        # (1080p, 6 Mbit/s: 22.7 ms a picture with one, 35.4 with two slice threads and 33.9
+        # with two frame threads, at load 6; python -m bench.bridge_cpu).
+        ctx.thread_count = 1
         if self._video.codec == "av1":
             ctx.options = decoder_options("av1")  # dav1d: no frame delay
-        else:
-            ctx.thread_type = "SLICE"  # no frame delay either: the bridge is live
         self._decoder = ctx
         group, self._group = self._group, []
         for pkt in group:
