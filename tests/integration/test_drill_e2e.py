@@ -9,7 +9,6 @@ saying the drill passed. The studio helpers are the MQTT end-to-end test's.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
@@ -43,8 +42,7 @@ async def test_drill_over_mqtt_rehearses_the_backup_and_is_journalled_and_report
     with Mosquitto(tmp_path) as broker:
         async with mqtt_studio(tmp_path, broker) as studio, Watcher(broker, f"{BASE}/#") as w:
             viewer = studio.viewer()
-            await until(lambda: viewer.last() == "main", 15, "the viewer sees main")
-            await asyncio.sleep(1.0)
+            await until(lambda: viewer.on_for("main") >= 1.0, 15, "the viewer sees main for 1 s")
             wall_sent = time.time()
             sent = await request(w, "drill", {"to": "backup", "seconds": 4, "transaction": "drill-1"})
             reply = await w.wait_for(on(f"{BASE}/response/drill"), timeout_s=5)
@@ -56,7 +54,7 @@ async def test_drill_over_mqtt_rehearses_the_backup_and_is_journalled_and_report
             await until(lambda: viewer.first("main", on_backup) is not None, 5, "the viewer sees main again")
             back_on_main = viewer.first("main", on_backup)
             assert back_on_main is not None
-            await asyncio.sleep(1.5)
+            await until(lambda: viewer.on_for("main") >= 1.5, 10, "the viewer sees main for 1.5 s again")
             switches = [json.loads(p) for p in w.on(f"{BASE}/event")]
             states = [json.loads(p) for p in w.on(f"{BASE}/state")]
             rec = studio.finish()
@@ -112,7 +110,7 @@ async def test_a_drill_the_platform_did_not_receive_fails(tmp_path: Path) -> Non
     the drill must say so."""
     with Mosquitto(tmp_path) as broker:
         async with mqtt_studio(tmp_path, broker) as studio, Watcher(broker, f"{BASE}/event") as w:
-            await asyncio.sleep(1.0)
+            await studio.wait_log("output_connected", timeout=10)  # the push is up
             studio.platform.stop()  # the platform's ingest goes away just before the rehearsal
             await studio.wait_log("output_failed", timeout=10)
             await request(w, "drill", {"to": "backup", "seconds": 3})
@@ -130,14 +128,14 @@ async def test_a_drill_the_platform_did_not_receive_fails(tmp_path: Path) -> Non
 async def test_relay_drill_from_the_command_line(tmp_path: Path) -> None:
     with Mosquitto(tmp_path) as broker:
         async with mqtt_studio(tmp_path, broker) as studio:
-            await asyncio.sleep(1.0)
+            await studio.healthy("backup", 1.0)  # a candidate to drill to
             began = time.monotonic()
             code, out, err = await relay_cli("drill", "--to", "backup", "--seconds", "3",
                                              "-c", str(studio.relay.config_path))
             finished = await studio.wait_log("drill_finished", timeout=10)
             back = await studio.wait_log("switched", to="main", reason="drill", timeout=5)
             took = time.monotonic() - began
-            await asyncio.sleep(1.0)
+            await studio.on_air_for(1.0, "main on air again")
             rec = studio.finish()
 
     assert code == 0, out + err
@@ -152,7 +150,8 @@ async def test_relay_drill_from_the_command_line(tmp_path: Path) -> None:
 async def test_relay_check_asks_the_running_relay_and_the_result_is_retained(tmp_path: Path) -> None:
     with Mosquitto(tmp_path) as broker:
         async with mqtt_studio(tmp_path, broker) as studio:
-            await asyncio.sleep(1.0)
+            for name in ("main", "backup"):  # both encoders settled: the check samples them
+                await studio.healthy(name, 1.0)
             started = time.monotonic()
             code, out, err = await relay_cli("check", "-c", str(studio.relay.config_path), "--sample-s", "3")
             took = time.monotonic() - started
