@@ -19,6 +19,7 @@ import pytest
 from tests.faults.show import (
     PLATFORM_KEY,
     Clip,
+    ClipFeed,
     Show,
     assert_nothing_lost,
     before,
@@ -29,6 +30,7 @@ from tests.faults.show import (
 )
 from tests.support.raw_rtmp import AUDIO, VIDEO, FlvTag
 from tests.support.recording import read_recording
+from tests.support.waiting import until_sync
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -38,13 +40,20 @@ RECONNECT_LOOP_S = 30.0
 RECONNECT_ON_S, RECONNECT_OFF_S = 4.5, 0.5
 
 
+def played(feed: ClipFeed, seconds: float, what: str) -> None:
+    """Wait until ``feed`` (an encoder) has sent ``seconds`` of media in all: the show's own
+    clock, which a loaded machine slows down with everything else."""
+    until_sync(lambda: feed.publisher.played_s >= seconds or not feed.playing, seconds + 30, what)
+    assert feed.playing, feed.error
+
+
 def test_publisher_reconnecting_in_a_loop(tmp_path: Path, main_clip: Clip, backup_clip: Clip) -> None:
     """The host's encoder drops and reconnects every few seconds (a flaky cable) while
     the backup is live: Relay follows it on and off air, the platform sees one stream."""
     with ExitStack() as stack:
         show = Show(tmp_path, stack, failover={"healthy_for_s": 1.0, "failback_after_s": 2.5,
                                                 "min_dwell_s": 1.0})
-        show.feed("backup", backup_clip)
+        backup = show.feed("backup", backup_clip)
         show.on_air("backup")
         backup_since = event_time(show.relay.wait_for("input_connected", input="backup"))
         cycles = 0
@@ -53,12 +62,12 @@ def test_publisher_reconnecting_in_a_loop(tmp_path: Path, main_clip: Clip, backu
             main = show.feed("main", main_clip)
             cycles += 1
             show.relay.wait_new("input_connected", cycles - 1, input="main", timeout=5)
-            time.sleep(RECONNECT_ON_S)
-            assert main.playing, main.error
+            played(main, RECONNECT_ON_S, "main's encoder on for a while")
             main.stop()
             show.relay.wait_new("input_disconnected", cycles - 1, input="main", timeout=5)
-            time.sleep(RECONNECT_OFF_S)
-        time.sleep(1.0)  # the backup carries the show after the last drop
+            played(backup, backup.publisher.played_s + RECONNECT_OFF_S, "main's encoder off for a while")
+        # the backup carries the show after the last drop
+        played(backup, backup.publisher.played_s + 1.0, "the backup on after the last drop")
         relay = show.relay
         rec = read_recording(show.finish()[PLATFORM_KEY])
 
@@ -81,10 +90,10 @@ def test_resolution_change_mid_stream(tmp_path: Path, main_clip: Clip, main_hd_c
     sequence header, then the new pictures): the platform is told, and decodes both."""
     with ExitStack() as stack:
         show = Show(tmp_path, stack)
-        show.feed("main", main_clip, seconds=5.0, then=((main_hd_clip, 3600.0),))
+        main = show.feed("main", main_clip, seconds=5.0, then=((main_hd_clip, 3600.0),))
         show.on_air("main")
         connected = event_time(show.relay.wait_for("input_connected", input="main"))
-        time.sleep(9.5)
+        played(main, main.publisher.played_s + 9.5, "9.5 s more of main, both sizes")
         relay = show.relay
         rec = read_recording(show.finish()[PLATFORM_KEY])
 
@@ -107,11 +116,12 @@ def test_32_bit_timestamp_wrap(tmp_path: Path, main_clip: Clip, backup_clip: Cli
 
     with ExitStack() as stack:
         show = Show(tmp_path, stack)
-        show.feed("main", main_clip, timestamp=near_wrap)
+        main = show.feed("main", main_clip, timestamp=near_wrap)
         show.feed("backup", backup_clip)
         show.on_air("main")
         connected = event_time(show.relay.wait_for("input_connected", input="main"))
-        time.sleep(wrap_at_ms / 1000 + 3.0)  # on air across the wrap, and beyond
+        # on air across the wrap, and beyond
+        played(main, main.publisher.played_s + wrap_at_ms / 1000 + 3.0, "main across the wrap")
         relay = show.relay
         rec = read_recording(show.finish()[PLATFORM_KEY])
 
@@ -158,7 +168,7 @@ def test_corrupt_packets(tmp_path: Path, main_clip: Clip, backup_clip: Clip) -> 
         main = show.feed("main", main_clip, body=damage)
         show.feed("backup", backup_clip)
         show.on_air("main")
-        time.sleep(8.0)
+        played(main, main.publisher.played_s + 8.0, "8 s more of damaged main")
         assert main.error is None, main.error
         relay = show.relay
         rec, refused, decoded = read_timeline(show.finish()[PLATFORM_KEY])
