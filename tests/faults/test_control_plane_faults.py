@@ -8,7 +8,6 @@ the media: the platform's recording is continuous and the inputs never faltered.
 
 from __future__ import annotations
 
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from tests.faults.show import (
 from tests.support.mosquitto import Mosquitto
 from tests.support.recording import read_recording
 from tests.support.tools import free_port
+from tests.support.waiting import stays_on_air
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -53,17 +53,18 @@ def test_broker_trouble_does_not_disturb_the_media(tmp_path: Path, main_clip: Cl
         since = max(event_time(e) for e in show.relay.events("input_connected"))
         if trouble == "restarted":
             show.relay.wait_for("mqtt_connected", timeout=10)
-            time.sleep(1.0)
+            stays_on_air(show.relay, 1.0, "main on air, MQTT up")
             broker.stop()  # the broker goes down mid-show...
             show.relay.wait_for("mqtt_disconnected", timeout=10)
-            time.sleep(2.0)
+            stays_on_air(show.relay, 2.0, "main on air through the broker's outage")
             broker.start()  # ...and comes back
             show.relay.wait_new("mqtt_connected", 1, timeout=20)
-            time.sleep(1.0)
+            stays_on_air(show.relay, 1.0, "main on air, MQTT back")
         else:  # said plainly, once (not once per retry)
             said = "mqtt_unreachable" if trouble == "absent" else "mqtt_login_refused"
             show.relay.wait_for(said, timeout=10)
-            time.sleep(4.5)
+            # Relay retries meanwhile (0.5, 1, 2 s apart): the show is untouched all along
+            stays_on_air(show.relay, 4.5, "main on air while MQTT retries")
             assert len(show.relay.events(said)) == 1, show.relay.events(said)
         relay = show.relay
         rec = read_recording(show.finish()[PLATFORM_KEY])
