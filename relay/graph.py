@@ -399,6 +399,7 @@ class MediaGraph:
         log.info("switching", to=decision.to, reason=reason, detail=decision.detail)
         self._forward(self.switcher.request_switch(decision.to, now, reason,
                                                    urgent=decision.urgent or failing), now)
+        self._run_bridge(now)  # a bridge wanted starts catching up now, not at the next media tick
 
     # -- the ticks --------------------------------------------------------------------------
 
