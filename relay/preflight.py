@@ -567,7 +567,7 @@ async def _wait_for_inputs(studio: CheckedStudio, grace_s: float, progress: Call
             await asyncio.sleep(SETTLE_S)
             return
         if not told:
-            waiting = ", ".join(inp.input_id for inp in inputs if not inp.connected)
+            waiting = t(lang, "common.list_sep").join(inp.input_id for inp in inputs if not inp.connected)
             progress(t(lang, "check.waiting", s=f"{grace_s:g}", inputs=waiting))
             told = True
         await asyncio.sleep(0.2)

@@ -192,14 +192,15 @@ def test_the_progress_lines_in_chinese() -> None:
     settings = RelaySettings.model_validate({"id": "studio-a", "inputs": [{"id": "main", "kind": "rtmp"}],
                                              "mqtt": {"enabled": False}})
     studio = FakeStudio(settings, [fake_input("main", 1, True, keyframes=(2000, time.monotonic() - 0.5)),
-                                   fake_input("backup", 2, False)])
+                                   fake_input("backup", 2, False), fake_input("spare", 3, False)])
     heard: dict[str, list[str]] = {"en": [], "zh-CN": []}
     for lang, said in heard.items():
         result = asyncio.run(run_preflight(studio, sample_s=0.1, connect_grace_s=0.3, progress=said.append,
                                            lang=lang, clock_runner=commands({"timedatectl": (0, "yes")})))
         assert result.items[0].name == "input main"  # the lines' own words stay English
-    assert heard["en"] == ["waiting up to 0.3 s for inputs to connect: backup", "watching 2 inputs for 0.1 s"]
-    assert heard["zh-CN"] == ["等待输入源连上（最多 0.3 秒）：backup", "观察 2 路输入源 0.1 秒"]
+    assert heard["en"] == ["waiting up to 0.3 s for inputs to connect: backup, spare",
+                           "watching 3 inputs for 0.1 s"]
+    assert heard["zh-CN"] == ["等待输入源连上（最多 0.3 秒）：backup、spare", "观察 3 路输入源 0.1 秒"]
 
 
 STATE = {"relay": "studio-a", "version": "1.2", "since": "2026-12-07T10:00:00Z", "active_input": "main",
