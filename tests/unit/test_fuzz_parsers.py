@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.codec import aac, h264
-from relay.ingest.demux import DemuxSource, _AudioTrack, _Session, _VideoTrack
+from relay.ingest.demux import DemuxSource, _AudioTrack, _H264Track, _Session
 from relay.ingest.rtmp_server import _PROTOCOL_ERRORS
 from relay.rtmp import amf0
 from relay.rtmp.chunks import (
@@ -283,7 +283,7 @@ annexb = st.lists(st.sampled_from([b"\x00\x00\x00\x01", b"\x00\x00\x01"]).flatma
 
 @given(annexb.map(b"".join).flatmap(mutated))
 def test_mpegts_video_payloads_convert_or_raise_codec_errors(data: bytes) -> None:
-    track = _VideoTrack(_Stream())
+    track = _H264Track(_Stream())
     with bounded():
         for _ in range(2):
             with suppress(h264.H264Error, aac.AacError):
