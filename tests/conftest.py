@@ -58,7 +58,7 @@ LONGEST_FIRST = {
     # the zh-CN pages and the report from the dashboard: 40 s serial at load 12-17 beside the
     # dashboard test's 86 s (25 s and 65 s in other runs): about half its 32 s when idle
     "test_i18n_browser.py": 18,
-    "test_live_bridge_e2e.py": 40, "test_daemon_kill.py": 27,
+    "test_live_bridge_e2e.py": 40, "test_daemon_kill.py": 27, "test_picture_faults.py": 24,
 }
 
 
