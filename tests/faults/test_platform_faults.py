@@ -30,6 +30,7 @@ from tests.faults.show import (
 )
 from tests.support.nginx import NginxRtmp
 from tests.support.recording import read_recording
+from tests.support.waiting import stays_on_air
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -127,7 +128,7 @@ def test_platform_dns_failure_moves_to_the_backup_url(tmp_path: Path, main_clip:
         show.relay.wait_for("output_connected", output="platform", url_index=1, timeout=10)
         show.on_air("main")
         inputs_since = max(event_time(e) for e in show.relay.events("input_connected"))
-        time.sleep(5.0)
+        stays_on_air(show.relay, 5.0, "main on air through the backup URL")  # the show goes on there
         relay = show.relay
         rec = read_recording(show.finish(("platform-backup-key",))["platform-backup-key"])
 
@@ -162,7 +163,7 @@ def test_platform_stops_reading_mid_stream(tmp_path: Path, main_clip: Clip, back
         inputs_since = max(event_time(e) for e in show.relay.events("input_connected"))
         moved = show.relay.wait_for("output_url_changed", output="platform", timeout=20)
         show.relay.wait_for("output_connected", output="platform", url_index=1, timeout=10)
-        time.sleep(4.0)
+        stays_on_air(show.relay, 4.0, "main on air through the backup URL and the other platform")
         relay = show.relay
         files = show.finish(("primary-key", "backup-key", "other-key"))
 
