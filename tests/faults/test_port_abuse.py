@@ -36,6 +36,7 @@ from tests.faults.show import (
 from tests.support.publishers import Publisher, ffmpeg_args
 from tests.support.recording import marker_filter, read_recording
 from tests.support.tools import free_port
+from tests.support.waiting import every_sync, stays_on_air
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -106,9 +107,8 @@ class Abuse:
                 u.sendto(srt_induction(rng), self._srt)
             else:
                 slow_udp.append(u)
-        end = time.monotonic() + ABUSE_S
-        while time.monotonic() < end:
-            for s in slow_tcp:
+        def trickle() -> None:  # the slow ones: a byte, a small datagram
+            for s in list(slow_tcp):
                 try:
                     s.sendall(b"\x00")
                 except OSError:
@@ -116,7 +116,10 @@ class Abuse:
                     slow_tcp.remove(s)
             for u in slow_udp:
                 u.sendto(os.urandom(rng.randrange(1, 64)), self._srt)
-            time.sleep(0.3)
+
+        end = time.monotonic() + ABUSE_S
+        every_sync(0.3, trickle, until=lambda: time.monotonic() >= end, timeout=ABUSE_S + 30,
+                   what=f"{ABUSE_S} s of slow connections")
 
     def close(self) -> None:
         for s in [*self.tcp, *self.udp]:
@@ -143,7 +146,7 @@ def test_garbage_half_open_and_slow_connections_on_rtmp_and_srt(tmp_path: Path, 
         attack.start()
         attack.join(ABUSE_S + 60)
         abuse.close()
-        time.sleep(2.0)  # and the show goes on after the attack
+        stays_on_air(show.relay, 2.0, "main on air after the attack")  # and the show goes on after it
         relay = show.relay
         rec = read_recording(show.finish()[PLATFORM_KEY])
 
