@@ -44,6 +44,7 @@ from tests.faults.show import (
 from tests.support import hostile
 from tests.support.nginx import NginxRtmp
 from tests.support.recording import read_recording
+from tests.support.waiting import holds_sync
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -125,11 +126,11 @@ def test_a_show_survives_every_attack_and_a_mixed_flood(tmp_path: Path, main_cli
             {"id": "platform", "urls": [nginx.url(PLATFORM_KEY)]},
             {"id": "hostile", "urls": [malformed.url()], "reconnect_backoff_s": 0.5,
              "reconnect_backoff_max_s": 2.0}])
-        show.feed("main", main_clip)
+        main = show.feed("main", main_clip)
         backup = show.feed("backup", backup_clip)
         show.on_air("main")
         show.relay.wait_for("input_connected", input="backup", timeout=15)
-        time.sleep(2.0)  # settled
+        show.relay.wait_healthy("backup", 2.0)  # settled
         since = time.time()
         assert show.relay.proc is not None
         with Gauge(show.relay.proc.pid) as gauge:
@@ -141,7 +142,9 @@ def test_a_show_survives_every_attack_and_a_mixed_flood(tmp_path: Path, main_cli
             phases.append(("flood", round(time.time() - since, 1)))
             flood = attackers(show.port, FLOOD_S, list(hostile.ATTACKS), FLOOD_PROCESSES)
             stack.callback(lambda: [p.kill() for p in flood if p.poll() is None])
-            time.sleep(FLOOD_S / 2)
+            # the backup's restart comes in the middle of the flood
+            holds_sync(lambda: show.relay.alive() and any(p.poll() is None for p in flood), FLOOD_S / 2,
+                       "the relay up under the flood", detail=show.relay.tail)
             # the backup encoder restarts in the middle of the flood and must get back in
             reconnect_at = time.time()
             backup.stop()
@@ -162,10 +165,12 @@ def test_a_show_survives_every_attack_and_a_mixed_flood(tmp_path: Path, main_cli
                         back = show.relay.wait_new("input_connected", connected, timeout=0.5, input="backup")
                 if back is None:  # cut on its way in: again after an encoder's reconnect delay
                     assert time.time() - reconnect_at < 10.0, f"the backup not back in after {tries} tries"
-                    time.sleep(RETRY_S)
+                    time.sleep(RETRY_S)  # kept: the encoder being played waits so long before it retries
             print(f"the backup encoder got back in on try {tries}")
             made["flood"] = finished(flood, FLOOD_S + 60)
-            time.sleep(2.0)  # and the show goes on after it
+            # and the show goes on after it
+            holds_sync(lambda: show.relay.alive() and main.playing, 2.0,
+                       "the show going on after the flood", detail=show.relay.tail)
         until = time.time()
         relay = show.relay
         rec = read_recording(show.finish()[PLATFORM_KEY])

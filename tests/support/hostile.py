@@ -12,6 +12,7 @@ runs the named attacks in a loop for SECONDS (the mixed flood's processes).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import socket
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator
 
 from relay.rtmp import amf0
 from relay.rtmp.chunks import COMMAND_AMF0, USER_CONTROL, VIDEO, ChunkWriter
+from tests.support.waiting import every_sync
 
 HANDSHAKE = b"\x03" + bytes(1536) + bytes(1536)  # C0 + C1 + C2 (the server checks neither packet)
 SET_CHUNK_SIZE = 1
@@ -197,21 +199,23 @@ def flood(port: int, seconds: float, attacks: list[str], hold: int = 40, pause_s
     (idle, unread) as a hostile client would; returns how many attacks were made."""
     made = 0
     held: list[socket.socket] = []
+    names = itertools.cycle(attacks)
+
+    def attack() -> None:
+        nonlocal made
+        try:
+            got = ATTACKS[next(names)](port)
+        except OSError:
+            got = []  # refused or reset: the server is defending itself
+        made += 1
+        held.extend(got if isinstance(got, list) else [got])
+        while len(held) > hold:
+            held.pop(0).close()
+
     end = time.monotonic() + seconds
     try:
-        while time.monotonic() < end:
-            for name in attacks:
-                try:
-                    got = ATTACKS[name](port)
-                except OSError:
-                    got = []  # refused or reset: the server is defending itself
-                made += 1
-                held += got if isinstance(got, list) else [got]
-                while len(held) > hold:
-                    held.pop(0).close()
-                time.sleep(pause_s)
-                if time.monotonic() >= end:
-                    break
+        every_sync(pause_s, attack, until=lambda: time.monotonic() >= end, timeout=seconds + 60,
+                   what=f"{seconds:g} s of attacks")
     finally:
         for s in held:
             s.close()
