@@ -1,7 +1,7 @@
 """The processes of one benchmark chain, each started and always stopped by the bench.
 
 - :class:`RelayUnderTest`: `relay run` with a bench configuration, its JSON log
-  followed incrementally by relay/studio's follower (a long run's log is read once).
+  followed incrementally by studio's follower (a long run's log is read once).
 - :class:`ClipPublisher`: `ffmpeg -re -stream_loop -1 -i clip.flv -c copy -f flv URL`,
   the encoder stand-in: it only copies, so it costs little CPU. With two URLs it
   uses the tee muxer, so both paths get each packet at the same moment.
@@ -23,9 +23,9 @@ import psutil
 
 from bench.clips import FrameIndex
 from bench.figures import Arrival
-from relay.studio import procs as studio
-from relay.studio.configs import relay_toml
-from relay.studio.relayrun import RelayRun
+from studio import procs as studio
+from studio.configs import relay_toml
+from studio.relayrun import RelayRun
 
 REPO = Path(__file__).resolve().parents[1]
 

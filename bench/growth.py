@@ -32,8 +32,8 @@ from typing import Any
 from bench.chain import ClipPublisher, RelayUnderTest
 from bench.clips import ClipFormat, prepare_main
 from bench.nginx import bench_platform
-from relay.studio.configs import relay_toml
-from relay.studio.procs import free_port
+from studio.configs import relay_toml
+from studio.procs import free_port
 
 MB = 1024 * 1024
 

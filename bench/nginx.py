@@ -1,4 +1,4 @@
-"""The stand-in platform: relay/studio's nginx-rtmp, `live on`, nothing recorded.
+"""The stand-in platform: studio's nginx-rtmp, `live on`, nothing recorded.
 
 Unlike the demo's and the tests' nginx it records nothing: an hour of two 6 Mbit/s
 streams would write gigabytes and the disk writes would cost CPU the measurement
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relay.studio.platform import NginxRtmp
+from studio.platform import NginxRtmp
 
 
 def bench_platform(workdir: Path) -> NginxRtmp:

@@ -85,7 +85,7 @@ def versions() -> dict[str, str]:
     import av
 
     from relay import __version__
-    from relay.studio.platform import nginx_version
+    from studio.platform import nginx_version
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             check=False, cwd=Path(__file__).resolve().parents[1]).stdout.strip()

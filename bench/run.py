@@ -54,7 +54,7 @@ from bench.growth import GROWTH_CASES, measure_cost, run_growth, start_profile
 from bench.nginx import bench_platform
 from bench.report import BLACK, KILLED, STALLED, Machine, Results, load, render, save, versions
 from bench.sweep import run_sweep
-from relay.studio.procs import free_port
+from studio.procs import free_port
 
 PROFILE_BEFORE = Path(__file__).resolve().parent / "profiles" / "before-issue-14.pyspy"
 MAIN_KEY, BACKUP_KEY = "bench-main-7c1e", "bench-backup-42d9"

@@ -35,6 +35,20 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+def _demo(args: argparse.Namespace) -> int:
+    """`relay demo` runs the local studio of a development checkout (studio/, which
+    ./scripts/setup makes importable); Relay as installed on a studio PC does not carry it."""
+    try:
+        from studio.demo import run_demo  # the one import of the harness from relay/ (test_layout)
+    except ModuleNotFoundError as e:
+        if e.name not in ("studio", "studio.demo"):
+            raise
+        print("relay demo runs from a development checkout of Relay: ./scripts/demo there "
+              "(it sets up what the demo needs)", file=sys.stderr)
+        return EX_USAGE
+    return run_demo(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relay", description="Failover stream relay for live-commerce studios."
@@ -189,9 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_report(args)
     if args.command == "demo":
-        from relay.demo import run_demo
-
-        return run_demo(args)
+        return _demo(args)
     if args.command == "hash-password":
         return _hash_password()
     if args.command == "dashboard":

@@ -20,7 +20,7 @@ import numpy as np
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.rtmp import flv
 from relay.rtmp.flv import FlvDemuxer
-from relay.studio.encoders import ENCODERS, encoder_options
+from studio.encoders import ENCODERS, encoder_options
 from tests.support.hangproof import in_child
 
 __all__ = ["ENCODERS", "encoder_options"]  # the harness's: the tests' PyAV encoders use them too

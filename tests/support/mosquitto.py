@@ -1,6 +1,6 @@
 """A real Mosquitto broker for tests, and a client that records what it hears.
 
-:class:`Mosquitto` is the studio harness's (relay/studio/broker.py): its own free port
+:class:`Mosquitto` is the studio harness's (studio/broker.py): its own free port
 on 127.0.0.1 (never the system broker on 1883), optional users and ACL, and stop/start
 so tests can take it away mid-show. Persistence is off: a restarted broker has
 forgotten every retained message, which is what Relay must cope with. Here a missing
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from relay.studio import broker
+from studio import broker
 from tests.support.tools import require
 
 

@@ -1,7 +1,7 @@
 """A real nginx with its RTMP module standing in for the platform's ingest, and two
 broken "platforms" for failure tests.
 
-:class:`NginxRtmp` is the studio harness's (relay/studio/platform.py says how to use
+:class:`NginxRtmp` is the studio harness's (studio/platform.py says how to use
 it: one process under ``tmp/nginx-<port>/``, every publish recorded, stop and start
 again on the same port); here a missing nginx fails the test. Read the recordings
 with PyAV or ffprobe.
@@ -17,8 +17,8 @@ import socket
 import threading
 from types import TracebackType
 
-from relay.studio import platform
-from relay.studio.platform import RTMP_MODULE
+from studio import platform
+from studio.platform import RTMP_MODULE
 from tests.support.tools import free_port, require
 
 

@@ -18,7 +18,7 @@ import json
 import shutil
 from pathlib import Path
 
-from relay.studio.procs import Child, Service, file_text
+from studio.procs import Child, Service, file_text
 from tests.support.tools import free_port
 
 _APP = Path(__file__).resolve().parents[2] / ".node" / "node_modules" / "node-media-server" / "bin" / "app.js"

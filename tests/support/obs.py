@@ -19,7 +19,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from relay.studio.procs import Child
+from studio.procs import Child
 from tests.support.tools import require
 
 PROFILE = "Relay"

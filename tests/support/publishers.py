@@ -32,14 +32,14 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from relay.studio.procs import Child
+from studio.procs import Child
 from tests.support.tools import require
 
 _REPO = Path(__file__).resolve().parents[2]
 
 
 class Publisher(Child):
-    """A running publisher process (the studio harness's :class:`Child`, relay/studio/procs.py)
+    """A running publisher process (the studio harness's :class:`Child`, studio/procs.py)
     and its captured output."""
 
     def __init__(self, args: Sequence[str], *, cwd: Path | None = None) -> None:
@@ -182,9 +182,9 @@ def pyav_publisher(url: str, seconds: float, *, video: str = "testsrc2", audio: 
 
     A child rather than a thread: a PyAV write blocked on a dead socket cannot be
     interrupted in a thread, but a process can always be killed. The encoder is the
-    studio harness's (relay/studio/encoders.py: ``pyav_publish``).
+    studio harness's (studio/encoders.py: ``pyav_publish``).
     """
-    args = [sys.executable, "-m", "relay.studio.encoders", "pyav", url, "--seconds", f"{seconds:g}",
+    args = [sys.executable, "-m", "studio.encoders", "pyav", url, "--seconds", f"{seconds:g}",
             "--video", video, "--audio", audio or "none", "--size", size, "--fps", str(fps),
             "--gop", str(gop), "--audio-fast", f"{audio_fast:g}"]
     if audio_jump is not None:

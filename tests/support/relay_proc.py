@@ -6,7 +6,7 @@
     # leaving the block sends SIGTERM and asserts a clean exit 0
 
 Log lines are `<N>{json}` (journald priority prefix) because stderr is a file. The
-process and the log are the studio harness's (relay/studio/relayrun.py: the log is
+process and the log are the studio harness's (studio/relayrun.py: the log is
 followed incrementally, each line parsed once); here a failed wait is an assertion.
 """
 
@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from relay.studio.logfollow import LogWaitError
-from relay.studio.relayrun import RELAY, RelayRun
+from studio.logfollow import LogWaitError
+from studio.relayrun import RELAY, RelayRun
 from tests.support.waiting import until_sync
 
 __all__ = ["RELAY", "RelayProcess"]

@@ -1,5 +1,5 @@
 """relay.toml text for tests (`relay run`, `relay check`, the CLI), written by the one
-builder the demo and the bench use too (relay/studio/configs.py).
+builder the demo and the bench use too (studio/configs.py).
 
 Tests say only what their case needs; the rest is a small studio that starts fast:
 RTMP ingest on 127.0.0.1 (short handshake and idle deadlines), inputs `main`
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from relay.studio.configs import relay_toml
+from studio.configs import relay_toml
 
 MAIN_KEY = "main-key-1234"
 BACKUP_KEY = "backup-key-5678"

@@ -14,7 +14,7 @@ import ipaddress
 import subprocess
 from pathlib import Path
 
-from relay.studio.procs import Child, Service, file_text
+from studio.procs import Child, Service, file_text
 from tests.support.tools import require
 
 

@@ -1,12 +1,12 @@
 """Finding the real tools tests depend on. A missing tool fails the test loudly:
 ./scripts/setup installs every one of them, so absence is a setup bug, not a skip.
-Free ports come from the studio harness (relay/studio/procs.py)."""
+Free ports come from the studio harness (studio/procs.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from relay.studio.procs import find_tool, free_port
+from studio.procs import find_tool, free_port
 
 
 def require(tool: str) -> str:

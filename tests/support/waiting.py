@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from relay.studio.procs import listening
+from studio.procs import listening
 
 
 class _Relay(Protocol):  # tests/support/relay_proc.py's RelayProcess, as far as waiting needs it

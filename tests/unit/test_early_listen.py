@@ -12,7 +12,7 @@ from typing import Any
 from relay.config import load_settings
 from relay.early_listen import EarlyListeners
 from relay.settings import RelaySettings
-from relay.studio.procs import free_port
+from studio.procs import free_port
 from tests.support.relay_toml import studio_config
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "relay"
-# where an import cycle is looked for: the product, the bench, the tests' shared helpers
-CHECKED = (PACKAGE, ROOT / "bench", ROOT / "tests" / "support")
+STUDIO = ROOT / "studio"
+# where an import cycle is looked for: the product, the studio harness, the bench, the tests' helpers
+CHECKED = (PACKAGE, STUDIO, ROOT / "bench", ROOT / "tests" / "support")
 MEDIA = ("relay.ingest", "relay.watch", "relay.switch", "relay.push", "relay.codec", "relay.media",
          "relay.graph")
 CONTROL = ("relay.control", "relay.daemon", "relay.cli", "relay.preflight")
@@ -114,22 +115,30 @@ def test_the_media_plane_never_imports_the_control_plane() -> None:
     assert {name: targets for name, targets in wrong.items() if targets} == {}
 
 
-def test_the_studio_harness_stays_outside_the_media_plane() -> None:
-    """relay/studio runs Relay from the outside: the media plane never imports it, and it
-    imports neither the tests nor the bench (which import it)."""
+def test_the_product_holds_only_the_product() -> None:
+    """The studio harness (studio/: the demo's, the tests' and the bench's local studio)
+    lives outside the relay package, which is what a studio PC installs: relay/ imports
+    it in one place only, `relay demo` in cli.py, which says what to do where it is
+    missing; the harness imports neither the tests nor the bench (which import it); and
+    no product code reads the test runner's variables."""
     graph = import_graph()
-    assert {name for name, targets in graph.items()
-            if name.startswith(MEDIA) and any(t.startswith("relay.studio") for t in targets)} == set()
+    assert not (PACKAGE / "studio").exists() and not (PACKAGE / "demo.py").exists()
+    assert {name: sorted(t for t in targets if t.startswith("studio"))
+            for name, targets in graph.items()
+            if name.startswith("relay") and any(t.startswith("studio") for t in targets)} == {
+        "relay.cli": ["studio.demo"]}
     outside = set()
-    for path in (PACKAGE / "studio").rglob("*.py"):
+    for path in STUDIO.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             outside |= {f"{path.name}: {n}" for n in names if n.split(".")[0] in ("tests", "bench")}
     assert outside == set()
+    assert [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if "PYTEST" in p.read_text()] == []
 
 
 def test_no_file_is_over_700_lines() -> None:
-    long = {str(p.relative_to(ROOT)): n for p in [*PACKAGE.rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
+    long = {str(p.relative_to(ROOT)): n for p in [*PACKAGE.rglob("*.py"), *STUDIO.rglob("*.py"),
+                                                   *(ROOT / "bench").rglob("*.py")]
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}, long

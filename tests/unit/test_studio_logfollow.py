@@ -1,4 +1,4 @@
-"""The studio harness's log follower (relay/studio/logfollow.py): each byte read once,
+"""The studio harness's log follower (studio/logfollow.py): each byte read once,
 a line waits for its newline, a rewritten log is read again, and the waits count and
 take events as the demo, the tests and the bench rely on."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.studio.logfollow import LogFollower, RelayDied, WaitTimedOut, parse_line
+from studio.logfollow import LogFollower, RelayDied, WaitTimedOut, parse_line
 
 
 def _line(**fields: object) -> bytes:

@@ -1,4 +1,4 @@
-"""The studio harness's free ports (relay/studio/procs.py): taken from below the
+"""The studio harness's free ports (studio/procs.py): taken from below the
 kernel's ephemeral range, where no outgoing connection can grab one before its
 listener binds it; each xdist worker draws from its own slice; one process never
 gets the same port twice."""
@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from relay.studio import procs
+from studio import procs
 
 
 def _ephemeral_low() -> int:

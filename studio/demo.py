@@ -21,7 +21,7 @@ Exit status: 0 when every expected failover and failback was seen, 1 otherwise,
 
 The demo only drives Relay from the outside (processes, signals, its log), as a
 studio would; it imports nothing from the media plane. The studio's parts (processes,
-the platform, the broker, the encoders, the log follower) are relay/studio/'s; this
+the platform, the broker, the encoders, the log follower) are studio/'s; this
 module is the show: its scenes, the board that reads Relay's log and the screen.
 """
 
@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from relay.events import SIGNAL_WORDS
-from relay.studio import procs
-from relay.studio.local import LocalStudio
-from relay.studio.logfollow import select
-from relay.studio.relayrun import RELAY
+from studio import procs
+from studio.local import LocalStudio
+from studio.logfollow import select
+from studio.relayrun import RELAY
 
 EXIT_OK, EXIT_MISSED, EXIT_INTERRUPTED = 0, 1, 130
 PLATFORM_KEY = "demo-show"

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from relay.studio.procs import file_text, last_lines
+from studio.procs import file_text, last_lines
 
 Event = dict[str, Any]
 

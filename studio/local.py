@@ -18,12 +18,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from relay.studio.broker import Broker
-from relay.studio.configs import relay_toml
-from relay.studio.encoders import LOOKS, encoder_args
-from relay.studio.platform import Platform
-from relay.studio.procs import Child, free_port
-from relay.studio.relayrun import RelayRun
+from studio.broker import Broker
+from studio.configs import relay_toml
+from studio.encoders import LOOKS, encoder_args
+from studio.platform import Platform
+from studio.procs import Child, free_port
+from studio.relayrun import RelayRun
 
 
 class LocalStudio:

@@ -20,7 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from relay.studio.procs import Child, Service, StudioError, file_text, find_tool, need_tool
+from studio.procs import Child, Service, StudioError, file_text, find_tool, need_tool
 
 
 def mqtt_broker_answers(host: str, port: int, timeout_s: float = 1.0) -> bool:

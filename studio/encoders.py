@@ -9,8 +9,8 @@ marker square), a tone, H.264, HEVC or AV1 in FLV or MPEG-TS, paced in real time
 the faults tests inject (an audio jump, a fast audio clock). The tests' PyAV publisher
 runs it; so does the demo when ffmpeg is missing.
 
-    python -m relay.studio.encoders pyav URL [--seconds S] [--marker red] [--black-at S] ...
-    python -m relay.studio.encoders listen URL FILE   # nginx's stand-in: one publish to FLV
+    python -m studio.encoders pyav URL [--seconds S] [--marker red] [--black-at S] ...
+    python -m studio.encoders listen URL FILE   # nginx's stand-in: one publish to FLV
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
 
-from relay.studio.procs import find_tool
+from studio.procs import find_tool
 
 ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1"}
 MARKERS = {"red": (81, 90, 240), "blue": (41, 240, 110)}  # BT.601 limited-range Y, U, V
@@ -47,7 +47,7 @@ def encoder_args(url: str, look: EncoderLook, black_at_s: float | None) -> list[
         vf += f",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='gte(t,{black_at_s:g})'"
     ffmpeg = find_tool("ffmpeg")
     if ffmpeg is None:
-        args = [sys.executable, "-m", "relay.studio.encoders", "pyav", url, "--marker", look.color,
+        args = [sys.executable, "-m", "studio.encoders", "pyav", url, "--marker", look.color,
                 "--tone", str(look.tone_hz)]
         return args + (["--black-at", f"{black_at_s:g}"] if black_at_s is not None else [])
     return [
@@ -207,7 +207,7 @@ def _listen(url: str, file: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m relay.studio.encoders",
+    parser = argparse.ArgumentParser(prog="python -m studio.encoders",
                                      description="PyAV stand-ins for an encoder and for nginx")
     sub = parser.add_subparsers(dest="tool", required=True)
     pyav = sub.add_parser("pyav", help="publish with PyAV (until SIGINT without --seconds)")

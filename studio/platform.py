@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from relay.studio.procs import Child, Service, StudioError, file_text, find_tool, free_port, need_tool
+from studio.procs import Child, Service, StudioError, file_text, find_tool, free_port, need_tool
 
 RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 
@@ -122,7 +122,7 @@ class Platform:
         self.record_dir = self.dir / "recordings"
         self.record_dir.mkdir(parents=True, exist_ok=True)
         self.kind = "a PyAV RTMP listener (nginx-rtmp not installed)"
-        listen = [sys.executable, "-m", "relay.studio.encoders", "listen", self.url,
+        listen = [sys.executable, "-m", "studio.encoders", "listen", self.url,
                   str(self.record_dir / f"{key}.flv")]
         self.listener = Child("platform", listen, self.dir / "listener.log", stop_signal=signal.SIGINT)
 

@@ -5,7 +5,7 @@
                       outputs=[{"id": "platform", "urls": [url]}], journal=tmp / "journal.sqlite3")
 
 MQTT is off unless `mqtt` is given; the log is JSON at level info, as the log follower
-(relay/studio/logfollow.py) reads it.
+(studio/logfollow.py) reads it.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from relay.studio.logfollow import LogFollower
-from relay.studio.procs import Child
+from studio.logfollow import LogFollower
+from studio.procs import Child
 
 RELAY = [sys.executable, "-m", "relay"]
 
