@@ -1,4 +1,4 @@
-"""The shape of Relay's configuration (SPEC 5): every key, its type and default.
+"""The shape of Relay's configuration (BEHAVIOUR §5): every key, its type and default.
 
 This module only declares; `relay/config/` loads a TOML file and the `RELAY_`
 environment into these models, resolves secrets from files and reports every
@@ -225,7 +225,7 @@ class FailoverSettings(Section):
 
 
 class ThresholdSettings(Section):
-    """Every row of SPEC 3. A fault clears after its condition is absent for `clear_after_s`."""
+    """Every row of BEHAVIOUR §3. A fault clears after its condition is absent for `clear_after_s`."""
 
     clear_after_s: Seconds = 1.0
     # disconnected / stalled
@@ -305,7 +305,7 @@ class JournalSettings(Section):
 
 
 class RecordingSettings(Section):
-    """What went to the platform, kept on this PC (SPEC 7a): copied, never re-encoded."""
+    """What went to the platform, kept on this PC (BEHAVIOUR §7a): copied, never re-encoded."""
 
     path: str | None = None  # a directory; None ("" in TOML) = no recording
     segment_minutes: Annotated[float, Field(ge=1, le=1440)] = 60.0  # a new file every hour (at a keyframe)
@@ -320,7 +320,7 @@ class LogSettings(Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
-# What an `[[alerts]]` entry may name in `events`: every event of SPEC 7, plus the
+# What an `[[alerts]]` entry may name in `events`: every event of BEHAVIOUR §7, plus the
 # shorthands people think in ("tier1": a tier-1 fault raised; "drill_failed").
 EVENT_NAMES = (
     "started", "stopping", "input_connected", "input_disconnected", "input_rejected", "fault_raised",
@@ -369,7 +369,7 @@ def _token_length(value: SecretStr) -> SecretStr:
 
 
 class HttpUser(Section):
-    """One account of the dashboard and HTTP API (SPEC 7a)."""
+    """One account of the dashboard and HTTP API (BEHAVIOUR §7a)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
     role: Literal["viewer", "operator"] = "viewer"  # viewer reads; operator also sends commands

@@ -1,4 +1,4 @@
-"""Home Assistant MQTT discovery (SPEC 7, ``[mqtt] discovery = true``).
+"""Home Assistant MQTT discovery (BEHAVIOUR §7, ``[mqtt] discovery = true``).
 
 One device-based discovery message (HA 2024.11+, topic
 ``<discovery_prefix>/device/<id>/config``; ``dev``, ``o``, ``cmps``, ``p`` as in HA's MQTT

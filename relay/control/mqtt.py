@@ -1,4 +1,4 @@
-"""The MQTT side of Relay (SPEC 7): retained state, health, events, staff commands.
+"""The MQTT side of Relay (BEHAVIOUR §7): retained state, health, events, staff commands.
 
 One task owns the broker connection: it connects (MQTT 5, or 3.1.1 when the broker
 refuses 5 and ``protocol = "auto"``), publishes every retained topic, then ``online``,
@@ -372,7 +372,7 @@ class MqttControl:
                 await client.subscribe(self.topics.requests, qos=1)
             if self.settings.discovery:
                 await client.subscribe(self.topics.ha_status, qos=1)
-            # Retained state first, then `online` (SPEC 7): a consumer that sees the relay
+            # Retained state first, then `online` (BEHAVIOUR §7): a consumer that sees the relay
             # online already finds its state.
             self.outbox.republish_all()
             while (item := self.outbox.take_retained()) is not None:
@@ -491,7 +491,7 @@ class MqttControl:
 
     async def _handle_request(self, command: str, message: aiomqtt.Message) -> None:
         if message.retain:
-            # SPEC 7: a retained request would run again on every reconnect; never act on one.
+            # BEHAVIOUR §7: a retained request would run again on every reconnect; never act on one.
             log.warning("mqtt_request_ignored", command=shown_name(command),
                         reason="retained message on a request topic")
             return

@@ -1,4 +1,4 @@
-"""`relay reload` for a relay without MQTT (SPEC 6, 10): SIGHUP to the `relay run` that
+"""`relay reload` for a relay without MQTT (BEHAVIOUR §6, 10): SIGHUP to the `relay run` that
 reads the same configuration file, then its answer from the journal.
 
 With `[mqtt] enabled` the command goes over MQTT like every other (the registry's

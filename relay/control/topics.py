@@ -1,4 +1,4 @@
-"""The SPEC 7 topic layout under ``<prefix>/<id>/`` (Frigate and Zigbee2MQTT style)."""
+"""The BEHAVIOUR §7 topic layout under ``<prefix>/<id>/`` (Frigate and Zigbee2MQTT style)."""
 
 from __future__ import annotations
 

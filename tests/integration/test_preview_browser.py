@@ -158,7 +158,7 @@ def test_the_preview_plays_what_is_on_air_and_follows_a_failover(studio: dict[st
         print(f"preview: the picture shown arrived {max(b for b in behind if b is not None):.2f} s before "
               f"(samples {behind})")
         # the player keeps within 1.5 s of the newest picture it holds; a starved machine's
-        # stalls come on top ("a few seconds at most", SPEC 7a)
+        # stalls come on top ("a few seconds at most", BEHAVIOUR §7a)
         assert all(b is not None and b < 5.0 for b in behind), behind
 
         # -- per-input meters from the analysis ---------------------------------------------------

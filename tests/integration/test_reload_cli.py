@@ -1,4 +1,4 @@
-"""`relay reload` as a person runs it (SPEC 6): against a real `relay run` and a real
+"""`relay reload` as a person runs it (BEHAVIOUR §6): against a real `relay run` and a real
 Mosquitto, it asks the running relay to read its configuration again and prints what
 changed (exit 0), or why nothing was: a key that cannot change while running (exit 1),
 a broken file (its problems, exit 78, as every command reading it). Without MQTT it

@@ -33,7 +33,7 @@ from tests.support.tools import require
 SIZE = "640x360"
 FAULTS = ("black", "noisy_black", "fade", "fade_noisy", "frozen", "frozen_noisy", "clock")
 # fault -> the signal it must raise (None: none may be raised) and the tier-1/2 deadline
-# beyond its threshold (SPEC 3: tier 1 + 0.3 s, tier 2 + 0.5 s)
+# beyond its threshold (BEHAVIOUR §3: tier 1 + 0.3 s, tier 2 + 0.5 s)
 EXPECTED: dict[str, str | None] = {"black": "black", "noisy_black": "black", "fade": "black",
                                    "fade_noisy": "black",
                                    "frozen": "frozen", "frozen_noisy": "frozen", "clock": None}

@@ -1,4 +1,4 @@
-"""The dashboard, the HTTP API and ``/metrics`` (SPEC 7a), served by `relay run` on its
+"""The dashboard, the HTTP API and ``/metrics`` (BEHAVIOUR §7a), served by `relay run` on its
 own event loop with aiohttp when ``[http] listen`` is set.
 
 Everything but ``/healthz`` and the login page needs a login: a session cookie
