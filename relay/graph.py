@@ -132,8 +132,7 @@ class InputChannel:
                                 declared_codec=settings.codec)
         self._loop = asyncio.get_running_loop()
         thresholds = graph.settings.thresholds
-        self.analyzer = InputAnalyzer(settings.id, self._post_stats, black_luma=thresholds.black_luma,
-                                      black_pixels=thresholds.black_pixels, frozen_db=thresholds.frozen_db)
+        self.analyzer = InputAnalyzer(settings.id, self._post_stats, thresholds=thresholds)
         self.peer: str | None = None
         self.video_config: VideoConfig | None = None
         self.audio_config: AudioConfig | None = None
@@ -477,10 +476,7 @@ class MediaGraph:
             t = new.thresholds
             for ch in self.channels.values():
                 retune_watch(ch.watch, old.thresholds, t)
-                # the picture analysis takes these with its next decoder (a new connection or format)
-                analyzer = ch.analyzer
-                analyzer._black_luma, analyzer._black_pixels = t.black_luma, t.black_pixels
-                analyzer._frozen_db = t.frozen_db
+                ch.analyzer.retune(t)  # taken with its next decoder (a new connection or format)
         if new.failover != old.failover:
             self.policy.settings = new.failover
             self.policy.failed_switch_hold_s = new.failover.failback_after_s

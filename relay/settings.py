@@ -239,6 +239,9 @@ class ThresholdSettings(Section):
     black_luma: Annotated[float, Field(gt=0, lt=1)] = 0.10  # pixel is dark below this share of range
     black_pixels: Annotated[float, Field(gt=0, le=1)] = 0.98  # picture is black above this dark share
     black_s: Seconds = 2.0
+    # a picture whose dark share is within this of black_pixels is watched picture by picture
+    # even where the analysis looks only at keyframes (watch/decode_plan.py)
+    black_watch_margin: Annotated[float, Field(ge=0, lt=1)] = 0.08
     # frozen (like freezedetect)
     frozen_db: float = -60.0
     frozen_warn_s: Seconds = 3.0

@@ -55,7 +55,8 @@ from relay.codec.h264 import SLICE_P
 from relay.codec.video import picture_bytes, picture_kind
 from relay.log import get_logger
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
-from relay.watch.decode_plan import CALM_S, AudioSampler, DecodePlan, Look
+from relay.settings import ThresholdSettings
+from relay.watch.decode_plan import CALM_S, DEFAULT_THRESHOLDS, AudioSampler, DecodePlan, Look
 from relay.watch.decoder import open_decoder
 from relay.watch.frames import AudioFrameStats, FrameStats, VideoFrameStats
 
@@ -79,17 +80,15 @@ class InputAnalyzer:
         input_id: str,
         on_stats: StatsSink,
         *,
-        black_luma: float = 0.10,
-        black_pixels: float = 0.98,
-        frozen_db: float = -60.0,
+        thresholds: ThresholdSettings = DEFAULT_THRESHOLDS,
         queue_packets: int = 600,
         every_picture: bool = True,
     ) -> None:
         self.input_id = input_id
         self._on_stats = on_stats
-        self._black_luma = black_luma
-        self._black_pixels = black_pixels
-        self._frozen_db = frozen_db
+        # black_luma, black_pixels, black_watch_margin, frozen_db: relay/settings.py is the
+        # one place their defaults are written
+        self._thresholds = thresholds
         # True (the default): every reference picture is decoded, whatever the compressed
         # sizes say. False: the decode plan's keyframes-only mode while calm, which cannot
         # see a fade to noisy black in time (decode_plan.py); for cost comparisons.
@@ -151,6 +150,11 @@ class InputAnalyzer:
             return
         self._inbox.append((pkt, tag))
         self._accepted += 1
+
+    def retune(self, thresholds: ThresholdSettings) -> None:
+        """New picture thresholds (a reload): taken with the next decoder, at the input's
+        next connection or format change."""
+        self._thresholds = thresholds
 
     def analyse_now(self, pkt: MediaPacket) -> list[FrameStats]:
         """What the worker makes of `pkt`, on the caller's thread, with no queue: for tests
@@ -254,8 +258,7 @@ class InputAnalyzer:
             if not isinstance(pkt.config, VideoConfig):
                 return []
             if self._video is None or self._video.config is not pkt.config:
-                self._video = _VideoAnalysis(pkt.config, self._black_luma, self._black_pixels,
-                                             self._frozen_db, self._every_picture)
+                self._video = _VideoAnalysis(pkt.config, self._thresholds, self._every_picture)
             video = self._video
             before, watching = video.decoder.decoded, video.plan.watching
             try:
@@ -310,13 +313,12 @@ class _Group:
 class _VideoAnalysis:
     """One video configuration's decoder, decode plan and held groups (worker side)."""
 
-    def __init__(self, config: VideoConfig, black_luma: float, black_pixels: float, frozen_db: float,
-                 every_picture: bool) -> None:
+    def __init__(self, config: VideoConfig, thresholds: ThresholdSettings, every_picture: bool) -> None:
         self.config = config
-        self.decoder = _VideoDecoder(config, black_luma)
+        self.decoder = _VideoDecoder(config, thresholds.black_luma)
         macroblocks = ((config.width + 15) // 16) * ((config.height + 15) // 16)
         # every_picture: never calm, so every reference picture is decoded (tests, comparisons)
-        self.plan = DecodePlan(black_pixels=black_pixels, frozen_db=frozen_db, macroblocks=macroblocks,
+        self.plan = DecodePlan(thresholds=thresholds, macroblocks=macroblocks,
                                calm_s=math.inf if every_picture else CALM_S)
         self._group: _Group | None = None
         self._previous: _Group | None = None

@@ -35,6 +35,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from relay.settings import ThresholdSettings
+
 CALM_S = 2.0  # pictures plainly alive this long -> back to keyframes only
 SIZE_RATIO = 4.0  # a reference picture this much smaller or larger than its recent median
 SIZE_WINDOW = 30  # reference pictures of one kind in the median (about 1-2 s)
@@ -42,7 +44,7 @@ SIZE_MIN_SAMPLES = 8
 TINY_BYTES_PER_MB = 0.125  # "codes to almost nothing": under an eighth of a byte a macroblock
 STILL_MARGIN_DB = 10.0  # a keyframe within frozen_db + this of the last look may be freezing
 STILL_RUN = 3  # this many consecutive pictures identical within frozen_db: a freeze, not calm
-DARK_MARGIN = 0.08  # a picture this close to black's share of dark pixels may be going black
+DEFAULT_THRESHOLDS = ThresholdSettings()  # the defaults, from their one source (relay/settings.py)
 
 
 class FrameSizes:
@@ -76,9 +78,11 @@ class Look:
 class DecodePlan:
     """*alive* or *watching*, for one input's decoder. See the module docstring."""
 
-    def __init__(self, *, black_pixels: float = 0.98, frozen_db: float = -60.0, calm_s: float = CALM_S,
+    def __init__(self, *, thresholds: ThresholdSettings = DEFAULT_THRESHOLDS, calm_s: float = CALM_S,
                  macroblocks: int = 0) -> None:
-        self._dark_alert = black_pixels - DARK_MARGIN
+        frozen_db = thresholds.frozen_db
+        # a picture this close to black's share of dark pixels may be going black
+        self._dark_alert = thresholds.black_pixels - thresholds.black_watch_margin
         # Ordinary pictures differ from the previous one by -45 to -30 dB (a presenter
         # before a still backdrop, ffmpeg's testsrc2 about -42 dB); a still one re-coded at
         # a keyframe by -67 dB and less (x264, 6 Mbit/s).

@@ -31,6 +31,7 @@ from relay.watch.input import InputWatch
 from tests.support.tools import require
 
 SIZE = "640x360"
+DEFAULTS = ThresholdSettings()  # the thresholds' one source (relay/settings.py)
 FAULTS = ("black", "noisy_black", "fade", "fade_noisy", "frozen", "frozen_noisy", "clock")
 # fault -> the signal it must raise (None: none may be raised) and the tier-1/2 deadline
 # beyond its threshold (BEHAVIOUR §3: tier 1 + 0.3 s, tier 2 + 0.5 s)
@@ -179,7 +180,8 @@ def replay(packets: Sequence[MediaPacket], thresholds: ThresholdSettings | None 
     return result
 
 
-def first_black(path: Path, after_s: float, black_luma: float = 0.10, black_pixels: float = 0.98) -> float:
+def first_black(path: Path, after_s: float, black_luma: float = DEFAULTS.black_luma,
+                black_pixels: float = DEFAULTS.black_pixels) -> float:
     """When the picture really went black: the first picture at or after `after_s` (every
     picture decoded, B-frames too, sampled as the analysis samples) that is black."""
     with av.open(str(path)) as container:

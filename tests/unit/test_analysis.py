@@ -16,6 +16,7 @@ import av
 import pytest
 
 from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
+from relay.settings import ThresholdSettings
 from relay.watch import analysis
 from relay.watch.analysis import InputAnalyzer
 from relay.watch.decode_plan import FrameSizes
@@ -23,6 +24,8 @@ from relay.watch.frames import AudioFrameStats, FrameStats, VideoFrameStats
 from tests.support.tools import require
 
 SMALL = "320x240"
+
+DEFAULTS = ThresholdSettings()  # the thresholds' one source (relay/settings.py)
 
 
 def encode_clip(
@@ -160,7 +163,7 @@ def test_a_still_picture_is_frozen(clips: dict[str, Path]) -> None:
     video, _ = analyse(read_packets(clips["still"]))
     diffs = [v.diff_db for v in video if v.diff_db is not None]
     assert len(diffs) >= 30
-    assert statistics.median(diffs) <= -60.0
+    assert statistics.median(diffs) <= DEFAULTS.frozen_db
     assert statistics.mean(v.dark_fraction for v in video) <= 0.1
 
 
@@ -282,8 +285,8 @@ def test_a_moving_picture_is_looked_at_only_at_keyframes_once_calm(plan_clips: d
 def test_a_cut_to_black_mid_group_is_seen_at_its_first_picture(
         plan_clips: dict[str, Path], clip: str) -> None:
     every, plan, _, _ = analyse_both(read_packets(plan_clips[clip]))
-    first_every = next(s for s in every if s.dark_fraction >= 0.98)
-    first_plan = next(s for s in plan if s.dark_fraction >= 0.98)
+    first_every = next(s for s in every if s.dark_fraction >= DEFAULTS.black_pixels)
+    first_plan = next(s for s in plan if s.dark_fraction >= DEFAULTS.black_pixels)
     assert CUT_AT - 0.1 <= first_every.now <= CUT_AT + 0.1
     assert first_plan.now == first_every.now  # the held group decoded from its keyframe: nothing late
     # from there on, every reference picture, as before the plan
@@ -296,7 +299,8 @@ def test_a_freeze_mid_group_is_seen_at_its_first_picture(plan_clips: dict[str, P
     every, plan, _, _ = analyse_both(read_packets(plan_clips["freeze"]))
 
     def first_frozen(stats: list[VideoFrameStats]) -> VideoFrameStats:
-        return next(s for s in stats if s.now > 3.0 and s.diff_db is not None and s.diff_db <= -60.0)
+        return next(s for s in stats
+                    if s.now > 3.0 and s.diff_db is not None and s.diff_db <= DEFAULTS.frozen_db)
 
     assert CUT_AT - 0.1 <= first_frozen(every).now <= CUT_AT + 0.2
     assert first_frozen(plan).now == first_frozen(every).now
@@ -323,8 +327,8 @@ def test_a_keyframe_gone_black_rewinds_over_the_previous_group(
         analyzer.stop()
     assert analyzer.plan is not None and analyzer.plan.reason == "dark keyframe"
     video = [s for s in seen if isinstance(s, VideoFrameStats)]
-    first_every = next(s for s in every if s.dark_fraction >= 0.98)
-    assert next(s for s in video if s.dark_fraction >= 0.98).now == first_every.now
+    first_every = next(s for s in every if s.dark_fraction >= DEFAULTS.black_pixels)
+    assert next(s for s in video if s.dark_fraction >= DEFAULTS.black_pixels).now == first_every.now
     assert [s.pts for s in video] == sorted(s.pts for s in video)
 
 
@@ -350,5 +354,5 @@ def test_a_group_too_long_to_hold_is_decoded_as_it_comes_and_not_held(
     video = [s for s in seen if isinstance(s, VideoFrameStats)]
     # every reference picture decoded (pinned to watching), the black found as before
     assert [s.pts for s in video] == [s.pts for s in every]
-    assert next(s for s in video if s.dark_fraction >= 0.98).now == next(
-        s for s in every if s.dark_fraction >= 0.98).now
+    assert next(s for s in video if s.dark_fraction >= DEFAULTS.black_pixels).now == next(
+        s for s in every if s.dark_fraction >= DEFAULTS.black_pixels).now

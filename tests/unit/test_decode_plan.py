@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relay.codec.h264 import SLICE_B, SLICE_P
+from relay.settings import ThresholdSettings
 from relay.watch.decode_plan import CALM_S, AudioSampler, DecodePlan, FrameSizes, Look
 
 
@@ -13,9 +14,9 @@ def look(now: float, *, keyframe: bool = False, dark_fraction: float = 0.1,
     return Look(now, keyframe, dark_fraction, diff_db)
 
 
-def calm_plan(**kwargs: float) -> tuple[DecodePlan, float]:
+def calm_plan(**thresholds: float) -> tuple[DecodePlan, float]:
     """A plan that has seen CALM_S of a moving picture (every reference picture decoded)."""
-    plan = DecodePlan(**kwargs)
+    plan = DecodePlan(thresholds=ThresholdSettings(**thresholds))
     now = 0.0
     assert plan.watching  # a new picture: nothing known yet
     while plan.watching:
@@ -141,7 +142,7 @@ def test_audio_sampler_starts_a_window_when_timestamps_jump() -> None:
 def test_a_nearly_still_picture_is_calm_but_a_run_of_identical_ones_is_not() -> None:
     """A slide with a clock (-52 to -59 dB from picture to picture, ffmpeg's testsrc) is
     alive; three pictures in a row identical within frozen_db (-60 dB) are a freeze."""
-    plan = DecodePlan(frozen_db=-60.0)
+    plan = DecodePlan(thresholds=ThresholdSettings(frozen_db=-60.0))
     t = 0.0
     for i in range(90):
         t = i / 30
