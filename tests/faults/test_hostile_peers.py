@@ -44,7 +44,7 @@ from tests.faults.show import (
 from tests.support import hostile
 from tests.support.nginx import NginxRtmp
 from tests.support.recording import read_recording
-from tests.support.waiting import holds_sync
+from tests.support.waiting import every_sync, holds_sync
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -153,19 +153,25 @@ def test_a_show_survives_every_attack_and_a_mixed_flood(tmp_path: Path, main_cli
             # like a real encoder it tries again when its connection is cut: here all of the
             # flood comes from the encoder's own address, and a connection that has not
             # published yet can lose its slot to the flood's newcomers
-            tries, back = 0, None
-            while back is None:
+            tries, got_in = 0, []
+
+            def try_to_get_in() -> None:
+                nonlocal tries
                 tries += 1
                 again = ClipFeed(show.port, BACKUP_KEY, backup_clip)
                 stack.callback(again.stop)
                 with contextlib.suppress(OSError):  # cut during the handshake
                     again.start()
-                while back is None and again.playing and time.time() - reconnect_at < 10.0:
+                while not got_in and again.playing and time.time() - reconnect_at < 10.0:
                     with contextlib.suppress(AssertionError):
-                        back = show.relay.wait_new("input_connected", connected, timeout=0.5, input="backup")
-                if back is None:  # cut on its way in: again after an encoder's reconnect delay
-                    assert time.time() - reconnect_at < 10.0, f"the backup not back in after {tries} tries"
-                    time.sleep(RETRY_S)  # kept: the encoder being played waits so long before it retries
+                        got_in.append(show.relay.wait_new("input_connected", connected, timeout=0.5,
+                                                          input="backup"))
+
+            # cut on its way in: again after an encoder's reconnect delay
+            every_sync(RETRY_S, try_to_get_in, until=lambda: bool(got_in),
+                       timeout=10.0 - (time.time() - reconnect_at), what="the backup back in",
+                       detail=lambda: f"after {tries} tries")
+            (back,) = got_in
             print(f"the backup encoder got back in on try {tries}")
             made["flood"] = finished(flood, FLOOD_S + 60)
             # and the show goes on after it
