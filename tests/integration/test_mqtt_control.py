@@ -64,12 +64,21 @@ async def request(broker: Mosquitto, command: str, payload: bytes | str, *, reta
         return body
 
 
+async def retained_topics(w: Watcher, *topics: str) -> dict[str, bytes]:
+    """What ``w`` got retained, once every one of ``topics`` (under BASE) has come: the broker
+    sends each retained message right after SUBACK, so they arrive together."""
+    wanted = {f"{BASE}/{t}" for t in topics}
+    await until(lambda: wanted <= {m.topic.value for m in w.messages if m.retain}, 5,
+                f"the retained {', '.join(topics)}")
+    return {m.topic.value: bytes(m.payload) for m in w.messages if m.retain}
+
+
 async def test_retained_topics_reach_a_late_subscriber(relay: tuple[FakeDaemon, MqttControl],
                                                        broker: Mosquitto) -> None:
     async with Watcher(broker, f"{BASE}/#") as w:
         await w.wait_for(lambda m: m.topic.value == f"{BASE}/availability")
-        await asyncio.sleep(0.3)  # every retained message arrives right after SUBACK
-        retained = {m.topic.value: bytes(m.payload) for m in w.messages if m.retain}
+        retained = await retained_topics(w, "availability", "active_input", "input/main/status",
+                                         "input/backup/status", "output/douyin/status", "state")
     assert retained[f"{BASE}/availability"] == b"online"
     assert retained[f"{BASE}/active_input"] == b"main"
     assert retained[f"{BASE}/input/main/status"] == b"active"
@@ -143,7 +152,13 @@ async def test_mqtt5_reply_goes_to_the_response_topic_with_correlation_data(
         reply = await w.wait_for(lambda m: m.topic.value == response_topic)
         assert reply.properties.CorrelationData == b"\x01corr-77"
         assert json.loads(reply.payload)["status"] == "ok"
-        await asyncio.sleep(0.3)
+        # A second request as a barrier: replies leave in order, so a copy of the first on
+        # response/ping would arrive before this one's (an unknown command: the daemon is not called).
+        barrier = f"{BASE}/response/explode/{uuid.uuid4().hex}"
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.ResponseTopic = barrier
+        await w.client.publish(f"{BASE}/request/explode", b"{}", qos=1, properties=props)
+        await w.wait_for(lambda m: m.topic.value == barrier)
         assert not w.on(f"{BASE}/response/ping"), "the reply goes only to the Response Topic"
     assert daemon.calls == [("ping", {})]
 
@@ -189,12 +204,15 @@ async def test_retained_requests_are_ignored(relay: tuple[FakeDaemon, MqttContro
     # and one left on the broker is not picked up by the next connection either
     await control.stop()
     control2 = MqttControl(daemon, backoff=ReconnectBackoff(0.2, 1.0))
-    await control2.start()
-    try:
-        await until(lambda: control2.connected, 8, "the second connection")
-        await asyncio.sleep(0.5)
-    finally:
-        await control2.stop()
+    with capture_logs() as logs:
+        await control2.start()
+        try:
+            await until(lambda: control2.connected, 8, "the second connection")
+            # the broker hands it the retained request on subscribe: wait until it is turned away
+            await until(lambda: any(e["event"] == "mqtt_request_ignored" and e["command"] == "failover"
+                                    for e in logs), 5, "the retained request to be ignored")
+        finally:
+            await control2.stop()
     assert daemon.calls == []
     # clear the retained request so it cannot leak into anything else
     async with Watcher(broker, f"{BASE}/none") as w:
@@ -221,7 +239,7 @@ async def test_last_will_says_offline_when_the_relay_vanishes(broker: Mosquitto)
         "async def main():\n"
         f"    d = FakeDaemon(relay_settings(MqttSettings(host='{broker.host}', port={broker.port})))\n"
         "    await MqttControl(d).start()\n"
-        "    await asyncio.sleep(60)\n"
+        "    await asyncio.Event().wait()\n"  # online until the test kills it
         "asyncio.run(main())\n"
     )
     async with Watcher(broker, f"{BASE}/availability") as w:
@@ -240,7 +258,8 @@ async def test_broker_outage_buffers_events_and_recovers(tmp_path: Path) -> None
     broker = Mosquitto(tmp_path)
     broker.start()
     daemon = make_daemon(broker)
-    control = MqttControl(daemon, backoff=ReconnectBackoff(1.5, 1.5))
+    backoff = ReconnectBackoff(1.5, 1.5)
+    control = MqttControl(daemon, backoff=backoff)
     loop_lag = LoopLag()
     try:
         await control.start()
@@ -257,7 +276,9 @@ async def test_broker_outage_buffers_events_and_recovers(tmp_path: Path) -> None
             daemon.bus.emit(InputDisconnected(input="main", reason="eof"))
             assert control.outbox.buffered_events >= 3
             assert time.perf_counter() - t0 < 0.5  # generous: a wait on the broker would be seconds
-            await asyncio.sleep(3.0)  # two reconnect attempts (1.5 s apart) into the outage
+            # two reconnect attempts (0.75-1.5 s apart) into the outage: the drop is the first
+            # failure the backoff counts, each refused attempt one more
+            await until(lambda: backoff.attempts >= 3, 15, "two refused reconnects")
             assert control.outbox.buffered_events >= 3
             broker.start()
             async with Watcher(broker, f"{BASE}/#") as w:
@@ -269,8 +290,7 @@ async def test_broker_outage_buffers_events_and_recovers(tmp_path: Path) -> None
                 assert names == ["fault_raised", "switched", "input_disconnected"]
             async with Watcher(broker, f"{BASE}/#") as late:
                 await late.wait_for(lambda m: m.topic.value == f"{BASE}/availability")
-                await asyncio.sleep(0.3)
-                retained = {m.topic.value: bytes(m.payload) for m in late.messages if m.retain}
+                retained = await retained_topics(late, "availability", "active_input", "state")
         assert retained[f"{BASE}/availability"] == b"online"
         assert retained[f"{BASE}/active_input"] == b"backup"
         assert json.loads(retained[f"{BASE}/state"])["active_input"] == "backup"
@@ -309,11 +329,12 @@ async def test_event_buffer_drops_the_oldest_and_counts(broker: Mosquitto) -> No
 async def test_broker_absent_at_start_then_started(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path)
     daemon = make_daemon(broker)
-    control = MqttControl(daemon, backoff=ReconnectBackoff(0.3, 1.0))
+    backoff = ReconnectBackoff(0.3, 1.0)
+    control = MqttControl(daemon, backoff=backoff)
     try:
         with capture_logs() as logs:
             await control.start()  # returns although nothing listens
-            await asyncio.sleep(1.5)
+            await until(lambda: backoff.attempts >= 3, 10, "three refused connects")
             assert not control.connected
             broker.start()
             await until(lambda: control.connected, 8, "the connection")
@@ -386,8 +407,9 @@ async def test_thumbnail_is_published_retained(broker: Mosquitto) -> None:
     await control.start()
     try:
         await until(lambda: control.connected, 8, "the connection")
-        await asyncio.sleep(1.0)  # a few thumbnail periods: a late subscriber gets the retained one
-        async with Watcher(broker, f"{BASE}/thumbnail") as w:
+        async with Watcher(broker, f"{BASE}/thumbnail") as first:  # it has been published
+            await first.wait_for(lambda m: m.payload == daemon.jpeg)
+        async with Watcher(broker, f"{BASE}/thumbnail") as w:  # so a late subscriber gets it retained
             m = await w.wait_for(lambda m: True)
         assert m.retain and m.payload == daemon.jpeg
     finally:
@@ -403,7 +425,7 @@ class LoopLag:
     async def run(self) -> None:
         while True:
             t0 = time.perf_counter()
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # kept: the probe itself (how late a 20 ms timer fires)
             self.worst_s = max(self.worst_s, time.perf_counter() - t0 - 0.02)
 
 
