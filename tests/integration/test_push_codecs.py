@@ -6,7 +6,7 @@ Every recording is read back and decoded by FFmpeg 8 (PyAV)."""
 from __future__ import annotations
 
 import itertools
-import time
+import re
 from pathlib import Path
 
 import av
@@ -20,6 +20,7 @@ from tests.integration.test_output import feed, push_srt, settings, timeline, wa
 from tests.support.clips import decode_video, encode, flv_packets, flv_tags
 from tests.support.nginx import NginxRtmp
 from tests.support.node_media import NodeMediaServer
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +31,25 @@ def _clip(codec: str) -> list[MediaPacket]:
                                  formats=("flv",)).raw["flv"])
     assert packets[0].keyframe and packets[-1].dts < 2000
     return packets
+
+
+async def _recorded(platform: NginxRtmp | NodeMediaServer) -> None:
+    """Wait until the platform has seen every publisher it took leave (the output has
+    stopped): nginx-rtmp closes the recording before it logs the session's `disconnect`;
+    node-media-server has handed all it got to the recording's writer by the time it logs
+    the publishing session's `close` (it keeps the file open until it stops)."""
+    if isinstance(platform, NginxRtmp):
+        def done() -> bool:
+            log = platform.error_log()
+            return 0 < log.count(" client connected ") == log.count(" disconnect, client: ")
+        detail = platform.error_log
+    else:
+        def done() -> bool:
+            log = platform.log()
+            pushers = set(re.findall(r"RTMP session (\S+) \S+ start push ", log))
+            return bool(pushers) and pushers <= set(re.findall(r"RTMP session (\S+) close$", log, re.M))
+        detail = platform.log
+    await until(done, 10, "the platform to see its publisher leave", detail=lambda: detail()[-2000:])
 
 
 def _video_dts(path: Path) -> list[int]:
@@ -50,7 +70,7 @@ async def test_enhanced_rtmp_to_node_media_server(tmp_path: Path, codec: str) ->
         await feed([out], timeline([_clip(codec)]), 4.0)
         assert out.status == "pushing", events
         await out.stop()
-        time.sleep(0.5)
+        await _recorded(platform)
         recordings = platform.recordings("show")
         assert recordings, platform.log()[-2000:]
         name, pictures, errors = decode_video(recordings[-1])
@@ -79,7 +99,7 @@ async def test_hevc_to_a_legacy_only_platform_is_refused_loudly_then_h264_flows(
         cleared = await wait_for(events, FaultCleared, 3.0, signal="codec")
         await wait_for(events, OutputConnected, 3.0)
         await out.stop()
-        time.sleep(0.5)
+        await _recorded(platform)
         recordings = platform.recordings("show")
         name, pictures, errors = decode_video(recordings[-1])
     assert fault.tier == 1 and fault.value == "hevc" and fault.threshold == "legacy"  # type: ignore[attr-defined]
@@ -102,7 +122,7 @@ async def test_hevc_as_codec_id_12_to_nginx_rtmp(tmp_path: Path) -> None:
         await feed([out], timeline([_clip("hevc")]), 4.0)
         assert out.status == "pushing"
         await out.stop()
-        time.sleep(0.5)
+        await _recorded(platform)
         recording = platform.recordings("show")[-1]
         name, pictures, errors = decode_video(recording)
     raw = recording.read_bytes()
