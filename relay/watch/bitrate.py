@@ -18,14 +18,16 @@ import statistics
 from collections import deque
 
 from relay.events import EventSink
+from relay.media import MediaPacket
 from relay.settings import ThresholdSettings
 from relay.watch.fault import Fault
+from relay.watch.signal import InputSignal
 
 _WINDOW_S = 1.0
 _MIN_HISTORY = 10
 
 
-class BitrateSignal:
+class BitrateSignal(InputSignal):
     signal = "bitrate"
 
     def __init__(self, input_id: str, thresholds: ThresholdSettings, emit: EventSink) -> None:
@@ -75,6 +77,12 @@ class BitrateSignal:
         if self._median is None:
             self._median = float(statistics.median(rate for _, rate in self._history))
         return self._median
+
+    def connected(self, now: float) -> None:
+        self.on_connected(now)
+
+    def packet(self, now: float, pkt: MediaPacket) -> None:
+        self.on_packet(now, len(pkt.data))
 
     def tick(self, now: float) -> None:
         kbps = self.kbps(now)

@@ -23,16 +23,19 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
+from collections.abc import Callable
 
 from relay.events import EventSink
+from relay.media import MediaPacket, Track
 from relay.settings import ThresholdSettings
 from relay.watch.fault import Fault
+from relay.watch.signal import InputSignal
 
 _NOMINAL_FRAMES = 60  # ~2 s at 30 fps: enough for a stable median, early enough to matter
 _WINDOW_S = 1.0  # fps and jitter are measured over the last second
 
 
-class CadenceSignal:
+class CadenceSignal(InputSignal):
     signal = "cadence"
 
     def __init__(self, input_id: str, thresholds: ThresholdSettings, emit: EventSink) -> None:
@@ -44,6 +47,9 @@ class CadenceSignal:
             emit,
             input_id,
         )
+        # whether the input is stalled now (its own tier-1 fault): InputWatch wires it to
+        # the stalled signal, since a stall is judged there, not as uneven cadence
+        self.is_stalled: Callable[[], bool] = lambda: False
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -109,7 +115,13 @@ class CadenceSignal:
         late = sorted(t - floor for t in transits)
         return late[min(len(late) - 1, int(0.95 * len(late)))]
 
-    def tick(self, now: float, stalled: bool = False) -> None:
+    def packet(self, now: float, pkt: MediaPacket) -> None:
+        if pkt.track is Track.VIDEO:
+            self.on_video_packet(now, pkt.dts, pkt.config)
+
+    def tick(self, now: float, stalled: bool | None = None) -> None:
+        if stalled is None:
+            stalled = self.is_stalled()
         nominal = self.nominal_interval_ms
         if nominal is not None and not stalled:
             # A stall is its own (tier-1) fault; cadence judges only the flowing stream.

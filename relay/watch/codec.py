@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from relay.codec.video import label
 from relay.events import EventSink
-from relay.media import VideoConfig
+from relay.media import MediaPacket, VideoConfig
 from relay.settings import ThresholdSettings
 from relay.watch.fault import Fault
+from relay.watch.signal import InputSignal
 
 
-class CodecSignal:
+class CodecSignal(InputSignal):
     signal = "codec"
 
     def __init__(self, input_id: str, thresholds: ThresholdSettings, emit: EventSink,
@@ -33,6 +34,14 @@ class CodecSignal:
     def on_video(self, config: VideoConfig | None) -> None:
         if config is not None:
             self.codec = config.codec
+
+    def packet(self, now: float, pkt: MediaPacket) -> None:
+        if isinstance(pkt.config, VideoConfig):
+            self.on_video(pkt.config)
+
+    def declare(self, codec: str | None) -> None:
+        """The codec the input's encoder is set to send (`inputs.codec`; None: whatever it sends)."""
+        self._declared = codec
 
     def on_show_codec(self, codec: str | None) -> None:
         """The codec on air (None: nothing went out yet, or mixing is allowed)."""

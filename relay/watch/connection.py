@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from relay.events import EventSink
+from relay.media import MediaPacket, Track
 from relay.settings import ThresholdSettings
 from relay.watch.fault import Fault
+from relay.watch.signal import InputSignal
 
 
 class DisconnectedSignal:
@@ -36,7 +38,7 @@ class DisconnectedSignal:
         self.fault.tick(now)
 
 
-class StalledSignal:
+class StalledSignal(InputSignal):
     """Tier 1 when a connected input delivers no video packet for `input_stall_ms`.
 
     Counted from the last video packet, or from the connection if none came yet.
@@ -61,6 +63,13 @@ class StalledSignal:
     def on_video_packet(self, now: float) -> None:
         self._last_video = now
         self.fault.observe(now, 1, False, 0.0)
+
+    def connected(self, now: float) -> None:
+        self.on_connected(now)
+
+    def packet(self, now: float, pkt: MediaPacket) -> None:
+        if pkt.track is Track.VIDEO:
+            self.on_video_packet(now)
 
     def tick(self, now: float) -> None:
         if self._last_video is not None:

@@ -40,9 +40,10 @@ import math
 from collections import deque
 
 from relay.events import EventSink
-from relay.media import AudioConfig, VideoConfig
+from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.settings import ThresholdSettings
 from relay.watch.fault import Fault
+from relay.watch.signal import InputSignal
 
 _SMOOTH_S = 0.5  # time constant of the offset smoothing: well below drift_hold_s
 _STEP_MS = 250.0  # an offset step beyond this is a timestamp jump, not arrival jitter
@@ -132,7 +133,7 @@ class _AudioContent:
         return self._moved - sum(self._baseline) / len(self._baseline)
 
 
-class DriftSignal:
+class DriftSignal(InputSignal):
     signal = "drift"
 
     def __init__(self, input_id: str, thresholds: ThresholdSettings, emit: EventSink) -> None:
@@ -171,6 +172,12 @@ class DriftSignal:
     def on_audio_packet(self, now: float, dts: int, config: AudioConfig | VideoConfig | None = None) -> None:
         self._audio.update(now, dts)
         self._content.on_audio(now, dts, config)
+
+    def packet(self, now: float, pkt: MediaPacket) -> None:
+        if pkt.track is Track.VIDEO:
+            self.on_video_packet(now, pkt.dts)
+        else:
+            self.on_audio_packet(now, pkt.dts, pkt.config)
 
     def tick(self, now: float) -> None:
         drift = self._measure(now)

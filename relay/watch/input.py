@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
+from typing import TypeVar
 
 from relay.events import EventSink
 from relay.log import get_logger
-from relay.media import MediaPacket, Track, VideoConfig
+from relay.media import MediaPacket, Track
 from relay.settings import ThresholdSettings
 from relay.watch.bitrate import BitrateSignal
 from relay.watch.cadence import CadenceSignal
@@ -29,11 +30,23 @@ from relay.watch.drift import DriftSignal
 from relay.watch.fault import Fault
 from relay.watch.frames import AudioFrameStats, FrameStats, VideoFrameStats
 from relay.watch.picture import BlackSignal, FrozenSignal
+from relay.watch.signal import InputSignal
 from relay.watch.sound import AudioMissingSignal, SilenceSignal
 from relay.watch.srt_link import SrtLinkSignal
 from relay.watch.status import InputStatus
 
 log = get_logger("relay.watch.input")
+
+SignalKind = Callable[[str, ThresholdSettings, EventSink], InputSignal]
+# Every per-connection signal of an input (watch/signal.py says what one is): built for each
+# input, fed everything that happens to it, ticked, reset on disconnect. Adding a signal is
+# a class in relay/watch/ and a line here. `disconnected` is apart: it outlives connections.
+SIGNALS: tuple[SignalKind, ...] = (
+    StalledSignal, CadenceSignal, AudioMissingSignal, DriftSignal, BitrateSignal,
+    BlackSignal, FrozenSignal, SilenceSignal, SrtLinkSignal, CodecSignal,
+)  # fmt: skip
+
+_T = TypeVar("_T", bound=InputSignal)
 
 _LOUDNESS_WINDOW_S = 1.0
 # The latest judged picture may trail the latest video packet by the decoder's reordering
@@ -50,21 +63,17 @@ class InputWatch:
         self.input_id = input_id
         self.priority = priority
         self.disconnected = DisconnectedSignal(input_id, thresholds, emit)
-        self.stalled = StalledSignal(input_id, thresholds, emit)
-        self.cadence = CadenceSignal(input_id, thresholds, emit)
-        self.audio_missing = AudioMissingSignal(input_id, thresholds, emit)
-        self.drift = DriftSignal(input_id, thresholds, emit)
-        self.bitrate = BitrateSignal(input_id, thresholds, emit)
-        self.black = BlackSignal(input_id, thresholds, emit)
-        self.frozen = FrozenSignal(input_id, thresholds, emit)
-        self.silence = SilenceSignal(input_id, thresholds, emit)
-        self.srt_link = SrtLinkSignal(input_id, thresholds, emit)
-        self.codec = CodecSignal(input_id, thresholds, emit, declared_codec)
-        self._per_connection = (
-            self.stalled, self.cadence, self.audio_missing, self.drift, self.bitrate,
-            self.black, self.frozen, self.silence, self.srt_link, self.codec,
-        )  # fmt: skip
-        self._faults: tuple[Fault, ...] = (self.disconnected.fault, *(s.fault for s in self._per_connection))
+        self.signals: tuple[InputSignal, ...] = tuple(kind(input_id, thresholds, emit) for kind in SIGNALS)
+        # the ones the watch reads itself (health, the policy's view, the graph's codec on air)
+        self.stalled = self._signal(StalledSignal)
+        self.cadence = self._signal(CadenceSignal)
+        self.drift = self._signal(DriftSignal)
+        self.bitrate = self._signal(BitrateSignal)
+        self.srt_link = self._signal(SrtLinkSignal)
+        self.codec = self._signal(CodecSignal)
+        self.codec.declare(declared_codec)
+        self.cadence.is_stalled = lambda: self.stalled.fault.open is not None
+        self._faults: tuple[Fault, ...] = (self.disconnected.fault, *(s.fault for s in self.signals))
         self._connected_at: float | None = None
         self._healthy_since: float | None = None
         self._last_video: VideoFrameStats | None = None
@@ -73,6 +82,9 @@ class InputWatch:
         self._last_video_packet: float | None = None  # arrival of the latest video packet
         self._peaks: deque[tuple[float, float]] = deque()  # (now, peak dBFS), for the dashboard's meters
         self.bytes_received = 0  # media bytes since start, every connection (Prometheus counts them)
+
+    def _signal(self, kind: type[_T]) -> _T:
+        return next(s for s in self.signals if isinstance(s, kind))
 
     @property
     def connected(self) -> bool:
@@ -85,13 +97,13 @@ class InputWatch:
             return
         self._connected_at = now
         self.disconnected.on_connected(now)
-        self.stalled.on_connected(now)
-        self.bitrate.on_connected(now)
+        for signal in self.signals:
+            signal.connected(now)
 
     def on_disconnected(self, now: float, reason: str = "publisher gone") -> None:
         if not self.connected and self._connected_at is None:
             return
-        for signal in self._per_connection:
+        for signal in self.signals:
             signal.reset(now)
         self._connected_at = None
         self._last_video = None
@@ -107,29 +119,22 @@ class InputWatch:
             return
         if pkt.track is Track.VIDEO:
             self._last_video_packet = now
-            self.stalled.on_video_packet(now)
-            self.cadence.on_video_packet(now, pkt.dts, pkt.config)
-            self.audio_missing.on_video_packet(now)
-            self.drift.on_video_packet(now, pkt.dts)
-            if isinstance(pkt.config, VideoConfig):
-                self.codec.on_video(pkt.config)
-        else:
-            self.audio_missing.on_audio_packet(now)
-            self.drift.on_audio_packet(now, pkt.dts, pkt.config)
-        self.bitrate.on_packet(now, len(pkt.data))
+        for signal in self.signals:
+            signal.packet(now, pkt)
         self.bytes_received += len(pkt.data)
 
     def on_video_frame(self, stats: VideoFrameStats) -> None:
         if not self._current(stats.now):
             return
         self._last_video = stats
-        self.black.on_frame(stats)
-        self.frozen.on_frame(stats)
+        for signal in self.signals:
+            signal.video_frame(stats)
 
     def on_audio_frame(self, stats: AudioFrameStats) -> None:
         if not self._current(stats.now):
             return
-        self.silence.on_frame(stats)
+        for signal in self.signals:
+            signal.audio_frame(stats)
         self._loudness.append((stats.now, 10.0 ** (stats.rms_dbfs / 10.0)))
         self._peaks.append((stats.now, stats.peak_dbfs))
 
@@ -142,23 +147,15 @@ class InputWatch:
 
     def on_srt_stats(self, now: float, rtt_ms: float, loss_pct: float) -> None:
         if self.connected:
-            self.srt_link.on_stats(now, rtt_ms, loss_pct)
+            for signal in self.signals:
+                signal.srt_stats(now, rtt_ms, loss_pct)
 
     def tick(self, now: float) -> None:
         """Every signal's time-based conditions. One signal that raises (a bug) is logged
         and skipped: the others, and the health the policy reads, still run (issue 22)."""
         steps: tuple[tuple[str, Callable[[float], None]], ...] = (
             ("disconnected", self.disconnected.tick),
-            ("stalled", self.stalled.tick),
-            ("cadence", lambda t: self.cadence.tick(t, stalled=self.stalled.fault.open is not None)),
-            ("audio_missing", self.audio_missing.tick),
-            ("drift", self.drift.tick),
-            ("bitrate", self.bitrate.tick),
-            ("black", self.black.tick),
-            ("frozen", self.frozen.tick),
-            ("silence", self.silence.tick),
-            ("srt_link", self.srt_link.tick),
-            ("codec", self.codec.tick),
+            *((signal.signal, signal.tick) for signal in self.signals),
             ("health", self._refresh_health),
         )
         for name, step in steps:

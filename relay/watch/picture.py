@@ -11,13 +11,14 @@ from relay.events import EventSink
 from relay.settings import ThresholdSettings
 from relay.watch.fault import Fault
 from relay.watch.frames import VideoFrameStats
+from relay.watch.signal import InputSignal
 
 SETTLE_DB = -50.0  # an encoder refining a still picture changes it by less than this
 REQUANT_DB = -40.0  # a keyframe re-coding a still picture differs by less than this
 REFRESH_S = 0.3  # ...and so do the pictures the encoder refines right after it
 
 
-class BlackSignal:
+class BlackSignal(InputSignal):
     """Like ffmpeg's blackdetect: at least `black_pixels` of the picture dark, for `black_s` -> tier 1."""
 
     signal = "black"
@@ -35,6 +36,9 @@ class BlackSignal:
     def on_frame(self, stats: VideoFrameStats) -> None:
         self.fault.observe(stats.now, 1, stats.dark_fraction >= self._ratio, stats.dark_fraction)
 
+    def video_frame(self, stats: VideoFrameStats) -> None:
+        self.on_frame(stats)
+
     def tick(self, now: float) -> None:
         self.fault.tick(now)
 
@@ -42,7 +46,7 @@ class BlackSignal:
         self.fault.reset(now)
 
 
-class FrozenSignal:
+class FrozenSignal(InputSignal):
     """Like ffmpeg's freezedetect: consecutive pictures identical within `frozen_db`.
 
     Tier 2 after `frozen_warn_s`, tier 1 after `frozen_fail_s`, counted from when the
@@ -100,6 +104,9 @@ class FrozenSignal:
         since = self._quiet_since if frozen else None
         for tier in (2, 1):
             self.fault.observe(stats.now, tier, frozen, stats.diff_db, since=since)
+
+    def video_frame(self, stats: VideoFrameStats) -> None:
+        self.on_frame(stats)
 
     def tick(self, now: float) -> None:
         self.fault.tick(now)

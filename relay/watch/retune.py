@@ -8,7 +8,8 @@ that must be cleared once), so the running one is retuned in place instead: two
 fresh signals are built, one with the old thresholds and one with the new, and
 whatever plain value differs between them is what the thresholds decide; only those
 are copied into the running signal. Its state (timers, open fault, history) is kept.
-A signal added later needs nothing here, as long as it follows the same pattern.
+A signal added later needs nothing here: every kind is built as ``Kind(input_id,
+thresholds, emit)`` (watch/signal.py) and listed in the watch's ``signals``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 
 from relay.events import Event
 from relay.settings import ThresholdSettings
-from relay.watch.fault import Fault
 from relay.watch.input import InputWatch
 
 _PLAIN = (int, float, str, bool, type(None), ThresholdSettings)
@@ -29,10 +29,7 @@ def _ignore(_: Event) -> None:
 
 def retune_watch(watch: InputWatch, old: ThresholdSettings, new: ThresholdSettings) -> None:
     """Every signal of one input's watch, to the new thresholds (on the loop thread)."""
-    for name, signal in vars(watch).items():
-        fault = getattr(signal, "fault", None)
-        if name.startswith("_") or not isinstance(fault, Fault):
-            continue
+    for signal in (watch.disconnected, *watch.signals):
         retune(signal, lambda t, signal=signal: _fresh(signal, t), old, new)
 
 
@@ -61,6 +58,4 @@ def _fresh(signal: Any, thresholds: ThresholdSettings) -> Any:
     """A new signal of the same kind for the same input, emitting nowhere."""
     kind = type(signal)
     input_id = signal.fault.input_id
-    if kind.__name__ == "CodecSignal":  # it also takes the declared codec
-        return kind(input_id, thresholds, _ignore, getattr(signal, "_declared", None))
     return kind(input_id, thresholds, _ignore)

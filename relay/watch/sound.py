@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from relay.events import EventSink
+from relay.media import MediaPacket, Track
 from relay.settings import ThresholdSettings
 from relay.watch.fault import Fault
 from relay.watch.frames import AudioFrameStats
+from relay.watch.signal import InputSignal
 
 
-class SilenceSignal:
+class SilenceSignal(InputSignal):
     """Decoded audio below `silence_dbfs`: tier 2 after `silence_warn_s`, tier 1 after `silence_fail_s`."""
 
     signal = "silence"
@@ -31,6 +33,9 @@ class SilenceSignal:
         for tier in (2, 1):
             self.fault.observe(stats.now, tier, silent, stats.rms_dbfs)
 
+    def audio_frame(self, stats: AudioFrameStats) -> None:
+        self.on_frame(stats)
+
     def tick(self, now: float) -> None:
         self.fault.tick(now)
 
@@ -38,7 +43,7 @@ class SilenceSignal:
         self.fault.reset(now)
 
 
-class AudioMissingSignal:
+class AudioMissingSignal(InputSignal):
     """Video flows but no audio packet for `audio_missing_s` -> tier 1.
 
     Counted from the last audio packet, or from the first video packet of the
@@ -69,6 +74,12 @@ class AudioMissingSignal:
     def on_audio_packet(self, now: float) -> None:
         self._last_audio = now
         self.fault.observe(now, 1, False, 0.0)
+
+    def packet(self, now: float, pkt: MediaPacket) -> None:
+        if pkt.track is Track.VIDEO:
+            self.on_video_packet(now)
+        else:
+            self.on_audio_packet(now)
 
     def tick(self, now: float) -> None:
         if self._first_video is not None and self._last_video is not None:

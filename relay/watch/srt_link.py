@@ -5,9 +5,10 @@ from __future__ import annotations
 from relay.events import EventSink
 from relay.settings import ThresholdSettings
 from relay.watch.fault import Fault
+from relay.watch.signal import InputSignal
 
 
-class SrtLinkSignal:
+class SrtLinkSignal(InputSignal):
     """RTT above `srt_rtt_ms` or loss above `srt_loss_pct` for `srt_hold_s` -> tier 2."""
 
     signal = "srt_link"
@@ -28,6 +29,9 @@ class SrtLinkSignal:
             self.fault.observe(now, 2, True, round(loss_pct, 2), f"loss > {self._t.srt_loss_pct:g} %")
         else:
             self.fault.observe(now, 2, False, round(rtt_ms, 1))
+
+    def srt_stats(self, now: float, rtt_ms: float, loss_pct: float) -> None:
+        self.on_stats(now, rtt_ms, loss_pct)
 
     def tick(self, now: float) -> None:
         self.fault.tick(now)
