@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.server
 import itertools
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from relay.ingest.demux import Demuxer, DemuxSource
 from relay.ingest.pull import PullInput, srt_caller_uri
@@ -87,14 +87,17 @@ async def test_file_without_loop_plays_once(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.flv", 0.5)
     port = RecordingPort("pulled")
     pull = PullInput(pull_settings(f"file://{clip}"), port, lambda e: None)
-    await pull.start()
-    try:
-        await until(lambda: port.count("disconnect") == 1, 5, "the end of the file")
-        await asyncio.sleep(1.0)
-        assert port.calls == [("connect", f"file://{clip}"), ("disconnect", "ended")]
-        assert len(port.track(Track.VIDEO)) == 15
-    finally:
-        await pull.stop()
+    with capture_logs() as logs:
+        await pull.start()
+        try:
+            await until(lambda: port.count("disconnect") == 1, 5, "the end of the file")
+            # the supervisor is done with the file (it returns: no reconnect can follow)
+            await until(lambda: any(e["event"] == "pulled_file_ended" for e in logs), 5,
+                        "the pull to stop for good")
+            assert port.calls == [("connect", f"file://{clip}"), ("disconnect", "ended")]
+            assert len(port.track(Track.VIDEO)) == 15
+        finally:
+            await pull.stop()
 
 
 @pytest.mark.integration
