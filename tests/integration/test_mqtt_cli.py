@@ -3,7 +3,6 @@ a relay (the MQTT layer over a fake daemon) in this test's event loop."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -120,8 +119,11 @@ async def test_a_request_the_relay_would_refuse_is_bad_usage_before_anything_is_
     cfg = write_config(tmp_path / "relay.toml", broker)
     async with Watcher(broker, "relay/studio-a/request/#") as w:
         code, out, err = await relay_cli("drill", "-c", str(cfg), "--seconds", "7200")
-        await asyncio.sleep(0.3)
-        sent = list(w.messages)
+        # a marker after the command has exited: whatever it had sent reaches us before it
+        marker = "relay/studio-a/request/test-marker"
+        await w.client.publish(marker, b"", qos=1)
+        await w.wait_for(lambda m: m.topic.value == marker)
+        sent = [m for m in w.messages if m.topic.value != marker]
     assert code == 2 and out == ""
     assert "relay drill: drill: 'seconds': Input should be less than or equal to 3600" in err
     assert sent == []
