@@ -70,6 +70,14 @@ def unexplained_slates(relay: RelayProcess) -> list[dict[str, object]]:
     return out
 
 
+def sees_for(viewer: ViewerProcess, seconds: float, what: str) -> None:
+    """Wait until the platform's viewer has had frames for ``seconds`` from now: the window
+    the platform's longest gap is read over then ends on a frame, so a stall in it counts."""
+    until = time.monotonic() + seconds
+    until_sync(lambda: (raw := viewer.raw()) != [] and raw[-1][0] >= until, seconds + 20, what, poll=0.2,
+               detail=viewer.log_tail)
+
+
 @pytest.mark.parametrize("keyint_sec", [2, 0], ids=["keyframes-2s", "obs-default-keyframes"])
 def test_obs_dies_the_backup_goes_on_air_and_obs_returns(tmp_path: Path, clip: Path, stack: ExitStack,
                                                          keyint_sec: int) -> None:
@@ -97,7 +105,7 @@ def test_obs_dies_the_backup_goes_on_air_and_obs_returns(tmp_path: Path, clip: P
     try:
         until_sync(lambda: viewer.frames() > 30, 40, "the viewer to see the platform's stream", poll=0.2)
     except AssertionError:
-        raise AssertionError(f"the viewer saw {viewer.frames()} frames\n{viewer.tail()}\n{relay.tail()}"
+        raise AssertionError(f"the viewer saw {viewer.frames()} frames\n{viewer.log_tail()}\n{relay.tail()}"
                              f"\n{obs.log()[-3000:]}") from None
     # backup healthy for healthy_for_s, with margin (its ffmpeg's frames can come late here)
     relay.wait_healthy("backup", FAILOVER["healthy_for_s"] + 2.0)
@@ -107,7 +115,7 @@ def test_obs_dies_the_backup_goes_on_air_and_obs_returns(tmp_path: Path, clip: P
     killed = time.monotonic()
     failover = relay.next_switch("backup", timeout=10)
     assert failover["reason"] == "fault"
-    time.sleep(2.0)
+    sees_for(viewer, 2.0, "the viewer to see 2 s of the backup after the failover")
     gap_failover = longest_gap(viewer.raw(), killed - 1.0, time.monotonic())
 
     # OBS comes back: healthy for failback_after_s, then the cut at its next keyframe.
@@ -123,7 +131,7 @@ def test_obs_dies_the_backup_goes_on_air_and_obs_returns(tmp_path: Path, clip: P
         backup_faults = [f for f in relay.events("fault_raised", input="backup", tier=1)
                          if f["signal"] != "disconnected"]
         assert failback["reason"] == "fault" and backup_faults, (failback, backup_faults)
-    time.sleep(2.0)
+    sees_for(viewer, 2.0, "the viewer to see 2 s of OBS after the failback")
     gap_failback = longest_gap(viewer.raw(), returned, time.monotonic())
 
     print(f"keyint_sec={keyint_sec}: failover freeze {failover['freeze_ms']} ms, added delay "
