@@ -340,11 +340,12 @@ class Switcher:
             out = self._cut_over(switch, state.gop.packets(), now, buffered=True)
             return out + self._fill_silence(now)
         if mode == "auto" and self._last_out[Track.VIDEO] is None:
-            # Nothing has gone out yet: start from the buffer if it is recent, else wait.
+            # Nothing out yet: from the buffer if recent, else if urgent behind the bridge, else wait.
             if state is not None and self._usable(state, now) and self._within_budget(state, now):
                 out = self._cut_over(switch, state.gop.packets(), now, buffered=True)
                 return out + self._fill_silence(now)
-            return []
+            if not urgent:
+                return []
         if mode == "auto" and urgent:
             return self._start_urgent(switch, now) + self._fill_silence(now)
         return []

@@ -42,3 +42,15 @@ async def test_a_failover_cuts_at_once_and_one_sent_for_the_keyframe_waits_for_i
     assert studio.now - pressed < 0.1 and studio.encoders["backup"].video_n % 150 >= 60
     await studio.run_until(now.done, limit_s=8.0)
     assert now.result()["status"] == "ok" and studio.graph.on_air.input == "backup"
+
+
+async def test_the_first_input_off_the_slate_goes_on_air_at_once_whatever_its_keyframe_interval() -> None:
+    """At start (nothing has gone out yet) the first input healthy for 1 s goes on air at
+    once (BEHAVIOUR §4): with its buffered keyframe too old to start from (OBS's default
+    250-frame groups), behind the bridge, not at its next keyframe 8 s later."""
+    studio = Studio(switch_at="auto", backup_gop=250)
+    studio.live = {"backup"}
+    studio.graph.channels["backup"].connect("backup-encoder")
+    await studio.run_until(lambda: studio.graph.switcher.switching_to == "backup", limit_s=5.0)
+    assert studio.encoders["backup"].video_n % 250 > 30  # its keyframe over a second old
+    assert studio.graph.switcher.bridge_wanted() == "backup"  # at once: behind the bridge
