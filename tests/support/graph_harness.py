@@ -145,7 +145,9 @@ class GraphStudio:
             self._step += 1
             if self._step % 5 == 0:
                 self.graph.watch_tick(self.now)
-            await asyncio.sleep(0)  # what the graph deferred to the next loop turn (tier-1 faults)
+            # kept, and no wait for time: one turn of the loop, so what the graph deferred with
+            # call_soon (a tier-1 fault's evaluation) runs before the next step, as in the daemon
+            await asyncio.sleep(0)
 
     async def run_until(self, condition: Any, limit_s: float = 30.0) -> float:
         start = self.now

@@ -133,15 +133,16 @@ async def test_every_transport_shares_the_relays_one_dispatcher() -> None:
     studio = Studio()
     assert MqttControl(studio.api).commands is studio.api.commands
     assert HttpServer(studio.api, HttpSettings(), "studio-a").commands is studio.api.commands
-    gate = asyncio.Event()
+    gate, running = asyncio.Event(), asyncio.Event()
 
     async def slow_check(sample_s: float) -> dict[str, Any]:
+        running.set()
         await gate.wait()
         return {"result": "pass", "checks": []}
 
     studio.api.preflight = slow_check  # type: ignore[method-assign]
     first = asyncio.create_task(studio.api.commands.run("check", b"{}", source="mqtt", max_bytes=4096))
-    await asyncio.sleep(0)
+    await asyncio.wait_for(running.wait(), 5)  # the first check holds the dispatcher
     second = await studio.api.commands.run("check", b"{}", source="http:alice", max_bytes=4096)
     assert second["status"] == "error" and "already running" in second["error"]
     gate.set()
