@@ -154,7 +154,9 @@ class Show(StudioBase):
         reconnected."""
         assert self.relay.alive(), f"relay died during the show\n{self.relay.tail()}"
         self.finished_at = time.time()
-        time.sleep(0.02)  # what the ending causes is stamped after it (event times are in ms)
+        # kept: no event to wait on, the stamps' resolution: what the ending causes must be
+        # stamped after finished_at, and event times are in whole milliseconds
+        time.sleep(0.02)
         for feed in self.feeds:
             feed.stop()
         assert self.relay.stop() == 0
