@@ -33,8 +33,8 @@ from relay import __version__, i18n
 from relay.control.commands import Dispatcher, Outcome, Request
 from relay.control.fleet import FleetWatch
 from relay.control.http import pages
-from relay.control.http.command_routes import command_list, json_response, openapi, run_command
 from relay.control.http.auth import Accounts, Guess, LoginLimiter, Session, Sessions
+from relay.control.http.command_routes import command_list, json_response, openapi, run_command
 from relay.control.http.door import (
     ClientAddresses,
     ConnectionGate,
