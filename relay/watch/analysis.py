@@ -9,7 +9,7 @@ packet produced (a rewind's pictures come as one batch, so the loop judges them
 together, in order); the daemon wraps it with `loop.call_soon_threadsafe`.
 
 What is decoded (docs/ARCHITECTURE.md, "What is decoded and what it costs"):
-- Video (H.264, HEVC, AV1): every reference picture, as it arrives (issue 20: no cue
+- Video (H.264, HEVC, AV1): every reference picture, as it arrives (BEHAVIOUR §3: no cue
   read from the compressed stream sees every fault in time; a camera's iris closing on
   its own noise keeps every picture's size, and hard CBR pads them all alike). With
   ``every_picture=False``, what :class:`~relay.watch.decode_plan.DecodePlan` asks for:

@@ -152,7 +152,7 @@ class InputWatch:
 
     def tick(self, now: float) -> None:
         """Every signal's time-based conditions. One signal that raises (a bug) is logged
-        and skipped: the others, and the health the policy reads, still run (issue 22)."""
+        and skipped: the others, and the health the policy reads, still run."""
         steps: tuple[tuple[str, Callable[[float], None]], ...] = (
             ("disconnected", self.disconnected.tick),
             *((signal.signal, signal.tick) for signal in self.signals),
@@ -206,8 +206,9 @@ class InputWatch:
         """Is the latest picture judged? False while the analysis has fallen more than
         PICTURE_KNOWN_S behind the video that arrived (it dropped to the next keyframe, or
         stopped): then nobody knows the picture is not black or frozen, and the input is
-        not healthy, so no switch goes to it (issue 20). True before the first picture is
-        judged: nothing was ever known of it, as before any analysis."""
+        not healthy, so no switch goes to it (BEHAVIOUR §4: never onto a failing input).
+        True before the first picture is judged: nothing was ever known of it, as before
+        any analysis."""
         video, arrived = self._last_video, self._last_video_packet
         return video is None or arrived is None or arrived - video.now <= PICTURE_KNOWN_S
 
