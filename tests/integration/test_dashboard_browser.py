@@ -165,7 +165,10 @@ def test_the_dashboard_in_a_browser(studio: dict[str, Any]) -> None:
         changed = "() => document.querySelector('#on-air-picture').getAttribute('src') !== {!r}"
         page.wait_for_function(changed.format(first_src), timeout=10_000)
         page.wait_for_function("() => document.querySelector('#on-air-picture').complete", timeout=5_000)
-        time.sleep(0.3)
+        # the new frame decoded and painted: decode() settles once it can be drawn, and a frame
+        # goes by (two animation frames) before the screenshot
+        picture.evaluate("img => img.decode().then(() => new Promise(r => "
+                         "requestAnimationFrame(() => requestAnimationFrame(r))))")
         assert picture.screenshot() != first  # the test picture moves: a new frame, not the same one
         page.wait_for_function("() => document.querySelectorAll('[data-figure=fps] polyline').length >= 2",
                                timeout=10_000)
