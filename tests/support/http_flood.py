@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import select
 import socket
 import sys
 import threading
@@ -73,9 +74,17 @@ def main(port: int, sockets: int, guessers: int, each: int) -> None:
     for t in threads:
         t.join(120)
     print(json.dumps(statuses), flush=True)
+    # each socket wakes the poll when Relay closes it (or sends something first, read here)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not all(closed_by_peer(s) for s in flood):
-        time.sleep(0.2)
+    open_ones = {s.fileno(): s for s in flood}
+    poller = select.poll()
+    for fd in open_ones:
+        poller.register(fd, select.POLLIN)
+    while open_ones and (left := deadline - time.monotonic()) > 0:
+        for fd, _ in poller.poll(left * 1000):
+            if closed_by_peer(open_ones[fd]):
+                poller.unregister(fd)
+                del open_ones[fd]
     print("closed", sum(closed_by_peer(s) for s in flood), flush=True)
     for sock in flood:
         sock.close()
