@@ -41,7 +41,7 @@ from tests.faults.test_hostile_peers import loop_lag
 from tests.support.http_flood import login
 from tests.support.recording import read_recording
 from tests.support.tools import free_port
-from tests.support.waiting import until_sync
+from tests.support.waiting import holds_sync, until_sync
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -65,6 +65,12 @@ def healthz(port: int, source: str = "127.0.0.1") -> int:
         return 0
     finally:
         conn.close()
+
+
+def http_connections(pid: int, port: int) -> list[object]:
+    """The connections Relay (``pid``) holds on its dashboard's ``port``, the listener aside."""
+    return [c for c in psutil.Process(pid).net_connections(kind="tcp")
+            if c.laddr and c.laddr.port == port and c.status != psutil.CONN_LISTEN]
 
 
 class Descriptors:
@@ -106,15 +112,18 @@ users = [{{ name = "alice", role = "operator", password = "{stored}" }}]
     with ExitStack() as stack:
         show = Show(tmp_path, stack, inputs=[{"id": "main", "kind": "rtmp", "key": "main-key-1234",
                                               "priority": 1}], extra=extra)
-        show.feed("main", main_clip)
+        main = show.feed("main", main_clip)
         show.on_air("main")
         until_sync(lambda: healthz(http_port) == 200, timeout=20, what="the dashboard answers")
         # the operator logged in from the studio PC before the flood
         assert login(http_port, "alice", ALICE_PW, "127.0.0.1") == 303
-        time.sleep(1.0)  # settled
-        since = time.time()
         assert show.relay.proc is not None
-        fds = Descriptors(show.relay.proc.pid)
+        pid = show.relay.proc.pid
+        # settled: Relay holds no connection of the dashboard's any more (the descriptors' baseline)
+        until_sync(lambda: not http_connections(pid, http_port), timeout=10,
+                   what="Relay to close the login's connection")
+        since = time.time()
+        fds = Descriptors(pid)
         stack.callback(fds.stop)
 
         attacker = subprocess.Popen(
@@ -140,7 +149,8 @@ users = [{{ name = "alice", role = "operator", password = "{stored}" }}]
         closed = attacker.stdout.readline().split()
         assert attacker.wait(30) == 0
         fds.stop()
-        time.sleep(1.0)  # and the show goes on after it
+        holds_sync(lambda: show.relay.alive() and main.playing, 1.0, "the show going on after the flood",
+                   detail=show.relay.tail)
         until = time.time()
         relay = show.relay
         lines = relay.lines()
