@@ -31,6 +31,7 @@ from types import TracebackType
 
 import pytest
 
+from studio.procs import listening
 from tests.faults.show import (
     PLATFORM_KEY,
     Clip,
@@ -44,7 +45,7 @@ from tests.support.raw_rtmp import RawRtmpPublisher
 from tests.support.recording import read_recording
 from tests.support.studio import input_key
 from tests.support.viewer import PlatformViewer
-from tests.support.waiting import until_listening, until_sync
+from tests.support.waiting import holds_sync, until_listening, until_sync
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -225,7 +226,9 @@ def test_sigkill_then_restart_is_back_on_air_within_4_s_with_the_journal_intact(
         killed_at = time.time()
         first.stop(check=False)
 
-        time.sleep(restart_s)  # systemd's RestartSec, then Restart=always runs the same command
+        # systemd's RestartSec (the time is the scenario), then Restart=always runs the same
+        # command; all along the killed relay holds nothing of its port for the next one
+        holds_sync(lambda: not listening(show.port), restart_s, "the RTMP port left free by the killed relay")
         restarted_at = time.time()
         second = show.relay = show.start_relay(tmp_path / "run2", wait_started=False)
         assert second.proc is not None
