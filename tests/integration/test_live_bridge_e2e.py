@@ -28,6 +28,7 @@ from tests.support.repeats import longest_repeat, pictures
 from tests.support.studio import PLATFORM_KEY, Studio, assert_viewer_ok
 from tests.support.tools import free_port
 from tests.support.viewer import PlatformViewer
+from tests.support.waiting import stays_on_air
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ users = [{{ name = "alice", role = "operator", password = "alice-Pa55-word", tok
         os.killpg(main.proc.pid, signal.SIGKILL)
         fault = s.on_air("backup", timeout=5)
         assert fault["reason"] == "fault"
-        time.sleep(1.5)
+        stays_on_air(s.relay, 1.5, "the backup on air after the fault")
 
         # main back, failed back to at its own keyframe, then staff press failover
         s.publish("main", gop=30)
@@ -81,7 +82,7 @@ users = [{{ name = "alice", role = "operator", password = "alice-Pa55-word", tok
         command(base, "failover", {"to": "backup"})
         seen = viewer.wait_for("backup", after=pressed, timeout=5)
         operator = s.on_air("backup", timeout=5)
-        time.sleep(1.5)
+        stays_on_air(s.relay, 1.5, "the backup on air after the operator's failover")
         s.finish()
         recording = s.platform.recordings(PLATFORM_KEY)[0]
         bridges = s.relay.events("bridge")

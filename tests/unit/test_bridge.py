@@ -10,10 +10,11 @@ import av
 import numpy as np
 
 from relay.codec import h264
-from relay.media import AudioConfig, Track, VideoConfig
+from relay.media import AudioConfig, MediaPacket, Track, VideoConfig
 from relay.push.bridge import BRIDGE_STUCK_S, WARM_MAX_AGE_S, Bridge, BridgeRequest, encode_bridge
 from relay.push.silence import aac_config
 from relay.push.slate import SlateClip, encode_still
+from tests.support.waiting import until_sync
 
 
 def target_stream(width: int = 1280, height: int = 720) -> tuple[av.VideoFrame, VideoConfig, AudioConfig]:
@@ -71,16 +72,23 @@ def recording_bridge() -> tuple[Bridge, list[str]]:
     return Bridge(describe), requests
 
 
+def first_packets(bridge: Bridge, target: str) -> list[MediaPacket]:
+    """The first packets the bridge to ``target`` plays (its worker encodes meanwhile)."""
+    packets: list[MediaPacket] = []
+
+    def playing() -> bool:
+        packets[:] = bridge.update(target, time.monotonic())
+        return bool(packets)
+
+    until_sync(playing, 10, f"the bridge to {target}", poll=0.005)
+    return packets
+
+
 def test_the_bridge_follows_what_the_switcher_wants() -> None:
     bridge, requests = recording_bridge()
     try:
         assert bridge.update(None, time.monotonic()) == []
-        start = time.monotonic()
-        packets = []
-        while not packets and time.monotonic() - start < 10:
-            packets = bridge.update("backup", time.monotonic())
-            time.sleep(0.005)
-        assert packets, "no bridge within 10 s"
+        packets = first_packets(bridge, "backup")
         assert packets[0].track is Track.VIDEO and packets[0].keyframe
         assert isinstance(packets[0].config, VideoConfig) and packets[0].config.width == 1280
         assert bridge.encode_ms is not None and bridge.encode_ms < 5000  # generous: shared machine
@@ -100,12 +108,8 @@ def test_a_bridge_prepared_ahead_of_a_fault_goes_on_air_at_once_and_a_stale_one_
         bridge.prepare("backup", t0 + 0.1)  # already under way: not encoded twice
         assert requests == ["backup"]
         assert bridge.update(None, t0 + 0.1) == []  # nothing wanted yet: the prepared one is kept
-        deadline = time.monotonic() + 10
-        packets = []
-        while not packets and time.monotonic() < deadline:
-            time.sleep(0.01)
-            packets = bridge.update("backup", time.monotonic())
-        assert packets and packets[0].keyframe
+        packets = first_packets(bridge, "backup")
+        assert packets[0].keyframe
         assert requests == ["backup", "backup"] and bridge.prepared  # the still prepared ahead went on air
         assert bridge.update(None, time.monotonic()) == []
 
@@ -137,10 +141,7 @@ def test_a_stuck_encoder_is_given_up_and_the_next_bridge_gets_a_fresh_worker() -
     try:
         t0 = time.monotonic()
         assert bridge.update("backup", t0) == []
-        deadline = time.monotonic() + 10
-        while calls != ["backup"] and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert calls == ["backup"]
+        until_sync(lambda: calls == ["backup"], 10, "the first bridge's encoding to start")
         stuck = [t for t in threading.enumerate() if t.name == "bridge" and t.is_alive()]
         assert bridge.update("backup", t0 + BRIDGE_STUCK_S - 0.5) == [] and bridge.abandoned_workers == 0
         assert bridge.update("backup", t0 + BRIDGE_STUCK_S + 0.5) == [] and bridge.abandoned_workers == 1
@@ -149,12 +150,8 @@ def test_a_stuck_encoder_is_given_up_and_the_next_bridge_gets_a_fresh_worker() -
 
         # the next switch's bridge is encoded by a fresh worker, not queued behind the stuck one
         assert bridge.update(None, time.monotonic()) == []
-        deadline = time.monotonic() + 10
-        packets = []
-        while not packets and time.monotonic() < deadline:
-            packets = bridge.update("spare", time.monotonic())
-            time.sleep(0.01)
-        assert packets and packets[0].keyframe and calls == ["backup", "spare"]
+        packets = first_packets(bridge, "spare")
+        assert packets[0].keyframe and calls == ["backup", "spare"]
         assert stuck and all(t.daemon and t.is_alive() for t in stuck)  # left behind, never joined at exit
     finally:
         release.set()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import itertools
 import threading
-import time
 
 import av
 import numpy as np
@@ -25,6 +24,7 @@ from relay.push.silence import aac_config, silent_aac_frame
 from relay.settings import FailoverSettings
 from relay.switch.switcher import Switcher
 from tests.support.clips import encode, flv_packets, write_flv
+from tests.support.waiting import until_sync
 
 AUDIO: AudioConfig = aac_config(48000, 2)
 
@@ -166,11 +166,13 @@ def _rebase(pkt: MediaPacket, ms: int) -> MediaPacket:
 
 def _until(show: Show, mode: str, now: float, timeout: float = 20.0) -> None:
     """Run the bridge at ``now`` until it plays ``mode`` (the still's worker has no wait)."""
-    deadline = time.monotonic() + timeout
-    while show.bridge.mode != mode:
-        assert time.monotonic() < deadline, f"no {mode} bridge within {timeout} s"
-        time.sleep(0.01)
+    def playing() -> bool:
+        if show.bridge.mode == mode:
+            return True
         show.run_bridge(now)
+        return show.bridge.mode == mode
+
+    until_sync(playing, timeout, f"a {mode} bridge", poll=0.01)
 
 
 def _fallback_show(backup_gop: int = 45) -> tuple[Show, list[MediaPacket]]:
