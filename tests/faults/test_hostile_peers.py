@@ -201,8 +201,13 @@ def test_a_show_survives_every_attack_and_a_mixed_flood(tmp_path: Path, main_cli
           f"fds {baseline_fds} -> max {max(gauge.fds)}")
     # the encoder got back in during the flood, promptly
     assert event_time(back) - reconnect_at < 5.0, back
-    # nothing disturbed main, nor backup until its own restart; no switch at all
-    assert not faults(relay, worse_than=3, since=since, until=until, input="main"), lags
+    # nothing disturbed main, nor backup until its own restart; no switch at all. Only the
+    # signals judged from the publisher's own arrival times (drift's arrival measure, cadence)
+    # may warn: the suite's other workers starve the clip feed's threads too (load 6-12 on
+    # the 2 cores in a full run; drift tier 2 on main in each of three full runs, never alone)
+    arrival = ("drift", "cadence")
+    assert not [f for f in faults(relay, worse_than=3, since=since, until=until, input="main")
+                if f["tier"] == 1 or f["signal"] not in arrival], lags
     # (events are stamped to the millisecond: the restart's own fault may show a hair early)
     assert not faults(relay, worse_than=3, since=since, until=reconnect_at - 0.01, input="backup")
     assert not [s for s in before(relay, "switched", until) if event_time(s) >= since]

@@ -145,7 +145,9 @@ def test_obs_dies_the_backup_goes_on_air_and_obs_returns(tmp_path: Path, clip: P
     assert gap_failback <= BAR_S + LOAD_SLACK_S, gap_failback
     assert float(failover["added_delay_ms"]) <= 1000
     # a healthy cut: no delay added; its "freeze" is the arrival jitter between the two encoders
-    assert float(failback["added_delay_ms"]) == 0 and float(failback["freeze_ms"]) < 250
+    # (up to 326 ms in a full run at load 5-12; a cut that held the picture would freeze for a
+    # keyframe interval, 2 s and more)
+    assert float(failback["added_delay_ms"]) == 0 and float(failback["freeze_ms"]) < 1000
 
     viewer.stop()
     assert relay.stop() == 0
