@@ -24,7 +24,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -197,3 +197,28 @@ class EventLogger:
         d = event.to_dict(self._relay_id)
         name = d.pop("event")
         getattr(self._log, _level_for(event))(name, **d)
+
+
+class RateLimit:
+    """At most ``per_second`` passes a second; counts what it held back in between: the
+    budget for warnings about peers (RTMP ingest, the dashboard's door), where every
+    attempt would otherwise be a log line an attacker writes."""
+
+    def __init__(self, per_second: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._per_second = per_second
+        self._clock = clock
+        self._window = -1.0
+        self._passed = 0
+        self.suppressed = 0  # held back since the last one that passed
+
+    def allow(self) -> int | None:
+        """None: hold this one back. Otherwise how many were held back before it."""
+        now = self._clock()
+        if now - self._window >= 1.0:
+            self._window, self._passed = now, 0
+        if self._passed >= self._per_second:
+            self.suppressed += 1
+            return None
+        self._passed += 1
+        held, self.suppressed = self.suppressed, 0
+        return held

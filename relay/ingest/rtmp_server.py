@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from relay.events import Event, EventSink, InputRejected
-from relay.log import get_logger
+from relay.log import RateLimit, get_logger
 from relay.media import InputPort
 from relay.rtmp.amf0 import AmfError
 from relay.rtmp.chunks import ChunkError
@@ -62,29 +62,6 @@ def _peer_address(transport: asyncio.BaseTransport) -> tuple[str, str]:
         host = str(peer[0])
         return host, (f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}")
     return "unknown", "unknown"
-
-
-class RateLimit:
-    """At most ``per_second`` passes a second; counts what it held back in between."""
-
-    def __init__(self, per_second: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self._per_second = per_second
-        self._clock = clock
-        self._window = -1.0
-        self._passed = 0
-        self.suppressed = 0  # held back since the last one that passed
-
-    def allow(self) -> int | None:
-        """None: hold this one back. Otherwise how many were held back before it."""
-        now = self._clock()
-        if now - self._window >= 1.0:
-            self._window, self._passed = now, 0
-        if self._passed >= self._per_second:
-            self.suppressed += 1
-            return None
-        self._passed += 1
-        held, self.suppressed = self.suppressed, 0
-        return held
 
 
 class _Connection(asyncio.Protocol):

@@ -12,7 +12,7 @@ port: a bad peer only ever costs itself.
   idle socket of the address holding the most goes (an address flooding the port
   evicts its own); a request's headers, then its body, must each arrive in time; a
   socket with no request is closed after the idle timeout.
-- :class:`LogBudget`: warnings about peers at most a few a second, the next one saying
+- ``RateLimit`` (relay/log.py): warnings about peers at most a few a second, the next one saying
   how many were held back.
 """
 
@@ -24,14 +24,13 @@ import ipaddress
 import re
 import socket
 import ssl
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from relay.log import get_logger
+from relay.log import RateLimit, get_logger
 from relay.settings import HttpSettings, split_host_port
 
 log = get_logger("relay.http")
@@ -113,28 +112,6 @@ class HostAllowList:
         return _address(host) is not None or host in self.names
 
 
-class LogBudget:
-    """At most ``per_second`` lines a second; counts the rest (``suppressed`` on the next)."""
-
-    def __init__(self, per_second: int = 1, clock: Callable[[], float] = time.monotonic) -> None:
-        self._per_second = per_second
-        self._clock = clock
-        self._window = -1e9
-        self._passed = 0
-        self.suppressed = 0
-
-    def allow(self) -> int | None:
-        now = self._clock()
-        if now - self._window >= 1.0:
-            self._window, self._passed = now, 0
-        if self._passed >= self._per_second:
-            self.suppressed += 1
-            return None
-        self._passed += 1
-        held, self.suppressed = self.suppressed, 0
-        return held
-
-
 SAFE_PATH = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
 
 
@@ -170,7 +147,7 @@ class ConnectionGate:
         self.count = 0
         self.evicted = 0
         self.refused = 0
-        self.log_budget = LogBudget(1)
+        self.log_budget = RateLimit(1)
 
     def admit(self, conn: GatedConnection) -> bool:
         """Make room for ``conn`` (closing idle sockets) or say it must go (False)."""

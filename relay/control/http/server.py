@@ -40,7 +40,6 @@ from relay.control.http.door import (
     ConnectionGate,
     GatedConnection,
     HostAllowList,
-    LogBudget,
     read_body,
     safe_next,
     tls_context,
@@ -48,7 +47,7 @@ from relay.control.http.door import (
 from relay.control.http.live import HEARTBEAT_S, LiveFeed, LiveSource, Page
 from relay.control.http.metrics import Metrics
 from relay.control.http.preview import ProgramPreview
-from relay.log import get_logger
+from relay.log import RateLimit, get_logger
 from relay.settings import HttpSettings, split_host_port
 
 log = get_logger("relay.http")
@@ -135,7 +134,7 @@ class HttpServer:
                                    self.clients.trusted)
         self.tls = bool(settings.tls_cert and settings.tls_key)
         # what peers can make us say: one line a second each, the next says how many were held
-        self._said = {kind: LogBudget(1, clock) for kind in ("limited", "failed", "token", "host")}
+        self._said = {kind: RateLimit(1, clock) for kind in ("limited", "failed", "token", "host")}
         self._live_pages: dict[str, collections.OrderedDict[Page, None]] = {}  # account → open live pages
         self._session_pages: dict[bytes, set[Page]] = {}  # session → its open live pages
         self.sessions.on_end.append(self._session_ended)
