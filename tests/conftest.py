@@ -31,10 +31,10 @@ settings.load_profile("relay")
 
 
 # -- the order files are handed out in ---------------------------------------------------------
-# ./scripts/test runs whole files on four workers (pyproject: -n 4 --dist loadfile): a real-time
+# ./scripts/test runs whole files on two workers (pyproject: -n 2 --dist loadfile): a real-time
 # file waits most of its time (encoders in real time, failovers, timeouts), but each relay now
-# decodes every picture of its inputs and several files drive Chromium, so four of them fill
-# the 2-core machine (load 5-7; six made it 12 and starved real-time bounds). Files start
+# decodes every picture of its inputs and several files drive Chromium, so more workers starve
+# the 2-core machine (load 5-7 with four, 12 with six: real-time bounds failed). Files start
 # in this order: first those that only compute (the unit tests, the analysis cost, `relay
 # config-check`, the slate's pictures, the install), all together while no real-time test runs
 # beside them to be starved of CPU; then the real-time files, longest first, so that none starts
