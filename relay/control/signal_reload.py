@@ -88,10 +88,14 @@ def _config_of(argv: list[str], proc: Path, default_config: str) -> str | None:
 
 
 def _answer(journal: str, since: float) -> dict[str, Any] | None:
+    """The first outcome stamped at or after ``since`` (the moment the signal was sent: the
+    relay stamps its answer on the same clock after it has the signal). No slack before it:
+    a reload asked less than a second after the last would otherwise read the last one's
+    answer."""
     try:
         with reading(journal) as conn:
             row = conn.execute("SELECT body FROM events WHERE name IN (?, ?) AND ts >= ? ORDER BY ts LIMIT 1",
-                               (*OUTCOMES, since - 1.0)).fetchone()
+                               (*OUTCOMES, since)).fetchone()
     except (JournalError, sqlite3.Error):
         return None  # not there yet, or being written: asked again
     return None if row is None else dict(json.loads(row[0]))
