@@ -1,5 +1,9 @@
 """`relay check` end to end: a temporary relay receives real FFmpeg publishers, probes a
-real nginx-rtmp standing in for the platform, and prints the checklist."""
+real nginx-rtmp standing in for the platform, and prints the checklist.
+
+The four studios below are independent (each its own ports, nginx and publishers) and a
+check mostly waits (its sample window, a missing publisher's grace): they run at the same
+time, once per module, and each test reads its own studio's outcome."""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -77,7 +83,11 @@ def _late_only(line: str) -> bool:
     return line.startswith("⚠") and all("frames arriving unevenly (tier " in f for f in faults)
 
 
-def test_healthy_studio_passes_with_a_checklist(tmp_path: Path) -> None:
+Outcome = tuple[int, str, str]
+Studios = dict[str, Future[Any]]
+
+
+def healthy_studio(tmp_path: Path) -> tuple[Outcome, float, list[Path]]:
     port = free_port()
     with NginxRtmp(tmp_path) as platform:
         text = config(port, [platform.url(PLATFORM_KEY)], tmp_path)
@@ -86,9 +96,64 @@ def test_healthy_studio_passes_with_a_checklist(tmp_path: Path) -> None:
             wait_listening(port, proc)
             with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}"), \
                     ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{BACKUP_KEY}"):
-                code, out, err = finish(proc)
+                outcome = finish(proc)
         took = time.monotonic() - started
-        assert platform.recordings(PLATFORM_KEY) == [], "a check never publishes"
+        return outcome, took, platform.recordings(PLATFORM_KEY)
+
+
+def obs_default_backup(tmp_path: Path) -> Outcome:
+    port = free_port()
+    with NginxRtmp(tmp_path) as platform:
+        text = config(port, [platform.url(PLATFORM_KEY)], tmp_path)
+        with relay_check(tmp_path, text, "--json") as proc:
+            wait_listening(port, proc)
+            # main at the platforms' 2 s, backup at OBS's default (250 frames: 8.3 s at 30 fps)
+            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}", gop=60), \
+                    ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{BACKUP_KEY}", gop=250):
+                return finish(proc)
+
+
+def missing_backup(tmp_path: Path) -> Outcome:
+    port = free_port()
+    with NginxRtmp(tmp_path) as platform:
+        text = config(port, [platform.url(PLATFORM_KEY)], tmp_path)
+        with relay_check(tmp_path, text, "--json") as proc:
+            wait_listening(port, proc)
+            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}"):
+                return finish(proc)
+
+
+def refused_output(tmp_path: Path) -> Outcome:
+    port = free_port()
+    with NginxRtmp(tmp_path) as platform:
+        text = config(port, [platform.url(PLATFORM_KEY), refused_url(PLATFORM_KEY)], tmp_path)
+        with relay_check(tmp_path, text) as proc:
+            wait_listening(port, proc)
+            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}"), \
+                    ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{BACKUP_KEY}"):
+                return finish(proc)
+
+
+SCENARIOS: dict[str, Callable[[Path], Any]] = {
+    "healthy": healthy_studio, "obs_default": obs_default_backup, "missing_backup": missing_backup,
+    "refused_output": refused_output,
+}
+
+
+@pytest.fixture(scope="module")
+def studios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studios]:
+    """Every scenario started at once; a test waits for its own (its failure is raised there)."""
+    with ThreadPoolExecutor(len(SCENARIOS), thread_name_prefix="check-studio") as pool:
+        yield {name: pool.submit(run, tmp_path_factory.mktemp(name)) for name, run in SCENARIOS.items()}
+
+
+def outcome_of(studios: Studios, name: str) -> Outcome:
+    return cast(Outcome, studios[name].result(timeout=120))
+
+
+def test_healthy_studio_passes_with_a_checklist(studios: Studios) -> None:
+    (code, out, err), took, recordings = studios["healthy"].result(timeout=120)
+    assert recordings == [], "a check never publishes"
     assert code in (0, 1), out + err  # 1: the clock's sync may be unknown on a build machine
     items = lines_of(out)
     for name in ("input main", "input backup"):
@@ -104,16 +169,8 @@ def test_healthy_studio_passes_with_a_checklist(tmp_path: Path) -> None:
     assert took < 60
 
 
-def test_a_backup_with_obs_default_keyframes_warns_naming_the_setting(tmp_path: Path) -> None:
-    port = free_port()
-    with NginxRtmp(tmp_path) as platform:
-        text = config(port, [platform.url(PLATFORM_KEY)], tmp_path)
-        with relay_check(tmp_path, text, "--json") as proc:
-            wait_listening(port, proc)
-            # main at the platforms' 2 s, backup at OBS's default (250 frames: 8.3 s at 30 fps)
-            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}", gop=60), \
-                    ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{BACKUP_KEY}", gop=250):
-                code, out, err = finish(proc)
+def test_a_backup_with_obs_default_keyframes_warns_naming_the_setting(studios: Studios) -> None:
+    code, out, err = outcome_of(studios, "obs_default")
     assert code == 1, out + err
     checks = {c["name"]: c for c in json.loads(out)["checks"]}
     assert checks["keyframes backup"]["result"] == "warn", checks
@@ -122,14 +179,8 @@ def test_a_backup_with_obs_default_keyframes_warns_naming_the_setting(tmp_path: 
     assert checks["keyframes main"]["detail"] == "a keyframe every 2.0 s"
 
 
-def test_missing_backup_publisher_fails(tmp_path: Path) -> None:
-    port = free_port()
-    with NginxRtmp(tmp_path) as platform:
-        text = config(port, [platform.url(PLATFORM_KEY)], tmp_path)
-        with relay_check(tmp_path, text, "--json") as proc:
-            wait_listening(port, proc)
-            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}"):
-                code, out, err = finish(proc)
+def test_missing_backup_publisher_fails(studios: Studios) -> None:
+    code, out, err = outcome_of(studios, "missing_backup")
     assert code == 2, out + err
     result = json.loads(out)
     assert result["result"] == "fail" and result["exit_code"] == 2
@@ -141,15 +192,8 @@ def test_missing_backup_publisher_fails(tmp_path: Path) -> None:
     assert checks["compatible backup"]["result"] == "warn"
 
 
-def test_refused_output_url_fails(tmp_path: Path) -> None:
-    port = free_port()
-    with NginxRtmp(tmp_path) as platform:
-        text = config(port, [platform.url(PLATFORM_KEY), refused_url(PLATFORM_KEY)], tmp_path)
-        with relay_check(tmp_path, text) as proc:
-            wait_listening(port, proc)
-            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}"), \
-                    ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{BACKUP_KEY}"):
-                code, out, err = finish(proc)
+def test_refused_output_url_fails(studios: Studios) -> None:
+    code, out, err = outcome_of(studios, "refused_output")
     assert code == 2, out + err
     items = lines_of(out)
     assert items["output platform 1/2"].startswith("✔"), out
