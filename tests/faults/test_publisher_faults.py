@@ -10,6 +10,7 @@ timestamp wrap and corrupt packets, each through the whole chain to nginx.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.faults.show import (
     event_time,
     faults,
     longest_run_ms,
+    make_marked_clip,
     read_timeline,
 )
 from tests.support.raw_rtmp import AUDIO, VIDEO, FlvTag
@@ -34,10 +36,23 @@ from tests.support.waiting import until_sync
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
-# The issue asks for "a minute" of reconnects; 30 s keeps the suite short and still
-# makes six reconnects through several failovers and failbacks.
-RECONNECT_LOOP_S = 30.0
-RECONNECT_ON_S, RECONNECT_OFF_S = 4.5, 0.5
+# The issue asks for "a minute" of reconnects; 16 s keeps the suite short and still
+# makes four reconnects through as many failovers and failbacks (with the failover
+# timings shortened to match: failback after 1 s healthy).
+RECONNECT_LOOP_S = 16.0
+RECONNECT_ON_S, RECONNECT_OFF_S = 3.5, 0.5
+
+
+# Small pictures: what these tests prove is about connections, timestamps and packets, not
+# the picture's size (the resolution change goes from this size to conftest's 640x360).
+@pytest.fixture(scope="session")
+def small_main(clips_dir: Path) -> Clip:
+    return make_marked_clip(clips_dir / "main-180p.flv", "red", "320x180")
+
+
+@pytest.fixture(scope="session")
+def small_backup(clips_dir: Path) -> Clip:
+    return make_marked_clip(clips_dir / "backup-180p.flv", "blue", "320x180")
 
 
 def played(feed: ClipFeed, seconds: float, what: str) -> None:
@@ -47,19 +62,19 @@ def played(feed: ClipFeed, seconds: float, what: str) -> None:
     assert feed.playing, feed.error
 
 
-def test_publisher_reconnecting_in_a_loop(tmp_path: Path, main_clip: Clip, backup_clip: Clip) -> None:
+def test_publisher_reconnecting_in_a_loop(tmp_path: Path, small_main: Clip, small_backup: Clip) -> None:
     """The host's encoder drops and reconnects every few seconds (a flaky cable) while
     the backup is live: Relay follows it on and off air, the platform sees one stream."""
     with ExitStack() as stack:
-        show = Show(tmp_path, stack, failover={"healthy_for_s": 1.0, "failback_after_s": 2.5,
-                                                "min_dwell_s": 1.0})
-        backup = show.feed("backup", backup_clip)
+        show = Show(tmp_path, stack, failover={"healthy_for_s": 0.5, "failback_after_s": 1.0,
+                                                "min_dwell_s": 0.5})
+        backup = show.feed("backup", small_backup)
         show.on_air("backup")
         backup_since = event_time(show.relay.wait_for("input_connected", input="backup"))
         cycles = 0
         end = time.monotonic() + RECONNECT_LOOP_S
         while time.monotonic() < end:
-            main = show.feed("main", main_clip)
+            main = show.feed("main", small_main)
             cycles += 1
             show.relay.wait_new("input_connected", cycles - 1, input="main", timeout=5)
             played(main, RECONNECT_ON_S, "main's encoder on for a while")
@@ -85,30 +100,31 @@ def test_publisher_reconnecting_in_a_loop(tmp_path: Path, main_clip: Clip, backu
     assert_nothing_lost(rec, min_media_ms=round(RECONNECT_LOOP_S * 1000))
 
 
-def test_resolution_change_mid_stream(tmp_path: Path, main_clip: Clip, main_hd_clip: Clip) -> None:
-    """The host's encoder goes from 640x360 to 1280x720 on the same connection (a new
+def test_resolution_change_mid_stream(tmp_path: Path, small_main: Clip, main_clip: Clip) -> None:
+    """The host's encoder goes from 320x180 to 640x360 on the same connection (a new
     sequence header, then the new pictures): the platform is told, and decodes both."""
     with ExitStack() as stack:
         show = Show(tmp_path, stack)
-        main = show.feed("main", main_clip, seconds=5.0, then=((main_hd_clip, 3600.0),))
+        main = show.feed("main", small_main, seconds=3.0, then=((main_clip, 3600.0),))
         show.on_air("main")
         connected = event_time(show.relay.wait_for("input_connected", input="main"))
-        played(main, main.publisher.played_s + 9.5, "9.5 s more of main, both sizes")
+        assert main.publisher.played_s < 3.0, "main on air before the change"
+        played(main, main.publisher.played_s + 5.5, "5.5 s more of main, both sizes")
         relay = show.relay
         rec = read_recording(show.finish()[PLATFORM_KEY])
 
     on_air = {"since": connected, "until": show.finished_at}
     assert not faults(relay, worse_than=2, input="main", **on_air), "a resolution change is no fault"
-    assert rec.sizes.index((640, 360)) < rec.sizes.index((1280, 720)), rec.sizes
+    assert rec.sizes.index((320, 180)) < rec.sizes.index((640, 360)), rec.sizes
     main_frames = [(dts, label) for dts, label in rec.video if label == "main"]
-    assert len(main_frames) >= 200, rec.runs()  # ~9 s at 30 fps, both sizes recognised as main
+    assert len(main_frames) >= 115, rec.runs()  # ~5 s at 30 fps, both sizes recognised as main
     assert_nothing_lost(rec)
 
 
-def test_32_bit_timestamp_wrap(tmp_path: Path, main_clip: Clip, backup_clip: Clip) -> None:
+def test_32_bit_timestamp_wrap(tmp_path: Path, small_main: Clip, small_backup: Clip) -> None:
     """RTMP timestamps are 32-bit milliseconds: an encoder up for 49.7 days wraps to 0
     (Adobe RTMP 1.0, 5.3.1.3). Relay must read it as time going on, not a jump back."""
-    wrap_at_ms = 5000
+    wrap_at_ms = 3500
     start = 0x1_0000_0000 - wrap_at_ms
 
     def near_wrap(ts: int, wall: float, kind: int) -> int:
@@ -116,32 +132,34 @@ def test_32_bit_timestamp_wrap(tmp_path: Path, main_clip: Clip, backup_clip: Cli
 
     with ExitStack() as stack:
         show = Show(tmp_path, stack)
-        main = show.feed("main", main_clip, timestamp=near_wrap)
-        show.feed("backup", backup_clip)
+        main = show.feed("main", small_main, timestamp=near_wrap)
+        show.feed("backup", small_backup)
         show.on_air("main")
         connected = event_time(show.relay.wait_for("input_connected", input="main"))
+        assert main.publisher.played_s < wrap_at_ms / 1000, "main on air before the wrap"
         # on air across the wrap, and beyond
-        played(main, main.publisher.played_s + wrap_at_ms / 1000 + 3.0, "main across the wrap")
+        played(main, main.publisher.played_s + wrap_at_ms / 1000 + 2.5, "main across the wrap")
         relay = show.relay
         rec = read_recording(show.finish()[PLATFORM_KEY])
 
     assert not faults(relay, worse_than=3, input="main", since=connected, until=show.finished_at)
     switches = before(relay, "switched", show.finished_at)
     assert switches[-1]["to"] == "main", "nothing made Relay leave main"
-    assert longest_run_ms(rec, "main") >= 7000, rec.runs()
+    assert longest_run_ms(rec, "main") >= 5000, rec.runs()
     assert_nothing_lost(rec)
 
 
-def test_corrupt_packets(tmp_path: Path, main_clip: Clip, backup_clip: Clip) -> None:
+def test_corrupt_packets(tmp_path: Path, small_main: Clip, small_backup: Clip) -> None:
     """Once main is on air, its encoder (or a broken network box) sends video with
     flipped bytes, truncated video and audio, and tags of pure garbage."""
     rng = random.Random(1971)
     counts = {"flipped": 0, "truncated": 0, "garbage": 0}
     n = 0
+    on_air = threading.Event()
 
     def damage(tag: FlvTag, wall: float) -> bytes | None:
         nonlocal n
-        if wall < 3.0:
+        if not on_air.is_set():
             return tag.body
         n += 1
         body = bytearray(tag.body)
@@ -165,10 +183,11 @@ def test_corrupt_packets(tmp_path: Path, main_clip: Clip, backup_clip: Clip) -> 
 
     with ExitStack() as stack:
         show = Show(tmp_path, stack)
-        main = show.feed("main", main_clip, body=damage)
-        show.feed("backup", backup_clip)
+        main = show.feed("main", small_main, body=damage)
+        show.feed("backup", small_backup)
         show.on_air("main")
-        played(main, main.publisher.played_s + 8.0, "8 s more of damaged main")
+        on_air.set()
+        played(main, main.publisher.played_s + 5.0, "5 s more of damaged main")
         assert main.error is None, main.error
         relay = show.relay
         rec, refused, decoded = read_timeline(show.finish()[PLATFORM_KEY])
