@@ -227,12 +227,17 @@ TAIL_S = 5.8  # clip after the fault: the longest deadline (5.3 s) and a little
 
 
 def run_case(directory: Path, codec: str, rate: str, keyframe_s: float, fault: str, onset_s: float,
-             bitrate_k: int = 2000, grain: bool = False, **analyzer_args: Any) -> Outcome:
-    """Encode one clip (once: kept in `directory`), replay it, judge it."""
+             bitrate_k: int = 2000, grain: bool = False, tail_s: float = TAIL_S,
+             **analyzer_args: Any) -> Outcome:
+    """Encode one clip (once: kept in `directory`), replay it, judge it. `tail_s`: the clip
+    after the fault; shorter than the fault's deadline and a little, the fault is never
+    raised (the case fails: it cannot pass by being cut short)."""
     name = f"{codec}-{rate}-{keyframe_s:g}s-{fault}{'-grain' if grain else ''}-at{onset_s:g}-{bitrate_k}k"
+    if tail_s != TAIL_S:
+        name += f"-tail{tail_s:g}"
     path = directory / f"{name}.mp4"
     if not path.exists():
-        encode(path, codec, rate, keyframe_s, fault, onset_s, onset_s + TAIL_S, bitrate_k, grain)
+        encode(path, codec, rate, keyframe_s, fault, onset_s, onset_s + tail_s, bitrate_k, grain)
     th = MATRIX_THRESHOLDS
     result = replay(read_packets(path), th, **analyzer_args)
     signal = EXPECTED[fault]
