@@ -25,9 +25,15 @@ from tests.support.waiting import until_sync
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
-ONSET_S = 12.0  # mid-group: the clip's keyframes are at 0, 8.3 and 16.7 s
+# Main goes on air at its keyframe at KEYFRAME_S (a failback waits for the next keyframe,
+# BEHAVIOUR §4) and goes black mid-group, 3.67 s into a 250-frame group: keyframes at 0,
+# KEYFRAME_S (forced) and KEYFRAME_S + 8.3 s. Forced early rather than 8.3 s in, with a
+# 1-s failback: the suite's time (as before, main is eligible about 3 s before the keyframe).
+KEYFRAME_S = 5.0
+ONSET_S = KEYFRAME_S + 110 / 30
 BLACK_S = 2.0  # the default black threshold
 LOAD_SLACK_S = 1.0  # the feed's pace against the wall clock on a shared 2-core machine
+FAILOVER = {**FAST_FAILOVER, "failback_after_s": 1.0}
 
 
 def hard_cbr_clip(path: Path, fault: str) -> Clip:
@@ -39,7 +45,8 @@ def hard_cbr_clip(path: Path, fault: str) -> Clip:
              "-f", "lavfi", "-i", detection.filtergraph(fault, ONSET_S, seconds),
              "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", f"{seconds:g}",
              "-pix_fmt", "yuv420p", *detection.rate_args("h264", "cbr", 2000), "-g", "250",
-             "-keyint_min", "250", "-c:a", "aac", "-ac", "2", "-f", "flv", str(partial)],
+             "-keyint_min", "250", "-force_key_frames", f"{KEYFRAME_S:g}",
+             "-c:a", "aac", "-ac", "2", "-f", "flv", str(partial)],
             check=True, timeout=300)
         os.replace(partial, path)
     return read_flv_tags(path)
@@ -49,13 +56,16 @@ def test_hard_cbr_noisy_black_mid_group_leaves_the_air_in_time(
         tmp_path: Path, clips_dir: Path, backup_clip: Clip) -> None:
     # one case in the suite (real time); the fade to noisy black is in the matrix
     fault = "noisy_black"
-    clip = hard_cbr_clip(clips_dir / f"hard-cbr-{fault}.flv", fault)
-    black_at = detection.first_black(clips_dir / f"hard-cbr-{fault}.flv", ONSET_S)
+    path = clips_dir / f"hard-cbr-{fault}-key{KEYFRAME_S:g}.flv"
+    clip = hard_cbr_clip(path, fault)
+    keyframes = [t.ts / 1000 for t in clip if t.is_keyframe and not t.is_header]  # decode times
+    assert keyframes[:3] == pytest.approx([0.0, KEYFRAME_S, KEYFRAME_S + 250 / 30], abs=0.1), keyframes
+    black_at = detection.first_black(path, ONSET_S)
     with ExitStack() as stack:
-        show = Show(tmp_path, stack, failover=FAST_FAILOVER)
+        show = Show(tmp_path, stack, failover=FAILOVER)
         show.feed("backup", backup_clip)
         show.on_air("backup", timeout=20)
-        # main back: failback when healthy for failback_after_s, at its next keyframe (8.3 s)
+        # main back: failback when healthy for failback_after_s, at its next keyframe (KEYFRAME_S)
         main = show.feed("main", clip, seconds=ONSET_S + 5.0)
         show.on_air("main", timeout=ONSET_S + 10)
         until_sync(lambda: main.publisher.played_s >= black_at or not main.playing, ONSET_S + 30,
