@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import pytest
 
 from tests.support.realtime import no_realtime
+from tests.support.scheduling import CostRecorder, load_costs, make_scheduler, order
 
 # Nothing the tests start runs real-time (tests/support/realtime.py: SVT-AV1 as root).
 no_realtime()
@@ -30,53 +32,26 @@ settings.register_profile("relay", max_examples=300, derandomize=True, database=
 settings.load_profile("relay")
 
 
-# -- the order files are handed out in ---------------------------------------------------------
-# ./scripts/test runs whole files on two workers (pyproject: -n 2 --dist loadfile): a real-time
-# file waits most of its time (encoders in real time, failovers, timeouts), but each relay now
-# decodes every picture of its inputs and several files drive Chromium, so more workers starve
-# the 2-core machine (load 5-7 with four, 12 with six: real-time bounds failed). Files start
-# in this order: first those that only compute (the unit tests, the analysis cost, `relay
-# config-check`, the slate's pictures, the install), all together while no real-time test runs
-# beside them to be starved of CPU; then the real-time files, longest first, so that none starts
-# late and keeps the run waiting. The figures are their serial wall times in seconds, measured
-# on the 2-core machine: they order the files and bound nothing. A file not named runs after
-# these, in collection order.
-COMPUTE_FIRST = ("tests/unit/", "tests/integration/test_analysis_codecs.py",
-                 "tests/integration/test_analysis_matrix.py",  # ~25 s of CPU: encodes, then replays
-                 "tests/integration/test_config_cli.py", "tests/integration/test_slate.py",
-                 "tests/integration/test_slate_codecs.py", "tests/integration/test_systemd_units.py")
-LONGEST_FIRST = {
-    "test_bench_smoke.py": 187, "test_decode_plan_e2e.py": 88, "test_mqtt_e2e.py": 84,
-    "test_interleaved_faults.py": 79, "test_codecs_e2e.py": 78, "test_obs.py": 75,
-    "test_publisher_faults.py": 75, "test_demo.py": 67, "test_failover_e2e.py": 62,
-    "test_drill_e2e.py": 55, "test_run_watch.py": 54, "test_output.py": 51, "test_hostile_peers.py": 36,
-    "test_dashboard_browser.py": 32, "test_preflight_check.py": 31, "test_push_codecs.py": 31,
-    "test_control_plane_faults.py": 30, "test_platform_faults.py": 25, "test_rtmp_ingest.py": 24,
-    "test_unlike_encoders.py": 24, "test_mqtt_control.py": 24, "test_srt_ingest.py": 23,
-    "test_http_flood.py": 30, "test_dashboard_logout.py": 10,
-    "test_analysis.py": 16, "test_record_reload.py": 36, "test_reload_cli.py": 20,
-    "test_preview_browser.py": 45,
-    # the zh-CN pages and the report from the dashboard: 40 s serial at load 12-17 beside the
-    # dashboard test's 86 s (25 s and 65 s in other runs): about half its 32 s when idle
-    "test_i18n_browser.py": 18,
-    "test_live_bridge_e2e.py": 40, "test_daemon_kill.py": 27, "test_picture_faults.py": 24,
-}
-
-
-# xdist hands a worker its next file while the current one has two tests or fewer to go, so
-# the file after the one-test bench smoke waits behind all of it: let that be one of seconds.
-BEHIND_THE_LONGEST = "test_push_hostile.py"
-
-
-def _rank(item: pytest.Item) -> tuple[int, float]:
-    path = item.nodeid.split("::")[0]
-    if path.startswith(COMPUTE_FIRST):
-        return (0, 0)
-    name = path.rsplit("/", 1)[-1]
-    if name == BEHIND_THE_LONGEST:
-        return (1, -max(LONGEST_FIRST.values()) + 0.5)
-    return (1, -LONGEST_FIRST.get(name, 0))
+# -- how files share the cores ------------------------------------------------------------------
+# ./scripts/test runs whole files on many workers (pyproject: -n, --dist loadfile), but a file
+# is handed out only while the running files' measured weights fit the cores
+# (tests/support/scheduling.py, tests/file_costs.json); the longest files start first, so none
+# starts late and keeps the run waiting.
+_COSTS = load_costs()
+CORE_BUDGET = float(os.environ.get("RELAY_TEST_CORE_BUDGET", 0.8 * (os.cpu_count() or 2)))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=_rank)  # stable: a file's tests keep their order
+    order(items, _COSTS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("RELAY_TEST_COSTS"):  # measure the costs (tests/support/scheduling.py)
+        config.pluginmanager.register(CostRecorder(os.environ["RELAY_TEST_COSTS"]), "relay-test-costs")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadfile":
+        return None  # another distribution asked for on the command line: xdist's own
+    return make_scheduler(config, log, CORE_BUDGET)

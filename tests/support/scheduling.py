@@ -1,0 +1,202 @@
+"""How the suite shares the machine's cores between its files (pytest-xdist).
+
+Most of the suite's files are real time: a relay, publishers and a platform run for
+seconds while the test waits for events, using a tenth of a core or so. A few compute
+(the unit tests, the analysis cost, an install with pip) or drive Chromium or encoders,
+using a core or more. Plain `--dist loadfile` hands any file to any idle worker, so with
+few workers the waiting files leave the cores idle, and with many the computing ones
+pile up and starve the real-time bounds of the files beside them.
+
+:class:`CoreBudgetScheduling` keeps whole files on one worker (as `loadfile` does) and
+hands a worker its next file only while the files running fit the machine's cores:
+each file has a weight (the cores it keeps busy while it runs, measured: its CPU seconds
+over its wall seconds, tests/file_costs.json), and the running files' weights stay
+within the budget (the core count). Many workers then overlap the waiting, and the
+computing files never run more than the cores can carry.
+
+The costs are measured by this module's recorder (`RELAY_TEST_COSTS=dir ./scripts/test`
+writes one line per test; `python -m tests.support.scheduling dir > tests/file_costs.json`
+folds them per file). A file missing from the table gets :data:`DEFAULT_COST`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Generator, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+COSTS_PATH = Path(__file__).resolve().parents[1] / "file_costs.json"
+DEFAULT_COST = {"wall_s": 10.0, "cpu_s": 2.0}
+MIN_WEIGHT = 0.1  # a waiting file still wakes for its events and starts processes
+COMPUTE_WEIGHT = 1.0  # one Python process computing: one core, however long it waits for none
+# Files that compute in the worker itself (or in one child: pip) from start to end: a core
+# each, whatever their measured share (measured beside other files, it reads low).
+COMPUTE_FILES = ("tests/unit/", "tests/integration/test_analysis_codecs.py",
+                 "tests/integration/test_analysis.py", "tests/integration/test_analysis_matrix.py",
+                 "tests/integration/test_systemd_units.py", "tests/integration/test_slate.py",
+                 "tests/integration/test_slate_codecs.py", "tests/integration/test_config_cli.py")
+
+
+def load_costs(path: Path = COSTS_PATH) -> dict[str, dict[str, float]]:
+    try:
+        data: dict[str, dict[str, float]] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
+def weight(path: str, cost: dict[str, float]) -> float:
+    """The cores a file keeps busy while it runs: CPU seconds over wall seconds."""
+    if path.startswith(COMPUTE_FILES):
+        return COMPUTE_WEIGHT
+    wall, cpu = cost.get("wall_s", 0.0), cost.get("cpu_s", 0.0)
+    if wall <= 0:
+        return MIN_WEIGHT
+    return min(COMPUTE_WEIGHT, max(MIN_WEIGHT, cpu / wall))
+
+
+def file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def order(items: list[pytest.Item], costs: dict[str, dict[str, float]]) -> None:
+    """Longest files first (none starts late and keeps the run waiting), in place; a
+    file's tests keep their order."""
+    def key(item: pytest.Item) -> float:
+        return -costs.get(file_of(item.nodeid), DEFAULT_COST)["wall_s"]
+    items.sort(key=key)
+
+
+def make_scheduler(config: pytest.Config, log: Any, budget: float) -> Any:
+    """A :class:`CoreBudgetScheduling` (built here: xdist is imported only in a run using it)."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class CoreBudgetScheduling(LoadFileScheduling):  # type: ignore[misc]
+        """`loadfile`, with a file handed out only while the running files' weights fit
+        ``budget`` (always, when nothing else runs)."""
+
+        def __init__(self, config: pytest.Config, log: Any = None) -> None:
+            super().__init__(config, log)
+            self.costs = load_costs()
+            self.budget = budget
+
+        def _weight(self, scope: str) -> float:
+            return weight(scope, self.costs.get(scope, DEFAULT_COST))
+
+        def _pending(self, node: Any) -> int:
+            return int(self._pending_of(self.assigned_work.get(node, {})))
+
+        def _used(self) -> float:
+            """The weights of every file with a test to go. A worker holds its last test
+            until it has the next file or is told to stop (it must know what follows to
+            tear down the right fixtures): a held test counts too, as it runs once the
+            worker has its next file."""
+            return sum(self._weight(scope) for node in self.nodes
+                       for scope, unit in self.assigned_work.get(node, {}).items() if not all(unit.values()))
+
+        def _next_fitting(self) -> str | None:
+            used = self._used()
+            for scope in self.workqueue:
+                if used + self._weight(scope) <= self.budget + 1e-9:
+                    return scope
+            # Nothing fits: wait for a running file to finish a test, unless none runs (each
+            # worker holds its last test or has none): then the first, or nothing ever runs.
+            if any(self._pending(node) > 1 for node in self.nodes):
+                return None
+            return next(iter(self.workqueue))
+
+        def _give(self, node: Any, scope: str) -> None:
+            work_unit = self.workqueue.pop(scope)
+            self.assigned_work.setdefault(node, {})[scope] = work_unit
+            collection = self.registered_collections[node]
+            node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items()
+                                    if not done])
+
+        def _fill(self) -> None:
+            for node in self.nodes:
+                # until it has a test to run beyond the one it holds (a one-test file alone
+                # would never run)
+                while not node.shutting_down and self._pending(node) <= 1:
+                    if not self.workqueue:
+                        node.shutdown()
+                        break
+                    scope = self._next_fitting()
+                    if scope is None:
+                        return  # a file finishing frees room: every completion fills again
+                    self._give(node, scope)
+
+        def _reschedule(self, node: Any) -> None:
+            self._fill()
+
+        def schedule(self) -> None:
+            assert self.collection_is_completed
+            if self.collection is not None:
+                self._fill()
+                return
+            if not self._check_nodes_have_same_collection():
+                self.log("**Different tests collected, aborting run**")
+                return
+            self.collection = list(next(iter(self.registered_collections.values())))
+            if not self.collection:
+                return
+            for nodeid in self.collection:  # in collection order: tests/conftest.py orders it
+                self.workqueue.setdefault(self._split_scope(nodeid), {})[nodeid] = False
+            self._fill()
+
+    return CoreBudgetScheduling(config, log)
+
+
+# -- measuring the costs ---------------------------------------------------------------------
+
+
+def _cpu_s() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class CostRecorder:
+    """One JSON line per test (wall and CPU seconds, the worker's own and its children's:
+    relays, publishers, browsers) into ``directory``, one file per worker."""
+
+    def __init__(self, directory: str) -> None:
+        self.out = Path(directory) / f"costs-{os.getpid()}.jsonl"
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, None, None]:
+        cpu, wall = _cpu_s(), time.monotonic()
+        yield
+        line = {"id": item.nodeid, "wall_s": time.monotonic() - wall, "cpu_s": _cpu_s() - cpu}
+        with self.out.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+def fold(lines: Iterable[str]) -> dict[str, dict[str, float]]:
+    per_file: dict[str, dict[str, float]] = {}
+    for line in lines:
+        row = json.loads(line)
+        cost = per_file.setdefault(file_of(row["id"]), {"wall_s": 0.0, "cpu_s": 0.0})
+        cost["wall_s"] += row["wall_s"]
+        cost["cpu_s"] += row["cpu_s"]
+    return {f: {k: round(v, 1) for k, v in c.items()} for f, c in sorted(per_file.items())}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m tests.support.scheduling DIR  (the RELAY_TEST_COSTS directory)",
+              file=sys.stderr)
+        return 2
+    lines = [line for path in sorted(Path(argv[0]).glob("costs-*.jsonl")) for line in path.open()]
+    print(json.dumps(fold(lines), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

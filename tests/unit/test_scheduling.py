@@ -1,0 +1,104 @@
+"""The suite's scheduler (tests/support/scheduling.py) driven by fake xdist workers that
+behave as real ones do: a worker runs its tests in order but holds its last one until it
+has more work or is told to stop. Every test runs once, the running files' weights never
+pass the budget, and no arrangement of files leaves the run stuck."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from tests.support.scheduling import make_scheduler, weight
+
+
+class FakeConfig:
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def getvalue(self, name: str) -> Any:
+        assert name == "tx"
+        return [f"{self.workers}*popen"]
+
+
+class FakeWorker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.gateway = SimpleNamespace(id=name)
+        self.queue: list[int] = []
+        self.shutting_down = False
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        assert not self.shutting_down
+        self.queue += indices
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+    def runnable(self) -> bool:
+        """A real worker runs a test only while another follows it, or once told to stop."""
+        return len(self.queue) > 1 or (len(self.queue) == 1 and self.shutting_down)
+
+
+def run(files: dict[str, int], costs: dict[str, dict[str, float]], workers: int, budget: float,
+        seed: int) -> tuple[list[str], float]:
+    """Every test of ``files`` (file → test count) through the scheduler; the tests in the
+    order they ran and the highest sum of running files' weights seen."""
+    sched = make_scheduler(FakeConfig(workers), None, budget)  # type: ignore[arg-type]
+    sched.costs = costs
+    collection = [f"{path}::test_{i}" for path, count in files.items() for i in range(count)]
+    nodes = [FakeWorker(f"gw{i}") for i in range(workers)]
+    for node in nodes:
+        sched.add_node(node)
+        sched.add_node_collection(node, collection)
+    sched.schedule()
+    rng, ran, highest = random.Random(seed), [], 0.0  # a random worker finishes a test each step
+    for _ in range(100_000):
+        running = {collection[n.queue[0]].split("::")[0] for n in nodes if n.runnable()}
+        highest = max(highest, sum(weight(f, costs.get(f, {})) for f in running))
+        ready = [n for n in nodes if n.runnable()]
+        if not ready:
+            break
+        node = rng.choice(ready)
+        index = node.queue.pop(0)
+        ran.append(collection[index])
+        sched.mark_test_complete(node, index)
+    assert all(not n.queue for n in nodes), "a test never ran: the run is stuck"
+    return ran, highest
+
+
+COSTS = {
+    "tests/integration/test_long.py": {"wall_s": 180.0, "cpu_s": 40.0},  # 0.22
+    "tests/integration/test_browser.py": {"wall_s": 40.0, "cpu_s": 24.0},  # 0.6
+    "tests/integration/test_wait_a.py": {"wall_s": 30.0, "cpu_s": 3.0},  # 0.1
+    "tests/integration/test_wait_b.py": {"wall_s": 20.0, "cpu_s": 6.0},  # 0.3
+    "tests/integration/test_one.py": {"wall_s": 60.0, "cpu_s": 30.0},  # 0.5, a single test
+}
+FILES = {"tests/integration/test_long.py": 1, "tests/integration/test_browser.py": 1,
+         "tests/integration/test_wait_a.py": 7, "tests/integration/test_wait_b.py": 4,
+         "tests/integration/test_one.py": 1, "tests/unit/test_a.py": 30, "tests/unit/test_b.py": 12,
+         "tests/unit/test_c.py": 1}
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 8])
+@pytest.mark.parametrize("seed", range(5))
+def test_every_test_runs_once_within_the_budget_and_nothing_sticks(workers: int, seed: int) -> None:
+    ran, highest = run(FILES, COSTS, workers, budget=1.6, seed=seed)
+    assert sorted(ran) == sorted(f"{p}::test_{i}" for p, n in FILES.items() for i in range(n))
+    # within the budget, or one file alone (a unit test file weighs a whole core)
+    assert highest <= 1.6 + 1e-9 or workers == 1, highest
+
+
+def test_a_budget_below_every_weight_still_runs_everything_one_at_a_time() -> None:
+    ran, highest = run(FILES, COSTS, 4, budget=0.05, seed=1)
+    assert len(ran) == sum(FILES.values())
+    assert highest <= 1.0 + 1e-9  # never two files at once
+
+
+def test_weights_are_measured_shares_with_a_floor_and_computing_files_a_core() -> None:
+    assert weight("tests/integration/test_browser.py", COSTS["tests/integration/test_browser.py"]) == 0.6
+    assert weight("tests/integration/test_x.py", {"wall_s": 100.0, "cpu_s": 1.0}) == 0.1
+    assert weight("tests/integration/test_x.py", {"wall_s": 10.0, "cpu_s": 30.0}) == 1.0
+    assert weight("tests/unit/test_anything.py", {"wall_s": 10.0, "cpu_s": 0.5}) == 1.0
