@@ -36,8 +36,9 @@ bridge whose job has not returned in ``LIVE_STUCK_S`` falls back to the still, a
 stuck worker thread is left behind for a fresh one (push/encoder_worker.py).
 
 Without a decoded picture of the target (none decoded yet) the slate's image is
-encoded to the same format instead. A bridge to the slate itself is the slate
-rewound to its keyframe (the daemon does that: no encoding needed).
+encoded to the same format instead, and ``bridge_on_air`` says so (``picture="slate"``,
+else ``"input"``). A bridge to the slate itself is the slate rewound to its keyframe
+(the daemon does that: no encoding needed).
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ class Bridge:
         self._source: SlateSource | None = None
         self._still_failed = False  # this bridge's still failed or hung: no retry loop
         self._warm: tuple[str, float, concurrent.futures.Future[SlateClip]] | None = None  # prepared ahead
+        self._warm_slate = False  # the still prepared ahead is the slate's image (no picture of its input)
+        self._still_slate = False  # the still being made is the slate's image (logged: `picture`)
         self._prepared = False  # the still being made was prepared ahead
         self.mode: str | None = None  # what the packets returned are: "live", "still" (None: nothing yet)
         self._frames = 0  # pictures the live bridge encoded (kept when it is given up)
@@ -155,7 +158,9 @@ class Bridge:
             if warm_for == input_id and now - prepared_at < WARM_MAX_AGE_S:
                 return
             job.cancel()
-        self._warm = (input_id, now, self._worker.submit(self._encode, self._describe(input_id)))
+        request = self._describe(input_id)
+        self._warm_slate = request.picture is None
+        self._warm = (input_id, now, self._worker.submit(self._encode, request))
 
     def update(self, wanted: str | None, now: float) -> list[MediaPacket]:
         """Packets of the bridge due by ``now`` (none while it is made or not wanted)."""
@@ -241,6 +246,7 @@ class Bridge:
             request = dataclasses.replace(request, picture=picture)
         warm = self._take_warm(self._for, now)
         self._prepared = warm is not None
+        self._still_slate = self._warm_slate if warm is not None else request.picture is None
         self._still_asked_at = now
         self._job = warm or self._worker.submit(self._encode, request)
 
@@ -264,8 +270,11 @@ class Bridge:
                 self._still_failed = True
                 return []
             self.encode_ms = (now - self._requested_at) * 1000
+            # picture: "input" (its latest decoded picture, held still) or "slate" (none was
+            # decoded yet: the slate's image stands in, so the platform shows the slate card)
             log.info("bridge_on_air", input=self._for, ready_ms=round(self.encode_ms, 1),
-                     prepared=self._prepared, width=clip.format.width, height=clip.format.height)
+                     prepared=self._prepared, width=clip.format.width, height=clip.format.height,
+                     picture="slate" if self._still_slate else "input")
             self._source = SlateSource(clip, now)
             if self._live is not None:
                 self._event("still", "slow_start", now)

@@ -1,7 +1,9 @@
 """A switch between unlike encoders, read back from the platform's recording.
 
-Main is OBS-like x264 (High profile: CABAC, B-frames; 1280x720; AAC 48 kHz), the
-backup a CAVLC encoder (Baseline: no CABAC, no B-frames; 640x360; AAC 44.1 kHz).
+Main is OBS-like x264 (High profile: CABAC, B-frames; 640x360; AAC 48 kHz), the
+backup a CAVLC encoder (Baseline: no CABAC, no B-frames; 320x180; AAC 44.1 kHz).
+Each encoder's source is made at its own size, so the marker square is never scaled
+(tests/support/recording.py reads it at a fixed place).
 Relay signals the new parameters with new FLV sequence headers at each switch, and
 also puts the SPS/PPS in band on the first keyframe after it, for chains (and
 ffmpeg's parser) that keep the first sequence header they saw. The recording must
@@ -30,9 +32,12 @@ from tests.support.waiting import holds_sync
 pytestmark = pytest.mark.integration
 
 # Later options win over the publisher's own (-tune zerolatency would forbid B-frames).
-OBS_LIKE = ["-tune", "film", "-preset", "veryfast", "-profile:v", "high", "-bf", "2", "-s", "1280x720",
-            "-ar", "48000", "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "2500k"]
-CAVLC = ["-profile:v", "baseline", "-s", "640x360", "-ar", "44100"]
+OBS_LIKE = ["-tune", "film", "-preset", "veryfast", "-profile:v", "high", "-bf", "2",
+            "-ar", "48000", "-b:v", "1000k", "-maxrate", "1000k", "-bufsize", "1000k"]
+CAVLC = ["-profile:v", "baseline", "-ar", "44100"]
+MAIN_SIZE, BACKUP_SIZE = "640x360", "320x180"
+# quick round trip: the failback waits 2 s of healthy main and its next keyframe (1 s groups)
+FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 2.0, "min_dwell_s": 1.0}
 
 
 def ffmpeg_errors(path: Path, *args: str) -> str:
@@ -56,36 +61,44 @@ def pyav_errors(path: Path) -> list[str]:
 
 
 def test_a_switch_between_unlike_encoders_reads_with_zero_errors(tmp_path: Path) -> None:
-    with studio(tmp_path) as s:
-        def publish(name: str, key: str, color: str, args: list[str]) -> Publisher:
+    with studio(tmp_path, failover=FAILOVER) as s:
+        def publish(name: str, key: str, color: str, size: str, args: list[str]) -> Publisher:
             pub = s.stack.enter_context(ffmpeg_publisher(
-                s.url(key), gop=60, extra_output_args=["-vf", marker_filter(color), *args]))
+                s.url(key), size=size, gop=30, extra_output_args=["-vf", marker_filter(color), *args]))
             s.publishers[name] = pub
             return pub
 
-        main = publish("main", MAIN_KEY, "red", OBS_LIKE)
+        main = publish("main", MAIN_KEY, "red", MAIN_SIZE, OBS_LIKE)
         s.on_air("main")
-        backup = publish("backup", BACKUP_KEY, "blue", CAVLC)
+        backup = publish("backup", BACKUP_KEY, "blue", BACKUP_SIZE, CAVLC)
         s.relay.wait_for("input_connected", input="backup", timeout=15)
         s.relay.wait_healthy("backup", 2.0)  # a failover candidate (healthy_for_s = 1 s, with margin)
         os.killpg(main.proc.pid, signal.SIGKILL)
         s.on_air("backup")
         # the show runs on the backup a while (a starved machine may put the slate up meanwhile:
         # see below), then on main again; the relay and the encoders up all along
-        holds_sync(lambda: s.relay.alive() and backup.alive(), 4.0, "the show on the backup",
+        holds_sync(lambda: s.relay.alive() and backup.alive(), 1.0, "the show on the backup",
                    detail=s.relay.tail)
-        main = publish("main", MAIN_KEY, "red", OBS_LIKE)
+        main = publish("main", MAIN_KEY, "red", MAIN_SIZE, OBS_LIKE)
         s.on_air("main", timeout=20)
-        holds_sync(lambda: s.relay.alive() and main.alive() and backup.alive(), 2.0, "the show on main again",
+        holds_sync(lambda: s.relay.alive() and main.alive() and backup.alive(), 1.0, "the show on main again",
                    detail=s.relay.tail)
         rec_path = s.platform.recordings(PLATFORM_KEY)[0]
-        slate = [e for e in s.relay.events("switched") if e["to"] == "slate"]
         rec = s.finish()
     labels = rec.labels()
     assert [label for label in labels if label != "other"] == ["main", "backup", "main"], labels
-    if "other" in labels:  # a starved machine can stall both publishers at once: the slate, rightly
-        assert slate and s.relay.events("fault_raised", signal="stalled", input="backup"), labels
-    assert (1280, 720) in rec.sizes and (640, 360) in rec.sizes
+    if "other" in labels:
+        # Pictures that are neither main's nor the backup's are the slate card, which a loaded
+        # machine can rightly put on air in two ways, and the log must say which:
+        # - both publishers stalled: a switch to the slate asked for (`switching`; counted even if
+        #   it was overtaken before it was verified) with the backup's stall in the log;
+        # - a bridge's still that had no decoded picture of its target yet (main at the start,
+        #   its analysis and live bridge behind): the slate's image in its place.
+        slate = [e for e in s.relay.events("switching", to="slate")
+                 if s.relay.events("fault_raised", signal="stalled", input="backup")]
+        stills = s.relay.events("bridge_on_air", picture="slate")
+        assert slate or stills, (labels, s.relay.events("switching"), s.relay.events("bridge_on_air"))
+    assert (640, 360) in rec.sizes and (320, 180) in rec.sizes, rec.sizes
     assert rec.strictly_rising()
     decoded = ffmpeg_errors(rec_path)
     assert decoded == "", decoded[:2000]
