@@ -63,9 +63,12 @@ class Pace:
     failback_after_s: float
     failover_timeout_s: float = 15.0
     failback_timeout_s: float = 25.0
+    min_dwell_s: float = 3.0  # the least time an input stays on air (Relay's failover.min_dwell_s)
 
 
-FAST = Pace(black_at_s=9.0, fault_s=2.5, between_s=1.5, drill_s=3.0, failback_after_s=4.0)
+# FAST: each scene's wait is still longer than what Relay needs (the backup healthy for 2 s
+# before main goes black; main healthy for failback_after_s before each failback).
+FAST = Pace(black_at_s=6.0, fault_s=1.5, between_s=1.0, drill_s=2.0, failback_after_s=2.0, min_dwell_s=2.0)
 NORMAL = Pace(black_at_s=14.0, fault_s=5.0, between_s=5.0, drill_s=6.0, failback_after_s=6.0)
 
 TIER_WORDS = {1: "tier 1, critical", 2: "tier 2, important", 3: "tier 3, minor"}
@@ -341,7 +344,7 @@ class Studio(LocalStudio):
     def __init__(self, workdir: Path, pace: Pace, screen: Screen) -> None:
         # Quick failover timings so that a scene lasts seconds; a studio keeps the defaults.
         super().__init__(workdir, failover={"healthy_for_s": 2, "failback_after_s": pace.failback_after_s,
-                                            "min_dwell_s": 3})
+                                            "min_dwell_s": pace.min_dwell_s})
         self.pace = pace
         self.screen = screen
         self.board = Board(list(self.keys))
