@@ -35,8 +35,9 @@ from tests.support.waiting import stays_on_air
 pytestmark = pytest.mark.integration
 
 MAIN_KEY, BACKUP_KEY, PLATFORM_KEY = "main-key-1234", "backup-key-5678", "platform-key-42"
-FAST = {"healthy_for_s": 1.0, "failback_after_s": 4.0, "min_dwell_s": 2.0}
+FAST = {"healthy_for_s": 1.0, "failback_after_s": 2.0, "min_dwell_s": 1.0}
 SIZE, GOP = "320x180", 60
+FAULT_AT_S = 2.5  # encoder time at which the picture goes black or freezes (60 pictures analysed before)
 
 
 def _relay(tmp: Path, stack: ExitStack, codec: str, outputs: list[dict[str, Any]],
@@ -83,10 +84,10 @@ def test_an_hevc_show_fails_over_and_back_at_two_platforms(tmp_path: Path) -> No
         relay.wait_healthy("backup", 2.0)  # a failover candidate (healthy_for_s = 1 s, with margin)
         os.killpg(main.proc.pid, signal.SIGKILL)
         over = relay.next_switch("backup", timeout=10)
-        stays_on_air(relay, 3.0, "the backup on air")
+        stays_on_air(relay, 1.0, "the backup on air")
         _publish(stack, port, MAIN_KEY, "hevc")
         back = relay.next_switch("main", timeout=30)
-        stays_on_air(relay, 2.5, "main on air again")
+        stays_on_air(relay, 1.5, "main on air again")
         assert not relay.events("fault_raised", signal="codec"), relay.tail()
         switches = [(e["to"], e["reason"], e.get("freeze_ms"), e.get("gap_ms"))
                     for e in relay.events("switched")]
@@ -122,14 +123,14 @@ def test_black_and_frozen_pictures_are_seen_on(tmp_path: Path, codec: str) -> No
         inputs = [{"id": "main", "kind": "rtmp", "key": MAIN_KEY, "codec": codec},
                   {"id": "backup", "kind": "rtmp", "key": BACKUP_KEY, "priority": 2, "codec": codec}]
         relay, port = _relay(tmp_path, stack, codec, [], inputs=inputs)
-        _publish(stack, port, MAIN_KEY, codec, seconds=20, black_at=4.0)
-        _publish(stack, port, BACKUP_KEY, codec, seconds=20, freeze_at=4.0)
+        _publish(stack, port, MAIN_KEY, codec, seconds=20, black_at=FAULT_AT_S)
+        _publish(stack, port, BACKUP_KEY, codec, seconds=20, freeze_at=FAULT_AT_S)
         main_on = relay.wait_for("input_connected", input="main", timeout=20)
         backup_on = relay.wait_for("input_connected", input="backup", timeout=20)
         black = relay.wait_for("fault_raised", signal="black", input="main", timeout=20)
         frozen = relay.wait_for("fault_raised", signal="frozen", input="backup", tier=2, timeout=20)
-    after_black = ts(black) - (ts(main_on) + 4.0)
-    after_freeze = ts(frozen) - (ts(backup_on) + 4.0)
+    after_black = ts(black) - (ts(main_on) + FAULT_AT_S)
+    after_freeze = ts(frozen) - (ts(backup_on) + FAULT_AT_S)
     print(f"{codec}: black tier 1 {after_black:.2f} s after the picture went black, frozen tier 2 "
           f"{after_freeze:.2f} s after it froze")
     assert black["tier"] == 1
