@@ -57,11 +57,10 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def cpu_ms_per_video_second(packets: list[MediaPacket], every_picture: bool,
-                            seconds: float = SECONDS) -> tuple[float, int]:
+def cpu_ms_per_video_second(packets: list[MediaPacket], every_picture: bool) -> tuple[float, int]:
     analyzer, _ = analysed(packets, 120.0, every_picture=every_picture)
     assert analyzer.decode_errors == 0
-    return analyzer.cpu_s * 1000.0 / seconds, analyzer.video_frames
+    return analyzer.cpu_s * 1000.0 / SECONDS, analyzer.video_frames
 
 
 @pytest.mark.parametrize("size", ["720p", "1080p"])
