@@ -168,12 +168,21 @@ def prepare(cache: Path, fmt: ClipFormat, progress: bool = True) -> Clips:
 def prepare_main(cache: Path, fmt: ClipFormat, progress: bool = True) -> Path:
     """Only the main clip for `fmt` (the cost measurements need no backup, black or index;
     a 4K clip takes minutes to encode)."""
+    return prepare_inputs(cache, fmt, progress, backup=False)[0]
+
+
+def prepare_inputs(cache: Path, fmt: ClipFormat, progress: bool = True, *, backup: bool = True) -> list[Path]:
+    """Only the main (and backup) clip for `fmt`, the same files :func:`prepare` makes: the
+    CPU measurements publish them but need no black clips and no frame index."""
     where = cache / fmt.key
     where.mkdir(parents=True, exist_ok=True)
-    path = where / "main.flv"
-    if not path.exists():
-        if progress:
-            print(f"bench: encoding the main clip ({fmt.size} {fmt.fps} fps, {fmt.seconds:g} s) into {path}",
-                  flush=True)
-        _encode(path, fmt, fmt.seconds, "red", None)
-    return path
+    wanted = [(MAIN, where / "main.flv", "red")]
+    if backup:
+        wanted.append((BACKUP, where / "backup.flv", "blue"))
+    for name, path, color in wanted:
+        if not path.exists():
+            if progress:
+                print(f"bench: encoding the {name} clip ({fmt.size} {fmt.fps} fps, {fmt.seconds:g} s) into "
+                      f"{path}", flush=True)
+            _encode(path, fmt, fmt.seconds, color, None)
+    return [path for _, path, _ in wanted]

@@ -40,7 +40,7 @@ from bench.chain import (
     group_cpu_seconds,
     relay_config,
 )
-from bench.clips import NOISY_BLACK, ClipFormat, Clips, prepare
+from bench.clips import NOISY_BLACK, ClipFormat, Clips, prepare, prepare_inputs
 from bench.figures import (
     Arrival,
     added_latency,
@@ -70,6 +70,12 @@ _DEFAULTS = ThresholdSettings()
 THRESHOLDS = {"input_stall_ms": float(_DEFAULTS.input_stall_ms), "black_s": _DEFAULTS.black_s}
 
 
+def failover_settings(failback_s: float) -> dict[str, float]:
+    """FAILOVER with `failback_after_s` = `failback_s` and the other two half of it
+    (--failback-seconds; 2, the default, gives FAILOVER itself)."""
+    return {"healthy_for_s": failback_s / 2, "failback_after_s": failback_s, "min_dwell_s": failback_s / 2}
+
+
 def say(msg: str) -> None:
     print(f"bench: {msg}", flush=True)
 
@@ -84,7 +90,7 @@ class Bench:
         stack.callback(self.platform.stop)
         self.port = free_port()
         cfg = relay_config(workdir, self.port, self.platform.url(PLATFORM_KEY), main_key=MAIN_KEY,
-                           backup_key=BACKUP_KEY, failover=FAILOVER, thresholds=THRESHOLDS)
+                           backup_key=BACKUP_KEY, failover=opts.failover, thresholds=THRESHOLDS)
         self.relay = RelayUnderTest(cfg, workdir / "relay.log")
         stack.callback(self.relay.stop, signal.SIGTERM, 10.0)
         self.relay.wait_for("started", timeout=30)
@@ -92,6 +98,7 @@ class Bench:
         self.backup: Child | None = None
         self.viewer: ViewerProcess | None = None
         self._spawned = 0
+        self.main_clip: Path | None = None
 
     def _log(self, name: str) -> Path:
         self._spawned += 1
@@ -113,7 +120,8 @@ class Bench:
         urls = [self.relay_url(MAIN_KEY)]
         if direct:
             urls += [self.platform.url(DIRECT_KEY), self.platform.url(DIRECT_B_KEY)]
-        self.main = self.own(ClipPublisher(clip or self.clips.main, urls, self._log("main")))
+        self.main_clip = clip or self.clips.main
+        self.main = self.own(ClipPublisher(self.main_clip, urls, self._log("main")))
         if wait and self.active() != "main":
             self.relay.wait_for("switched", to="main", after=seen, timeout=30)
 
@@ -123,7 +131,10 @@ class Bench:
         return str(switched[-1]["to"]) if switched else None
 
     def replace_main(self, clip: Path) -> None:
-        """Main's encoder changes clip: it unpublishes (Relay fails over), then publishes again."""
+        """Main's encoder changes clip: it unpublishes (Relay fails over), then publishes again
+        (nothing to do if main is on air with this clip already)."""
+        if self.main is not None and self.main_clip == clip and self.active() == "main":
+            return
         seen = self.switches("backup")
         self.stop_main()
         self.relay.wait_for("switched", to="backup", after=seen, timeout=10)
@@ -142,7 +153,7 @@ class Bench:
         started = time.monotonic()
         self.backup = self.own(ClipPublisher(clip, [self.relay_url(BACKUP_KEY)], self._log("backup")))
         self.relay.wait_for("input_connected", input="backup", after=seen, timeout=15)
-        time.sleep(FAILOVER["healthy_for_s"] + 1.0)  # a failover candidate again
+        time.sleep(self.opts.failover["healthy_for_s"] + 1.0)  # a failover candidate again
         return started
 
     def note(self, msg: str) -> None:
@@ -249,10 +260,11 @@ class Bench:
         if pause == pause:  # not NaN: there were frames
             results.later_pause_ms.setdefault(kind, []).append(pause * 1000)
 
-    def black_runs(self, results: Results, kind: str = BLACK) -> None:
+    def black_runs(self, results: Results, kind: str = BLACK, *, then_main: bool = True) -> None:
         """Main publishes the black clip (`kind` black, or noisy black) in a loop: each loop is
         one run (picture, then black: Relay fails over; the picture returns at the next loop:
-        Relay fails back)."""
+        Relay fails back). Then main's own clip again (`then_main`), or the next black clip
+        straight away."""
         assert self.viewer is not None
         clip = self.clips.noisy_black if kind == NOISY_BLACK else self.clips.black
         self.replace_main(clip)
@@ -281,7 +293,8 @@ class Bench:
                 + (f"black on air {found[1].on_air_ms:.0f} ms, freeze {found[1].freeze_ms:.0f} ms"
                    if found else "no black frame, or no backup after it, reached the viewer"))
         results.failed_runs[kind] = self.opts.runs - len(gaps)
-        self.replace_main(self.clips.main)
+        if then_main:
+            self.replace_main(self.clips.main)
 
     @property
     def clips_format(self) -> ClipFormat:
@@ -420,13 +433,13 @@ def obs_default_cpu(opts: argparse.Namespace, workdir: Path, results: Results) -
     frames (8.3 s at 30 fps), two B-frames; Relay (its own chain, two inputs, one output)
     then ffmpeg, on the same clips."""
     fmt = dataclasses.replace(opts.clip_format, gop_frames=OBS_DEFAULT_GOP)
-    clips = prepare(Path(opts.cache).expanduser(), fmt)
+    clips = prepare_inputs(Path(opts.cache).expanduser(), fmt)  # main and backup: no black clips
     label = f"keyframe every {fmt.keyframe_s:.3g} s"
     say(f"CPU with OBS's default keyframes ({label}): Relay over {opts.measure_seconds:g} s")
-    cost = measure_cost(label, [clips.main, clips.backup], 2, 1, workdir / "obs-cpu",
+    cost = measure_cost(label, clips, 2, 1, workdir / "obs-cpu",
                         seconds=opts.measure_seconds, warmup=opts.warmup_seconds)
     say(f"relay run: CPU {cost.cpu_median:.1f} %, RSS {cost.rss_mb:.0f} MB")
-    ffmpeg_pct, ffmpeg_rss = ffmpeg_cost(opts, [clips.main, clips.backup], workdir / "obs-cpu")
+    ffmpeg_pct, ffmpeg_rss = ffmpeg_cost(opts, clips, workdir / "obs-cpu")
     results.obs_cpu = {"clip": label, "relay_cpu_pct": cost.cpu_median, "relay_rss": int(cost.rss_mb * 2**20),
                        "ffmpeg_cpu_pct": ffmpeg_pct, "ffmpeg_rss": ffmpeg_rss}
 
@@ -451,6 +464,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="latency and CPU measurement window (default 30)")
     p.add_argument("--settle-seconds", type=float, default=3.0,
                    help="main stays on air this long after a failback before the next fault (default 3)")
+    p.add_argument("--failback-seconds", type=float, default=FAILOVER["failback_after_s"],
+                   help="Relay's failback_after_s in the bench's chain, healthy_for_s and min_dwell_s half "
+                        f"of it (default {FAILOVER['failback_after_s']:g}); only failing back waits on them")
     p.add_argument("--warmup-seconds", type=float, default=5.0, help="settle time before measuring")
     p.add_argument("--out", default="docs/BENCHMARKS.md",
                    help="the page to write (default docs/BENCHMARKS.md)")
@@ -467,6 +483,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--phases", default=",".join(PHASES), type=_phases,
                    help=f"which phases to run, in order (default all: {','.join(PHASES)})")
     p.add_argument("--video-kbps", type=int, default=6000, help="clip video bitrate (default 6000)")
+    p.add_argument("--black-clip-seconds", default=(9, 5), type=_black_clip_spec, metavar="PICTURE+BLACK",
+                   help="the black clip's loop: main's picture for PICTURE s, then black for BLACK s; "
+                        "each loop is one black run (default 9+5)")
     p.add_argument("--workdir", help="keep logs and viewer timelines here (default: a temporary directory)")
     p.add_argument("--profile", help="record Relay with py-spy during the CPU window into this file "
                    "(default: relay.pyspy in the work directory)")
@@ -486,7 +505,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     opts = p.parse_args(argv)
     if opts.runs < 1 or opts.soak_minutes <= 0 or opts.measure_seconds <= 0:
         p.error("--runs, --soak-minutes and --measure-seconds must be positive")
-    opts.clip_format = ClipFormat(size=opts.size, video_kbps=opts.video_kbps, gop_frames=opts.keyframe_frames)
+    if opts.failback_seconds <= 0:
+        p.error("--failback-seconds must be positive")
+    opts.failover = failover_settings(opts.failback_seconds)
+    picture_s, black_s = opts.black_clip_seconds
+    # main must be back on air (healthy_for_s, then failback_after_s) before its picture turns black
+    least = opts.failover["healthy_for_s"] + opts.failover["failback_after_s"] + 1
+    if picture_s < least:
+        p.error(f"--black-clip-seconds: the picture part must last at least {least:g} s "
+                "(main fails back to it before it turns black)")
+    if black_s <= THRESHOLDS["black_s"]:
+        p.error(f"--black-clip-seconds: the black part must last longer than black_s "
+                f"({THRESHOLDS['black_s']:g} s)")
+    opts.clip_format = ClipFormat(size=opts.size, video_kbps=opts.video_kbps, gop_frames=opts.keyframe_frames,
+                                  black_clip_normal_s=picture_s, black_clip_black_s=black_s)
     return opts
 
 
@@ -512,6 +544,13 @@ def _growth_cases(text: str) -> list[str]:
     return names
 
 
+def _black_clip_spec(text: str) -> tuple[int, int]:
+    picture, _, black = text.partition("+")
+    if not (picture.strip().isdigit() and black.strip().isdigit()):
+        raise argparse.ArgumentTypeError(f"expected PICTURE+BLACK in whole seconds, e.g. 9+5, got {text!r}")
+    return int(picture), int(black)
+
+
 def _sweep_spec(text: str) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for item in (t.strip() for t in text.split(",") if t.strip()):
@@ -529,12 +568,15 @@ def run_chain(opts: argparse.Namespace, clips: Clips, workdir: Path, stack: Exit
     direct, direct_b = bench.start_chain()
     phases = opts.phases
     if "latency" in phases:
-        bench.measure_relay(results, direct, direct_b)
+        bench.measure_relay(results, direct, direct_b)  # stops the direct viewers
+    else:
+        direct.stop(signal.SIGTERM)
+        direct_b.stop(signal.SIGTERM)
     if "faults" in phases:
         for kind in (KILLED, STALLED):
             bench.fault_runs(kind, results)
     if "black" in phases:
-        bench.black_runs(results)
+        bench.black_runs(results, then_main=False)
         bench.black_runs(results, NOISY_BLACK)
     if "sweep" in phases:
         bench.sweeps(results)
@@ -573,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
         soak_minutes=opts.soak_minutes, measure_s=opts.measure_seconds,
         clip=(f"{fmt.size} {fmt.fps} fps, H.264 High {fmt.video_kbps} kbit/s CBR, a keyframe every "
               f"{fmt.keyframe_s:g} s, AAC {fmt.audio_kbps} kbit/s"),
-        failover=FAILOVER, thresholds=THRESHOLDS, load_start=os.getloadavg(), settle_s=opts.settle_seconds,
+        failover=opts.failover, thresholds=THRESHOLDS, load_start=os.getloadavg(),
+        settle_s=opts.settle_seconds,
         versions=versions(),
     )
     with work_directory(opts.workdir) as workdir:
