@@ -36,9 +36,9 @@ settings.load_profile("relay")
 # ./scripts/test runs whole files on many workers (pyproject: -n, --dist loadfile), but a file
 # is handed out only while the running files' measured weights fit the cores
 # (tests/support/scheduling.py, tests/file_costs.json); the longest files start first, so none
-# starts late and keeps the run waiting.
+# starts late and keeps the run waiting. RELAY_TEST_CORE_BUDGET overrides the core count.
 _COSTS = load_costs()
-CORE_BUDGET = float(os.environ.get("RELAY_TEST_CORE_BUDGET", 0.8 * (os.cpu_count() or 2)))
+CORE_BUDGET = float(os.environ.get("RELAY_TEST_CORE_BUDGET", os.cpu_count() or 2))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

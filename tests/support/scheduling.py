@@ -93,24 +93,32 @@ def make_scheduler(config: pytest.Config, log: Any, budget: float) -> Any:
         def _pending(self, node: Any) -> int:
             return int(self._pending_of(self.assigned_work.get(node, {})))
 
-        def _used(self) -> float:
-            """The weights of every file with a test to go. A worker holds its last test
-            until it has the next file or is told to stop (it must know what follows to
-            tear down the right fixtures): a held test counts too, as it runs once the
-            worker has its next file."""
-            return sum(self._weight(scope) for node in self.nodes
-                       for scope, unit in self.assigned_work.get(node, {}).items() if not all(unit.values()))
+        def _weights(self, node: Any) -> float:
+            return sum(self._weight(scope) for scope, unit in self.assigned_work.get(node, {}).items()
+                       if not all(unit.values()))
 
-        def _next_fitting(self) -> str | None:
-            used = self._used()
+        def _busy(self, node: Any) -> list[Any]:
+            """The workers other than ``node`` running a test: more than a held one to go, or
+            told to stop with one to go."""
+            return [n for n in self.nodes if n is not node
+                    and (self._pending(n) > 1 or (self._pending(n) == 1 and n.shutting_down))]
+
+        def _fits(self, node: Any, extra: float) -> bool:
+            """Whether ``node``'s held test and ``extra`` fit beside the files running. A worker
+            holds its last test until it has the next file or is told to stop (it must know
+            what follows to tear down the right fixtures): a held test does not run, so only
+            the workers with more to go count, and ``node``'s own held test, which runs once
+            ``node`` has its next file. Always, when nothing runs: else nothing ever would."""
+            busy = self._busy(node)
+            used = sum(self._weights(n) for n in busy) + self._weights(node)
+            return not busy or used + extra <= self.budget + 1e-9
+
+        def _next_fitting(self, node: Any) -> str | None:
+            """The first file in the queue that fits beside the running ones."""
             for scope in self.workqueue:
-                if used + self._weight(scope) <= self.budget + 1e-9:
+                if self._fits(node, self._weight(scope)):
                     return scope
-            # Nothing fits: wait for a running file to finish a test, unless none runs (each
-            # worker holds its last test or has none): then the first, or nothing ever runs.
-            if any(self._pending(node) > 1 for node in self.nodes):
-                return None
-            return next(iter(self.workqueue))
+            return None
 
         def _give(self, node: Any, scope: str) -> None:
             work_unit = self.workqueue.pop(scope)
@@ -125,12 +133,20 @@ def make_scheduler(config: pytest.Config, log: Any, budget: float) -> Any:
                 # would never run)
                 while not node.shutting_down and self._pending(node) <= 1:
                     if not self.workqueue:
-                        node.shutdown()
+                        if self._fits(node, 0.0):  # told to stop, it runs the test it holds
+                            node.shutdown()
                         break
-                    scope = self._next_fitting()
+                    scope = self._next_fitting(node)
                     if scope is None:
-                        return  # a file finishing frees room: every completion fills again
+                        break  # a file finishing frees room: every completion fills again
                     self._give(node, scope)
+
+        @property
+        def tests_finished(self) -> bool:
+            """Only when every test ran: xdist stops every worker once this holds, which
+            would run all the held tests at once (xdist's own counts a held test as done)."""
+            return bool(self.collection_is_completed and not self.workqueue
+                        and all(self._pending(n) == 0 for n in self.nodes))
 
         def _reschedule(self, node: Any) -> None:
             self._fill()

@@ -58,6 +58,9 @@ def run(files: dict[str, int], costs: dict[str, dict[str, float]], workers: int,
     for _ in range(100_000):
         running = {collection[n.queue[0]].split("::")[0] for n in nodes if n.runnable()}
         highest = max(highest, sum(weight(f, costs.get(f, {})) for f in running))
+        if sched.tests_finished:  # what xdist does then: every worker told to stop
+            for n in nodes:
+                n.shutdown()
         ready = [n for n in nodes if n.runnable()]
         if not ready:
             break
