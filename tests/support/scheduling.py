@@ -114,7 +114,8 @@ def make_scheduler(config: pytest.Config, log: Any, budget: float) -> Any:
             return not busy or used + extra <= self.budget + 1e-9
 
         def _next_fitting(self, node: Any) -> str | None:
-            """The first file in the queue that fits beside the running ones."""
+            """The first file in the queue that fits beside the running ones. (Keeping a core
+            for the computing files while any waits was tried: 411 s against 370 s.)"""
             for scope in self.workqueue:
                 if self._fits(node, self._weight(scope)):
                     return scope
