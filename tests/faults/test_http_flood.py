@@ -92,10 +92,14 @@ class Descriptors:
         return int(self.proc.num_fds())
 
     def stop(self) -> None:
-        """Stop sampling, with one last sample taken now (the thread's last may be 50 ms old)."""
+        """Stop sampling, with one last sample taken now (the thread's last may be 50 ms old);
+        again (the test's clean-up, Relay gone): nothing."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._thread.join(2)
-        self.samples.append(self.now())
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self.samples.append(self.now())
 
 
 def test_an_http_flood_during_a_show(tmp_path: Path, main_clip: Clip) -> None:

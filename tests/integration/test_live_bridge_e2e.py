@@ -35,7 +35,11 @@ pytestmark = pytest.mark.integration
 
 TOKEN = "operator-token-0123456789"
 OBS_GOP = 250  # OBS's default keyframe interval: 8.3 s at 30 fps
-MAX_REPEATS = 3
+MAX_REPEATS = 3  # around each cut: what the bridge is judged on
+# From the first cut to the end, away from the cuts: the picture keeps moving. A still-picture
+# bridge would repeat one picture up to the backup's next keyframe (250 frames); a loaded
+# suite's publishers and relay may hitch once (4 repeats seen at load ~8, nowhere near a cut).
+MAX_REPEATS_ANYWHERE = 6
 COMMAND_ON_AIR_S = 0.5  # the bar (BEHAVIOUR §11): the bench's to prove on a quiet machine
 # what this test asserts beside the suite's other workers: 0.07-0.2 s alone, up to 2.4 s in a
 # full run at load 5-12; a command that waited for the backup's keyframe would take up to 8.3 s
@@ -112,4 +116,4 @@ users = [{{ name = "alice", role = "operator", password = "alice-Pa55-word", tok
         assert repeats <= MAX_REPEATS, f"a picture repeated {repeats} times at {where} ms (cut at {at} ms)"
     # the picture keeps changing from the first cut to the end
     repeats, where = longest_repeat(shown, shown[cuts[0]].pts_ms - 2000, shown[-1].pts_ms)
-    assert repeats <= MAX_REPEATS, f"a picture repeated {repeats} times at {where} ms"
+    assert repeats <= MAX_REPEATS_ANYWHERE, f"a picture repeated {repeats} times at {where} ms"

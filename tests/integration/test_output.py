@@ -322,7 +322,7 @@ async def test_failback_to_preferred_url_when_it_returns(tmp_path: Path, clip: l
                 changes.append(await wait_for(events, OutputUrlChanged, 4.0, reason="failback"))
                 await wait_for(events, OutputConnected, 4.0, url_index=0)
 
-            await feeding([out], timeline([clip]), back_to_primary(), 2.5)
+            await feeding([out], timeline([clip]), back_to_primary(), 3.5)
             back = changes[0]
             assert out.url_index == 0
             await out.stop()
