@@ -510,20 +510,20 @@ class Switcher:
         return freeze_ms, gap_ms
 
     def _continuing_dts(self, first: MediaPacket, step: int) -> int:
-        """The output dts for ``first`` (a keyframe starting a new run of video) so that it is
-        shown ``step`` ms after the last frame shown so far, and decoded after the last one
-        decoded. With B-frames the last frame shown is not the last one sent (its pts runs
-        up to a few frames ahead of its dts), so stepping from the last dts alone would show
-        the new picture before pictures already sent."""
+        """The output dts for ``first`` (a keyframe starting a new run of video): shown ``step``
+        ms after the last frame shown (with B-frames not the last sent: pts runs ahead of dts),
+        on the frame grid (ffmpeg's CLI re-timing to the rate gives off-grid pictures one slot),
+        decoded a whole frame after the last decoded (a 1-ms dts step reads as 1000 fps)."""
         last_dts = self._last_out[Track.VIDEO]
         assert last_dts is not None
         shown = last_dts if self._max_video_pts is None else self._max_video_pts
-        # A whole number of frame intervals after the last picture shown, so the pictures stay
-        # on one frame grid: a receiver that re-times to the frame rate (ffmpeg's CLI does)
-        # would give two pictures stamped half a frame off that grid the same slot.
         frames = max(1, round(step / self._frame_exact))
         pts = shown + round(frames * self._frame_exact)
-        return max(last_dts + 1, pts - (first.pts - first.dts))
+        cts = first.pts - first.dts
+        while pts - cts < last_dts + round(self._frame_exact):
+            frames += 1
+            pts = shown + round(frames * self._frame_exact)
+        return pts - cts
 
     @property
     def show_codec(self) -> str | None:

@@ -34,6 +34,7 @@ class Encoder:
     stop: float = math.inf  # wall time it stops sending
     first_frame: int = 0  # frame number of the first frame (keyframes at multiples of gop)
     cts_ms: int = 0  # composition offset of non-key frames
+    key_cts_ms: int = 0  # of keyframes (OBS's x264 with B-frames delays every picture: 166 ms seen)
     # (wall time, track or None for both, ms): from that time on, the track's timestamps move by ms
     jumps: list[tuple[float, Track | None, int]] = field(default_factory=list)
     _video_n: int = 0
@@ -62,7 +63,8 @@ class Encoder:
             data = f"{self.name}:v:{self._video_n}".encode()
             out.append(
                 MediaPacket(
-                    Track.VIDEO, dts, dts + (0 if key else self.cts_ms), data, key, self.video_config, wall
+                    Track.VIDEO, dts, dts + (self.key_cts_ms if key else self.cts_ms), data, key,
+                    self.video_config, wall
                 )
             )
             self._video_n += 1
@@ -494,6 +496,30 @@ def test_after_a_b_frame_encoder_the_new_picture_is_shown_after_every_old_one(sw
     pts = sorted(p.pts for p in video)
     assert len(set(pts)) == len(pts)  # no two pictures shown at the same time
     assert_continuous(studio, max_video_step=34 + 133 + 100, max_audio_step=SWITCH_AUDIO_STEP + 133 + 100)
+
+
+@pytest.mark.parametrize(("switch_at", "reason"), [("auto", "failback"), ("auto", "fault"),
+                                                   ("buffered", "command"), ("next", "command")])
+def test_a_cut_to_a_b_frame_encoder_is_decoded_a_whole_frame_after_the_last_picture(switch_at: str,
+                                                                                  reason: str) -> None:
+    # From pictures shown as decoded (the slate, a backup without B-frames) to OBS's x264 with
+    # B-frames, every picture shown 166 ms after it is decoded, its keyframes too: the cut's dts
+    # step was 1 ms (the keyframe's dts pulled back to just after the last), which read as
+    # 1000 fps to ffmpeg's CLI re-timing the platform's recording (a real OBS run).
+    studio = Studio(Encoder("B", video_base=90_000, gop=60),
+                    Encoder("A", cts_ms=166, key_cts_ms=166), switch_at=switch_at)
+    studio.run_until(1.0)
+    studio.switch("B")
+    studio.run_until(4.5)
+    studio.switch("A", reason)
+    studio.run_until(8.0)
+    first_a = studio.first_from("A")
+    before = [s.pkt for s in studio.out[:first_a] if s.pkt.track is Track.VIDEO]
+    first = studio.out[first_a].pkt
+    assert first.keyframe and first.pts > max(p.pts for p in before)
+    assert first.dts - before[-1].dts >= 33, (before[-1].dts, first.dts)
+    video = studio.track(Track.VIDEO)
+    assert all(b.dts - a.dts >= 33 for a, b in itertools.pairwise(video)), "a dts step under a frame"
 
 
 @pytest.mark.parametrize("switch_at", ["auto", "buffered", "next"])
