@@ -35,6 +35,7 @@ pytestmark = pytest.mark.integration
 MAIN_KEY, BACKUP_KEY, PLATFORM_KEY = "main-key-1234", "backup-key-5678", "platform-key-42"
 FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 1.5, "min_dwell_s": 2.0}
 BAR_S = 0.5  # BEHAVIOUR §11: no switch leaves the platform without media for longer, beyond detection
+FRAME_MS = 1000 / 30
 LOAD_SLACK_S = 0.3  # OBS, x264, Relay, nginx and the viewer share two cores
 
 
@@ -145,10 +146,11 @@ def test_obs_dies_the_backup_goes_on_air_and_obs_returns(tmp_path: Path, clip: P
     assert gap_failover <= BAR_S + LOAD_SLACK_S, gap_failover
     assert gap_failback <= BAR_S + LOAD_SLACK_S, gap_failback
     assert float(failover["added_delay_ms"]) <= 1000
-    # a healthy cut: no delay added; its "freeze" is the arrival jitter between the two encoders
-    # (up to 326 ms in a full run at load 5-12; a cut that held the picture would freeze for a
-    # keyframe interval, 2 s and more)
-    assert float(failback["added_delay_ms"]) == 0 and float(failback["freeze_ms"]) < 1000
+    # a healthy cut: no delay added but the arrival jitter between the two encoders (4.5 ms seen
+    # at load 8; a cut from a buffered keyframe would add up to a group, 2 s and more), and its
+    # "freeze" is that jitter too (up to 326 ms in a full run at load 5-12; a cut that held the
+    # picture would freeze for a keyframe interval, 2 s and more)
+    assert float(failback["added_delay_ms"]) <= FRAME_MS and float(failback["freeze_ms"]) < 1000
 
     viewer.stop()
     assert relay.stop() == 0
