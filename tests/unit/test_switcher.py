@@ -477,45 +477,46 @@ def test_auto_no_switch_leaves_the_platform_without_media_at_any_phase(gop: int)
     assert worst_delay <= 1000
 
 
-@pytest.mark.parametrize(("switch_at", "reason"), [("auto", "failback"), ("auto", "fault"),
-                                                   ("buffered", "command"), ("next", "command")])
+CUTS = pytest.mark.parametrize(("switch_at", "reason"), [("auto", "failback"), ("auto", "fault"),
+                                                          ("buffered", "command"), ("next", "command")])
+
+
+def cut(first: Encoder, then: Encoder, switch_at: str, reason: str) -> tuple[Studio, list[MediaPacket],
+                                                                           MediaPacket]:
+    """``first`` on air, then a cut to ``then`` for ``reason``: the studio, the video sent
+    before ``then``'s first packet, and that packet."""
+    studio = Studio(first, then, switch_at=switch_at)
+    studio.run_until(1.0)
+    studio.switch(first.name)
+    studio.run_until(4.5)
+    studio.switch(then.name, reason)
+    studio.run_until(8.0)
+    at = studio.first_from(then.name)
+    return studio, [s.pkt for s in studio.out[:at] if s.pkt.track is Track.VIDEO], studio.out[at].pkt
+
+
+@CUTS
 def test_after_a_b_frame_encoder_the_new_picture_is_shown_after_every_old_one(switch_at: str,
                                                                               reason: str) -> None:
     # OBS-like x264 with B-frames: pictures are shown up to 133 ms after they are decoded.
-    studio = Studio(Encoder("A", cts_ms=133), Encoder("B", video_base=90_000, gop=60), switch_at=switch_at)
-    studio.run_until(1.0)
-    studio.switch("A")
-    studio.run_until(4.5)
-    studio.switch("B", reason)
-    studio.run_until(8.0)
-    first_b = studio.first_from("B")
-    shown_before = max(s.pkt.pts for s in studio.out[:first_b] if s.pkt.track is Track.VIDEO)
-    first = studio.out[first_b].pkt
-    assert first.keyframe and first.pts > shown_before
+    studio, before, first = cut(Encoder("A", cts_ms=133), Encoder("B", video_base=90_000, gop=60),
+                                switch_at, reason)
+    assert first.keyframe and first.pts > max(p.pts for p in before)
     video = studio.track(Track.VIDEO)
     pts = sorted(p.pts for p in video)
     assert len(set(pts)) == len(pts)  # no two pictures shown at the same time
     assert_continuous(studio, max_video_step=34 + 133 + 100, max_audio_step=SWITCH_AUDIO_STEP + 133 + 100)
 
 
-@pytest.mark.parametrize(("switch_at", "reason"), [("auto", "failback"), ("auto", "fault"),
-                                                   ("buffered", "command"), ("next", "command")])
+@CUTS
 def test_a_cut_to_a_b_frame_encoder_is_decoded_a_whole_frame_after_the_last_picture(switch_at: str,
                                                                                   reason: str) -> None:
     # From pictures shown as decoded (the slate, a backup without B-frames) to OBS's x264 with
     # B-frames, every picture shown 166 ms after it is decoded, its keyframes too: the cut's dts
     # step was 1 ms (the keyframe's dts pulled back to just after the last), which read as
     # 1000 fps to ffmpeg's CLI re-timing the platform's recording (a real OBS run).
-    studio = Studio(Encoder("B", video_base=90_000, gop=60),
-                    Encoder("A", cts_ms=166, key_cts_ms=166), switch_at=switch_at)
-    studio.run_until(1.0)
-    studio.switch("B")
-    studio.run_until(4.5)
-    studio.switch("A", reason)
-    studio.run_until(8.0)
-    first_a = studio.first_from("A")
-    before = [s.pkt for s in studio.out[:first_a] if s.pkt.track is Track.VIDEO]
-    first = studio.out[first_a].pkt
+    studio, before, first = cut(Encoder("B", video_base=90_000, gop=60),
+                                Encoder("A", cts_ms=166, key_cts_ms=166), switch_at, reason)
     assert first.keyframe and first.pts > max(p.pts for p in before)
     assert first.dts - before[-1].dts >= 33, (before[-1].dts, first.dts)
     video = studio.track(Track.VIDEO)
