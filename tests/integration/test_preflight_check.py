@@ -13,10 +13,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
@@ -84,76 +85,70 @@ def _late_only(line: str) -> bool:
 
 
 Outcome = tuple[int, str, str]
-Studios = dict[str, Future[Any]]
 
 
-def healthy_studio(tmp_path: Path) -> tuple[Outcome, float, list[Path]]:
-    port = free_port()
-    with NginxRtmp(tmp_path) as platform:
-        text = config(port, [platform.url(PLATFORM_KEY)], tmp_path)
-        started = time.monotonic()
-        with relay_check(tmp_path, text) as proc:
-            wait_listening(port, proc)
-            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}"), \
-                    ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{BACKUP_KEY}"):
-                outcome = finish(proc)
-        took = time.monotonic() - started
-        return outcome, took, platform.recordings(PLATFORM_KEY)
+@dataclass(frozen=True)
+class Scenario:
+    """One studio for `relay check`: the publishers (stream key → keyframe interval in frames;
+    a key left out publishes nothing), its flags, and whether the output has a second URL
+    that refuses connections."""
+
+    publishers: dict[str, int]
+    flags: tuple[str, ...] = ()
+    refused_second_url: bool = False
 
 
-def obs_default_backup(tmp_path: Path) -> Outcome:
-    port = free_port()
-    with NginxRtmp(tmp_path) as platform:
-        text = config(port, [platform.url(PLATFORM_KEY)], tmp_path)
-        with relay_check(tmp_path, text, "--json") as proc:
-            wait_listening(port, proc)
-            # main at the platforms' 2 s, backup at OBS's default (250 frames: 8.3 s at 30 fps)
-            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}", gop=60), \
-                    ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{BACKUP_KEY}", gop=250):
-                return finish(proc)
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    took_s: float  # from starting the check to its end
+    recordings: list[Path]  # what the platform recorded (a check never publishes)
 
 
-def missing_backup(tmp_path: Path) -> Outcome:
-    port = free_port()
-    with NginxRtmp(tmp_path) as platform:
-        text = config(port, [platform.url(PLATFORM_KEY)], tmp_path)
-        with relay_check(tmp_path, text, "--json") as proc:
-            wait_listening(port, proc)
-            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}"):
-                return finish(proc)
+Studios = dict[str, Future[Result]]
 
 
-def refused_output(tmp_path: Path) -> Outcome:
-    port = free_port()
-    with NginxRtmp(tmp_path) as platform:
-        text = config(port, [platform.url(PLATFORM_KEY), refused_url(PLATFORM_KEY)], tmp_path)
-        with relay_check(tmp_path, text) as proc:
-            wait_listening(port, proc)
-            with ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{MAIN_KEY}"), \
-                    ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{BACKUP_KEY}"):
-                return finish(proc)
-
-
-SCENARIOS: dict[str, Callable[[Path], Any]] = {
-    "healthy": healthy_studio, "obs_default": obs_default_backup, "missing_backup": missing_backup,
-    "refused_output": refused_output,
+SCENARIOS = {
+    "healthy": Scenario({MAIN_KEY: 30, BACKUP_KEY: 30}),
+    # main at the platforms' 2 s, backup at OBS's default (250 frames: 8.3 s at 30 fps)
+    "obs_default": Scenario({MAIN_KEY: 60, BACKUP_KEY: 250}, ("--json",)),
+    "missing_backup": Scenario({MAIN_KEY: 30}, ("--json",)),
+    "refused_output": Scenario({MAIN_KEY: 30, BACKUP_KEY: 30}, refused_second_url=True),
 }
+
+
+def run_studio(tmp_path: Path, scenario: Scenario) -> Result:
+    port = free_port()
+    with NginxRtmp(tmp_path) as platform:
+        urls = [platform.url(PLATFORM_KEY)]
+        if scenario.refused_second_url:
+            urls.append(refused_url(PLATFORM_KEY))
+        started = time.monotonic()
+        with relay_check(tmp_path, config(port, urls, tmp_path), *scenario.flags) as proc:
+            wait_listening(port, proc)
+            with ExitStack() as publishers:
+                for key, gop in scenario.publishers.items():
+                    publishers.enter_context(ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{key}", gop=gop))
+                outcome = finish(proc)
+        return Result(outcome, time.monotonic() - started, platform.recordings(PLATFORM_KEY))
 
 
 @pytest.fixture(scope="module")
 def studios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studios]:
     """Every scenario started at once; a test waits for its own (its failure is raised there)."""
     with ThreadPoolExecutor(len(SCENARIOS), thread_name_prefix="check-studio") as pool:
-        yield {name: pool.submit(run, tmp_path_factory.mktemp(name)) for name, run in SCENARIOS.items()}
+        yield {name: pool.submit(run_studio, tmp_path_factory.mktemp(name), scenario)
+               for name, scenario in SCENARIOS.items()}
 
 
 def outcome_of(studios: Studios, name: str) -> Outcome:
-    return cast(Outcome, studios[name].result(timeout=120))
+    return studios[name].result(timeout=120).outcome
 
 
 def test_healthy_studio_passes_with_a_checklist(studios: Studios) -> None:
-    (code, out, err), took, recordings = studios["healthy"].result(timeout=120)
-    assert recordings == [], "a check never publishes"
+    result = studios["healthy"].result(timeout=120)
+    (code, out, err), took = result.outcome, result.took_s
+    assert result.recordings == [], "a check never publishes"
     assert code in (0, 1), out + err  # 1: the clock's sync may be unknown on a build machine
     items = lines_of(out)
     for name in ("input main", "input backup"):
