@@ -26,7 +26,6 @@ from tests.faults.show import (
     event_time,
     faults,
     longest_run_ms,
-    make_marked_clip,
     read_timeline,
 )
 from tests.support.raw_rtmp import AUDIO, VIDEO, FlvTag
@@ -40,18 +39,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 # timings shortened to match: failback after 1 s healthy).
 RECONNECT_LOOP_S = 16.0
 RECONNECT_ON_S, RECONNECT_OFF_S = 3.5, 0.5
-
-
-# Small pictures: what these tests prove is about connections, timestamps and packets, not
-# the picture's size (the resolution change goes from this size to conftest's 640x360).
-@pytest.fixture(scope="session")
-def small_main(clips_dir: Path) -> Clip:
-    return make_marked_clip(clips_dir / "main-180p.flv", "red", "320x180")
-
-
-@pytest.fixture(scope="session")
-def small_backup(clips_dir: Path) -> Clip:
-    return make_marked_clip(clips_dir / "backup-180p.flv", "blue", "320x180")
 
 
 def played(feed: ClipFeed, seconds: float, what: str) -> None:
