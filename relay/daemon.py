@@ -26,6 +26,7 @@ from relay.config import loaded_path
 from relay.control.api import ControlApi
 from relay.events import EventBus, Started, Stopping
 from relay.graph import MediaGraph
+from relay.heap import HeapTrim
 from relay.log import EventLogger, configure, get_logger
 from relay.notify import Notifier
 from relay.push.output import Output
@@ -91,7 +92,8 @@ class Daemon:
             self.control = MqttControl(self.api)
             await self.control.start()  # returns at once; never waits for the broker
         sampler = HostSampler(self.settings.thresholds.host_disk_path,
-                              lambda s: _hand_over(loop, self._on_host_sample, s))
+                              lambda s: _hand_over(loop, self._on_host_sample, s),
+                              chores=(HeapTrim().tick,))
         try:
             self.graph.open_inputs()
             self.graph.start_analyzers()

@@ -107,12 +107,16 @@ class HostSampler:
     """One dedicated thread reading the host every ``interval_s`` and handing each sample
     to ``deliver`` (which must not block: the daemon passes a hand-over to the loop).
 
+    ``chores`` run in the same thread after each reading (relay/heap.py's trim).
+
     One thread, always the same: psutil keeps cpu_percent's previous reading per thread,
     so a pool thread would read 0 %."""
 
     def __init__(self, disk_path: str, deliver: Callable[[HostSample], None], *, interval_s: float = 1.0,
-                 read: Callable[[str, DiskProbe | None], HostSample] = read_host_sample) -> None:
+                 read: Callable[[str, DiskProbe | None], HostSample] = read_host_sample,
+                 chores: tuple[Callable[[], None], ...] = ()) -> None:
         self._disk = DiskProbe(disk_path)
+        self._chores = chores  # housekeeping off the loop, after each reading (relay/heap.py)
         self._deliver = deliver
         self._interval_s = interval_s
         self._read = read
@@ -135,6 +139,8 @@ class HostSampler:
                 log.exception("host_sample_failed")
             else:
                 self._deliver(sample)
+            for chore in self._chores:
+                chore()
             next_at = max(next_at + self._interval_s, time.monotonic())
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 

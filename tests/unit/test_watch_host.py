@@ -144,3 +144,15 @@ def test_the_sampler_thread_delivers_samples_and_stops() -> None:
     sampler.stop()
     assert all(s.disk_free_gb is not None and s.disk_free_gb > 0 for s in samples)
     assert samples[-1].mem_free_pct > 0
+
+
+def test_the_sampler_thread_runs_its_chores_after_each_reading() -> None:
+    """The heap trim (relay/heap.py) rides on this thread, so it never runs on the loop."""
+    samples: list[HostSample] = []
+    chores: list[str] = []
+    sampler = HostSampler("/", samples.append, interval_s=0.05,
+                          chores=(lambda: chores.append(threading.current_thread().name),))
+    sampler.start()
+    until_sync(lambda: len(chores) >= 3, 5, "three chores", poll=0.02)
+    sampler.stop()
+    assert set(chores) == {"host-sampler"}
