@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from tests.support.realtime import no_realtime
-from tests.support.scheduling import CostRecorder, load_costs, make_scheduler, order
+from tests.support.scheduling import (
+    COMPUTE_NICE,
+    CostRecorder,
+    is_background,
+    load_costs,
+    make_scheduler,
+    order,
+)
 
 # Nothing the tests start runs real-time (tests/support/realtime.py: SVT-AV1 as root).
 no_realtime()
@@ -36,7 +43,8 @@ settings.load_profile("relay")
 # ./scripts/test runs whole files on many workers (pyproject: -n, --dist loadfile), but a file
 # is handed out only while the running files' measured weights fit the cores
 # (tests/support/scheduling.py, tests/file_costs.json); the longest files start first, so none
-# starts late and keeps the run waiting. The budget is 80 % of the cores: at 100 % a full run
+# starts late and keeps the run waiting; the computing files (unit tests, analysis, an install)
+# run on two niced workers of their own beside them. The budget is 80 % of the cores: at 100 % a full run
 # took 370-380 s but two or three real-time bounds failed in each of three runs (a different few
 # each time; at 150 %, 319 s and six). RELAY_TEST_CORE_BUDGET overrides it.
 _COSTS = load_costs()
@@ -48,6 +56,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    worker, workers = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if worker and workers and is_background(worker, int(workers)):
+        os.nice(COMPUTE_NICE)  # a worker for the computing files (tests/support/scheduling.py)
     if os.environ.get("RELAY_TEST_COSTS"):  # measure the costs (tests/support/scheduling.py)
         config.pluginmanager.register(CostRecorder(os.environ["RELAY_TEST_COSTS"]), "relay-test-costs")
 

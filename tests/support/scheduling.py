@@ -44,6 +44,29 @@ COMPUTE_FILES = ("tests/unit/", "tests/integration/test_analysis_codecs.py",
                  "tests/integration/test_slate_codecs.py", "tests/integration/test_config_cli.py")
 
 
+# With enough workers, the computing files get workers of their own ("background" workers, the
+# last ones), which run at a lower priority: they use what the real-time files leave of the
+# cores all run long instead of queueing for the budget and running one by one at the end
+# while the other core idles (that tail was a third of a full run). The real-time files get
+# the other workers and the budget, and never wait for a computing file.
+COMPUTE_NICE = 10  # CFS: a niced worker gets about a tenth of a core while others want it
+
+
+def is_compute(path: str) -> bool:
+    return path.startswith(COMPUTE_FILES)
+
+
+def background_workers(workers: int) -> int:
+    """How many of ``workers`` run only the computing files (none with fewer than four)."""
+    return min(2, workers // 4)
+
+
+def is_background(worker_id: str, workers: int) -> bool:
+    """Whether xdist's worker ``worker_id`` ("gw6") is one of the background ones."""
+    index = int(worker_id.removeprefix("gw")) if worker_id.removeprefix("gw").isdigit() else -1
+    return index >= workers - background_workers(workers)
+
+
 def load_costs(path: Path = COSTS_PATH) -> dict[str, dict[str, float]]:
     try:
         data: dict[str, dict[str, float]] = json.loads(path.read_text())
@@ -54,7 +77,7 @@ def load_costs(path: Path = COSTS_PATH) -> dict[str, dict[str, float]]:
 
 def weight(path: str, cost: dict[str, float]) -> float:
     """The cores a file keeps busy while it runs: CPU seconds over wall seconds."""
-    if path.startswith(COMPUTE_FILES):
+    if is_compute(path):
         return COMPUTE_WEIGHT
     wall, cpu = cost.get("wall_s", 0.0), cost.get("cpu_s", 0.0)
     if wall <= 0:
@@ -86,6 +109,16 @@ def make_scheduler(config: pytest.Config, log: Any, budget: float) -> Any:
             super().__init__(config, log)
             self.costs = load_costs()
             self.budget = budget
+            ids = (f"gw{i}" for i in range(self.numnodes))
+            self.background = {w for w in ids if is_background(w, self.numnodes)}
+
+        def _is_background(self, node: Any) -> bool:
+            return node.gateway.id in self.background
+
+        def _eligible(self, node: Any, scope: str) -> bool:
+            """Computing files on background workers, the rest on the others (any file on
+            any worker when there are no background workers)."""
+            return not self.background or is_compute(scope) == self._is_background(node)
 
         def _weight(self, scope: str) -> float:
             return weight(scope, self.costs.get(scope, DEFAULT_COST))
@@ -100,7 +133,7 @@ def make_scheduler(config: pytest.Config, log: Any, budget: float) -> Any:
         def _busy(self, node: Any) -> list[Any]:
             """The workers other than ``node`` running a test: more than a held one to go, or
             told to stop with one to go."""
-            return [n for n in self.nodes if n is not node
+            return [n for n in self.nodes if n is not node and not self._is_background(n)
                     and (self._pending(n) > 1 or (self._pending(n) == 1 and n.shutting_down))]
 
         def _room(self, node: Any) -> float | None:
@@ -118,9 +151,11 @@ def make_scheduler(config: pytest.Config, log: Any, budget: float) -> Any:
         def _next_fitting(self, node: Any) -> str | None:
             """The first file in the queue that fits beside the running ones. (Keeping a core
             for the computing files while any waits was tried: 411 s against 370 s.)"""
+            if self._is_background(node):  # niced: it takes what the others leave
+                return next((scope for scope in self.workqueue if is_compute(scope)), None)
             room = self._room(node)
             for scope in self.workqueue:
-                if room is None or self._weight(scope) <= room:
+                if self._eligible(node, scope) and (room is None or self._weight(scope) <= room):
                     return scope
             return None
 
@@ -136,8 +171,8 @@ def make_scheduler(config: pytest.Config, log: Any, budget: float) -> Any:
                 # until it has a test to run beyond the one it holds (a one-test file alone
                 # would never run)
                 while not node.shutting_down and self._pending(node) <= 1:
-                    if not self.workqueue:
-                        room = self._room(node)
+                    if not any(self._eligible(node, scope) for scope in self.workqueue):
+                        room = None if self._is_background(node) else self._room(node)
                         if room is None or room >= 0:  # told to stop, it runs the test it holds
                             node.shutdown()
                         break

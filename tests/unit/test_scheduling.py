@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.scheduling import make_scheduler, weight
+from tests.support.scheduling import background_workers, is_background, is_compute, make_scheduler, weight
 
 
 class FakeConfig:
@@ -43,9 +43,10 @@ class FakeWorker:
 
 
 def run(files: dict[str, int], costs: dict[str, dict[str, float]], workers: int, budget: float,
-        seed: int) -> tuple[list[str], float]:
+        seed: int, placed: dict[str, set[str]] | None = None) -> tuple[list[str], float]:
     """Every test of ``files`` (file → test count) through the scheduler; the tests in the
-    order they ran and the highest sum of running files' weights seen."""
+    order they ran and the highest sum of weights seen of the files running on the workers
+    the budget governs (not the background ones). ``placed``: file → the workers it ran on."""
     sched = make_scheduler(FakeConfig(workers), None, budget)  # type: ignore[arg-type]
     sched.costs = costs
     collection = [f"{path}::test_{i}" for path, count in files.items() for i in range(count)]
@@ -56,7 +57,8 @@ def run(files: dict[str, int], costs: dict[str, dict[str, float]], workers: int,
     sched.schedule()
     rng, ran, highest = random.Random(seed), [], 0.0  # a random worker finishes a test each step
     for _ in range(100_000):
-        running = {collection[n.queue[0]].split("::")[0] for n in nodes if n.runnable()}
+        running = {collection[n.queue[0]].split("::")[0] for n in nodes
+                   if n.runnable() and not is_background(n.name, workers)}
         highest = max(highest, sum(weight(f, costs.get(f, {})) for f in running))
         if sched.tests_finished:  # what xdist does then: every worker told to stop
             for n in nodes:
@@ -67,6 +69,8 @@ def run(files: dict[str, int], costs: dict[str, dict[str, float]], workers: int,
         node = rng.choice(ready)
         index = node.queue.pop(0)
         ran.append(collection[index])
+        if placed is not None:
+            placed.setdefault(collection[index].split("::")[0], set()).add(node.name)
         sched.mark_test_complete(node, index)
     assert all(not n.queue for n in nodes), "a test never ran: the run is stuck"
     return ran, highest
@@ -95,7 +99,7 @@ def test_every_test_runs_once_within_the_budget_and_nothing_sticks(workers: int,
 
 
 def test_a_budget_below_every_weight_still_runs_everything_one_at_a_time() -> None:
-    ran, highest = run(FILES, COSTS, 4, budget=0.05, seed=1)
+    ran, highest = run(FILES, COSTS, 3, budget=0.05, seed=1)  # three workers: no background
     assert len(ran) == sum(FILES.values())
     assert highest <= 1.0 + 1e-9  # never two files at once
 
@@ -105,3 +109,38 @@ def test_weights_are_measured_shares_with_a_floor_and_computing_files_a_core() -
     assert weight("tests/integration/test_x.py", {"wall_s": 100.0, "cpu_s": 1.0}) == 0.1
     assert weight("tests/integration/test_x.py", {"wall_s": 10.0, "cpu_s": 30.0}) == 1.0
     assert weight("tests/unit/test_anything.py", {"wall_s": 10.0, "cpu_s": 0.5}) == 1.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_computing_files_run_on_the_background_workers_only_and_the_rest_never_there(seed: int) -> None:
+    """Eight workers: gw6 and gw7 (niced by tests/conftest.py) take the unit tests and the
+    like, beside the real-time files on gw0-gw5, instead of queueing for the budget."""
+    placed: dict[str, set[str]] = {}
+    ran, highest = run(FILES, COSTS, 8, budget=1.6, seed=seed, placed=placed)
+    assert len(ran) == sum(FILES.values())
+    assert highest <= 1.6 + 1e-9
+    for path, workers in placed.items():
+        assert all(is_background(w, 8) == is_compute(path) for w in workers), (path, workers)
+
+
+def test_background_workers_only_with_enough_workers() -> None:
+    assert [background_workers(n) for n in (1, 2, 3, 4, 6, 8, 16)] == [0, 0, 0, 1, 1, 2, 2]
+    assert [w for w in (f"gw{i}" for i in range(8)) if is_background(w, 8)] == ["gw6", "gw7"]
+    assert not is_background("gw0", 2) and not is_background("gw1", 2)
+
+
+def test_the_real_time_workers_stop_when_only_computing_files_are_left() -> None:
+    """Their held last tests run at once, not after the whole computing queue."""
+    files = {"tests/integration/test_wait_a.py": 2, "tests/unit/test_a.py": 40}
+    sched = make_scheduler(FakeConfig(8), None, 1.6)  # type: ignore[arg-type]
+    sched.costs = COSTS
+    collection = [f"{path}::test_{i}" for path, count in files.items() for i in range(count)]
+    nodes = [FakeWorker(f"gw{i}") for i in range(8)]
+    for node in nodes:
+        sched.add_node(node)
+        sched.add_node_collection(node, collection)
+    sched.schedule()
+    holder = next(n for n in nodes if n.queue and "wait_a" in collection[n.queue[0]])
+    sched.mark_test_complete(holder, holder.queue.pop(0))  # the first test ran; the second is held
+    assert holder.shutting_down and holder.runnable()
+    assert any(n.queue for n in nodes if is_background(n.name, 8))  # the unit tests go on there
