@@ -109,11 +109,12 @@ def make_scheduler(config: pytest.Config, log: Any, budget: float) -> Any:
             super().__init__(config, log)
             self.costs = load_costs()
             self.budget = budget
-            ids = (f"gw{i}" for i in range(self.numnodes))
-            self.background = {w for w in ids if is_background(w, self.numnodes)}
+            self.background = any(is_background(f"gw{i}", self.numnodes) for i in range(self.numnodes))
 
         def _is_background(self, node: Any) -> bool:
-            return node.gateway.id in self.background
+            """As the worker itself decides to nice itself (tests/conftest.py): a worker that
+            replaces a crashed one (gw8 of eight) is a background one."""
+            return is_background(node.gateway.id, self.numnodes)
 
         def _eligible(self, node: Any, scope: str) -> bool:
             """Computing files on background workers, the rest on the others (any file on
@@ -167,7 +168,8 @@ def make_scheduler(config: pytest.Config, log: Any, budget: float) -> Any:
                                     if not done])
 
         def _fill(self) -> None:
-            for node in self.nodes:
+            for node in [n for n in self.nodes if n in self.registered_collections]:
+                # (a worker replacing a crashed one gets work once it has collected)
                 # until it has a test to run beyond the one it holds (a one-test file alone
                 # would never run)
                 while not node.shutting_down and self._pending(node) <= 1:
