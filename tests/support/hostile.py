@@ -6,7 +6,8 @@ Every attack is bounded in count and time and talks to 127.0.0.1 only.
 
     python -m tests.support.hostile PORT SECONDS ATTACK [ATTACK...]
 
-runs the named attacks in a loop for SECONDS (the mixed flood's processes).
+runs the named attacks in a loop for SECONDS (the mixed flood's processes); with ``--each``
+before the names, each attack alone for SECONDS, one after the other.
 """
 
 from __future__ import annotations
@@ -223,11 +224,18 @@ def flood(port: int, seconds: float, attacks: list[str], hold: int = 40, pause_s
 
 
 def main(argv: list[str]) -> int:
+    """``PORT SECONDS ATTACK...``: the attacks round robin for SECONDS, then the count made.
+    ``PORT SECONDS --each ATTACK...``: each attack alone for SECONDS, in turn, in this one
+    process (no interpreter started per attack); a line ``ATTACK COUNT`` after each."""
     port, seconds, *names = argv
     # On a real LAN the attacker has its own machine; here it shares two cores with
     # Relay, so it yields the CPU (what is measured is Relay's own loop, not the OS).
     os.nice(10)
-    print(flood(int(port), float(seconds), names), flush=True)
+    if names[:1] == ["--each"]:
+        for name in names[1:]:
+            print(name, flood(int(port), float(seconds), [name]), flush=True)
+    else:
+        print(flood(int(port), float(seconds), names), flush=True)
     return 0
 
 
