@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,9 +61,9 @@ class ClipFormat:
 class Clips:
     main: Path
     backup: Path
-    black: Path  # main's picture, then black: one black fault per loop
-    noisy_black: Path  # the same with sensor noise in the black
     index: FrameIndex
+    black: Path | None  # main's picture, then black: one black fault per loop (None: not prepared)
+    noisy_black: Path | None  # the same with sensor noise in the black
 
 
 def payload_hash(data: bytes) -> str:
@@ -100,7 +101,9 @@ class FrameIndex:
         return cls(labels)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.labels))
+        partial = _partial(path)
+        partial.write_text(json.dumps(self.labels))
+        os.replace(partial, path)
 
     @classmethod
     def load(cls, path: Path) -> FrameIndex:
@@ -117,7 +120,7 @@ def _encode(out: Path, fmt: ClipFormat, seconds: float, color: str, black_from: 
     # backup's test picture moves differently, so no frame of it equals one of main's
     pattern = "testsrc2" if color == "red" else "testsrc"
     kbps = fmt.video_kbps
-    tmp = out.with_suffix(".part.flv")
+    tmp = _partial(out)
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
          "-f", "lavfi", "-i", f"{pattern}=size={fmt.size}:rate={fmt.fps}",
@@ -130,26 +133,36 @@ def _encode(out: Path, fmt: ClipFormat, seconds: float, color: str, black_from: 
          "-f", "flv", str(tmp)],
         check=True,
     )
-    tmp.rename(out)
+    os.replace(tmp, out)
 
 
-def prepare(cache: Path, fmt: ClipFormat, progress: bool = True) -> Clips:
-    """The clips for `fmt`, encoding the missing ones (tens of seconds each at 1080p)."""
+def _partial(path: Path) -> Path:
+    """Where `path` is written before it is renamed into place: this process's own name, so
+    two benches sharing a cache never write into one file (the later rename wins, whole)."""
+    return path.with_name(f"{path.stem}.{os.getpid()}.part{path.suffix}")
+
+
+def prepare(cache: Path, fmt: ClipFormat, progress: bool = True, *, black: bool = True) -> Clips:
+    """The clips for `fmt`, encoding the missing ones (tens of seconds each at 1080p); the
+    two black clips only if `black` (a run without black faults has None for them)."""
     where = cache / fmt.key
     where.mkdir(parents=True, exist_ok=True)
     black_total = fmt.black_clip_normal_s + fmt.black_clip_black_s
-    wanted = {
+    wanted: dict[str, tuple[Path, float, str, int | None]] = {
         MAIN: (where / "main.flv", fmt.seconds, "red", None),
         BACKUP: (where / "backup.flv", fmt.seconds, "blue", None),
-        BLACK: (where / "main-then-black.flv", black_total, "red", fmt.black_clip_normal_s),
-        NOISY_BLACK: (where / "main-then-noisy-black.flv", black_total, "red", fmt.black_clip_normal_s),
     }
+    if black:
+        picture_s = fmt.black_clip_normal_s
+        wanted[BLACK] = (where / "main-then-black.flv", black_total, "red", picture_s)
+        wanted[NOISY_BLACK] = (where / "main-then-noisy-black.flv", black_total, "red", picture_s)
     for name, (path, seconds, color, black_from) in wanted.items():
         if not path.exists():
             if progress:
                 print(f"bench: encoding the {name} clip ({fmt.size}, {seconds} s) into {path}", flush=True)
             _encode(path, fmt, seconds, color, black_from, noise=name == NOISY_BLACK)
-    index_path = where / "frames-2.json"  # 2: with the noisy black clip
+    # 2: with the noisy black clip; without black clips the index knows main and backup only
+    index_path = where / ("frames-2.json" if black else "frames-inputs.json")
     if index_path.exists():
         index = FrameIndex.load(index_path)
     else:
@@ -157,12 +170,13 @@ def prepare(cache: Path, fmt: ClipFormat, progress: bool = True) -> Clips:
             (wanted[MAIN][0], MAIN, None),
             (wanted[BACKUP][0], BACKUP, None),
             # its first part is main's picture (often the very same bytes as main.flv's)
-            (wanted[BLACK][0], MAIN, float(fmt.black_clip_normal_s)),
-            (wanted[NOISY_BLACK][0], MAIN, float(fmt.black_clip_normal_s)),
+            *((wanted[kind][0], MAIN, float(fmt.black_clip_normal_s)) for kind in (BLACK, NOISY_BLACK)
+              if kind in wanted),
         ])
         index.save(index_path)
-    return Clips(main=wanted[MAIN][0], backup=wanted[BACKUP][0], black=wanted[BLACK][0],
-                 noisy_black=wanted[NOISY_BLACK][0], index=index)
+    return Clips(main=wanted[MAIN][0], backup=wanted[BACKUP][0], index=index,
+                 black=wanted[BLACK][0] if black else None,
+                 noisy_black=wanted[NOISY_BLACK][0] if black else None)
 
 
 def prepare_main(cache: Path, fmt: ClipFormat, progress: bool = True) -> Path:

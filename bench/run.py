@@ -61,7 +61,9 @@ PROFILE_BEFORE = Path(__file__).resolve().parent / "profiles" / "before-issue-14
 MAIN_KEY, BACKUP_KEY = "bench-main-7c1e", "bench-backup-42d9"
 # direct-b is a second path without Relay: direct-b minus direct is the method's own noise
 PLATFORM_KEY, DIRECT_KEY, DIRECT_B_KEY = "platform", "direct", "direct-b"
-SOAK_SETTLE_S = 5.0  # a delay drop still due after the last failback comes within two keyframes
+# a delay drop still due after the last failback comes within two keyframes: the soak starts
+# this long after them (5 s with keyframes every 2 s)
+SOAK_SETTLE_KEYFRAMES, SOAK_SETTLE_EXTRA_S = 2, 1.0
 # Short failback timings so each run is quick; a failover itself does not wait on them.
 FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 2.0, "min_dwell_s": 1.0}
 BACKUP_WATCH_S = 2.5  # after a failover: long enough to see Relay drop the delay it added
@@ -165,7 +167,7 @@ class Bench:
         """Losses of main spread over the backup's group, at each keyframe interval asked for."""
         for gop_frames, points in self.opts.sweep:
             fmt = dataclasses.replace(self.clips_format, gop_frames=gop_frames)
-            clips = prepare(Path(self.opts.cache).expanduser(), fmt)
+            clips = prepare(Path(self.opts.cache).expanduser(), fmt, black=False)
             say(f"phase sweep: keyframe every {fmt.keyframe_s:.2f} s, {points} losses of main")
             results.sweep[f"{fmt.keyframe_s:.3g}"] = run_sweep(self, clips, fmt.keyframe_s, points)
 
@@ -267,6 +269,7 @@ class Bench:
         straight away."""
         assert self.viewer is not None
         clip = self.clips.noisy_black if kind == NOISY_BLACK else self.clips.black
+        assert clip is not None, "the black clips are prepared for a run with the black phase"
         self.replace_main(clip)
         gaps = results.gaps.setdefault(kind, [])
         loop_s = self.clips_format.black_clip_normal_s + self.clips_format.black_clip_black_s
@@ -307,7 +310,7 @@ class Bench:
         assert self.viewer is not None
         seconds = self.opts.soak_minutes * 60
         results.soak_warmup_s = min(60.0, seconds * 0.1)
-        time.sleep(SOAK_SETTLE_S)
+        time.sleep(SOAK_SETTLE_KEYFRAMES * self.clips_format.keyframe_s + SOAK_SETTLE_EXTRA_S)
         say(f"soak for {self.opts.soak_minutes:g} min")
         connected = len(self.relay.matching("output_connected"))
         t0, wall0 = time.monotonic(), time.time()
@@ -356,6 +359,19 @@ def journal_loop_lag(journal: Path, since: float, until: float) -> list[float]:
     return lags
 
 
+def wait_listening(pid: int, url: str, timeout: float = 15.0) -> None:
+    """Until process `pid` listens on the TCP port of `url` (read from the kernel's socket
+    table, not by connecting: a connection would be taken for the publisher)."""
+    port = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    deadline = time.monotonic() + timeout
+    proc = psutil.Process(pid)
+    while not any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+                  for c in proc.net_connections("tcp")):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pid {pid} is not listening on port {port} after {timeout:g} s")
+        time.sleep(0.05)
+
+
 def sample_for(seconds: float, read: Callable[[], int], every: float = 1.0) -> list[int]:
     end = time.monotonic() + seconds
     out = [read()]
@@ -393,9 +409,10 @@ def summarize_profile(path: Path, top: int = 12) -> str:
     return "\n".join(lines)
 
 
-def ffmpeg_baseline(opts: argparse.Namespace, clips: Clips, workdir: Path, results: Results) -> None:
-    """The nearest thing a user could run instead: one ffmpeg per input (copy + detectors)."""
-    results.ffmpeg_cpu_pct, results.ffmpeg_rss = ffmpeg_cost(opts, [clips.main, clips.backup], workdir)
+def ffmpeg_baseline(opts: argparse.Namespace, inputs: list[Path], workdir: Path, results: Results) -> None:
+    """The nearest thing a user could run instead: one ffmpeg per input (copy + detectors),
+    `inputs` the main and backup clips."""
+    results.ffmpeg_cpu_pct, results.ffmpeg_rss = ffmpeg_cost(opts, inputs, workdir)
 
 
 def ffmpeg_cost(opts: argparse.Namespace, clips: list[Path], workdir: Path) -> tuple[float, int]:
@@ -411,7 +428,8 @@ def ffmpeg_cost(opts: argparse.Namespace, clips: list[Path], workdir: Path) -> t
                                     silence_s=3)
             stack.callback(watcher.stop)
             watchers.append(watcher)
-            time.sleep(1.0)  # ffmpeg's listen socket opens after its start-up; probing it would consume it
+            # ffmpeg's listen socket opens after its start-up; connecting to probe it would consume it
+            wait_listening(watcher.pid, listen)
             pub = ClipPublisher(clip, [listen], workdir / f"baseline-publisher-{name}.log")
             stack.callback(pub.stop)
         time.sleep(opts.warmup_seconds)
@@ -474,6 +492,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cache", default=cache,
                    help="where encoded clips are kept (default ~/.cache/relay-bench)")
     p.add_argument("--size", default="1920x1080", help="clip picture size (default 1920x1080)")
+    p.add_argument("--clip-seconds", type=int, default=ClipFormat.min_seconds,
+                   help="the main and backup clips' loop: at least this long, in whole keyframe intervals "
+                        f"(default {ClipFormat.min_seconds})")
     p.add_argument("--keyframe-frames", type=int, default=60,
                    help="keyframe interval of the failover runs' clips, in frames (default 60: 2 s)")
     p.add_argument("--sweep", default="60:40,120:10,250:40", type=_sweep_spec,
@@ -517,8 +538,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if black_s <= THRESHOLDS["black_s"]:
         p.error(f"--black-clip-seconds: the black part must last longer than black_s "
                 f"({THRESHOLDS['black_s']:g} s)")
+    if opts.clip_seconds < 1:
+        p.error("--clip-seconds must be positive")
     opts.clip_format = ClipFormat(size=opts.size, video_kbps=opts.video_kbps, gop_frames=opts.keyframe_frames,
-                                  black_clip_normal_s=picture_s, black_clip_black_s=black_s)
+                                  black_clip_normal_s=picture_s, black_clip_black_s=black_s,
+                                  min_seconds=opts.clip_seconds)
     return opts
 
 
@@ -608,7 +632,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.monotonic()
     fmt: ClipFormat = opts.clip_format
-    clips = prepare(Path(opts.cache).expanduser(), fmt)
+    phases = opts.phases
+    cache = Path(opts.cache).expanduser()
+    # only the clips the phases publish: the chain's (black clips for the black phase), the
+    # baseline's main and backup; obs-cpu and growth encode their own
+    clips = prepare(cache, fmt, black="black" in phases) if set(phases) & set(CHAIN_PHASES) else None
+    inputs = ([clips.main, clips.backup] if clips is not None
+              else prepare_inputs(cache, fmt) if "baseline" in phases else [])
     args = sys.argv[1:] if argv is None else argv
     results = Results(
         started=datetime.now().astimezone(), command=shlex.join(["scripts/bench", *args]), runs=opts.runs,
@@ -625,12 +655,11 @@ def main(argv: list[str] | None = None) -> int:
             opts.profile = None
         elif not opts.profile:
             opts.profile = str(workdir / "relay.pyspy")
-        phases = opts.phases
-        if set(phases) & set(CHAIN_PHASES):
+        if clips is not None:
             with ExitStack() as stack:
                 run_chain(opts, clips, workdir, stack, results)
         if "baseline" in phases:
-            ffmpeg_baseline(opts, clips, workdir, results)
+            ffmpeg_baseline(opts, inputs, workdir, results)
         if "obs-cpu" in phases:
             obs_default_cpu(opts, workdir, results)
         if "growth" in phases:

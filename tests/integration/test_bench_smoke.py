@@ -2,10 +2,13 @@
 file, not docs/. Two halves, each its own file so they run side by side: this one the
 chain's fault phases (latency, one run per fault kind, a 6-s soak) and the ffmpeg baseline;
 test_bench_smoke_cost.py the phase sweep, the CPU at OBS's default keyframes and the growth
-table. Both use small clips (320x180), a short black clip (4 s of picture, 4 s of black) and
-quick failbacks (main healthy for 1.5 s after its return, so the failback takes main's
-second keyframe, not its third), options whose defaults (what docs/BENCHMARKS.md is
-measured with) are unchanged."""
+table. Both use small clips (320x180, main's and backup's loops 6 s), 3-s measurement
+windows and quick failbacks (main healthy for 0.25 s after its return, failing back 0.5 s
+later), options whose defaults (what docs/BENCHMARKS.md is measured with) are unchanged.
+This half's clips have a keyframe every second, so each failback (main's next keyframe) and
+the soak's settling (two keyframes) come sooner, and a short black clip (3 s of picture,
+then 4 s of black: main fails back on its keyframe at 1 s, 2 s before the black, which
+lasts 2 s longer than Relay's black_s)."""
 
 from __future__ import annotations
 
@@ -21,9 +24,10 @@ from tests.support.tools import require
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 # every phase's clips and timings, tiny; --phases picks the half
-TINY = ["--runs", "1", "--measure-seconds", "4", "--warmup-seconds", "2", "--size", "320x180",
-        "--video-kbps", "300", "--black-clip-seconds", "4+4", "--failback-seconds", "0.5",
-        "--settle-seconds", "1"]
+TINY = ["--runs", "1", "--measure-seconds", "3", "--warmup-seconds", "2", "--size", "320x180",
+        "--video-kbps", "300", "--clip-seconds", "6", "--failback-seconds", "0.5", "--settle-seconds", "1"]
+# this half's failover runs: a keyframe every second, the black clip's picture then black
+FAULT_CLIPS = ["--keyframe-frames", "30", "--black-clip-seconds", "3+4"]
 HEADINGS = ("## Summary", "## Machine", "## Versions", "## Method", "## Failover gap at the viewer",
             "## Phase sweep", "## Latency added by Relay", "## CPU and memory", "## How cost grows",
             "## Soak")
@@ -60,7 +64,8 @@ def verdicts(page: str) -> list[str]:
 
 @pytest.mark.timeout(420)
 def test_bench_measures_failovers_latency_soak_and_the_baseline(tmp_path: Path) -> None:
-    page = run_bench(tmp_path, "--phases", "latency,faults,black,soak,baseline", "--soak-minutes", "0.1")
+    page = run_bench(tmp_path, *FAULT_CLIPS, "--phases", "latency,faults,black,soak,baseline",
+                     "--soak-minutes", "0.1")
     for heading in ("## Profile", "## Profile before issue 14"):
         assert heading in page, heading
     # every bar has a verdict, and every failover kind produced a measured run: the black bar
