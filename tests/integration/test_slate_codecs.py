@@ -39,11 +39,11 @@ def test_the_slate_is_encoded_in_the_codec_of_the_stream_it_replaces(codec: str)
 def _slate_in_codec(codec: str) -> None:
     stream = encode(codec, 640, 360, frames=2, gop=2, formats=("flv",))
     target = video_config(codec, stream.extradata["flv"])
-    started = time.perf_counter()
+    started = time.process_time()  # CPU, every thread: the cost, whatever else the machine runs
     clip = encode_slate(None, target, None, 30.0)
-    elapsed = time.perf_counter() - started
-    print(f"{codec} slate 640x360@30 encoded in {elapsed * 1000:.0f} ms")
-    assert elapsed < 5.0  # done ahead of any failover, in a worker thread
+    cost = time.process_time() - started
+    print(f"{codec} slate 640x360@30 encoded with {cost * 1000:.0f} ms of CPU")
+    assert cost < 5.0  # done ahead of any failover, in a worker thread
     assert (clip.video_config.codec, clip.video_config.width, clip.video_config.height) == (codec, 640, 360)
     assert [p.keyframe for p in clip.video] == [True] + [False] * 29
     video = _played(SlateSource(clip, 0.0), 2.5)  # the loop played two and a half times

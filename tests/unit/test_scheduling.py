@@ -6,12 +6,21 @@ pass the budget, and no arrangement of files leaves the run stuck."""
 from __future__ import annotations
 
 import random
+import re
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from tests.support.scheduling import background_workers, is_background, is_compute, make_scheduler, weight
+from tests.support.scheduling import (
+    WALL_CLOCK_FILES,
+    background_workers,
+    is_background,
+    is_compute,
+    make_scheduler,
+    weight,
+)
 
 
 class FakeConfig:
@@ -144,3 +153,16 @@ def test_the_real_time_workers_stop_when_only_computing_files_are_left() -> None
     sched.mark_test_complete(holder, holder.queue.pop(0))  # the first test ran; the second is held
     assert holder.shutting_down and holder.runnable()
     assert any(n.queue for n in nodes if is_background(n.name, 8))  # the unit tests go on there
+
+
+def test_every_file_with_a_wall_clock_bound_runs_beside_the_real_time_files() -> None:
+    """A niced background worker can be held up for seconds by a burst of real-time files, so
+    a computing file that asserts something took under a few wall seconds must be listed in
+    WALL_CLOCK_FILES (then it runs under the budget, at normal priority)."""
+    root = Path(__file__).resolve().parents[2]
+    bound = re.compile(r"assert .*\b(took|elapsed|monotonic\(\) - \w+|perf_counter\(\) - \w+) <")
+    paths = [p.relative_to(root).as_posix() for p in sorted((root / "tests").rglob("test_*.py"))]
+    bounded = [p for p in paths if is_compute(p) or p in WALL_CLOCK_FILES
+               if bound.search((root / p).read_text())]
+    assert bounded, "the pattern finds nothing: it no longer matches how the tests are written"
+    assert [p for p in bounded if is_compute(p)] == []
