@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class Encoder:
         self.sent: dict[bytes, MediaPacket] = {}
 
     def _shift(self, wall: float, track: Track) -> int:
+        if not self.jumps:
+            return 0
         return sum(ms for t, which, ms in self.jumps if wall >= t and which in (None, track))
 
     def take(self, until: float) -> list[MediaPacket]:
@@ -93,7 +96,7 @@ class Studio:
 
     def __init__(self, *encoders: Encoder, **failover: Any) -> None:
         self.events: list[Event] = []
-        self.switcher = Switcher(FailoverSettings(**failover), self.events.append, self._silence)
+        self.switcher = Switcher(FailoverSettings(**failover), self._event, self._silence)
         self.encoders = {e.name: e for e in encoders}
         self.now = 0.0
         self.out: list[Sent] = []
@@ -104,6 +107,18 @@ class Studio:
         self.bridges: list[Encoder] = []
         self._bridge: Encoder | None = None
         self._bridge_due: float | None = None
+
+    def _event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def copy(self) -> Studio:
+        """An independent studio that goes on from here. The packets, never changed, are
+        shared: deepcopy's memo maps each to itself, and the lists of them to plain copies."""
+        encoders = [*self.encoders.values(), *self.bridges]
+        memo: dict[int, Any] = {id(p): p for e in encoders for p in e.sent.values()}
+        memo.update({id(e.sent): dict(e.sent) for e in encoders})
+        memo.update({id(self.out): list(self.out), id(self.events): list(self.events)})
+        return copy.deepcopy(self, memo)
 
     def _silence(self, audio: AudioConfig) -> bytes:
         self.silence_configs.append(audio)
@@ -144,7 +159,8 @@ class Studio:
         self._keep(self.switcher.forget(name, self.now))
 
     def _keep(self, packets: list[MediaPacket]) -> None:
-        self.out += [Sent(self.now, p) for p in packets]
+        if packets:
+            self.out += [Sent(self.now, p) for p in packets]
 
     def switch(self, to: str, reason: str = "command") -> list[MediaPacket]:
         packets = self.switcher.request_switch(to, self.now, reason)
@@ -436,13 +452,25 @@ def test_auto_the_input_on_air_failing_urges_a_waiting_switch() -> None:
     assert_continuous(studio)
 
 
+_LEAD_INS: dict[tuple[int, str], Studio] = {}
+
+
 def lose_main_at(phase: float, gop: int, **failover: Any) -> Studio:
-    """Main lost ``phase`` seconds into the backup's group; the policy switches at once."""
+    """Main lost ``phase`` seconds into the backup's group; the policy switches at once.
+    Up to just before the earliest loss every phase runs the same: that lead-in is run
+    once per group length and settings, and each phase goes on from a copy of it (the
+    same events and output, packet for packet, as a run from the start)."""
     gop_s = gop / 30
     loss = 2 * gop_s + phase
-    studio = Studio(Encoder("A", stop=loss), Encoder("B", video_base=70_000, gop=gop), **failover)
-    studio.run_until(0.5)
-    studio.switch("A")
+    key = (gop, repr(sorted(failover.items())))
+    if key not in _LEAD_INS:
+        lead_in = Studio(Encoder("A"), Encoder("B", video_base=70_000, gop=gop), **failover)
+        lead_in.run_until(0.5)
+        lead_in.switch("A")
+        lead_in.run_until(2 * gop_s - 0.05)
+        _LEAD_INS[key] = lead_in
+    studio = _LEAD_INS[key].copy()
+    studio.encoders["A"].stop = loss
     studio.run_until(loss)
     studio.lose("A")
     studio.switch("B", "fault")
