@@ -5,14 +5,25 @@ Killed, stalled, black, frozen, silent, desynchronised publishers and timestamps
 jumping back and forward are covered in tests/integration (test_failover_e2e.py,
 test_run_watch.py); here: a reconnect loop, a resolution change, the 32-bit
 timestamp wrap and corrupt packets, each through the whole chain to nginx.
+
+The four shows are independent (each its own nginx, relay and encoders) and mostly wait
+on the show's clock: they run three at a time, started once per module, and each test
+reads its own show's outcome (its failure is raised there). The relays start one after
+the other (a relay's start-up is its busiest moment, and each has 20 s for it), and the
+platform's recordings are decoded by the tests once every show has ended: no decoding
+in this process holds up the encoders' threads of a show still on air.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +41,7 @@ from tests.faults.show import (
 )
 from tests.support.raw_rtmp import AUDIO, VIDEO, FlvTag
 from tests.support.recording import read_recording
+from tests.support.relay_proc import RelayProcess
 from tests.support.waiting import until_sync
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -39,6 +51,13 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 # timings shortened to match: failback after 1 s healthy).
 RECONNECT_LOOP_S = 16.0
 RECONNECT_ON_S, RECONNECT_OFF_S = 3.5, 0.5
+AT_ONCE = 3  # shows on air at the same time (the reconnect loop, the longest, beside the others in turn)
+STARTING = threading.Lock()  # held while a show starts its nginx and relay
+
+
+def start_show(tmp_path: Path, stack: ExitStack, **kw: Any) -> Show:
+    with STARTING:
+        return Show(tmp_path, stack, **kw)
 
 
 def played(feed: ClipFeed, seconds: float, what: str) -> None:
@@ -48,12 +67,33 @@ def played(feed: ClipFeed, seconds: float, what: str) -> None:
     assert feed.playing, feed.error
 
 
-def test_publisher_reconnecting_in_a_loop(tmp_path: Path, small_main: Clip, small_backup: Clip) -> None:
-    """The host's encoder drops and reconnects every few seconds (a flaky cable) while
-    the backup is live: Relay follows it on and off air, the platform sees one stream."""
+Shows = dict[str, Future[Any]]
+
+
+@pytest.fixture(scope="module")
+def shows(tmp_path_factory: pytest.TempPathFactory, small_main: Clip, small_backup: Clip, main_clip: Clip,
+          backup_clip: Clip) -> Iterator[Shows]:
+    """Every show started, AT_ONCE at a time (the longest first); a test waits for its own."""
+    def start(name: str, show: Any, *clips: Clip) -> Future[Any]:
+        return pool.submit(show, tmp_path_factory.mktemp(name), *clips)
+
+    with ThreadPoolExecutor(AT_ONCE, thread_name_prefix="show") as pool:
+        yield {"reconnect": start("reconnect", reconnecting_in_a_loop, small_main, small_backup),
+               "corrupt": start("corrupt", corrupt_packets, main_clip, backup_clip),
+               "resolution": start("resolution", resolution_change, small_main, main_clip),
+               "wrap": start("wrap", timestamp_wrap, small_main, small_backup)}
+
+
+def outcome(shows: Shows, name: str) -> Any:
+    wait(shows.values(), timeout=300)  # every show ended: see the module's docstring
+    return shows[name].result(timeout=0)
+
+
+def reconnecting_in_a_loop(tmp_path: Path, small_main: Clip,
+                           small_backup: Clip) -> tuple[Show, RelayProcess, Path, int, float]:
     with ExitStack() as stack:
-        show = Show(tmp_path, stack, failover={"healthy_for_s": 0.5, "failback_after_s": 1.0,
-                                                "min_dwell_s": 0.5})
+        show = start_show(tmp_path, stack, failover={"healthy_for_s": 0.5, "failback_after_s": 1.0,
+                                                      "min_dwell_s": 0.5})
         backup = show.feed("backup", small_backup)
         show.on_air("backup")
         backup_since = event_time(show.relay.wait_for("input_connected", input="backup"))
@@ -70,8 +110,15 @@ def test_publisher_reconnecting_in_a_loop(tmp_path: Path, small_main: Clip, smal
         # the backup carries the show after the last drop
         played(backup, backup.publisher.played_s + 1.0, "the backup on after the last drop")
         relay = show.relay
-        rec = read_recording(show.finish()[PLATFORM_KEY])
+        recording = show.finish()[PLATFORM_KEY]
+    return show, relay, recording, cycles, backup_since
 
+
+def test_publisher_reconnecting_in_a_loop(shows: Shows) -> None:
+    """The host's encoder drops and reconnects every few seconds (a flaky cable) while
+    the backup is live: Relay follows it on and off air, the platform sees one stream."""
+    show, relay, recording, cycles, backup_since = outcome(shows, "reconnect")
+    rec = read_recording(recording)
     # every reconnect was accepted (none refused as "a second publisher on a live key")
     assert len(relay.events("input_connected", input="main")) == cycles
     assert not relay.events("input_rejected", input="main")
@@ -86,18 +133,25 @@ def test_publisher_reconnecting_in_a_loop(tmp_path: Path, small_main: Clip, smal
     assert_nothing_lost(rec, min_media_ms=round(RECONNECT_LOOP_S * 1000))
 
 
-def test_resolution_change_mid_stream(tmp_path: Path, small_main: Clip, main_clip: Clip) -> None:
-    """The host's encoder goes from 320x180 to 640x360 on the same connection (a new
-    sequence header, then the new pictures): the platform is told, and decodes both."""
+def resolution_change(tmp_path: Path, small_main: Clip,
+                      main_clip: Clip) -> tuple[Show, RelayProcess, Path, float]:
     with ExitStack() as stack:
-        show = Show(tmp_path, stack)
+        show = start_show(tmp_path, stack)
         main = show.feed("main", small_main, seconds=3.0, then=((main_clip, 3600.0),))
         show.on_air("main")
         connected = event_time(show.relay.wait_for("input_connected", input="main"))
         assert main.publisher.played_s < 3.0, "main on air before the change"
         played(main, main.publisher.played_s + 5.5, "5.5 s more of main, both sizes")
         relay = show.relay
-        rec = read_recording(show.finish()[PLATFORM_KEY])
+        recording = show.finish()[PLATFORM_KEY]
+    return show, relay, recording, connected
+
+
+def test_resolution_change_mid_stream(shows: Shows) -> None:
+    """The host's encoder goes from 320x180 to 640x360 on the same connection (a new
+    sequence header, then the new pictures): the platform is told, and decodes both."""
+    show, relay, recording, connected = outcome(shows, "resolution")
+    rec = read_recording(recording)
 
     on_air = {"since": connected, "until": show.finished_at}
     assert not faults(relay, worse_than=2, input="main", **on_air), "a resolution change is no fault"
@@ -107,9 +161,8 @@ def test_resolution_change_mid_stream(tmp_path: Path, small_main: Clip, main_cli
     assert_nothing_lost(rec)
 
 
-def test_32_bit_timestamp_wrap(tmp_path: Path, small_main: Clip, small_backup: Clip) -> None:
-    """RTMP timestamps are 32-bit milliseconds: an encoder up for 49.7 days wraps to 0
-    (Adobe RTMP 1.0, 5.3.1.3). Relay must read it as time going on, not a jump back."""
+def timestamp_wrap(tmp_path: Path, small_main: Clip,
+                   small_backup: Clip) -> tuple[Show, RelayProcess, Path, float]:
     wrap_at_ms = 3500
     start = 0x1_0000_0000 - wrap_at_ms
 
@@ -117,7 +170,7 @@ def test_32_bit_timestamp_wrap(tmp_path: Path, small_main: Clip, small_backup: C
         return (start + ts) & 0xFFFF_FFFF
 
     with ExitStack() as stack:
-        show = Show(tmp_path, stack)
+        show = start_show(tmp_path, stack)
         main = show.feed("main", small_main, timestamp=near_wrap)
         show.feed("backup", small_backup)
         show.on_air("main")
@@ -126,7 +179,15 @@ def test_32_bit_timestamp_wrap(tmp_path: Path, small_main: Clip, small_backup: C
         # on air across the wrap, and beyond
         played(main, main.publisher.played_s + wrap_at_ms / 1000 + 2.5, "main across the wrap")
         relay = show.relay
-        rec = read_recording(show.finish()[PLATFORM_KEY])
+        recording = show.finish()[PLATFORM_KEY]
+    return show, relay, recording, connected
+
+
+def test_32_bit_timestamp_wrap(shows: Shows) -> None:
+    """RTMP timestamps are 32-bit milliseconds: an encoder up for 49.7 days wraps to 0
+    (Adobe RTMP 1.0, 5.3.1.3). Relay must read it as time going on, not a jump back."""
+    show, relay, recording, connected = outcome(shows, "wrap")
+    rec = read_recording(recording)
 
     assert not faults(relay, worse_than=3, input="main", since=connected, until=show.finished_at)
     switches = before(relay, "switched", show.finished_at)
@@ -135,9 +196,8 @@ def test_32_bit_timestamp_wrap(tmp_path: Path, small_main: Clip, small_backup: C
     assert_nothing_lost(rec)
 
 
-def test_corrupt_packets(tmp_path: Path, main_clip: Clip, backup_clip: Clip) -> None:
-    """Once main is on air, its encoder (or a broken network box) sends video with
-    flipped bytes, truncated video and audio, and tags of pure garbage."""
+def corrupt_packets(tmp_path: Path, main_clip: Clip,
+                    backup_clip: Clip) -> tuple[Show, RelayProcess, Path, dict[str, int]]:
     rng = random.Random(1971)
     counts = {"flipped": 0, "truncated": 0, "garbage": 0}
     n = 0
@@ -167,14 +227,22 @@ def test_corrupt_packets(tmp_path: Path, main_clip: Clip, backup_clip: Clip) -> 
         return tag.body
 
     with ExitStack() as stack:
-        show = Show(tmp_path, stack)
+        show = start_show(tmp_path, stack)
         main = show.feed("main", main_clip, body=damage)
         show.feed("backup", backup_clip)
         show.on_air("main")
         played(main, main.publisher.played_s + 8.0, "8 s more of damaged main")
         assert main.error is None, main.error
         relay = show.relay
-        rec, refused, decoded = read_timeline(show.finish()[PLATFORM_KEY])
+        recording = show.finish()[PLATFORM_KEY]
+    return show, relay, recording, counts
+
+
+def test_corrupt_packets(shows: Shows) -> None:
+    """Once main is on air, its encoder (or a broken network box) sends video with
+    flipped bytes, truncated video and audio, and tags of pure garbage."""
+    show, relay, recording, counts = outcome(shows, "corrupt")
+    rec, refused, decoded = read_timeline(recording)
 
     assert min(counts.values()) >= 5, counts
     # damaged frames make the measured frame rate wobble: the slate must not be
