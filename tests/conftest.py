@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,3 +69,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getvalue("dist") != "loadfile":
         return None  # another distribution asked for on the command line: xdist's own
     return make_scheduler(config, log, CORE_BUDGET)
+
+
+@pytest.fixture(scope="session")
+def clips_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of encoded clips for the whole run (tests/faults/show.py's marked clips):
+    under xdist the workers share their base temp's parent, so a clip is encoded once, not
+    once per worker."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "fault-clips"
+    shared.mkdir(exist_ok=True)
+    return shared

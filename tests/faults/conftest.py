@@ -7,22 +7,11 @@ plays; main is marked red and backup blue, as the recording reader expects.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.faults.show import Clip, make_marked_clip
-
-
-@pytest.fixture(scope="session")
-def clips_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One folder for the whole run: under xdist the workers share their base temp's
-    parent, so a clip is encoded once, not once per worker (make_marked_clip)."""
-    base = tmp_path_factory.getbasetemp()
-    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "fault-clips"
-    shared.mkdir(exist_ok=True)
-    return shared
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -32,10 +30,17 @@ from typing import Any
 import av
 
 from tests.support.raw_rtmp import FlvTag, RawRtmpPublisher, read_flv_tags
-from tests.support.recording import Recording, demux, marker_filter
+from tests.support.recording import Recording, demux
 from tests.support.relay_proc import RelayProcess
-from tests.support.studio import BACKUP_KEY, FAST_FAILOVER, MAIN_KEY, PLATFORM_KEY, StudioBase, input_key
-from tests.support.tools import require
+from tests.support.studio import (
+    BACKUP_KEY,
+    FAST_FAILOVER,
+    MAIN_KEY,
+    PLATFORM_KEY,
+    StudioBase,
+    input_key,
+    marked_clip_file,
+)
 
 Clip = list[FlvTag]
 Timestamp = Callable[[int, float, int], int]
@@ -46,21 +51,9 @@ MAX_GAP_MS = 1000  # at the platform, on either track: a viewer would notice mor
 
 def make_marked_clip(path: Path, color: str, size: str, seconds: float = 4.0) -> Clip:
     """A moving test picture with a `color` corner marker and a 48 kHz stereo tone:
-    H.264 (keyframe every second) + AAC in FLV, read back as tags. A clip already at
-    ``path`` (another worker's) is read as it is; each is written whole, then renamed."""
-    if not path.exists():
-        partial = path.with_name(f"{path.stem}.{os.getpid()}{path.suffix}")
-        _encode_marked_clip(partial, color, size, seconds)
-        os.replace(partial, path)
-    return read_flv_tags(path)
-
-
-def _encode_marked_clip(path: Path, color: str, size: str, seconds: float) -> None:
-    cmd = [require("ffmpeg"), "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30",
-           "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", f"{seconds:g}",
-           "-vf", marker_filter(color), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-           "-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", "-f", "flv", str(path)]
-    subprocess.run(cmd, check=True, timeout=120)
+    H.264 (keyframe every second) + AAC in FLV, read back as tags
+    (tests/support/studio.py: :func:`marked_clip_file`)."""
+    return read_flv_tags(marked_clip_file(path, color, size, seconds))
 
 
 class ClipFeed:

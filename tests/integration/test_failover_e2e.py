@@ -3,6 +3,10 @@ then what the platform received is read back and checked as a viewer would:
 one recording (the push never reconnected), timestamps rising on both tracks
 with no gap beyond generous bounds, and the picture switching to the backup
 and back. Main marks its picture red, backup blue (tests/support/recording.py).
+
+The encoders replay marked clips encoded once per run (``-c copy``, looped): what is
+tested is the relay's switching, not an encoder, and a live x264 encode per publisher
+cost more CPU than the relay.
 """
 
 from __future__ import annotations
@@ -17,27 +21,34 @@ from typing import Any
 import pytest
 
 from tests.support.publishers import Publisher
-from tests.support.recording import marker_filter
+from tests.support.studio import SMALL, assert_viewer_ok, marked_clip_file, studio_clips
 from tests.support.studio import Studio as BaseStudio
-from tests.support.studio import assert_viewer_ok
 from tests.support.waiting import stays_on_air
 
 pytestmark = pytest.mark.integration
 
 # a quick round trip (failback after 2 s of a healthy main), as tests/integration/test_unlike_encoders.py
 FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 2.0, "min_dwell_s": 1.0}
-SMALL = "320x180"  # the marker square is read at a fixed place; the picture's size is not tested here
+Clips = dict[str, Path]
+BLACK_AT_S = 8  # main's picture goes black this far in (its 4-s clip twice): the backup is a candidate
+
+
+@pytest.fixture(scope="module")
+def clips(clips_dir: Path) -> Clips:
+    return studio_clips(clips_dir)
+
+
+def black_main(clips: Clips, clips_dir: Path) -> list[Path]:
+    """Main's clips, played once: its picture for BLACK_AT_S, then black for 24 s (long beyond the switch)."""
+    black = marked_clip_file(clips_dir / "black-180p.flv", "red", SMALL, black_from_s=0)
+    return [clips["main"]] * (BLACK_AT_S // 4) + [black] * 6
 
 
 class Studio(BaseStudio):
-    def publish(self, name: str, **kw: Any) -> Publisher:
-        kw.setdefault("size", SMALL)
-        return super().publish(name, **kw)
-
-    def start_show(self, **main_kw: Any) -> Publisher:
-        """Main on air first (so the recording starts with it), then the backup
-        publishing and healthy long enough to be a failover candidate."""
-        main = self.publish("main", **main_kw)
+    def start_show(self, main: Publisher | None = None) -> Publisher:
+        """Main (``main``, or its clip) on air first (so the recording starts with it), then
+        the backup publishing and healthy long enough to be a failover candidate."""
+        main = main or self.publish("main")
         self.on_air("main")
         self.publish("backup")
         self.relay.wait_for("input_connected", input="backup", timeout=15)
@@ -46,15 +57,16 @@ class Studio(BaseStudio):
 
 
 @contextmanager
-def studio(tmp: Path, **kw: Any) -> Iterator[Studio]:
+def studio(tmp: Path, clips: Clips, **kw: Any) -> Iterator[Studio]:
     """A studio with this file's quick failover (``failover`` replaces it) and small pictures."""
     kw.setdefault("failover", FAILOVER)
+    kw["clips"] = clips
     with ExitStack() as stack:
         yield Studio(tmp, stack, **kw)
 
 
-def test_killed_main_goes_to_backup_and_back(tmp_path: Path) -> None:
-    with studio(tmp_path) as s:
+def test_killed_main_goes_to_backup_and_back(tmp_path: Path, clips: Clips) -> None:
+    with studio(tmp_path, clips) as s:
         main = s.start_show()
         os.killpg(main.proc.pid, signal.SIGKILL)
         switched = s.on_air("backup", timeout=5)
@@ -71,8 +83,8 @@ def test_killed_main_goes_to_backup_and_back(tmp_path: Path) -> None:
     assert_viewer_ok(rec, max_gap_ms=1000)
 
 
-def test_stalled_main_goes_to_backup(tmp_path: Path) -> None:
-    with studio(tmp_path) as s:
+def test_stalled_main_goes_to_backup(tmp_path: Path, clips: Clips) -> None:
+    with studio(tmp_path, clips) as s:
         main = s.start_show()
         os.killpg(main.proc.pid, signal.SIGSTOP)
         try:
@@ -86,10 +98,9 @@ def test_stalled_main_goes_to_backup(tmp_path: Path) -> None:
     assert_viewer_ok(rec, max_gap_ms=1500)
 
 
-def test_black_main_goes_to_backup(tmp_path: Path) -> None:
-    with studio(tmp_path) as s:
-        s.start_show(vf=marker_filter("red") + ",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:"
-                     "enable='gte(t,8)'")
+def test_black_main_goes_to_backup(tmp_path: Path, clips: Clips, clips_dir: Path) -> None:
+    with studio(tmp_path, clips) as s:
+        s.start_show(s.publish("main", clip=black_main(clips, clips_dir), loop=False))
         switched = s.on_air("backup", timeout=15)
         assert switched["reason"] == "fault"
         fault = s.relay.events("fault_raised", signal="black", input="main")
@@ -105,8 +116,8 @@ def test_black_main_goes_to_backup(tmp_path: Path) -> None:
     assert_viewer_ok(rec, max_gap_ms=1000)
 
 
-def test_both_inputs_dead_puts_slate_on_air_then_main_replaces_it(tmp_path: Path) -> None:
-    with studio(tmp_path) as s:
+def test_both_inputs_dead_puts_slate_on_air_then_main_replaces_it(tmp_path: Path, clips: Clips) -> None:
+    with studio(tmp_path, clips) as s:
         main = s.start_show()
         backup = s.publishers["backup"]
         os.killpg(backup.proc.pid, signal.SIGKILL)

@@ -33,16 +33,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.support.mosquitto import Mosquitto, Watcher
-from tests.support.publishers import Publisher
 from tests.support.recording import Recording
-from tests.support.studio import PLATFORM_KEY, Studio, assert_viewer_ok
+from tests.support.studio import PLATFORM_KEY, Studio, assert_viewer_ok, studio_clips
 from tests.support.tools import require
 from tests.support.waiting import holds, until
 
 pytestmark = pytest.mark.integration
 
 RELAY_ID = "test-studio"  # studio_config's id
-SMALL = "320x180"  # the encoders' pictures (also the thumbnail's size)
 OUTAGE_S = 10.0  # the broker's outage mid-show: far beyond a reconnect attempt, a keepalive or a fault
 BASE = f"relay/{RELAY_ID}"
 
@@ -109,20 +107,17 @@ class PlatformViewer:
 class MqttStudio(Studio):
     """The studio (tests/support/studio.py) with `relay run` talking to ``broker``."""
 
-    def __init__(self, tmp: Path, stack: ExitStack, broker: Mosquitto, *,
+    def __init__(self, tmp: Path, stack: ExitStack, broker: Mosquitto, clips_dir: Path, *,
                  mqtt: dict[str, Any] | None = None, failover: dict[str, Any] | None = None,
                  extra: str = "") -> None:
         self.broker = broker
         self.journal = tmp / "journal.sqlite3"
         mqtt_table = {"host": broker.host, "port": broker.port, "health_interval_s": 1.0, **(mqtt or {})}
-        super().__init__(tmp, stack, failover=failover, mqtt=mqtt_table, extra=extra, wait_started=False)
+        # the encoders replay small marked clips (the marker square is read at a fixed place;
+        # neither the picture's size nor an encoder is what these tests are about)
+        super().__init__(tmp, stack, failover=failover, mqtt=mqtt_table, extra=extra, wait_started=False,
+                         clips=studio_clips(clips_dir))
         self.startup_switches = 0
-
-    def publish(self, name: str, **kw: Any) -> Publisher:
-        """As the studio's, with small pictures (the marker square is read at a fixed place;
-        the picture's size is not what these tests are about)."""
-        kw.setdefault("size", SMALL)
-        return super().publish(name, **kw)
 
     def viewer(self) -> PlatformViewer:
         viewer = PlatformViewer(self.platform.url(PLATFORM_KEY))
@@ -183,9 +178,9 @@ class MqttStudio(Studio):
 
 
 @contextlib.asynccontextmanager
-async def mqtt_studio(tmp: Path, broker: Mosquitto, **kw: Any) -> AsyncIterator[MqttStudio]:
+async def mqtt_studio(tmp: Path, broker: Mosquitto, clips_dir: Path, **kw: Any) -> AsyncIterator[MqttStudio]:
     with ExitStack() as stack:
-        studio = MqttStudio(tmp, stack, broker, **kw)
+        studio = MqttStudio(tmp, stack, broker, clips_dir, **kw)
         await studio.running()
         yield studio
 
@@ -230,9 +225,10 @@ def event_names(watcher: Watcher) -> list[str]:
 # -- tests -----------------------------------------------------------------------------------
 
 
-async def test_late_subscriber_sees_every_retained_topic_and_health_flows(tmp_path: Path) -> None:
+async def test_late_subscriber_sees_every_retained_topic_and_health_flows(tmp_path: Path,
+                                                                          clips_dir: Path) -> None:
     with Mosquitto(tmp_path) as broker:
-        async with mqtt_studio(tmp_path, broker, mqtt={"thumbnail_interval_s": 1.0}) as studio:
+        async with mqtt_studio(tmp_path, broker, clips_dir, mqtt={"thumbnail_interval_s": 1.0}) as studio:
             async with Watcher(broker, f"{BASE}/#") as early:  # until a thumbnail is out, state settled
                 await early.wait_for(on(f"{BASE}/thumbnail"), timeout_s=10)
                 for topic, settled in ((f"{BASE}/output/platform/status", b"pushing"),
@@ -286,12 +282,12 @@ def thumbnail_label(jpeg: bytes) -> str:
     return corner_label(*(int(c) for c in corner))
 
 
-async def test_the_thumbnail_follows_what_is_on_air(tmp_path: Path) -> None:
+async def test_the_thumbnail_follows_what_is_on_air(tmp_path: Path, clips_dir: Path) -> None:
     def showing(label: str) -> Callable[[aiomqtt.Message], bool]:
         return lambda m: m.topic.value == f"{BASE}/thumbnail" and thumbnail_label(payload(m)) == label
 
     with Mosquitto(tmp_path) as broker:
-        async with mqtt_studio(tmp_path, broker, mqtt={"thumbnail_interval_s": 0.5}) as studio, \
+        async with mqtt_studio(tmp_path, broker, clips_dir, mqtt={"thumbnail_interval_s": 0.5}) as studio, \
                 Watcher(broker, f"{BASE}/#") as w:
             await w.wait_for(showing("main"))
             await request(w, "failover", {"to": "backup"})
@@ -304,9 +300,9 @@ async def test_the_thumbnail_follows_what_is_on_air(tmp_path: Path) -> None:
             assert studio.relay.stop() == 0
 
 
-async def test_failover_request_puts_the_backup_on_air_within_2_s(tmp_path: Path) -> None:
+async def test_failover_request_puts_the_backup_on_air_within_2_s(tmp_path: Path, clips_dir: Path) -> None:
     with Mosquitto(tmp_path) as broker:
-        async with mqtt_studio(tmp_path, broker) as studio, Watcher(broker, f"{BASE}/#") as w:
+        async with mqtt_studio(tmp_path, broker, clips_dir) as studio, Watcher(broker, f"{BASE}/#") as w:
             viewer = studio.viewer()
             await until(lambda: viewer.on_for("main") >= 1.0, 15, "the viewer sees main for 1 s")
             wall_sent = time.time()
@@ -363,9 +359,10 @@ BAD_REQUESTS: list[tuple[str, bytes, str]] = [
 ]
 
 
-async def test_bad_commands_are_answered_with_errors_and_the_stream_is_undisturbed(tmp_path: Path) -> None:
+async def test_bad_commands_are_answered_with_errors_and_the_stream_is_undisturbed(tmp_path: Path,
+                                                                                   clips_dir: Path) -> None:
     with Mosquitto(tmp_path) as broker:
-        async with mqtt_studio(tmp_path, broker) as studio, Watcher(broker, f"{BASE}/#") as w:
+        async with mqtt_studio(tmp_path, broker, clips_dir) as studio, Watcher(broker, f"{BASE}/#") as w:
             await w.wait_for(json_on(f"{BASE}/state", lambda s: s["active_input"] == "main"))
             main_since = time.monotonic()
             for command, raw, _ in BAD_REQUESTS:
@@ -464,12 +461,12 @@ class BrokerGate:
             writer.close()
 
 
-async def test_broker_outage_mid_show(tmp_path: Path) -> None:
+async def test_broker_outage_mid_show(tmp_path: Path, clips_dir: Path) -> None:
     broker = Mosquitto(tmp_path)
     broker.start()
     try:
         async with BrokerGate(broker) as gate, \
-                mqtt_studio(tmp_path, broker, mqtt={"port": gate.port}) as studio:
+                mqtt_studio(tmp_path, broker, clips_dir, mqtt={"port": gate.port}) as studio:
             async with Watcher(broker, f"{BASE}/#") as before:
                 await before.wait_for(on(f"{BASE}/availability"))
                 await before.wait_for(on(f"{BASE}/state"), timeout_s=5)
@@ -526,9 +523,9 @@ async def test_broker_outage_mid_show(tmp_path: Path) -> None:
     assert rec.video[-1][0] - rec.video[0][0] > OUTAGE_S * 1000
 
 
-async def test_wrong_password_is_one_clear_log_line_and_media_flows(tmp_path: Path) -> None:
+async def test_wrong_password_is_one_clear_log_line_and_media_flows(tmp_path: Path, clips_dir: Path) -> None:
     with Mosquitto(tmp_path, users={"relay-studio": "right-pass-81c2"}) as broker:
-        async with mqtt_studio(tmp_path, broker,
+        async with mqtt_studio(tmp_path, broker, clips_dir,
                                mqtt={"username": "relay-studio", "password": "wrong-pass-55d0"}) as studio:
             refused = await studio.wait_log("mqtt_login_refused", timeout=10)
             on_main_at = time.monotonic()

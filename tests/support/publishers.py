@@ -20,6 +20,11 @@ FFmpeg takes any other string as a lavfi audio source graph.
 the context exits. All publishers pace themselves in real time (``-re``,
 ``is-live``, wall-clock pacing) and encode H.264 (x264, zerolatency, ultrafast,
 keyframe every ``gop`` frames) and AAC, muxed as FLV.
+
+    clip_publisher(url, clip, *, loop=True)
+
+replays encoded FLV files in real time with ``-c copy`` (looped): no encoder runs, for
+tests about connections and switching rather than about an encoder.
 """
 
 from __future__ import annotations
@@ -198,3 +203,27 @@ def pyav_publisher(url: str, seconds: float, *, video: str = "testsrc2", audio: 
     args += ["--codec", codec, "--container", container]
     with _running(args, cwd=_REPO) as publisher:
         yield publisher
+
+
+@contextlib.contextmanager
+def clip_publisher(url: str, clip: Path | Sequence[Path], *, loop: bool = True) -> Iterator[Publisher]:
+    """Publish an encoded FLV clip (or clips one after the other, with the same encoder
+    settings) with the ffmpeg command, paced in real time and copied (``-c copy``: a few
+    percent of a live encode's CPU), looped with its timestamps running on unless ``loop``
+    is False (then the publisher ends with the clip)."""
+    clips = [clip] if isinstance(clip, Path) else list(clip)
+    listing = None
+    if len(clips) > 1:  # FFmpeg's concat demuxer: timestamps run on from one file to the next
+        fd, name = tempfile.mkstemp(prefix="clips-", suffix=".ffconcat")
+        with os.fdopen(fd, "w") as f:
+            f.write("ffconcat version 1.0\n" + "".join(f"file '{c}'\n" for c in clips))
+        listing = Path(name)
+    source = ["-f", "concat", "-safe", "0", "-i", str(listing)] if listing else ["-i", str(clips[0])]
+    args = [require("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+            *(["-stream_loop", "-1"] if loop else []), *source, "-c", "copy", "-f", "flv", url]
+    try:
+        with _running(args) as publisher:
+            yield publisher
+    finally:
+        if listing is not None:
+            listing.unlink(missing_ok=True)
