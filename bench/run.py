@@ -173,9 +173,10 @@ class Bench:
 
     # -- phase 1 -----------------------------------------------------------------
 
-    def start_chain(self) -> tuple[ViewerProcess, ViewerProcess]:
-        """Main (also straight to nginx twice for the latency reference), backup, three viewers."""
-        self.start_main(direct=True)
+    def start_chain(self, latency: bool = True) -> tuple[ViewerProcess, ViewerProcess] | None:
+        """Main, backup and the platform's viewer; with `latency` main also goes straight to
+        nginx twice, each path with its viewer (the latency reference, returned)."""
+        self.start_main(direct=latency)
         self.backup = self.own(ClipPublisher(self.clips.backup, [self.relay_url(BACKUP_KEY)],
                                              self._log("backup")))
         self.relay.wait_for("input_connected", input="backup", timeout=15)
@@ -183,6 +184,8 @@ class Bench:
         self.viewer = ViewerProcess(self.platform.url(PLATFORM_KEY), self.dir / "viewer-platform.tsv",
                                     self._log("viewer-platform"))
         self.own(self.viewer)
+        if not latency:
+            return None
         direct = ViewerProcess(self.platform.url(DIRECT_KEY), self.dir / "viewer-direct.tsv",
                                self._log("viewer-direct"))
         self.own(direct)
@@ -589,13 +592,10 @@ def run_chain(opts: argparse.Namespace, clips: Clips, workdir: Path, stack: Exit
               results: Results) -> None:
     """The phases that share one chain (one nginx, one Relay, the viewers)."""
     bench = Bench(opts, clips, workdir, stack)
-    direct, direct_b = bench.start_chain()
     phases = opts.phases
-    if "latency" in phases:
-        bench.measure_relay(results, direct, direct_b)  # stops the direct viewers
-    else:
-        direct.stop(signal.SIGTERM)
-        direct_b.stop(signal.SIGTERM)
+    direct = bench.start_chain(latency="latency" in phases)
+    if direct is not None:
+        bench.measure_relay(results, *direct)  # stops the direct viewers
     if "faults" in phases:
         for kind in (KILLED, STALLED):
             bench.fault_runs(kind, results)
