@@ -9,6 +9,7 @@ cycle that is only postponed to run time is still one a newcomer has to untangle
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +57,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
+@functools.cache  # parsed once for the three tests that read it (none changes it)
 def import_graph() -> dict[str, set[str]]:
     mods = modules()
     known = set(mods)
