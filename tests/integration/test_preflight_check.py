@@ -90,12 +90,14 @@ Outcome = tuple[int, str, str]
 @dataclass(frozen=True)
 class Scenario:
     """One studio for `relay check`: the publishers (stream key → keyframe interval in frames;
-    a key left out publishes nothing), its flags, and whether the output has a second URL
-    that refuses connections."""
+    a key left out publishes nothing), its flags, whether the output has a second URL
+    that refuses connections, and the publishers' picture size (small where the size is
+    not what is checked: a live encode's CPU goes with its pixels)."""
 
     publishers: dict[str, int]
     flags: tuple[str, ...] = ()
     refused_second_url: bool = False
+    size: str = "320x180"
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ Studios = dict[str, Future[Result]]
 
 
 SCENARIOS = {
-    "healthy": Scenario({MAIN_KEY: 30, BACKUP_KEY: 30}),
+    "healthy": Scenario({MAIN_KEY: 30, BACKUP_KEY: 30}, size="640x360"),
     # main at the platforms' 2 s, backup at OBS's default (250 frames: 8.3 s at 30 fps)
     "obs_default": Scenario({MAIN_KEY: 60, BACKUP_KEY: 250}, ("--json",)),
     "missing_backup": Scenario({MAIN_KEY: 30}, ("--json",)),
@@ -128,7 +130,8 @@ def run_studio(tmp_path: Path, scenario: Scenario) -> Result:
             wait_listening(port, proc)
             with ExitStack() as publishers:
                 for key, gop in scenario.publishers.items():
-                    publishers.enter_context(ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{key}", gop=gop))
+                    publishers.enter_context(ffmpeg_publisher(f"rtmp://127.0.0.1:{port}/live/{key}", gop=gop,
+                                                                 size=scenario.size))
                 outcome = finish(proc)
         return Result(outcome, time.monotonic() - started, platform.recordings(PLATFORM_KEY))
 
