@@ -126,6 +126,7 @@ class Results:
     ffmpeg_rss: int = 0
     soak_rss: list[tuple[float, int]] = field(default_factory=list)  # (seconds into soak, bytes)
     soak_warmup_s: float = 0.0
+    soak_settle_s: float = 5.0  # from the last failback to the soak's start: two keyframes and 1 s
     soak_viewer_gap_ms: float = math.nan
     soak_frames: int = 0
     reconnects_soak: int = 0
@@ -414,9 +415,9 @@ def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
         "rtmp://nginx/… -vf blackdetect -af silencedetect -f null -` (it must decode video for "
         f"blackdetect), both measured over {r.measure_s:g} s with the same clips.",
         f"- Soak: {r.soak_minutes:g} minutes with both inputs live and main on air; RSS sampled every "
-        f"5 s; the soak starts 5 s after the last failback and its starting figure is taken after a "
-        f"{r.soak_warmup_s:.0f} s warm-up. The RSS slope is a least-squares line through the samples "
-        "of the soak's last hour (of all of it when shorter), in MB per hour; judged against "
+        f"5 s; the soak starts {r.soak_settle_s:g} s after the last failback and its starting figure is "
+        f"taken after a {r.soak_warmup_s:.0f} s warm-up. The RSS slope is a least-squares line through the "
+        "samples of the soak's last hour (of all of it when shorter), in MB per hour; judged against "
         f"{SLOPE_BAR_MB_H:g} MB/h only when the soak has a whole last hour. Output reconnects "
         "are `output_connected` events after the first one, over the whole run.",
         "",

@@ -313,7 +313,8 @@ class Bench:
         assert self.viewer is not None
         seconds = self.opts.soak_minutes * 60
         results.soak_warmup_s = min(60.0, seconds * 0.1)
-        time.sleep(SOAK_SETTLE_KEYFRAMES * self.clips_format.keyframe_s + SOAK_SETTLE_EXTRA_S)
+        results.soak_settle_s = SOAK_SETTLE_KEYFRAMES * self.clips_format.keyframe_s + SOAK_SETTLE_EXTRA_S
+        time.sleep(results.soak_settle_s)
         say(f"soak for {self.opts.soak_minutes:g} min")
         connected = len(self.relay.matching("output_connected"))
         t0, wall0 = time.monotonic(), time.time()
