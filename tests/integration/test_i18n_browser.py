@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from relay.i18n import catalogue
-from tests.integration.test_dashboard_browser import ALICE_PW, LAPTOP, launch, studio
+from tests.integration.test_dashboard_browser import ALICE_PW, LAPTOP, hold_preview, launch, studio
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +66,7 @@ def log_in_zh(browser: Browser, base: str, console: Console) -> tuple[Any, Page]
     # As a Chinese browser asks (Accept-Language); a header, not `locale`, so that the same
     # context can ask for English later (Chromium's locale header would win over it).
     context = browser.new_context(viewport=LAPTOP, extra_http_headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    hold_preview(context)  # the on-air picture is the thumbnail (test_preview_browser.py plays it)
     page = console.watch(context.new_page())
     page.goto(base + "/")
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")

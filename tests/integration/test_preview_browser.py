@@ -26,10 +26,10 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.integration.test_dashboard_browser import LAPTOP, PHONE, launch, log_in
-from tests.support.publishers import ffmpeg_publisher
-from tests.support.recording import marker_filter
+from tests.support.publishers import clip_publisher
 from tests.support.relay_proc import RelayProcess
 from tests.support.relay_toml import studio_config
+from tests.support.studio import marked_clip_file, studio_clips
 from tests.support.tools import free_port
 
 pytestmark = pytest.mark.integration
@@ -101,7 +101,12 @@ def command(base: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def studio(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def studio(tmp_path: Path, clips_dir: Path) -> Iterator[dict[str, Any]]:
+    # backup is set up otherwise (a smaller picture: other parameter sets), so the failover
+    # makes the preview start again from a new init segment. The encoders replay marked clips,
+    # copied (tests/support/publishers.py), encoded once per run.
+    clips = {MAIN_KEY: studio_clips(clips_dir, "640x360")["main"],
+             BACKUP_KEY: marked_clip_file(clips_dir / "backup-270p.flv", "blue", "480x270")}
     with ExitStack() as stack:
         rtmp_port, http_port = free_port(), free_port()
         extra = f"""
@@ -113,11 +118,8 @@ users = [{{ name = "alice", role = "operator", password = "{ALICE_PW}", token = 
                                                                "min_dwell_s": 1.0}, extra=extra)
         relay = stack.enter_context(RelayProcess(tmp_path, config))
         relay.wait_for("started", timeout=20)
-        # backup is set up otherwise (a smaller picture: other parameter sets), so the
-        # failover makes the preview start again from a new init segment
-        for key, marker, size in ((MAIN_KEY, "red", "640x360"), (BACKUP_KEY, "blue", "480x270")):
-            stack.enter_context(ffmpeg_publisher(f"rtmp://127.0.0.1:{rtmp_port}/live/{key}", size=size,
-                                                 extra_output_args=["-vf", marker_filter(marker)]))
+        for key, clip in clips.items():
+            stack.enter_context(clip_publisher(f"rtmp://127.0.0.1:{rtmp_port}/live/{key}", clip))
             if key == MAIN_KEY:
                 relay.next_switch("main", timeout=20)
         relay.wait_for("input_connected", input="backup", timeout=15)

@@ -25,14 +25,14 @@ from relay.control.http.auth import hash_password
 from relay.push.segments import segments
 from tests.integration.test_dashboard_browser import ALICE_PW, LAPTOP, launch, log_in, shot
 from tests.support.recording import read_recording
-from tests.support.studio import PLATFORM_KEY, Studio, assert_viewer_ok
+from tests.support.studio import PLATFORM_KEY, Studio, assert_viewer_ok, studio_clips
 from tests.support.tools import free_port
 from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.integration
 
 
-def test_a_show_is_recorded_and_reloaded_without_dropping_anything(tmp_path: Path) -> None:
+def test_a_show_is_recorded_and_reloaded_without_dropping_anything(tmp_path: Path, clips_dir: Path) -> None:
     recordings = tmp_path / "recordings"
     in_the_way = tmp_path / "not-a-directory"
     in_the_way.write_text("a file where the recording directory would be")
@@ -40,8 +40,10 @@ def test_a_show_is_recorded_and_reloaded_without_dropping_anything(tmp_path: Pat
         http = free_port()
         cheap = hash_password(ALICE_PW, n=2**10)  # the real cost is tested in test_http_hardening
         alice = f'{{ name = "alice", role = "operator", password = "{cheap}" }}'
-        s = Studio(tmp_path, stack, extra=f'[recording]\npath = "{recordings}"\n\n'
-                                          f'[http]\nlisten = "127.0.0.1:{http}"\nusers = [{alice}]\n')
+        # the encoders replay marked 640x360 clips, copied (encoded once per run)
+        extra = (f'[recording]\npath = "{recordings}"\n\n'
+                 f'[http]\nlisten = "127.0.0.1:{http}"\nusers = [{alice}]\n')
+        s = Studio(tmp_path, stack, clips=studio_clips(clips_dir, "640x360"), extra=extra)
         relay = s.relay
         assert relay.proc is not None
         config = relay.config_path

@@ -137,12 +137,14 @@ def _encode_marked_clip(path: Path, vf: str, size: str, seconds: float) -> None:
 SMALL = "320x180"  # pictures whose size is not what a test is about: the marker is read at a fixed place
 
 
-def studio_clips(clips_dir: Path) -> dict[str, Path]:
-    """Main's (red) and backup's (blue) clips for :class:`Studio`'s ``clips``: small pictures,
-    4 s, looped by the publishers; encoded once per run in ``clips_dir`` (tests/conftest.py),
-    the fault suite's ``small_main`` and ``small_backup``."""
-    return {"main": marked_clip_file(clips_dir / "main-180p.flv", "red", SMALL),
-            "backup": marked_clip_file(clips_dir / "backup-180p.flv", "blue", SMALL)}
+def studio_clips(clips_dir: Path, size: str = SMALL) -> dict[str, Path]:
+    """Main's (red) and backup's (blue) clips for :class:`Studio`'s ``clips``: 4 s, looped by
+    the publishers; encoded once per run in ``clips_dir`` (tests/conftest.py), the fault
+    suite's clips of that size (small pictures unless asked: ``small_main`` and
+    ``small_backup``; 640x360: ``main_clip`` and ``backup_clip``)."""
+    height = size.split("x")[1]
+    return {"main": marked_clip_file(clips_dir / f"main-{height}p.flv", "red", size),
+            "backup": marked_clip_file(clips_dir / f"backup-{height}p.flv", "blue", size)}
 
 
 def assert_viewer_ok(rec: Recording, max_gap_ms: int = 1000) -> None:
