@@ -144,6 +144,12 @@ def test_the_pages_in_chinese_and_the_report_as_designed(studio: dict[str, Any])
         text = page.locator("body").inner_text()
         assert len(HAN.findall(text)) > 100, text[:400]
         assert not english_left(text), english_left(text)
+        # Text a stylesheet writes (::before/::after) is not in inner_text: none may be English.
+        generated = page.evaluate("""() => [...document.querySelectorAll('*')].flatMap((e) =>
+            ['::before', '::after'].map((p) => getComputedStyle(e, p).content))
+            .filter((c) => /^".*[A-Za-z]{2,}.*"$/.test(c))""")
+        assert generated == [], generated
+        expect(page.locator("[data-input=main] .faults").first).to_have_attribute("data-empty", "无故障")
         shot(page, "dashboard-zh-CN", full_page=True)  # README's docs/images/dashboard-zh-CN.png
 
         # -- the fleet page ----------------------------------------------------------------------

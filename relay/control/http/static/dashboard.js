@@ -277,7 +277,7 @@ function renderInputs() {
         el("span", { class: "k" }, t(label)), el("span", { class: "v" }, num(h[k], d)), sparkline(hist.map((x) => x[k]))))),
       soundMeters(h),
       srt,
-      el("ul", { class: "faults" }, faults),
+      el("ul", { class: "faults", "data-empty": t("common.no_open_fault") }, faults),
       id !== S.state.active_input ? el("div", { class: "actions" }, button("switch", t("dash.btn_put_on_air", { id }), { to: id })) : null);
   }));
 }
