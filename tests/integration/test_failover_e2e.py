@@ -57,10 +57,12 @@ class Studio(BaseStudio):
 
 
 @contextmanager
-def studio(tmp: Path, clips: Clips, **kw: Any) -> Iterator[Studio]:
-    """A studio with this file's quick failover (``failover`` replaces it) and small pictures."""
+def studio(tmp: Path, clips: Clips | None = None, **kw: Any) -> Iterator[Studio]:
+    """A studio with this file's quick failover (``failover`` replaces it) and small pictures;
+    its encoders replay ``clips`` (test_unlike_encoders.py starts its own encoders: none)."""
     kw.setdefault("failover", FAILOVER)
-    kw["clips"] = clips
+    if clips is not None:
+        kw["clips"] = clips
     with ExitStack() as stack:
         yield Studio(tmp, stack, **kw)
 

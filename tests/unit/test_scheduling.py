@@ -121,9 +121,11 @@ def test_weights_are_measured_shares_with_a_floor_and_computing_files_a_core() -
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_computing_files_run_on_the_background_workers_only_and_the_rest_never_there(seed: int) -> None:
+def test_computing_files_run_on_the_background_workers_only_and_the_rest_never_there(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Eight workers: gw6 and gw7 (niced by tests/conftest.py) take the unit tests and the
     like, beside the real-time files on gw0-gw5, instead of queueing for the budget."""
+    monkeypatch.setenv("RELAY_TEST_BACKGROUND", "1")
     placed: dict[str, set[str]] = {}
     ran, highest = run(FILES, COSTS, 8, budget=1.6, seed=seed, placed=placed)
     assert len(ran) == sum(FILES.values())
@@ -132,14 +134,19 @@ def test_computing_files_run_on_the_background_workers_only_and_the_rest_never_t
         assert all(is_background(w, 8) == is_compute(path) for w in workers), (path, workers)
 
 
-def test_background_workers_only_with_enough_workers() -> None:
+def test_background_workers_only_when_asked_and_with_enough_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELAY_TEST_BACKGROUND", raising=False)
+    assert [background_workers(n) for n in (1, 4, 8, 16)] == [0, 0, 0, 0]
+    monkeypatch.setenv("RELAY_TEST_BACKGROUND", "1")
     assert [background_workers(n) for n in (1, 2, 3, 4, 6, 8, 16)] == [0, 0, 0, 1, 1, 2, 2]
     assert [w for w in (f"gw{i}" for i in range(8)) if is_background(w, 8)] == ["gw6", "gw7"]
     assert not is_background("gw0", 2) and not is_background("gw1", 2)
 
 
-def test_the_real_time_workers_stop_when_only_computing_files_are_left() -> None:
+def test_the_real_time_workers_stop_when_only_computing_files_are_left(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Their held last tests run at once, not after the whole computing queue."""
+    monkeypatch.setenv("RELAY_TEST_BACKGROUND", "1")
     files = {"tests/integration/test_wait_a.py": 2, "tests/unit/test_a.py": 40}
     sched = make_scheduler(FakeConfig(8), None, 1.6)  # type: ignore[arg-type]
     sched.costs = COSTS
