@@ -44,8 +44,8 @@ settings.load_profile("relay")
 # ./scripts/test runs whole files on many workers (pyproject: -n, --dist loadfile), but a file
 # is handed out only while the running files' measured weights fit the cores
 # (tests/support/scheduling.py, tests/file_costs.json); the longest files start first, so none
-# starts late and keeps the run waiting (RELAY_TEST_BACKGROUND=1: the computing files on two
-# niced workers of their own instead, off by default, see scheduling.py). The budget is 80 % of
+# starts late and keeps the run waiting (the computing files on two workers of their own at
+# nice 19; RELAY_TEST_BACKGROUND=0: under the budget, see scheduling.py). The budget is 80 % of
 # the cores: at 100 % a full run took 370-380 s but two or three real-time bounds failed in
 # each of three runs (a different few each time; at 150 %, 319 s and six).
 # RELAY_TEST_CORE_BUDGET overrides it.

@@ -100,14 +100,18 @@ FILES = {"tests/integration/test_long.py": 1, "tests/integration/test_browser.py
 
 @pytest.mark.parametrize("workers", [1, 2, 3, 8])
 @pytest.mark.parametrize("seed", range(5))
-def test_every_test_runs_once_within_the_budget_and_nothing_sticks(workers: int, seed: int) -> None:
+def test_every_test_runs_once_within_the_budget_and_nothing_sticks(workers: int, seed: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_TEST_BACKGROUND", "0")  # every file under the budget
     ran, highest = run(FILES, COSTS, workers, budget=1.6, seed=seed)
     assert sorted(ran) == sorted(f"{p}::test_{i}" for p, n in FILES.items() for i in range(n))
     # within the budget, or one file alone (a unit test file weighs a whole core)
     assert highest <= 1.6 + 1e-9 or workers == 1, highest
 
 
-def test_a_budget_below_every_weight_still_runs_everything_one_at_a_time() -> None:
+def test_a_budget_below_every_weight_still_runs_everything_one_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_TEST_BACKGROUND", "0")
     ran, highest = run(FILES, COSTS, 3, budget=0.05, seed=1)  # three workers: no background
     assert len(ran) == sum(FILES.values())
     assert highest <= 1.0 + 1e-9  # never two files at once
@@ -135,9 +139,9 @@ def test_computing_files_run_on_the_background_workers_only_and_the_rest_never_t
 
 
 def test_background_workers_only_when_asked_and_with_enough_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RELAY_TEST_BACKGROUND", raising=False)
+    monkeypatch.setenv("RELAY_TEST_BACKGROUND", "0")
     assert [background_workers(n) for n in (1, 4, 8, 16)] == [0, 0, 0, 0]
-    monkeypatch.setenv("RELAY_TEST_BACKGROUND", "1")
+    monkeypatch.delenv("RELAY_TEST_BACKGROUND")
     assert [background_workers(n) for n in (1, 2, 3, 4, 6, 8, 16)] == [0, 0, 0, 1, 1, 2, 2]
     assert [w for w in (f"gw{i}" for i in range(8)) if is_background(w, 8)] == ["gw6", "gw7"]
     assert not is_background("gw0", 2) and not is_background("gw1", 2)
