@@ -51,10 +51,6 @@ class HeapTrim:
         self._next_at = clock() + interval_s
         self.trims = 0
 
-    @property
-    def available(self) -> bool:
-        return self._trim is not None
-
     def tick(self) -> None:
         now = self._clock()
         if self._trim is None or now < self._next_at:
