@@ -112,11 +112,20 @@ def test_obs_dies_the_backup_goes_on_air_and_obs_returns(tmp_path: Path, clip: P
     # backup healthy for healthy_for_s, with margin (its ffmpeg's frames can come late here)
     relay.wait_healthy("backup", FAILOVER["healthy_for_s"] + 2.0)
 
+    # On a starved machine OBS's frames can stall before it dies, and the show leave it and come
+    # back (a full run at load 8: main → slate → backup, "failback" off the slate): OBS must be
+    # on air when it dies, and the failover is the first switch after that.
+    until_sync(lambda: (s := relay.events("switched")) != [] and s[-1]["to"] == "main", 30,
+               "OBS on air before it dies", poll=0.2, detail=relay.tail)
+    while relay.log.take_next("switched") is not None:
+        pass
+
     # OBS dies (crash, PC switched off): at once to the healthy backup.
     obs.kill()
     killed = time.monotonic()
     failover = relay.next_switch("backup", timeout=10)
-    assert failover["reason"] == "fault"
+    via_slate = failover["from"] == "slate" and unexplained_slates(relay) == []  # both inputs starved
+    assert failover["reason"] == "fault" or via_slate, (failover, relay.events("switched"))
     sees_for(viewer, 1.5, "the viewer to see 1.5 s of the backup after the failover")
     gap_failover = longest_gap(viewer.raw(), killed - 1.0, time.monotonic())
 
