@@ -9,6 +9,8 @@
   one input: ffmpeg listening for the encoder, relaying with `-c copy` and running
   blackdetect and silencedetect on the same input.
 - :class:`ViewerProcess`: bench/viewer.py in a child process.
+- :class:`PictureViewer`: bench/pictures.py in a child process (it decodes: the failover
+  and sweep phases only).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import psutil
 
 from bench.clips import FrameIndex
 from bench.figures import Arrival
+from bench.pictures import Shown, read
 from studio import procs as studio
 from studio.configs import relay_toml
 from studio.relayrun import RelayRun
@@ -83,6 +86,18 @@ class ViewerProcess(Child):
 
     def frames(self) -> int:
         return sum(1 for _ in self.out.open())
+
+
+class PictureViewer(Child):
+    """A viewer that decodes every picture the platform plays, to count the repeated ones."""
+
+    def __init__(self, url: str, out: Path, log: Path) -> None:
+        self.out = out
+        out.touch()
+        super().__init__([sys.executable, "-m", "bench.pictures", url, str(out)], log)
+
+    def shown(self) -> list[Shown]:
+        return read(str(self.out))
 
 
 class RelayUnderTest(RelayRun):

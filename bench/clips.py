@@ -53,8 +53,9 @@ class ClipFormat:
 
     @property
     def key(self) -> str:
+        # "m2": both pictures moving (backup's was testsrc, still between its seconds)
         return (f"{self.size}-{self.fps}fps-{self.video_kbps}k-{self.seconds:g}s-g{self.gop_frames}-"
-                f"b{self.black_clip_normal_s}+{self.black_clip_black_s}")
+                f"b{self.black_clip_normal_s}+{self.black_clip_black_s}-m2")
 
 
 @dataclass(frozen=True)
@@ -112,18 +113,19 @@ class FrameIndex:
 
 def _encode(out: Path, fmt: ClipFormat, seconds: float, color: str, black_from: int | None,
             noise: bool = False) -> None:
-    vf = f"drawbox=x=0:y=0:w=64:h=64:color={color}:t=fill"
+    # Both test pictures move in every frame (the decoding viewer counts a picture that does
+    # not as repeated: bench/pictures.py); backup's is main's mirrored, so no frame of it
+    # equals one of main's.
+    vf = ("" if color == "red" else "hflip,") + f"drawbox=x=0:y=0:w=64:h=64:color={color}:t=fill"
     if black_from is not None:
         vf += f",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='gte(t,{black_from})'"
         if noise:  # a capped camera: temporal noise of +-12 levels, still >= 98 % dark
             vf += f",noise=alls=12:allf=t+u:enable='gte(t,{black_from})'"
-    # backup's test picture moves differently, so no frame of it equals one of main's
-    pattern = "testsrc2" if color == "red" else "testsrc"
     kbps = fmt.video_kbps
     tmp = _partial(out)
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-         "-f", "lavfi", "-i", f"{pattern}=size={fmt.size}:rate={fmt.fps}",
+         "-f", "lavfi", "-i", f"testsrc2=size={fmt.size}:rate={fmt.fps}",
          "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
          "-t", f"{seconds:g}", "-vf", vf,
          "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p",

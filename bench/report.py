@@ -117,6 +117,8 @@ class Results:
     failed_runs: dict[str, int] = field(default_factory=dict)
     added_delay_ms: dict[str, list[float]] = field(default_factory=dict)  # from Relay's `switched` events
     later_pause_ms: dict[str, list[float]] = field(default_factory=dict)  # while backup stayed on air
+    # pictures repeated at the decoding viewer after each switch (bench/pictures.py), by kind
+    repeats: dict[str, list[int]] = field(default_factory=dict)
     settle_s: float = 3.0
     latency_ms: list[float] = field(default_factory=list)
     latency_noise_ms: list[float] = field(default_factory=list)  # a second direct path minus the first
@@ -250,7 +252,28 @@ def bars(r: Results) -> list[tuple[str, str, str, bool]]:
         worst = max(waits) if waits and not any(math.isnan(w) for w in waits) else math.nan
         out.append((f"phase sweep, keyframe every {group} s: longest platform wait around a switch",
                     _ms(worst), "≤ 500 ms beyond detection (a disconnect: at once)", worst <= 500))
+    repeats = all_repeats(r)
+    if repeats:
+        out.append((REPEATS_ROW, f"{max(repeats)} (over {len(repeats)} switches)", f"≤ {REPEATS_BAR}",
+                    max(repeats) <= REPEATS_BAR))
     return out
+
+
+REPEATS_ROW = "pictures repeated at the viewer after a switch, max"
+REPEATS_BAR = 3  # BEHAVIOUR §11: the backup moves at once; a still bridge would repeat up to a group
+
+
+def all_repeats(r: Results) -> list[int]:
+    """Every switch's count of pictures repeated at the decoding viewer: the failover runs'
+    (both ways) and the sweeps' (the worse of the failover and the failback of each loss)."""
+    counts = [c for values in r.repeats.values() for c in values]
+    counts += [p.repeats for points in r.sweep.values() for p in points if p.repeats is not None]
+    return counts
+
+
+def _repeats(values: list[int] | list[int | None]) -> str:
+    real = [v for v in values if v is not None]
+    return f"{statistics.median(real):.0f} / {max(real)}" if real else "n/a"
 
 
 SCALING = """\
@@ -311,8 +334,9 @@ def _growth_table(r: Results) -> str:
 def _sweep_table(r: Results) -> str:
     lines = ["| keyframe every | losses | slate landings | failed | platform wait at the failover, "
              "median / p95 / max | at the failback, max | freeze (Relay), median / max "
-             "| delay added (Relay), median / p95 / max | later pause, max |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| delay added (Relay), median / p95 / max | later pause, max "
+             "| pictures repeated after a switch, median / max |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for group, points in r.sweep.items():
         w = Summary.of([p.failover_gap_ms for p in points])
         b = Summary.of([p.failback_gap_ms for p in points])
@@ -322,7 +346,8 @@ def _sweep_table(r: Results) -> str:
         lines.append(f"| {group} s | {len(points)} | {sum(p.slate for p in points)} "
                      f"| {sum(p.failed for p in points)} | {_ms(w.median)} / {_ms(w.p95)} / {_ms(w.max)} "
                      f"| {_ms(b.max)} | {_ms(f.median)} / {_ms(f.max)} "
-                     f"| {_ms(d.median)} / {_ms(d.p95)} / {_ms(d.max)} | {_ms(lp.max)} |")
+                     f"| {_ms(d.median)} / {_ms(d.p95)} / {_ms(d.max)} | {_ms(lp.max)} "
+                     f"| {_repeats([p.repeats for p in points])} |")
     return "\n".join(lines)
 
 
@@ -330,8 +355,8 @@ def _gap_table(r: Results) -> str:
     lines = ["| main input | runs | freeze median | freeze p95 | freeze max "
              "| fault → backup median | fault → backup p95 | fault → backup max "
              "| delay added by the switch (Relay's figure), median / max "
-             "| later pause (delay dropped), median / max |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| later pause (delay dropped), median / max | pictures repeated after a switch, median / max |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind in (KILLED, STALLED, BLACK, NOISY_BLACK):
         if kind == NOISY_BLACK and kind not in r.gaps:
             continue
@@ -343,7 +368,8 @@ def _gap_table(r: Results) -> str:
         runs = f"{len(gaps)}" + (f" (+{r.failed_runs[kind]} failed)" if r.failed_runs.get(kind) else "")
         lines.append(f"| {kind} | {runs} | {_ms(f.median)} | {_ms(f.p95)} | {_ms(f.max)} "
                      f"| {_ms(a.median)} | {_ms(a.p95)} | {_ms(a.max)} "
-                     f"| {_ms(d.median)} / {_ms(d.max)} | {_ms(p.median)} / {_ms(p.max)} |")
+                     f"| {_ms(d.median)} / {_ms(d.max)} | {_ms(p.median)} / {_ms(p.max)} "
+                     f"| {_repeats(r.repeats.get(kind, []))} |")
     return "\n".join(lines)
 
 
@@ -386,7 +412,8 @@ def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
         "## Method",
         "",
         f"- Media: pre-encoded clips, {r.clip}, two B-frames; "
-        "main has a red corner square, backup a blue one; the black clip is main's picture, then black. "
+        "both ffmpeg's moving testsrc2 picture (backup's mirrored), main with a red corner square, "
+        "backup a blue one; the black clip is main's picture, then black. "
         "Publishers are `ffmpeg -re -stream_loop -1 -i clip.flv -c copy -f flv`, so they cost little CPU.",
         "- Chain: publishers → `relay run` (two RTMP inputs, one output) → nginx-rtmp (`live on`, the "
         "platform) → a viewer process playing the platform URL with PyAV that timestamps every video "
@@ -401,6 +428,14 @@ def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
         "arriving) to the first backup frame arriving; for black, to the first frame that is not "
         "black (the backup's, or the still of the backup that bridges to its next keyframe). Killed "
         "and stalled are judged on the freeze, black on the time black was on air.",
+        "- Pictures repeated after a switch (what the audience sees): during the failover and sweep "
+        "phases only, a second viewer decodes every picture the platform plays (bench/pictures.py): "
+        "a picture is repeated when no 64x64 block's mean luma moved by 3 levels from the picture "
+        "before (the clips' test pictures move in every frame), and each frame interval a picture "
+        "stays up beyond its own counts once more. Per switch, the longest run from the first "
+        "picture of the input switched to: on the backup until main returns, on main for 1 s after "
+        "the failback. What stood still before that first picture is the detection's (freeze, black "
+        "on air), not the switch's.",
         f"- Main stays on air {r.settle_s:g} s after each failback before the next fault; the backup "
         "stays on air at least 2.5 s after each failover.",
         f"- Failover settings (shortened so runs are quick; they only govern when Relay fails *back*): "

@@ -35,6 +35,7 @@ from bench.chain import (
     Child,
     ClipPublisher,
     FfmpegWatcher,
+    PictureViewer,
     RelayUnderTest,
     ViewerProcess,
     group_cpu_seconds,
@@ -52,6 +53,7 @@ from bench.figures import (
 )
 from bench.growth import GROWTH_CASES, measure_cost, run_growth, start_profile
 from bench.nginx import bench_platform
+from bench.pictures import repeats_after_switch
 from bench.report import BLACK, KILLED, STALLED, Machine, Results, load, render, save, versions
 from bench.sweep import run_sweep
 from relay.settings import ThresholdSettings
@@ -99,6 +101,7 @@ class Bench:
         self.main: Child | None = None
         self.backup: Child | None = None
         self.viewer: ViewerProcess | None = None
+        self.pictures: PictureViewer | None = None
         self._spawned = 0
         self.main_clip: Path | None = None
 
@@ -160,6 +163,35 @@ class Bench:
 
     def note(self, msg: str) -> None:
         say(msg)
+
+    # -- what the audience sees --------------------------------------------------------
+
+    def start_pictures(self) -> None:
+        """The decoding viewer, for the failover and sweep phases (it costs a core's share:
+        never while the CPU, latency or soak figures are taken)."""
+        pictures = PictureViewer(self.platform.url(PLATFORM_KEY), self.dir / "pictures.tsv",
+                                 self._log("viewer-pictures"))
+        self.own(pictures)
+        self.pictures = pictures
+        until = time.monotonic() + 30
+        while not pictures.shown() and time.monotonic() < until:
+            time.sleep(0.2)
+
+    def stop_pictures(self) -> None:
+        if self.pictures is not None:
+            self.pictures.stop(signal.SIGTERM)
+            self.pictures = None
+
+    def repeats(self, results: Results, kind: str, switch_at: float, window_s: float, to: str) -> str:
+        """Pictures repeated at the decoding viewer after a switch to ``to`` at ``switch_at``,
+        recorded under ``kind``; the figure, for the progress line."""
+        if self.pictures is None:
+            return ""
+        count = repeats_after_switch(self.pictures.shown(), switch_at, window_s, to)
+        if count is None:
+            return f", no {to} picture decoded"
+        results.repeats.setdefault(kind, []).append(count)
+        return f", {count} repeated after the switch to {to}"
 
     # -- phase sweep ---------------------------------------------------------------
 
@@ -244,16 +276,19 @@ class Bench:
             except TimeoutError:
                 say(f"{kind} main, run {i + 1}: Relay did not switch to backup within 10 s")
             self.stop_main(signal.SIGKILL)
+            repeated = self.repeats(results, kind, fault_at, time.monotonic() - fault_at, "backup")
             arrivals = self.viewer.arrivals(self.clips.index)
             gap = failover_gap(arrivals, fault_at)
             if gap is not None:
                 gaps.append(gap)
                 self._later_pause(results, kind, arrivals, fault_at + gap.on_air_ms / 1000, time.monotonic())
-            say(f"{kind} main, run {i + 1}/{self.opts.runs}: "
-                + (f"freeze {gap.freeze_ms:.0f} ms, backup on air after {gap.on_air_ms:.0f} ms"
-                   if gap else "the backup never reached the viewer"))
+            returned = time.monotonic()
             self.start_main()
             time.sleep(self.opts.settle_seconds)
+            repeated += self.repeats(results, kind, returned, 1.0, "main")
+            say(f"{kind} main, run {i + 1}/{self.opts.runs}: "
+                + (f"freeze {gap.freeze_ms:.0f} ms, backup on air after {gap.on_air_ms:.0f} ms"
+                   if gap else "the backup never reached the viewer") + repeated)
         results.failed_runs[kind] = self.opts.runs - len(gaps)
 
     @staticmethod
@@ -290,14 +325,19 @@ class Bench:
                 continue
             arrivals = self.viewer.arrivals(self.clips.index)
             found = black_gap(arrivals, since)
+            repeated = ""
             if found is not None:
                 gaps.append(found[1])
                 backup_at = found[0] + found[1].on_air_ms / 1000
                 back_on_main = first_after(arrivals, backup_at, "main") or time.monotonic()
                 self._later_pause(results, kind, arrivals, backup_at, back_on_main)
+                # the backup until main's picture is back, then main's first second
+                time.sleep(1.0)
+                repeated = (self.repeats(results, kind, found[0], back_on_main - found[0], "backup")
+                            + self.repeats(results, kind, back_on_main, 1.0, "main"))
             say(f"{kind} main, run {i + 1}/{self.opts.runs}: "
                 + (f"black on air {found[1].on_air_ms:.0f} ms, freeze {found[1].freeze_ms:.0f} ms"
-                   if found else "no black frame, or no backup after it, reached the viewer"))
+                   if found else "no black frame, or no backup after it, reached the viewer") + repeated)
         results.failed_runs[kind] = self.opts.runs - len(gaps)
         if then_main:
             self.replace_main(self.clips.main)
@@ -597,6 +637,8 @@ def run_chain(opts: argparse.Namespace, clips: Clips, workdir: Path, stack: Exit
     direct = bench.start_chain(latency="latency" in phases)
     if direct is not None:
         bench.measure_relay(results, *direct)  # stops the direct viewers
+    if {"faults", "black", "sweep"} & set(phases):
+        bench.start_pictures()
     if "faults" in phases:
         for kind in (KILLED, STALLED):
             bench.fault_runs(kind, results)
@@ -605,6 +647,7 @@ def run_chain(opts: argparse.Namespace, clips: Clips, workdir: Path, stack: Exit
         bench.black_runs(results, NOISY_BLACK)
     if "sweep" in phases:
         bench.sweeps(results)
+    bench.stop_pictures()
     if "soak" in phases:
         bench.soak(results)
     bench.finish_relay(results)

@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bench.chain import Child, RelayUnderTest, ViewerProcess
+from bench.chain import Child, PictureViewer, RelayUnderTest, ViewerProcess
 from bench.clips import Clips
 from bench.figures import first_after, longest_gap
+from bench.pictures import repeats_after_switch
 
 SETTLE_S = 2.0  # main on air at least this long after a failback before the next loss
 WATCH_S = 2.5  # the backup stays on air at least this long after a failover
@@ -47,6 +48,9 @@ class SweepPoint:
     added_delay_ms: float  # Relay's figure for the failover
     slate: bool  # Relay switched to the slate
     failed: bool  # no switch to the backup, or a switch reported failed
+    # the longest run of one picture repeated at the decoding viewer after the failover (until
+    # main returns) and after the failback (for 1 s); None: not measured (an older run's figures)
+    repeats: int | None = None
 
 
 def next_loss(start: float, group_s: float, phase_s: float, now: float, lead_s: float = LEAD_S) -> float:
@@ -63,6 +67,7 @@ class SweepChain(Protocol):
     relay: RelayUnderTest
     main: Child | None
     viewer: ViewerProcess | None
+    pictures: PictureViewer | None
 
     def switches(self, to: str) -> int: ...
     def start_main(self, clip: Path | None = None, *, direct: bool = False, wait: bool = True) -> None: ...
@@ -100,6 +105,12 @@ def run_sweep(bench: SweepChain, clips: Clips, group_s: float, points: int) -> l
         arrivals = bench.viewer.arrivals(clips.index)
         backup_at = first_after(arrivals, lost, "backup")
         main_at = first_after(arrivals, returned, "main")
+        repeats = None
+        if bench.pictures is not None:
+            shown = bench.pictures.shown()
+            counts = [repeats_after_switch(shown, lost, returned - lost, "backup"),
+                      repeats_after_switch(shown, returned, 1.0, "main")]
+            repeats = max((c for c in counts if c is not None), default=None)
         point = SweepPoint(
             phase_s=phase,
             failover_gap_ms=(longest_gap(arrivals, lost - 1.0, backup_at + 0.5) * 1000
@@ -113,11 +124,13 @@ def run_sweep(bench: SweepChain, clips: Clips, group_s: float, points: int) -> l
             added_delay_ms=float(switched["added_delay_ms"]) if switched else math.nan,
             slate=bench.switches("slate") > seen_slate,
             failed=switched is None or len(relay.matching("switch_failed")) > failures,
+            repeats=repeats,
         )
         out.append(point)
         bench.note(f"sweep {group_s:g} s, loss {i + 1}/{points} at {phase:.2f} s into the backup's group: "
                    f"platform wait {point.failover_gap_ms:.0f} ms (failback {point.failback_gap_ms:.0f} ms), "
-                   f"freeze {point.freeze_ms:.0f} ms, delay +{point.added_delay_ms:.0f} ms"
+                   f"freeze {point.freeze_ms:.0f} ms, delay +{point.added_delay_ms:.0f} ms, "
+                   f"{point.repeats} pictures repeated"
                    + (", SLATE" if point.slate else "") + (", FAILED" if point.failed else ""))
         time.sleep(SETTLE_S)
     return out

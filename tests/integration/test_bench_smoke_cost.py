@@ -21,7 +21,11 @@ def test_bench_sweeps_phases_and_measures_how_cost_grows(tmp_path: Path) -> None
                      "--growth", "in1,out2", "--growth-seconds", "2", "--growth-repeat", "1")
     # every bar has a verdict: the sweep's two and the CPU bars at OBS's default keyframes are
     # this half's (the other bars are there too, judged on nothing measured here)
-    assert len(verdicts(page)) == 14, page
+    assert len(verdicts(page)) == 15, page
+    repeated = re.search(r"^\| pictures repeated at the viewer after a switch, max "
+                         r"\| \d+ \(over 2 switches\)",
+                         page, re.MULTILINE)
+    assert repeated is not None, page  # each loss's failover and failback, the worse of the two
     # the figures are real measurements, not placeholders
     for heading in ("## Phase sweep", "## How cost grows"):
         assert "n/a" not in section(page, heading) and "nan" not in section(page, heading), page
