@@ -133,12 +133,12 @@ def group_cpu_seconds(procs: list[psutil.Process]) -> float:
 
 
 def relay_config(workdir: Path, rtmp_port: int, output_url: str, *, main_key: str, backup_key: str,
-                 failover: dict[str, float], thresholds: dict[str, float]) -> Path:
+                 failover: dict[str, float], thresholds: dict[str, float], extra: str = "") -> Path:
     """A relay.toml for the bench: two RTMP inputs, one output, MQTT off, JSON logs."""
     inputs = [{"id": "main", "kind": "rtmp", "key": main_key, "priority": 1},
               {"id": "backup", "kind": "rtmp", "key": backup_key, "priority": 2}]
     path = workdir / "relay.toml"
     path.write_text(relay_toml("bench", server={"rtmp": f"127.0.0.1:{rtmp_port}"}, inputs=inputs,
                                outputs=[{"id": "platform", "urls": [output_url]}], failover=failover,
-                               thresholds=thresholds, journal=workdir / "journal.sqlite3"))
+                               thresholds=thresholds, journal=workdir / "journal.sqlite3", extra=extra))
     return path

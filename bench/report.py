@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.figures import FailoverGap, Summary, change_pct, percentile, slope_per_hour
-from bench.sweep import SweepPoint
+from bench.sweep import CommandRun, SweepPoint
 
 KILLED, STALLED, BLACK = "killed", "stalled", "black"
 NOISY_BLACK = "noisy black"  # black with sensor noise (bench/clips.py)
@@ -138,6 +138,8 @@ class Results:
     versions: dict[str, str] = field(default_factory=dict)  # read when the run started
     # keyframe interval in seconds ("2", "4", "8.33") -> one point per loss of main
     sweep: dict[str, list[SweepPoint]] = field(default_factory=dict)
+    # keyframe interval in seconds -> one run per operator failover (after that interval's sweep)
+    commands: dict[str, list[CommandRun]] = field(default_factory=dict)
     # the CPU bars again with clips as OBS sends them by default (250-frame groups, B-frames):
     # clip, relay_cpu_pct, relay_rss, ffmpeg_cpu_pct, ffmpeg_rss
     obs_cpu: dict[str, Any] = field(default_factory=dict)
@@ -159,6 +161,7 @@ def load(path: Path) -> Results:
     data["gaps"] = {k: [FailoverGap(**g) for g in v] for k, v in data["gaps"].items()}
     data["soak_rss"] = [tuple(x) for x in data["soak_rss"]]
     data["sweep"] = {k: [SweepPoint(**p) for p in v] for k, v in data.get("sweep", {}).items()}
+    data["commands"] = {k: [CommandRun(**c) for c in v] for k, v in data.get("commands", {}).items()}
     for key in ("load_start", "load_end"):
         data[key] = tuple(data[key])
     return Results(**data)
@@ -252,6 +255,14 @@ def bars(r: Results) -> list[tuple[str, str, str, bool]]:
         worst = max(waits) if waits and not any(math.isnan(w) for w in waits) else math.nan
         out.append((f"phase sweep, keyframe every {group} s: longest platform wait around a switch",
                     _ms(worst), "≤ 500 ms beyond detection (a disconnect: at once)", worst <= 500))
+    for group, runs in r.commands.items():
+        times = [c.to_air_ms for c in runs]
+        failed = sum(c.failed for c in runs)
+        worst = max(times) if times and not any(math.isnan(t) for t in times) else math.nan
+        out.append((f"operator failover, keyframe every {group} s: on air at the platform, "
+                    f"max of {len(runs)}",
+                    _ms(worst) + (f" ({failed} did not switch by the command)" if failed else ""),
+                    f"≤ {COMMAND_BAR_MS} ms", worst <= COMMAND_BAR_MS and failed == 0))
     repeats = all_repeats(r)
     if repeats:
         out.append((REPEATS_ROW, f"{max(repeats)} (over {len(repeats)} switches)", f"≤ {REPEATS_BAR}",
@@ -259,6 +270,7 @@ def bars(r: Results) -> list[tuple[str, str, str, bool]]:
     return out
 
 
+COMMAND_BAR_MS = 500  # BEHAVIOUR §11: staff's failover cuts at once, whatever the keyframe interval
 REPEATS_ROW = "pictures repeated at the viewer after a switch, max"
 REPEATS_BAR = 3  # BEHAVIOUR §11: the backup moves at once; a still bridge would repeat up to a group
 
@@ -268,6 +280,7 @@ def all_repeats(r: Results) -> list[int]:
     (both ways) and the sweeps' (the worse of the failover and the failback of each loss)."""
     counts = [c for values in r.repeats.values() for c in values]
     counts += [p.repeats for points in r.sweep.values() for p in points if p.repeats is not None]
+    counts += [c.repeats for runs in r.commands.values() for c in runs if c.repeats is not None]
     return counts
 
 
@@ -328,6 +341,18 @@ def _growth_table(r: Results) -> str:
         loop = statistics.median(g["loop_cpu_pct"]) if g["loop_cpu_pct"] else math.nan
         lines.append(f"| {g['label']} | {g['inputs']} | {g['outputs']} | {cpu:.1f} % | "
                      f"{cpu / g['inputs']:.1f} % | {loop:.1f} % | {g['rss_mb']:.0f} MB |")
+    return "\n".join(lines)
+
+
+def _commands_table(r: Results) -> str:
+    lines = ["| keyframe every | failovers | not by the command | on air at the platform, median / p95 / max "
+             "| pictures repeated after it, median / max |",
+             "|---|---|---|---|---|"]
+    for group, runs in r.commands.items():
+        t = Summary.of([c.to_air_ms for c in runs])
+        lines.append(f"| {group} s | {len(runs)} | {sum(c.failed for c in runs)} "
+                     f"| {_ms(t.median)} / {_ms(t.p95)} / {_ms(t.max)} "
+                     f"| {_repeats([c.repeats for c in runs])} |")
     return "\n".join(lines)
 
 
@@ -482,6 +507,17 @@ def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
         "landing and no wait above 0.5 s beyond detection.",
         "",
         _sweep_table(r) if r.sweep else "No phase sweep in this run.",
+        "",
+        "## Operator commands",
+        "",
+        "After each phase sweep, with main healthy and on air, staff press failover over the "
+        "dashboard's API (`POST /api/commands/failover`) at phases spread over the backup's group; "
+        "it must cut at once, through the live bridge when the backup's keyframe is not due. *On air* "
+        "= from the press to the first picture of the backup decoded at the platform's decoding "
+        "viewer (its decoding delay included). Then the failback command returns to main at its "
+        "keyframe.",
+        "",
+        _commands_table(r) if r.commands else "No operator commands in this run.",
         "",
         "## Latency added by Relay (copy mode)",
         "",

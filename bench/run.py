@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
@@ -55,12 +56,13 @@ from bench.growth import GROWTH_CASES, measure_cost, run_growth, start_profile
 from bench.nginx import bench_platform
 from bench.pictures import repeats_after_switch
 from bench.report import BLACK, KILLED, STALLED, Machine, Results, load, render, save, versions
-from bench.sweep import run_sweep
+from bench.sweep import run_commands, run_sweep
 from relay.settings import ThresholdSettings
 from studio.procs import free_port
 
 PROFILE_BEFORE = Path(__file__).resolve().parent / "profiles" / "before-issue-14.pyspy"
 MAIN_KEY, BACKUP_KEY = "bench-main-7c1e", "bench-backup-42d9"
+OPERATOR_TOKEN = "bench-operator-token-5d0c9a17"  # the sweep's operator commands (the dashboard's API)
 # direct-b is a second path without Relay: direct-b minus direct is the method's own noise
 PLATFORM_KEY, DIRECT_KEY, DIRECT_B_KEY = "platform", "direct", "direct-b"
 # a delay drop still due after the last failback comes within two keyframes: the soak starts
@@ -93,8 +95,13 @@ class Bench:
         self.platform.start()
         stack.callback(self.platform.stop)
         self.port = free_port()
+        # the dashboard's API only for the operator commands (the other phases as before)
+        self.http_port = free_port() if "sweep" in opts.phases and opts.commands else None
+        extra = "" if self.http_port is None else (
+            f'[http]\nlisten = "127.0.0.1:{self.http_port}"\nusers = [{{ name = "bench", role = "operator", '
+            f'password = "bench-Pa55-word-01", token = "{OPERATOR_TOKEN}" }}]\n')
         cfg = relay_config(workdir, self.port, self.platform.url(PLATFORM_KEY), main_key=MAIN_KEY,
-                           backup_key=BACKUP_KEY, failover=opts.failover, thresholds=THRESHOLDS)
+                           backup_key=BACKUP_KEY, failover=opts.failover, thresholds=THRESHOLDS, extra=extra)
         self.relay = RelayUnderTest(cfg, workdir / "relay.log")
         stack.callback(self.relay.stop, signal.SIGTERM, 10.0)
         self.relay.wait_for("started", timeout=30)
@@ -201,7 +208,22 @@ class Bench:
             fmt = dataclasses.replace(self.clips_format, gop_frames=gop_frames)
             clips = prepare(Path(self.opts.cache).expanduser(), fmt, black=False)
             say(f"phase sweep: keyframe every {fmt.keyframe_s:.2f} s, {points} losses of main")
-            results.sweep[f"{fmt.keyframe_s:.3g}"] = run_sweep(self, clips, fmt.keyframe_s, points)
+            group = f"{fmt.keyframe_s:.3g}"
+            results.sweep[group], backup_start = run_sweep(self, clips, fmt.keyframe_s, points)
+            if self.opts.commands:
+                say(f"operator commands: keyframe every {fmt.keyframe_s:.2f} s, "
+                    f"{self.opts.commands} failovers")
+                results.commands[group] = run_commands(self, clips, fmt.keyframe_s, self.opts.commands,
+                                                       backup_start)
+
+    def command(self, name: str, body: dict[str, str]) -> None:
+        """An operator's command over the dashboard's API, as staff press it."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}/api/commands/{name}", data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {OPERATOR_TOKEN}", "Content-Type": "application/json"},
+            method="POST")
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            reply.read()
 
     # -- phase 1 -----------------------------------------------------------------
 
@@ -545,6 +567,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="phase sweeps, FRAMES:LOSSES[,...]: keyframe interval in frames and losses of main "
                         "spread over the backup's group (default 60:40,120:10,250:40: 2 s, 4 s and OBS's "
                         "default 8.3 s); '' for none")
+    p.add_argument("--commands", type=int, default=10,
+                   help="operator failovers after each phase sweep, spread over the backup's group "
+                        "(default 10; 0: none)")
     p.add_argument("--phases", default=",".join(PHASES), type=_phases,
                    help=f"which phases to run, in order (default all: {','.join(PHASES)})")
     p.add_argument("--video-kbps", type=int, default=6000, help="clip video bitrate (default 6000)")

@@ -53,6 +53,14 @@ class SweepPoint:
     repeats: int | None = None
 
 
+@dataclass
+class CommandRun:
+    phase_s: float  # into the backup's group when the operator pressed failover
+    to_air_ms: float  # press -> the first picture of the backup decoded at the platform; NaN: none came
+    repeats: int | None  # pictures repeated at the viewer after it (until the failback)
+    failed: bool  # no switch to the backup, or not by the command
+
+
 def next_loss(start: float, group_s: float, phase_s: float, now: float, lead_s: float = LEAD_S) -> float:
     """The first time at least ``lead_s`` after ``now`` that is ``phase_s`` into one of the
     groups starting at ``start + k x group_s``."""
@@ -75,10 +83,12 @@ class SweepChain(Protocol):
     def stop_main(self, sig: int = signal.SIGINT) -> None: ...
     def restart_backup(self, clip: Path) -> float: ...
     def note(self, msg: str) -> None: ...
+    def command(self, name: str, body: dict[str, str]) -> None: ...
 
 
-def run_sweep(bench: SweepChain, clips: Clips, group_s: float, points: int) -> list[SweepPoint]:
-    """Main and backup on ``clips``; ``points`` losses of main; returns one figure set per loss."""
+def run_sweep(bench: SweepChain, clips: Clips, group_s: float, points: int) -> tuple[list[SweepPoint], float]:
+    """Main and backup on ``clips``; ``points`` losses of main; returns one figure set per loss
+    and when the backup's publisher started (its groups are counted from there)."""
     assert bench.viewer is not None
     relay = bench.relay
     backup_start = bench.restart_backup(clips.backup)
@@ -132,5 +142,42 @@ def run_sweep(bench: SweepChain, clips: Clips, group_s: float, points: int) -> l
                    f"freeze {point.freeze_ms:.0f} ms, delay +{point.added_delay_ms:.0f} ms, "
                    f"{point.repeats} pictures repeated"
                    + (", SLATE" if point.slate else "") + (", FAILED" if point.failed else ""))
+        time.sleep(SETTLE_S)
+    return out, backup_start
+
+
+def run_commands(bench: SweepChain, clips: Clips, group_s: float, count: int,
+                 backup_start: float) -> list[CommandRun]:
+    """An operator presses failover ``count`` times at phases spread over the backup's group
+    (main healthy and on air): it must cut at once, through the live bridge; each time the
+    failback command returns to main at its keyframe. Main and backup already publish
+    ``clips`` (after :func:`run_sweep`)."""
+    assert bench.pictures is not None
+    relay = bench.relay
+    out: list[CommandRun] = []
+    for i in range(count):
+        phase = (i + 0.5) * group_s / count
+        press_at = next_loss(backup_start, group_s, phase, time.monotonic())
+        seen_backup, seen_main = bench.switches("backup"), bench.switches("main")
+        time.sleep(max(0.0, press_at - time.monotonic()))
+        pressed = time.monotonic()
+        bench.command("failover", {"to": "backup"})
+        switched = None
+        with contextlib.suppress(TimeoutError):
+            switched = relay.wait_for("switched", to="backup", after=seen_backup, timeout=15)
+        time.sleep(WATCH_S)
+        shown = bench.pictures.shown()
+        first = next((p.at for p in shown if p.at >= pressed and p.label == "backup"), None)
+        back = time.monotonic()
+        repeats = repeats_after_switch(shown, pressed, back - pressed, "backup")
+        bench.command("failback", {})
+        with contextlib.suppress(TimeoutError):
+            relay.wait_for("switched", to="main", after=seen_main, timeout=15)
+        run = CommandRun(phase, (first - pressed) * 1000 if first is not None else math.nan, repeats,
+                         switched is None or switched.get("reason") != "command")
+        out.append(run)
+        bench.note(f"command at {group_s:g} s keyframes, {i + 1}/{count} at {phase:.2f} s into the backup's "
+                   f"group: on air at the platform after {run.to_air_ms:.0f} ms, {repeats} pictures repeated"
+                   + (", FAILED" if run.failed else ""))
         time.sleep(SETTLE_S)
     return out

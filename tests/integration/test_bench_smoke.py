@@ -29,8 +29,8 @@ TINY = ["--runs", "1", "--measure-seconds", "3", "--warmup-seconds", "2", "--siz
 # this half's failover runs: a keyframe every second, the black clip's picture then black
 FAULT_CLIPS = ["--keyframe-frames", "30", "--black-clip-seconds", "3+4"]
 HEADINGS = ("## Summary", "## Machine", "## Versions", "## Method", "## Failover gap at the viewer",
-            "## Phase sweep", "## Latency added by Relay", "## CPU and memory", "## How cost grows",
-            "## Soak")
+            "## Phase sweep", "## Operator commands", "## Latency added by Relay", "## CPU and memory",
+            "## How cost grows", "## Soak")
 
 
 def run_bench(tmp_path: Path, *args: str) -> str:

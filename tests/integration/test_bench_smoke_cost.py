@@ -1,5 +1,6 @@
 """scripts/bench's other half in its tiny mode (test_bench_smoke.py says how it is split):
-a phase sweep of two losses at 2-s keyframes on the bench's chain, the CPU bars again at
+a phase sweep of two losses at 2-s keyframes on the bench's chain and two operator failovers
+after it, the CPU bars again at
 OBS's default keyframes, and two cases of the growth table. This half measures no latency
 (its chain has no direct paths), only CPU and memory after each warm-up: 1 s is enough."""
 
@@ -18,16 +19,20 @@ pytestmark = pytest.mark.integration
 @pytest.mark.timeout(420)
 def test_bench_sweeps_phases_and_measures_how_cost_grows(tmp_path: Path) -> None:
     page = run_bench(tmp_path, "--warmup-seconds", "1", "--phases", "sweep,obs-cpu,growth", "--sweep", "60:2",
-                     "--growth", "in1,out2", "--growth-seconds", "2", "--growth-repeat", "1")
+                     "--commands", "2", "--growth", "in1,out2", "--growth-seconds", "2",
+                     "--growth-repeat", "1")
     # every bar has a verdict: the sweep's two and the CPU bars at OBS's default keyframes are
     # this half's (the other bars are there too, judged on nothing measured here)
-    assert len(verdicts(page)) == 15, page
+    assert len(verdicts(page)) == 16, page
+    # two operator failovers after the sweep, both switched by the command and seen at the platform
+    commands = re.search(r"^\| 2 s \| 2 \| 0 \| (\d+) ms / \d+ ms / (\d+) ms \|", page, re.MULTILINE)
+    assert commands is not None and int(commands.group(2)) < 5000, page
     repeated = re.search(r"^\| pictures repeated at the viewer after a switch, max "
-                         r"\| \d+ \(over 2 switches\)",
+                         r"\| \d+ \(over 4 switches\)",
                          page, re.MULTILINE)
-    assert repeated is not None, page  # each loss's failover and failback, the worse of the two
+    assert repeated is not None, page  # each loss (the worse of its failover and failback), each command
     # the figures are real measurements, not placeholders
-    for heading in ("## Phase sweep", "## How cost grows"):
+    for heading in ("## Phase sweep", "## Operator commands", "## How cost grows"):
         assert "n/a" not in section(page, heading) and "nan" not in section(page, heading), page
     # the sweep: two losses of main at 2-s keyframes, never the slate
     sweep = re.search(r"^\| 2 s \| 2 \| (\d+) \| (\d+) \|", page, re.MULTILINE)
