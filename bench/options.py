@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--commands", type=int, default=10,
                    help="operator failovers after each phase sweep, spread over the backup's group "
                         "(default 10; 0: none)")
+    p.add_argument("--restarts", type=int, default=5,
+                   help="kill -9 and restarts of Relay in the restart phase (default 5)")
     p.add_argument("--phases", default=",".join(PHASES), type=_phases,
                    help=f"which phases to run, in order (default all: {','.join(PHASES)})")
     p.add_argument("--video-kbps", type=int, default=6000, help="clip video bitrate (default 6000)")
@@ -102,8 +104,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return opts
 
 
-PHASES = ("latency", "faults", "black", "sweep", "soak", "baseline", "obs-cpu", "growth")
-CHAIN_PHASES = ("latency", "faults", "black", "sweep", "soak")
+PHASES = ("latency", "faults", "black", "sweep", "soak", "restart", "baseline", "obs-cpu", "growth")
+CHAIN_PHASES = ("latency", "faults", "black", "sweep", "soak", "restart")
 
 
 def _phases(text: str) -> list[str]:

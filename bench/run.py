@@ -57,6 +57,7 @@ from bench.nginx import bench_platform
 from bench.options import CHAIN_PHASES, DEFAULTS, THRESHOLDS, parse_args
 from bench.pictures import repeats_after_switch
 from bench.report import BLACK, KILLED, STALLED, Machine, Results, load, render, save, versions
+from bench.restart import run_restarts
 from bench.sweep import run_commands, run_sweep
 from studio.procs import free_port
 
@@ -87,10 +88,12 @@ class Bench:
         extra = "" if self.http_port is None else (
             f'[http]\nlisten = "127.0.0.1:{self.http_port}"\nusers = [{{ name = "bench", role = "operator", '
             f'password = "bench-Pa55-word-01", token = "{OPERATOR_TOKEN}" }}]\n')
-        cfg = relay_config(workdir, self.port, self.platform.url(PLATFORM_KEY), main_key=MAIN_KEY,
-                           backup_key=BACKUP_KEY, failover=opts.failover, thresholds=THRESHOLDS, extra=extra)
-        self.relay = RelayUnderTest(cfg, workdir / "relay.log")
+        self.config = relay_config(workdir, self.port, self.platform.url(PLATFORM_KEY), main_key=MAIN_KEY,
+                                   backup_key=BACKUP_KEY, failover=opts.failover, thresholds=THRESHOLDS,
+                                   extra=extra)
+        self.relay = RelayUnderTest(self.config, workdir / "relay.log")
         stack.callback(self.relay.stop, signal.SIGTERM, 10.0)
+        self.restarted = False  # the restart phase ran: the output reconnects are counted before it
         self.relay.wait_for("started", timeout=30)
         self.main: Child | None = None
         self.backup: Child | None = None
@@ -102,6 +105,16 @@ class Bench:
     def _log(self, name: str) -> Path:
         self._spawned += 1
         return self.dir / f"{self._spawned:03d}-{name}.log"
+
+    def log_path(self, name: str) -> Path:
+        return self._log(name)
+
+    def replace_relay(self, log: Path) -> RelayUnderTest:
+        """A new `relay run` on the same configuration (the restart phase: the last one was killed)."""
+        relay = RelayUnderTest(self.config, log)
+        self.stack.callback(relay.stop, signal.SIGTERM, 10.0)
+        self.relay = relay
+        return relay
 
     def own(self, child: Child) -> Child:
         self.stack.callback(child.stop)
@@ -384,8 +397,12 @@ class Bench:
         results.soak_viewer_gap_ms = longest_gap(arrivals, t0, t0 + seconds) * 1000
         results.soak_loop_lag_ms = journal_loop_lag(self.dir / "journal.sqlite3", wall0, time.time())
 
+    def reconnects(self) -> int:
+        return max(0, len(self.relay.matching("output_connected")) - 1)
+
     def finish_relay(self, results: Results) -> None:
-        results.reconnects_total = max(0, len(self.relay.matching("output_connected")) - 1)
+        if not self.restarted:
+            results.reconnects_total = self.reconnects()
         for child in (self.main, self.backup, self.viewer):
             if child is not None:
                 child.stop(signal.SIGTERM)
@@ -547,6 +564,15 @@ def run_chain(opts: argparse.Namespace, clips: Clips, workdir: Path, stack: Exit
     bench.stop_pictures()
     if "soak" in phases:
         bench.soak(results)
+    if "restart" in phases:
+        results.reconnects_total = bench.reconnects()  # a killed relay's push is a reconnect by design
+        bench.restarted = True
+        bench.stop_main(signal.SIGKILL)
+        if bench.backup is not None:
+            bench.backup.stop(signal.SIGKILL)
+            bench.backup = None
+        say(f"restart to air: {opts.restarts} kills of Relay")
+        results.restarts = run_restarts(bench, clips, (MAIN_KEY, BACKUP_KEY), opts.restarts)
     bench.finish_relay(results)
 
 
