@@ -1,4 +1,4 @@
-"""What the live bridge costs (issue 21, push/live_bridge.py): per picture, the CPU and time
+"""What the live bridge costs (push/live_bridge.py): per picture, the CPU and time
 to decode the target's stream and re-encode it, at 1080p30, 1080p60 and 4K30; the
 catch-up from a buffered keyframe 2, 8.3 and 10 s old; and the encoders and presets the
 bridge could use, compared at 1080p.
@@ -33,7 +33,9 @@ from relay.push.bridge import LIVE_BEHIND_MAX_S, LIVE_START_MAX_S
 from relay.push.live_bridge import LiveTranscoder
 from relay.push.stills import LiveEncoder, StillFormat
 
-FORMATS = {"1080p30": (1920, 1080, 30), "1080p60": (1920, 1080, 60), "4k30": (3840, 2160, 30)}
+FORMATS = {"1080p30": (1920, 1080, 30), "1080p60": (1920, 1080, 60), "4k30": (3840, 2160, 30),
+           "180p30": (320, 180, 30)}  # the last for the bench's smoke test
+DEFAULT_FORMATS = "1080p30,1080p60,4k30"
 GROUPS_S = (2.0, 8.3, 10.0)  # keyframe intervals: the platforms' 2 s, OBS's 250 frames, the longest kept
 
 
@@ -144,27 +146,16 @@ def presets(width: int, height: int, fps: int, count: int) -> list[tuple[str, fl
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="steady-state pictures measured (s)")
-    parser.add_argument("--formats", default="1080p30,1080p60,4k30")
-    parser.add_argument("--no-presets", action="store_true")
-    args = parser.parse_args(argv)
-    print(f"live bridge: still if not on air {LIVE_START_MAX_S} s after the switch or "
-          f"{LIVE_BEHIND_MAX_S} s behind live")
-    print("format   | ms/picture | CPU ms/picture | cores at its rate | decode ms | encode ms | keeps up")
-    for name in args.formats.split(","):
+def measure(formats: str = DEFAULT_FORMATS, seconds: float = 3.0) -> dict[str, list[dict[str, Any]]]:
+    """The steady state and the catch-up of each format in ``formats`` (comma-separated keys of
+    FORMATS): rows of figures, as the bench saves them (bench/report.py renders them)."""
+    steady_rows, catch_rows = [], []
+    for name in formats.split(","):
         width, height, fps = FORMATS[name]
-        per_wall, per_cpu, decode, encode = steady(source(width, height, fps, args.seconds))
-        keeps_up = per_wall < 1000 / fps
-        print(f"{name:8} | {per_wall:10.1f} | {per_cpu:14.1f} | {per_cpu * fps / 1000:17.2f} | "
-              f"{decode:9.1f} | {encode:9.1f} | {'yes' if keeps_up else 'no: the still'}")
-    print("\ncatch-up from a keyframe this old (the whole group decoded, its newest picture encoded)")
-    print("format   | group s | pictures | seconds | CPU s | live on air")
-    for name in args.formats.split(","):
-        width, height, fps = FORMATS[name]
-        groups = GROUPS_S if name == "1080p30" else (2.0,)
-        for group in groups:
+        per_wall, per_cpu, decode, encode = steady(source(width, height, fps, seconds))
+        steady_rows.append({"format": name, "ms": per_wall, "cpu_ms": per_cpu, "cores": per_cpu * fps / 1000,
+                            "decode_ms": decode, "encode_ms": encode, "keeps_up": per_wall < 1000 / fps})
+        for group in GROUPS_S if name.startswith("1080p30") or name == "180p30" else (2.0,):
             src = source(width, height, fps, group)
             wall, cpu = catch_up(src)
             # meanwhile pictures keep arriving: it decodes them too, at its own rate
@@ -173,7 +164,30 @@ def main(argv: list[str] | None = None) -> int:
             when = (f"at {total:.2f} s" if total <= LIVE_START_MAX_S
                     else f"the still at {LIVE_START_MAX_S} s, live at {total:.2f} s" if rate > fps
                     else "never: the still")
-            print(f"{name:8} | {group:7.1f} | {len(src.packets):8} | {wall:7.2f} | {cpu:5.2f} | {when}")
+            catch_rows.append({"format": name, "group_s": group, "pictures": len(src.packets), "s": wall,
+                               "cpu_s": cpu, "live": when})
+    return {"steady": steady_rows, "catch_up": catch_rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="steady-state pictures measured (s)")
+    parser.add_argument("--formats", default=DEFAULT_FORMATS)
+    parser.add_argument("--no-presets", action="store_true")
+    args = parser.parse_args(argv)
+    print(f"live bridge: still if not on air {LIVE_START_MAX_S} s after the switch or "
+          f"{LIVE_BEHIND_MAX_S} s behind live")
+    figures = measure(args.formats, args.seconds)
+    print("format   | ms/picture | CPU ms/picture | cores at its rate | decode ms | encode ms | keeps up")
+    for r in figures["steady"]:
+        keeps = "yes" if r["keeps_up"] else "no: the still"
+        print(f"{r['format']:8} | {r['ms']:10.1f} | {r['cpu_ms']:14.1f} | {r['cores']:17.2f} | "
+              f"{r['decode_ms']:9.1f} | {r['encode_ms']:9.1f} | {keeps}")
+    print("\ncatch-up from a keyframe this old (the whole group decoded, its newest picture encoded)")
+    print("format   | group s | pictures | seconds | CPU s | live on air")
+    for r in figures["catch_up"]:
+        print(f"{r['format']:8} | {r['group_s']:7.1f} | {r['pictures']:8} | {r['s']:7.2f} "
+              f"| {r['cpu_s']:5.2f} | {r['live']}")
     if not args.no_presets:
         print("\nencoders at 1080p30, ms per picture (a moving picture, 60 pictures)")
         for label, ms in presets(1920, 1080, 30, 60):

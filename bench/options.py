@@ -7,6 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
+from bench.bridge_cpu import DEFAULT_FORMATS
 from bench.clips import ClipFormat
 from bench.growth import GROWTH_CASES
 from relay.settings import ThresholdSettings
@@ -59,6 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default 10; 0: none)")
     p.add_argument("--restarts", type=int, default=5,
                    help="kill -9 and restarts of Relay in the restart phase (default 5)")
+    p.add_argument("--bridge-formats", default=DEFAULT_FORMATS,
+                   help=f"the live bridge's cost measured at these formats (default {DEFAULT_FORMATS})")
     p.add_argument("--phases", default=",".join(PHASES), type=_phases,
                    help=f"which phases to run, in order (default all: {','.join(PHASES)})")
     p.add_argument("--video-kbps", type=int, default=6000, help="clip video bitrate (default 6000)")
@@ -104,7 +107,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return opts
 
 
-PHASES = ("latency", "faults", "black", "sweep", "soak", "restart", "baseline", "obs-cpu", "growth")
+PHASES = ("latency", "faults", "black", "sweep", "soak", "restart", "baseline", "obs-cpu", "growth",
+          "bridge-cpu")
 CHAIN_PHASES = ("latency", "faults", "black", "sweep", "soak", "restart")
 
 

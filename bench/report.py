@@ -23,6 +23,7 @@ from typing import Any
 from bench.figures import FailoverGap, Summary, change_pct, percentile, slope_per_hour
 from bench.restart import RestartRun
 from bench.sweep import CommandRun, SweepPoint
+from relay.push.bridge import LIVE_START_MAX_S
 
 KILLED, STALLED, BLACK = "killed", "stalled", "black"
 NOISY_BLACK = "noisy black"  # black with sensor noise (bench/clips.py)
@@ -142,6 +143,7 @@ class Results:
     # keyframe interval in seconds -> one run per operator failover (after that interval's sweep)
     commands: dict[str, list[CommandRun]] = field(default_factory=dict)
     restarts: list[RestartRun] = field(default_factory=list)  # kill -9, RestartSec, back on air
+    bridge_cpu: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # bench/bridge_cpu.py measure()
     # the CPU bars again with clips as OBS sends them by default (250-frame groups, B-frames):
     # clip, relay_cpu_pct, relay_rss, ffmpeg_cpu_pct, ffmpeg_rss
     obs_cpu: dict[str, Any] = field(default_factory=dict)
@@ -350,6 +352,23 @@ def _growth_table(r: Results) -> str:
         loop = statistics.median(g["loop_cpu_pct"]) if g["loop_cpu_pct"] else math.nan
         lines.append(f"| {g['label']} | {g['inputs']} | {g['outputs']} | {cpu:.1f} % | "
                      f"{cpu / g['inputs']:.1f} % | {loop:.1f} % | {g['rss_mb']:.0f} MB |")
+    return "\n".join(lines)
+
+
+def _bridge_table(r: Results) -> str:
+    if not r.bridge_cpu:
+        return "Not measured in this run (`--phases bridge-cpu`)."
+    lines = ["| format | ms per picture | CPU ms per picture | cores at its rate | decode ms | encode ms "
+             "| keeps up |", "|---|---|---|---|---|---|---|"]
+    for x in r.bridge_cpu.get("steady", []):
+        keeps = "yes" if x["keeps_up"] else "no: the still"
+        lines.append(f"| {x['format']} | {x['ms']:.1f} | {x['cpu_ms']:.1f} | {x['cores']:.2f} | "
+                     f"{x['decode_ms']:.1f} | {x['encode_ms']:.1f} | {keeps} |")
+    lines += ["", "| format | keyframe this old | pictures | catch-up | CPU | live on air |",
+              "|---|---|---|---|---|---|"]
+    for x in r.bridge_cpu.get("catch_up", []):
+        lines.append(f"| {x['format']} | {x['group_s']:g} s | {x['pictures']} | {x['s']:.2f} s | "
+                     f"{x['cpu_s']:.2f} s | {x['live']} |")
     return "\n".join(lines)
 
 
@@ -570,6 +589,18 @@ def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
         f"| 2 x ffmpeg (copy + blackdetect + silencedetect) | {r.ffmpeg_cpu_pct:.1f} % | "
         f"{r.ffmpeg_rss / MB:.0f} MB |",
         *_obs_cpu_rows(r),
+        "",
+        "## The live bridge's cost",
+        "",
+        "Measured alone (`python -m bench.bridge_cpu` prints the same, and compares encoders): the "
+        "target's stream as a studio encoder sends it (libx264 veryfast, two B-frames, a moving "
+        "picture) decoded and re-encoded picture by picture, as the live bridge does from a switch "
+        "to the target's next keyframe. *Cores* = CPU per picture times the frame rate; it keeps up "
+        "when a picture takes less than a frame interval. The catch-up decodes the buffered group "
+        "from its keyframe to its newest picture; the still goes on air if the live bridge is not "
+        f"on air {LIVE_START_MAX_S:g} s after the switch.",
+        "",
+        _bridge_table(r),
         "",
         "## How cost grows",
         "",

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import psutil
 
+from bench import bridge_cpu
 from bench.chain import (
     Child,
     ClipPublisher,
@@ -633,6 +634,9 @@ def main(argv: list[str] | None = None) -> int:
             results.growth = run_growth(opts.growth, opts.clip_format, Path(opts.cache).expanduser(), workdir,
                                         seconds=opts.growth_seconds or opts.measure_seconds,
                                         warmup=opts.warmup_seconds, repeat=opts.growth_repeat, say=say)
+        if "bridge-cpu" in phases:
+            say(f"the live bridge's cost: {opts.bridge_formats}")
+            results.bridge_cpu = bridge_cpu.measure(opts.bridge_formats)
         if opts.profile_before and Path(opts.profile_before).exists():
             results.profile_before = summarize_profile(Path(opts.profile_before))
         results.load_end = os.getloadavg()

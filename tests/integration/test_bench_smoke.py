@@ -30,7 +30,7 @@ TINY = ["--runs", "1", "--measure-seconds", "3", "--warmup-seconds", "2", "--siz
 FAULT_CLIPS = ["--keyframe-frames", "30", "--black-clip-seconds", "3+4"]
 HEADINGS = ("## Summary", "## Machine", "## Versions", "## Method", "## Failover gap at the viewer",
             "## Phase sweep", "## Operator commands", "## Restart to air", "## Latency added by Relay",
-            "## CPU and memory", "## How cost grows", "## Soak")
+            "## CPU and memory", "## The live bridge's cost", "## How cost grows", "## Soak")
 
 
 def run_bench(tmp_path: Path, *args: str) -> str:

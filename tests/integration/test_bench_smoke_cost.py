@@ -1,6 +1,6 @@
 """scripts/bench's other half in its tiny mode (test_bench_smoke.py says how it is split):
 a phase sweep of two losses at 2-s keyframes on the bench's chain and two operator failovers
-after it, the CPU bars again at
+after it, the live bridge's cost at 320x180, the CPU bars again at
 OBS's default keyframes, and two cases of the growth table. This half measures no latency
 (its chain has no direct paths), only CPU and memory after each warm-up: 1 s is enough."""
 
@@ -18,9 +18,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.timeout(420)
 def test_bench_sweeps_phases_and_measures_how_cost_grows(tmp_path: Path) -> None:
-    page = run_bench(tmp_path, "--warmup-seconds", "1", "--phases", "sweep,obs-cpu,growth", "--sweep", "60:2",
-                     "--commands", "2", "--growth", "in1,out2", "--growth-seconds", "2",
-                     "--growth-repeat", "1")
+    page = run_bench(tmp_path, "--warmup-seconds", "1", "--phases", "sweep,obs-cpu,growth,bridge-cpu",
+                     "--sweep", "60:2", "--commands", "2", "--growth", "in1,out2", "--growth-seconds", "2",
+                     "--growth-repeat", "1", "--bridge-formats", "180p30")
     # every bar has a verdict: the sweep's two and the CPU bars at OBS's default keyframes are
     # this half's (the other bars are there too, judged on nothing measured here)
     assert len(verdicts(page)) == 16, page
@@ -32,7 +32,8 @@ def test_bench_sweeps_phases_and_measures_how_cost_grows(tmp_path: Path) -> None
                          page, re.MULTILINE)
     assert repeated is not None, page  # each loss (the worse of its failover and failback), each command
     # the figures are real measurements, not placeholders
-    for heading in ("## Phase sweep", "## Operator commands", "## How cost grows"):
+    for heading in ("## Phase sweep", "## Operator commands", "## The live bridge's cost",
+                    "## How cost grows"):
         assert "n/a" not in section(page, heading) and "nan" not in section(page, heading), page
     # the sweep: two losses of main at 2-s keyframes, never the slate
     sweep = re.search(r"^\| 2 s \| 2 \| (\d+) \| (\d+) \|", page, re.MULTILINE)
@@ -47,4 +48,7 @@ def test_bench_sweeps_phases_and_measures_how_cost_grows(tmp_path: Path) -> None
                         re.MULTILINE)
         assert row is not None and float(row.group(1)) > 0 and int(row.group(2)) > 0, page
     assert "output reconnects over the whole run | 0 |" in page, page
+    # the live bridge's cost at a tiny size: measured, and it keeps up
+    steady = r"^\| 180p30 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| yes \|$"
+    assert re.search(steady, page, re.MULTILINE), page
     assert "## Profile before issue 14" in page
