@@ -30,10 +30,11 @@ Switching (``FailoverSettings.switch_at``)
     air as soon as it is ready, and the cut happens at the target's next keyframe.
     The live bridge is the target's own pictures re-encoded on its own timeline: it
     starts like a buffered switch (continuous, the pause taken from the viewer's
-    buffer), the target's audio goes out with it on the same offset, and the cut
-    keeps that offset. The still (the fallback) is held from the last picture shown.
-    A waiting switch whose input on air then fails (``urge``, or that input
-    disconnecting) turns urgent the same way.
+    buffer; what its picture's age would add beyond ``max_added_delay_ms`` is held
+    as a pause, in whole frames), the target's audio goes out with it on the same
+    offset, and the cut keeps that offset. The still (the fallback) is held from the
+    last picture shown. A waiting switch whose input on air then fails (``urge``, or
+    that input disconnecting) turns urgent the same way.
     ``buffered``: the switch happens at once from the target's buffered group of
     pictures (gop.py): its keyframe and everything after it go out in one burst.
     Nothing freezes, but the output timeline is now ahead of the wall clock by
@@ -59,11 +60,10 @@ Dropping added delay
     delay (its keyframe interval predicts the next keyframe; a whole group when
     the delay exceeds one; when that point has passed, in the next group), and
     resumes at that keyframe, stamped one frame interval after the last output
-    frame. The timestamps stay
-    continuous; the content jumps forward by the skipped span and the viewer's
-    buffer shrinks by it. A keyframe later than predicted skips more than the
-    delay (the player then waits that much); an earlier one skips less and
-    another round follows.
+    frame. The timestamps stay continuous; the content jumps forward by the
+    skipped span and the viewer's buffer shrinks by it. A keyframe later than
+    predicted skips more than the delay (the player then waits that much); an
+    earlier one skips less and another round follows.
 
 Jumps of the active input's own timeline
     Each track is watched on its own (timeline.py). A track that jumps (back, or
@@ -128,12 +128,8 @@ MAX_SILENCE_BACKFILL_MS = 1000  # silence never reaches further back than this b
 
 
 class Switcher:
-    def __init__(
-        self,
-        settings: FailoverSettings,
-        emit: EventSink,
-        silence: Callable[[AudioConfig], bytes],
-    ) -> None:
+    def __init__(self, settings: FailoverSettings, emit: EventSink,
+                 silence: Callable[[AudioConfig], bytes]) -> None:
         self._settings = settings
         self._emit = emit
         self._silence = silence
@@ -257,6 +253,7 @@ class Switcher:
         if live:
             age_ms = max(0.0, (now - keyframe.arrival) * 1000)
             self._delay_ms = max(0.0, before - max(0.0, gap_ms - self._frame_ms) + age_ms)
+            freeze_ms += self._hold_over_budget(keyframe, before)
         if switch.still_since is not None:
             switch.freeze_ms += (now - switch.still_since) * 1000
         switch.still_since = None if live else now
@@ -265,6 +262,7 @@ class Switcher:
         else:
             switch.bridged = True
             switch.freeze_ms, switch.gap_ms = freeze_ms, gap_ms
+        switch.added_delay_ms += max(0.0, self._delay_ms - before)
         self._bridge = InputState()
         self._bridge_for = switch.to
         self._bridge_live = live
@@ -279,6 +277,19 @@ class Switcher:
                 if pkt.track is Track.AUDIO:
                     out += self._send(state, pkt, now)
         return out
+
+    def _hold_over_budget(self, keyframe: MediaPacket, before: float) -> float:
+        """A live bridge adds its picture's age, but no delay beyond ``max_added_delay_ms`` (or what
+        was there; taken back, it would stop the feed for a group right after the bridge): the rest is
+        a pause at ``keyframe`` (just anchored), in whole frames. Returns it (ms)."""
+        excess = self._delay_ms - max(before, self._settings.max_added_delay_ms)
+        if excess <= 0:
+            return 0.0
+        held = max(round(math.ceil(excess / self._frame_exact) * self._frame_exact), math.ceil(excess))
+        self._offset = {track: offset + held for track, offset in self._offset.items()}
+        self._audio_floor = keyframe.dts + self._offset[Track.VIDEO]
+        self._delay_ms -= held
+        return float(held)
 
     def buffered(self, input_id: str) -> list[MediaPacket]:
         """An input's buffered group of pictures, keyframe first (the live bridge's start)."""
@@ -311,9 +322,8 @@ class Switcher:
         switch.urgent = True
         return self._start_urgent(switch, now) + self._fill_silence(now)
 
-    def request_switch(
-        self, to: str, now: float, reason: str, *, urgent: bool | None = None
-    ) -> list[MediaPacket]:
+    def request_switch(self, to: str, now: float, reason: str, *,
+                       urgent: bool | None = None) -> list[MediaPacket]:
         """Put ``to`` on air (reason: fault/command/drill/failback); returns packets to send now.
 
         ``urgent``: the input on air is failing (default: when the reason is ``fault``)."""
@@ -387,16 +397,11 @@ class Switcher:
             "to": switch.to, "reason": switch.reason, "since": switch.requested_at,
             "cut_over": switch.cut_at is not None}
         return {
-            "active": self._active,
-            "pending": pending,
-            "last_video_dts": self._last_out[Track.VIDEO],
-            "last_audio_dts": self._last_out[Track.AUDIO],
-            "frame_interval_ms": self._frame_ms,
-            "added_delay_ms": round(self._delay_ms, 1),
-            "dropping_delay": self._skipping,
-            "silence": self._silence_clock is not None,
-            "bridge": self.bridge_mode,
-            "last_failure": self._last_failure,
+            "active": self._active, "pending": pending,
+            "last_video_dts": self._last_out[Track.VIDEO], "last_audio_dts": self._last_out[Track.AUDIO],
+            "frame_interval_ms": self._frame_ms, "added_delay_ms": round(self._delay_ms, 1),
+            "dropping_delay": self._skipping, "silence": self._silence_clock is not None,
+            "bridge": self.bridge_mode, "last_failure": self._last_failure,
             "buffered": {
                 input_id: {"packets": len(state.gop), "span_ms": state.gop.span_ms}
                 for input_id, state in self._inputs.items()
@@ -450,9 +455,8 @@ class Switcher:
             wait = max(within, MAX_KEYFRAME_WAIT_S)
         return now - switch.requested_at >= min(wait, MAX_KEYFRAME_WAIT_S + within)
 
-    def _cut_over(
-        self, switch: SwitchRecord, burst: list[MediaPacket], now: float, *, buffered: bool
-    ) -> list[MediaPacket]:
+    def _cut_over(self, switch: SwitchRecord, burst: list[MediaPacket], now: float, *,
+                  buffered: bool) -> list[MediaPacket]:
         keyframe = burst[0]
         before = self._delay_ms
         if not buffered and self._bridge_live and self._bridge_for == switch.to:
@@ -475,7 +479,7 @@ class Switcher:
         else:
             switch.freeze_ms = freeze_ms
             switch.gap_ms = gap_ms
-        switch.added_delay_ms = max(0.0, self._delay_ms - before)
+        switch.added_delay_ms += max(0.0, self._delay_ms - before)  # on what a live bridge added
         self._active = switch.to
         self._bridge = None
         self._bridge_live = False
@@ -543,17 +547,9 @@ class Switcher:
     def _verified(self, switch: SwitchRecord) -> None:
         self._switch = None
         self._results.append((switch.to, True))
-        self._emit(
-            Switched(
-                from_=switch.from_,
-                to=switch.to,
-                reason=switch.reason,
-                freeze_ms=round(switch.freeze_ms, 1),
-                added_delay_ms=round(switch.added_delay_ms, 1),
-                gap_ms=round(switch.gap_ms, 1),
-                verified=True,
-            )
-        )
+        self._emit(Switched(from_=switch.from_, to=switch.to, reason=switch.reason,
+                            freeze_ms=round(switch.freeze_ms, 1), gap_ms=round(switch.gap_ms, 1),
+                            added_delay_ms=round(switch.added_delay_ms, 1), verified=True))
 
     def _failed(self, switch: SwitchRecord) -> None:
         self._switch = None

@@ -602,6 +602,64 @@ def test_added_delay_is_dropped_at_a_later_keyframe() -> None:
     assert switch_at < resumed.at
 
 
+def _live_bridge(studio: Studio, to: str, latency: float, until: float) -> None:
+    """Run the studio to ``until`` with ``to``'s live bridge (push/live_bridge.py) supplied while
+    the switcher wants it: each of its pictures re-encoded on its own timeline, ready ``latency``
+    after its packet arrived (the decoder's reorder delay and the encoding), the first the
+    newest one decoded when the bridge is wanted."""
+    source = studio.encoders[to]
+    bridge = Encoder(f"bridge{len(studio.bridges)}")
+    studio.bridges.append(bridge)
+    wanted_at = studio.now
+    step = 0.01
+    while studio.now < until - 1e-9:
+        at = round(studio.now + step, 6)
+        studio.run_until(at)
+        if studio.switcher.bridge_wanted() != to:
+            continue
+        due = sorted((p for p in source.sent.values() if p.track is Track.VIDEO and not p.keyframe
+                      and wanted_at <= p.arrival + latency <= at), key=lambda p: p.arrival)
+        for pkt in due:
+            data = f"{bridge.name}:{pkt.data.decode()}".encode()
+            if data not in bridge.sent:
+                made = bridge.sent[data] = MediaPacket(Track.VIDEO, pkt.dts, pkt.pts, data, not bridge.sent,
+                                                       source.video_config, pkt.arrival)
+                studio._keep(studio.switcher.on_bridge_packet(made, at, live=True))
+
+
+def test_a_live_bridge_keeps_the_added_delay_within_the_budget() -> None:
+    # A buffered fault switch to B adds 0.9 s of delay; B fails too, and C's keyframe is too old
+    # to start from: its live bridge goes on air with a picture 0.15 s old, which would take the
+    # delay past the 1-s budget. Taking that back later stopped the feed for a whole group right
+    # after the hand-back to copying C (the platform got nothing for 1 s): the excess is a short
+    # pause where the bridge starts instead, reported with the switch.
+    studio = Studio(Encoder("A", stop=2.4), Encoder("B", video_base=40_000, first_frame=15, stop=3.2),
+                    Encoder("C", video_base=80_000, first_frame=5, start=0.01))
+    studio.bridge_latency = None  # the live bridge below
+    studio.switch("A")
+    studio.run_until(2.41)
+    studio.lose("A")
+    studio.switch("B", "fault")
+    assert studio.switcher.health()["added_delay_ms"] == pytest.approx(900, abs=15)
+    studio.run_until(3.21)
+    studio.lose("B")
+    studio.switch("C", "fault")
+    assert studio.switcher.bridge_wanted() == "C"  # its keyframe (2.84 s) is 0.37 s old
+    _live_bridge(studio, "C", latency=0.15, until=6.5)
+    assert sources(studio) == ["A", "B", "bridge", "C"]
+
+    assert float(studio.switcher.health()["added_delay_ms"]) <= 1000  # type: ignore[arg-type]
+    on_air = [s for s in studio.out if s.pkt.track is Track.VIDEO and s.at > 3.2]
+    assert max(b.at - a.at for a, b in itertools.pairwise(on_air)) < 0.1  # nothing held back
+    video = studio.track(Track.VIDEO)
+    assert all(b.dts > a.dts for a, b in itertools.pairwise(video))
+    start = next(i for i, p in enumerate(video) if studio.source(p).startswith("bridge"))
+    assert video[start].dts - video[start - 1].dts in (66, 67)  # one frame held where the bridge starts
+    assert_in_sync(studio, "C")  # its sound with the bridge, then its pictures copied: one offset
+    [event] = studio.switched("C")
+    assert 0 < event.added_delay_ms <= 100 and event.freeze_ms >= 33
+
+
 # -------------------------------------------------------------------- jumps
 
 
