@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-profile", action="store_true", help="do not profile Relay")
     p.add_argument("--profile-before", default=str(PROFILE_BEFORE),
                    help="a py-spy raw profile of older code, shown beside this run's (default: the one "
-                        "recorded before issue 14, bench/profiles/)")
+                        "recorded before the decode plan, bench/profiles/)")
     p.add_argument("--growth", default=",".join(c.name for c in GROWTH_CASES), type=_growth_cases,
                    help="growth cases to run with --phases growth (default all: "
                         f"{','.join(c.name for c in GROWTH_CASES)})")

@@ -149,7 +149,7 @@ class Results:
     obs_cpu: dict[str, Any] = field(default_factory=dict)
     growth: list[dict[str, Any]] = field(default_factory=list)  # bench/growth.py Cost rows
     soak_loop_lag_ms: list[float] = field(default_factory=list)  # per second: worst of the last 2 s
-    profile_before: str = ""  # the same profile of the code before issue 14, for comparison
+    profile_before: str = ""  # the same profile of the code before the decode plan, for comparison
 
 
 def save(r: Results, path: Path) -> None:
@@ -628,9 +628,9 @@ def render(r: Results, machine: Machine, vers: dict[str, str]) -> str:
     if r.profile:
         parts += ["## Profile", "", r.profile.strip(), ""]
     if r.profile_before:
-        parts += ["## Profile before issue 14", "",
-                  "The same measurement of the code before issue 14 (every reference picture decoded, "
-                  "statistics handed to the loop one by one), for comparison:", "",
+        parts += ["## Profile before the decode plan", "",
+                  "The same measurement of the code before the decode plan (every reference picture "
+                  "decoded, statistics handed to the loop one by one), for comparison:", "",
                   r.profile_before.strip(), ""]
     if r.notes.strip():
         parts += ["## Notes", "", r.notes.strip(), ""]

@@ -1,4 +1,4 @@
-"""Issue 20's whole matrix: every rate control, codec, keyframe interval and fault, the
+"""BEHAVIOUR §11's whole detection matrix: every rate control, codec, keyframe interval and fault, the
 fault starting at three phases of its group; each clip encoded once per run and replayed
 on its own clock (tests/support/detection.py; the representative slice that runs in
 ./scripts/test is tests/integration/test_analysis_matrix.py).

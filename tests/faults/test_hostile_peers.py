@@ -1,4 +1,4 @@
-"""BEHAVIOUR §11 / issue 12: hostile peers during a live show. Main and backup publish, nginx-rtmp
+"""BEHAVIOUR §11: hostile peers during a live show. Main and backup publish, nginx-rtmp
 is the platform, and a second output pushes to a platform that answers createStream
 with NaN; each attack of tests/support/hostile.py runs in turn, then a mixed flood from
 several processes, while the backup encoder reconnects in the middle of it.

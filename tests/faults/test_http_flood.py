@@ -1,4 +1,4 @@
-"""BEHAVIOUR §11 / issue 22: the dashboard's port flooded during a live show. Main is on air
+"""BEHAVIOUR §7a, §11: the dashboard's port flooded during a live show. Main is on air
 through the real `relay run` to nginx-rtmp; then, from other loopback addresses of this
 machine (standing for other machines on the LAN), 300 idle or half-sent connections from
 one address and 60 wrong passwords at once from twenty.

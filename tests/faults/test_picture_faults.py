@@ -1,6 +1,7 @@
-"""Issue 20 through the whole chain: an encoder set up as OBS Studio ships (x264 hard CBR
-with filler, 250-frame keyframes, B-frames) sends a calm picture that, mid-group, goes
-to black with a camera's noise (luma 16-36) or fades to it in a second. Every picture is
+"""Black in time whatever the encoder sends (BEHAVIOUR §3), through the whole chain: an
+encoder set up as OBS Studio ships (x264 hard CBR with filler, 250-frame keyframes,
+B-frames) sends a calm picture that, mid-group, goes to black with a camera's noise
+(luma 16-36) or fades to it in a second. Every picture is
 padded to the same size, so nothing in the compressed stream gives the change away;
 the backup must still be on air within black_s + 0.3 s of the picture going black
 (measured 2.03 s here; a fade to noisy black the same way: 2.08 s).

@@ -46,7 +46,7 @@ from tests.support.waiting import until_sync
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
-# The issue asks for "a minute" of reconnects; 16 s keeps the suite short and still
+# A minute of reconnects would be the real thing; 16 s keeps the suite short and still
 # makes four reconnects through as many failovers and failbacks (with the failover
 # timings shortened to match: failback after 1 s healthy).
 RECONNECT_LOOP_S = 16.0

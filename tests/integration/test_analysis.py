@@ -146,7 +146,7 @@ def test_hard_cbr_with_filler_cannot_hide_a_cut_to_black(tmp_path: Path) -> None
     """OBS's default output (x264 hard CBR with filler, 250-frame keyframes, B-frames): every
     picture is padded to the same size, black or not, so the compressed size of the whole
     packet says nothing; the slices' size does. A calm scene cuts to black mid-group and
-    black is raised within black_s + 0.3 s (BEHAVIOUR §3), long before the next keyframe (issue 20:
+    black is raised within black_s + 0.3 s (BEHAVIOUR §3), long before the next keyframe (it was
     4.16 s before the filler was left out of the size cue). Replayed on the clip's own clock."""
     onset = 5.0
     clip = detection.encode(tmp_path / "cbr.mp4", "h264", "cbr", 250 / 30, "black", onset, onset + 3.0)

@@ -1,4 +1,4 @@
-"""Every picture fault in time whatever the encoder sends (issue 20): a representative
+"""Every picture fault in time whatever the encoder sends (BEHAVIOUR §3, §11): a representative
 slice of the matrix, computed rather than waited for.
 
 Each clip (tests/support/detection.py: a calm studio picture with a running ticker, then

@@ -66,7 +66,7 @@ def verdicts(page: str) -> list[str]:
 def test_bench_measures_failovers_latency_soak_and_the_baseline(tmp_path: Path) -> None:
     page = run_bench(tmp_path, *FAULT_CLIPS, "--phases", "latency,faults,black,soak,restart,baseline",
                      "--soak-minutes", "0.1", "--restarts", "1")
-    for heading in ("## Profile", "## Profile before issue 14"):
+    for heading in ("## Profile", "## Profile before the decode plan"):
         assert heading in page, heading
     # every bar has a verdict, and every failover kind produced a measured run: the black bar
     # twice (clean and noisy black), the pictures repeated after a switch once; no sweep and no

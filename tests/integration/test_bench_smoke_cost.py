@@ -51,4 +51,4 @@ def test_bench_sweeps_phases_and_measures_how_cost_grows(tmp_path: Path) -> None
     # the live bridge's cost at a tiny size: measured, and it keeps up
     steady = r"^\| 180p30 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| yes \|$"
     assert re.search(steady, page, re.MULTILINE), page
-    assert "## Profile before issue 14" in page
+    assert "## Profile before the decode plan" in page

@@ -1,4 +1,4 @@
-"""HEVC and AV1 from the encoder to the platform through `relay run` (issue 15).
+"""HEVC and AV1 from the encoder to the platform through `relay run` (BEHAVIOUR §2, codecs).
 
 Real publishers: PyAV with FFmpeg 8 (libx265 with its open GOPs and B-frames, SVT-AV1)
 publishing enhanced RTMP as FFmpeg 8's FLV muxer writes it, and HEVC in MPEG-TS over

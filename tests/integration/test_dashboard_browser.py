@@ -166,7 +166,7 @@ def test_the_dashboard_in_a_browser(studio: dict[str, Any]) -> None:
         expect(page.locator("#active-input")).to_have_text("main", timeout=10_000)
         expect(page.locator("[data-input=main] .status")).to_have_text("active")
         expect(page.locator("[data-input=backup] .status")).to_have_text("standby", timeout=10_000)
-        # what each encoder sends (issue 15): codec, profile and level, size, frame rate, sound
+        # what each encoder sends: codec, profile and level, size, frame rate, sound
         shown = page.locator("[data-input=main] .format")
         expect(shown).to_contain_text("H.264", timeout=10_000)
         expect(shown).to_contain_text("640x360 · 30 fps · AAC 48 kHz 2 ch")

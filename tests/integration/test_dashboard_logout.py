@@ -1,5 +1,5 @@
 """Logging out in a real browser (Debian's Chromium driven by Playwright), against the
-dashboard server over a stand-in relay (issue 22): the logout ends the login and the
+dashboard server over a stand-in relay (BEHAVIOUR §7a): the logout ends the login and the
 page's live stream; a logout refused for a stale CSRF token is retried with a fresh
 one, and one that still fails is said on the page, not taken for a logout."""
 

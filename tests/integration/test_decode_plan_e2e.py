@@ -1,8 +1,9 @@
-"""What the analysis decodes, through `relay run` with real publishers (issues 14, 20).
+"""What the analysis decodes, through `relay run` with real publishers (the decode plan;
+black, frozen and silence in time whatever the encoder sends, BEHAVIOUR §3).
 
 Relay decodes every reference picture of every input (relay/watch/analysis.py): the
-decode plan's keyframes-only mode (issue 14) could not see a fade to noisy black in
-time (issue 20), so the daemon never settles on keyframes. Here real encoders publish a
+decode plan's keyframes-only mode could not see a fade to noisy black in time
+(BEHAVIOUR §3), so the daemon never settles on keyframes. Here real encoders publish a
 moving picture, then cut, mid-group, to black, to black with sensor noise, to a frozen
 picture or to silence; the fault must come in time.
 

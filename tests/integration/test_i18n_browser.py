@@ -123,7 +123,7 @@ def test_the_pages_in_chinese_and_the_report_as_designed(studio: dict[str, Any])
         expect(page.locator("button[data-command=failover]")).to_have_text("切到备路")
         page.wait_for_function("() => document.querySelectorAll('[data-figure=fps] polyline').length >= 1",
                                timeout=10_000)
-        # The confirmation says when the cut happens (issue 21): failover and switch at once,
+        # The confirmation says when the cut happens (BEHAVIOUR §4, §7a): failover and switch at once,
         # with "at": "keyframe" at the target's next keyframe; failback and drill at the keyframe.
         page.click("button[data-command=failover]")
         expect(page.locator("#confirm-text")).to_contain_text("立即切换")

@@ -1,5 +1,5 @@
 """End to end, what the audience sees of a switch to a backup with OBS's 8.3-s keyframes
-(issue 21, BEHAVIOUR §4 "Seamless output"): real publishers (main red with 1-s keyframes,
+(BEHAVIOUR §4 "Seamless output", "When the cut happens"): real publishers (main red with 1-s keyframes,
 backup blue with 250-frame ones, both a moving test picture) → `relay run` → nginx-rtmp.
 
 Main is killed (a fault switch), comes back and is failed back to at its keyframe, then

@@ -1,4 +1,4 @@
-"""The event loop never waits on a disk or on stderr (issue 13): the daemon runs in this
+"""The event loop never waits on a disk or on stderr: the daemon runs in this
 test's own loop while its journal sits on a slow disk, the host's disk path is a dead
 mount and nobody reads its log output; a probe task measures the loop's lag meanwhile.
 

@@ -1,5 +1,5 @@
 """Outputs pushing HEVC and AV1 in the form each platform stand-in reads, and refusing
-loudly what it cannot read (issue 15): node-media-server 4 (enhanced RTMP), nginx-rtmp
+loudly what it cannot read (BEHAVIOUR §2): node-media-server 4 (enhanced RTMP), nginx-rtmp
 (legacy FLV; HEVC only as codec id 12 when the output is set so) and SRT (MPEG-TS).
 Every recording is read back and decoded by FFmpeg 8 (PyAV)."""
 

@@ -1,5 +1,5 @@
-"""The push client against a platform that answers with what it should not (issue 12,
-item 7): every such answer is a normal push failure, with its event, a reconnect and
+"""The push client against a platform that answers with what it should not (BEHAVIOUR §4,
+"Output failover"): every such answer is a normal push failure, with its event, a reconnect and
 the next URL, never a dead worker thread."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hostile peers against the RTMP ingest server on real sockets (issue 12, items 1-6):
+"""Hostile peers against the RTMP ingest server on real sockets (BEHAVIOUR §11):
 refusals nobody reads, slot floods, log floods, pings that would hold a key. The
 server runs in the test's event loop; the attackers are blocking sockets in threads."""
 

@@ -1,4 +1,4 @@
-"""The slate and the bridge picture in the codec of the stream they stand in for (issue 15):
+"""The slate and the bridge picture in the codec of the stream they stand in for (BEHAVIOUR §2):
 an HEVC stream (libx265) gets an HEVC slate, an AV1 stream (SVT-AV1) an AV1 one, each
 the stream's size, looped by SlateSource and decoded back by FFmpeg 8 as a platform's
 recording would be; and an HEVC show whose main goes away continues on its HEVC slate

@@ -322,8 +322,9 @@ def test_a_daemon_with_an_srt_input_on_port_0_listens_on_a_free_port(tmp_path: P
 
 @pytest.mark.integration
 async def test_a_caller_that_sends_nothing_does_not_hold_the_listener() -> None:
-    """Issue 12, item 6: a caller that connected and sent nothing held the listener (and
-    so the input, with no passphrase) for ever; it is cut after read_timeout_s."""
+    """A caller that connected and sent nothing held the listener (and so the input, with
+    no passphrase) for ever; it is cut after read_timeout_s (BEHAVIOUR §11, half-open
+    connections)."""
     import subprocess
 
     h = Harness()

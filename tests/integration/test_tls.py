@@ -1,4 +1,4 @@
-"""TLS end to end (issue 12, item 11), with a certificate authority of the test's own:
+"""TLS end to end, with a certificate authority of the test's own:
 RTMPS push to nginx-rtmp behind stunnel (as Facebook and YouTube ingest want RTMPS),
 and MQTT to a Mosquitto TLS listener. In each case a certificate the configuration does
 not vouch for (system CAs only, self-signed, another host's) is refused."""

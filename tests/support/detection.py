@@ -1,6 +1,6 @@
 """Fault clips from real encoders, and a replay of them through a real InputAnalyzer and
 InputWatch by the clip's own timestamps: how late each fault would be raised, computed,
-not waited for (issue 20's matrix).
+not waited for (BEHAVIOUR §11's detection matrix).
 
 A clip is a scene (ffmpeg's testsrc2: a calm picture with a few small moving parts, as a
 studio's) for ``onset_s`` and then a fault; encoded once by the ffmpeg CLI into MP4 (which

@@ -1,4 +1,4 @@
-"""Hostile RTMP peers (issue 12): blocking sockets, one function per attack, for the
+"""Hostile RTMP peers (BEHAVIOUR §11): blocking sockets, one function per attack, for the
 in-process tests (tests/integration/test_rtmp_hostile.py) and the attack during a live
 show (tests/faults/test_hostile_peers.py), where several processes run them at once.
 

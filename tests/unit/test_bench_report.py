@@ -124,7 +124,7 @@ def test_obs_default_cpu_bars_growth_table_loop_lag_and_the_profile_before(tmp_p
     assert "| 1080p30 6 Mbit/s | 4 | 1 | 13.0 % | 3.2 % | 8.5 % | 210 MB |" in page
     assert "| relay run, keyframe every 8.33 s | 9.0 % | 160 MB |" in page
     assert "| 2 ms / 40 ms |" in page  # the soak's loop lag: p99 / max
-    assert "## Profile before issue 14" in page and "`_VideoDecoder.decode`" in page
+    assert "## Profile before the decode plan" in page and "`_VideoDecoder.decode`" in page
 
 
 def test_the_soak_reports_its_rss_slope_and_judges_it_on_a_whole_last_hour() -> None:

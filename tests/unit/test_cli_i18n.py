@@ -1,4 +1,4 @@
-"""What the command line says to staff, in the locale's language (issue 23): `relay check`'s
+"""What the command line says to staff, in the locale's language: `relay check`'s
 lines and progress, `relay status`, the commands' replies. With LANG=zh_CN.UTF-8 they read
 in Chinese, no English sentence left and no key missing; with LANG=C they are what they
 were, byte for byte (the English below was printed by the code before it went through the

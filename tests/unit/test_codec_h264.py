@@ -173,7 +173,7 @@ def test_with_parameter_sets_goes_after_an_access_unit_delimiter() -> None:
 
 
 def test_an_sps_beyond_every_level_is_refused() -> None:
-    """Found by fuzzing (issue 12): a corrupt SPS gave a 640x235264 picture, which would
+    """Found by fuzzing the parsers: a corrupt SPS gave a 640x235264 picture, which would
     size the slate and any decoder."""
     corrupt = (b"\x01B\xc0\x1e\xff\xe1\x00\x19gB\xc0\x1e\xda\x02\x80\x00\xe5\xc0D\x00\x00\x03\x00\x04\x00\x00"
                b"\x03\x00\xf2<X\xba\x80\x01\x00\x04h\xce\x0f\xc8")

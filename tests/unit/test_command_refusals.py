@@ -1,4 +1,4 @@
-"""A requester's refused or unknown commands cost the record little (issue 22): names are
+"""A requester's refused or unknown commands cost the record little (BEHAVIOUR §7): names are
 bounded and cannot forge a line, repeats are counted rather than stored one by one, and a
 transaction id answers only the sender that used it."""
 

@@ -1,4 +1,4 @@
-"""Commands act at once (issue 21, BEHAVIOUR §4): an operator's failover cuts at once, through the
+"""Commands act at once (BEHAVIOUR §4): an operator's failover cuts at once, through the
 bridge when the target's buffered keyframe is too old to start from; one sent with
 ``"at": "keyframe"`` waits with the input on air for the target's next keyframe. The
 media graph in-process on a fake clock (tests/support/graph_harness.py)."""

@@ -746,7 +746,7 @@ def test_alerts_know_every_event_of_the_vocabulary() -> None:
     assert names == set(models.EVENT_NAMES)
 
 
-# -- issue 12 item 8: a malformed JSON override is named, never echoed ------------------------
+# -- a malformed JSON override is named, never echoed (BEHAVIOUR §5) --------------------------
 
 
 def test_malformed_json_overrides_name_the_variable_not_the_value(tmp_path: Path) -> None:
@@ -799,7 +799,7 @@ def test_whole_table_overrides_of_the_wrong_shape_show_no_value(tmp_path: Path) 
     ]
 
 
-# -- issue 12 item 10: topic_prefix follows MQTT's topic rules --------------------------------
+# -- topic_prefix follows MQTT's topic rules (BEHAVIOUR §7) -----------------------------------
 
 
 @pytest.mark.parametrize("prefix", ["relay", "studio-a/relay", "shop 3/relay", "直播/relay"])

@@ -1,6 +1,6 @@
 """config-check and every start-up say, before anything connects, that an output cannot
 carry the codec an input declares (``[[inputs]] codec``), and that two inputs declare
-codecs Relay will not switch between (issue 15)."""
+codecs Relay will not switch between (BEHAVIOUR §2)."""
 
 from __future__ import annotations
 

@@ -168,7 +168,7 @@ def test_worst_tier_covers_inputs_and_host() -> None:
     assert worst_tier({"inputs": {}, "host_fault": {"tier": 1}}) == 1
 
 
-# -- hostile requesters (issue 12, item 9) -----------------------------------------------
+# -- hostile requesters (BEHAVIOUR §7) ---------------------------------------------------
 
 
 async def test_deeply_nested_json_gets_an_error_reply() -> None:

@@ -1,4 +1,4 @@
-"""The fleet page reads what strangers may have put on the broker (issue 22): a state is
+"""The fleet page reads what strangers may have put on the broker (BEHAVIOUR §7a): a state is
 validated before use, so nothing on the broker can end the fleet task, make /api/fleet
 fail for everyone, or put a non-web link on the page."""
 

@@ -1,4 +1,4 @@
-"""Every HTTP route fuzzed (issue 22): whatever path parameters, query, headers and body a
+"""Every HTTP route fuzzed (BEHAVIOUR §11): whatever path parameters, query, headers and body a
 stranger or a logged-in viewer sends, the server answers without a server error (no
 5xx) and keeps answering. A real server on loopback over a stand-in relay; modest
 example counts keep it to seconds."""

@@ -1,4 +1,4 @@
-"""Every parser that reads a peer's bytes, fuzzed (issue 12): whatever it is fed, it
+"""Every parser that reads a peer's bytes, fuzzed (BEHAVIOUR §11): whatever it is fed, it
 parses or raises its own module's error, within bounded time and memory; nothing else.
 
 Inputs are built from real structures (chunk streams from our writer, AMF0 from

@@ -1,4 +1,4 @@
-"""The dashboard's door against a stranger or a curious viewer on the LAN (issue 22): a
+"""The dashboard's door against a stranger or a curious viewer on the LAN (BEHAVIOUR §7a): a
 real server on loopback (other loopback addresses stand for other machines), a stand-in
 relay behind it. Short deadlines in the settings keep each test to about a second."""
 

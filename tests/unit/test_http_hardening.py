@@ -1,4 +1,4 @@
-"""The dashboard's door (issue 22), the pure parts on a fake clock: guesses counted before
+"""The dashboard's door (BEHAVIOUR §7a), the pure parts on a fake clock: guesses counted before
 they are checked, per client, per account and per known client; the scrypt cost and
 hashes of any reasonable cost; sessions capped per account; the CSRF compare."""
 

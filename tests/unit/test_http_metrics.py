@@ -191,7 +191,7 @@ class _LoopOwnedRelay:
 
 async def test_a_scrape_reads_the_relay_on_the_event_loop_and_renders_in_a_worker() -> None:
     # state()/health() trim loop-owned windows (bitrate, cadence, input): read from a worker
-    # thread they raced the watch tick (issue 22)
+    # thread they raced the watch tick
     relay = _LoopOwnedRelay()
     server = HttpServer(relay, HttpSettings(), "studio-a")  # type: ignore[arg-type]
     response = await server.prometheus(make_mocked_request("GET", "/metrics"))

@@ -270,7 +270,7 @@ def test_the_chart_draws_bands_markers_and_lanes() -> None:
 
 
 def test_what_each_input_sent_is_in_the_review_and_the_report(tmp_path: Path) -> None:
-    """The health samples carry each input's codec, profile and size (issue 15): the report
+    """The health samples carry each input's codec, profile and size: the report
     says what every input sent, in order, once per change (frame rate jitter is no change)."""
     def health(t: float) -> dict[str, Any]:
         sample = _health(t)

@@ -1,4 +1,4 @@
-"""The event loop's lateness figures (issue 12): a fake clock, then the real loop."""
+"""The event loop's lateness figures: a fake clock, then the real loop."""
 
 from __future__ import annotations
 

@@ -469,8 +469,8 @@ def test_a_flapping_main_comes_back_at_most_once_per_min_dwell_s() -> None:
 
 
 def test_black_on_air_soon_after_a_failback_is_left_at_once() -> None:
-    """Issue 10, failure 5: a black picture 2.7 s after a failback stayed on air 4.1 s
-    because min_dwell_s held the failover back. A tier-1 fault on air never waits."""
+    """A black picture 2.7 s after a failback once stayed on air 4.1 s because min_dwell_s
+    held the failover back. A tier-1 fault on air never waits (BEHAVIOUR §4, "No flapping")."""
     show = on_air(Show(settings=settings(failback_after_s=1.0)))
     show.studio.fault("main", "black", 1)
     show.evaluate()  # to backup at 20

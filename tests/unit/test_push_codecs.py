@@ -1,4 +1,4 @@
-"""No code path can push a tag that misnames its codec (issue 15).
+"""No code path can push a tag that misnames its codec (BEHAVIOUR §2).
 
 The video tag is derived in one place (rtmp/flv.py `_video_head`) from the packet's own
 VideoConfig and the output's form; a codec the form cannot carry raises CannotCarry

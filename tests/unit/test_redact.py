@@ -1,5 +1,5 @@
 """The secret scrubber: what it masks, and that masking never damages what it passes
-(issue 12, item 8): short URL keys, numeric keys, JSON-escaped secrets, tracebacks."""
+(BEHAVIOUR §10): short URL keys, numeric keys, JSON-escaped secrets, tracebacks."""
 
 from __future__ import annotations
 

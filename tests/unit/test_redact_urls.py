@@ -1,4 +1,4 @@
-"""Every URL form Relay accepts has its secret masked wherever it is shown (issue 22):
+"""Every URL form Relay accepts has its secret masked wherever it is shown (BEHAVIOUR §10):
 the HTTP-FLV key (``/live/KEY.flv``) in `peer`, events, logs, MQTT, the journal and the
 pages, as RTMP keys and SRT passphrases already were."""
 

@@ -1,4 +1,4 @@
-"""`relay status` prints what anyone allowed to publish the state wrote (issue 22): terminal
+"""`relay status` prints what anyone allowed to publish the state wrote (BEHAVIOUR §6): terminal
 escapes, carriage returns and bidi overrides are shown escaped, never acted on, and a
 state of the wrong shape does not crash the command."""
 

@@ -1,4 +1,4 @@
-"""A hostile peer against the RTMP ingest's pure layers (issue 12, items 2, 3, 5, 6):
+"""A hostile peer against the RTMP ingest's pure layers (BEHAVIOUR §11):
 what one connection can make the event loop decode, what memory it can pin, what it
 can put in a log line, and what keeps it alive."""
 

@@ -478,9 +478,10 @@ def lose_main_at(phase: float, gop: int, **failover: Any) -> Studio:
     return studio
 
 
-# Issue 10, failure 1: in `buffered` mode the loss about 0.15 s before the backup's next
-# keyframe (2-s groups) added 1.85 s of delay, the take-back held the whole next group
-# back, verification counted only what went out and judged the healthy backup dead.
+# A past failure (BEHAVIOUR §4, "Verified"): in `buffered` mode the loss about 0.15 s
+# before the backup's next keyframe (2-s groups) added 1.85 s of delay, the take-back held
+# the whole next group back, verification counted only what went out and judged the
+# healthy backup dead.
 @pytest.mark.parametrize("phase", [i * 2.0 / 40 for i in range(40)])
 def test_buffered_a_switch_to_a_healthy_backup_is_verified_at_any_phase(phase: float) -> None:
     studio = lose_main_at(phase, 60, switch_at="buffered")

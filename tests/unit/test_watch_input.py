@@ -424,7 +424,7 @@ def test_srt_link_rtt_or_loss_for_hold_time() -> None:
 
 
 def test_one_signal_raising_in_its_tick_leaves_the_others_working(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bug in one signal (issue 22) must not stop the rest: black still fires at black_s,
+    """A bug in one signal must not stop the rest: black still fires at black_s,
     health is still refreshed, and the failure is counted (and logged) per signal."""
     def black_at_5(studio: Studio) -> Studio:
         studio.run_until(5.0)
@@ -447,7 +447,7 @@ def test_one_signal_raising_in_its_tick_leaves_the_others_working(monkeypatch: p
 
 
 def test_an_input_whose_latest_picture_is_not_judged_is_not_healthy_so_never_a_switch_target() -> None:
-    """Issue 20: a switch goes only to an input whose latest pictures are known to be
+    """BEHAVIOUR §4: a switch goes only to an input whose latest pictures are known to be
     neither black nor frozen. The backup went black while its analysis fell behind (no
     picture statistics): within PICTURE_KNOWN_S it stops being healthy, and the policy
     fails main over to the slate, not onto the unknown picture; once its pictures are
