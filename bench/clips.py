@@ -38,8 +38,11 @@ class ClipFormat:
     audio_kbps: int = 128
     min_seconds: int = 20  # the main and backup loops: at least this, in whole groups
     black_clip_normal_s: int = 9  # the black clip: picture for this long...
-    black_clip_black_s: int = 5  # ...then black for this long, looped
+    black_clip_black_s: float = 5  # ...then black for this long, looped
     gop_frames: int = 60  # a keyframe every this many frames (2 s at 30 fps)
+    # x264's hard CBR with filler (nal-hrd=cbr:filler=1), as OBS Studio sends by default: every
+    # picture padded to the same size, black or not
+    hard_cbr: bool = False
 
     @property
     def seconds(self) -> float:
@@ -54,8 +57,9 @@ class ClipFormat:
     @property
     def key(self) -> str:
         # "m2": both pictures moving (backup's was testsrc, still between its seconds)
+        rate = "-hcbr" if self.hard_cbr else ""
         return (f"{self.size}-{self.fps}fps-{self.video_kbps}k-{self.seconds:g}s-g{self.gop_frames}-"
-                f"b{self.black_clip_normal_s}+{self.black_clip_black_s}-m2")
+                f"b{self.black_clip_normal_s}+{self.black_clip_black_s:g}-m2{rate}")
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ def _encode(out: Path, fmt: ClipFormat, seconds: float, color: str, black_from: 
          "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p",
          "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps}k",
          "-g", str(fmt.gop_frames), "-keyint_min", str(fmt.gop_frames), "-sc_threshold", "0", "-bf", "2",
+         *(["-x264-params", "nal-hrd=cbr:filler=1"] if fmt.hard_cbr else []),
          "-c:a", "aac", "-b:a", f"{fmt.audio_kbps}k", "-ar", "48000", "-ac", "2",
          "-f", "flv", str(tmp)],
         check=True,

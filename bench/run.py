@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import shlex
 import shutil
@@ -43,7 +44,7 @@ from bench.chain import (
     group_cpu_seconds,
     relay_config,
 )
-from bench.clips import NOISY_BLACK, ClipFormat, Clips, prepare, prepare_inputs
+from bench.clips import NOISY_BLACK, ClipFormat, Clips, FrameIndex, prepare, prepare_inputs
 from bench.figures import (
     Arrival,
     added_latency,
@@ -57,7 +58,19 @@ from bench.growth import measure_cost, run_growth, start_profile
 from bench.nginx import bench_platform
 from bench.options import CHAIN_PHASES, DEFAULTS, THRESHOLDS, parse_args
 from bench.pictures import repeats_after_switch
-from bench.report import BLACK, KILLED, STALLED, Machine, Results, load, render, save, versions
+from bench.report import (
+    BLACK,
+    KILLED,
+    OBS_BLACK,
+    OBS_NOISY_BLACK,
+    STALLED,
+    Machine,
+    Results,
+    load,
+    render,
+    save,
+    versions,
+)
 from bench.restart import run_restarts
 from bench.sweep import run_commands, run_sweep
 from studio.procs import free_port
@@ -149,8 +162,10 @@ class Bench:
         if self.main is not None and self.main_clip == clip and self.active() == "main":
             return
         seen = self.switches("backup")
+        on_air = self.active() == "main"  # else (a black clip's black part) no switch follows
         self.stop_main()
-        self.relay.wait_for("switched", to="backup", after=seen, timeout=10)
+        if on_air:
+            self.relay.wait_for("switched", to="backup", after=seen, timeout=10)
         self.start_main(clip)
 
     def stop_main(self, sig: int = signal.SIGINT) -> None:
@@ -323,17 +338,23 @@ class Bench:
         if pause == pause:  # not NaN: there were frames
             results.later_pause_ms.setdefault(kind, []).append(pause * 1000)
 
-    def black_runs(self, results: Results, kind: str = BLACK, *, then_main: bool = True) -> None:
+    def black_runs(self, results: Results, kind: str = BLACK, *, then_main: bool = True,
+                   clips: Clips | None = None, fmt: ClipFormat | None = None) -> None:
         """Main publishes the black clip (`kind` black, or noisy black) in a loop: each loop is
         one run (picture, then black: Relay fails over; the picture returns at the next loop:
         Relay fails back). Then main's own clip again (`then_main`), or the next black clip
-        straight away."""
+        straight away. ``clips``: another format's (``fmt``) black clips (OBS's defaults), else the
+        chain's."""
         assert self.viewer is not None
-        clip = self.clips.noisy_black if kind == NOISY_BLACK else self.clips.black
+        clips = clips or self.clips
+        index = self.clips.index if clips is self.clips else FrameIndex({**self.clips.index.labels,
+                                                                       **clips.index.labels})
+        clip = clips.noisy_black if kind in (NOISY_BLACK, OBS_NOISY_BLACK) else clips.black
         assert clip is not None, "the black clips are prepared for a run with the black phase"
         self.replace_main(clip)
         gaps = results.gaps.setdefault(kind, [])
-        loop_s = self.clips_format.black_clip_normal_s + self.clips_format.black_clip_black_s
+        fmt = fmt or self.clips_format
+        loop_s = fmt.black_clip_normal_s + fmt.black_clip_black_s
         for i in range(self.opts.runs):
             since = time.monotonic()
             seen_back, seen_main = self.switches("backup"), self.switches("main")
@@ -346,7 +367,7 @@ class Bench:
                 self.stop_main(signal.SIGKILL)
                 self.start_main(clip)
                 continue
-            arrivals = self.viewer.arrivals(self.clips.index)
+            arrivals = self.viewer.arrivals(index)
             found = black_gap(arrivals, since)
             repeated = ""
             if found is not None:
@@ -517,13 +538,23 @@ def ffmpeg_cost(opts: argparse.Namespace, clips: list[Path], workdir: Path) -> t
         return cpu, max(rss)
 
 
+def obs_format(fmt: ClipFormat) -> ClipFormat:
+    """``fmt`` as OBS Studio sends it by default: a keyframe every 250 frames (8.3 s at 30 fps),
+    x264's hard CBR with filler (every picture padded to the same size). Its black clip is two
+    groups long (a steady keyframe cadence as the loop repeats) and shows the picture for more
+    than the first, so main has a keyframe to fail back at before the black."""
+    group_s = OBS_DEFAULT_GOP / fmt.fps
+    normal_s = max(fmt.black_clip_normal_s, math.ceil(group_s) + 1)
+    return dataclasses.replace(fmt, gop_frames=OBS_DEFAULT_GOP, hard_cbr=True, black_clip_normal_s=normal_s,
+                               black_clip_black_s=round(2 * group_s - normal_s, 4))
+
+
 def obs_default_cpu(opts: argparse.Namespace, workdir: Path, results: Results) -> None:
-    """The CPU bars again with clips as OBS sends them by default: a keyframe every 250
-    frames (8.3 s at 30 fps), two B-frames; Relay (its own chain, two inputs, one output)
-    then ffmpeg, on the same clips."""
-    fmt = dataclasses.replace(opts.clip_format, gop_frames=OBS_DEFAULT_GOP)
+    """The CPU bars again with clips as OBS sends them by default (:func:`obs_format`), two
+    B-frames; Relay (its own chain, two inputs, one output) then ffmpeg, on the same clips."""
+    fmt = obs_format(opts.clip_format)
     clips = prepare_inputs(Path(opts.cache).expanduser(), fmt)  # main and backup: no black clips
-    label = f"keyframe every {fmt.keyframe_s:.3g} s"
+    label = f"keyframe every {fmt.keyframe_s:.3g} s, hard CBR with filler"
     say(f"CPU with OBS's default keyframes ({label}): Relay over {opts.measure_seconds:g} s")
     cost = measure_cost(label, clips, 2, 1, workdir / "obs-cpu",
                         seconds=opts.measure_seconds, warmup=opts.warmup_seconds)
@@ -559,7 +590,12 @@ def run_chain(opts: argparse.Namespace, clips: Clips, workdir: Path, stack: Exit
             bench.fault_runs(kind, results)
     if "black" in phases:
         bench.black_runs(results, then_main=False)
-        bench.black_runs(results, NOISY_BLACK)
+        bench.black_runs(results, NOISY_BLACK, then_main=False)
+        # as OBS Studio sends by default: hard CBR with filler, a keyframe every 250 frames
+        obs_fmt = obs_format(opts.clip_format)
+        obs = prepare(Path(opts.cache).expanduser(), obs_fmt, black=True)
+        bench.black_runs(results, OBS_BLACK, then_main=False, clips=obs, fmt=obs_fmt)
+        bench.black_runs(results, OBS_NOISY_BLACK, clips=obs, fmt=obs_fmt)
     if "sweep" in phases:
         bench.sweeps(results)
     bench.stop_pictures()

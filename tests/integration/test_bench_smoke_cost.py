@@ -42,10 +42,10 @@ def test_bench_sweeps_phases_and_measures_how_cost_grows(tmp_path: Path) -> None
     for inputs, outputs in ((1, 1), (2, 2)):
         row = re.search(rf"^\| 180p30 [^|]+ \| {inputs} \| {outputs} \| ([\d.]+) % \|", page, re.MULTILINE)
         assert row is not None and float(row.group(1)) > 0, page
-    # Relay and ffmpeg at OBS's default keyframes, both measured
+    # Relay and ffmpeg with OBS's defaults (hard CBR, 250-frame keyframes), both measured
     for process in ("relay run", "2 x ffmpeg"):
-        row = re.search(rf"^\| {process}, keyframe every 8.33 s \| ([\d.]+) % \| (\d+) MB \|", page,
-                        re.MULTILINE)
+        row = re.search(rf"^\| {process}, keyframe every 8.33 s, hard CBR with filler \| ([\d.]+) % "
+                        r"\| (\d+) MB \|", page, re.MULTILINE)
         assert row is not None and float(row.group(1)) > 0 and int(row.group(2)) > 0, page
     assert "output reconnects over the whole run | 0 |" in page, page
     # the live bridge's cost at a tiny size: measured, and it keeps up

@@ -116,7 +116,7 @@ def test_obs_default_cpu_bars_growth_table_loop_lag_and_the_profile_before(tmp_p
     table = bars(r)
     assert len(table) == 12
     assert [what for what, _, _, ok in table if not ok] == [
-        "CPU, one channel, two live inputs (OBS's default keyframes)"]
+        "CPU, one channel, two live inputs (OBS's defaults: hard CBR, 250-frame keyframes)"]
     save(r, tmp_path / "results.json")
     again = load(tmp_path / "results.json")
     assert again == r
