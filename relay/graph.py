@@ -291,6 +291,8 @@ class MediaGraph:
             if pkt.track is Track.VIDEO and pkt.keyframe:
                 self._run_bridge(now)
             self.bridge.feed(input_id, pkt, now)
+        elif self.bridge.warm_for == input_id:
+            self.bridge.feed(input_id, pkt, now)  # the live bridge warmed ahead of a fault
         self._forward(self.switcher.on_packet(input_id, pkt, now), now)
 
     def on_input_gone(self, input_id: str) -> None:
@@ -325,15 +327,17 @@ class MediaGraph:
 
     def _warm_bridge(self, now: float) -> None:
         """A tier-1 fault about to be raised on the input on air: have the bridge to where
-        the policy would go encoded ahead (push/bridge.py), ready at the fault."""
+        the policy would go encoded ahead, and the live bridge caught up (push/bridge.py),
+        ready at the fault; once it is no longer coming, the live one is dropped."""
         on_air = self.switcher.active
-        if self.switcher.switching_to is not None or on_air not in self.channels:
-            return
-        if not self.channels[on_air].watch.tier1_due_within(now, BRIDGE_WARM_S):
-            return
-        target = self.policy.fault_target(now, self.statuses(now))
+        target = None
+        if (self.switcher.switching_to is None and on_air in self.channels
+                and self.channels[on_air].watch.tier1_due_within(now, BRIDGE_WARM_S)):
+            target = self.policy.fault_target(now, self.statuses(now))
         if target is not None and target in self.channels:
             self.bridge.prepare(target, now)
+        else:
+            self.bridge.cool(now)
 
     def _forward(self, pkts: list[MediaPacket], now: float) -> None:
         if self.switcher.active != self._on_air:

@@ -18,6 +18,10 @@ on the event loop: it hands each packet to the worker as one job (never waiting)
 the results in order, and measures how far behind live they come out (the time from a
 packet's arrival to its picture being ready). push/bridge.py decides from those figures
 when the machine cannot keep up and the still picture must do instead.
+
+A run can also start *warm*, ahead of a fault seen coming (push/bridge.py ``Bridge.prepare``):
+it decodes the group and every picture after it (keyframes too) and encodes nothing, so that
+when the switch comes (``LiveRun.go_live``) only the newest picture is left to encode.
 """
 
 from __future__ import annotations
@@ -78,6 +82,25 @@ class LiveTranscoder:
             self._decode(pkt)
         return self._encode_newest() if seq >= self.submitted else []
 
+    def warm_up(self, seq: int) -> list[MediaPacket]:
+        """A warm run's catch-up: the buffered group decoded, nothing encoded."""
+        self.catch_up(-1)
+        return []
+
+    def decode_only(self, pkt: MediaPacket, seq: int) -> list[MediaPacket]:
+        """A warm run's packet (a keyframe too): decoded, nothing encoded."""
+        self._decode(pkt)
+        for old in [k for k in self._arrivals if k < self._latest_pts - 10_000]:
+            del self._arrivals[old]  # bounded while nothing is encoded
+        return []
+
+    def go_live(self, seq: int) -> list[MediaPacket]:
+        """A warm run goes on air: its newest picture encoded (a keyframe), unless a packet
+        came meanwhile (then that one's job does it)."""
+        if self._encoder is not None or seq < self.submitted:
+            return []
+        return self._encode_newest()
+
     def feed(self, pkt: MediaPacket, seq: int) -> list[MediaPacket]:
         """One more packet of the target: decoded; its picture encoded once the bridge is on
         air, or once it is the newest one while catching up."""
@@ -128,9 +151,11 @@ class LiveRun:
     taken in order, never waited for."""
 
     def __init__(self, input_id: str, video: VideoConfig, fps: float, group: Sequence[MediaPacket],
-                 worker: EncoderWorker, now: float) -> None:
+                 worker: EncoderWorker, now: float, *, warm: bool = False) -> None:
         self.input_id = input_id
         self.started_at = now
+        self.video = video
+        self.warm = warm  # decoding only, ahead of a fault (until ``go_live``)
         self.transcoder = LiveTranscoder(video, fps, group)
         self._worker = worker
         self._jobs: collections.deque[tuple[float, concurrent.futures.Future[list[MediaPacket]]]] = \
@@ -138,14 +163,19 @@ class LiveRun:
         self.on_air_at: float | None = None  # when its first picture was ready
         self.behind_s = 0.0  # how long the latest picture took from its packet's arrival to ready
         self.max_behind_s = 0.0
-        self._submit(now, self.transcoder.catch_up)
+        self._submit(now, self.transcoder.warm_up if warm else self.transcoder.catch_up)
 
     def _submit(self, now: float, fn: Any, *args: Any) -> None:
         self.transcoder.submitted += 1
         self._jobs.append((now, self._worker.submit(fn, *args, self.transcoder.submitted)))
 
     def feed(self, pkt: MediaPacket, now: float) -> None:
-        self._submit(now, self.transcoder.feed, pkt)
+        self._submit(now, self.transcoder.decode_only if self.warm else self.transcoder.feed, pkt)
+
+    def go_live(self, now: float) -> None:
+        """A warm run is wanted on air: from now on what it decodes is encoded."""
+        self.warm = False
+        self._submit(now, self.transcoder.go_live)
 
     def collect(self, now: float) -> list[MediaPacket]:
         """Pictures ready by now, in order. Raises what the decoder or encoder raised."""
