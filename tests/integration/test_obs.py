@@ -10,7 +10,6 @@ the platform's recording must decode with zero errors (`ffmpeg -v error`).
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -24,10 +23,10 @@ from tests.integration.test_run_watch import ts
 from tests.support.nginx import NginxRtmp
 from tests.support.obs import make_clip, obs_studio, write_obs_home
 from tests.support.publishers import ffmpeg_publisher
-from tests.support.recording import marker_filter
+from tests.support.recording import decode_errors, marker_filter
 from tests.support.relay_proc import RelayProcess
 from tests.support.relay_toml import studio_config
-from tests.support.tools import free_port, require
+from tests.support.tools import free_port
 from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.integration
@@ -49,13 +48,6 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stack() -> Iterator[ExitStack]:
     with ExitStack() as s:
         yield s
-
-
-def decode_errors(path: Path) -> str:
-    """What ffmpeg's decoder and parser say about a recording at -v error (nothing: clean)."""
-    result = subprocess.run([require("ffmpeg"), "-hide_banner", "-v", "error", "-i", str(path),
-                             "-f", "null", "-"], capture_output=True, text=True, timeout=120)
-    return result.stderr.strip()
 
 
 def unexplained_slates(relay: RelayProcess) -> list[dict[str, object]]:

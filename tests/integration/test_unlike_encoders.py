@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import av
@@ -24,9 +23,8 @@ import pytest
 
 from tests.integration.test_failover_e2e import studio
 from tests.support.publishers import Publisher, ffmpeg_publisher
-from tests.support.recording import marker_filter
+from tests.support.recording import decode_errors, marker_filter
 from tests.support.studio import BACKUP_KEY, MAIN_KEY, PLATFORM_KEY
-from tests.support.tools import require
 from tests.support.waiting import holds_sync
 
 pytestmark = pytest.mark.integration
@@ -38,12 +36,6 @@ CAVLC = ["-profile:v", "baseline", "-ar", "44100"]
 MAIN_SIZE, BACKUP_SIZE = "640x360", "320x180"
 # quick round trip: the failback waits 2 s of healthy main and its next keyframe (1 s groups)
 FAILOVER = {"healthy_for_s": 1.0, "failback_after_s": 2.0, "min_dwell_s": 1.0}
-
-
-def ffmpeg_errors(path: Path, *args: str) -> str:
-    result = subprocess.run([require("ffmpeg"), "-hide_banner", "-v", "error", "-i", str(path), *args,
-                             "-f", "null", "-"], capture_output=True, text=True, timeout=120)
-    return result.stderr.strip()
 
 
 def pyav_errors(path: Path) -> list[str]:
@@ -100,8 +92,8 @@ def test_a_switch_between_unlike_encoders_reads_with_zero_errors(tmp_path: Path)
         assert slate or stills, (labels, s.relay.events("switching"), s.relay.events("bridge_on_air"))
     assert (640, 360) in rec.sizes and (320, 180) in rec.sizes, rec.sizes
     assert rec.strictly_rising()
-    decoded = ffmpeg_errors(rec_path)
+    decoded = decode_errors(rec_path)
     assert decoded == "", decoded[:2000]
-    parsed = ffmpeg_errors(rec_path, "-c", "copy")
+    parsed = decode_errors(rec_path, "-c", "copy")
     assert parsed == "", parsed[:2000]
     assert pyav_errors(rec_path) == []

@@ -10,12 +10,15 @@ player would use.
 from __future__ import annotations
 
 import itertools
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 import numpy as np
+
+from tests.support.tools import require
 
 MARKERS = {"red": "main", "blue": "backup"}
 
@@ -75,6 +78,20 @@ def _label(rgb: np.ndarray) -> str:
     if rgb.mean() < 20:
         return "black"
     return "other"
+
+
+def decode_errors(path: Path, *args: str) -> str:
+    """What ffmpeg's demuxer, parser and decoder say about a recording at ``-v error`` (nothing:
+    clean); ``args`` go before the null output (e.g. ``-c copy``: demuxing and parsing only).
+    Pictures keep their own timestamps (``-fps_mode passthrough``, a 1-ms encoder time base):
+    else ffmpeg re-times them onto the frame rate it guessed for the file (29.97 for 33/34-ms
+    steps), where two pictures of a 30-fps encoder can fall in one slot and the null muxer says
+    "non monotonically increasing dts" about that re-timing, not about the recording (seen with
+    OBS, then a 30-fps backup on air: every picture's own timestamp rose by 33 or 34 ms)."""
+    result = subprocess.run([require("ffmpeg"), "-hide_banner", "-v", "error", "-i", str(path), *args,
+                             "-fps_mode", "passthrough", "-enc_time_base:v", "1:1000", "-f", "null", "-"],
+                            capture_output=True, text=True, timeout=120)
+    return result.stderr.strip()
 
 
 def demux(path: Path, rec: Recording) -> Iterator[tuple[int, av.Packet]]:
