@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
+from bench.viewer import sessions  # opened, and again, as the arrival viewer's
+
 CHANGED = 3.0  # mean luma difference of a 16x16 block (of the 4x-downscaled picture) that is a change
 SCALE = 4
 BLOCK = 16
@@ -132,42 +134,22 @@ def read(path: str) -> list[Shown]:
     return out
 
 
-# Small probe, as bench/viewer.py's: the stream's parameters are in its sequence headers.
-QUICK = {"fflags": "nobuffer", "probesize": "32768", "analyzeduration": "0", "rtmp_live": "live"}
-PATIENT = {**QUICK, "probesize": str(10 * 2**20), "analyzeduration": str(15_000_000)}
-
-
 def watch(url: str, out_path: str) -> None:
     with open(out_path, "a", buffering=1) as out:
-        options = QUICK
-        while True:
-            try:
-                container = av.open(url, options=options, timeout=(20.0, 10.0))
-            except (av.FFmpegError, OSError):
-                time.sleep(0.2)
-                continue
-            if not container.streams.video:
-                container.close()
-                options = PATIENT
-                continue
+        for container in sessions(url):
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             before: np.ndarray | None = None
-            try:
+            with contextlib.suppress(av.FFmpegError, OSError):
                 for packet in container.demux(stream):
                     for frame in packet.decode():
                         look = blocks(small_luma(frame))
-                        corner = small_corner(frame)
                         pts = frame.pts if frame.pts is not None else packet.dts or 0
                         pts_ms = int(pts * frame.time_base * 1000) if frame.time_base else 0
                         repeat = before is not None and same(look, before)
-                        out.write(f"{time.monotonic():.6f}\t{pts_ms}\t{label_of(corner)}\t{int(repeat)}\n")
+                        out.write(f"{time.monotonic():.6f}\t{pts_ms}\t{label_of(small_corner(frame))}\t"
+                                  f"{int(repeat)}\n")
                         before = look
-            except (av.FFmpegError, OSError):
-                pass
-            finally:
-                container.close()
-            time.sleep(0.1)
 
 
 def main() -> int:

@@ -13,8 +13,11 @@ The viewer reconnects when the stream ends (e.g. before the publisher has starte
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import av
 
@@ -29,30 +32,37 @@ QUICK = {"fflags": "nobuffer", "probesize": "32768", "analyzeduration": "0", "rt
 PATIENT = {**QUICK, "probesize": str(10 * 2**20), "analyzeduration": str(15_000_000)}
 
 
+def sessions(url: str) -> Iterator[Any]:
+    """The platform's stream, opened again whenever it ends or fails (before the publisher
+    has started, after a restart): each an open container with a video stream, closed once
+    the caller is done with it. Reading it may raise av.FFmpegError or OSError: the caller
+    lets that end the session."""
+    options = QUICK
+    while True:
+        try:
+            container = av.open(url, options=options, timeout=(20.0, 10.0))
+        except (av.FFmpegError, OSError):
+            time.sleep(0.2)
+            continue
+        if not container.streams.video:
+            container.close()
+            options = PATIENT
+            continue
+        try:
+            yield container
+        finally:
+            container.close()
+        time.sleep(0.1)
+
+
 def watch(url: str, out_path: str) -> None:
     with open(out_path, "a", buffering=1) as out:
-        options = QUICK
-        while True:
-            try:
-                container = av.open(url, options=options, timeout=(20.0, 10.0))
-            except (av.FFmpegError, OSError):
-                time.sleep(0.2)
-                continue
-            if not container.streams.video:
-                container.close()
-                options = PATIENT
-                continue
-            try:
+        for container in sessions(url):
+            with contextlib.suppress(av.FFmpegError, OSError):
                 for packet in container.demux():
                     if packet.stream.type != "video" or packet.size == 0:
                         continue
-                    now = time.monotonic()
-                    out.write(f"{now:.6f}\t{payload_hash(bytes(packet))}\n")
-            except (av.FFmpegError, OSError):
-                pass
-            finally:
-                container.close()
-            time.sleep(0.1)
+                    out.write(f"{time.monotonic():.6f}\t{payload_hash(bytes(packet))}\n")
 
 
 def main() -> int:

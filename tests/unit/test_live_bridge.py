@@ -88,6 +88,8 @@ class Show:
                 if pkt.track is Track.VIDEO and pkt.keyframe:
                     self.run_bridge(now)
                 self.bridge.feed(name, pkt, now)
+            elif self.bridge.warm_for == name:  # a warm run, fed as relay/graph.py feeds it
+                self.bridge.feed(name, pkt, now)
             self.out += self.switcher.on_packet(name, pkt, now)
             self.run_bridge(now)
         self._played = until

@@ -22,25 +22,6 @@ from relay.push.live_bridge import LiveTranscoder
 from tests.unit.test_live_bridge import Show, _decoded, _input, _rebase
 
 
-class WarmShow(Show):
-    """Show, with the warm run fed as the media graph feeds it (relay/graph.py ``on_media``)."""
-
-    def play(self, until: float) -> None:
-        timeline = sorted(((name, p) for name, pkts in self.inputs.items() for p in pkts
-                           if self._played <= p.arrival < until), key=lambda item: item[1].arrival)
-        for name, pkt in timeline:
-            now = pkt.arrival
-            if self.bridge.live_for == name:
-                if pkt.track is Track.VIDEO and pkt.keyframe:
-                    self.run_bridge(now)
-                self.bridge.feed(name, pkt, now)
-            elif self.bridge.warm_for == name:
-                self.bridge.feed(name, pkt, now)
-            self.out += self.switcher.on_packet(name, pkt, now)
-            self.run_bridge(now)
-        self._played = until
-
-
 @pytest.fixture
 def catch_ups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every catch-up of a buffered group: "warm" (ahead of a fault, encoding nothing) or
@@ -56,14 +37,14 @@ def catch_ups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield calls
 
 
-def _show(spare: bool = False) -> WarmShow:
+def _show(spare: bool = False) -> Show:
     main = _input("moving", gop=15)
     inputs = {"main": main,
               # its keyframes at 5.0 and 6.5 s (its clock), arriving at 0.0 and 1.5 s
               "backup": [_rebase(p, -5000) for p in _input("moving", gop=45, shift_ms=5000)]}
     if spare:
         inputs["spare"] = [_rebase(p, -8000) for p in _input("moving", gop=45, shift_ms=8000)]
-    show = WarmShow(inputs)
+    show = Show(inputs)
     show.start()
     return show
 
