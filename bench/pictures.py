@@ -45,19 +45,21 @@ def blocks(luma_small: np.ndarray) -> np.ndarray:
     return small[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
 
 
+def _small(frame: av.VideoFrame, fmt: str) -> np.ndarray:
+    """``frame`` scaled down 4x by area averaging, in pixel format ``fmt``."""
+    return frame.reformat(width=max(BLOCK, frame.width // SCALE), height=max(BLOCK, frame.height // SCALE),
+                          format=fmt, interpolation="AREA").to_ndarray()
+
+
 def small_luma(frame: av.VideoFrame) -> np.ndarray:
     """``frame``'s luma scaled down 4x by area averaging."""
-    small = frame.reformat(width=max(BLOCK, frame.width // SCALE), height=max(BLOCK, frame.height // SCALE),
-                           format="gray", interpolation="AREA")
-    return small.to_ndarray()
+    return _small(frame, "gray")
 
 
 def small_corner(frame: av.VideoFrame) -> np.ndarray:
     """The top-left corner's pixels (8..40 of the original, inside the clips' 64x64 square),
     in RGB, read off the picture scaled down 4x."""
-    small = frame.reformat(width=max(BLOCK, frame.width // SCALE), height=max(BLOCK, frame.height // SCALE),
-                           format="rgb24", interpolation="AREA")
-    return small.to_ndarray()[8 // SCALE:40 // SCALE, 8 // SCALE:40 // SCALE]
+    return _small(frame, "rgb24")[8 // SCALE:40 // SCALE, 8 // SCALE:40 // SCALE]
 
 
 def same(a: np.ndarray, b: np.ndarray) -> bool:

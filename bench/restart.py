@@ -16,18 +16,26 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from bench.chain import ClipPublisher, RelayUnderTest, ViewerProcess
 from bench.clips import Clips
 from bench.figures import first_after
+from studio.logfollow import event_time
 
 UNIT = Path(__file__).resolve().parents[1] / "systemd" / "relay.service"
+# OBS (libobs obs-output.c, output_reconnect): after a drop it tries again after its retry
+# delay (the settings' default 2 s), each failed try waiting 1.5 times longer.
 OBS_RETRY_DELAY_S = 2.0
 OBS_RETRY_GROWTH = 1.5
 CONNECTED_S = 1.0  # a publisher that ran longer than this got through (then lost its connection)
+
+
+def obs_retry_delay(delay: float, got_through: bool) -> float:
+    """How long OBS waits before its next try, after a try that got through (and later lost
+    its connection) or was refused; ``delay`` is the wait before that try (0: the first)."""
+    return OBS_RETRY_DELAY_S if got_through or delay == 0.0 else delay * OBS_RETRY_GROWTH
 
 
 def restart_delay_s(unit: Path = UNIT) -> float:
@@ -44,10 +52,6 @@ class RestartRun:
     to_air_s: float  # the restart -> Relay's switched to main (its push)
     listening_s: float  # the restart -> its RTMP port served
     viewer_s: float  # the restart -> main's first frame at the platform's viewer; NaN: none
-
-
-def event_time(event: dict[str, Any]) -> float:
-    return datetime.fromisoformat(str(event["ts"]).replace("Z", "+00:00")).timestamp()
 
 
 def on_air_main(relay: RelayUnderTest, timeout: float = 30.0) -> None:
@@ -78,8 +82,7 @@ class ObsLikePublisher:
                 pass
             if self._stop.is_set():
                 break
-            got_through = time.monotonic() - started > CONNECTED_S
-            delay = OBS_RETRY_DELAY_S if got_through or delay == 0.0 else delay * OBS_RETRY_GROWTH
+            delay = obs_retry_delay(delay, got_through=time.monotonic() - started > CONNECTED_S)
 
     def stop(self) -> None:
         self._stop.set()

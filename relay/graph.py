@@ -287,12 +287,10 @@ class MediaGraph:
         """A packet from an input (or the slate): through the switcher to every output. The
         live bridge's target's pictures go to the bridge too; at its keyframe, where the
         switcher goes back to copying, what the bridge has ready goes out first."""
-        if self.bridge.live_for == input_id:
-            if pkt.track is Track.VIDEO and pkt.keyframe:
-                self._run_bridge(now)
+        if self.bridge.live_for == input_id and pkt.track is Track.VIDEO and pkt.keyframe:
+            self._run_bridge(now)
+        if input_id in (self.bridge.live_for, self.bridge.warm_for):  # also one warmed ahead of a fault
             self.bridge.feed(input_id, pkt, now)
-        elif self.bridge.warm_for == input_id:
-            self.bridge.feed(input_id, pkt, now)  # the live bridge warmed ahead of a fault
         self._forward(self.switcher.on_packet(input_id, pkt, now), now)
 
     def on_input_gone(self, input_id: str) -> None:

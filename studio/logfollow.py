@@ -19,12 +19,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from studio.procs import file_text, last_lines
 
 Event = dict[str, Any]
+
+
+def event_time(event: Event) -> float:
+    """When Relay logged ``event`` (its ``ts``, UTC), in ``time.time()`` seconds."""
+    return datetime.fromisoformat(str(event["ts"]).replace("Z", "+00:00")).timestamp()
 
 
 class LogWaitError(Exception):

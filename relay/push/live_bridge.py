@@ -90,8 +90,7 @@ class LiveTranscoder:
     def decode_only(self, pkt: MediaPacket, seq: int) -> list[MediaPacket]:
         """A warm run's packet (a keyframe too): decoded, nothing encoded."""
         self._decode(pkt)
-        for old in [k for k in self._arrivals if k < self._latest_pts - 10_000]:
-            del self._arrivals[old]  # bounded while nothing is encoded
+        self._forget_arrivals()  # bounded while nothing is encoded
         return []
 
     def go_live(self, seq: int) -> list[MediaPacket]:
@@ -141,9 +140,13 @@ class LiveTranscoder:
             config = self._encoder.config
             out.append(MediaPacket(Track.VIDEO, dts, max(pts, dts), data, key, config,
                                    self._arrivals.pop(pts, 0.0)))
-        for old in [k for k in self._arrivals if k < self._latest_pts - 10_000]:
-            del self._arrivals[old]  # pictures the decoder never gave back: bounded
+        self._forget_arrivals()
         return out
+
+    def _forget_arrivals(self) -> None:
+        """Arrivals of pictures the decoder never gave back (or not encoded): bounded."""
+        for old in [k for k in self._arrivals if k < self._latest_pts - 10_000]:
+            del self._arrivals[old]
 
 
 class LiveRun:

@@ -23,12 +23,12 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import av
 
+from studio.logfollow import event_time
 from tests.support.raw_rtmp import FlvTag, RawRtmpPublisher, read_flv_tags
 from tests.support.recording import Recording, demux
 from tests.support.relay_proc import RelayProcess
@@ -208,10 +208,6 @@ def assert_no_crash(relay: RelayProcess) -> None:
 def before(relay: RelayProcess, name: str, until: float, **match: Any) -> list[dict[str, Any]]:
     """`name` events matching `match` stamped before `until` (epoch seconds)."""
     return [e for e in relay.events(name, **match) if event_time(e) < until]
-
-
-def event_time(event: dict[str, Any]) -> float:
-    return datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
 
 
 def faults(relay: RelayProcess, *, worse_than: int = 4, since: float = 0.0, until: float = float("inf"),

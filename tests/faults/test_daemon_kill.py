@@ -19,7 +19,6 @@ figures are bounded generously and printed.
 from __future__ import annotations
 
 import contextlib
-import re
 import signal
 import socket
 import sqlite3
@@ -31,6 +30,7 @@ from types import TracebackType
 
 import pytest
 
+from bench.restart import obs_retry_delay, restart_delay_s
 from studio.procs import listening
 from tests.faults.show import (
     PLATFORM_KEY,
@@ -50,23 +50,11 @@ from tests.support.waiting import holds_sync, until_listening, until_sync
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 SESSIONS = "SELECT id, started, stopped, stop_reason FROM sessions ORDER BY started"
-UNIT = Path(__file__).resolve().parents[2] / "systemd" / "relay.service"
 RESTART_TO_AIR_S = 4.0  # BEHAVIOUR §10: back at the platform within 4 s of the restart
 LISTEN_WITHIN_S = 1.0  # BEHAVIOUR §10: `relay run` listens within 1 s of starting
 LISTEN_LOADED_S = 5.0  # the same as seen on a machine the whole suite shares (the figure is printed)
 RESTART_TO_AIR_LOADED_S = 20.0  # the same, as seen on a machine the whole suite shares
-# OBS (libobs obs-output.c, output_reconnect): after a drop it tries again after its
-# retry delay (the settings' default 2 s), each failed try waiting 1.5 times longer.
-OBS_RETRY_DELAY_S = 2.0
-OBS_RETRY_GROWTH = 1.5
 OBS_TIMEOUT_S = 30.0  # librtmp's (RTMP_Init: Link.timeout), which OBS keeps: a slow handshake is waited for
-
-
-def restart_delay_s() -> float:
-    """The unit's RestartSec: how long systemd waits before starting Relay again."""
-    found = re.search(r"^RestartSec=(\d+)ms$", UNIT.read_text(), re.M)
-    assert found, "RestartSec=<n>ms in systemd/relay.service"
-    return int(found.group(1)) / 1000
 
 
 class NotifySocket:
@@ -135,13 +123,13 @@ class ObsLikeEncoder:
                 publisher.connect()
             except OSError:
                 publisher.close()
-                delay = OBS_RETRY_DELAY_S if delay == 0.0 else delay * OBS_RETRY_GROWTH
+                delay = obs_retry_delay(delay, got_through=False)
                 continue
             self.publishing.append(time.time())
             with contextlib.suppress(OSError):  # the relay went away: reconnect
                 publisher.play(self.clip, seconds=3600)
             publisher.close()
-            delay = OBS_RETRY_DELAY_S
+            delay = obs_retry_delay(delay, got_through=True)
 
     def stop(self) -> None:
         self._stop.set()

@@ -15,11 +15,11 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import pytest
 
+from studio.logfollow import event_time
 from tests.support.publishers import ffmpeg_publisher
 from tests.support.raw_rtmp import AUDIO, RawRtmpPublisher, make_clip, read_flv_tags
 from tests.support.relay_proc import RelayProcess
@@ -36,8 +36,7 @@ THRESHOLDS = {"frozen_warn_s": 1.0, "frozen_fail_s": 2.5, "silence_warn_s": 1.0,
 SMALL = "320x180"  # the picture's size is not what any test here is about
 
 
-def ts(event: dict[str, Any]) -> float:
-    return datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
+ts = event_time  # when Relay logged an event (studio/logfollow.py)
 
 
 def url(port: int, key: str = MAIN_KEY) -> str:

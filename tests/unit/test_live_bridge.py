@@ -84,11 +84,9 @@ class Show:
                            if self._played <= p.arrival < until), key=lambda item: item[1].arrival)
         for name, pkt in timeline:
             now = pkt.arrival
-            if self.bridge.live_for == name:
-                if pkt.track is Track.VIDEO and pkt.keyframe:
-                    self.run_bridge(now)
-                self.bridge.feed(name, pkt, now)
-            elif self.bridge.warm_for == name:  # a warm run, fed as relay/graph.py feeds it
+            if self.bridge.live_for == name and pkt.track is Track.VIDEO and pkt.keyframe:
+                self.run_bridge(now)
+            if name in (self.bridge.live_for, self.bridge.warm_for):  # as relay/graph.py feeds it
                 self.bridge.feed(name, pkt, now)
             self.out += self.switcher.on_packet(name, pkt, now)
             self.run_bridge(now)
